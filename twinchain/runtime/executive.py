@@ -1,0 +1,420 @@
+"""The executive: applies blocks and extrinsics, validates transactions for the pool.
+
+Per signed extrinsic, in order (Substrate's signed extensions): decode and size, call lookup,
+mortality (birth block hash), signature, nonce, weight, fee. A check that fails makes the
+extrinsic *invalid*: it changes nothing and cannot be in a block. Once the fee is paid and the
+nonce bumped the call runs in its own transactional layer: if it fails, only its own writes
+and events are reverted and an ``ExtrinsicFailed`` event records why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from twinchain import native
+from twinchain.primitives import codec
+from twinchain.primitives.codec import CodecError
+from twinchain.primitives.merkle import merkle_root
+from twinchain.primitives.types import (
+    MAX_EXTRINSIC_SIZE,
+    Block,
+    Extrinsic,
+    extrinsic_hash,
+    signing_payload,
+)
+from twinchain.runtime.framework import BlockRejected, DispatchError, EventRecord, Origin
+from twinchain.runtime.overlay import Overlay
+from twinchain.runtime.pallets.system import (
+    EXTRINSIC_BASE_WEIGHT,
+    MAX_BLOCK_WEIGHT,
+    PHASE_APPLY,
+    PHASE_FINAL,
+    PHASE_INIT,
+)
+from twinchain.runtime.runtime import BlockContext, Runtime
+from twinchain.storage.abc import StateReader
+
+MAX_BLOCK_LENGTH = 4 * 1024 * 1024
+TX_LONGEVITY_IMMORTAL = 2**64 - 1
+
+
+class InvalidTransaction(Exception):
+    """The extrinsic cannot be included: ``code`` says why (Substrate's names)."""
+
+    CODES = (
+        "Decode",
+        "Call",
+        "Unsigned",
+        "BadProof",
+        "AncientBirthBlock",
+        "Stale",
+        "Future",
+        "Payment",
+        "ExhaustsResources",
+        "TooLarge",
+        "BadInherent",
+    )
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        assert code in self.CODES
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+class InvalidBlock(Exception):
+    """The block breaks a rule and must not be imported."""
+
+
+@dataclass
+class ValidTransaction:
+    """Pool view of a valid transaction (Substrate's ValidTransaction)."""
+
+    hash: bytes
+    signer: bytes
+    nonce: int
+    tip: int
+    fee: int
+    weight: int
+    length: int
+    priority: int
+    requires: list[bytes]
+    provides: list[bytes]
+    longevity: int
+
+
+@dataclass
+class ApplyOutcome:
+    hash: bytes
+    success: bool
+    weight: int
+    fee: int
+    error: DispatchError | None = None
+
+
+@dataclass
+class _Checked:
+    xt: Extrinsic
+    raw: bytes
+    hash: bytes
+    pallet: Any
+    call: Any
+    args: list[Any]
+    weight: int
+    fee: int = 0
+    message: bytes = b""
+
+
+def _tag(signer: bytes, nonce: int) -> bytes:
+    return signer + nonce.to_bytes(8, "big")
+
+
+@dataclass
+class BlockResult:
+    changes: dict[bytes, bytes | None]
+    outcomes: list[ApplyOutcome] = field(default_factory=list)
+
+
+class Executive:
+    """Runs blocks against a state. Not thread-safe: one block at a time per instance."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.block_weight = 0
+        self.block_length = 0
+        self.signed_seen = False
+        self.outcomes: list[ApplyOutcome] = []
+
+    # ------------------------------------------------------------------ block lifecycle
+    def initialize_block(
+        self, base: StateReader, number: int, parent_hash: bytes, slot: int
+    ) -> None:
+        rt = self.rt
+        rt.state = Overlay(base)
+        rt.block = BlockContext(number=number, parent_hash=parent_hash, slot=slot)
+        self.block_weight = 0
+        self.block_length = 0
+        self.signed_seen = False
+        self.outcomes = []
+        rt.state.phase = (PHASE_INIT, 0)
+        # The author comes from the parent's authority set, before any session change.
+        rt.block.author = rt.authority.author_for_slot(slot)
+        rt.system.initialize(number, parent_hash)
+        try:
+            for _, p in sorted(rt.pallets.items()):
+                self.block_weight += p.on_initialize(number)
+        except BlockRejected as exc:
+            raise InvalidBlock(str(exc)) from exc
+
+    def finalize_block(self) -> dict[bytes, bytes | None]:
+        rt = self.rt
+        rt.state.phase = (PHASE_FINAL, 0)
+        try:
+            for _, p in sorted(rt.pallets.items()):
+                p.on_finalize(rt.block.number)
+        except BlockRejected as exc:
+            raise InvalidBlock(str(exc)) from exc
+        events = []
+        for (kind, idx), ev in rt.state.events:
+            assert isinstance(ev, EventRecord)
+            pi, ei = rt.event_index(ev.module, ev.name)
+            events.append([kind, idx, pi, ei, list(ev.args)])
+        rt.system.Events.put(codec.encode(events) if events else b"")
+        rt.system.EventCount.put(len(events))
+        rt.system.BlockWeight.put(self.block_weight)
+        rt.system.ExtrinsicCount.put(len(self.outcomes))
+        return rt.state.changes()
+
+    # ------------------------------------------------------------------ checks
+    def _check(self, raw: bytes) -> _Checked:
+        """Decode and look up the call; no state access."""
+        if len(raw) > MAX_EXTRINSIC_SIZE:
+            raise InvalidTransaction("TooLarge", f"{len(raw)} bytes")
+        try:
+            xt = Extrinsic.decode(raw)
+            pallet, cd, args = self.rt.resolve_call(xt.call)
+        except CodecError as exc:
+            raise InvalidTransaction("Decode", str(exc)) from None
+        if xt.signed is None and not cd.inherent:
+            raise InvalidTransaction("Unsigned", "only inherents may be unsigned")
+        if xt.signed is not None and cd.inherent:
+            raise InvalidTransaction("Call", "an inherent cannot be signed")
+        weight = EXTRINSIC_BASE_WEIGHT + cd.weigh(self.rt, args)
+        return _Checked(xt, raw, extrinsic_hash(raw), pallet, cd, args, weight)
+
+    def _signing_message(self, c: _Checked, parent_number: int) -> bytes:
+        s = c.xt.signed
+        assert s is not None
+        if s.era.is_immortal:
+            birth_hash = self.rt.genesis_hash
+        else:
+            birth = s.era.birth(parent_number)
+            if birth > parent_number:
+                raise InvalidTransaction("AncientBirthBlock", "era born in the future")
+            # The parent's hash is only in System.BlockHash once the next block starts.
+            bh = (
+                self.rt.block.parent_hash
+                if birth == parent_number
+                else self.rt.system.BlockHash.get(birth)
+            )
+            if bh is None:
+                raise InvalidTransaction("AncientBirthBlock", f"no hash for block {birth}")
+            birth_hash = bh
+        return signing_payload(
+            c.xt.call,
+            s.nonce,
+            s.tip,
+            s.era,
+            self.rt.genesis_hash,
+            self.rt.spec_version,
+            birth_hash,
+        )
+
+    def _check_state(self, c: _Checked, allow_future: bool) -> None:
+        """Nonce, weight and fee against the current overlay (no writes)."""
+        s = c.xt.signed
+        assert s is not None
+        expected = self.rt.system.nonce(s.signer)
+        if s.nonce < expected:
+            raise InvalidTransaction("Stale", f"nonce {s.nonce} < {expected}")
+        if s.nonce > expected and not allow_future:
+            raise InvalidTransaction("Future", f"nonce {s.nonce} > {expected}")
+        if c.weight > MAX_BLOCK_WEIGHT:
+            raise InvalidTransaction("ExhaustsResources", "heavier than a whole block")
+        c.fee = self.rt.balances.compute_fee(len(c.raw), c.weight, s.tip)
+        if not self.rt.balances.can_pay(s.signer, c.fee):
+            raise InvalidTransaction("Payment", f"cannot pay fee {c.fee}")
+
+    # ------------------------------------------------------------------ apply
+    def apply_extrinsic(self, raw: bytes, *, verified: bool = False) -> ApplyOutcome:
+        """Apply one extrinsic to the current block.
+
+        Raises InvalidTransaction (and changes nothing) if it cannot be included. ``verified``
+        skips the signature check when the caller has already verified it (batch import,
+        the pool's cache).
+        """
+        c = self._check(raw)
+        return self._apply_checked(c, verified)
+
+    def _apply_checked(self, c: _Checked, verified: bool) -> ApplyOutcome:
+        rt = self.rt
+        if self.block_weight + c.weight > MAX_BLOCK_WEIGHT:
+            raise InvalidTransaction("ExhaustsResources", "block weight limit reached")
+        if self.block_length + len(c.raw) > MAX_BLOCK_LENGTH:
+            raise InvalidTransaction("ExhaustsResources", "block length limit reached")
+        index = len(self.outcomes)
+        rt.block.extrinsic_index = index
+        rt.state.phase = (PHASE_APPLY, index)
+        s = c.xt.signed
+        if s is None:
+            if self.signed_seen:
+                raise InvalidTransaction("BadInherent", "inherents must come first")
+            return self._apply_inherent(c)
+        self.signed_seen = True
+        msg = self._signing_message(c, rt.block.number - 1)
+        if not verified and not native.verify_batch([s.signer], [msg], [s.signature])[0]:
+            raise InvalidTransaction("BadProof", "bad signature")
+        self._check_state(c, allow_future=False)
+        # Point of no return: the fee is paid and the nonce bumped whatever the call does.
+        if not rt.balances.withdraw_fee(s.signer, c.fee):
+            raise InvalidTransaction("Payment", "cannot pay fee")
+        rt.system.inc_nonce(s.signer)
+        error = self._dispatch(Origin.signed(s.signer), c)
+        rt.balances.distribute_fee(c.fee, rt.block.author)
+        rt.balances.deposit(rt.balances.Event.FeePaid(s.signer, c.fee, s.tip))
+        return self._record(c, error)
+
+    def _apply_inherent(self, c: _Checked) -> ApplyOutcome:
+        error = self._dispatch(Origin.none(), c)
+        if error is not None:
+            raise InvalidTransaction("BadInherent", str(error))
+        return self._record(c, None)
+
+    def _dispatch(self, origin: Origin, c: _Checked) -> DispatchError | None:
+        st = self.rt.state
+        st.start_transaction()
+        try:
+            self.rt.dispatch(origin, c.pallet, c.call, c.args)
+        except DispatchError as err:
+            st.rollback_transaction()
+            return err
+        except (CodecError, ArithmeticError, ValueError, KeyError, TypeError) as exc:
+            # A pallet bug or an argument the pallet did not anticipate: fail the call, never
+            # the node. Every node runs the same code, so this stays deterministic.
+            st.rollback_transaction()
+            return DispatchError("System", "Other", f"{type(exc).__name__}: {exc}")
+        st.commit_transaction()
+        return None
+
+    def _record(self, c: _Checked, error: DispatchError | None) -> ApplyOutcome:
+        sysp = self.rt.system
+        if error is None:
+            self.rt.state.deposit_event(sysp.Event.ExtrinsicSuccess(c.weight, c.fee))
+        else:
+            self.rt.state.deposit_event(
+                sysp.Event.ExtrinsicFailed(error.module, error.error, c.weight, c.fee)
+            )
+        self.block_weight += c.weight
+        self.block_length += len(c.raw)
+        out = ApplyOutcome(c.hash, error is None, c.weight, c.fee, error)
+        self.outcomes.append(out)
+        return out
+
+    # ------------------------------------------------------------------ whole blocks
+    def inherents(self, now_ms: int) -> list[bytes]:
+        """The inherent extrinsics an author puts first in its block."""
+        call = self.rt.call_by_name("Timestamp", "set", now_ms)
+        return [Extrinsic(call).encode()]
+
+    def execute_block(
+        self,
+        base: StateReader,
+        block: Block,
+        verified: Iterable[bytes] = (),
+    ) -> BlockResult:
+        """Re-execute ``block`` on its parent state; raise InvalidBlock on any mismatch.
+
+        Signatures are checked in one ``native.verify_batch`` call, except for extrinsics
+        whose hash is in ``verified`` (already checked by this node's pool).
+        """
+        h = block.header
+        if merkle_root(block.extrinsics) != h.extrinsics_root:
+            raise InvalidBlock("extrinsics root mismatch")
+        if sum(len(x) for x in block.extrinsics) > MAX_BLOCK_LENGTH:
+            raise InvalidBlock("block too long")
+        self.initialize_block(base, h.number, h.parent_hash, h.slot)
+        try:
+            checked = [self._check(raw) for raw in block.extrinsics]
+        except InvalidTransaction as exc:
+            raise InvalidBlock(f"undecodable extrinsic: {exc}") from exc
+        done = set(verified)
+        todo: list[_Checked] = []
+        try:
+            for c in checked:
+                if c.xt.signed is not None and c.hash not in done:
+                    c.message = self._signing_message(c, h.number - 1)
+                    todo.append(c)
+        except InvalidTransaction as exc:
+            raise InvalidBlock(f"extrinsic {exc}") from exc
+        if todo:
+            oks = native.verify_batch(
+                [c.xt.signed.signer for c in todo],  # type: ignore[union-attr]
+                [c.message for c in todo],
+                [c.xt.signed.signature for c in todo],  # type: ignore[union-attr]
+            )
+            if not all(oks):
+                raise InvalidBlock("bad extrinsic signature")
+        for i, c in enumerate(checked):
+            try:
+                self._apply_checked(c, verified=True)
+            except InvalidTransaction as exc:
+                raise InvalidBlock(f"extrinsic {i} invalid: {exc}") from exc
+        changes = self.finalize_block()
+        return BlockResult(changes, list(self.outcomes))
+
+    # ------------------------------------------------------------------ pool validation
+    def validate_transaction(
+        self, base: StateReader, raw: bytes, best_number: int, best_hash: bytes
+    ) -> ValidTransaction:
+        """Check ``raw`` against the best block's state as if it went into the next block.
+
+        Future nonces are valid (they wait in the pool for their ``requires`` tag).
+        """
+        c = self._check(raw)
+        s = c.xt.signed
+        if s is None:
+            raise InvalidTransaction("Unsigned", "inherents are not gossiped")
+        rt = self.rt
+        rt.state = Overlay(base)
+        rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
+        msg = self._signing_message(c, best_number)
+        if not native.verify_batch([s.signer], [msg], [s.signature])[0]:
+            raise InvalidTransaction("BadProof", "bad signature")
+        self._check_state(c, allow_future=True)
+        expected = rt.system.nonce(s.signer)
+        requires = [] if s.nonce == expected else [_tag(s.signer, s.nonce - 1)]
+        longevity = (
+            TX_LONGEVITY_IMMORTAL
+            if s.era.is_immortal
+            else max(0, s.era.death(best_number) - best_number - 1)
+        )
+        return ValidTransaction(
+            hash=c.hash,
+            signer=s.signer,
+            nonce=s.nonce,
+            tip=s.tip,
+            fee=c.fee,
+            weight=c.weight,
+            length=len(raw),
+            priority=s.tip,
+            requires=requires,
+            provides=[_tag(s.signer, s.nonce)],
+            longevity=longevity,
+        )
+
+
+def decode_events(rt: Runtime, raw: bytes) -> list[dict[str, Any]]:
+    """The raw System.Events storage value to readable dicts, decoded from the metadata."""
+    inner = rt.system.Events.value_type.decode(raw) if raw else b""
+    if not inner:
+        return []
+    out = []
+    for kind, idx, pi, ei, args in codec.decode(inner):
+        p = rt.pallets[pi]
+        v = p.Event.variants[ei]
+        out.append(
+            {
+                "phase": ["initialization", "apply", "finalization"][kind],
+                "extrinsic": idx,
+                "pallet": p.name,
+                "event": v.name,
+                "args": v.decode_args(args),
+            }
+        )
+    return out
+
+
+def extrinsic_hashes(raws: Sequence[bytes]) -> list[bytes]:
+    return [extrinsic_hash(r) for r in raws]
