@@ -1,0 +1,32 @@
+"""``make bench``: every benchmark, each printing ratios measured in the same run.
+
+    python -m bench [--quick]
+
+``--quick`` shrinks the sizes (for a smoke run); the README's figures use the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from bench import block_import, state_root
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = ap.parse_args()
+    console = Console()
+    console.rule("state root: incremental update vs full rebuild")
+    if args.quick:
+        state_root.main(["--keys", "100000", "--changes", "1000"])
+    else:
+        state_root.main([])
+    console.rule("block import")
+    block_import.main(["--tx", "1000" if args.quick else "5000"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The CLI, run as a real process the way an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from twinchain.node.chain_spec import dev_spec
+from twinchain.node.client import Client
+from twinchain.node.keystore import Keystore
+from twinchain.primitives.keys import Keypair, decode_address
+from twinchain.primitives.types import Extrinsic
+
+
+def twinchain(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "twinchain.node.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_key_generate_and_inspect() -> None:
+    info = json.loads(twinchain("key", "generate", "--output-type", "json").stdout)
+    seed = info["secretSeed"]
+    assert decode_address(info["address"]).hex() == info["publicKey"][2:]
+    again = json.loads(twinchain("key", "inspect", seed, "--output-type", "json").stdout)
+    assert again["publicKey"] == info["publicKey"]
+    by_addr = json.loads(twinchain("key", "inspect", info["address"], "--output-type", "json").stdout)
+    assert by_addr["publicKey"] == info["publicKey"] and "secretSeed" not in by_addr
+    alice = json.loads(twinchain("key", "inspect", "//Alice", "--output-type", "json").stdout)
+    assert alice["publicKey"] == "0x" + Keypair.from_dev_name("Alice").public.hex()
+
+
+def test_key_inspect_rejects_bad_address() -> None:
+    kp = Keypair.from_dev_name("Bob")
+    addr = kp.address
+    broken = addr[:-1] + ("2" if addr[-1] != "2" else "3")
+    r = twinchain("key", "inspect", broken, check=False)
+    assert r.returncode == 1 and "cannot inspect" in r.stderr
+
+
+def test_key_insert_writes_0600_file(tmp_path: Path) -> None:
+    r = twinchain(
+        "key", "insert", "--dev", "--base-path", str(tmp_path), "--key-type", "aura",
+        "--suri", "//Charlie", "--output-type", "json",
+    )
+    info = json.loads(r.stdout)
+    f = Path(info["file"])
+    assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    assert stat.S_IMODE(f.parent.stat().st_mode) == 0o700
+    ks = Keystore(f.parent)
+    assert [k.public for k in ks.keys("aura")] == [Keypair.from_dev_name("Charlie").public]
+    bad = twinchain("key", "insert", "--dev", "--base-path", str(tmp_path), "--key-type", "nope",
+                    check=False)
+    assert bad.returncode == 1 and "key-type" in bad.stderr
+
+
+def test_build_spec_round_trip(tmp_path: Path) -> None:
+    raw = json.loads(twinchain("build-spec", "--chain", "local", "--raw").stdout)
+    assert raw["id"] == "local_testnet" and raw["genesisHash"].startswith("0x")
+    plain = json.loads(twinchain("build-spec", "--chain", "local").stdout)
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(plain))
+    again = json.loads(twinchain("build-spec", "--chain", str(spec_file), "--raw").stdout)
+    assert again["genesisHash"] == raw["genesisHash"]
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    r = twinchain("build-spec", "--chain", str(broken), check=False)
+    assert r.returncode == 1 and "chain spec" in r.stderr
+
+
+def _make_chain(base: Path, blocks: int) -> Client:
+    client = Client(dev_spec(), base)
+    alice, bob = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
+    call = client.runtime.call_by_name("Balances", "transfer", bob.public, 10**12)
+    nonce = 0
+    for i in range(blocks):
+        xts = []
+        for _ in range(5):
+            xts.append((b"", Extrinsic.sign(call, alice, nonce, client.genesis_hash, 1).encode()))
+            nonce += 1
+        _, res = client.propose(alice, 100 + i, (100 + i) * 1000, xts)
+        client.self_finalize(alice, res.hash)
+    return client
+
+
+def test_export_import_reexecutes_to_same_state(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    client = _make_chain(src, 6)
+    best = client.best
+    client.close()
+    out_file = tmp_path / "blocks.bin"
+    twinchain("export-blocks", "--dev", "--base-path", str(src), str(out_file))
+    dst = tmp_path / "dst"
+    r = twinchain("import-blocks", "--dev", "--base-path", str(dst), str(out_file))
+    assert "imported 6 blocks" in r.stderr
+    again = Client(dev_spec(), dst)
+    try:
+        assert again.best.hash == best.hash
+        assert again.best.state_root == best.state_root
+        assert again.finalized.number == 6
+    finally:
+        again.close()
+    # A corrupted block is rejected, and the chain stays where it was.
+    data = bytearray(out_file.read_bytes())
+    data[-10] ^= 0xFF
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(bytes(data))
+    r = twinchain("import-blocks", "--dev", "--base-path", str(tmp_path / "dst2"), str(bad),
+                  check=False)
+    assert r.returncode == 1 and ("rejected" in r.stderr or "bad block" in r.stderr)
+
+
+def test_purge_chain(tmp_path: Path) -> None:
+    _make_chain(tmp_path, 1).close()
+    db = tmp_path / "chains" / "dev" / "db"
+    assert db.exists()
+    twinchain("purge-chain", "--dev", "--base-path", str(tmp_path), "-y")
+    assert not db.exists()

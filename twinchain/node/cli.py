@@ -1,0 +1,358 @@
+"""``twinchain``: the node's command line, spelled as Substrate's.
+
+    twinchain node [--dev | --chain SPEC] [--base-path DIR] [--validator] [--port N]
+                   [--rpc-port N] [--state-pruning N|archive]
+    twinchain key generate | inspect | insert
+    twinchain build-spec [--dev | --chain SPEC]
+    twinchain purge-chain [--dev | --chain SPEC] --base-path DIR [-y]
+    twinchain export-blocks [--dev | --chain SPEC] --base-path DIR [--from N] [--to N] FILE
+    twinchain import-blocks [--dev | --chain SPEC] --base-path DIR FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from twinchain import __version__
+from twinchain.node.chain_spec import ChainSpec, ChainSpecError, resolve
+from twinchain.node.keystore import KEY_TYPES, Keystore, KeystoreError
+from twinchain.primitives.keys import InvalidKey, Keypair, decode_address, encode_address
+
+console = Console(stderr=True)
+out = Console()
+
+
+class CliError(Exception):
+    """A user error: printed in one line, exit status 1."""
+
+
+def _pruning(value: str) -> int | None:
+    if value == "archive":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--state-pruning takes a number or 'archive'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("--state-pruning must keep at least 1 state")
+    return n
+
+
+def _chain_args(p: argparse.ArgumentParser, base_required: bool = False) -> None:
+    p.add_argument("--dev", action="store_true", help="the development chain (Alice validates)")
+    p.add_argument("--chain", help="dev, local, or the path of a chain spec JSON")
+    p.add_argument("--base-path", "-d", type=Path, required=base_required, help="data folder")
+
+
+def _spec(args: argparse.Namespace) -> ChainSpec:
+    try:
+        return resolve(args.dev, args.chain)
+    except ChainSpecError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _suri_keypair(suri: str) -> Keypair:
+    if suri.startswith("//"):
+        return Keypair.from_dev_name(suri)
+    try:
+        return Keypair.from_seed(bytes.fromhex(suri.removeprefix("0x")))
+    except (ValueError, InvalidKey) as exc:
+        raise CliError(f"--suri must be //Name or a 32-byte hex seed: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    import trio
+
+    from twinchain.node.service import Node, NodeConfig
+
+    spec = _spec(args)
+    dev = args.dev or args.chain == "dev"
+    validator = args.validator or dev
+    key = _suri_keypair(args.key) if args.key else (Keypair.from_dev_name("Alice") if dev else None)
+    cfg = NodeConfig(
+        spec=spec,
+        base_path=args.base_path,
+        name=args.name,
+        validator=validator,
+        author_key=key,
+        port=args.port,
+        rpc_host="0.0.0.0" if args.rpc_external else "127.0.0.1",
+        rpc_port=None if args.no_rpc else args.rpc_port,
+        rpc_unsafe=args.rpc_methods == "unsafe",
+        rpc_cors=[c for c in (args.rpc_cors or "").split(",") if c],
+        pruning=args.state_pruning,
+    )
+    node = Node(cfg)
+    console.print(
+        f"[bold]twinchain {__version__}[/] · chain [cyan]{spec.name}[/] · "
+        f"genesis 0x{node.client.genesis_hash.hex()[:16]}… · base {node.base_path}"
+    )
+    trio.run(node.run)
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    if args.key_cmd == "generate":
+        kp = Keypair.generate()
+        info = {"secretSeed": "0x" + kp.secret.hex(), "publicKey": "0x" + kp.public.hex(),
+                "accountId": "0x" + kp.public.hex(), "address": kp.address}
+    elif args.key_cmd == "inspect":
+        text = args.uri
+        if text.startswith("//") or (len(text.removeprefix("0x")) == 64 and not args.public):
+            kp = _suri_keypair(text)
+            info = {"secretSeed": "0x" + kp.secret.hex(), "publicKey": "0x" + kp.public.hex(),
+                    "address": kp.address}
+        else:
+            try:
+                acct = (bytes.fromhex(text.removeprefix("0x")) if text.startswith("0x")
+                        else decode_address(text))
+                addr = encode_address(acct)
+            except (ValueError, InvalidKey) as exc:
+                raise CliError(f"cannot inspect {text!r}: {exc}") from None
+            info = {"publicKey": "0x" + acct.hex(), "address": addr}
+    else:  # insert
+        spec = _spec(args)
+        if args.base_path is None:
+            raise CliError("key insert needs --base-path")
+        if args.key_type not in KEY_TYPES:
+            raise CliError(f"--key-type must be one of {', '.join(KEY_TYPES)}")
+        kp = _suri_keypair(args.suri) if args.suri else Keypair.generate()
+        ks = Keystore(args.base_path / "chains" / spec.id / "keystore")
+        try:
+            path = ks.insert(args.key_type, kp)
+        except KeystoreError as exc:
+            raise CliError(str(exc)) from None
+        info = {"keyType": args.key_type, "publicKey": "0x" + kp.public.hex(),
+                "address": kp.address, "file": str(path)}
+    if args.output_type == "json":
+        out.print_json(json.dumps(info))
+    else:
+        for k, v in info.items():
+            out.print(f"[bold]{k:>12}[/]: {v}")
+    return 0
+
+
+def cmd_build_spec(args: argparse.Namespace) -> int:
+    spec = _spec(args)
+    data: dict[str, Any] = spec.to_json()
+    if args.raw:
+        data["genesisHash"] = "0x" + spec.genesis_block().hash.hex()
+        data["genesisStorage"] = {
+            "0x" + k.hex(): "0x" + v.hex() for k, v in sorted(spec.genesis_storage().items())
+        }
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+def cmd_purge_chain(args: argparse.Namespace) -> int:
+    spec = _spec(args)
+    db = args.base_path / "chains" / spec.id / "db"
+    if not db.exists():
+        console.print(f"nothing to purge at {db}")
+        return 0
+    if not args.yes:
+        answer = input(f"Remove {db}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            console.print("aborted")
+            return 1
+    shutil.rmtree(db)
+    console.print(f"[green]removed[/] {db}")
+    return 0
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def cmd_export_blocks(args: argparse.Namespace) -> int:
+    from twinchain.node.client import Client
+
+    spec = _spec(args)
+    client = Client(spec, args.base_path, pruning=None)
+    try:
+        end = client.best.number if args.to is None else min(args.to, client.best.number)
+        start = args.from_
+        with open(args.file, "wb") as fh, _progress() as prog:
+            task = prog.add_task("exporting", total=end - start + 1, rate="")
+            for raw in client.iter_blocks(start, end):
+                fh.write(struct.pack(">I", len(raw)))
+                fh.write(raw)
+                prog.advance(task)
+    finally:
+        client.close()
+    console.print(f"exported blocks #{start}..#{end} to {args.file}")
+    return 0
+
+
+def read_block_file(path: Path):  # noqa: ANN201 - a generator of raw blocks
+    with open(path, "rb") as fh:
+        while True:
+            head = fh.read(4)
+            if not head:
+                return
+            if len(head) != 4:
+                raise CliError("truncated block file")
+            (n,) = struct.unpack(">I", head)
+            raw = fh.read(n)
+            if len(raw) != n:
+                raise CliError("truncated block file")
+            yield raw
+
+
+def cmd_import_blocks(args: argparse.Namespace) -> int:
+    import time
+
+    from twinchain.node.client import BlockImportError, Client
+    from twinchain.primitives.codec import CodecError
+    from twinchain.primitives.types import Block
+
+    spec = _spec(args)
+    client = Client(spec, args.base_path, pruning=args.state_pruning)
+    raws = list(read_block_file(args.file))
+    imported = skipped = 0
+    t0 = time.perf_counter()
+    try:
+        with _progress() as prog:
+            task = prog.add_task("importing", total=len(raws), rate="")
+            for raw in raws:
+                try:
+                    block = Block.decode(raw)
+                except CodecError as exc:
+                    raise CliError(f"bad block in file: {exc}") from None
+                if block.header.number == 0:
+                    if block.hash != client.genesis_hash:
+                        raise CliError("the file's genesis differs from this chain's")
+                    skipped += 1
+                else:
+                    try:
+                        client.import_block(block, check_time=False)
+                        imported += 1
+                    except BlockImportError as exc:
+                        if exc.reason != "known":
+                            raise CliError(
+                                f"block #{block.header.number} rejected: {exc}"
+                            ) from None
+                        skipped += 1
+                if block.header.number > 0 and client.blocks.header(block.hash) is not None:
+                    # Blocks from a file were finalized where they came from; re-check is the
+                    # re-execution above, so they may be finalized here too.
+                    client.finalize(block.hash)
+                rate = imported / max(time.perf_counter() - t0, 1e-9)
+                prog.update(task, advance=1, rate=f"{rate:,.0f} blocks/s")
+        best = client.best
+        console.print(
+            f"imported {imported} blocks ({skipped} already known); best #{best.number} "
+            f"0x{best.hash.hex()} state root 0x{best.state_root.hex()}"
+        )
+    finally:
+        client.close()
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="twinchain", description="twinchain node")
+    p.add_argument("--version", action="version", version=f"twinchain {__version__}")
+    p.add_argument("--log", default="info", help="log level (debug, info, warning)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    n = sub.add_parser("node", help="run a node")
+    _chain_args(n)
+    n.add_argument("--validator", action="store_true", help="author blocks with the aura key")
+    n.add_argument("--key", help="author key as //Name or hex seed (instead of the keystore)")
+    n.add_argument("--name", default="twinchain-node", help="node name shown to peers and RPC")
+    n.add_argument("--port", type=int, default=30333, help="p2p port")
+    n.add_argument("--rpc-port", type=int, default=9944, help="JSON-RPC port (HTTP+WS)")
+    n.add_argument("--no-rpc", action="store_true", help="do not serve JSON-RPC")
+    n.add_argument("--rpc-external", action="store_true", help="listen on all interfaces")
+    n.add_argument("--rpc-methods", choices=("safe", "unsafe"), default="safe",
+                   help="'unsafe' answers key and peer admin methods off loopback too")
+    n.add_argument("--rpc-cors", help="comma-separated allowed origins, or 'all'")
+    n.add_argument("--state-pruning", type=_pruning, default=256,
+                   help="states to keep (default 256) or 'archive'")
+    n.set_defaults(fn=cmd_node)
+
+    k = sub.add_parser("key", help="key utilities")
+    ksub = k.add_subparsers(dest="key_cmd", required=True)
+    kg = ksub.add_parser("generate", help="generate a new key pair")
+    ki = ksub.add_parser("inspect", help="show the public key and address of a seed or address")
+    ki.add_argument("uri", help="//Name, hex seed, hex public key or address")
+    ki.add_argument("--public", action="store_true", help="treat a 0x value as a public key")
+    kn = ksub.add_parser("insert", help="insert a key into the node's keystore")
+    _chain_args(kn)
+    kn.add_argument("--key-type", required=True, help=f"one of {', '.join(KEY_TYPES)}")
+    kn.add_argument("--suri", help="//Name or hex seed (default: a new random key)")
+    for sp in (kg, ki, kn):
+        sp.add_argument("--output-type", choices=("text", "json"), default="text")
+    k.set_defaults(fn=cmd_key)
+
+    b = sub.add_parser("build-spec", help="print a chain spec as JSON")
+    _chain_args(b)
+    b.add_argument("--raw", action="store_true", help="include the genesis storage and hash")
+    b.set_defaults(fn=cmd_build_spec)
+
+    pc = sub.add_parser("purge-chain", help="remove the chain database")
+    _chain_args(pc, base_required=True)
+    pc.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    pc.set_defaults(fn=cmd_purge_chain)
+
+    e = sub.add_parser("export-blocks", help="export blocks to a file")
+    _chain_args(e, base_required=True)
+    e.add_argument("--from", dest="from_", type=int, default=0)
+    e.add_argument("--to", type=int)
+    e.add_argument("file", type=Path)
+    e.set_defaults(fn=cmd_export_blocks)
+
+    i = sub.add_parser("import-blocks", help="import (re-execute) blocks from a file")
+    _chain_args(i, base_required=True)
+    i.add_argument("--state-pruning", type=_pruning, default=256)
+    i.add_argument("file", type=Path)
+    i.set_defaults(fn=cmd_import_blocks)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log.upper(),
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+    )
+    try:
+        return int(args.fn(args) or 0)
+    except CliError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    except (ChainSpecError, KeystoreError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The client: the chain database, the runtime, block building and block import in one place.
+
+It is synchronous (plain method calls); the node's trio tasks call it. Every state-changing
+method ends in one atomic WriteBatch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twinchain.consensus import aura
+from twinchain.consensus.finality import Justification, Vote
+from twinchain.node.chain_spec import ChainSpec
+from twinchain.primitives.codec import CodecError
+from twinchain.primitives.keys import Keypair
+from twinchain.primitives.merkle import merkle_root
+from twinchain.primitives.types import Block, Header
+from twinchain.runtime.executive import (
+    ApplyOutcome,
+    Executive,
+    InvalidBlock,
+    InvalidTransaction,
+    ValidTransaction,
+)
+from twinchain.runtime.runtime import Runtime
+from twinchain.storage.abc import KeyValueStore, StateReader, WriteBatch
+from twinchain.storage.blockstore import BlockStore, ChainStoreError
+from twinchain.storage.kv import LevelDBStore, MemoryStore
+from twinchain.storage.statedb import StateDB
+from twinchain.storage.trie import StateError
+
+log = logging.getLogger("twinchain.client")
+
+
+class ImportError_(Exception):
+    """A block was not imported; ``reason`` is one of: known, unknown-parent, invalid."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+BlockImportError = ImportError_
+
+
+@dataclass
+class ImportResult:
+    hash: bytes
+    number: int
+    is_best: bool
+    finalized: bool
+    outcomes: list[ApplyOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Client:
+    """The chain of one node: database, runtime, import and authoring."""
+
+    def __init__(
+        self,
+        spec: ChainSpec,
+        base_path: str | Path | None,
+        *,
+        pruning: int | None = 256,
+        kv: KeyValueStore | None = None,
+    ) -> None:
+        self.spec = spec
+        if kv is None:
+            if base_path is None:
+                kv = MemoryStore()
+            else:
+                db = Path(base_path) / "chains" / spec.id / "db"
+                db.mkdir(parents=True, exist_ok=True)
+                kv = LevelDBStore(db)
+        self.kv = kv
+        self.statedb = StateDB(kv, pruning=pruning)
+        self.blocks = BlockStore(kv, self.statedb)
+        genesis = spec.genesis_block()
+        self.genesis_hash = genesis.hash
+        stored = self.blocks.genesis_hash
+        if stored is None:
+            update = self.statedb.prepare(b"\x00" * 32, spec.genesis_storage())
+            if update.root != genesis.header.state_root:
+                raise ChainStoreError("genesis state root mismatch")
+            batch = WriteBatch()
+            self.blocks.init_genesis(batch, genesis, update)
+            self.blocks.commit(batch)
+        elif stored != self.genesis_hash:
+            raise ChainStoreError(
+                f"database at {base_path} belongs to another chain "
+                f"(genesis 0x{stored.hex()}, spec gives 0x{self.genesis_hash.hex()})"
+            )
+        self.runtime = Runtime(self.genesis_hash)
+        self.executive = Executive(self.runtime)
+        self.import_listeners: list[Callable[[ImportResult, Block], None]] = []
+
+    def close(self) -> None:
+        self.kv.close()
+
+    # -- reads
+    @property
+    def best(self) -> Header:
+        return self.blocks.best_header()
+
+    @property
+    def finalized(self) -> Header:
+        return self.blocks.finalized_header()
+
+    def state_at(self, block_hash: bytes | None = None) -> StateReader:
+        h = self.blocks.header(block_hash or self.blocks.best_hash)
+        if h is None:
+            raise ChainStoreError("unknown block")
+        return self.statedb.at(h.state_root)
+
+    def authorities_at(self, block_hash: bytes) -> list[bytes]:
+        return aura.authorities(self.runtime, self.state_at(block_hash))
+
+    def slot_duration(self) -> int:
+        return self.spec.slot_duration_ms
+
+    # -- transactions
+    def validate_transaction(self, raw: bytes) -> ValidTransaction:
+        best = self.best
+        return self.executive.validate_transaction(
+            self.state_at(best.hash), raw, best.number, best.hash
+        )
+
+    # -- authoring
+    def propose(
+        self,
+        keypair: Keypair,
+        slot: int,
+        now_ms: int,
+        ready: Iterable[tuple[bytes, bytes]] = (),
+        *,
+        verified: Callable[[bytes], bool] = lambda h: False,
+        on_invalid: Callable[[bytes, InvalidTransaction], None] | None = None,
+        deadline: float | None = None,
+        parent: Header | None = None,
+    ) -> tuple[Block, ImportResult]:
+        """Build, seal and import a block on ``parent`` (default: best) for ``slot``."""
+        parent = parent or self.best
+        t0 = time.perf_counter()
+        ex = self.executive
+        ex.initialize_block(self.state_at(parent.hash), parent.number + 1, parent.hash, slot)
+        extrinsics: list[bytes] = []
+        for raw in ex.inherents(now_ms):
+            ex.apply_extrinsic(raw)
+            extrinsics.append(raw)
+        for h, raw in ready:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            try:
+                ex.apply_extrinsic(raw, verified=verified(h))
+            except InvalidTransaction as exc:
+                if exc.code == "ExhaustsResources":
+                    break
+                if on_invalid is not None:
+                    on_invalid(h, exc)
+                continue
+            extrinsics.append(raw)
+        changes = ex.finalize_block()
+        outcomes = list(ex.outcomes)
+        update = self.statedb.prepare(parent.state_root, changes)
+        header = Header(
+            parent_hash=parent.hash,
+            number=parent.number + 1,
+            state_root=update.root,
+            extrinsics_root=merkle_root(extrinsics),
+            slot=slot,
+        ).sealed(keypair)
+        block = Block(header, tuple(extrinsics))
+        result = self._write(block, update, outcomes, t0)
+        return block, result
+
+    # -- import
+    def import_block(
+        self,
+        block: Block,
+        *,
+        verified: Iterable[bytes] = (),
+        check_time: bool = True,
+        now_ms: int | None = None,
+    ) -> ImportResult:
+        """Verify and re-execute ``block``; write it if valid. Raises BlockImportError."""
+        t0 = time.perf_counter()
+        header = block.header
+        h = header.hash
+        if self.blocks.header(h) is not None:
+            raise BlockImportError("known", f"block #{header.number} already imported")
+        parent = self.blocks.header(header.parent_hash)
+        if parent is None:
+            raise BlockImportError("unknown-parent", f"parent of #{header.number} unknown")
+        if header.number != parent.number + 1:
+            raise BlockImportError("invalid", "block number does not follow its parent")
+        if header.number <= self.finalized.number:
+            raise BlockImportError("invalid", "block is below the finalized height")
+        try:
+            parent_state = self.state_at(parent.hash)
+            aura.check_header(
+                self.runtime,
+                parent_state,
+                parent,
+                header,
+                self.slot_duration(),
+                now_ms=now_ms if check_time else None,
+            )
+            result = self.executive.execute_block(parent_state, block, verified)
+        except aura.FutureBlock as exc:
+            raise BlockImportError("future", str(exc)) from None
+        except (aura.BadSeal, InvalidBlock, CodecError) as exc:
+            raise BlockImportError("invalid", str(exc)) from None
+        except StateError as exc:
+            raise BlockImportError("unknown-parent", f"parent state unavailable: {exc}") from None
+        update = self.statedb.prepare(parent.state_root, result.changes)
+        if update.root != header.state_root:
+            raise BlockImportError(
+                "invalid",
+                f"state root mismatch: header 0x{header.state_root.hex()[:16]}…, "
+                f"computed 0x{update.root.hex()[:16]}…",
+            )
+        return self._write(block, update, result.outcomes, t0)
+
+    def _write(
+        self, block: Block, update: object, outcomes: list[ApplyOutcome], t0: float
+    ) -> ImportResult:
+        header = block.header
+        is_best = header.number > self.best.number
+        batch = WriteBatch()
+        h = self.blocks.write_block(batch, block, update, set_best=is_best)  # type: ignore[arg-type]
+        self.blocks.commit(batch)
+        result = ImportResult(h, header.number, is_best, False, outcomes, time.perf_counter() - t0)
+        for listener in self.import_listeners:
+            listener(result, block)
+        return result
+
+    # -- finality
+    def finalize(self, block_hash: bytes, justification: Justification | None = None) -> None:
+        """Mark a best-chain block final (with its justification) and prune old state."""
+        batch = WriteBatch()
+        self.blocks.set_finalized(
+            batch, block_hash, None if justification is None else justification.encode()
+        )
+        self.blocks.commit(batch)
+
+    def self_finalize(self, keypair: Keypair, block_hash: bytes) -> bool:
+        """Single-authority chains: the sole authority's own vote is a supermajority."""
+        auths = self.authorities_at(block_hash)
+        if auths != [keypair.public]:
+            return False
+        header = self.blocks.header(block_hash)
+        assert header is not None
+        vote = Vote.sign(keypair, block_hash, header.number, round=header.number,
+                         genesis_hash=self.genesis_hash)
+        self.finalize(block_hash, Justification(block_hash, header.number, (vote,)))
+        return True
+
+    # -- export / import of block files
+    def iter_blocks(self, start: int, end: int) -> Iterator[bytes]:
+        for n in range(start, end + 1):
+            h = self.blocks.hash_at(n)
+            if h is None:
+                return
+            raw = self.blocks.block_bytes(h)
+            assert raw is not None
+            yield raw

@@ -1,0 +1,69 @@
+"""The keystore: validator, gateway and device keys as files (0600) in a 0700 folder.
+
+A key file is named ``<key type>-<hex public key>`` and holds JSON with the hex seed, as
+Substrate's keystore names its files by key type and public key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from twinchain.primitives.keys import InvalidKey, Keypair
+
+KEY_TYPES = ("aura", "gran", "gate", "devc", "acct", "work")
+
+
+class KeystoreError(Exception):
+    """Unknown key type, unreadable file or bad seed."""
+
+
+class Keystore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def _ensure_dir(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+
+    def insert(self, key_type: str, keypair: Keypair) -> Path:
+        if key_type not in KEY_TYPES:
+            raise KeystoreError(f"unknown key type {key_type!r}; one of {', '.join(KEY_TYPES)}")
+        self._ensure_dir()
+        f = self.path / f"{key_type}-{keypair.public.hex()}"
+        # Created 0600 from the start: the secret is never readable by others, not even briefly.
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"type": key_type, "public": keypair.public.hex(), "seed": keypair.secret.hex()}, fh)
+        os.chmod(f, 0o600)
+        return f
+
+    def generate(self, key_type: str) -> Keypair:
+        kp = Keypair.generate()
+        self.insert(key_type, kp)
+        return kp
+
+    def keys(self, key_type: str) -> list[Keypair]:
+        if not self.path.is_dir():
+            return []
+        out = []
+        for f in sorted(self.path.glob(f"{key_type}-*")):
+            try:
+                data = json.loads(f.read_text())
+                kp = Keypair.from_seed(bytes.fromhex(data["seed"]))
+            except (OSError, ValueError, KeyError, InvalidKey) as exc:
+                raise KeystoreError(f"bad key file {f}: {exc}") from exc
+            if kp.public.hex() != f.name.split("-", 1)[1]:
+                raise KeystoreError(f"key file {f} does not match its name")
+            out.append(kp)
+        return out
+
+    def has(self, key_type: str, public: bytes) -> bool:
+        return (self.path / f"{key_type}-{public.hex()}").exists()
+
+    def get(self, key_type: str, public: bytes) -> Keypair | None:
+        for kp in self.keys(key_type):
+            if kp.public == public:
+                return kp
+        return None
