@@ -36,16 +36,14 @@ from twinchain.storage.trie import StateError
 log = logging.getLogger("twinchain.client")
 
 
-class ImportError_(Exception):
-    """A block was not imported; ``reason`` is one of: known, unknown-parent, invalid."""
+class BlockImportError(Exception):
+    """A block was not imported; ``reason``: known, unknown-parent, future or invalid."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
 
-
-BlockImportError = ImportError_
 
 
 @dataclass
@@ -97,6 +95,9 @@ class Client:
             )
         self.runtime = Runtime(self.genesis_hash)
         self.executive = Executive(self.runtime)
+        # Pool validation swaps the runtime's state and block context: give it its own, so a
+        # validation can never land in the middle of a block being built or imported.
+        self._pool_executive = Executive(Runtime(self.genesis_hash))
         self.import_listeners: list[Callable[[ImportResult, Block], None]] = []
 
     def close(self) -> None:
@@ -126,7 +127,7 @@ class Client:
     # -- transactions
     def validate_transaction(self, raw: bytes) -> ValidTransaction:
         best = self.best
-        return self.executive.validate_transaction(
+        return self._pool_executive.validate_transaction(
             self.state_at(best.hash), raw, best.number, best.hash
         )
 

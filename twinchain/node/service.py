@@ -59,7 +59,9 @@ class Node:
         self.base_path = base
         self.client = Client(config.spec, base, pruning=config.pruning)
         self.keystore = Keystore(base / "chains" / config.spec.id / "keystore")
-        self.pool = TransactionPool(self.client.validate_transaction)
+        self.pool = TransactionPool(
+            self.client.validate_transaction, best_number=self.client.best.number
+        )
         self.name = config.name
         self.version = __version__
         self.is_syncing = False
@@ -147,19 +149,24 @@ class Node:
         assert self.author_key is not None
         deadline = time.monotonic() + self.client.slot_duration() * PROPOSE_SHARE / 1000
 
+        ready = self.pool.ready()
+        invalid: list[bytes] = []
+
         def on_invalid(h: bytes, exc: InvalidTransaction) -> None:
-            self.pool.report_invalid(h)
+            ready.report_invalid(h)  # its dependants are skipped for this block
+            invalid.append(h)
 
         block, result = self.client.propose(
             self.author_key,
             slot,
             now_ms,
-            self.pool.ready(),
+            ready,
             verified=self.pool.contains,
             on_invalid=on_invalid,
             deadline=deadline,
         )
-        self.pool.prune([o.hash for o in result.outcomes])
+        self.pool.remove(invalid)
+        self.pool.prune([o.hash for o in result.outcomes], number=result.number)
         self.pool.revalidate()
         finalized = self.client.self_finalize(self.author_key, result.hash)
         log.info(
