@@ -219,8 +219,14 @@ class Str(Type):
         self.name = f"str<{max_len}>"
 
     def to_wire(self, value: Any) -> Any:
-        if type(value) is not str or len(value.encode()) > self.max_len:
+        if type(value) is not str:
             raise CodecError(f"{self.name} expected, got {value!r:.40}")
+        try:
+            size = len(value.encode())
+        except UnicodeEncodeError:
+            raise CodecError(f"{self.name}: not valid Unicode text") from None
+        if size > self.max_len:
+            raise CodecError(f"{self.name}: longer than {self.max_len} bytes")
         return value
 
     from_wire = to_wire

@@ -167,7 +167,7 @@ class Extrinsic:
     @classmethod
     def decode(cls, data: bytes) -> Extrinsic:
         w = codec.decode(data, MAX_EXTRINSIC_SIZE)
-        if type(w) is not list or len(w) != 3 or w[0] != EXTRINSIC_VERSION:
+        if type(w) is not list or len(w) != 3 or type(w[0]) is not int or w[0] != EXTRINSIC_VERSION:
             raise CodecError("unsupported extrinsic format or version")
         sw = w[1]
         signed = None

@@ -274,19 +274,22 @@ class Executive:
 
     def _dispatch(self, origin: Origin, c: _Checked) -> DispatchError | None:
         st = self.rt.state
+        depth = st.depth
         st.start_transaction()
         try:
             self.rt.dispatch(origin, c.pallet, c.call, c.args)
         except DispatchError as err:
-            st.rollback_transaction()
-            return err
+            error: DispatchError = err
         except (CodecError, ArithmeticError, ValueError, KeyError, TypeError) as exc:
             # A pallet bug or an argument the pallet did not anticipate: fail the call, never
             # the node. Every node runs the same code, so this stays deterministic.
+            error = DispatchError("System", "Other", f"{type(exc).__name__}: {exc}")
+        else:
+            st.commit_transaction()
+            return None
+        while st.depth > depth:  # also closes layers a buggy pallet left open
             st.rollback_transaction()
-            return DispatchError("System", "Other", f"{type(exc).__name__}: {exc}")
-        st.commit_transaction()
-        return None
+        return error
 
     def _record(self, c: _Checked, error: DispatchError | None) -> ApplyOutcome:
         sysp = self.rt.system

@@ -12,6 +12,7 @@ from twinchain.runtime.framework import CallDef, DispatchError, Origin, Pallet, 
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.authority import Authority
 from twinchain.runtime.pallets.balances import Balances
+from twinchain.runtime.pallets.multisig import Multisig
 from twinchain.runtime.pallets.sudo import Sudo
 from twinchain.runtime.pallets.system import System
 from twinchain.runtime.pallets.timestamp import Timestamp
@@ -29,6 +30,7 @@ PALLETS: list[tuple[int, type[Pallet]]] = [
     (1, Timestamp),
     (2, Authority),
     (3, Balances),
+    (4, Multisig),
     (5, Sudo),
 ]
 
@@ -76,6 +78,7 @@ class Runtime:
         self.timestamp: Timestamp = self.by_name["Timestamp"]  # type: ignore[assignment]
         self.authority: Authority = self.by_name["Authority"]  # type: ignore[assignment]
         self.balances: Balances = self.by_name["Balances"]  # type: ignore[assignment]
+        self.multisig: Multisig = self.by_name["Multisig"]  # type: ignore[assignment]
         self.sudo: Sudo = self.by_name["Sudo"]  # type: ignore[assignment]
 
     # -- calls
@@ -111,6 +114,29 @@ class Runtime:
         finally:
             self.block.nesting -= 1
         return cd.weigh(self, args)
+
+    def dispatch_in_layer(self, origin: Origin, call_wire: Any) -> DispatchError | None:
+        """Dispatch a nested call in its own transactional layer; its failure (a pallet bug
+        included) reverts only its own writes and is returned, never raised."""
+        st = self.state
+        depth = st.depth
+        st.start_transaction()
+        try:
+            self.dispatch_wire(origin, call_wire)
+        except DispatchError as err:
+            result: DispatchError | None = err
+        except (CodecError, ArithmeticError, ValueError, KeyError, TypeError) as exc:
+            result = DispatchError("System", "Other", f"{type(exc).__name__}: {exc}")
+        except BaseException:
+            while st.depth > depth:
+                st.rollback_transaction()
+            raise
+        else:
+            st.commit_transaction()
+            return None
+        while st.depth > depth:
+            st.rollback_transaction()
+        return result
 
     def weigh_wire(self, call_wire: Any) -> int:
         """Declared weight of a nested call, 0 if it does not decode (it will then fail)."""

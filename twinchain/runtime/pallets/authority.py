@@ -55,6 +55,8 @@ class Authority(Pallet):
         ensure_root(origin)
         if not authorities:
             raise self.Error.EmptySet()
+        if len(authorities) > MAX_AUTHORITIES:
+            raise self.Error.TooMany()
         if len(set(authorities)) != len(authorities):
             raise self.Error.Duplicate()
         if not all(is_valid_public(a) for a in authorities):

@@ -108,7 +108,7 @@ class Balances(Pallet):
         data = self.data(who)
         old = data.free
         data.free = free
-        self.TotalIssuance.put(self.TotalIssuance.get() - old + free)
+        self._set_issuance(self.TotalIssuance.get() - old + free)
         self._store(who, data, existed=self.Account.contains(who))
         self.deposit(self.Event.BalanceSet(who, free))
 
@@ -130,6 +130,11 @@ class Balances(Pallet):
 
     def free_balance(self, who: bytes) -> int:
         return self.data(who).free
+
+    def _set_issuance(self, total: int) -> None:
+        if total > U128.max:
+            raise self.Error.Overflow()
+        self.TotalIssuance.put(total)
 
     def _store(self, who: bytes, data: AccountData, existed: bool) -> None:
         """Write ``data``; reap the account if it fell below the existential deposit."""
@@ -213,8 +218,8 @@ class Balances(Pallet):
         existed = d is not None
         d = d or AccountData(0, 0)
         d.free += amount
+        self._set_issuance(self.TotalIssuance.get() + amount)
         self._store(who, d, existed)
-        self.TotalIssuance.put(self.TotalIssuance.get() + amount)
 
     # -- transaction payment
     @staticmethod

@@ -9,7 +9,6 @@ from twinchain.primitives.codec import AccountId, Option, Str
 from twinchain.primitives.keys import parse_account
 from twinchain.runtime.framework import (
     SIGNED,
-    DispatchError,
     Origin,
     Pallet,
     PalletErrors,
@@ -47,15 +46,8 @@ class Sudo(Pallet):
     def _run(self, origin: Origin, call_wire: Any) -> tuple[str, str]:
         # The inner call's failure is reported in the event, as Substrate's Sudid does; the
         # outer sudo call succeeds so the key's fee and nonce are accounted normally.
-        st = self.runtime.state
-        st.start_transaction()
-        try:
-            self.dispatch_nested(origin, call_wire)
-        except DispatchError as err:
-            st.rollback_transaction()
-            return "err", f"{err.module}.{err.error}"
-        st.commit_transaction()
-        return "ok", ""
+        err = self.runtime.dispatch_in_layer(origin, call_wire)
+        return ("ok", "") if err is None else ("err", f"{err.module}.{err.error}")
 
     @call(0, weight=nested_call_weight(SUDO_OVERHEAD, 0), origin=SIGNED, args=(("call", RuntimeCall),))
     def sudo(self, origin: Origin, call: Any) -> None:

@@ -1,0 +1,122 @@
+"""Authority: the Aura set, round-robin authorship, queued changes at session boundaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from twinchain.primitives.keys import Keypair
+from twinchain.runtime.executive import InvalidBlock
+from twinchain.runtime.framework import DispatchError, Origin
+
+ALICE, BOB, CHARLIE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie"))
+
+
+def err(e: pytest.ExceptionInfo[DispatchError]) -> str:
+    return f"{e.value.module}.{e.value.error}"
+
+
+def sudo_set(chain: Any, authorities: list[bytes]) -> bytes:
+    inner = list(chain.call("Authority", "set_authorities", authorities).to_wire())
+    return chain.sign(ALICE, chain.call("Sudo", "sudo", inner))
+
+
+def test_genesis(chain: Any) -> None:
+    a = chain.rt.authority
+    assert a.authorities() == [ALICE.public]
+    assert a.slot_duration() == 1000
+    assert a.SessionLength.get() == 600
+    assert a.author_for_slot(17) == ALICE.public
+
+
+def test_genesis_needs_an_authority(make_chain: Any) -> None:
+    with pytest.raises(ValueError, match="authority"):
+        make_chain(extra={"authority": {"authorities": []}})
+
+
+def test_set_changes_only_at_the_session_boundary(make_chain: Any) -> None:
+    chain = make_chain(session_length=3)
+    new = [BOB.public, ALICE.public, CHARLIE.public]
+    (out,) = chain.produce(sudo_set(chain, new))  # block 1
+    assert out.success
+    queued = [e for e in chain.events() if e["event"] == "AuthoritiesQueued"]
+    assert queued[0]["args"] == {"authorities": new}
+    assert chain.rt.authority.NextAuthorities.get() == new
+    assert chain.rt.authority.authorities() == [ALICE.public]
+
+    chain.produce()  # block 2: still the old set
+    assert chain.rt.authority.authorities() == [ALICE.public]
+    assert chain.ex.rt.block.author == ALICE.public
+
+    chain.produce()  # block 3 opens session: the new set applies from its initialization
+    assert chain.rt.authority.authorities() == new
+    assert chain.rt.authority.NextAuthorities.get() is None
+    new_session = [e for e in chain.events() if e["event"] == "NewSession"]
+    assert new_session[0]["phase"] == "initialization"
+    assert new_session[0]["args"]["authorities"] == new
+    assert chain.rt.authority.CurrentSession.get() == 1
+    # Block 3's author was chosen from the parent's set (Alice alone).
+    assert chain.ex.rt.block.author == ALICE.public
+
+    # From block 4 on, slot s is authored by new[s mod 3].
+    chain.start_block(slot=7)
+    assert chain.ex.rt.block.author == new[7 % 3]
+
+
+def test_session_without_a_queued_set_keeps_the_set(make_chain: Any) -> None:
+    chain = make_chain(session_length=2)
+    chain.produce()
+    chain.produce()
+    assert chain.rt.authority.CurrentSession.get() == 1
+    assert chain.rt.authority.authorities() == [ALICE.public]
+    assert not [e for e in chain.events() if e["event"] == "NewSession"]
+
+
+@pytest.mark.parametrize(
+    ("authorities", "error"),
+    [
+        ([], "EmptySet"),
+        ([BOB.public, BOB.public], "Duplicate"),
+        ([BOB.public, b"\xff" * 32], "InvalidKey"),
+    ],
+)
+def test_set_authorities_errors(block: Any, authorities: list[bytes], error: str) -> None:
+    with pytest.raises(DispatchError) as e:
+        block.dispatch(Origin.root(), "Authority", "set_authorities", authorities)
+    assert err(e) == f"Authority.{error}"
+    assert block.rt.authority.NextAuthorities.get() is None
+
+
+def test_set_authorities_is_root_only(block: Any) -> None:
+    for origin in (Origin.signed(ALICE.public), Origin.none()):
+        with pytest.raises(DispatchError) as e:
+            block.dispatch(origin, "Authority", "set_authorities", [BOB.public])
+        assert err(e) == "System.BadOrigin"
+        with pytest.raises(DispatchError) as e:
+            block.rt.authority.set_authorities(origin, [BOB.public])
+        assert err(e) == "System.BadOrigin"
+    assert block.rt.authority.NextAuthorities.get() is None
+
+
+def test_slot_must_advance(chain: Any) -> None:
+    chain.start_block(slot=5)
+    chain.finish_block()
+    assert chain.rt.authority.CurrentSlot.get() == 5
+    for slot in (5, 4):
+        with pytest.raises(InvalidBlock, match="slot"):
+            chain.start_block(slot=slot)
+    chain.start_block(slot=6)
+    chain.finish_block()
+    assert chain.head_number == 2
+
+
+def test_round_robin(make_chain: Any) -> None:
+    chain = make_chain(extra={"authority": {"authorities": ["//Alice", "//Bob", "//Charlie"]}})
+    a = chain.rt.authority
+    assert [a.author_for_slot(s) for s in range(4)] == [
+        ALICE.public,
+        BOB.public,
+        CHARLIE.public,
+        ALICE.public,
+    ]

@@ -1,0 +1,418 @@
+"""The executive: transactional extrinsics, events and phases, weight, origins, fees, blocks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from twinchain.primitives.codec import U64, Bool
+from twinchain.primitives.keys import Keypair
+from twinchain.primitives.merkle import merkle_root
+from twinchain.primitives.types import Block, Extrinsic, Header
+from twinchain.runtime import executive as executive_mod
+from twinchain.runtime import runtime as runtime_mod
+from twinchain.runtime.executive import Executive, InvalidBlock, InvalidTransaction
+from twinchain.runtime.framework import (
+    SIGNED,
+    Origin,
+    Pallet,
+    PalletErrors,
+    PalletEvents,
+    StorageValue,
+    call,
+    ensure_signed,
+)
+from twinchain.runtime.pallets.balances import FEE_AUTHOR_PERCENT, W_TRANSFER, Balances
+from twinchain.runtime.pallets.system import EXTRINSIC_BASE_WEIGHT, MAX_BLOCK_WEIGHT
+from twinchain.runtime.runtime import Runtime
+
+ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
+UNIT = 10**12
+PROBE_INDEX = 200
+
+
+class Probe(Pallet):
+    """A test-only pallet whose calls write, emit, then fail on request."""
+
+    name = "Probe"
+
+    Marker = StorageValue(U64, 0)
+
+    class Event(PalletEvents):
+        Poked = (("value", U64),)
+
+    class Error(PalletErrors):
+        Refused = "asked to fail"
+
+    @call(0, weight=1_000, origin=SIGNED, args=(("value", U64), ("fail", Bool)))
+    def poke(self, origin: Origin, value: int, fail: bool) -> None:
+        ensure_signed(origin)
+        self.Marker.put(value)
+        self.deposit(self.Event.Poked(value))
+        if fail:
+            raise self.Error.Refused()
+
+    @call(1, weight=1_000, origin=SIGNED, args=(("value", U64),))
+    def crash(self, origin: Origin, value: int) -> None:
+        ensure_signed(origin)
+        self.Marker.put(value)
+        raise ValueError("a pallet bug")
+
+    @call(2, weight=lambda rt, w: w, origin=SIGNED, args=(("weight", U64),))
+    def heavy(self, origin: Origin, weight: int) -> None:
+        ensure_signed(origin)
+
+
+@pytest.fixture
+def probe(monkeypatch: pytest.MonkeyPatch, make_chain: Any) -> Any:
+    monkeypatch.setattr(runtime_mod, "PALLETS", [*runtime_mod.PALLETS, (PROBE_INDEX, Probe)])
+    return make_chain()
+
+
+def marker(chain: Any) -> int:
+    return chain.rt.pallets[PROBE_INDEX].Marker.get()
+
+
+def timestamp_xt(rt: Runtime, slot: int) -> bytes:
+    return Extrinsic(rt.call_by_name("Timestamp", "set", slot * 1000)).encode()
+
+
+def next_block(chain: Any, raws: list[bytes], slot: int | None = None) -> Block:
+    """A block on the chain's head with exactly ``raws`` (no state root check in the executive)."""
+    header = Header(
+        parent_hash=chain.head_hash,
+        number=chain.head_number + 1,
+        state_root=b"\x00" * 32,
+        extrinsics_root=merkle_root(raws),
+        slot=chain.slot + 1 if slot is None else slot,
+    )
+    return Block(header, tuple(raws))
+
+
+def reexecute(chain: Any, block: Block, **kw: Any) -> Any:
+    """Execute ``block`` on the head state with a fresh runtime, as an importing node does."""
+    rt = Runtime(genesis_hash=chain.rt.genesis_hash)
+    return Executive(rt).execute_block(chain.state, block, **kw)
+
+
+# --------------------------------------------------------------------------- transactionality
+
+
+def test_failed_call_reverts_only_its_own_writes_and_events(probe: Any) -> None:
+    bob_before = probe.free(BOB.public)
+    probe.start_block()
+    ok = probe.apply(probe.sign(BOB, probe.call("Probe", "poke", 7, False), 0))
+    bad = probe.apply(probe.sign(BOB, probe.call("Probe", "poke", 9, True), 1))
+    assert ok.success and not bad.success
+    assert (bad.error.module, bad.error.error) == ("Probe", "Refused")
+    probe.finish_block()
+
+    assert marker(probe) == 7  # the first call's write stays, the second's is gone
+    assert probe.nonce(BOB.public) == 2  # both nonces bumped
+    assert probe.free(BOB.public) == bob_before - ok.fee - bad.fee  # both fees paid
+    events = probe.events()
+    pokes = [e for e in events if e["event"] == "Poked"]
+    assert [(e["extrinsic"], e["args"]["value"]) for e in pokes] == [(1, 7)]
+    failed = [e for e in events if e["event"] == "ExtrinsicFailed"]
+    assert len(failed) == 1 and failed[0]["extrinsic"] == 2
+    assert failed[0]["args"] == {
+        "module": "Probe",
+        "error": "Refused",
+        "weight": bad.weight,
+        "fee": bad.fee,
+    }
+    fee_events = [e for e in events if e["event"] == "FeePaid"]
+    assert [e["extrinsic"] for e in fee_events] == [1, 2]
+    assert probe.issuance() == probe.total_balance()
+
+
+def test_pallet_bug_fails_the_call_not_the_block(probe: Any) -> None:
+    probe.start_block()
+    out = probe.apply(probe.sign(BOB, probe.call("Probe", "crash", 5)))
+    assert not out.success
+    assert (out.error.module, out.error.error) == ("System", "Other")
+    probe.finish_block()
+    assert marker(probe) == 0
+    assert probe.nonce(BOB.public) == 1
+
+
+# --------------------------------------------------------------------------- events
+
+
+def test_events_carry_phase_and_extrinsic_index(make_chain: Any) -> None:
+    chain = make_chain(session_length=2)
+    sudo = chain.call(
+        "Sudo",
+        "sudo",
+        list(chain.call("Authority", "set_authorities", [BOB.public, ALICE.public]).to_wire()),
+    )
+    transfer = chain.call("Balances", "transfer", DAVE.public, 5 * UNIT)
+    chain.produce(chain.sign(ALICE, sudo), chain.sign(BOB, transfer))
+    events = chain.events()
+    by_index: dict[int, list[str]] = {}
+    for e in events:
+        assert e["phase"] == "apply"
+        by_index.setdefault(e["extrinsic"], []).append(f"{e['pallet']}.{e['event']}")
+    assert by_index[0] == ["System.ExtrinsicSuccess"]  # the timestamp inherent
+    assert by_index[1] == [
+        "Authority.AuthoritiesQueued",
+        "Sudo.Sudid",
+        "Balances.FeePaid",
+        "System.ExtrinsicSuccess",
+    ]
+    assert by_index[2] == [
+        "System.NewAccount",
+        "Balances.Endowed",
+        "Balances.Transfer",
+        "Balances.FeePaid",
+        "System.ExtrinsicSuccess",
+    ]
+    chain.view()
+    assert chain.rt.system.EventCount.get() == len(events)
+    assert chain.rt.system.ExtrinsicCount.get() == 3
+
+    # Block 2 opens a session: its set change is an initialization-phase event.
+    chain.produce()
+    first = chain.events()[0]
+    assert (first["phase"], first["pallet"], first["event"]) == (
+        "initialization",
+        "Authority",
+        "NewSession",
+    )
+
+
+def test_events_are_cleared_each_block(chain: Any) -> None:
+    chain.produce(chain.sign(BOB, chain.call("System", "remark", b"hi")))
+    assert any(e["event"] == "Remarked" for e in chain.events())
+    chain.produce()
+    assert [e["event"] for e in chain.events()] == ["ExtrinsicSuccess"]
+
+
+# --------------------------------------------------------------------------- weight
+
+
+def test_block_weight_limit(probe: Any) -> None:
+    probe.start_block()
+    used = probe.ex.block_weight
+    room = MAX_BLOCK_WEIGHT - used - EXTRINSIC_BASE_WEIGHT
+    filler = probe.apply(probe.sign(BOB, probe.call("Probe", "heavy", room), 0))
+    assert filler.success and probe.ex.block_weight == MAX_BLOCK_WEIGHT
+    with pytest.raises(InvalidTransaction) as e:
+        probe.apply(probe.sign(BOB, probe.call("System", "remark", b""), 1))
+    assert e.value.code == "ExhaustsResources"
+    block = probe.finish_block()
+    assert len(block.extrinsics) == 2  # the inherent and the filler only
+    assert probe.nonce(BOB.public) == 1  # the rejected one changed nothing
+    probe.view()
+    assert probe.rt.system.BlockWeight.get() == MAX_BLOCK_WEIGHT
+
+
+def test_call_heavier_than_a_block_is_never_valid(probe: Any) -> None:
+    raw = probe.sign(BOB, probe.call("Probe", "heavy", MAX_BLOCK_WEIGHT))
+    with pytest.raises(InvalidTransaction) as e:
+        probe.ex.validate_transaction(probe.state, raw, 0, probe.head_hash)
+    assert e.value.code == "ExhaustsResources"
+    probe.start_block()
+    with pytest.raises(InvalidTransaction) as e:
+        probe.ex.apply_extrinsic(raw)
+    assert e.value.code == "ExhaustsResources"
+
+
+def test_block_weight_limit_with_patched_constant(
+    chain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain.start_block()
+    remark_weight = EXTRINSIC_BASE_WEIGHT + 10_000
+    monkeypatch.setattr(
+        executive_mod, "MAX_BLOCK_WEIGHT", chain.ex.block_weight + 2 * remark_weight
+    )
+    for n in range(2):
+        assert chain.apply(chain.sign(BOB, chain.call("System", "remark", b""), n)).success
+    with pytest.raises(InvalidTransaction) as e:
+        chain.ex.apply_extrinsic(chain.sign(BOB, chain.call("System", "remark", b""), 2))
+    assert e.value.code == "ExhaustsResources"
+
+
+# --------------------------------------------------------------------------- origins
+
+
+def test_signed_call_needing_root_fails_bad_origin_but_pays(chain: Any) -> None:
+    before = chain.free(BOB.public)
+    (out,) = chain.produce(
+        chain.sign(BOB, chain.call("Balances", "force_set_balance", BOB.public, 10**20))
+    )
+    assert not out.success
+    assert (out.error.module, out.error.error) == ("System", "BadOrigin")
+    assert chain.free(BOB.public) == before - out.fee
+    assert chain.nonce(BOB.public) == 1
+
+
+def test_unsigned_non_inherent_is_invalid(block: Any) -> None:
+    raw = Extrinsic(block.call("Balances", "transfer", DAVE.public, UNIT)).encode()
+    with pytest.raises(InvalidTransaction) as e:
+        block.ex.apply_extrinsic(raw)
+    assert e.value.code == "Unsigned"
+    with pytest.raises(InvalidTransaction) as e:
+        block.ex.validate_transaction(block.state, raw, 0, block.head_hash)
+    assert e.value.code == "Unsigned"
+
+
+def test_signed_inherent_is_invalid(block: Any) -> None:
+    raw = block.sign(ALICE, block.call("Timestamp", "set", 1000))
+    with pytest.raises(InvalidTransaction) as e:
+        block.ex.apply_extrinsic(raw)
+    assert e.value.code == "Call"
+
+
+def test_undecodable_and_oversized_extrinsics(block: Any) -> None:
+    for raw, code in [
+        (b"\xc1", "Decode"),
+        (Extrinsic(block.call("System", "remark", b"")).encode()[:-1], "Decode"),
+        (b"\x93\x01\xc0\x93\x63\x00\x90", "Decode"),  # unknown pallet 99
+        (b"\x00" * (executive_mod.MAX_EXTRINSIC_SIZE + 1), "TooLarge"),
+    ]:
+        with pytest.raises(InvalidTransaction) as e:
+            block.ex.apply_extrinsic(raw)
+        assert e.value.code == code
+
+
+# --------------------------------------------------------------------------- fees
+
+
+def test_fee_is_charged_split_and_burned(chain: Any) -> None:
+    raw = chain.sign(BOB, chain.call("Balances", "transfer", CHARLIE.public, 3 * UNIT), tip=777)
+    weight = EXTRINSIC_BASE_WEIGHT + W_TRANSFER
+    fee = Balances.compute_fee(len(raw), weight, 777)
+    before = {k.public: chain.free(k.public) for k in (ALICE, BOB, CHARLIE)}
+    issuance = chain.issuance()
+    (out,) = chain.produce(raw)
+    assert out.success and out.fee == fee and out.weight == weight
+    to_author = fee * FEE_AUTHOR_PERCENT // 100
+    assert chain.free(BOB.public) == before[BOB.public] - 3 * UNIT - fee
+    assert chain.free(CHARLIE.public) == before[CHARLIE.public] + 3 * UNIT
+    assert chain.free(ALICE.public) == before[ALICE.public] + to_author  # Alice authored it
+    assert chain.issuance() == issuance - (fee - to_author)
+    assert chain.issuance() == chain.total_balance()
+    paid = [e for e in chain.events() if e["event"] == "FeePaid"]
+    assert paid[0]["args"] == {"who": BOB.public, "fee": fee, "tip": 777}
+
+
+def test_fee_unpayable_is_invalid(block: Any) -> None:
+    raw = block.sign(DAVE, block.call("System", "remark", b""))
+    with pytest.raises(InvalidTransaction) as e:
+        block.ex.apply_extrinsic(raw)
+    assert e.value.code == "Payment"
+    assert block.rt.system.nonce(DAVE.public) == 0
+
+
+def test_validate_transaction_reports_pool_fields(chain: Any) -> None:
+    raw = chain.sign(BOB, chain.call("System", "remark", b"x"), tip=5)
+    v = chain.ex.validate_transaction(chain.state, raw, 0, chain.head_hash)
+    assert v.signer == BOB.public and v.nonce == 0 and v.priority == 5
+    assert v.requires == [] and v.provides == [BOB.public + (0).to_bytes(8, "big")]
+    assert v.fee == Balances.compute_fee(len(raw), v.weight, 5)
+    assert v.hash == Extrinsic.decode(raw).hash
+    assert v.longevity == executive_mod.TX_LONGEVITY_IMMORTAL
+
+
+# --------------------------------------------------------------------------- whole blocks
+
+
+def test_execute_block_reproduces_the_built_block(probe: Any) -> None:
+    raws = [
+        probe.sign(BOB, probe.call("Balances", "transfer", DAVE.public, 2 * UNIT), 0),
+        probe.sign(BOB, probe.call("Probe", "poke", 3, True), 1),
+        probe.sign(CHARLIE, probe.call("System", "remark", b"twin")),
+        probe.sign(ALICE, probe.call("Probe", "poke", 4, False)),
+    ]
+    outs = probe.produce(*raws)
+    assert [o.success for o in outs] == [True, False, True, True]
+    built, changes = probe.blocks[-1], probe.last_changes
+    pre = probe.pre_states[-1]
+    for verified in ((), [Extrinsic.decode(r).hash for r in raws]):
+        rt = Runtime(genesis_hash=probe.rt.genesis_hash)
+        result = Executive(rt).execute_block(pre, built, verified=verified)
+        assert result.changes == changes
+        assert [(o.hash, o.success, o.fee) for o in result.outcomes[1:]] == [
+            (o.hash, o.success, o.fee) for o in outs
+        ]
+
+
+def test_second_block_reexecutes_too(chain: Any) -> None:
+    chain.produce(chain.sign(BOB, chain.call("Balances", "transfer", DAVE.public, UNIT)))
+    chain.produce(chain.sign(DAVE, chain.call("System", "remark", b"a")))
+    rt = Runtime(genesis_hash=chain.rt.genesis_hash)
+    assert Executive(rt).execute_block(chain.pre_states[-1], chain.blocks[-1]).changes == (
+        chain.last_changes
+    )
+
+
+def test_tampered_extrinsics_root(chain: Any) -> None:
+    chain.produce(chain.sign(BOB, chain.call("System", "remark", b"")))
+    built = chain.blocks[-1]
+    bad = Block(replace(built.header, extrinsics_root=b"\x01" * 32), built.extrinsics)
+    rt = Runtime(genesis_hash=chain.rt.genesis_hash)
+    with pytest.raises(InvalidBlock, match="extrinsics root"):
+        Executive(rt).execute_block(chain.pre_states[-1], bad)
+    dropped = Block(built.header, built.extrinsics[:1])
+    with pytest.raises(InvalidBlock, match="extrinsics root"):
+        Executive(rt).execute_block(chain.pre_states[-1], dropped)
+
+
+def test_missing_timestamp_inherent(chain: Any) -> None:
+    block = next_block(chain, [chain.sign(BOB, chain.call("System", "remark", b""))])
+    with pytest.raises(InvalidBlock, match="timestamp"):
+        reexecute(chain, block)
+    with pytest.raises(InvalidBlock, match="timestamp"):
+        reexecute(chain, next_block(chain, []))
+
+
+def test_inherent_after_signed_extrinsic(chain: Any) -> None:
+    remark = chain.sign(BOB, chain.call("System", "remark", b""))
+    block = next_block(chain, [remark, timestamp_xt(chain.rt, chain.slot + 1)])
+    with pytest.raises(InvalidBlock, match="BadInherent"):
+        reexecute(chain, block)
+    ok = next_block(chain, [timestamp_xt(chain.rt, chain.slot + 1), remark])
+    assert reexecute(chain, ok).outcomes[1].success
+
+
+def test_duplicate_or_wrong_timestamp(chain: Any) -> None:
+    ts = timestamp_xt(chain.rt, 1)
+    with pytest.raises(InvalidBlock, match="AlreadySet"):
+        reexecute(chain, next_block(chain, [ts, ts], slot=1))
+    with pytest.raises(InvalidBlock, match="WrongSlot"):
+        reexecute(chain, next_block(chain, [timestamp_xt(chain.rt, 2)], slot=1))
+
+
+def test_bad_signature_in_block(chain: Any) -> None:
+    good = chain.sign(BOB, chain.call("System", "remark", b"x"))
+    xt = Extrinsic.decode(good)
+    assert xt.signed is not None
+    sig = bytearray(xt.signed.signature)
+    sig[10] ^= 1
+    forged = replace(xt, signed=replace(xt.signed, signature=bytes(sig))).encode()
+    ts = timestamp_xt(chain.rt, 1)
+    with pytest.raises(InvalidBlock, match="signature"):
+        reexecute(chain, next_block(chain, [ts, forged]))
+    # Signed by Charlie but claiming to be Bob.
+    other = Extrinsic.decode(chain.sign(CHARLIE, chain.call("System", "remark", b"x"), 0))
+    assert other.signed is not None
+    claimed = replace(other, signed=replace(other.signed, signer=BOB.public)).encode()
+    with pytest.raises(InvalidBlock, match="signature"):
+        reexecute(chain, next_block(chain, [ts, claimed]))
+    # The honest original executes.
+    assert reexecute(chain, next_block(chain, [ts, good])).outcomes[1].success
+
+
+def test_block_with_invalid_transaction(chain: Any) -> None:
+    ts = timestamp_xt(chain.rt, 1)
+    stale = chain.sign(BOB, chain.call("System", "remark", b""), 0)
+    with pytest.raises(InvalidBlock, match="Stale"):
+        reexecute(chain, next_block(chain, [ts, stale, stale]))
+    with pytest.raises(InvalidBlock, match="undecodable"):
+        reexecute(chain, next_block(chain, [ts, b"\xc1"]))
+    unsigned = Extrinsic(chain.call("System", "remark", b"")).encode()
+    with pytest.raises(InvalidBlock):
+        reexecute(chain, next_block(chain, [ts, unsigned]))
