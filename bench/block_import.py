@@ -28,8 +28,9 @@ def _signed_transfers(client: Client, n: int, senders: int) -> list[bytes]:
     rt = client.runtime
     call = rt.call_by_name("Balances", "transfer", dest, 10**12)
     return [
-        Extrinsic.sign(call, keys[i % senders], i // senders, client.genesis_hash, rt.spec_version)
-        .encode()
+        Extrinsic.sign(
+            call, keys[i % senders], i // senders, client.genesis_hash, rt.spec_version
+        ).encode()
         for i in range(n)
     ], keys
 
@@ -40,8 +41,11 @@ def run(n_tx: int = 5000, senders: int = 50) -> dict[str, Any]:
         [f"//bench-{i}", DEV_ENDOWMENT] for i in range(senders)
     ]
     alice = Keypair.from_dev_name("Alice")
-    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b, \
-            tempfile.TemporaryDirectory() as c:
+    with (
+        tempfile.TemporaryDirectory() as a,
+        tempfile.TemporaryDirectory() as b,
+        tempfile.TemporaryDirectory() as c,
+    ):
         author = Client(spec, a)
         xts, _ = _signed_transfers(author, n_tx, senders)
         t0 = time.perf_counter()

@@ -33,7 +33,9 @@ def test_key_generate_and_inspect() -> None:
     assert decode_address(info["address"]).hex() == info["publicKey"][2:]
     again = json.loads(twinchain("key", "inspect", seed, "--output-type", "json").stdout)
     assert again["publicKey"] == info["publicKey"]
-    by_addr = json.loads(twinchain("key", "inspect", info["address"], "--output-type", "json").stdout)
+    by_addr = json.loads(
+        twinchain("key", "inspect", info["address"], "--output-type", "json").stdout
+    )
     assert by_addr["publicKey"] == info["publicKey"] and "secretSeed" not in by_addr
     alice = json.loads(twinchain("key", "inspect", "//Alice", "--output-type", "json").stdout)
     assert alice["publicKey"] == "0x" + Keypair.from_dev_name("Alice").public.hex()
@@ -49,8 +51,17 @@ def test_key_inspect_rejects_bad_address() -> None:
 
 def test_key_insert_writes_0600_file(tmp_path: Path) -> None:
     r = twinchain(
-        "key", "insert", "--dev", "--base-path", str(tmp_path), "--key-type", "aura",
-        "--suri", "//Charlie", "--output-type", "json",
+        "key",
+        "insert",
+        "--dev",
+        "--base-path",
+        str(tmp_path),
+        "--key-type",
+        "aura",
+        "--suri",
+        "//Charlie",
+        "--output-type",
+        "json",
     )
     info = json.loads(r.stdout)
     f = Path(info["file"])
@@ -58,8 +69,9 @@ def test_key_insert_writes_0600_file(tmp_path: Path) -> None:
     assert stat.S_IMODE(f.parent.stat().st_mode) == 0o700
     ks = Keystore(f.parent)
     assert [k.public for k in ks.keys("aura")] == [Keypair.from_dev_name("Charlie").public]
-    bad = twinchain("key", "insert", "--dev", "--base-path", str(tmp_path), "--key-type", "nope",
-                    check=False)
+    bad = twinchain(
+        "key", "insert", "--dev", "--base-path", str(tmp_path), "--key-type", "nope", check=False
+    )
     assert bad.returncode == 1 and "key-type" in bad.stderr
 
 
@@ -114,8 +126,9 @@ def test_export_import_reexecutes_to_same_state(tmp_path: Path) -> None:
     data[-10] ^= 0xFF
     bad = tmp_path / "bad.bin"
     bad.write_bytes(bytes(data))
-    r = twinchain("import-blocks", "--dev", "--base-path", str(tmp_path / "dst2"), str(bad),
-                  check=False)
+    r = twinchain(
+        "import-blocks", "--dev", "--base-path", str(tmp_path / "dst2"), str(bad), check=False
+    )
     assert r.returncode == 1 and ("rejected" in r.stderr or "bad block" in r.stderr)
 
 

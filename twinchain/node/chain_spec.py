@@ -108,7 +108,11 @@ def dev_spec() -> ChainSpec:
         chain_type="Development",
         properties=_properties(),
         genesis={
-            "authority": {"authorities": ["//Alice"], "slot_duration_ms": 1000, "session_length": 60},
+            "authority": {
+                "authorities": ["//Alice"],
+                "slot_duration_ms": 1000,
+                "session_length": 60,
+            },
             "balances": {"balances": [[f"//{n}", DEV_ENDOWMENT] for n in DEV_NAMES]},
             "sudo": {"key": "//Alice"},
             "timestamp": {},

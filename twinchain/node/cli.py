@@ -1,12 +1,12 @@
 """``twinchain``: the node's command line, spelled as Substrate's.
 
-    twinchain node [--dev | --chain SPEC] [--base-path DIR] [--validator] [--port N]
-                   [--rpc-port N] [--state-pruning N|archive]
-    twinchain key generate | inspect | insert
-    twinchain build-spec [--dev | --chain SPEC]
-    twinchain purge-chain [--dev | --chain SPEC] --base-path DIR [-y]
-    twinchain export-blocks [--dev | --chain SPEC] --base-path DIR [--from N] [--to N] FILE
-    twinchain import-blocks [--dev | --chain SPEC] --base-path DIR FILE
+twinchain node [--dev | --chain SPEC] [--base-path DIR] [--validator] [--port N]
+               [--rpc-port N] [--state-pruning N|archive]
+twinchain key generate | inspect | insert
+twinchain build-spec [--dev | --chain SPEC]
+twinchain purge-chain [--dev | --chain SPEC] --base-path DIR [-y]
+twinchain export-blocks [--dev | --chain SPEC] --base-path DIR [--from N] [--to N] FILE
+twinchain import-blocks [--dev | --chain SPEC] --base-path DIR FILE
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 import shutil
 import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,18 +109,28 @@ def cmd_node(args: argparse.Namespace) -> int:
 def cmd_key(args: argparse.Namespace) -> int:
     if args.key_cmd == "generate":
         kp = Keypair.generate()
-        info = {"secretSeed": "0x" + kp.secret.hex(), "publicKey": "0x" + kp.public.hex(),
-                "accountId": "0x" + kp.public.hex(), "address": kp.address}
+        info = {
+            "secretSeed": "0x" + kp.secret.hex(),
+            "publicKey": "0x" + kp.public.hex(),
+            "accountId": "0x" + kp.public.hex(),
+            "address": kp.address,
+        }
     elif args.key_cmd == "inspect":
         text = args.uri
         if text.startswith("//") or (len(text.removeprefix("0x")) == 64 and not args.public):
             kp = _suri_keypair(text)
-            info = {"secretSeed": "0x" + kp.secret.hex(), "publicKey": "0x" + kp.public.hex(),
-                    "address": kp.address}
+            info = {
+                "secretSeed": "0x" + kp.secret.hex(),
+                "publicKey": "0x" + kp.public.hex(),
+                "address": kp.address,
+            }
         else:
             try:
-                acct = (bytes.fromhex(text.removeprefix("0x")) if text.startswith("0x")
-                        else decode_address(text))
+                acct = (
+                    bytes.fromhex(text.removeprefix("0x"))
+                    if text.startswith("0x")
+                    else decode_address(text)
+                )
                 addr = encode_address(acct)
             except (ValueError, InvalidKey) as exc:
                 raise CliError(f"cannot inspect {text!r}: {exc}") from None
@@ -136,8 +147,12 @@ def cmd_key(args: argparse.Namespace) -> int:
             path = ks.insert(args.key_type, kp)
         except KeystoreError as exc:
             raise CliError(str(exc)) from None
-        info = {"keyType": args.key_type, "publicKey": "0x" + kp.public.hex(),
-                "address": kp.address, "file": str(path)}
+        info = {
+            "keyType": args.key_type,
+            "publicKey": "0x" + kp.public.hex(),
+            "address": kp.address,
+            "file": str(path),
+        }
     if args.output_type == "json":
         out.print_json(json.dumps(info))
     else:
@@ -206,7 +221,7 @@ def cmd_export_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_block_file(path: Path):  # noqa: ANN201 - a generator of raw blocks
+def read_block_file(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as fh:
         while True:
             head = fh.read(4)
@@ -289,11 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--rpc-port", type=int, default=9944, help="JSON-RPC port (HTTP+WS)")
     n.add_argument("--no-rpc", action="store_true", help="do not serve JSON-RPC")
     n.add_argument("--rpc-external", action="store_true", help="listen on all interfaces")
-    n.add_argument("--rpc-methods", choices=("safe", "unsafe"), default="safe",
-                   help="'unsafe' answers key and peer admin methods off loopback too")
+    n.add_argument(
+        "--rpc-methods",
+        choices=("safe", "unsafe"),
+        default="safe",
+        help="'unsafe' answers key and peer admin methods off loopback too",
+    )
     n.add_argument("--rpc-cors", help="comma-separated allowed origins, or 'all'")
-    n.add_argument("--state-pruning", type=_pruning, default=256,
-                   help="states to keep (default 256) or 'archive'")
+    n.add_argument(
+        "--state-pruning",
+        type=_pruning,
+        default=256,
+        help="states to keep (default 256) or 'archive'",
+    )
     n.set_defaults(fn=cmd_node)
 
     k = sub.add_parser("key", help="key utilities")

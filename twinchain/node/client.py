@@ -45,7 +45,6 @@ class BlockImportError(Exception):
         self.detail = detail
 
 
-
 @dataclass
 class ImportResult:
     hash: bytes
@@ -256,8 +255,9 @@ class Client:
             return False
         header = self.blocks.header(block_hash)
         assert header is not None
-        vote = Vote.sign(keypair, block_hash, header.number, round=header.number,
-                         genesis_hash=self.genesis_hash)
+        vote = Vote.sign(
+            keypair, block_hash, header.number, round=header.number, genesis_hash=self.genesis_hash
+        )
         self.finalize(block_hash, Justification(block_hash, header.number, (vote,)))
         return True
 

@@ -35,7 +35,9 @@ class Keystore:
         # Created 0600 from the start: the secret is never readable by others, not even briefly.
         fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"type": key_type, "public": keypair.public.hex(), "seed": keypair.secret.hex()}, fh)
+            json.dump(
+                {"type": key_type, "public": keypair.public.hex(), "seed": keypair.secret.hex()}, fh
+            )
         os.chmod(f, 0o600)
         return f
 

@@ -73,7 +73,9 @@ class Node:
         if config.validator and self.author_key is None:
             keys = self.keystore.keys("aura")
             if not keys:
-                raise SystemExit("--validator needs an 'aura' key in the keystore (twinchain key insert)")
+                raise SystemExit(
+                    "--validator needs an 'aura' key in the keystore (twinchain key insert)"
+                )
             self.author_key = keys[0]
 
     @property

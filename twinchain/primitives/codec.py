@@ -330,9 +330,7 @@ class Struct(Type):
     def from_wire(self, wire: Any) -> Any:
         if type(wire) is not list or len(wire) != len(self.fields):
             raise CodecError(f"{self.name}: expected {len(self.fields)} fields")
-        return self.cls(
-            *(t.from_wire(w) for (_, t), w in zip(self.fields, wire, strict=True))
-        )
+        return self.cls(*(t.from_wire(w) for (_, t), w in zip(self.fields, wire, strict=True)))
 
     def describe(self) -> Any:
         return {"struct": self.name, "fields": [[f, t.describe()] for f, t in self.fields]}

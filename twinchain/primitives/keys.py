@@ -35,7 +35,7 @@ class Keypair:
         if len(seed) != SEED_LEN:
             raise InvalidKey("a seed is 32 bytes")
         try:
-            priv = PrivateKey(seed)
+            PrivateKey(seed)  # rejects zero and values >= the curve order
         except Exception as exc:  # zero or >= curve order
             raise InvalidKey(f"invalid secret key: {exc}") from exc
         return cls(seed, PublicKeyXOnly.from_secret(seed).format())

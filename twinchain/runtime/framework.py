@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
 
-from twinchain.primitives import codec
 from twinchain.primitives.codec import CodecError, Type
 from twinchain.primitives.hashing import Domain, hash_for
 
@@ -533,16 +532,21 @@ class Pallet:
             ],
             "storage": [getattr(self, a).describe() for a in self.storage_items],
             "events": [
-                {"index": v.index, "name": v.name, "fields": [[f, t.describe()] for f, t in v.fields]}
+                {
+                    "index": v.index,
+                    "name": v.name,
+                    "fields": [[f, t.describe()] for f, t in v.fields],
+                }
                 for v in self.Event.variants
             ],
-            "errors": [{"index": v.index, "name": v.name, "doc": v.doc} for v in self.Error.variants],
+            "errors": [
+                {"index": v.index, "name": v.name, "doc": v.doc} for v in self.Error.variants
+            ],
             "constants": self.constants(),
         }
 
     def constants(self) -> dict[str, Any]:
         return {}
-
 
 
 class BlockRejected(Exception):

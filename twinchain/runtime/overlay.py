@@ -61,11 +61,7 @@ class Overlay:
                 if k.startswith(prefix) and (start_after is None or k > start_after):
                     mine[k] = v
         ours = sorted(mine.items())
-        theirs = (
-            (k, v)
-            for k, v in self.base.iter_prefix(prefix, start_after)
-            if k not in mine
-        )
+        theirs = ((k, v) for k, v in self.base.iter_prefix(prefix, start_after) if k not in mine)
         for k, v in heapq.merge(ours, theirs, key=lambda kv: kv[0]):
             if v is not None:
                 yield k, v

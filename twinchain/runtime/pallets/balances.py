@@ -74,17 +74,13 @@ class Balances(Pallet):
         Overflow = "arithmetic overflow"
 
     # -- calls
-    @call(
-        0, weight=W_TRANSFER, origin=SIGNED, args=(("dest", AccountId), ("value", U128))
-    )
+    @call(0, weight=W_TRANSFER, origin=SIGNED, args=(("dest", AccountId), ("value", U128)))
     def transfer(self, origin: Origin, dest: bytes, value: int) -> None:
         """Transfer free balance; the sender may be reaped if left below the deposit."""
         who = ensure_signed(origin)
         self.do_transfer(who, dest, value, keep_alive=False)
 
-    @call(
-        1, weight=W_TRANSFER, origin=SIGNED, args=(("dest", AccountId), ("value", U128))
-    )
+    @call(1, weight=W_TRANSFER, origin=SIGNED, args=(("dest", AccountId), ("value", U128)))
     def transfer_keep_alive(self, origin: Origin, dest: bytes, value: int) -> None:
         """Transfer free balance, failing rather than reaping the sender."""
         who = ensure_signed(origin)

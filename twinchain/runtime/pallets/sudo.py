@@ -49,7 +49,9 @@ class Sudo(Pallet):
         err = self.runtime.dispatch_in_layer(origin, call_wire)
         return ("ok", "") if err is None else ("err", f"{err.module}.{err.error}")
 
-    @call(0, weight=nested_call_weight(SUDO_OVERHEAD, 0), origin=SIGNED, args=(("call", RuntimeCall),))
+    @call(
+        0, weight=nested_call_weight(SUDO_OVERHEAD, 0), origin=SIGNED, args=(("call", RuntimeCall),)
+    )
     def sudo(self, origin: Origin, call: Any) -> None:
         """Dispatch ``call`` with root origin."""
         self._ensure_sudo(origin)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from twinchain.primitives.codec import U32, U64, U128, H256, AccountId, Bytes, Record, Str
+from twinchain.primitives.codec import H256, U32, U64, U128, AccountId, Bytes, Record, Str
 from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.runtime.framework import (
     ROOT,
-    PalletErrors,
-    PalletEvents,
     Origin,
     Pallet,
+    PalletErrors,
+    PalletEvents,
     StorageMap,
     StorageValue,
     call,
@@ -69,7 +69,12 @@ class System(Pallet):
         InvalidCall = "the call arguments do not decode"
 
     # -- calls
-    @call(0, weight=lambda rt, remark: 10_000 + len(remark), origin="signed", args=(("remark", Bytes(4096)),))
+    @call(
+        0,
+        weight=lambda rt, remark: 10_000 + len(remark),
+        origin="signed",
+        args=(("remark", Bytes(4096)),),
+    )
     def remark(self, origin: Origin, remark: bytes) -> None:
         """Put a remark on chain (its hash goes into an event)."""
         who = ensure_signed(origin)
