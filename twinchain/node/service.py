@@ -19,11 +19,11 @@ import trio
 from twinchain import __version__
 from twinchain.consensus import aura
 from twinchain.node.chain_spec import ChainSpec
-from twinchain.node.client import Client
+from twinchain.node.client import BlockImportError, Client
 from twinchain.node.keystore import Keystore
 from twinchain.node.txpool import TransactionPool
 from twinchain.primitives.keys import Keypair
-from twinchain.runtime.executive import InvalidTransaction
+from twinchain.runtime.executive import InvalidBlock, InvalidTransaction
 
 log = logging.getLogger("twinchain.node")
 
@@ -143,7 +143,12 @@ class Node:
             auths = self.client.authorities_at(self.client.best.hash)
             if aura.slot_author(auths, slot) != self.author_key.public:
                 continue
-            self.author_block(slot, max(now, slot * duration))
+            # The slot's start time: always a whole slot after the previous block's timestamp,
+            # however late in its slot that block was authored (e.g. before a restart).
+            try:
+                self.author_block(slot, slot * duration)
+            except (InvalidBlock, InvalidTransaction, BlockImportError) as exc:
+                log.error("could not author a block in slot %d: %s", slot, exc)
             await trio.sleep(0)
 
     def author_block(self, slot: int, now_ms: int) -> None:
