@@ -108,7 +108,7 @@ def test_wrong_author_for_slot_on_a_two_validator_chain() -> None:
 def test_finality_needs_a_supermajority_and_is_stored() -> None:
     spec = local_spec(["//Alice", "//Bob", "//Charlie"])
     client = Client(spec, None)
-    block, res = client.propose(BOB, 1, 1_000)
+    _, res = client.propose(BOB, 1, 1_000)
     assert not client.self_finalize(ALICE, res.hash), "one of three is not a supermajority"
     auths = client.authorities_at(res.hash)
     votes = tuple(
