@@ -16,19 +16,13 @@ from twinchain.storage.abc import KeyValueStore, WriteBatch
 from twinchain.storage.statedb import StateDB
 from twinchain.storage.trie import TrieUpdate
 
-# Block-store columns beside those of storage.columns (kept distinct from them below).
-BY_NUMBER = b"N"  # N + number + hash -> b"": every known block at a height, forks included
-TX_INDEX = b"x"  # x + extrinsic hash -> block hash + u32 index
-assert not {BY_NUMBER, TX_INDEX} & set(col.ALL)
-
 META_GENESIS = b"genesis"
 META_BEST = b"best"
 META_FINALIZED = b"finalized"
 META_SPEC = b"spec-id"
 
 
-def _num(n: int) -> bytes:
-    return n.to_bytes(8, "big")
+_num = col.number_key
 
 
 class ChainStoreError(Exception):
@@ -92,7 +86,7 @@ class BlockStore:
         return self.kv.get(col.col(col.JUSTIFICATION, block_hash))
 
     def extrinsic_location(self, xt_hash: bytes) -> tuple[bytes, int] | None:
-        raw = self.kv.get(col.col(TX_INDEX, xt_hash))
+        raw = self.kv.get(col.col(col.TX_INDEX, xt_hash))
         return None if raw is None else (raw[:32], int.from_bytes(raw[32:], "big"))
 
     def best_header(self) -> Header:
@@ -107,7 +101,7 @@ class BlockStore:
 
     def hashes_at(self, number: int) -> list[bytes]:
         """Every known block (any fork) at ``number``."""
-        p = col.col(BY_NUMBER, _num(number))
+        p = col.col(col.BY_NUMBER, _num(number))
         return [k[len(p) :] for k, _ in self.kv.iterate(p)]
 
     # -- writes
@@ -125,9 +119,9 @@ class BlockStore:
         h = header.hash
         batch.put(col.col(col.BLOCK, h), block.encode())
         batch.put(col.col(col.HEADER, h), header.encode())
-        batch.put(col.col(BY_NUMBER, _num(header.number) + h), b"")
+        batch.put(col.col(col.BY_NUMBER, _num(header.number) + h), b"")
         for i, raw in enumerate(block.extrinsics):
-            batch.put(col.col(TX_INDEX, extrinsic_hash(raw)), h + i.to_bytes(4, "big"))
+            batch.put(col.col(col.TX_INDEX, extrinsic_hash(raw)), h + i.to_bytes(4, "big"))
         if justification is not None:
             batch.put(col.col(col.JUSTIFICATION, h), justification)
         self.statedb.commit(batch, update, h, header.number)

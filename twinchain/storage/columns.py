@@ -13,6 +13,8 @@ Layout (``H`` = 32-byte hash, ``N`` = u64 big-endian block number):
                          canonical msgpack encoding (see :mod:`twinchain.storage.statedb`)
 * ``STATE_JOURNAL + H``  per-block state journal: what the block inserted and replaced
 * ``STATE_PRUNE + N + H`` finalized canonical blocks waiting for the pruning window
+* ``BY_NUMBER + N + H``  every known block at height N, forks included (value empty)
+* ``TX_INDEX + H``       extrinsic hash -> block hash + u32 index in the block
 * ``META + name``        small named values (head pointers, schema version...)
 """
 
@@ -25,9 +27,22 @@ JUSTIFICATION = b"j"
 STATE_NODE = b"s"
 STATE_JOURNAL = b"J"
 STATE_PRUNE = b"P"
+BY_NUMBER = b"N"
+TX_INDEX = b"x"
 META = b"m"
 
-ALL = (BLOCK, HEADER, CANON, JUSTIFICATION, STATE_NODE, STATE_JOURNAL, STATE_PRUNE, META)
+ALL = (
+    BLOCK,
+    HEADER,
+    CANON,
+    JUSTIFICATION,
+    STATE_NODE,
+    STATE_JOURNAL,
+    STATE_PRUNE,
+    BY_NUMBER,
+    TX_INDEX,
+    META,
+)
 # Two columns sharing a byte would silently mix their records.
 assert len(set(ALL)) == len(ALL) and all(len(c) == 1 for c in ALL)
 
