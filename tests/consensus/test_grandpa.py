@@ -1,0 +1,153 @@
+"""The finality gadget, voters exchanging messages directly (the network is tested apart)."""
+
+from __future__ import annotations
+
+import pytest
+
+from twinchain.consensus.grandpa import (
+    PRECOMMIT,
+    PREVOTE,
+    GrandpaJustification,
+    JustificationError,
+    SignedVote,
+    Voter,
+    threshold,
+)
+from twinchain.node.chain_spec import local_spec
+from twinchain.node.client import Client
+from twinchain.primitives.keys import Keypair
+from twinchain.primitives.types import Header
+
+NAMES = ["Alice", "Bob", "Charlie", "Dave"]
+KEYS = [Keypair.from_dev_name(n) for n in NAMES]
+SLOT = 1000
+
+
+def test_threshold() -> None:
+    assert [threshold(n) for n in (1, 2, 3, 4, 5, 6, 7, 10)] == [1, 2, 3, 3, 4, 5, 5, 7]
+
+
+class Net:
+    """Four voters over one shared block tree; ``views`` picks each voter's best head."""
+
+    def __init__(self, online: int = 4) -> None:
+        self.client = Client(local_spec([f"//{n}" for n in NAMES]), None)
+        self.heads: dict[int, tuple[bytes, int]] = {}
+        g = self.client.genesis_hash
+        self.voters = [
+            Voter(
+                genesis_hash=g,
+                authorities=[k.public for k in KEYS],
+                set_id=0,
+                finalized=(g, 0),
+                lookup=self.client.blocks.header,
+                best_chain_containing=lambda base, i=i: self._best(i, base),
+                keypair=KEYS[i],
+                slot_ms=SLOT,
+            )
+            for i in range(online)
+        ]
+        self.now = 0
+        self.finalized: list[list[tuple[bytes, int]]] = [[] for _ in range(online)]
+        self.justifications: list[bytes] = []
+
+    def _best(self, i: int, base: tuple[bytes, int]) -> tuple[bytes, int]:
+        head = self.heads.get(i) or (self.client.best.hash, self.client.best.number)
+        from twinchain.consensus.grandpa import route_to
+
+        return head if route_to(self.client.blocks.header, head, base) is not None else base
+
+    def extend(self, parent: Header, slot: int) -> Header:
+        author = KEYS[slot % 4]
+        block, _ = self.client.propose(author, slot, slot * SLOT, parent=parent)
+        return block.header
+
+    def run(self, steps: int, deliver=lambda frm, to, vote: True) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(steps):
+            self.now += SLOT // 2
+            outbox = []
+            for i, v in enumerate(self.voters):
+                votes, done = v.tick(self.now)
+                outbox += [(i, m) for m in votes]
+                for f in done:
+                    self.finalized[i].append(f.block)
+                    self.justifications.append(f.justification)
+            for i, m in outbox:
+                for j, v in enumerate(self.voters):
+                    if j != i and deliver(i, j, m):
+                        v.on_vote(SignedVote.decode(m.encode()))
+
+
+def linear_chain(net: Net, length: int) -> Header:
+    head = net.client.best
+    for s in range(1, length + 1):
+        head = net.extend(head, s)
+    return head
+
+
+def test_four_voters_finalize_the_head_and_justification_verifies() -> None:
+    net = Net()
+    head = linear_chain(net, 5)
+    net.run(8)
+    assert all(f and f[-1] == (head.hash, 5) for f in net.finalized)
+    just = GrandpaJustification.decode(net.justifications[-1])
+    auths = [k.public for k in KEYS]
+    just.verify(net.client.genesis_hash, auths, 0)
+    with pytest.raises(JustificationError):
+        just.verify(net.client.genesis_hash, auths, 1)
+    weak = GrandpaJustification(just.round, 0, just.block, just.precommits[:2], just.ancestry)
+    with pytest.raises(JustificationError):
+        weak.verify(net.client.genesis_hash, auths, 0)
+
+
+def test_finality_follows_a_growing_chain() -> None:
+    net = Net()
+    head = linear_chain(net, 2)
+    net.run(6)
+    for s in range(3, 7):
+        head = net.extend(head, s)
+        net.run(4)
+    assert net.voters[0].finalized == (head.hash, 6)
+
+
+def test_three_of_four_still_finalize_two_of_four_do_not() -> None:
+    three = Net(online=3)
+    head = linear_chain(three, 3)
+    three.run(8)
+    assert three.voters[0].finalized == (head.hash, 3)
+    two = Net(online=2)
+    linear_chain(two, 3)
+    two.run(12)
+    assert two.voters[0].finalized[1] == 0 and not two.justifications
+
+
+def test_equivocating_voter_is_reported_and_cannot_split_finality() -> None:
+    net = Net()
+    g = net.client.best
+    a1 = net.extend(g, 1)
+    b1 = net.extend(g, 5)  # a fork at height 1, by another author
+    dave = KEYS[3]
+    v0 = net.voters[0]
+    for target in ((a1.hash, 1), (b1.hash, 1)):
+        ok, ev = v0.on_vote(SignedVote.sign(dave, PREVOTE, 1, 0, target, net.client.genesis_hash))
+        assert ok
+    assert ev is not None and ev.offender == dave.public and len(v0.evidence) == 1
+    # Honest voters split 2-1 between the forks: nothing conflicting can be finalized.
+    net.heads = {0: (a1.hash, 1), 1: (a1.hash, 1), 2: (b1.hash, 1)}
+    net.voters = net.voters[:3]
+    net.finalized = net.finalized[:3]
+    net.run(10)
+    finals = {b for f in net.finalized for b in f}
+    assert not ({(a1.hash, 1), (b1.hash, 1)} <= finals), "two conflicting blocks finalized"
+
+
+def test_bad_votes_are_refused() -> None:
+    net = Net()
+    g = net.client.genesis_hash
+    v = net.voters[0]
+    outsider = Keypair.from_dev_name("Mallory")
+    assert v.on_vote(SignedVote.sign(outsider, PREVOTE, 1, 0, (g, 0), g)) == (False, None)
+    other_chain = SignedVote.sign(KEYS[1], PRECOMMIT, 1, 0, (g, 0), b"\x01" * 32)
+    assert v.on_vote(other_chain) == (False, None)
+    wrong_set = SignedVote.sign(KEYS[1], PRECOMMIT, 1, 7, (g, 0), g)
+    assert v.on_vote(wrong_set) == (False, None)
