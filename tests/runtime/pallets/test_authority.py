@@ -120,3 +120,72 @@ def test_round_robin(make_chain: Any) -> None:
         CHARLIE.public,
         ALICE.public,
     ]
+
+
+def test_block_equivocation_is_recorded_once(block: Any) -> None:
+    from twinchain.primitives.types import Header
+
+    h1 = Header(b"\x01" * 32, 5, b"\x02" * 32, b"\x03" * 32, 42).sealed(ALICE)
+    h2 = Header(b"\x01" * 32, 5, b"\x04" * 32, b"\x03" * 32, 42).sealed(ALICE)
+    events = block.dispatch(
+        Origin.signed(BOB.public),
+        "Authority",
+        "report_block_equivocation",
+        h1.encode(),
+        h2.encode(),
+    )
+    assert "Authority.EquivocationReported" in block.names(events)
+    offences = list(block.rt.authority.Offences.iter())
+    assert len(offences) == 1 and offences[0][0][:32] == ALICE.public
+    with pytest.raises(DispatchError) as e:
+        block.dispatch(
+            Origin.signed(BOB.public),
+            "Authority",
+            "report_block_equivocation",
+            h2.encode(),
+            h1.encode(),
+        )
+    assert err(e) == "Authority.DuplicateReport"
+
+
+@pytest.mark.parametrize("case", ["same", "other-slot", "wrong-author", "garbage"])
+def test_block_equivocation_needs_real_evidence(block: Any, case: str) -> None:
+    from twinchain.primitives.types import Header
+
+    h1 = Header(b"\x01" * 32, 5, b"\x02" * 32, b"\x03" * 32, 42).sealed(ALICE)
+    h2 = {
+        "same": h1,
+        "other-slot": Header(b"\x01" * 32, 5, b"\x04" * 32, b"\x03" * 32, 43).sealed(ALICE),
+        "wrong-author": Header(b"\x01" * 32, 5, b"\x04" * 32, b"\x03" * 32, 42).sealed(BOB),
+        "garbage": None,
+    }[case]
+    second = b"\xc1" if h2 is None else h2.encode()
+    with pytest.raises(DispatchError) as e:
+        block.dispatch(
+            Origin.signed(BOB.public), "Authority", "report_block_equivocation", h1.encode(), second
+        )
+    assert err(e) == "Authority.InvalidEvidence"
+    assert list(block.rt.authority.Offences.iter()) == []
+
+
+def test_vote_equivocation_is_recorded(block: Any) -> None:
+    from twinchain.consensus.grandpa import PREVOTE, SignedVote
+
+    gh = block.rt.genesis_hash
+    v1 = SignedVote.sign(ALICE, PREVOTE, 3, 0, (b"\x05" * 32, 2), gh)
+    v2 = SignedVote.sign(ALICE, PREVOTE, 3, 0, (b"\x06" * 32, 2), gh)
+    events = block.dispatch(
+        Origin.signed(BOB.public), "Authority", "report_vote_equivocation", v1.encode(), v2.encode()
+    )
+    assert "Authority.EquivocationReported" in block.names(events)
+    not_authority = SignedVote.sign(BOB, PREVOTE, 3, 0, (b"\x06" * 32, 2), gh)
+    other = SignedVote.sign(BOB, PREVOTE, 3, 0, (b"\x05" * 32, 2), gh)
+    with pytest.raises(DispatchError) as e:
+        block.dispatch(
+            Origin.signed(BOB.public),
+            "Authority",
+            "report_vote_equivocation",
+            not_authority.encode(),
+            other.encode(),
+        )
+    assert err(e) == "Authority.InvalidEvidence"

@@ -9,22 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from twinchain.primitives.codec import U32, U64, AccountId, Option, Vec
-from twinchain.primitives.keys import is_valid_public, parse_account
+from twinchain.primitives.codec import U8, U32, U64, AccountId, Bytes, Option, Vec
+from twinchain.primitives.keys import is_valid_public, parse_account, verify
 from twinchain.runtime.framework import (
     ROOT,
+    SIGNED,
     BlockRejected,
     Origin,
     Pallet,
     PalletErrors,
     PalletEvents,
+    StorageMap,
     StorageValue,
     call,
     ensure_root,
+    ensure_signed,
 )
 
 MAX_AUTHORITIES = 100
 AuthorityList = Vec(AccountId, MAX_AUTHORITIES)
+OFFENCE_BLOCK, OFFENCE_VOTE = 0, 1
+# (offender, kind, slot or round, first signed message, second signed message)
+OffenceRecord = Vec(Bytes(64 * 1024), 2)
 
 
 class Authority(Pallet):
@@ -38,16 +44,24 @@ class Authority(Pallet):
     SessionLength = StorageValue(U32, 600, doc="Blocks per session.")
     CurrentSession = StorageValue(U32, 0, doc="Index of the current session.")
     CurrentSlot = StorageValue(U64, 0, doc="Slot of the latest block.")
+    Offences = StorageMap(
+        Bytes(64),
+        OffenceRecord,
+        doc="Equivocation evidence by (offender ‖ kind ‖ slot or round): both signed messages.",
+    )
 
     class Event(PalletEvents):
         AuthoritiesQueued = (("authorities", AuthorityList),)
         NewSession = (("index", U32), ("authorities", AuthorityList))
+        EquivocationReported = (("offender", AccountId), ("kind", U8), ("at", U64))
 
     class Error(PalletErrors):
         EmptySet = "the authority set cannot be empty"
         TooMany = "too many authorities"
         Duplicate = "an authority appears twice"
         InvalidKey = "not a valid x-only public key"
+        InvalidEvidence = "the two messages do not prove an equivocation"
+        DuplicateReport = "this offence is already recorded"
 
     @call(0, weight=50_000, origin=ROOT, args=(("authorities", AuthorityList),))
     def set_authorities(self, origin: Origin, authorities: list[bytes]) -> None:
@@ -63,6 +77,63 @@ class Authority(Pallet):
             raise self.Error.InvalidKey()
         self.NextAuthorities.put(authorities)
         self.deposit(self.Event.AuthoritiesQueued(authorities))
+
+    @call(
+        1,
+        weight=400_000,
+        origin=SIGNED,
+        args=(("first", Bytes(64 * 1024)), ("second", Bytes(64 * 1024))),
+    )
+    def report_block_equivocation(self, origin: Origin, first: bytes, second: bytes) -> None:
+        """Record two different headers sealed by one authority for the same slot."""
+        ensure_signed(origin)
+        from twinchain.primitives.codec import CodecError
+        from twinchain.primitives.types import Header
+
+        try:
+            a, b = Header.decode(first), Header.decode(second)
+        except CodecError:
+            raise self.Error.InvalidEvidence("headers do not decode") from None
+        if a.slot != b.slot or a.hash == b.hash:
+            raise self.Error.InvalidEvidence("not two different headers of one slot")
+        offender = self.author_for_slot(a.slot)
+        if offender is None or not all(verify(offender, h.seal_message(), h.seal) for h in (a, b)):
+            raise self.Error.InvalidEvidence("not both sealed by the slot's author")
+        self._record(offender, OFFENCE_BLOCK, a.slot, first, second)
+
+    @call(
+        2,
+        weight=400_000,
+        origin=SIGNED,
+        args=(("first", Bytes(4096)), ("second", Bytes(4096))),
+    )
+    def report_vote_equivocation(self, origin: Origin, first: bytes, second: bytes) -> None:
+        """Record two different finality votes of one kind by one authority in one round."""
+        ensure_signed(origin)
+        from twinchain.consensus.grandpa import SignedVote
+        from twinchain.primitives.codec import CodecError
+
+        try:
+            a, b = SignedVote.decode(first), SignedVote.decode(second)
+        except CodecError:
+            raise self.Error.InvalidEvidence("votes do not decode") from None
+        gh = self.runtime.genesis_hash
+        if (
+            a.voter != b.voter
+            or (a.kind, a.round, a.set_id) != (b.kind, b.round, b.set_id)
+            or a.target == b.target
+            or a.voter not in self.Authorities.get()
+            or not (a.verify(gh) and b.verify(gh))
+        ):
+            raise self.Error.InvalidEvidence("not two signed votes of one round by an authority")
+        self._record(a.voter, OFFENCE_VOTE, a.round, first, second)
+
+    def _record(self, offender: bytes, kind: int, at: int, first: bytes, second: bytes) -> None:
+        key = offender + bytes([kind]) + at.to_bytes(8, "big")
+        if self.Offences.contains(key):
+            raise self.Error.DuplicateReport()
+        self.Offences.insert(key, sorted([first, second]))
+        self.deposit(self.Event.EquivocationReported(offender, kind, at))
 
     def genesis(self, config: dict[str, Any]) -> None:
         auths = [parse_account(a) for a in config.get("authorities", [])]
