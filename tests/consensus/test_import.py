@@ -6,7 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from twinchain.consensus.finality import Justification, Vote
+from twinchain.consensus.grandpa import (
+    PRECOMMIT,
+    JustificationError,
+    SignedVote,
+    encode_justification,
+)
 from twinchain.node.chain_spec import dev_spec, local_spec
 from twinchain.node.client import BlockImportError, Client
 from twinchain.primitives.keys import Keypair
@@ -14,6 +19,7 @@ from twinchain.primitives.merkle import merkle_root
 from twinchain.primitives.types import Block, Extrinsic
 
 ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
+CHARLIE = Keypair.from_dev_name("Charlie")
 
 
 def _transfers(client: Client, n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
@@ -110,19 +116,42 @@ def test_finality_needs_a_supermajority_and_is_stored() -> None:
     client = Client(spec, None)
     _, res = client.propose(BOB, 1, 1_000)
     assert not client.self_finalize(ALICE, res.hash), "one of three is not a supermajority"
-    auths = client.authorities_at(res.hash)
-    votes = tuple(
-        Vote.sign(Keypair.from_dev_name(n), res.hash, 1, round=1, genesis_hash=client.genesis_hash)
-        for n in ("Alice", "Bob", "Charlie")
-    )
-    just = Justification(res.hash, 1, votes)
+    target = (res.hash, 1)
+    gh = client.genesis_hash
+    votes = [SignedVote.sign(k, PRECOMMIT, 1, 0, target, gh) for k in (ALICE, BOB, CHARLIE)]
     # Two of three is exactly 2/3, not more: with three authorities all three must vote.
-    assert not Justification(res.hash, 1, votes[:2]).check(auths, client.genesis_hash)
-    assert not Justification(res.hash, 1, (*votes[:2], votes[0])).check(
-        auths, client.genesis_hash
-    ), "a duplicate vote does not count twice"
-    assert just.check(auths, client.genesis_hash)
+    for weak in (votes[:2], [votes[0], votes[1], votes[0]]):
+        with pytest.raises(JustificationError):
+            client.verify_justification(res.hash, encode_justification(1, 0, target, weak, []))
+    just = encode_justification(1, 0, target, votes, [])
+    client.verify_justification(res.hash, just)
     client.finalize(res.hash, just)
     assert client.finalized.hash == res.hash
-    stored = Justification.decode(client.blocks.justification(res.hash) or b"")
-    assert stored == just
+    assert client.blocks.justification(res.hash) == just
+
+
+def test_blocks_off_the_finalized_chain_are_refused() -> None:
+    spec = local_spec(["//Alice", "//Bob"])
+    client, other = Client(spec, None), Client(spec, None)
+    a1, _ = client.propose(BOB, 1, 1_000)
+    b1, _ = other.propose(ALICE, 2, 2_000)  # a sibling of a1
+    b2, _ = other.propose(BOB, 3, 3_000)
+    client.import_block(b1, check_time=False)
+    client.finalize(a1.hash)
+    with pytest.raises(BlockImportError, match="finalized chain") as err:
+        client.import_block(b2, check_time=False)
+    assert err.value.reason == "invalid"
+    assert client.best.hash == a1.hash and client.finalized.hash == a1.hash
+
+
+def test_finalizing_a_fork_moves_the_best_chain_onto_it() -> None:
+    spec = local_spec(["//Alice", "//Bob"])
+    client, other = Client(spec, None), Client(spec, None)
+    client.propose(BOB, 1, 1_000)
+    a2, _ = client.propose(ALICE, 2, 2_000)
+    b1, _ = other.propose(BOB, 3, 3_000)
+    client.import_block(b1, check_time=False)
+    assert client.best.hash == a2.hash
+    client.finalize(b1.hash)
+    assert client.best.hash == b1.hash and client.blocks.hash_at(1) == b1.hash
+    assert client.blocks.hash_at(2) is None

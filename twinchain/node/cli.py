@@ -91,6 +91,7 @@ def cmd_node(args: argparse.Namespace) -> int:
         validator=validator,
         author_key=key,
         port=args.port,
+        bootnodes=args.bootnodes,
         rpc_host="0.0.0.0" if args.rpc_external else "127.0.0.1",
         rpc_port=None if args.no_rpc else args.rpc_port,
         rpc_unsafe=args.rpc_methods == "unsafe",
@@ -286,6 +287,39 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devnet(args: argparse.Namespace) -> int:
+    from twinchain.devnet import manager
+
+    base: Path = args.base_dir
+    try:
+        if args.devnet_cmd == "up":
+            console.print(f"starting {args.validators} facility validators in {base} …")
+            nodes = manager.up(base, args.validators, args.slot_ms)
+            for n in nodes:
+                console.print(f"  [green]●[/] {n.name}: {n.rpc_url}  {n.multiaddr}")
+            if args.detach:
+                console.print("detached; stop with: twinchain devnet down --base-dir " + str(base))
+                return 0
+            try:
+                manager.watch(base, console)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                stopped = manager.down(base)
+                console.print(f"stopped {stopped} nodes")
+        elif args.devnet_cmd == "status":
+            rows = manager.status(base)
+            if args.json:
+                sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            else:
+                out.print(manager.table(rows, {}))
+        else:
+            console.print(f"stopped {manager.down(base, timeout=args.timeout)} nodes")
+    except manager.DevnetError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -301,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--key", help="author key as //Name or hex seed (instead of the keystore)")
     n.add_argument("--name", default="twinchain-node", help="node name shown to peers and RPC")
     n.add_argument("--port", type=int, default=30333, help="p2p port")
+    n.add_argument("--bootnodes", action="append", default=[], help="peer multiaddr (repeatable)")
     n.add_argument("--rpc-port", type=int, default=9944, help="JSON-RPC port (HTTP+WS)")
     n.add_argument("--no-rpc", action="store_true", help="do not serve JSON-RPC")
     n.add_argument("--rpc-external", action="store_true", help="listen on all interfaces")
@@ -355,6 +390,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--state-pruning", type=_pruning, default=256)
     i.add_argument("file", type=Path)
     i.set_defaults(fn=cmd_import_blocks)
+
+    dv = sub.add_parser("devnet", help="a local multi-facility devnet")
+    dsub = dv.add_subparsers(dest="devnet_cmd", required=True)
+    du = dsub.add_parser("up", help="start one validator per facility on 127.0.0.1")
+    du.add_argument("--validators", type=int, default=4)
+    du.add_argument("--slot-ms", type=int, default=1000)
+    du.add_argument("--detach", action="store_true", help="return once every node is up")
+    ds = dsub.add_parser("status", help="best/finalized height and peers of every node")
+    ds.add_argument("--json", action="store_true")
+    dd = dsub.add_parser("down", help="stop the devnet (SIGTERM, then SIGKILL)")
+    dd.add_argument("--timeout", type=float, default=15)
+    for sp in (du, ds, dd):
+        sp.add_argument("--base-dir", type=Path, default=Path("devnet"), help="devnet folder")
+    dv.set_defaults(fn=cmd_devnet)
     return p
 
 

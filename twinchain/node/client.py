@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twinchain.consensus import aura
-from twinchain.consensus.finality import Justification, Vote
+from twinchain.consensus.grandpa import (
+    PRECOMMIT,
+    GrandpaJustification,
+    JustificationError,
+    SignedVote,
+    encode_justification,
+)
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
@@ -98,6 +104,7 @@ class Client:
         # validation can never land in the middle of a block being built or imported.
         self._pool_executive = Executive(Runtime(self.genesis_hash))
         self.import_listeners: list[Callable[[ImportResult, Block], None]] = []
+        self.finality_listeners: list[Callable[[Header], None]] = []
 
     def close(self) -> None:
         self.kv.close()
@@ -116,6 +123,13 @@ class Client:
         if h is None:
             raise ChainStoreError("unknown block")
         return self.statedb.at(h.state_root)
+
+    def descends_from(self, header: Header, ancestor: Header) -> bool:
+        """Whether ``header`` is ``ancestor`` or one of its descendants."""
+        cur: Header | None = header
+        while cur is not None and cur.number > ancestor.number:
+            cur = self.blocks.header(cur.parent_hash)
+        return cur is not None and cur.hash == ancestor.hash
 
     def authorities_at(self, block_hash: bytes) -> list[bytes]:
         return aura.authorities(self.runtime, self.state_at(block_hash))
@@ -198,8 +212,11 @@ class Client:
             raise BlockImportError("unknown-parent", f"parent of #{header.number} unknown")
         if header.number != parent.number + 1:
             raise BlockImportError("invalid", "block number does not follow its parent")
-        if header.number <= self.finalized.number:
+        finalized = self.finalized
+        if header.number <= finalized.number:
             raise BlockImportError("invalid", "block is below the finalized height")
+        if not self.descends_from(parent, finalized):
+            raise BlockImportError("invalid", "block does not build on the finalized chain")
         try:
             parent_state = self.state_at(parent.hash)
             aura.check_header(
@@ -240,25 +257,43 @@ class Client:
         return result
 
     # -- finality
-    def finalize(self, block_hash: bytes, justification: Justification | None = None) -> None:
-        """Mark a best-chain block final (with its justification) and prune old state."""
+    def finalize(self, block_hash: bytes, justification: bytes | None = None) -> None:
+        """Mark a block final (with its encoded justification) and prune old state.
+
+        A final block not on our best chain moves the best chain onto it: a finalized block
+        is never reverted, so the fork that lacks it is dead.
+        """
+        header = self.blocks.header(block_hash)
+        if header is None:
+            raise ChainStoreError("cannot finalize an unknown block")
         batch = WriteBatch()
-        self.blocks.set_finalized(
-            batch, block_hash, None if justification is None else justification.encode()
-        )
+        if self.blocks.hash_at(header.number) != block_hash:
+            self.blocks.set_best(batch, header)
+        self.blocks.set_finalized(batch, block_hash, justification)
         self.blocks.commit(batch)
+        for listener in self.finality_listeners:
+            listener(header)
+
+    def verify_justification(self, block_hash: bytes, raw: bytes) -> None:
+        """Raise JustificationError unless ``raw`` proves ``block_hash`` final."""
+        try:
+            just = GrandpaJustification.decode(raw)
+        except CodecError as exc:
+            raise JustificationError(f"undecodable justification: {exc}") from None
+        header = self.blocks.header(block_hash)
+        if header is None or just.block != (block_hash, header.number):
+            raise JustificationError("justification is for another block")
+        just.verify(self.genesis_hash, self.authorities_at(header.parent_hash), set_id=0)
 
     def self_finalize(self, keypair: Keypair, block_hash: bytes) -> bool:
-        """Single-authority chains: the sole authority's own vote is a supermajority."""
-        auths = self.authorities_at(block_hash)
-        if auths != [keypair.public]:
-            return False
+        """Single-authority chains: the sole authority's precommit is a supermajority."""
         header = self.blocks.header(block_hash)
         assert header is not None
-        vote = Vote.sign(
-            keypair, block_hash, header.number, round=header.number, genesis_hash=self.genesis_hash
-        )
-        self.finalize(block_hash, Justification(block_hash, header.number, (vote,)))
+        if self.authorities_at(header.parent_hash) != [keypair.public]:
+            return False
+        target = (block_hash, header.number)
+        vote = SignedVote.sign(keypair, PRECOMMIT, header.number, 0, target, self.genesis_hash)
+        self.finalize(block_hash, encode_justification(header.number, 0, target, [vote], []))
         return True
 
     # -- export / import of block files

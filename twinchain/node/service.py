@@ -39,6 +39,7 @@ class NodeConfig:
     validator: bool = False
     author_key: Keypair | None = None
     port: int = 30333
+    bootnodes: list[str] = field(default_factory=list)
     rpc_host: str = "127.0.0.1"
     rpc_port: int | None = 9944
     rpc_unsafe: bool = False

@@ -127,10 +127,10 @@ class BlockStore:
         self.statedb.commit(batch, update, h, header.number)
         self._header_cache[h] = header
         if set_best:
-            self._set_best(batch, header)
+            self.set_best(batch, header)
         return h
 
-    def _set_best(self, batch: WriteBatch, header: Header) -> None:
+    def set_best(self, batch: WriteBatch, header: Header) -> None:
         """Point the canonical index at ``header``'s branch (a re-org rewrites the tail)."""
         h = header.hash
         old_best = self.meta(META_BEST)
