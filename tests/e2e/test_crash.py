@@ -32,7 +32,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_node(base: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_node(base: Path, port: int, log: Path, p2p_port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -101,13 +101,13 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("TWINCHAIN_CRASH_SEED", "20261123")))
     base = tmp_path / "node"
     log = tmp_path / "node.log"
-    port = free_port()
+    port, p2p_port = free_port(), free_port()
     rpc = RpcClient(f"http://127.0.0.1:{port}")
     genesis = dev_spec().genesis_block().hash
     committed: dict[int, str] = {}  # number -> hash the node reported as finalized
     accepted = 0
     for i in range(KILLS + 1):
-        proc = start_node(base, port, log)
+        proc = start_node(base, port, log, p2p_port)
         try:
             head = wait_rpc(rpc, proc)
             # Every block seen finalized before a kill is still there, with the same hash.

@@ -238,12 +238,13 @@ class Voter:
         self.evidence: list[Equivocation] = []
 
     # -- incoming
-    def on_vote(self, vote: SignedVote) -> tuple[bool, Equivocation | None]:
-        """Check and record a vote. Returns (valid, equivocation-if-any)."""
+    def on_vote(self, vote: SignedVote) -> tuple[bool | None, Equivocation | None]:
+        """Check and record a vote. Returns (valid, equivocation-if-any); valid is None for a
+        well-formed vote of a round too far from ours to matter (stale, not malicious)."""
         if vote.set_id != self.set_id or vote.voter not in self.authorities:
             return False, None
         if vote.round + 64 < self.current or vote.round > self.current + 64:
-            return False, None
+            return None, None
         if not vote.verify(self.genesis_hash):
             return False, None
         rnd = self.rounds.setdefault(vote.round, Round(vote.round))
@@ -262,6 +263,22 @@ class Voter:
         return True, None
 
     # -- progress
+    def own_votes(self) -> list[SignedVote]:
+        """This voter's votes in the current round, for periodic re-broadcast: gossip does
+        not replay old messages, and a voter that restarted learns the round from them."""
+        if self.keypair is None:
+            return []
+        rnd = self.rounds[self.current]
+        me = self.keypair.public
+        return [m for m in (rnd.prevotes.get(me), rnd.precommits.get(me)) if m is not None]
+
+    def note_finalized(self, block: Block) -> None:
+        """A block was finalized by a justification from elsewhere (sync, import)."""
+        if block[1] > self.finalized[1]:
+            self.finalized = block
+            if self.last_estimate[1] < block[1]:
+                self.last_estimate = block
+
     def tick(self, now_ms: int) -> tuple[list[SignedVote], list[Finalized]]:
         """Advance the protocol: votes to broadcast and blocks newly finalized."""
         out: list[SignedVote] = []
@@ -287,9 +304,9 @@ class Voter:
             if f is not None and f[1] > self.finalized[1]:
                 self.finalized = f
                 done.append(Finalized(f, self.justification(self.rounds[r], f)))
-        if g is not None and self._completable(rnd, g) and (
-            waited or len(rnd.precommits) == self.n
-        ):
+        # Rounds last at least a slot even when every vote is in: votes are gossip, and a
+        # round per slot keeps each voter at two messages per slot.
+        if g is not None and waited and self._completable(rnd, g):
             self.last_estimate = self._estimate(rnd, g) or self.last_estimate
             if self.last_estimate[1] < self.finalized[1]:
                 self.last_estimate = self.finalized

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -112,24 +113,33 @@ def plan(base_dir: Path, validators: int, slot_ms: int) -> tuple[ChainSpec, list
     return spec, nodes
 
 
-def _start(base_dir: Path, node: NodeInfo, bootnodes: list[str]) -> subprocess.Popen[bytes]:
+def start_node(
+    base_dir: Path,
+    node: NodeInfo,
+    bootnodes: list[str],
+    extra: Sequence[str] = (),
+    validator: bool = True,
+) -> subprocess.Popen[bytes]:
+    """Start one node process of the devnet (``extra``: more ``twinchain node`` options)."""
     cmd = [
         sys.executable, "-m", "twinchain.node.cli", "node",
         "--chain", str(base_dir / "spec.json"),
         "--base-path", node.base_path,
-        "--validator",
         "--name", node.name,
         "--port", str(node.p2p_port),
         "--rpc-port", str(node.rpc_port),
     ]  # fmt: skip
+    if validator:
+        cmd.append("--validator")
     for b in bootnodes:
         cmd += ["--bootnodes", b]
+    cmd += list(extra)
     log = open(Path(node.base_path) / "node.log", "ab")
     # A session of its own: Ctrl-C in the terminal reaches `up`, which stops nodes cleanly.
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_rpc(node: NodeInfo, proc: subprocess.Popen[bytes], timeout: float = 60) -> RpcClient:
+def wait_rpc(node: NodeInfo, proc: subprocess.Popen[bytes], timeout: float = 60) -> RpcClient:
     rpc = RpcClient(node.rpc_url, timeout=2)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -152,13 +162,13 @@ def up(base_dir: Path, validators: int, slot_ms: int = 1000) -> list[NodeInfo]:
     boot: list[str] = []
     try:
         for node in nodes:
-            proc = _start(base_dir, node, boot)
+            proc = start_node(base_dir, node, boot)
             node.pid = proc.pid
-            rpc = _wait_rpc(node, proc)
+            rpc = wait_rpc(node, proc)
             addrs = rpc.call("system_localListenAddresses")
             node.multiaddr = addrs[0] if addrs else ""
-            if not boot and node.multiaddr:
-                boot = [node.multiaddr]
+            if node.multiaddr:  # later nodes dial every earlier one: a full mesh
+                boot.append(node.multiaddr)
             save(base_dir, nodes)
     except BaseException:
         down(base_dir, nodes)

@@ -90,8 +90,9 @@ def cmd_node(args: argparse.Namespace) -> int:
         name=args.name,
         validator=validator,
         author_key=key,
-        port=args.port,
+        port=None if args.no_p2p else args.port,
         bootnodes=args.bootnodes,
+        double_sign=args.unsafe_double_sign,
         rpc_host="0.0.0.0" if args.rpc_external else "127.0.0.1",
         rpc_port=None if args.no_rpc else args.rpc_port,
         rpc_unsafe=args.rpc_methods == "unsafe",
@@ -336,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--name", default="twinchain-node", help="node name shown to peers and RPC")
     n.add_argument("--port", type=int, default=30333, help="p2p port")
     n.add_argument("--bootnodes", action="append", default=[], help="peer multiaddr (repeatable)")
+    n.add_argument("--no-p2p", action="store_true", help="run without networking")
+    # Test-only: author two different blocks per own slot, to exercise equivocation handling.
+    n.add_argument("--unsafe-double-sign", action="store_true", help=argparse.SUPPRESS)
     n.add_argument("--rpc-port", type=int, default=9944, help="JSON-RPC port (HTTP+WS)")
     n.add_argument("--no-rpc", action="store_true", help="do not serve JSON-RPC")
     n.add_argument("--rpc-external", action="store_true", help="listen on all interfaces")

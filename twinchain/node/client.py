@@ -126,6 +126,10 @@ class Client:
 
     def descends_from(self, header: Header, ancestor: Header) -> bool:
         """Whether ``header`` is ``ancestor`` or one of its descendants."""
+        if self.blocks.hash_at(ancestor.number) == ancestor.hash and (
+            self.blocks.hash_at(header.number) == header.hash
+        ):
+            return True  # both on the canonical chain: no walk needed
         cur: Header | None = header
         while cur is not None and cur.number > ancestor.number:
             cur = self.blocks.header(cur.parent_hash)
@@ -200,6 +204,7 @@ class Client:
         verified: Iterable[bytes] = (),
         check_time: bool = True,
         now_ms: int | None = None,
+        durable: bool = True,
     ) -> ImportResult:
         """Verify and re-execute ``block``; write it if valid. Raises BlockImportError."""
         t0 = time.perf_counter()
@@ -241,23 +246,32 @@ class Client:
                 f"state root mismatch: header 0x{header.state_root.hex()[:16]}…, "
                 f"computed 0x{update.root.hex()[:16]}…",
             )
-        return self._write(block, update, result.outcomes, t0)
+        return self._write(block, update, result.outcomes, t0, durable)
 
     def _write(
-        self, block: Block, update: object, outcomes: list[ApplyOutcome], t0: float
+        self,
+        block: Block,
+        update: object,
+        outcomes: list[ApplyOutcome],
+        t0: float,
+        durable: bool = True,
     ) -> ImportResult:
         header = block.header
         is_best = header.number > self.best.number
         batch = WriteBatch()
         h = self.blocks.write_block(batch, block, update, set_best=is_best)  # type: ignore[arg-type]
-        self.blocks.commit(batch)
+        # ``durable`` waits for the disk (power-loss safety); a process kill loses nothing
+        # either way, so catch-up sync skips the wait per block.
+        self.blocks.commit(batch, sync=durable)
         result = ImportResult(h, header.number, is_best, False, outcomes, time.perf_counter() - t0)
         for listener in self.import_listeners:
             listener(result, block)
         return result
 
     # -- finality
-    def finalize(self, block_hash: bytes, justification: bytes | None = None) -> None:
+    def finalize(
+        self, block_hash: bytes, justification: bytes | None = None, *, durable: bool = True
+    ) -> None:
         """Mark a block final (with its encoded justification) and prune old state.
 
         A final block not on our best chain moves the best chain onto it: a finalized block
@@ -270,7 +284,7 @@ class Client:
         if self.blocks.hash_at(header.number) != block_hash:
             self.blocks.set_best(batch, header)
         self.blocks.set_finalized(batch, block_hash, justification)
-        self.blocks.commit(batch)
+        self.blocks.commit(batch, sync=durable)
         for listener in self.finality_listeners:
             listener(header)
 

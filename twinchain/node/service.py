@@ -1,8 +1,12 @@
 """The node service: one trio nursery that owns every task of a running node.
 
-Tasks: the Aura authoring loop (validators), the JSON-RPC server, and the status line. SIGINT
-and SIGTERM cancel the nursery; the database is closed after every task has stopped, so a
-clean stop and a SIGKILL both leave a consistent database (every block is one atomic batch).
+Tasks: the libp2p network (gossip, sync), the Aura authoring loop (validators), the finality
+voter, the JSON-RPC server, and a retry queue for blocks from future slots. SIGINT and SIGTERM
+cancel the nursery; the database is closed after every task has stopped, so a clean stop and a
+SIGKILL both leave a consistent database (every block is one atomic batch).
+
+The node is also the network's :class:`~twinchain.p2p.abc.NetworkHandler`: everything peers
+send arrives through the synchronous methods below, on the trio thread.
 """
 
 from __future__ import annotations
@@ -18,17 +22,25 @@ import trio
 
 from twinchain import __version__
 from twinchain.consensus import aura
+from twinchain.consensus.grandpa import Equivocation, JustificationError, SignedVote, Voter
 from twinchain.node.chain_spec import ChainSpec
-from twinchain.node.client import BlockImportError, Client
+from twinchain.node.client import BlockImportError, Client, ImportResult
 from twinchain.node.keystore import Keystore
-from twinchain.node.txpool import TransactionPool
+from twinchain.node.txpool import PoolError, TransactionPool
+from twinchain.p2p.abc import ChainStatus, Verdict
+from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.types import Block, Extrinsic, Header, extrinsic_hash
 from twinchain.runtime.executive import InvalidBlock, InvalidTransaction
 
 log = logging.getLogger("twinchain.node")
 
 # Share of a slot an author may spend applying transactions before it seals.
 PROPOSE_SHARE = 0.5
+VOTER_TICK_S = 0.2
+FUTURE_BLOCKS_MAX = 256
+# A round that has not completed re-sends this node's votes every few slots.
+REBROADCAST_SLOTS = 3
 
 
 @dataclass
@@ -38,17 +50,19 @@ class NodeConfig:
     name: str = "twinchain-node"
     validator: bool = False
     author_key: Keypair | None = None
-    port: int = 30333
+    port: int | None = 30333
     bootnodes: list[str] = field(default_factory=list)
     rpc_host: str = "127.0.0.1"
     rpc_port: int | None = 9944
     rpc_unsafe: bool = False
     rpc_cors: list[str] = field(default_factory=list)
     pruning: int | None = 256
+    #: Test-only: author two different blocks in each of our slots (equivocation tests).
+    double_sign: bool = False
 
 
 class Node:
-    """A running node. Satisfies ``twinchain.rpc.api.NodeHandle``."""
+    """A running node. Satisfies ``twinchain.rpc.api.NodeHandle`` and ``NetworkHandler``."""
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -58,17 +72,14 @@ class Node:
             self._tmp = tempfile.TemporaryDirectory(prefix="twinchain-")
             base = Path(self._tmp.name)
         self.base_path = base
+        self.chain_dir = base / "chains" / config.spec.id
         self.client = Client(config.spec, base, pruning=config.pruning)
-        self.keystore = Keystore(base / "chains" / config.spec.id / "keystore")
+        self.keystore = Keystore(self.chain_dir / "keystore")
         self.pool = TransactionPool(
             self.client.validate_transaction, best_number=self.client.best.number
         )
         self.name = config.name
         self.version = __version__
-        self.is_syncing = False
-        self.peers: list[dict[str, object]] = []
-        self.local_peer_id = ""
-        self.listen_addresses: list[str] = []
         self.rpc_port: int | None = None
         self.author_key = config.author_key
         if config.validator and self.author_key is None:
@@ -78,19 +89,238 @@ class Node:
                     "--validator needs an 'aura' key in the keystore (twinchain key insert)"
                 )
             self.author_key = keys[0]
+        self.network = None
+        if config.port is not None:
+            from twinchain.p2p.service import NetworkService
 
+            self.network = NetworkService(
+                self,
+                genesis_hash=self.client.genesis_hash,
+                key_file=self.chain_dir / "network" / "secret_ed25519",
+                listen_port=config.port,
+                bootnodes=config.bootnodes,
+                node_name=config.name,
+            )
+        self.voter = self._new_voter()
+        self._future: list[tuple[int, Block]] = []
+        self._slot_headers: dict[int, Header] = {}
+        self._reported: set[bytes] = set()
+        self._last_vote_broadcast = 0
+
+    # ------------------------------------------------------------------ NodeHandle
     @property
     def roles(self) -> list[str]:
         return ["Authority"] if self.config.validator else ["Full"]
 
+    @property
+    def is_syncing(self) -> bool:
+        return self.network is not None and self.network.is_syncing()
+
+    @property
+    def peers(self) -> list[dict[str, object]]:
+        return [] if self.network is None else list(self.network.peers())  # type: ignore[arg-type]
+
+    @property
+    def local_peer_id(self) -> str:
+        return "" if self.network is None else self.network.peer_id
+
+    @property
+    def listen_addresses(self) -> list[str]:
+        return [] if self.network is None else list(self.network.listen_addrs)
+
     def submit_extrinsic(self, raw: bytes) -> bytes:
-        return self.pool.submit(raw)
+        h = self.pool.submit(raw)
+        if self.network is not None:
+            self.network.publish_transaction(raw)
+        return h
+
+    # ------------------------------------------------------------------ finality voter
+    def _new_voter(self) -> Voter:
+        fin = self.client.finalized
+        return Voter(
+            genesis_hash=self.client.genesis_hash,
+            authorities=self.client.authorities_at(fin.hash),
+            set_id=0,
+            finalized=(fin.hash, fin.number),
+            lookup=self.client.blocks.header,
+            best_chain_containing=self._best_containing,
+            keypair=self.author_key if self.config.validator else None,
+            slot_ms=self.client.slot_duration(),
+            now_ms=aura.now_ms(),
+        )
+
+    def _best_containing(self, base: tuple[bytes, int]) -> tuple[bytes, int]:
+        best = self.client.best
+        anc = self.client.blocks.header(base[0])
+        if anc is not None and self.client.descends_from(best, anc):
+            return (best.hash, best.number)
+        return base
+
+    def finality_step(self, now_ms: int) -> None:
+        votes, done = self.voter.tick(now_ms)
+        if not votes and now_ms - self._last_vote_broadcast >= REBROADCAST_SLOTS * (
+            self.client.slot_duration()
+        ):
+            votes = self.voter.own_votes()
+        if votes:
+            self._last_vote_broadcast = now_ms
+        for v in votes:
+            if self.network is not None:
+                self.network.publish_vote(v.encode())
+        for f in done:
+            if f.block[1] > self.client.finalized.number:
+                self.client.finalize(f.block[0], f.justification)
+                log.info("🔒 finalized #%d (0x%s…)", f.block[1], f.block[0].hex()[:12])
+        for ev in self.voter.evidence:
+            self._report_vote_equivocation(ev)
+        self.voter.evidence.clear()
+
+    # ------------------------------------------------------------------ NetworkHandler
+    def status(self) -> ChainStatus:
+        best, fin = self.client.best, self.client.finalized
+        return ChainStatus(best.number, best.hash, fin.number, fin.hash, self.client.genesis_hash)
+
+    def on_block(self, peer_id: str, raw: bytes) -> Verdict:
+        try:
+            block = Block.decode(raw)
+        except CodecError:
+            return Verdict.REJECT
+        return self._import(block, None)
+
+    def import_synced(self, raw: bytes, justification: bytes | None) -> Verdict:
+        try:
+            block = Block.decode(raw)
+        except CodecError:
+            return Verdict.REJECT
+        verdict = self._import(block, justification, from_sync=True)
+        if verdict is Verdict.REJECT or justification is None:
+            return verdict
+        h = block.hash
+        if block.header.number <= self.client.finalized.number:
+            return verdict
+        if self.client.blocks.header(h) is None:
+            return verdict
+        try:
+            self.client.verify_justification(h, justification)
+        except JustificationError as exc:
+            log.warning("bad justification for #%d: %s", block.header.number, exc)
+            return Verdict.REJECT
+        self.client.finalize(h, justification, durable=not self.is_syncing)
+        self.voter.note_finalized((h, block.header.number))
+        return Verdict.ACCEPT
+
+    def _import(
+        self, block: Block, justification: bytes | None, from_sync: bool = False
+    ) -> Verdict:
+        verified = [h for h in map(extrinsic_hash, block.extrinsics) if self.pool.contains(h)]
+        try:
+            result = self.client.import_block(
+                block, verified=verified, now_ms=aura.now_ms(), durable=not from_sync
+            )
+        except BlockImportError as exc:
+            if exc.reason == "future":
+                if len(self._future) < FUTURE_BLOCKS_MAX:
+                    self._future.append((block.header.slot, block))
+                return Verdict.IGNORE
+            if exc.reason in ("known", "unknown-parent"):
+                return Verdict.IGNORE
+            log.warning("rejected block #%d: %s", block.header.number, exc)
+            return Verdict.REJECT
+        self._after_import(block, result)
+        return Verdict.ACCEPT
+
+    def _after_import(self, block: Block, result: ImportResult) -> None:
+        header = block.header
+        self._check_slot_equivocation(header)
+        if result.is_best:
+            self.pool.prune([o.hash for o in result.outcomes], number=result.number)
+            self.pool.revalidate()
+
+    def on_vote(self, peer_id: str, raw: bytes) -> Verdict:
+        try:
+            vote = SignedVote.decode(raw)
+        except CodecError:
+            return Verdict.REJECT
+        ok, ev = self.voter.on_vote(vote)
+        if ev is not None:
+            self._report_vote_equivocation(ev)
+        if ok is None:
+            return Verdict.IGNORE
+        return Verdict.ACCEPT if ok else Verdict.REJECT
+
+    def on_transactions(self, peer_id: str, raws: list[bytes]) -> Verdict:
+        bogus = 0
+        for raw in raws:
+            try:
+                self.pool.submit(raw, source="network")
+            except PoolError as exc:
+                if exc.code in ("Invalid:BadProof", "Invalid:Decode", "LimitsExceeded"):
+                    bogus += 1
+        return Verdict.REJECT if bogus else Verdict.ACCEPT
+
+    def blocks_by_range(self, start: int, count: int) -> list[tuple[bytes, bytes | None]]:
+        out: list[tuple[bytes, bytes | None]] = []
+        for n in range(start, start + max(0, min(count, 512))):
+            h = self.client.blocks.hash_at(n)
+            if h is None:
+                break
+            raw = self.client.blocks.block_bytes(h)
+            if raw is None:
+                break
+            out.append((raw, self.client.blocks.justification(h)))
+        return out
+
+    # ------------------------------------------------------------------ equivocation reports
+    def _check_slot_equivocation(self, header: Header) -> None:
+        seen = self._slot_headers.get(header.slot)
+        if seen is None:
+            self._slot_headers[header.slot] = header
+            if len(self._slot_headers) > 1024:
+                for s in sorted(self._slot_headers)[:512]:
+                    del self._slot_headers[s]
+        elif seen.hash != header.hash:
+            self._submit_report(
+                "report_block_equivocation", seen.encode(), header.encode(), key=seen.hash
+            )
+
+    def _report_vote_equivocation(self, ev: Equivocation) -> None:
+        self._submit_report(
+            "report_vote_equivocation",
+            ev.first.encode(),
+            ev.second.encode(),
+            key=ev.first.signature,
+        )
+
+    def _submit_report(self, call_name: str, first: bytes, second: bytes, key: bytes) -> None:
+        """Put equivocation evidence on chain, signed by this node's key (if it has one)."""
+        if self.author_key is None or key in self._reported:
+            return
+        self._reported.add(key)
+        rt = self.client.runtime
+        call = rt.call_by_name("Authority", call_name, *sorted([first, second]))
+        state = self.client.state_at()
+        raw_info = state.get(rt.system.Account.key(self.author_key.public))
+        nonce = 0 if raw_info is None else rt.system.Account.value_type.decode(raw_info).nonce
+        for n in range(nonce, nonce + 16):
+            xt = Extrinsic.sign(
+                call, self.author_key, n, self.client.genesis_hash, rt.spec_version
+            ).encode()
+            try:
+                self.submit_extrinsic(xt)
+                log.warning("equivocation evidence submitted (%s)", call_name)
+                return
+            except PoolError as exc:
+                if exc.code not in ("ReplacementUnderpriced", "AlreadyImported"):
+                    log.warning("could not submit equivocation evidence: %s", exc)
+                    return
 
     # ------------------------------------------------------------------ tasks
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._signals, nursery.cancel_scope)
+                if self.network is not None:
+                    await nursery.start(self.network.run)
                 if self.config.rpc_port is not None:
                     from twinchain.rpc.server import serve_rpc
 
@@ -106,12 +336,15 @@ class Node:
                     )
                 if self.config.validator:
                     nursery.start_soon(self._author_loop)
+                nursery.start_soon(self._finality_loop)
+                nursery.start_soon(self._future_blocks_loop)
                 log.info(
-                    "node %s ready: chain %s, best #%d, rpc %s",
+                    "node %s ready: chain %s, best #%d, rpc %s, p2p %s",
                     self.name,
                     self.config.spec.name,
                     self.client.best.number,
                     self.rpc_port,
+                    ", ".join(self.listen_addresses) or "off",
                 )
                 task_status.started()
         finally:
@@ -130,6 +363,23 @@ class Node:
                 scope.cancel()
                 return
 
+    async def _finality_loop(self) -> None:
+        while True:
+            self.finality_step(aura.now_ms())
+            await trio.sleep(VOTER_TICK_S)
+
+    async def _future_blocks_loop(self) -> None:
+        while True:
+            await trio.sleep(0.1)
+            if not self._future:
+                continue
+            now = aura.now_ms()
+            duration = self.client.slot_duration()
+            due = [b for s, b in self._future if s * duration <= now + aura.MAX_DRIFT_MS]
+            self._future = [(s, b) for s, b in self._future if b not in due]
+            for block in sorted(due, key=lambda b: b.header.number):
+                self._import(block, None)
+
     async def _author_loop(self) -> None:
         assert self.author_key is not None
         duration = self.client.slot_duration()
@@ -141,6 +391,8 @@ class Node:
                 await trio.sleep(((slot + 1) * duration - now) / 1000)
                 continue
             last_slot = slot
+            if self.is_syncing:
+                continue
             auths = self.client.authorities_at(self.client.best.hash)
             if aura.slot_author(auths, slot) != self.author_key.public:
                 continue
@@ -152,11 +404,11 @@ class Node:
                 log.error("could not author a block in slot %d: %s", slot, exc)
             await trio.sleep(0)
 
-    def author_block(self, slot: int, now_ms: int) -> None:
-        """Build, import and (on a single-authority chain) finalize a block for ``slot``."""
+    def author_block(self, slot: int, now_ms: int) -> Block:
+        """Build, import and announce a block for ``slot``."""
         assert self.author_key is not None
         deadline = time.monotonic() + self.client.slot_duration() * PROPOSE_SHARE / 1000
-
+        parent = self.client.best
         ready = self.pool.ready()
         invalid: list[bytes] = []
 
@@ -174,15 +426,23 @@ class Node:
             deadline=deadline,
         )
         self.pool.remove(invalid)
-        self.pool.prune([o.hash for o in result.outcomes], number=result.number)
-        self.pool.revalidate()
-        finalized = self.client.self_finalize(self.author_key, result.hash)
+        self._after_import(block, result)
+        if self.network is not None:
+            self.network.publish_block(block.encode())
+        if self.config.double_sign:
+            # Test-only equivocation: a second, different block for the same slot.
+            twin, twin_result = self.client.propose(
+                self.author_key, slot, now_ms + 1, (), parent=parent
+            )
+            self._after_import(twin, twin_result)
+            if self.network is not None:
+                self.network.publish_block(twin.encode())
         log.info(
-            "✨ authored #%d (0x%s…) slot %d: %d extrinsics in %.0f ms%s",
+            "✨ authored #%d (0x%s…) slot %d: %d extrinsics in %.0f ms",
             result.number,
             result.hash.hex()[:12],
             slot,
             len(block.extrinsics),
             result.seconds * 1000,
-            ", finalized" if finalized else "",
         )
+        return block

@@ -1,0 +1,118 @@
+"""Peer scores, and misbehaving peers dropped while the rest of the network goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+from libp2p.peer.id import ID
+from p2p_helpers import ClientHandler, make_handlers, start_service, wait_until
+
+from twinchain.p2p import NetworkService, Verdict
+from twinchain.p2p.host import is_connected
+from twinchain.p2p.scoring import PeerScores, Penalty
+from twinchain.primitives.keys import Keypair
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_penalties_ban_recover_and_expire() -> None:
+    clock = FakeClock()
+    scores = PeerScores(ban_threshold=-100, ban_seconds=60, recovery_per_second=1, clock=clock)
+    assert not scores.penalize("p", Penalty.INVALID_VOTE, "bad vote")
+    assert scores.score("p") == -25
+    clock.now += 10
+    assert scores.score("p") == -15  # recovers toward zero
+    assert not scores.penalize("p", 80, "more")
+    assert scores.penalize("p", Penalty.TIMEOUT, "slow")  # -105: banned now
+    assert not scores.penalize("p", 10, "again")  # already banned: reported once
+    assert scores.is_banned("p") and 59 < scores.banned()["p"] <= 60
+    clock.now += 61
+    assert not scores.is_banned("p")
+    assert scores.score("p") == -50  # on probation: one more serious offence bans again
+    assert scores.penalize("p", Penalty.INVALID_BLOCK, "bad block")
+    assert scores.score("q") == 0 and not scores.is_banned("q")
+    scores.forget_clean()
+    assert "q" not in scores.banned()
+
+
+async def _honest_pair_and_attacker(
+    nursery: trio.Nursery, tmp_path: Path, ha: ClientHandler, hb: ClientHandler, hm: ClientHandler
+) -> tuple[NetworkService, NetworkService, NetworkService]:
+    a = await start_service(nursery, ha, tmp_path, "a")
+    b = await start_service(nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],))
+    m = await start_service(nursery, hm, tmp_path, "m", bootnodes=(a.listen_addrs[0],))
+    await wait_until(lambda: a.mesh_size() == 2 and b.mesh_size() == 1 and m.mesh_size() == 1)
+    return a, b, m
+
+
+async def _assert_dropped_and_network_goes_on(
+    a: NetworkService, b: NetworkService, m: NetworkService, ha: ClientHandler, hb: ClientHandler
+) -> None:
+    await wait_until(lambda: m.peer_id in a.banned_peers())
+    assert a.host is not None
+    await wait_until(lambda: not is_connected(a.host, m.peer_id))  # type: ignore[arg-type]
+    assert m.peer_id not in {p["peerId"] for p in a.peers()}
+    assert {p["peerId"] for p in a.peers()} == {b.peer_id}
+    # m keeps redialing a (its bootnode) but stays out.
+    await trio.sleep(1.5)  # longer than m's first redial back-off
+    assert not is_connected(a.host, m.peer_id)
+    # a and b carry on.
+    (block,) = ha.author()
+    a.publish_block(block.encode())
+    await wait_until(lambda: hb.client.best.hash == block.hash)
+
+
+async def test_peer_sending_garbage_frames_is_banned_and_dropped(tmp_path: Path) -> None:
+    with make_handlers(3) as (ha, hb, hm):
+        async with trio.open_nursery() as nursery:
+            a, b, m = await _honest_pair_and_attacker(nursery, tmp_path, ha, hb, hm)
+            assert m.host is not None
+            stream = await m.host.new_stream(ID.from_base58(a.peer_id), [a.sync.protocol])
+            await stream.write(b"\x05hello")  # a frame, but not canonical msgpack
+            await _assert_dropped_and_network_goes_on(a, b, m, ha, hb)
+            assert a.scores.score(m.peer_id) < -Penalty.GARBAGE + 20  # recovering slowly
+            nursery.cancel_scope.cancel()
+
+
+async def test_peer_gossiping_an_invalid_block_is_banned_and_dropped(tmp_path: Path) -> None:
+    with make_handlers(3) as (ha, hb, hm):
+        async with trio.open_nursery() as nursery:
+            a, b, m = await _honest_pair_and_attacker(nursery, tmp_path, ha, hb, hm)
+            # Bob is not an authority of the dev chain: his block's seal is invalid.
+            bad, _ = hm.client.propose(Keypair.from_dev_name("Bob"), 1, 1000, [])
+            m.publish_block(bad.encode())
+            await _assert_dropped_and_network_goes_on(a, b, m, ha, hb)
+            assert hb.client.blocks.header(bad.hash) is None  # never forwarded to b
+            nursery.cancel_scope.cancel()
+
+
+class RaisingHandler(ClientHandler):
+    def on_vote(self, peer_id: str, raw: bytes) -> Verdict:
+        raise RuntimeError("bug in the node")
+
+
+async def test_a_raising_handler_costs_the_sender_score_but_never_stops_the_service(
+    tmp_path: Path,
+) -> None:
+    with make_handlers(1) as (hb,):
+        ha = RaisingHandler()
+        try:
+            async with trio.open_nursery() as nursery:
+                a = await start_service(nursery, ha, tmp_path, "a")
+                b = await start_service(nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],))
+                await wait_until(lambda: a.mesh_size() == 1 and b.mesh_size() == 1)
+                b.publish_vote(b"vote-1")
+                await wait_until(lambda: a.scores.score(b.peer_id) == -Penalty.INVALID_VOTE)
+                (block,) = hb.author()
+                b.publish_block(block.encode())
+                await wait_until(lambda: ha.client.best.hash == block.hash)
+                nursery.cancel_scope.cancel()
+        finally:
+            ha.client.close()

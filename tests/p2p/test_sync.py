@@ -1,0 +1,127 @@
+"""Sync between real libp2p hosts: a late host catches up, follows the head, repairs gaps."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import trio
+from libp2p.peer.id import ID
+from p2p_helpers import FAST, make_handlers, same_chain, start_service, wait_until, with_sync
+
+from twinchain.p2p.host import parse_bootnode
+from twinchain.p2p.sync import RequestSession
+from twinchain.p2p.wire import (
+    FramedStream,
+    Kind,
+    RangeRequest,
+    decode_blocks_response,
+    decode_headers_response,
+    decode_status_response,
+)
+from twinchain.primitives.types import Block, Header
+
+
+async def test_late_host_catches_up_to_finalized_then_follows_the_head(tmp_path: Path) -> None:
+    with make_handlers(2) as (ha, hb):
+        ha.author(260, finalize=False)
+        ha.author(40, finalize=True)  # finalized up to #300, each with its justification
+        ha.author(20)  # best #320, not final
+        async with trio.open_nursery() as nursery:
+            config = with_sync(FAST, progress_min_blocks=100)
+            a = await start_service(nursery, ha, tmp_path, "a", config=config)
+            b = await start_service(
+                nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],), config=config
+            )
+            await wait_until(lambda: same_chain(ha, hb))
+            assert hb.client.finalized.number == 300
+            assert hb.client.finalized.hash == ha.client.finalized.hash
+            assert hb.client.blocks.justification(hb.client.finalized.hash) is not None
+            for n in (1, 150, 320):
+                assert hb.client.blocks.hash_at(n) == ha.client.blocks.hash_at(n)
+            assert b.sync.imported == 320
+            await wait_until(lambda: not b.is_syncing())
+
+            # Following the head: new blocks on a, gossiped, reach b.
+            for _ in range(3):
+                (block,) = ha.author()
+                a.publish_block(block.encode())
+            await wait_until(lambda: same_chain(ha, hb))
+            (peer,) = b.peers()
+            assert peer["peerId"] == a.peer_id and peer["bestNumber"] == 323
+            nursery.cancel_scope.cancel()
+
+
+async def test_gossip_gap_is_repaired_from_the_sender(tmp_path: Path) -> None:
+    # No periodic status: only the gossiped block with an unknown parent can reveal the gap.
+    config = with_sync(FAST, status_interval=60.0)
+    with make_handlers(2) as (ha, hb):
+        async with trio.open_nursery() as nursery:
+            a = await start_service(nursery, ha, tmp_path, "a", config=config)
+            b = await start_service(
+                nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],), config=config
+            )
+            await wait_until(lambda: a.mesh_size() == 1 and b.mesh_size() == 1)
+            *_, last = ha.author(5)  # four of them never gossiped
+            a.publish_block(last.encode())
+            await wait_until(lambda: same_chain(ha, hb))
+            assert b.sync.imported == 5
+            nursery.cancel_scope.cancel()
+
+
+async def test_sync_from_a_peer_on_another_branch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # b has its own unfinalized branch; a's longer chain does not attach to b's best block, so
+    # sync re-downloads from b's finalized block and b's fork choice takes the longer chain.
+    caplog.set_level(logging.INFO, logger="twinchain.p2p")
+    with make_handlers(2) as (ha, hb):
+        ha.author(3, finalize=True)
+        for raw in ha.blocks_by_range(1, 3):
+            hb.import_synced(*raw)
+        hb.author(2)  # b: #4', #5' on its own
+        ha.author(6)  # a: #4..#9
+        async with trio.open_nursery() as nursery:
+            a = await start_service(nursery, ha, tmp_path, "a")
+            await start_service(nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],))
+            await wait_until(lambda: same_chain(ha, hb))
+            assert hb.client.best.number == 9
+            assert "on another branch" in caplog.text
+            nursery.cancel_scope.cancel()
+
+
+async def test_sync_protocol_served_to_a_raw_stream(tmp_path: Path) -> None:
+    """What a peer written against the wire spec sees: status, headers, blocks, errors."""
+    with make_handlers(2) as (ha, hb):
+        ha.author(3, finalize=True)
+        ha.author(2)
+        async with trio.open_nursery() as nursery:
+            a = await start_service(nursery, ha, tmp_path, "a")
+            b = await start_service(nursery, hb, tmp_path, "b")
+            assert b.host is not None
+            await b.host.connect(parse_bootnode(a.listen_addrs[0]))
+            stream = await b.host.new_stream(ID.from_base58(a.peer_id), [a.sync.protocol])
+            session = RequestSession(FramedStream(stream), timeout=10)
+
+            status = decode_status_response(await session.request(b.sync.status()))
+            assert (status.best_number, status.finalized_number) == (5, 3)
+            assert status.best_hash == ha.client.best.hash
+
+            headers = decode_headers_response(
+                await session.request(RangeRequest(Kind.HEADERS, 2, 10)), 10
+            )
+            assert [Header.decode(h).number for h in headers] == [2, 3, 4, 5]
+            assert Header.decode(headers[0]).hash == ha.client.blocks.hash_at(2)
+
+            blocks = decode_blocks_response(
+                await session.request(RangeRequest(Kind.BLOCKS, 3, 2)), 2
+            )
+            assert [Block.decode(raw).hash for raw, _ in blocks] == [
+                ha.client.blocks.hash_at(3),
+                ha.client.blocks.hash_at(4),
+            ]
+            assert blocks[0][1] is not None and blocks[1][1] is None  # #3 final, #4 not
+            beyond = await session.request(RangeRequest(Kind.BLOCKS, 6, 5))
+            assert decode_blocks_response(beyond, 5) == []
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,85 @@
+"""The network layer's interfaces, on one page.
+
+The node implements :class:`NetworkHandler`; the network layer (``twinchain.p2p.service``)
+calls it for everything that arrives from peers and never touches the chain otherwise. All
+handler methods are synchronous and called from the node's trio thread; an exception raised by
+one is logged and treated as :attr:`Verdict.REJECT` for data from a peer, so a handler bug can
+never stop the network.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol, TypedDict, runtime_checkable
+
+
+class Verdict(enum.Enum):
+    """What the node thinks of one piece of data from a peer."""
+
+    #: Valid and new: imported or queued; gossip is forwarded to other peers.
+    ACCEPT = "accept"
+    #: Not useful but not the sender's fault (already known, unknown parent, a future slot,
+    #: stale): dropped, not forwarded, no penalty.
+    IGNORE = "ignore"
+    #: Invalid: dropped, not forwarded, and the sender's score is lowered.
+    REJECT = "reject"
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    """A node's view of its chain, exchanged with every peer on connect and periodically."""
+
+    best_number: int
+    best_hash: bytes
+    finalized_number: int
+    finalized_hash: bytes
+    genesis_hash: bytes
+
+
+@runtime_checkable
+class NetworkHandler(Protocol):
+    """The node side of the network: the chain, the transaction pool and the finality gadget."""
+
+    def status(self) -> ChainStatus:
+        """The current best and finalized blocks (cheap: called often)."""
+        ...
+
+    def on_block(self, peer_id: str, raw: bytes) -> Verdict:
+        """A block announced by gossip (canonical ``Block`` bytes); import it.
+
+        Return IGNORE for a known block, an unknown parent or a future slot: the network layer
+        repairs gaps itself by asking the sender for the missing range.
+        """
+        ...
+
+    def on_vote(self, peer_id: str, raw: bytes) -> Verdict:
+        """A finality vote from gossip (opaque bytes, defined by the finality gadget)."""
+        ...
+
+    def on_transactions(self, peer_id: str, raws: list[bytes]) -> Verdict:
+        """A batch of transactions from gossip; REJECT only if the batch is clearly bogus
+        (undecodable, bad signatures), not for transactions that merely became stale."""
+        ...
+
+    def blocks_by_range(self, start: int, count: int) -> list[tuple[bytes, bytes | None]]:
+        """Up to ``count`` canonical (best-chain) blocks from number ``start``, each with its
+        justification if it has one; stops early at the best block."""
+        ...
+
+    def import_synced(self, raw: bytes, justification: bytes | None) -> Verdict:
+        """A block fetched by sync, in chain order, with its justification if the serving peer
+        had one. IGNORE for an already known block; REJECT for an invalid block or an invalid
+        justification."""
+        ...
+
+
+class PeerView(TypedDict):
+    """One connected peer as reported by :meth:`NetworkService.peers` (JSON-ready)."""
+
+    peerId: str
+    address: str
+    bestNumber: int
+    bestHash: str
+    finalizedNumber: int
+    score: int

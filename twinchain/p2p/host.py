@@ -1,0 +1,238 @@
+"""The libp2p host: identity, transport stack, GossipSub router, connection events.
+
+The stack is the standard one any libp2p implementation speaks: TCP, Noise (XX) for security,
+Yamux for stream multiplexing, Identify and Ping (py-libp2p's defaults), and GossipSub
+(``/meshsub/1.2.0``, ``1.1.0``, ``1.0.0``) with strict message signing. TLS, SECIO, plaintext
+and mplex are deliberately not offered: plaintext is insecure, SECIO is deprecated, and a
+single security/muxer choice keeps negotiation predictable.
+
+The peer identity is an Ed25519 key kept in a file (libp2p's protobuf private-key encoding, the
+same bytes go-libp2p writes), created with mode 0600 on first start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.serialization import deserialize_private_key
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+
+log = logging.getLogger("twinchain.p2p.host")
+
+
+class IdentityError(Exception):
+    """The key file exists but cannot be used."""
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def load_or_create_identity(key_file: Path) -> KeyPair:
+    """Load the node's libp2p key from ``key_file``, creating it (mode 0600) if absent."""
+    if key_file.exists():
+        mode = stat.S_IMODE(key_file.stat().st_mode)
+        if mode & 0o077:
+            log.warning("network key %s is readable by others (mode %o)", key_file, mode)
+        try:
+            private = deserialize_private_key(key_file.read_bytes())
+        except Exception as exc:  # protobuf and key parsers raise many types
+            raise IdentityError(f"cannot read network key {key_file}: {exc}") from exc
+        return KeyPair(private, private.get_public_key())
+    key_pair = create_new_key_pair()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary file first and rename: a crash never leaves a truncated key, and the
+    # key is never readable by others, not even for an instant.
+    tmp = key_file.with_name(key_file.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, key_pair.private_key.serialize())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, key_file)
+    log.info("created network key %s", key_file)
+    return key_pair
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError if another process listens on ``host:port``.
+
+    py-libp2p binds its TCP listener with SO_REUSEPORT, so a second node on the same port
+    would start silently and share the incoming connections with the first. A plain bind
+    (SO_REUSEADDR only, as every server does) still fails against a live listener.
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"p2p port {host}:{port} is not available: {exc}") from None
+
+
+def peer_id_of(key_pair: KeyPair) -> str:
+    return ID.from_pubkey(key_pair.public_key).to_base58()
+
+
+def parse_bootnode(addr: str) -> PeerInfo:
+    """``/ip4/1.2.3.4/tcp/30333/p2p/12D3Koo...`` → PeerInfo; ValueError if malformed."""
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    except Exception as exc:  # multiaddr raises several unrelated types
+        raise ValueError(f"invalid bootnode multiaddr {addr!r}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- host
+
+
+@dataclass(frozen=True)
+class GossipConfig:
+    """GossipSub parameters, chosen for a small network of known validators.
+
+    Degrees and heartbeat are the spec defaults (D=6, 4..12, 1 s; py-libp2p's own default
+    heartbeat is 120 s, far too slow to repair a mesh). py-libp2p's built-in spam protection
+    (a single rate for every topic, applied even to our own publishes) is off: the gossip
+    layer enforces per-topic rates itself, before forwarding, and scores offenders. Its
+    eclipse protection and adaptive degrees are off too: every peer of a devnet shares one IP,
+    and a validator network wants a stable mesh.
+    """
+
+    degree: int = 6
+    degree_low: int = 4
+    degree_high: int = 12
+    heartbeat_interval: int = 1
+    time_to_live: int = 30
+    gossip_window: int = 3
+    gossip_history: int = 5
+    seen_ttl: int = 120
+
+
+def build_host(
+    key_pair: KeyPair, listen_addr: multiaddr.Multiaddr, gossip: GossipConfig
+) -> tuple[IHost, GossipSub, Pubsub]:
+    """A host (TCP+Noise+Yamux, identify, ping) with a GossipSub router attached."""
+    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    host = new_host(
+        key_pair=key_pair,
+        sec_opt={NOISE_PROTOCOL_ID: noise},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        listen_addrs=[listen_addr],
+    )
+    router = GossipSub(
+        protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
+        degree=gossip.degree,
+        degree_low=gossip.degree_low,
+        degree_high=gossip.degree_high,
+        time_to_live=gossip.time_to_live,
+        gossip_window=gossip.gossip_window,
+        gossip_history=gossip.gossip_history,
+        heartbeat_initial_delay=0.1,
+        heartbeat_interval=gossip.heartbeat_interval,
+        adaptive_gossip_enabled=False,
+        spam_protection_enabled=False,
+        eclipse_protection_enabled=False,
+    )
+    pubsub = Pubsub(host, router, strict_signing=True, seen_ttl=gossip.seen_ttl)
+    return host, router, pubsub
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class ConnectionEvent:
+    peer_id: str
+    connected: bool  # False: a connection closed (the peer may still have others)
+    address: str
+
+
+class ConnectionNotifee(INotifee):
+    """Forwards connection events to a channel read by the network service's own task.
+
+    libp2p awaits notifees inside its connection tasks; doing real work there would stall the
+    connection, so this only enqueues (and drops, with a warning, if the service lags far).
+    """
+
+    def __init__(self, send: trio.MemorySendChannel[ConnectionEvent]) -> None:
+        self._send = send
+
+    def _push(self, conn: INetConn, connected: bool) -> None:
+        try:
+            peer = conn.muxed_conn.peer_id.to_base58()
+        except Exception:  # a half-built connection: nothing to report
+            return
+        address = ""
+        try:
+            addrs = conn.get_transport_addresses()
+            address = str(addrs[0]) if addrs else ""
+        except Exception:  # purely informational
+            pass
+        try:
+            self._send.send_nowait(ConnectionEvent(peer, connected, address))
+        except trio.WouldBlock:
+            log.warning("connection events backlog full; dropped one for %s", peer)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the service is shutting down
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._push(conn, True)
+        await trio.lowlevel.checkpoint()
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._push(conn, False)
+        await trio.lowlevel.checkpoint()
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+def connected_peers(host: IHost) -> list[str]:
+    return [p.to_base58() for p in host.get_connected_peers()]
+
+
+def is_connected(host: IHost, peer_id: str) -> bool:
+    return bool(host.get_network().get_connections(ID.from_base58(peer_id)))
+
+
+def multiaddrs(host: IHost) -> Sequence[str]:
+    """The host's listen addresses with ``/p2p/<id>`` (what ``--bootnodes`` takes)."""
+    out = []
+    for a in host.get_addrs():
+        s = str(a)
+        if "/p2p/" not in s:
+            s += f"/p2p/{host.get_id().to_base58()}"
+        out.append(s)
+    return out

@@ -1,0 +1,341 @@
+"""The network service: one object the node starts in its nursery and talks to.
+
+It owns the libp2p host (TCP, Noise, Yamux, identify, ping, GossipSub), the gossip layer, the
+sync service, peer scores and the bootnode dialers, all in one nursery under :meth:`run`.
+Cancelling that nursery stops everything; the host is closed explicitly on the way out (in a
+shielded scope) because py-libp2p's own cancellation path leaves its TCP listener tasks behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import multiaddr
+import trio
+from libp2p.abc import IHost
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from twinchain.p2p.abc import NetworkHandler, PeerView, Verdict
+from twinchain.p2p.gossip import GossipLimits, GossipService, Topics
+from twinchain.p2p.host import (
+    ConnectionEvent,
+    ConnectionNotifee,
+    GossipConfig,
+    build_host,
+    check_port_free,
+    is_connected,
+    load_or_create_identity,
+    multiaddrs,
+    parse_bootnode,
+    peer_id_of,
+)
+from twinchain.p2p.scoring import PeerScores
+from twinchain.p2p.sync import SyncConfig, SyncService
+from twinchain.primitives.types import Header
+
+log = logging.getLogger("twinchain.p2p")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Tunables; the defaults suit a facility network (and the devnet)."""
+
+    gossip: GossipConfig = field(default_factory=GossipConfig)
+    limits: GossipLimits = field(default_factory=GossipLimits)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    #: A peer at or below this score is disconnected and banned for ``ban_seconds``.
+    ban_threshold: int = -100
+    ban_seconds: float = 300.0
+    #: Score points a penalised peer recovers per second.
+    score_recovery_per_second: float = 1.0
+    #: Bootnode redial back-off: first pause, cap, and the timeout of one dial.
+    dial_backoff_min: float = 0.5
+    dial_backoff_max: float = 30.0
+    dial_timeout: float = 10.0
+    #: How long a clean shutdown may take to close connections before giving up.
+    close_timeout: float = 5.0
+
+
+class NetworkService:
+    """libp2p networking for one node: gossip, sync, scoring, bootnodes."""
+
+    def __init__(
+        self,
+        handler: NetworkHandler,
+        *,
+        genesis_hash: bytes,
+        key_file: Path,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 30333,
+        bootnodes: Sequence[str] = (),
+        node_name: str = "",
+        config: NetworkConfig | None = None,
+    ) -> None:
+        self.handler = handler
+        self.genesis_hash = genesis_hash
+        self.node_name = node_name
+        self.config = cfg = config or NetworkConfig()
+        self._key_pair = load_or_create_identity(Path(key_file))
+        #: Base58 peer id (stable across restarts with the same key file).
+        self.peer_id: str = peer_id_of(self._key_pair)
+        #: Full multiaddrs with ``/p2p/<id>``, usable as ``--bootnodes``; set once listening.
+        self.listen_addrs: list[str] = []
+        self._listen_host, self._listen_port = listen_host, listen_port
+        self._listen = multiaddr.Multiaddr(
+            f"/{_ip_proto(listen_host)}/{listen_host}/tcp/{listen_port}"
+        )
+        self._bootnodes: list[PeerInfo] = [parse_bootnode(b) for b in bootnodes]
+        self.scores = PeerScores(
+            ban_threshold=cfg.ban_threshold,
+            ban_seconds=cfg.ban_seconds,
+            recovery_per_second=cfg.score_recovery_per_second,
+        )
+        self.topics = Topics(genesis_hash)
+        self.sync = SyncService(
+            handler,
+            genesis_hash,
+            report=self.report,
+            is_banned=self.scores.is_banned,
+            config=cfg.sync,
+        )
+        self.gossip = GossipService(
+            handler,
+            self.topics,
+            report=self.report,
+            is_banned=self.scores.is_banned,
+            on_block_seen=self._on_block_seen,
+            limits=cfg.limits,
+        )
+        self._host: IHost | None = None
+        self._pubsub: Pubsub | None = None
+        self._router: GossipSub | None = None
+        self._to_disconnect_send, self._to_disconnect_recv = trio.open_memory_channel[str](256)
+
+    # ------------------------------------------------------------------ API for the node
+    def publish_block(self, raw: bytes) -> None:
+        """Gossip a block (canonical bytes) the node authored; never blocks. (Blocks received
+        by gossip that the node ACCEPTs are forwarded by GossipSub itself.)"""
+        self.gossip.publish_block(raw)
+
+    def publish_vote(self, raw: bytes) -> None:
+        """Gossip a finality vote; never blocks."""
+        self.gossip.publish_vote(raw)
+
+    def publish_transaction(self, raw: bytes) -> None:
+        """Queue a transaction for the next batch (one gossip message every ~50 ms)."""
+        self.gossip.publish_transaction(raw)
+
+    def is_syncing(self) -> bool:
+        """True while the node is far behind its peers and catching up."""
+        return self.sync.is_syncing()
+
+    def report(self, peer_id: str, penalty: int, reason: str) -> None:
+        """Lower ``peer_id``'s score by ``penalty`` (see ``scoring.Penalty``); at the ban
+        threshold the peer is disconnected and refused for ``ban_seconds``."""
+        if peer_id == self.peer_id:
+            return
+        if self.scores.penalize(peer_id, penalty, reason):
+            self._ban(peer_id)
+
+    def peers(self) -> list[PeerView]:
+        """Connected peers that speak our sync protocol or gossip, for RPC ``system_peers``."""
+        out: list[PeerView] = []
+        for st in list(self.sync.peers.values()):
+            out.append(
+                PeerView(
+                    peerId=st.peer_id,
+                    address=st.address,
+                    bestNumber=st.best_number,
+                    bestHash="0x" + st.best_hash.hex(),
+                    finalizedNumber=st.status.finalized_number if st.status else 0,
+                    score=self.scores.score(st.peer_id),
+                )
+            )
+        return out
+
+    def mesh_size(self) -> int:
+        """Peers in our GossipSub mesh, the fewest over our three topics (0 before start)."""
+        router = self._router
+        if router is None:
+            return 0
+        return min(len(router.mesh.get(t, ())) for t in self.topics.by_kind().values())
+
+    @property
+    def host(self) -> IHost | None:
+        """The running libp2p host (None before :meth:`run` and after it returns)."""
+        return self._host
+
+    def banned_peers(self) -> dict[str, float]:
+        """Banned peer ids and the seconds left on each ban."""
+        return self.scores.banned()
+
+    # ------------------------------------------------------------------ internals
+    def _on_block_seen(self, peer: str, header: Header, verdict: Verdict) -> None:
+        self.sync.note_block(peer, header.number, header.hash, verdict)
+
+    def _ban(self, peer_id: str) -> None:
+        if self._pubsub is not None:
+            try:
+                self._pubsub.add_to_blacklist(ID.from_base58(peer_id))
+            except Exception:  # pubsub may be stopping
+                log.debug("could not blacklist %s in pubsub", peer_id, exc_info=True)
+        try:
+            self._to_disconnect_send.send_nowait(peer_id)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            log.warning("could not queue the disconnection of banned peer %s", peer_id)
+
+    async def _disconnector(self) -> None:
+        assert self._host is not None
+        async for peer_id in self._to_disconnect_recv:
+            self.sync.peer_disconnected(peer_id)
+            self.gossip.forget_peer(peer_id)
+            pid = ID.from_base58(peer_id)
+            with trio.move_on_after(self.config.close_timeout):
+                try:
+                    await self._host.disconnect(pid)
+                except Exception:  # already gone
+                    log.debug("disconnecting %s failed", peer_id, exc_info=True)
+            try:
+                # Forget its addresses so that nothing (ours or py-libp2p's) redials it.
+                self._host.get_peerstore().clear_addrs(pid)
+            except Exception:
+                pass
+
+    async def _connection_events(self, events: trio.MemoryReceiveChannel[ConnectionEvent]) -> None:
+        assert self._host is not None
+        async for ev in events:
+            if ev.connected:
+                if self.scores.is_banned(ev.peer_id):
+                    log.debug("refusing banned peer %s", ev.peer_id)
+                    self._ban(ev.peer_id)
+                    continue
+                if ev.peer_id not in self.sync.peers:
+                    log.info("🤝 peer connected: %s (%s)", ev.peer_id, ev.address)
+                self.sync.peer_connected(ev.peer_id, ev.address)
+            elif not is_connected(self._host, ev.peer_id):
+                self._peer_gone(ev.peer_id)
+
+    def _peer_gone(self, peer_id: str) -> None:
+        if peer_id in self.sync.peers:
+            log.info("👋 peer disconnected: %s", peer_id)
+        self.sync.peer_disconnected(peer_id)
+        self.gossip.forget_peer(peer_id)
+
+    async def _maintenance(self) -> None:
+        """Once a second: lift expired bans, drop peers whose connection vanished unnoticed."""
+        assert self._host is not None
+        while True:
+            await trio.sleep(1.0)
+            banned = self.scores.banned()
+            if self._pubsub is not None:
+                for pid in list(self._pubsub.blacklisted_peers):
+                    if pid.to_base58() not in banned:
+                        self._pubsub.remove_from_blacklist(pid)
+            for peer_id in list(self.sync.peers):
+                if not is_connected(self._host, peer_id):
+                    self._peer_gone(peer_id)
+            self.scores.forget_clean()
+
+    async def _keep_dialing(self, info: PeerInfo) -> None:
+        """Stay connected to a bootnode: dial, and redial with exponential back-off."""
+        assert self._host is not None
+        cfg = self.config
+        peer = info.peer_id.to_base58()
+        if peer == self.peer_id:
+            return
+        backoff = cfg.dial_backoff_min
+        while True:
+            left = self.scores.banned().get(peer)
+            if left is not None:
+                await trio.sleep(max(left, 0.1))
+                continue
+            if not is_connected(self._host, peer):
+                try:
+                    with trio.fail_after(cfg.dial_timeout):
+                        await self._host.connect(info)
+                    log.debug("dialed bootnode %s", peer)
+                    backoff = cfg.dial_backoff_min
+                except Exception as exc:  # py-libp2p raises many types for a failed dial
+                    log.debug("bootnode %s unreachable (%s); retry in %.1f s", peer, exc, backoff)
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, cfg.dial_backoff_max)
+                    continue
+            await trio.sleep(1.0)
+
+    # ------------------------------------------------------------------ task
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, subscribe, dial bootnodes; ``started()`` once listening; run until cancelled."""
+        check_port_free(self._listen_host, self._listen_port)
+        host, router, pubsub = build_host(self._key_pair, self._listen, self.config.gossip)
+        self._host, self._pubsub, self._router = host, pubsub, router
+        events_send, events_recv = trio.open_memory_channel[ConnectionEvent](1024)
+        host.get_network().register_notifee(ConnectionNotifee(events_send))
+        host.set_stream_handler(self.sync.protocol, self.sync.handle_inbound)
+        # py-libp2p's teardown is not cancellation-safe: a connection task cancelled together
+        # with everything else marks its connection closed, then is cancelled before closing
+        # the socket, and the peer never learns we left. So libp2p runs shielded from outside
+        # cancellation; on the way out we close the host first, while it still works, and only
+        # then cancel what is left of it.
+        libp2p_scope = trio.CancelScope(shield=True)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._run_libp2p, libp2p_scope)
+                nursery.start_soon(self._close_on_exit, libp2p_scope)
+                await nursery.start(self.gossip.run, pubsub)
+                await nursery.start(self.sync.run, host)
+                nursery.start_soon(self._connection_events, events_recv)
+                nursery.start_soon(self._disconnector)
+                nursery.start_soon(self._maintenance)
+                for info in self._bootnodes:
+                    nursery.start_soon(self._keep_dialing, info)
+                self.listen_addrs = list(multiaddrs(host))
+                log.info(
+                    "🏷  local peer id %s%s, listening on %s",
+                    self.peer_id,
+                    f" ({self.node_name})" if self.node_name else "",
+                    ", ".join(self.listen_addrs),
+                )
+                task_status.started()
+        finally:
+            events_send.close()
+            self._host = self._pubsub = self._router = None
+
+    async def _run_libp2p(
+        self,
+        scope: trio.CancelScope,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """The libp2p host and its pubsub services, inside ``scope`` (see :meth:`run`)."""
+        assert self._host is not None and self._pubsub is not None and self._router is not None
+        with scope:
+            async with self._host.run([self._listen]):
+                async with (
+                    background_trio_service(self._pubsub),
+                    background_trio_service(self._router),
+                ):
+                    await self._pubsub.wait_until_ready()
+                    task_status.started()
+                    await trio.sleep_forever()
+
+    async def _close_on_exit(self, libp2p_scope: trio.CancelScope) -> None:
+        host = self._host
+        assert host is not None
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self.config.close_timeout
+                await host.close()
+            libp2p_scope.cancel()
+
+
+def _ip_proto(host: str) -> str:
+    return "ip6" if ":" in host else "ip4"

@@ -1,0 +1,625 @@
+"""Sync: the request/response protocol and the service that catches up and repairs gaps.
+
+Each connected peer gets one long-lived outbound stream on ``/twinchain/<genesis-hex>/sync/1``
+(a new stream per request is four times slower in py-libp2p). On it we send a status request
+at once and then every ``status_interval``; the answer tells us the peer's best and finalized
+blocks, and our request tells it ours. The same stream carries our block-range requests, one
+in flight at a time. Inbound streams from peers are served by a task per stream.
+
+The :class:`SyncService` loop picks the peer with the highest best block; when it is ahead of
+us it downloads the missing range in batches (the next batch is fetched while the previous is
+imported) and feeds the blocks, in order, to ``handler.import_synced``. That one loop covers the
+initial catch-up (to the peer's finalized block and on to its best), following the head when
+gossip is lost, and the gaps that gossip reveals (a block whose parent we lack wakes it at once).
+If the peer's chain does not attach to our best block, it restarts from our finalized block so
+the node's fork choice can see both branches. Far behind, progress shows as a rich progress bar
+(on a terminal) and as a log line every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from twinchain.p2p.abc import ChainStatus, NetworkHandler, Verdict
+from twinchain.p2p.gossip import Reporter, TokenBucket, call_handler
+from twinchain.p2p.scoring import Penalty
+from twinchain.p2p.wire import (
+    MAX_RANGE,
+    MAX_RESPONSE_BYTES,
+    FramedStream,
+    Kind,
+    ProtocolError,
+    RangeRequest,
+    RemoteError,
+    Request,
+    StreamGone,
+    decode_blocks_response,
+    decode_request,
+    decode_status_response,
+    encode_request,
+    error_response,
+    status_to_wire,
+)
+from twinchain.primitives import codec
+from twinchain.primitives.codec import CodecError
+from twinchain.primitives.types import Block
+
+log = logging.getLogger("twinchain.p2p.sync")
+
+
+#: Inbound sync streams served at once per peer.
+MAX_INBOUND_STREAMS = 4
+
+
+def sync_protocol(genesis_hash: bytes) -> TProtocol:
+    return TProtocol(f"/twinchain/{genesis_hash.hex()}/sync/1")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    #: Blocks asked for in one request.
+    batch_size: int = 128
+    #: How often each peer is asked for its status (the fallback when gossip is lost).
+    status_interval: float = 2.0
+    #: How long one request may take before the stream is given up.
+    request_timeout: float = 20.0
+    #: Opening a sync stream: attempts and the pause between them.
+    open_attempts: int = 3
+    open_retry: float = 1.0
+    #: One block behind: give gossip this long to deliver it before asking for it.
+    follow_grace: float = 0.6
+    #: After a round that made no progress, do not ask the same peer again before this.
+    retry_pause: float = 1.0
+    #: Behind by more than this many blocks: "major sync" (``is_syncing()`` is true).
+    major_sync_blocks: int = 8
+    #: Behind by at least this many blocks: show the progress bar.
+    progress_min_blocks: int = 256
+    #: Progress bar on the terminal: None means "if stderr is a terminal".
+    progress_bar: bool | None = None
+    #: Inbound requests per second allowed per peer (and burst).
+    requests_rate: float = 500.0
+    requests_burst: float = 1000.0
+
+
+class RequestTimeout(Exception):
+    pass
+
+
+class RequestSession:
+    """Our outbound sync stream to one peer: requests go out one at a time, in order."""
+
+    def __init__(self, framed: FramedStream, timeout: float) -> None:
+        self.framed = framed
+        self.timeout = timeout
+        self.broken = False
+        self._lock = trio.Lock()
+
+    async def request(self, req: Request) -> object:
+        """Send ``req`` and return the raw response value.
+
+        Raises StreamGone, RequestTimeout or ProtocolError; after any of them (or a
+        cancellation mid-request) the stream is out of step and the session is broken.
+        """
+        async with self._lock:
+            if self.broken:
+                raise StreamGone("session already broken")
+            done = False
+            try:
+                with trio.move_on_after(self.timeout) as scope:
+                    await self.framed.write(encode_request(req))
+                    response = await self.framed.read()
+                    done = True
+                if scope.cancelled_caught:
+                    raise RequestTimeout(f"no answer within {self.timeout:.0f} s")
+                return response
+            finally:
+                if not done:
+                    self.broken = True
+                    with trio.CancelScope(shield=True):
+                        await self.framed.reset()
+
+
+@dataclass
+class PeerState:
+    peer_id: str
+    address: str = ""
+    status: ChainStatus | None = None
+    #: Best block known to be held by the peer: its status, raised by gossip from it.
+    best_number: int = 0
+    best_hash: bytes = b""
+    session: RequestSession | None = None
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    no_sync: bool = False  # the peer does not serve our sync protocol (e.g. a foreign client)
+    ahead_since: float | None = None
+    retry_after: float = 0.0
+
+    def raise_best(self, number: int, block_hash: bytes) -> None:
+        if number > self.best_number:
+            self.best_number = number
+            self.best_hash = block_hash
+
+
+class SyncProgress:
+    """A rich progress bar for long catch-ups, plus a log line every few seconds."""
+
+    LOG_EVERY = 5.0
+
+    def __init__(self, enabled: bool | None) -> None:
+        console = Console(stderr=True)
+        self.enabled = console.is_terminal if enabled is None else enabled
+        self._console = console
+        self._progress: Progress | None = None
+        self._task: object = None
+        self._start = 0
+        self._t0 = 0.0
+        self._last_log = 0.0
+
+    def start(self, current: int, target: int) -> None:
+        self._start, self._t0, self._last_log = current, time.monotonic(), time.monotonic()
+        log.info("⚙️  syncing from #%d to #%d", current, target)
+        if not self.enabled:
+            return
+        self._progress = Progress(
+            TextColumn("[bold blue]⚙️  Syncing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("blocks · {task.fields[speed]:.0f} blocks/s"),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("sync", total=target, completed=current, speed=0.0)
+
+    def update(self, current: int, target: int) -> None:
+        now = time.monotonic()
+        speed = (current - self._start) / max(now - self._t0, 1e-6)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=current, total=target, speed=speed)  # type: ignore[arg-type]
+        if now - self._last_log >= self.LOG_EVERY:
+            self._last_log = now
+            log.info("⚙️  syncing #%d / #%d (%.0f blocks/s)", current, target, speed)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def stop(self, current: int) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        elapsed = time.monotonic() - self._t0
+        log.info(
+            "sync reached #%d: %d blocks in %.1f s (%.0f blocks/s)",
+            current,
+            current - self._start,
+            elapsed,
+            (current - self._start) / max(elapsed, 1e-6),
+        )
+
+
+class SyncService:
+    """Per-peer status, serving peers' requests, and catching up from them."""
+
+    def __init__(
+        self,
+        handler: NetworkHandler,
+        genesis_hash: bytes,
+        *,
+        report: Reporter,
+        is_banned: Callable[[str], bool],
+        config: SyncConfig | None = None,
+    ) -> None:
+        self.handler = handler
+        self.genesis_hash = genesis_hash
+        self.protocol = sync_protocol(genesis_hash)
+        self.config = config or SyncConfig()
+        self._report = report
+        self._is_banned = is_banned
+        self.peers: dict[str, PeerState] = {}
+        self._host: IHost | None = None
+        self._nursery: trio.Nursery | None = None
+        self._inbound_send, self._inbound_recv = trio.open_memory_channel[
+            tuple[INetStream, trio.Event]
+        ](64)
+        self._serving: dict[str, int] = {}
+        self._wake = trio.Event()
+        self._major_sync = False
+        self._progress = SyncProgress(self.config.progress_bar)
+        #: Blocks imported by sync (for tests and metrics).
+        self.imported = 0
+
+    # ------------------------------------------------------------------ state
+    def is_syncing(self) -> bool:
+        return self._major_sync
+
+    def status(self) -> ChainStatus:
+        s = self.handler.status()
+        return ChainStatus(
+            s.best_number, s.best_hash, s.finalized_number, s.finalized_hash, self.genesis_hash
+        )
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def peer_connected(self, peer_id: str, address: str) -> None:
+        """A connection to ``peer_id`` is up: open our sync stream to it (once)."""
+        if peer_id in self.peers or self._nursery is None:
+            return
+        st = PeerState(peer_id, address)
+        self.peers[peer_id] = st
+        self._nursery.start_soon(self._peer_task, st)
+
+    def peer_disconnected(self, peer_id: str) -> None:
+        st = self.peers.pop(peer_id, None)
+        if st is not None:
+            st.scope.cancel()
+
+    def note_block(self, peer_id: str, number: int, block_hash: bytes, verdict: Verdict) -> None:
+        """A block ``peer_id`` has (gossip); wake the loop if it shows we are missing blocks."""
+        st = self.peers.get(peer_id)
+        if st is not None and verdict is not Verdict.REJECT:
+            st.raise_best(number, block_hash)
+        if verdict is Verdict.IGNORE and number > self.handler.status().best_number:
+            # The node could not import it: most likely a gap (unknown parent). Repair now.
+            if st is not None:
+                st.ahead_since = 0.0
+            self.wake()
+
+    # ------------------------------------------------------------------ outbound sessions
+    async def _peer_task(self, st: PeerState) -> None:
+        """Own our sync stream to one peer: open it, then refresh its status periodically.
+
+        A broken stream (timeout, a download abandoned mid-request) is reopened; a peer that
+        never accepts the protocol is left to gossip only.
+        """
+        cfg = self.config
+        failures = 0
+        with st.scope:
+            while failures < cfg.open_attempts:
+                try:
+                    await self._session(st)
+                except _OpenFailed as exc:
+                    failures += 1
+                    log.debug("cannot open a sync stream to %s: %s", st.peer_id, exc)
+                except (StreamGone, RemoteError) as exc:
+                    failures = 0
+                    log.debug("sync session with %s ended: %s", st.peer_id, exc)
+                except RequestTimeout:
+                    failures = 0
+                    self._report(st.peer_id, Penalty.TIMEOUT, "status request timed out")
+                except ProtocolError as exc:
+                    self._report(st.peer_id, Penalty.GARBAGE, f"sync: {exc}")
+                    return
+                except Exception:
+                    log.exception("sync session with %s failed", st.peer_id)
+                    failures += 1
+                finally:
+                    st.session = None
+                await trio.sleep(cfg.open_retry)
+            st.no_sync = True
+            log.info("peer %s does not serve %s; gossip only", st.peer_id, self.protocol)
+
+    async def _session(self, st: PeerState) -> None:
+        assert self._host is not None
+        cfg = self.config
+        try:
+            with trio.fail_after(cfg.request_timeout):
+                stream = await self._host.new_stream(ID.from_base58(st.peer_id), [self.protocol])
+        except Exception as exc:  # py-libp2p raises many types for a failed negotiation
+            raise _OpenFailed(f"{type(exc).__name__}: {exc}") from None
+        session = RequestSession(FramedStream(stream), cfg.request_timeout)
+        st.session = session
+        try:
+            while True:
+                status = decode_status_response(await session.request(self.status()))
+                self._check_genesis(st.peer_id, status)
+                self._on_status(st, status)
+                await trio.sleep(cfg.status_interval)
+        finally:
+            if not session.broken:
+                session.broken = True
+                with trio.CancelScope(shield=True):
+                    await session.framed.reset()
+
+    def _check_genesis(self, peer: str, status: ChainStatus) -> None:
+        if status.genesis_hash != self.genesis_hash:
+            raise ProtocolError(f"peer {peer} is on another chain")
+
+    def _on_status(self, st: PeerState, status: ChainStatus) -> None:
+        st.status = status
+        if status.best_number < st.best_number and status.best_hash != st.best_hash:
+            # The peer re-organised or pruned: believe its own word over old gossip.
+            st.best_number, st.best_hash = status.best_number, status.best_hash
+        st.raise_best(status.best_number, status.best_hash)
+        if st.best_number > self.handler.status().best_number:
+            self.wake()
+
+    # ------------------------------------------------------------------ inbound
+    async def handle_inbound(self, stream: INetStream) -> None:
+        """py-libp2p stream handler: hand the stream to our nursery and wait until served.
+
+        Serving happens in this service's own task, so shutting the service down stops it; the
+        handler task (owned by the connection) only waits.
+        """
+        done = trio.Event()
+        try:
+            self._inbound_send.send_nowait((stream, done))
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            with trio.CancelScope(shield=True):
+                await FramedStream(stream).reset()
+            return
+        await done.wait()
+
+    async def _accept_inbound(self) -> None:
+        assert self._nursery is not None
+        async for stream, done in self._inbound_recv:
+            self._nursery.start_soon(self._serve, stream, done)
+
+    async def _serve(self, stream: INetStream, done: trio.Event) -> None:
+        framed = FramedStream(stream)
+        try:
+            peer = stream.muxed_conn.peer_id.to_base58()
+        except Exception:  # connection already torn down
+            done.set()
+            return
+        bucket = TokenBucket(self.config.requests_rate, self.config.requests_burst, time.monotonic)
+        self._serving[peer] = self._serving.get(peer, 0) + 1
+        try:
+            # An honest peer keeps one request stream open; a few allow for reconnect races.
+            if self._is_banned(peer) or self._serving[peer] > MAX_INBOUND_STREAMS:
+                return
+            while True:
+                req = decode_request(await framed.read())
+                if not bucket.take():
+                    self._report(peer, Penalty.RATE_LIMIT, "sync request rate exceeded")
+                    await framed.write(error_response("rate limited"))
+                    continue
+                await framed.write(self._answer(peer, req))
+                await trio.lowlevel.checkpoint()
+        except ProtocolError as exc:
+            self._report(peer, Penalty.GARBAGE, f"sync request: {exc}")
+        except StreamGone:
+            pass
+        except Exception:
+            log.exception("serving sync requests from %s failed", peer)
+        finally:
+            self._serving[peer] -= 1
+            if not self._serving[peer]:
+                del self._serving[peer]
+            with trio.CancelScope(shield=True):
+                await framed.reset()
+            done.set()
+
+    def _answer(self, peer: str, req: Request) -> list[object]:
+        if isinstance(req, ChainStatus):
+            self._check_genesis(peer, req)
+            st = self.peers.get(peer)
+            if st is not None:
+                self._on_status(st, req)
+            return [Kind.STATUS.value, status_to_wire(self.status())]
+        assert isinstance(req, RangeRequest)
+        try:
+            items = self.handler.blocks_by_range(req.start, req.count)
+        except Exception:
+            log.exception("network handler blocks_by_range(%d, %d) raised", req.start, req.count)
+            return error_response("internal error")
+        body: list[object] = []
+        size = 0
+        for raw, justification in items[: req.count]:
+            size += len(raw) + len(justification or b"") + 16
+            if body and size > MAX_RESPONSE_BYTES:
+                break
+            if req.kind is Kind.HEADERS:
+                try:
+                    body.append(codec.encode(codec.decode(raw)[0]))
+                except (CodecError, IndexError, TypeError, KeyError):
+                    log.error("handler returned an undecodable block")
+                    return error_response("internal error")
+            else:
+                body.append([raw, justification])
+        return [req.kind.value, body]
+
+    # ------------------------------------------------------------------ catching up
+    def _pick(self, now: float) -> tuple[PeerState | None, float]:
+        """The peer to sync from now, or the time to wait before looking again."""
+        ours = self.handler.status().best_number
+        best: PeerState | None = None
+        wait = 1.0
+        for st in self.peers.values():
+            if st.session is None or st.session.broken or self._is_banned(st.peer_id):
+                continue
+            if st.best_number <= ours:
+                st.ahead_since = None
+                continue
+            if st.ahead_since is None:
+                st.ahead_since = now
+            ready_at = st.retry_after
+            if st.best_number - ours == 1:
+                ready_at = max(ready_at, st.ahead_since + self.config.follow_grace)
+            if ready_at > now:
+                wait = min(wait, ready_at - now)
+                continue
+            fin = st.status.finalized_number if st.status else 0
+            best_fin = best.status.finalized_number if best and best.status else 0
+            if best is None or (st.best_number, fin) > (best.best_number, best_fin):
+                best = st
+        return best, wait
+
+    async def _sync_loop(self) -> None:
+        while True:
+            st, wait = self._pick(time.monotonic())
+            if st is None:
+                if self._major_sync:
+                    self._major_sync = False
+                    log.info("sync: caught up at #%d", self.handler.status().best_number)
+                with trio.move_on_after(wait):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            before = self.handler.status().best_number
+            try:
+                await self._download(st)
+            except Exception:
+                # A bug must not stop syncing for good: log it and let the pause below apply.
+                log.exception("sync from %s failed", st.peer_id)
+            if self.handler.status().best_number <= before:
+                st.retry_after = time.monotonic() + self.config.retry_pause
+
+    async def _download(self, st: PeerState) -> None:
+        """Fetch and import blocks from ``st`` until we reach its best block."""
+        ours = self.status()
+        gap = st.best_number - ours.best_number
+        self._major_sync = self._major_sync or gap > self.config.major_sync_blocks
+        show = gap >= self.config.progress_min_blocks
+        if show:
+            self._progress.start(ours.best_number, st.best_number)
+        try:
+            start, parent = ours.best_number + 1, ours.best_hash
+            outcome = await self._fetch_and_import(st, start, parent, show)
+            if outcome != "fork":
+                return
+            ours = self.status()
+            if ours.finalized_number + 1 >= start:
+                self._report(st.peer_id, Penalty.BAD_RESPONSE, "chain conflicts with our finalized")
+                return
+            log.info(
+                "sync: %s is on another branch; re-syncing from #%d",
+                st.peer_id,
+                ours.finalized_number + 1,
+            )
+            start, parent = ours.finalized_number + 1, ours.finalized_hash
+            if await self._fetch_and_import(st, start, parent, show) == "fork":
+                self._report(st.peer_id, Penalty.BAD_RESPONSE, "chain conflicts with our finalized")
+        finally:
+            if show:
+                self._progress.stop(self.handler.status().best_number)
+
+    async def _fetch_and_import(self, st: PeerState, start: int, parent: bytes, show: bool) -> str:
+        """Download from ``start`` (whose parent must be ``parent``) and import in order.
+
+        Returns "done" (the peer has nothing more, or the stream failed), "fork" (block
+        ``start`` does not attach to ``parent``) or "abort" (the peer sent bad data; reported).
+        """
+        send, recv = trio.open_memory_channel[tuple[int, list[tuple[bytes, bytes | None]]]](2)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._fetcher, st, start, send)
+            async with recv:
+                outcome = await self._import_batches(st, start, parent, recv, show)
+            if outcome == "abort":
+                nursery.cancel_scope.cancel()
+            # Otherwise let the fetcher finish its request in flight (closing ``recv`` stops it
+            # at its next send), so the stream stays usable.
+        return outcome
+
+    async def _import_batches(
+        self,
+        st: PeerState,
+        start: int,
+        parent: bytes,
+        recv: trio.MemoryReceiveChannel[tuple[int, list[tuple[bytes, bytes | None]]]],
+        show: bool,
+    ) -> str:
+        number, parent_hash = start, parent
+        async for _, items in recv:
+            for raw, justification in items:
+                try:
+                    header = Block.decode(raw).header
+                except CodecError as exc:
+                    self._report(st.peer_id, Penalty.BAD_RESPONSE, f"undecodable block: {exc}")
+                    return "abort"
+                if header.number != number:
+                    self._report(st.peer_id, Penalty.BAD_RESPONSE, "block numbers out of order")
+                    return "abort"
+                if header.parent_hash != parent_hash:
+                    if header.number == start:
+                        return "fork"
+                    self._report(st.peer_id, Penalty.BAD_RESPONSE, "blocks do not link")
+                    return "abort"
+                verdict = call_handler(
+                    "import_synced", self.handler.import_synced, raw, justification
+                )
+                if verdict is Verdict.REJECT:
+                    self._report(
+                        st.peer_id, Penalty.INVALID_BLOCK, f"invalid block #{number} in sync"
+                    )
+                    return "abort"
+                if verdict is Verdict.ACCEPT:
+                    self.imported += 1
+                elif header.number > self.handler.status().best_number:
+                    # Neither imported nor known (a future slot, say): the blocks after it
+                    # cannot import either, so stop here and retry after a pause.
+                    log.debug("sync: #%d from %s not imported; pausing", number, st.peer_id)
+                    return "done"
+                number, parent_hash = header.number + 1, header.hash
+                st.raise_best(header.number, header.hash)
+                # Let gossip, RPC and authoring run between blocks.
+                await trio.lowlevel.checkpoint()
+            if show:
+                self._progress.update(self.handler.status().best_number, st.best_number)
+        return "done"
+
+    async def _fetcher(
+        self,
+        st: PeerState,
+        start: int,
+        send: trio.MemorySendChannel[tuple[int, list[tuple[bytes, bytes | None]]]],
+    ) -> None:
+        """Request consecutive ranges from ``st`` while the importer works on the last one."""
+        async with send:
+            nxt = start
+            while nxt <= st.best_number:
+                session = st.session
+                if session is None or session.broken:
+                    return
+                count = min(self.config.batch_size, MAX_RANGE, st.best_number - nxt + 1)
+                try:
+                    raw = await session.request(RangeRequest(Kind.BLOCKS, nxt, count))
+                    items = decode_blocks_response(raw, count)
+                except RequestTimeout:
+                    self._report(st.peer_id, Penalty.TIMEOUT, "blocks request timed out")
+                    return
+                except ProtocolError as exc:
+                    self._report(st.peer_id, Penalty.BAD_RESPONSE, f"blocks response: {exc}")
+                    return
+                except (StreamGone, RemoteError) as exc:
+                    log.debug("blocks request to %s failed: %s", st.peer_id, exc)
+                    return
+                if not items:
+                    return  # the peer's best moved back (re-org) since its status
+                try:
+                    await send.send((nxt, items))
+                except trio.BrokenResourceError:
+                    return  # the importer stopped (fork or done)
+                nxt += len(items)
+
+    # ------------------------------------------------------------------ task
+    async def run(
+        self, host: IHost, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        self._host = host
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._accept_inbound)
+                nursery.start_soon(self._sync_loop)
+                task_status.started()
+        finally:
+            self._nursery = None
+            self._inbound_send.close()
+            self._progress.close()
+
+
+class _OpenFailed(Exception):
+    pass
