@@ -35,6 +35,7 @@ from twinchain.rpc.errors import (
     invalid_params,
     pool_error,
 )
+from twinchain.rpc.twin import register as register_twin_methods
 from twinchain.runtime.executive import InvalidTransaction
 from twinchain.storage.abc import StateReader
 from twinchain.storage.blockstore import ChainStoreError
@@ -494,3 +495,6 @@ def author_rotate_keys(ctx: CallContext) -> str:
 
 def new_subscription_id() -> str:
     return secrets.token_urlsafe(12)
+
+
+register_twin_methods(rpc)

@@ -253,9 +253,11 @@ class Executive:
                 raise InvalidTransaction("BadInherent", "inherents must come first")
             return self._apply_inherent(c)
         self.signed_seen = True
-        msg = self._signing_message(c, rt.block.number - 1)
-        if not verified and not native.verify_batch([s.signer], [msg], [s.signature])[0]:
-            raise InvalidTransaction("BadProof", "bad signature")
+        if not (verified and c.message):
+            # Also the era check; execute_block did it already when it built c.message.
+            msg = self._signing_message(c, rt.block.number - 1)
+            if not verified and not native.verify_batch([s.signer], [msg], [s.signature])[0]:
+                raise InvalidTransaction("BadProof", "bad signature")
         self._check_state(c, allow_future=False)
         # Point of no return: the fee is paid and the nonce bumped whatever the call does.
         if not rt.balances.withdraw_fee(s.signer, c.fee):
@@ -341,14 +343,20 @@ class Executive:
                     todo.append(c)
         except InvalidTransaction as exc:
             raise InvalidBlock(f"extrinsic {exc}") from exc
-        if todo:
+        # Every signature of the block in ONE batch: extrinsics' and telemetry devices'.
+        device = self.rt.telemetry.collect_device_signatures(
+            (c.pallet, c.call, c.args) for c in checked if c.xt.signed is not None
+        )
+        if todo or device:
             oks = native.verify_batch(
-                [c.xt.signed.signer for c in todo],  # type: ignore[union-attr]
-                [c.message for c in todo],
-                [c.xt.signed.signature for c in todo],  # type: ignore[union-attr]
+                [c.xt.signed.signer for c in todo] + [d[0] for d in device],  # type: ignore[union-attr]
+                [c.message for c in todo] + [d[1] for d in device],
+                [c.xt.signed.signature for c in todo] + [d[2] for d in device],  # type: ignore[union-attr]
             )
-            if not all(oks):
+            if not all(oks[: len(todo)]):
                 raise InvalidBlock("bad extrinsic signature")
+            # A bad device signature only fails its own extrinsic, inside Telemetry.submit.
+            self.rt.telemetry.note_verified(device, oks[len(todo) :])
         for i, c in enumerate(checked):
             try:
                 self._apply_checked(c, verified=True)

@@ -12,9 +12,13 @@ from twinchain.runtime.framework import CallDef, DispatchError, Origin, Pallet, 
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.authority import Authority
 from twinchain.runtime.pallets.balances import Balances
+from twinchain.runtime.pallets.equipment import Equipment
+from twinchain.runtime.pallets.facility import Facility
 from twinchain.runtime.pallets.multisig import Multisig
+from twinchain.runtime.pallets.roles import Roles
 from twinchain.runtime.pallets.sudo import Sudo
 from twinchain.runtime.pallets.system import System
+from twinchain.runtime.pallets.telemetry import Telemetry
 from twinchain.runtime.pallets.timestamp import Timestamp
 from twinchain.storage.abc import StateReader
 
@@ -32,6 +36,10 @@ PALLETS: list[tuple[int, type[Pallet]]] = [
     (3, Balances),
     (4, Multisig),
     (5, Sudo),
+    (10, Roles),
+    (11, Facility),
+    (12, Equipment),
+    (13, Telemetry),
 ]
 
 MAX_NESTED_DISPATCH = 4
@@ -80,6 +88,10 @@ class Runtime:
         self.balances: Balances = self.by_name["Balances"]  # type: ignore[assignment]
         self.multisig: Multisig = self.by_name["Multisig"]  # type: ignore[assignment]
         self.sudo: Sudo = self.by_name["Sudo"]  # type: ignore[assignment]
+        self.roles: Roles = self.by_name["Roles"]  # type: ignore[assignment]
+        self.facility: Facility = self.by_name["Facility"]  # type: ignore[assignment]
+        self.equipment: Equipment = self.by_name["Equipment"]  # type: ignore[assignment]
+        self.telemetry: Telemetry = self.by_name["Telemetry"]  # type: ignore[assignment]
 
     # -- calls
     def resolve_call(self, call: Call) -> tuple[Pallet, CallDef, list[Any]]:

@@ -116,6 +116,10 @@ def test_metadata_describes_every_pallet(chain: Any) -> None:
         3: "Balances",
         4: "Multisig",
         5: "Sudo",
+        10: "Roles",
+        11: "Facility",
+        12: "Equipment",
+        13: "Telemetry",
     }
     system = meta["pallets"][0]
     assert {s["name"] for s in system["storage"]} >= {"Account", "BlockHash", "Events"}

@@ -1,0 +1,213 @@
+"""Telemetry throughput in block import: readings per second for a block full of device-signed
+batches of 100 readings, re-executed by a second node.
+
+A dev chain gets gateways, twins and device keys at genesis. An author fills one block with
+``submit`` extrinsics (``--batches-per-xt`` batches each) until the block's weight or length
+is used up; a fresh client then imports it (extrinsic signatures in one batch verification,
+each extrinsic's device signatures in one more, the readings checked and aggregated, the
+state root recomputed and the block written). Printed, from the same run:
+
+* readings/s of the full import, with the extension as built (one thread: one core) and on
+  the pure-Python fallback when the extension is available, and their ratio;
+* how much of the import is device signatures: one ``verify_batch`` over every device
+  signature of the block (what :meth:`Telemetry.pre_verify` does) against the import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from twinchain import native
+from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
+from twinchain.node.client import Client
+from twinchain.primitives.keys import Keypair
+from twinchain.primitives.types import Block, Extrinsic
+from twinchain.runtime.pallets.telemetry import (
+    MAX_DEVICES_PER_TWIN,
+    batch_message,
+    batch_root,
+    sign_batch,
+)
+
+SLOT = 10_000
+NOW = SLOT * 1000
+METRICS = (1, 4, 5, 7, 8, 9)  # temperature, power, energy, units, good, bad
+
+
+def _spec(devices: int, gateways: int) -> Any:
+    spec = dev_spec()
+    g = spec.genesis
+    g["balances"]["balances"] += [[f"//bench-gw-{i}", DEV_ENDOWMENT] for i in range(gateways)]
+    g["roles"] = {
+        "grants": [["//Alice", "EquipmentManufacturer"]]
+        + [[f"//bench-gw-{i}", "Gateway"] for i in range(gateways)]
+    }
+    twins = (devices + MAX_DEVICES_PER_TWIN - 1) // MAX_DEVICES_PER_TWIN
+    twin = {"manufacturer": "//Alice", "class": "cnc-mill", "model": "M", "lifecycle": "Active"}
+    envelope = [[1, -20_000, 150_000, 50_000]]
+    g["equipment"] = {
+        "twins": [twin | {"serial": f"S{t}", "envelope": envelope} for t in range(twins)]
+    }
+    g["telemetry"] = {
+        "devices": [
+            {"device": f"//bench-dev-{d}", "twin": d // MAX_DEVICES_PER_TWIN}
+            for d in range(devices)
+        ]
+    }
+    return spec
+
+
+def _readings(device: int, seq: int, n: int) -> list[tuple[int, int, int]]:
+    """``n`` in-envelope readings; timestamps grow per device so none is flagged."""
+    base = NOW - 3_000_000 + seq * n
+    return [
+        (METRICS[k % len(METRICS)], base + k, 20_000 + (device * 7 + k) % 1_000) for k in range(n)
+    ]
+
+
+def _extrinsics(
+    client: Client, n_batches: int, per_xt: int, readings: int, devices: int, gateways: int
+) -> tuple[list[bytes], list[Any]]:
+    rt = client.runtime
+    devs = [Keypair.from_dev_name(f"bench-dev-{d}") for d in range(devices)]
+    gws = [Keypair.from_dev_name(f"bench-gw-{i}") for i in range(gateways)]
+    seqs = [0] * devices
+    batches = []
+    for i in range(n_batches):
+        d = i % devices
+        twin = d // MAX_DEVICES_PER_TWIN
+        batches.append(
+            sign_batch(devs[d], client.genesis_hash, twin, seqs[d], _readings(d, seqs[d], readings))
+        )
+        seqs[d] += 1
+    xts = []
+    for j, start in enumerate(range(0, n_batches, per_xt)):
+        call = rt.call_by_name("Telemetry", "submit", batches[start : start + per_xt])
+        gw = gws[j % gateways]
+        xt = Extrinsic.sign(call, gw, j // gateways, client.genesis_hash, rt.spec_version)
+        xts.append(xt.encode())
+    return xts, batches
+
+
+def _import(spec: Any, raw: bytes, verified: list[bytes] | None = None, repeat: int = 3) -> float:
+    """Best of ``repeat`` imports, each by a fresh client (the first run also warms caches)."""
+    best = float("inf")
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as d:
+            client = Client(spec, d)
+            try:
+                t0 = time.perf_counter()
+                client.import_block(Block.decode(raw), verified=verified or (), check_time=False)
+                best = min(best, time.perf_counter() - t0)
+            finally:
+                client.close()
+    return best
+
+
+def run(
+    n_batches: int = 0,
+    per_xt: int = 10,
+    readings: int = 100,
+    devices: int = 256,
+    gateways: int = 8,
+) -> dict[str, Any]:
+    """``n_batches`` 0 fills the block; otherwise at most that many batches."""
+    spec = _spec(devices, gateways)
+    alice = Keypair.from_dev_name("Alice")
+    threads = native.set_threads(1) if native.available else 1
+    with tempfile.TemporaryDirectory() as a:
+        author = Client(spec, a)
+        # Sign more than fits; the author stops where the block is full.
+        want = n_batches or 4_000
+        xts, batches = _extrinsics(author, want, per_xt, readings, devices, gateways)
+        t0 = time.perf_counter()
+        block, res = author.propose(alice, SLOT, NOW, ((b"", x) for x in xts))
+        build_s = time.perf_counter() - t0
+        gh = author.genesis_hash
+        author.close()
+    n_xt = len(block.extrinsics) - 1
+    assert all(o.success for o in res.outcomes), "a telemetry extrinsic failed"
+    included = batches[: min(len(batches), n_xt * per_xt)]
+    n_readings = sum(len(b.readings) for b in included)
+    raw = block.encode()
+
+    import_s = _import(spec, raw)
+    pre = [o.hash for o in res.outcomes]
+    preverified_s = _import(spec, raw, pre)
+
+    # Device signatures of the whole block in one call, as Telemetry.pre_verify does.
+    msgs = []
+    for i, b in enumerate(included):
+        twin = i % devices // MAX_DEVICES_PER_TWIN
+        msgs.append(batch_message(gh, b.device, twin, b.seq, batch_root(b.readings), readings))
+    t0 = time.perf_counter()
+    oks = native.verify_batch([b.device for b in included], msgs, [b.signature for b in included])
+    device_sig_s = time.perf_counter() - t0
+    assert all(oks)
+
+    fallback_s = None
+    if native.available:
+        native.use_native(False)
+        try:
+            fallback_s = _import(spec, raw)
+        finally:
+            native.use_native(True)
+            native.set_threads(None)
+    return {
+        "native": native.available,
+        "threads": threads,
+        "extrinsics": n_xt,
+        "batches": len(included),
+        "readings": n_readings,
+        "block_bytes": len(raw),
+        "build_s": build_s,
+        "import_s": import_s,
+        "readings_per_s": n_readings / import_s,
+        "preverified_s": preverified_s,
+        "preverified_readings_per_s": n_readings / preverified_s,
+        "device_sig_s": device_sig_s,
+        "device_sig_share": device_sig_s / import_s,
+        "fallback_s": fallback_s,
+        "fallback_readings_per_s": None if fallback_s is None else n_readings / fallback_s,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--batches", type=int, default=0, help="cap on batches (0: a full block)")
+    ap.add_argument("--batches-per-xt", type=int, default=10)
+    ap.add_argument("--readings", type=int, default=100, help="readings per batch")
+    ap.add_argument("--devices", type=int, default=256)
+    ap.add_argument("--gateways", type=int, default=8)
+    args = ap.parse_args(argv)
+    r = run(args.batches, args.batches_per_xt, args.readings, args.devices, args.gateways)
+    t = Table(
+        title=f"telemetry import: {r['readings']:,} readings in {r['batches']} batches, "
+        f"{r['extrinsics']} extrinsics, {r['block_bytes'] / 1e6:.1f} MB "
+        f"(native={r['native']}, threads={r['threads']})"
+    )
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("build (author)", f"{r['build_s']:.2f} s")
+    t.add_row("import (verify + re-execute + state root + write)", f"{r['import_s']:.2f} s")
+    t.add_row("import readings/s, one core", f"{r['readings_per_s']:,.0f}")
+    t.add_row("import, extrinsic signatures pre-verified", f"{r['preverified_s']:.2f} s")
+    t.add_row("pre-verified readings/s", f"{r['preverified_readings_per_s']:,.0f}")
+    t.add_row("all device signatures in one verify_batch", f"{r['device_sig_s']:.3f} s")
+    t.add_row("share of import spent on device signatures", f"{r['device_sig_share']:.0%}")
+    if r["fallback_s"] is not None:
+        t.add_row("import on the pure-Python fallback", f"{r['fallback_s']:.2f} s")
+        t.add_row("fallback readings/s", f"{r['fallback_readings_per_s']:,.0f}")
+        t.add_row("native / fallback", f"{r['fallback_s'] / r['import_s']:.2f}x")
+    Console().print(t)
+    return r
+
+
+if __name__ == "__main__":
+    main()

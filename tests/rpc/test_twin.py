@@ -1,0 +1,239 @@
+"""The twin_* reads: facilities, equipment twins, devices, telemetry batches and aggregates,
+disclosure proofs and roles, decoded from a real chain, directly and over the live server."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from twinchain.primitives.keys import Keypair
+from twinchain.primitives.types import Extrinsic
+from twinchain.rpc import errors, methods, twin
+from twinchain.rpc.api import to_hex
+from twinchain.rpc.errors import RpcError
+from twinchain.runtime.pallets.equipment import Envelope, Spec
+from twinchain.runtime.pallets.telemetry import batch_root, reading_proof, sign_batch
+
+if TYPE_CHECKING:
+    from tests.rpc.conftest import StubNode
+
+ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
+DEVICE = Keypair.from_dev_name("Device1")
+H = b"\x05" * 32
+FAR = 10**13
+SLOT = 1001
+NOW = SLOT * 1000
+READINGS = [(1, NOW - 3_000, 20_000), (1, NOW - 2_000, 95_000), (8, NOW - 1_000, 5)]
+SPEC = Spec([(1, 60_000)], [Envelope(1, -20_000, 90_000, 0)])
+
+
+def populate(node: StubNode) -> bytes:
+    """One block: roles through sudo, a verified and certified facility, a commissioned and
+    active twin with a bound device, and one telemetry batch. Returns the block hash."""
+    client = node.client
+    rt = client.runtime
+    nonces: dict[bytes, int] = {}
+
+    def xt(who: Keypair, pallet: str, name: str, *args: Any) -> tuple[bytes, bytes]:
+        n = nonces.get(who.public, 0)
+        nonces[who.public] = n + 1
+        call = rt.call_by_name(pallet, name, *args)
+        raw = Extrinsic.sign(call, who, n, client.genesis_hash, rt.spec_version).encode()
+        return b"", raw
+
+    def sudo(pallet: str, name: str, *args: Any) -> tuple[bytes, bytes]:
+        return xt(ALICE, "Sudo", "sudo", list(rt.call_by_name(pallet, name, *args).to_wire()))
+
+    batch = sign_batch(DEVICE, client.genesis_hash, 0, 0, READINGS)
+    ready = [
+        sudo("Roles", "force_grant", ALICE.public, "FacilityOperator"),
+        sudo("Roles", "force_grant", BOB.public, "CertifiedAuditor"),
+        sudo("Roles", "force_grant", ALICE.public, "EquipmentManufacturer"),
+        sudo("Roles", "force_grant", CHARLIE.public, "Gateway"),
+        xt(ALICE, "Facility", "register", "Plant", "Berlin", ["milling"], DAVE.public),
+        xt(BOB, "Facility", "verify", 0, H, True, FAR),
+        xt(BOB, "Facility", "issue_certification", 0, "ISO 9001", "all", 0, FAR, H),
+        xt(ALICE, "Equipment", "mint", "mill", "M-1", "SN-1", SPEC, ALICE.public),
+        xt(ALICE, "Equipment", "commission", 0, 0),
+        xt(ALICE, "Equipment", "activate", 0),
+        xt(ALICE, "Telemetry", "bind_device", 0, DEVICE.public, None),
+        xt(CHARLIE, "Telemetry", "submit", [batch]),
+    ]
+    block, result = client.propose(ALICE, SLOT, NOW, ready)
+    assert len(block.extrinsics) == len(ready) + 1
+    assert all(o.success for o in result.outcomes), [o.error for o in result.outcomes]
+    return result.hash
+
+
+@pytest.fixture
+def chain(node: StubNode) -> StubNode:
+    populate(node)
+    return node
+
+
+def rpc_error(fn: Any, *args: Any) -> RpcError:
+    with pytest.raises(RpcError) as info:
+        fn(*args)
+    return info.value
+
+
+# --------------------------------------------------------------------------- direct calls
+
+
+def test_every_twin_method_is_registered() -> None:
+    assert set(twin.TWIN_METHODS) <= set(methods.METHODS)
+    assert all(n.startswith("twin_") for n in twin.TWIN_METHODS)
+
+
+def test_facilities(chain: StubNode) -> None:
+    c = chain.client
+    [f] = twin.facilities(c, None)
+    assert (f["id"], f["name"], f["status"], f["verifiedNow"]) == (0, "Plant", "Verified", True)
+    assert f["operator"] == to_hex(ALICE.public) and f["validator"] == to_hex(DAVE.public)
+    assert f["verification"]["auditor"] == to_hex(BOB.public)
+    full = twin.facility(c, [0])
+    assert full["now"] == NOW
+    [cert] = full["certifications"]
+    assert (cert["standard"], cert["counts"], cert["issuer"]) == (
+        "ISO 9001", True, to_hex(BOB.public)
+    )  # fmt: skip
+    assert [e["kind"] for e in full["auditLog"]] == [
+        "Registered", "Verified", "CertificationIssued"
+    ]  # fmt: skip
+    assert full["validatorProposal"] is None
+    assert twin.facility(c, [5]) is None
+    json.dumps(full)
+
+
+def test_equipment_twin(chain: StubNode) -> None:
+    c = chain.client
+    t = twin.equipment(c, {"id": 0})
+    assert (t["owner"], t["lifecycle"], t["facility"]) == (to_hex(ALICE.public), "Active", 0)
+    assert (t["equipmentClass"], t["model"], t["serial"], t["operational"]) == (
+        "mill", "M-1", "SN-1", True
+    )  # fmt: skip
+    assert t["spec"]["envelope"] == [{"metric": 1, "min": -20_000, "max": 90_000, "maxStep": 0}]
+    assert [p["kind"] for p in t["provenance"]] == ["Minted", "Commissioned", "Activated"]
+    assert t["devices"] == [to_hex(DEVICE.public)]
+    assert t["warranty"] is None and t["access"] == [] and t["serviceHistory"] == []
+    assert twin.equipment_of(c, [ALICE.address]) == [0]
+    assert twin.equipment_of(c, [to_hex(BOB.public)]) == []
+    assert twin.equipment(c, [9]) is None
+    json.dumps(t)
+
+
+def test_device_batches_and_aggregates(chain: StubNode) -> None:
+    c = chain.client
+    d = twin.device(c, [to_hex(DEVICE.public)])
+    assert (d["twin"], d["nextSeq"], d["batches"], d["readings"], d["active"]) == (0, 1, 1, 3, True)
+    assert d["lastReadings"] == [
+        {"metric": 1, "timestamp": NOW - 2_000, "value": 95_000},
+        {"metric": 8, "timestamp": NOW - 1_000, "value": 5},
+    ]
+    page = twin.telemetry_batches(c, [0])
+    assert page["total"] == 1
+    [b] = page["batches"]
+    assert (b["device"], b["seq"], b["count"], b["flagged"]) == (to_hex(DEVICE.public), 0, 3, 1)
+    assert b["root"] == to_hex(batch_root(READINGS))
+    assert b["gateway"] == to_hex(CHARLIE.public)
+    assert twin.telemetry_batches(c, [0, 1, 10])["batches"] == []
+    aggs = twin.telemetry_aggregates(c, [0])
+    assert [(a["metric"], a["count"], a["min"], a["max"], a["sum"], a["last"]) for a in aggs] == [
+        (1, 2, 20_000, 95_000, 115_000, 95_000), (8, 1, 5, 5, 5, 5)
+    ]  # fmt: skip
+    assert aggs[0]["flagged"] == 1 and aggs[0]["windowMs"] == 3_600_000
+    assert [a["metric"] for a in twin.telemetry_aggregates(c, {"twin": 0, "metric": 8})] == [8]
+    assert twin.device(c, [to_hex(BOB.public)]) is None
+
+
+def test_verify_reading(chain: StubNode) -> None:
+    c = chain.client
+    dev = to_hex(DEVICE.public)
+    proof = [to_hex(p) for p in reading_proof(READINGS, 1)]
+    ok = twin.verify_reading_proof(c, [dev, 0, list(READINGS[1]), 1, proof])
+    assert ok == {"valid": True, "root": to_hex(batch_root(READINGS)), "count": 3, "twin": 0}
+    tampered = [1, NOW - 2_000, 95_001]
+    assert not twin.verify_reading_proof(c, [dev, 0, tampered, 1, proof])["valid"]
+    assert not twin.verify_reading_proof(c, [dev, 0, list(READINGS[1]), 2, proof])["valid"]
+    assert twin.verify_reading_proof(c, [dev, 7, list(READINGS[1]), 1, proof])["root"] is None
+
+
+def test_roles_and_metrics(chain: StubNode) -> None:
+    c = chain.client
+    roles = [r["role"] for r in twin.roles(c, [ALICE.address])]
+    assert roles == ["EquipmentManufacturer", "FacilityOperator"]  # sorted by name
+    [device_role] = twin.roles(c, [to_hex(DEVICE.public)])
+    assert device_role == {"role": "Device", "grantedBy": to_hex(ALICE.public), "since": 1}
+    ms = twin.metrics(c, None)
+    assert {"id": 8, "name": "good_units", "unit": "units", "scale": 0, "kind": "Delta"} in ms
+
+
+def test_reads_at_an_older_block(node: StubNode) -> None:
+    genesis = to_hex(node.client.genesis_hash)
+    populate(node)
+    assert twin.facilities(node.client, [genesis]) == []
+    assert twin.equipment(node.client, [0, genesis]) is None
+    assert len(twin.facilities(node.client, None)) == 1
+
+
+@pytest.mark.parametrize(
+    ("fn", "params", "code"),
+    [
+        (twin.facility, [], errors.INVALID_PARAMS),
+        (twin.facility, ["0"], errors.INVALID_PARAMS),
+        (twin.facility, [-1], errors.INVALID_PARAMS),
+        (twin.facility, [0, "0x00"], errors.INVALID_PARAMS),
+        (twin.facility, [0, "0x" + "ab" * 32], errors.STATE_UNAVAILABLE),
+        (twin.facility, {"idd": 0}, errors.INVALID_PARAMS),
+        (twin.facilities, [None, 1], errors.INVALID_PARAMS),
+        (twin.equipment_of, ["not-an-address"], errors.INVALID_PARAMS),
+        (twin.telemetry_batches, [0, 0, 5000], errors.INVALID_PARAMS),
+        (twin.verify_reading_proof, [to_hex(H), 0, [1, 2], 0, []], errors.INVALID_PARAMS),
+        (twin.verify_reading_proof, [to_hex(H), 0, [1, 2, 3], 0, ["0x12"]], errors.INVALID_PARAMS),
+        (twin.verify_reading_proof, [to_hex(H), 0, [1, 2, 3], 0, "x"], errors.INVALID_PARAMS),
+        (twin.metrics, "x", errors.INVALID_PARAMS),
+    ],
+)
+def test_bad_params(node: StubNode, fn: Any, params: Any, code: int) -> None:
+    assert rpc_error(fn, node.client, params).code == code
+
+
+# --------------------------------------------------------------------------- over the server
+
+
+async def call(url: str, method: str, params: Any) -> Any:
+    payload = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            f"http://{url}/",
+            content=json.dumps(payload),
+            headers={"content-type": "application/json"},
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    if "error" in body:
+        e = body["error"]
+        raise RpcError(e["code"], e["message"], e.get("data"))
+    return body["result"]
+
+
+async def test_over_the_server(chain: StubNode, server: str) -> None:
+    t = await call(server, "twin_equipment", [0])
+    assert t["owner"] == to_hex(ALICE.public) and t["lifecycle"] == "Active"
+    proof = [to_hex(p) for p in reading_proof(READINGS, 2)]
+    res = await call(
+        server,
+        "twin_verifyReading",
+        {"device": to_hex(DEVICE.public), "seq": 0, "reading": list(READINGS[2]), "index": 2,
+         "proof": proof},
+    )  # fmt: skip
+    assert res["valid"] is True
+    assert [f["id"] for f in await call(server, "twin_facilities", None)] == [0]
+    with pytest.raises(RpcError) as info:
+        await call(server, "twin_facility", [])
+    assert info.value.code == errors.INVALID_PARAMS
+    names = (await call(server, "rpc_methods", None))["methods"]
+    assert set(twin.TWIN_METHODS) <= set(names)

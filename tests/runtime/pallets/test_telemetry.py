@@ -1,0 +1,595 @@
+"""Telemetry: device binding, signed batches, replays and gaps, reading flags, aggregates,
+selective disclosure and block-level signature pre-verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from twinchain import native
+from twinchain.primitives.keys import Keypair
+from twinchain.runtime.framework import DispatchError, Origin
+from twinchain.runtime.pallets import telemetry as tm
+from twinchain.runtime.pallets.equipment import OPERATE
+from twinchain.runtime.pallets.telemetry import (
+    DEFAULT_METRICS,
+    MAX_DEVICES_PER_TWIN,
+    MAX_FUTURE_DRIFT_MS,
+    Batch,
+    batch_root,
+    reading_proof,
+    sign_batch,
+    verify_reading,
+)
+
+ALICE, BOB, CHARLIE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie"))
+OWNER, DEV1, DEV2, DEV3, NOBODY = (
+    Keypair.from_dev_name(n) for n in ("Owner", "Device1", "Device2", "Device3", "Nobody")
+)
+GW, GW2 = BOB, CHARLIE  # funded, so they can also sign real extrinsics
+FAR = 10**12
+SLOT = 100
+NOW = SLOT * 1000
+WINDOW = 10_000
+TEMP, ENERGY, GOOD = 1, 5, 8
+ENVELOPE = [TEMP, -20_000, 90_000, 10_000]  # milli-degrees, max step 10 degrees
+
+
+def err(e: pytest.ExceptionInfo[DispatchError]) -> str:
+    return f"{e.value.module}.{e.value.error}"
+
+
+def signed(k: Keypair) -> Origin:
+    return Origin.signed(k.public)
+
+
+def world() -> dict[str, Any]:
+    twin = {"manufacturer": "//Maker", "owner": "//Owner", "class": "cnc-mill", "model": "M"}
+    return {
+        "roles": {
+            "grants": [
+                ["//Maker", "EquipmentManufacturer"],
+                ["//Owner", "EquipmentOwner"],
+                ["//Bob", "Gateway"],
+                ["//Charlie", "Gateway"],
+            ]
+        },
+        "equipment": {
+            "twins": [
+                twin | {"serial": "A", "lifecycle": "Active", "envelope": [ENVELOPE]},
+                twin | {"serial": "B"},
+            ]
+        },
+        "telemetry": {
+            "window_ms": WINDOW,
+            "devices": [
+                {"device": "//Device1", "twin": 0},
+                {"device": "//Device2", "twin": 0, "gateway": "//Charlie"},
+            ],
+        },
+    }
+
+
+@pytest.fixture
+def chain(make_chain: Any) -> Any:
+    return make_chain(extra=world())
+
+
+@pytest.fixture
+def blk(chain: Any) -> Any:
+    chain.start_block(SLOT)
+    return chain
+
+
+def batch(
+    chain: Any, dev: Keypair, seq: int, readings: list[tuple[int, int, int]], twin: int = 0
+) -> Batch:
+    return sign_batch(dev, chain.rt.genesis_hash, twin, seq, readings)
+
+
+def temps(
+    start: int = NOW - 5_000, n: int = 5, step: int = 1_000, value: int = 20_000
+) -> list[tuple[int, int, int]]:
+    return [(TEMP, start + i * step, value + i) for i in range(n)]
+
+
+def submit(chain: Any, *batches: Batch, gw: Keypair = GW) -> list[Any]:
+    return chain.dispatch(signed(gw), "Telemetry", "submit", list(batches))  # type: ignore[no-any-return]
+
+
+def snapshot(chain: Any) -> list[tuple[bytes, bytes]]:
+    return list(chain.rt.state.iter_prefix(b""))
+
+
+def flags(chain: Any, evs: list[Any]) -> list[tuple[int, str]]:
+    return [
+        (chain.args(e)["index"], chain.args(e)["flag"]) for e in evs if e.name == "ReadingFlagged"
+    ]
+
+
+def recompute(
+    readings: list[tuple[int, int, int]], window: int = WINDOW
+) -> dict[tuple[int, int], tuple[int, ...]]:
+    """Aggregates from scratch: (count, min, max, sum, last, last_ts) per (metric, window)."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for m, ts, v in readings:
+        key = (m, ts - ts % window)
+        a = out.get(key)
+        if a is None:
+            out[key] = [1, v, v, v, v, ts]
+            continue
+        a[0] += 1
+        a[1], a[2], a[3] = min(a[1], v), max(a[2], v), a[3] + v
+        if ts >= a[5]:
+            a[4], a[5] = v, ts
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def stored(chain: Any, twin: int = 0) -> dict[tuple[int, int], tuple[int, ...]]:
+    return {
+        k: (a.count, a.min, a.max, a.sum, a.last, a.last_ts)
+        for k, a in chain.rt.telemetry.aggregates(twin)
+    }
+
+
+# --------------------------------------------------------------------------- happy path
+
+
+def test_genesis(chain: Any) -> None:
+    t = chain.rt.telemetry
+    assert t.WindowMs.get() == WINDOW
+    assert {m for m, _ in t.Metrics.iter()} == {m[0] for m in DEFAULT_METRICS}
+    d = t.device(DEV2.public)
+    assert (d.twin, d.gateway, d.active, d.next_seq, d.bound_by) == (
+        0,
+        GW2.public,
+        True,
+        0,
+        OWNER.public,
+    )
+    assert chain.rt.roles.has(DEV1.public, "Device")
+    assert t.TwinDeviceCount.get(0) == 2
+
+
+def test_accepted_batch_commits_root_and_aggregates(blk: Any) -> None:
+    readings = [
+        *temps(),
+        (ENERGY, NOW - 4_000, 120),
+        (GOOD, NOW - 3_000, 17),
+        (ENERGY, NOW - 1, 80),
+    ]
+    b = batch(blk, DEV1, 0, readings)
+    evs = submit(blk, b)
+    assert blk.names(evs) == ["Telemetry.BatchAccepted"]
+    root = batch_root(readings)
+    assert blk.args(evs[0]) == {
+        "twin": 0, "device": DEV1.public, "seq": 0, "root": root, "count": 8, "flagged": 0
+    }  # fmt: skip
+    t = blk.rt.telemetry
+    rec = t.batch(DEV1.public, 0)
+    assert (rec.twin, rec.root, rec.count, rec.gateway, rec.block) == (0, root, 8, GW.public, 1)
+    assert (rec.first_ts, rec.last_ts, rec.flagged) == (NOW - 5_000, NOW - 1, 0)
+    assert t.TwinBatches.get(0, 0) == (DEV1.public, 0) and t.TwinBatchCount.get(0) == 1
+    d = t.device(DEV1.public)
+    assert (d.next_seq, d.batches, d.readings, d.gaps, d.last_seen) == (1, 1, 8, 0, NOW)
+    assert t.LastReading.get(DEV1.public, TEMP) == (NOW - 1_000, 20_004)
+    assert stored(blk) == recompute(readings)
+    # Energy is a Delta metric: its window sum is the total consumed.
+    assert stored(blk)[(ENERGY, NOW - WINDOW)][3] == 200
+
+
+def test_several_batches_and_devices_in_one_extrinsic(blk: Any) -> None:
+    a = batch(blk, DEV1, 0, temps(n=3))
+    b = batch(blk, DEV1, 1, temps(start=NOW - 1_500, n=2))
+    c = batch(blk, DEV2, 0, temps(n=4, value=30_000))
+    evs = submit(blk, a, b, c, gw=GW2)
+    assert blk.names(evs) == ["Telemetry.BatchAccepted"] * 3
+    assert blk.rt.telemetry.device(DEV1.public).next_seq == 2
+    assert stored(blk) == recompute(a.readings + b.readings + c.readings)
+
+
+def test_aggregates_split_into_windows(blk: Any) -> None:
+    readings = temps(start=NOW - 25_000, n=5, step=5_000)
+    submit(blk, batch(blk, DEV1, 0, readings))
+    keys = sorted(stored(blk))
+    assert keys == [(TEMP, NOW - 30_000), (TEMP, NOW - 20_000), (TEMP, NOW - 10_000)]
+    assert stored(blk) == recompute(readings)
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def test_one_bad_signature_rejects_the_whole_extrinsic(blk: Any) -> None:
+    good = batch(blk, DEV1, 0, temps())
+    bad = batch(blk, DEV2, 0, temps())
+    bad.signature = DEV3.sign(b"\x00" * 32)
+    before = snapshot(blk)
+    with pytest.raises(DispatchError) as e:
+        submit(blk, good, bad, gw=GW2)
+    assert err(e) == "Telemetry.BadDeviceSignature"
+    assert snapshot(blk) == before
+    submit(blk, good)  # the good batch alone goes through
+    assert blk.rt.telemetry.device(DEV1.public).next_seq == 1
+
+
+@pytest.mark.parametrize("tamper", ["value", "reading added", "seq", "other device key"])
+def test_tampered_batch_fails_its_signature(blk: Any, tamper: str) -> None:
+    b = batch(blk, DEV1, 0, temps())
+    if tamper == "value":
+        m, ts, v = b.readings[2]
+        b.readings[2] = (m, ts, v + 1)
+    elif tamper == "reading added":
+        b.readings.append((TEMP, NOW, 1))
+    elif tamper == "seq":
+        b.seq = 1
+    else:
+        b = Batch(DEV1.public, 0, b.readings, batch(blk, DEV3, 0, b.readings).signature)
+    with pytest.raises(DispatchError) as e:
+        submit(blk, b)
+    assert err(e) == "Telemetry.BadDeviceSignature"
+
+
+def test_signature_is_bound_to_chain_and_twin(blk: Any) -> None:
+    other_chain = sign_batch(DEV1, b"\x99" * 32, 0, 0, temps())
+    other_twin = batch(blk, DEV1, 0, temps(), twin=1)
+    for b in (other_chain, other_twin):
+        with pytest.raises(DispatchError) as e:
+            submit(blk, b)
+        assert err(e) == "Telemetry.BadDeviceSignature"
+
+
+def test_bad_signature_in_a_signed_extrinsic_fails_it_but_charges_the_gateway(chain: Any) -> None:
+    b = batch(chain, DEV1, 0, temps())
+    b.signature = bytes(64)
+    xt = chain.sign(GW, chain.call("Telemetry", "submit", [b]))
+    out = chain.produce(xt)[0]
+    assert not out.success and out.error.error == "BadDeviceSignature"
+    assert chain.nonce(GW.public) == 1
+    assert chain.rt.telemetry.device(DEV1.public).next_seq == 0
+
+
+def test_one_verify_batch_call_per_extrinsic(blk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = native.verify_batch
+
+    def counting(*args: Any) -> list[bool]:
+        calls.append(len(args[0]))
+        return real(*args)
+
+    monkeypatch.setattr(native, "verify_batch", counting)
+    submit(blk, *(batch(blk, DEV1, s, temps(start=NOW - 9_000 + s * 1_000, n=1)) for s in range(5)))
+    assert calls == [5]
+
+
+# --------------------------------------------------------------------------- sequence numbers
+
+
+def test_replayed_batch_is_rejected(chain: Any) -> None:
+    b = batch(chain, DEV1, 0, temps())
+    chain.start_block(SLOT)
+    submit(chain, b)
+    chain.finish_block()
+    chain.start_block(SLOT + 1)
+    before = snapshot(chain)
+    with pytest.raises(DispatchError) as e:
+        submit(chain, b)
+    assert err(e) == "Telemetry.DuplicateBatch"
+    assert snapshot(chain) == before
+
+
+def test_duplicate_within_one_extrinsic_and_lower_seq(blk: Any) -> None:
+    b = batch(blk, DEV1, 4, temps())
+    with pytest.raises(DispatchError) as e:
+        submit(blk, b, b)
+    assert err(e) == "Telemetry.DuplicateBatch"
+    submit(blk, b)
+    with pytest.raises(DispatchError) as e:
+        submit(blk, batch(blk, DEV1, 2, temps()))
+    assert err(e) == "Telemetry.DuplicateBatch"
+
+
+def test_gaps_are_recorded(blk: Any) -> None:
+    submit(blk, batch(blk, DEV1, 0, temps(n=1)))
+    evs = submit(blk, batch(blk, DEV1, 3, temps(start=NOW - 1_000, n=1)))
+    assert blk.names(evs) == ["Telemetry.SequenceGap", "Telemetry.BatchAccepted"]
+    assert blk.args(evs[0]) == {"device": DEV1.public, "expected": 1, "got": 3}
+    d = blk.rt.telemetry.device(DEV1.public)
+    assert (d.gaps, d.next_seq, d.batches) == (2, 4, 2)
+
+
+def test_rebinding_keeps_the_sequence(blk: Any) -> None:
+    b = batch(blk, DEV1, 0, temps())
+    submit(blk, b)
+    blk.dispatch(signed(OWNER), "Telemetry", "unbind_device", DEV1.public)
+    assert not blk.rt.roles.has(DEV1.public, "Device")
+    with pytest.raises(DispatchError) as e:
+        submit(blk, batch(blk, DEV1, 1, temps()))
+    assert err(e) == "Telemetry.UnknownDevice"
+    blk.dispatch(signed(OWNER), "Telemetry", "bind_device", 0, DEV1.public, None)
+    with pytest.raises(DispatchError) as e:
+        submit(blk, b)
+    assert err(e) == "Telemetry.DuplicateBatch"
+
+
+# --------------------------------------------------------------------------- validation flags
+
+
+def test_out_of_range_and_implausible_jump(blk: Any) -> None:
+    readings = [
+        (TEMP, NOW - 5_000, 20_000),
+        (TEMP, NOW - 4_000, 95_000),  # above max, and a 75 degree jump
+        (TEMP, NOW - 3_000, 94_000),  # above max, small step
+        (TEMP, NOW - 2_000, -25_000),  # below min, jump
+        (GOOD, NOW - 2_000, 10**12),  # no envelope for this metric: never out of range
+    ]
+    evs = submit(blk, batch(blk, DEV1, 0, readings))
+    assert flags(blk, evs) == [
+        (1, "OutOfRange"), (1, "ImplausibleJump"), (2, "OutOfRange"),
+        (3, "OutOfRange"), (3, "ImplausibleJump"),
+    ]  # fmt: skip
+    ev = next(e for e in evs if e.name == "ReadingFlagged")
+    assert blk.args(ev) == {
+        "twin": 0, "device": DEV1.public, "seq": 0, "index": 1, "metric": TEMP,
+        "flag": "OutOfRange", "value": 95_000, "timestamp": NOW - 4_000,
+    }  # fmt: skip
+    accepted = next(e for e in evs if e.name == "BatchAccepted")
+    assert blk.args(accepted)["flagged"] == 3
+    # Flagged readings are kept: committed by the root and counted in the aggregates.
+    assert stored(blk) == recompute(readings)
+    assert blk.rt.telemetry.Aggregates.get(0, (TEMP, NOW - WINDOW)).flagged == 3
+
+
+def test_too_fast_against_the_capture_frequency(blk: Any) -> None:
+    blk.dispatch(signed(OWNER), "Telemetry", "set_capture_config", 0, TEMP, 1_000, FAR)
+    readings = temps(start=NOW - 5_000, n=4, step=400)
+    evs = submit(blk, batch(blk, DEV1, 0, readings))
+    assert flags(blk, evs) == [(1, "TooFast"), (2, "TooFast"), (3, "TooFast")]
+    # The rate is checked across batches too.
+    evs = submit(blk, batch(blk, DEV1, 1, [(TEMP, NOW - 5_000 + 3 * 400 + 999, 20_010)]))
+    assert flags(blk, evs) == [(0, "TooFast")]
+
+
+def test_stale_and_future_readings(blk: Any) -> None:
+    blk.dispatch(signed(OWNER), "Telemetry", "set_capture_config", 0, TEMP, 0, 60_000)
+    readings = [
+        (TEMP, NOW - 1_000, 20_000),
+        (TEMP, NOW - 2_000, 20_000),  # older than the last reading
+        (TEMP, NOW - 60_001, 20_000),  # older than max_age at block time
+        (TEMP, NOW + MAX_FUTURE_DRIFT_MS, 20_000),  # at the drift limit: fine
+        (TEMP, NOW + MAX_FUTURE_DRIFT_MS + 1, 20_000),
+    ]
+    evs = submit(blk, batch(blk, DEV1, 0, readings))
+    assert flags(blk, evs) == [(1, "Stale"), (2, "Stale"), (4, "FromFuture")]
+    assert blk.rt.telemetry.LastReading.get(DEV1.public, TEMP) == (
+        NOW + MAX_FUTURE_DRIFT_MS + 1, 20_000
+    )  # fmt: skip
+    assert stored(blk) == recompute(readings)
+
+
+# --------------------------------------------------------------------------- disclosure
+
+
+def test_selective_disclosure_of_one_reading(blk: Any) -> None:
+    readings = temps(n=7)
+    submit(blk, batch(blk, DEV1, 0, readings))
+    rec = blk.rt.telemetry.batch(DEV1.public, 0)
+    root = rec.root
+    assert rec.count == 7  # the verifier takes the count from chain, next to the root
+    for i, r in enumerate(readings):
+        assert verify_reading(root, r, i, rec.count, reading_proof(readings, i))
+    proof = reading_proof(readings, 3)
+    m, ts, v = readings[3]
+    assert not verify_reading(root, (m, ts, v + 1), 3, 7, proof)
+    assert not verify_reading(root, (m, ts + 1, v), 3, 7, proof)
+    assert not verify_reading(root, readings[3], 4, 7, proof)
+    assert not verify_reading(root, readings[6], 6, 8, reading_proof(readings, 6))
+    assert not verify_reading(root, readings[3], 3, 7, [b"\x00" * 32, *proof[1:]])
+    assert not verify_reading(root, (TEMP, -1, 0), 3, 7, proof)  # not even encodable
+
+
+# --------------------------------------------------------------------------- submit errors
+
+
+def test_submit_errors(blk: Any) -> None:
+    blk.dispatch(signed(OWNER), "Telemetry", "unbind_device", DEV2.public)
+    cases = [
+        (NOBODY, [batch(blk, DEV1, 0, temps())], "NotGateway"),
+        (OWNER, [batch(blk, DEV1, 0, temps())], "NotGateway"),
+        (GW, [], "EmptyBatch"),
+        (GW, [batch(blk, DEV1, 0, [])], "EmptyBatch"),
+        (GW, [batch(blk, DEV3, 0, temps())], "UnknownDevice"),
+        (GW, [batch(blk, DEV2, 0, temps())], "UnknownDevice"),
+        (GW, [batch(blk, DEV1, 0, [(999, NOW, 1)])], "UnknownMetric"),
+    ]
+    before = snapshot(blk)
+    for who, batches, error in cases:
+        with pytest.raises(DispatchError) as e:
+            blk.dispatch(signed(who), "Telemetry", "submit", batches)
+        assert err(e) == f"Telemetry.{error}"
+    assert snapshot(blk) == before
+
+
+def test_pinned_gateway(blk: Any) -> None:
+    with pytest.raises(DispatchError) as e:
+        submit(blk, batch(blk, DEV2, 0, temps()), gw=GW)
+    assert err(e) == "Telemetry.WrongGateway"
+    submit(blk, batch(blk, DEV2, 0, temps()), gw=GW2)
+
+
+def test_revoked_device_role_stops_its_batches(blk: Any) -> None:
+    blk.dispatch(Origin.root(), "Roles", "force_revoke", DEV1.public, "Device")
+    with pytest.raises(DispatchError) as e:
+        submit(blk, batch(blk, DEV1, 0, temps()))
+    assert err(e) == "Telemetry.UnknownDevice"
+
+
+@pytest.mark.parametrize("state", ["Manufactured", "Decommissioned"])
+def test_twin_must_be_operational(blk: Any, state: str) -> None:
+    t = blk.rt.equipment.Twins.get(0)
+    t.lifecycle = state
+    blk.rt.equipment.Twins.insert(0, t)
+    with pytest.raises(DispatchError) as e:
+        submit(blk, batch(blk, DEV1, 0, temps()))
+    assert err(e) == "Telemetry.TwinNotOperational"
+
+
+# --------------------------------------------------------------------------- binding & config
+
+
+def test_bind_device(blk: Any) -> None:
+    evs = blk.dispatch(signed(OWNER), "Telemetry", "bind_device", 1, DEV3.public, GW.public)
+    assert blk.names(evs) == ["Roles.RoleGranted", "Telemetry.DeviceBound"]
+    assert blk.rt.roles.Grants.get(DEV3.public, "Device").granted_by == OWNER.public
+    assert blk.rt.telemetry.TwinDevices.get(1, DEV3.public)
+    for who, twin, dev, error in [
+        (NOBODY, 1, NOBODY.public, "NotOwner"),
+        (OWNER, 7, NOBODY.public, "UnknownTwin"),
+        (OWNER, 1, b"\xff" * 32, "InvalidDeviceKey"),
+        (OWNER, 1, DEV1.public, "DeviceAlreadyBound"),
+    ]:
+        with pytest.raises(DispatchError) as e:
+            blk.dispatch(signed(who), "Telemetry", "bind_device", twin, dev, None)
+        assert err(e) == f"Telemetry.{error}"
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(NOBODY), "Telemetry", "unbind_device", DEV3.public)
+    assert err(e) == "Telemetry.NotOwner"
+
+
+def test_device_limit_per_twin(blk: Any) -> None:
+    for i in range(MAX_DEVICES_PER_TWIN):
+        blk.dispatch(
+            signed(OWNER),
+            "Telemetry",
+            "bind_device",
+            1,
+            Keypair.from_dev_name(f"d{i}").public,
+            None,
+        )
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(OWNER), "Telemetry", "bind_device", 1, DEV3.public, None)
+    assert err(e) == "Telemetry.TooManyDevices"
+
+
+def test_capture_config(blk: Any) -> None:
+    blk.dispatch(signed(OWNER), "Equipment", "grant_access", 0, ALICE.public, OPERATE, FAR)
+    blk.dispatch(signed(ALICE), "Telemetry", "set_capture_config", 0, TEMP, 500, 3_600_000)
+    c = blk.rt.telemetry.Capture.get(0, TEMP)
+    assert (c.min_interval_ms, c.max_age_ms) == (500, 3_600_000)
+    for who, metric, max_age, error in [
+        (NOBODY, TEMP, 1, "NoPermission"),
+        (OWNER, 999, 1, "UnknownMetric"),
+        (OWNER, TEMP, 0, "InvalidCaptureConfig"),
+    ]:
+        with pytest.raises(DispatchError) as e:
+            blk.dispatch(signed(who), "Telemetry", "set_capture_config", 0, metric, 0, max_age)
+        assert err(e) == f"Telemetry.{error}"
+
+
+def test_register_metric(blk: Any) -> None:
+    blk.dispatch(Origin.root(), "Telemetry", "register_metric", 100, "torque", "N.m", 2, "Gauge")
+    assert blk.rt.telemetry.Metrics.get(100).name == "torque"
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(Origin.root(), "Telemetry", "register_metric", 100, "x", "", 0, "Gauge")
+    assert err(e) == "Telemetry.MetricExists"
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(OWNER), "Telemetry", "register_metric", 101, "x", "", 0, "Gauge")
+    assert err(e) == "System.BadOrigin"
+
+
+# --------------------------------------------------------------------------- block pre-verification
+
+
+def decoded(chain: Any, raws: list[bytes]) -> list[tuple[bytes, Any, Any, list[Any]]]:
+    """What the executive holds for a block's extrinsics: signer, pallet, call, decoded args."""
+    checked = [chain.ex._check(raw) for raw in raws]
+    return [(c.xt.signed.signer, c.pallet, c.call, c.args) for c in checked]
+
+
+def test_pre_verify_checks_a_block_in_one_call(chain: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    xts = [
+        chain.sign(GW, chain.call("Telemetry", "submit", [batch(chain, DEV1, 0, temps())]), 0),
+        chain.sign(
+            GW, chain.call("Telemetry", "submit", [batch(chain, DEV1, 1, temps(NOW - 500, 1))]), 1
+        ),
+        chain.sign(GW2, chain.call("Telemetry", "submit", [batch(chain, DEV2, 0, temps())]), 0),
+        chain.sign(GW, chain.call("System", "remark", b"x"), 2),
+    ]
+    chain.start_block(SLOT)
+    items = decoded(chain, xts)
+    calls: list[int] = []
+    real = native.verify_batch
+
+    def counting(*args: Any) -> list[bool]:
+        calls.append(len(args[0]))
+        return real(*args)
+
+    monkeypatch.setattr(native, "verify_batch", counting)
+    assert chain.rt.telemetry.pre_verify([item[1:] for item in items]) == 3
+    assert calls == [3]
+    # Applying the same decoded calls verifies no device signature again.
+    for signer, pallet, cd, args in items:
+        chain.rt.dispatch(Origin.signed(signer), pallet, cd, args)
+    assert calls == [3]
+    assert chain.rt.telemetry.device(DEV1.public).next_seq == 2
+
+
+def test_pre_verify_never_vouches_for_a_bad_or_changed_batch(chain: Any) -> None:
+    good = batch(chain, DEV1, 0, temps())
+    bad = batch(chain, DEV1, 1, temps(NOW - 500, 1))
+    bad.signature = bytes(64)
+    chain.start_block(SLOT)
+    t = chain.rt.telemetry
+    cd = t.calls_by_name["submit"]
+    assert t.pre_verify([(t, cd, [[good, bad]])]) == 2
+    with pytest.raises(DispatchError) as e:
+        submit(chain, bad)
+    assert err(e) == "Telemetry.BadDeviceSignature"
+    # Same device, seq and signature but other readings: the cached root is not reused.
+    forged = Batch(good.device, good.seq, temps(value=99), good.signature)
+    with pytest.raises(DispatchError) as e:
+        submit(chain, forged)
+    assert err(e) == "Telemetry.BadDeviceSignature"
+    submit(chain, good)
+
+
+def test_collect_and_note_let_the_executive_merge_batches(chain: Any) -> None:
+    b = batch(chain, DEV1, 0, temps())
+    chain.start_block(SLOT)
+    t = chain.rt.telemetry
+    triples = t.collect_device_signatures([(t, t.calls_by_name["submit"], [[b]])])
+    assert triples == [
+        (
+            DEV1.public,
+            tm.batch_message(chain.rt.genesis_hash, DEV1.public, 0, 0, batch_root(b.readings), 5),
+            b.signature,
+        )
+    ]
+    t.note_verified(triples, [True])
+    assert triples[0] in chain.rt.block.notes["telemetry.verified"]
+
+
+def test_pre_verified_batch_changed_in_place_is_checked_again(chain: Any) -> None:
+    b = batch(chain, DEV1, 0, temps())
+    chain.start_block(SLOT)
+    t = chain.rt.telemetry
+    t.pre_verify([(t, t.calls_by_name["submit"], [[b]])])
+    m, ts, v = b.readings[0]
+    b.readings[0] = (m, ts, v + 1)  # the very list object that was hashed
+    with pytest.raises(DispatchError) as e:
+        submit(chain, b)
+    assert err(e) == "Telemetry.BadDeviceSignature"
+
+
+@pytest.mark.parametrize(
+    ("devices", "match"),
+    [
+        ([{"device": "//Device3", "twin": 9}], "unknown twin"),
+        ([{"device": "//Device1", "twin": 1}], "twice"),
+    ],
+)
+def test_genesis_rejects_bad_devices(make_chain: Any, devices: list[Any], match: str) -> None:
+    cfg = world()
+    cfg["telemetry"]["devices"] += devices
+    with pytest.raises(ValueError, match=match):
+        make_chain(extra=cfg)

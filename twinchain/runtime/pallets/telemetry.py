@@ -1,0 +1,797 @@
+"""Telemetry: device-signed sensor and operational data of the equipment twins.
+
+The owner of a twin binds device keys to it (optionally pinned to one gateway). A device
+signs each batch of its readings at the source; a gateway (Gateway role) submits batches in
+an extrinsic it signs itself. On chain:
+
+* every device signature is checked: all batches of one extrinsic in one
+  ``native.verify_batch`` call, or none at all when the executive verified them for the whole
+  block beforehand (:meth:`Telemetry.pre_verify`); one bad signature fails the extrinsic;
+* per-device sequence numbers reject duplicates and replays; gaps are recorded;
+* readings are checked against the equipment's operating envelope (manufacturer spec) and the
+  twin's capture configuration; out-of-range, too-fast, stale, from-the-future and
+  implausible-jump readings raise ``ReadingFlagged`` events: flagged, never dropped;
+* the raw readings are not stored: each batch leaves its Merkle root (over
+  :func:`reading_leaf` of each reading) and the per-metric aggregates (count, min, max, sum,
+  last) of fixed time windows. Any single reading can later be disclosed with
+  :func:`reading_proof` and checked with :func:`verify_reading` against the on-chain root.
+
+Readings are ``(metric, timestamp ms, value)`` with an i64 fixed-point value in the metric's
+scale (``value / 10**scale`` units). Production counts, good and bad parts, material and
+energy use are metrics like the others (see ``DEFAULT_METRICS``).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from twinchain import native
+from twinchain.primitives import codec
+from twinchain.primitives.codec import (
+    H256,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    AccountId,
+    Bool,
+    CodecError,
+    Enum,
+    Option,
+    Record,
+    Signature,
+    Str,
+    Tuple,
+    Type,
+    Vec,
+)
+from twinchain.primitives.hashing import Domain, hash_for
+from twinchain.primitives.keys import Keypair, is_valid_public, parse_account
+from twinchain.primitives.merkle import merkle_proof, merkle_root, verify_merkle_proof
+from twinchain.runtime.framework import (
+    ROOT,
+    SIGNED,
+    DispatchError,
+    Origin,
+    Pallet,
+    PalletErrors,
+    PalletEvents,
+    StorageDoubleMap,
+    StorageMap,
+    StorageValue,
+    call,
+    ensure_root,
+    ensure_signed,
+)
+from twinchain.runtime.pallets.equipment import OPERATE, TwinId
+from twinchain.runtime.pallets.roles import DEVICE, GATEWAY
+
+if TYPE_CHECKING:
+    from twinchain.runtime.framework import CallDef
+
+MAX_READINGS = 256  # per batch
+MAX_BATCHES = 64  # per extrinsic
+MAX_DEVICES_PER_TWIN = 64
+MAX_METRIC_NAME = 32
+MAX_UNIT = 16
+
+DEFAULT_WINDOW_MS = 3_600_000
+DEFAULT_MAX_AGE_MS = 86_400_000  # gateways may spool a day of data while offline
+MAX_FUTURE_DRIFT_MS = 60_000  # device clocks may run this far ahead of the block time
+
+# Measured with bench/telemetry.py (one core, pure Python runtime): a block full of
+# batches of 100 readings imports in about its 2 s weight budget.
+W_SUBMIT_BASE = 50_000
+W_PER_BATCH = 120_000  # a signature check, a Merkle root, the batch's records
+W_PER_READING = 14_000  # checks, aggregates, its share of the state root
+W_SMALL = 40_000
+
+FLAGS = ("OutOfRange", "TooFast", "Stale", "ImplausibleJump", "FromFuture")
+Flag = Enum("ReadingFlag", FLAGS)
+MetricKind = Enum("MetricKind", ("Gauge", "Delta"))
+
+# Reading: (metric id, timestamp in ms, fixed-point value).
+Reading = Tuple(U16, U64, I64)
+_LEAF = struct.Struct(">HQq")
+
+# Well-known metrics every chain starts with (genesis may replace them):
+# (id, name, unit, decimal scale, kind). A Delta metric's sum over a window is its total.
+DEFAULT_METRICS: tuple[tuple[int, str, str, int, str], ...] = (
+    (1, "temperature", "degC", 3, "Gauge"),
+    (2, "vibration_rms", "mm/s", 3, "Gauge"),
+    (3, "pressure", "kPa", 3, "Gauge"),
+    (4, "power", "W", 0, "Gauge"),
+    (5, "energy", "Wh", 0, "Delta"),
+    (6, "spindle_speed", "rpm", 0, "Gauge"),
+    (7, "units_produced", "units", 0, "Delta"),
+    (8, "good_units", "units", 0, "Delta"),
+    (9, "bad_units", "units", 0, "Delta"),
+    (10, "material_used", "g", 0, "Delta"),
+    (11, "run_time", "s", 0, "Delta"),
+    (12, "downtime", "s", 0, "Delta"),
+    (13, "co2_emitted", "g", 0, "Delta"),
+    (14, "humidity", "%RH", 2, "Gauge"),
+    (15, "current", "A", 3, "Gauge"),
+)
+
+
+class _I128(Type):
+    """Signed 128-bit integer as 16 big-endian bytes (window sums outgrow i64)."""
+
+    name = "i128"
+    lo, hi = -(1 << 127), (1 << 127) - 1
+
+    def to_wire(self, value: Any) -> Any:
+        if type(value) is not int or not self.lo <= value <= self.hi:
+            raise CodecError(f"i128 expected, got {value!r}")
+        return value.to_bytes(16, "big", signed=True)
+
+    def from_wire(self, wire: Any) -> Any:
+        if type(wire) is not bytes or len(wire) != 16:
+            raise CodecError("i128: expected 16-byte bin")
+        return int.from_bytes(wire, "big", signed=True)
+
+
+I128 = _I128()
+
+
+@dataclass
+class Batch(Record):
+    """Readings of one device, signed by the device key (see :func:`batch_message`)."""
+
+    device: bytes
+    seq: int
+    readings: list[tuple[int, int, int]]
+    signature: bytes
+    FIELDS: ClassVar = {
+        "device": AccountId,
+        "seq": U64,
+        "readings": Vec(Reading, MAX_READINGS),
+        "signature": Signature,
+    }
+
+
+@dataclass
+class MetricInfo(Record):
+    name: str
+    unit: str
+    scale: int
+    kind: str
+    FIELDS: ClassVar = {
+        "name": Str(MAX_METRIC_NAME),
+        "unit": Str(MAX_UNIT),
+        "scale": U8,
+        "kind": MetricKind,
+    }
+
+
+@dataclass
+class DeviceInfo(Record):
+    """A device key's binding and its sequence state (kept after unbinding, so that a
+    rebound key can never replay its old batches)."""
+
+    twin: int
+    bound_by: bytes
+    gateway: bytes | None
+    active: bool
+    next_seq: int
+    gaps: int
+    batches: int
+    readings: int
+    last_seen: int
+    FIELDS: ClassVar = {
+        "twin": TwinId,
+        "bound_by": AccountId,
+        "gateway": Option(AccountId),
+        "active": Bool,
+        "next_seq": U64,
+        "gaps": U64,
+        "batches": U64,
+        "readings": U64,
+        "last_seen": U64,
+    }
+
+
+@dataclass
+class CaptureConfig(Record):
+    """Configured capture frequency of one metric of a twin: readings closer than
+    ``min_interval_ms`` are too fast, older than ``max_age_ms`` at block time are stale."""
+
+    min_interval_ms: int
+    max_age_ms: int
+    FIELDS: ClassVar = {"min_interval_ms": U32, "max_age_ms": U64}
+
+
+DEFAULT_CAPTURE = CaptureConfig(0, DEFAULT_MAX_AGE_MS)
+
+
+@dataclass
+class BatchRecord(Record):
+    twin: int
+    root: bytes
+    count: int
+    first_ts: int
+    last_ts: int
+    gateway: bytes
+    block: int
+    flagged: int
+    FIELDS: ClassVar = {
+        "twin": TwinId,
+        "root": H256,
+        "count": U32,
+        "first_ts": U64,
+        "last_ts": U64,
+        "gateway": AccountId,
+        "block": U64,
+        "flagged": U32,
+    }
+
+
+@dataclass
+class Aggregate(Record):
+    """Per-metric aggregate of one time window; ``last`` is the value of the latest reading
+    (by timestamp; the later-submitted one on a tie)."""
+
+    count: int
+    min: int
+    max: int
+    sum: int
+    last: int
+    last_ts: int
+    flagged: int
+    FIELDS: ClassVar = {
+        "count": U64,
+        "min": I64,
+        "max": I64,
+        "sum": I128,
+        "last": I64,
+        "last_ts": U64,
+        "flagged": U64,
+    }
+
+    def add(self, ts: int, value: int, flagged: bool) -> None:
+        if self.count == 0:
+            self.min = self.max = value
+        else:
+            self.min = min(self.min, value)
+            self.max = max(self.max, value)
+        if self.count == 0 or ts >= self.last_ts:
+            self.last, self.last_ts = value, ts
+        self.count += 1
+        self.sum += value
+        self.flagged += int(flagged)
+
+
+def empty_aggregate() -> Aggregate:
+    return Aggregate(0, 0, 0, 0, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------- off-chain helpers
+# Gateways, devices and verifiers use these; the pallet uses the very same functions.
+
+
+def reading_leaf(metric: int, ts: int, value: int) -> bytes:
+    """The Merkle leaf of one reading: 18 bytes, big-endian u16 ‖ u64 ‖ i64."""
+    return _LEAF.pack(metric, ts, value)
+
+
+def batch_root(readings: Sequence[tuple[int, int, int]]) -> bytes:
+    return merkle_root([_LEAF.pack(*r) for r in readings])
+
+
+def batch_message(
+    genesis_hash: bytes, device: bytes, twin: int, seq: int, root: bytes, count: int
+) -> bytes:
+    """The 32-byte digest a device signs: bound to the chain, the device, its twin and the
+    sequence number, so a batch can be replayed on no other chain, twin or position."""
+    payload = codec.encode([b"telemetry-batch", genesis_hash, device, twin, seq, root, count])
+    return hash_for(Domain.SIGNING, payload)
+
+
+def sign_batch(
+    device: Keypair,
+    genesis_hash: bytes,
+    twin: int,
+    seq: int,
+    readings: Sequence[tuple[int, int, int]],
+) -> Batch:
+    """Build and sign a batch at the source (the device's side of the protocol)."""
+    rs = [tuple(r) for r in readings]
+    msg = batch_message(genesis_hash, device.public, twin, seq, batch_root(rs), len(rs))
+    return Batch(device.public, seq, rs, device.sign(msg))  # type: ignore[arg-type]
+
+
+def reading_proof(readings: Sequence[tuple[int, int, int]], index: int) -> list[bytes]:
+    """Merkle proof of reading ``index`` of a batch (selective disclosure)."""
+    return merkle_proof([_LEAF.pack(*r) for r in readings], index)
+
+
+def verify_reading(
+    root: bytes,
+    reading: tuple[int, int, int],
+    index: int,
+    count: int,
+    proof: Sequence[bytes],
+) -> bool:
+    """Whether ``reading`` is item ``index`` of the ``count``-reading batch with ``root``."""
+    try:
+        leaf = _LEAF.pack(*reading)
+    except (struct.error, TypeError):
+        return False
+    return verify_merkle_proof(root, leaf, index, count, proof)
+
+
+# --------------------------------------------------------------------------- the pallet
+
+Triple = tuple[bytes, bytes, bytes]  # (device key, message, signature)
+
+
+@dataclass
+class _Context:
+    """What one ``submit`` reads once for all its batches."""
+
+    now: int
+    window: int
+    envelopes: dict[int, dict[int, Any]] = field(default_factory=dict)
+    captures: dict[int, dict[int, CaptureConfig]] = field(default_factory=dict)
+
+
+def _verify(triples: Sequence[Triple]) -> list[bool]:
+    """One native batch verification over (key, message, signature) triples."""
+    return native.verify_batch(
+        [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
+    )
+
+
+_VERIFIED = "telemetry.verified"  # BlockContext.notes: device signatures checked this block
+_ROOTS = "telemetry.roots"  # BlockContext.notes: id(readings) -> (copy of readings, root)
+
+
+class Telemetry(Pallet):
+    name = "Telemetry"
+
+    Metrics = StorageMap(U16, MetricInfo.wire_type(), doc="Registered metrics.")
+    WindowMs = StorageValue(U64, DEFAULT_WINDOW_MS, doc="Length of an aggregation window.")
+    Devices = StorageMap(AccountId, DeviceInfo.wire_type(), doc="Device keys and their state.")
+    TwinDevices = StorageDoubleMap(TwinId, AccountId, Bool, doc="Active devices of each twin.")
+    TwinDeviceCount = StorageMap(TwinId, U32, 0, doc="Active devices per twin.")
+    Capture = StorageDoubleMap(
+        TwinId, U16, CaptureConfig.wire_type(), doc="Capture frequency per twin and metric."
+    )
+    LastReading = StorageDoubleMap(
+        AccountId, U16, Tuple(U64, I64), doc="Latest (timestamp, value) per device and metric."
+    )
+    Batches = StorageDoubleMap(
+        AccountId, U64, BatchRecord.wire_type(), doc="Batch roots by device and sequence."
+    )
+    TwinBatches = StorageDoubleMap(
+        TwinId, U64, Tuple(AccountId, U64), doc="(device, seq) of each twin's batches, in order."
+    )
+    TwinBatchCount = StorageMap(TwinId, U64, 0, doc="Batches accepted per twin.")
+    Aggregates = StorageDoubleMap(
+        TwinId,
+        Tuple(U16, U64),
+        Aggregate.wire_type(),
+        doc="Aggregates by twin and (metric, window start in ms).",
+    )
+
+    class Event(PalletEvents):
+        MetricRegistered = (("metric", U16), ("name", Str(MAX_METRIC_NAME)))
+        DeviceBound = (("device", AccountId), ("twin", TwinId), ("gateway", Option(AccountId)))
+        DeviceUnbound = (("device", AccountId), ("twin", TwinId))
+        CaptureConfigured = (
+            ("twin", TwinId),
+            ("metric", U16),
+            ("min_interval_ms", U32),
+            ("max_age_ms", U64),
+        )
+        BatchAccepted = (
+            ("twin", TwinId),
+            ("device", AccountId),
+            ("seq", U64),
+            ("root", H256),
+            ("count", U32),
+            ("flagged", U32),
+        )
+        SequenceGap = (("device", AccountId), ("expected", U64), ("got", U64))
+        ReadingFlagged = (
+            ("twin", TwinId),
+            ("device", AccountId),
+            ("seq", U64),
+            ("index", U32),
+            ("metric", U16),
+            ("flag", Flag),
+            ("value", I64),
+            ("timestamp", U64),
+        )
+
+    class Error(PalletErrors):
+        NotGateway = "the sender does not hold the Gateway role"
+        NotOwner = "the sender is not the owner of the device's twin"
+        NoPermission = "the sender is neither the twin's owner nor an OPERATE delegate"
+        UnknownTwin = "no twin with this id"
+        TwinNotOperational = "the twin is not commissioned, active or in maintenance"
+        InvalidDeviceKey = "the device key is not a valid x-only public key"
+        DeviceAlreadyBound = "the device key is bound to a twin already"
+        TooManyDevices = "the twin has the maximum number of devices"
+        UnknownDevice = "the device is not bound (or its Device role was revoked)"
+        WrongGateway = "the device is pinned to another gateway"
+        EmptyBatch = "no batches, or a batch without readings"
+        UnknownMetric = "a reading names an unregistered metric"
+        BadDeviceSignature = "a batch's device signature does not verify"
+        DuplicateBatch = "the batch's sequence number was used already (replay)"
+        InvalidCaptureConfig = "max_age_ms must be positive"
+        MetricExists = "a metric with this id is registered already"
+        Overflow = "a counter overflowed"
+
+    # ------------------------------------------------------------------ binding
+    @call(
+        0,
+        weight=W_SMALL,
+        origin=SIGNED,
+        args=(("twin", TwinId), ("device", AccountId), ("gateway", Option(AccountId))),
+    )
+    def bind_device(self, origin: Origin, twin: int, device: bytes, gateway: bytes | None) -> None:
+        """Bind a device key to a twin (the twin's owner), optionally pinned to one gateway;
+        grants the key the Device role."""
+        who = ensure_signed(origin)
+        t = self.runtime.equipment.twin(twin)
+        if t is None:
+            raise self.Error.UnknownTwin()
+        if t.owner != who:
+            raise self.Error.NotOwner()
+        if t.lifecycle == "Decommissioned":
+            raise self.Error.TwinNotOperational()
+        if not is_valid_public(device):
+            raise self.Error.InvalidDeviceKey()
+        d: DeviceInfo | None = self.Devices.get(device)
+        if d is not None and d.active:
+            raise self.Error.DeviceAlreadyBound()
+        self.do_bind(twin, device, gateway, who, d)
+
+    @call(1, weight=W_SMALL, origin=SIGNED, args=(("device", AccountId),))
+    def unbind_device(self, origin: Origin, device: bytes) -> None:
+        """Unbind a device (the owner of its twin); its sequence state stays."""
+        who = ensure_signed(origin)
+        d: DeviceInfo | None = self.Devices.get(device)
+        if d is None or not d.active:
+            raise self.Error.UnknownDevice()
+        t = self.runtime.equipment.twin(d.twin)
+        if t is None or t.owner != who:
+            raise self.Error.NotOwner()
+        d.active = False
+        self.Devices.insert(device, d)
+        self.TwinDevices.remove(d.twin, device)
+        self.TwinDeviceCount.insert(d.twin, self.TwinDeviceCount.get(d.twin) - 1)
+        self.runtime.roles.revoke_internal(device, DEVICE, who)
+        self.deposit(self.Event.DeviceUnbound(device, d.twin))
+
+    @call(
+        2,
+        weight=W_SMALL,
+        origin=SIGNED,
+        args=(
+            ("twin", TwinId),
+            ("metric", U16),
+            ("min_interval_ms", U32),
+            ("max_age_ms", U64),
+        ),
+    )
+    def set_capture_config(
+        self, origin: Origin, twin: int, metric: int, min_interval_ms: int, max_age_ms: int
+    ) -> None:
+        """Configure the capture frequency of a metric (the owner or an OPERATE delegate)."""
+        who = ensure_signed(origin)
+        eq = self.runtime.equipment
+        t = eq.twin(twin)
+        if t is None:
+            raise self.Error.UnknownTwin()
+        if t.lifecycle == "Decommissioned" or not eq.has_right(twin, who, OPERATE, t):
+            raise self.Error.NoPermission()
+        if not self.Metrics.contains(metric):
+            raise self.Error.UnknownMetric()
+        if max_age_ms == 0:
+            raise self.Error.InvalidCaptureConfig()
+        self.Capture.insert(twin, metric, CaptureConfig(min_interval_ms, max_age_ms))
+        self.deposit(self.Event.CaptureConfigured(twin, metric, min_interval_ms, max_age_ms))
+
+    @call(
+        3,
+        weight=W_SMALL,
+        origin=ROOT,
+        args=(
+            ("metric", U16),
+            ("name", Str(MAX_METRIC_NAME)),
+            ("unit", Str(MAX_UNIT)),
+            ("scale", U8),
+            ("kind", MetricKind),
+        ),
+    )
+    def register_metric(
+        self, origin: Origin, metric: int, name: str, unit: str, scale: int, kind: str
+    ) -> None:
+        """Register a new metric (root: governance)."""
+        ensure_root(origin)
+        if self.Metrics.contains(metric):
+            raise self.Error.MetricExists()
+        self.Metrics.insert(metric, MetricInfo(name, unit, scale, kind))
+        self.deposit(self.Event.MetricRegistered(metric, name))
+
+    # ------------------------------------------------------------------ submission
+    @call(
+        4,
+        weight=lambda rt, batches: (
+            W_SUBMIT_BASE
+            + W_PER_BATCH * len(batches)
+            + W_PER_READING * sum(len(b.readings) for b in batches)
+        ),
+        origin=SIGNED,
+        args=(("batches", Vec(Batch.wire_type(), MAX_BATCHES)),),
+    )
+    def submit(self, origin: Origin, batches: list[Batch]) -> None:
+        """Submit device-signed batches (Gateway). Fails whole on any bad device signature,
+        replayed sequence number, unknown device or metric; flags odd readings in events."""
+        gateway = ensure_signed(origin)
+        roles = self.runtime.roles
+        if not roles.has(gateway, GATEWAY):
+            raise self.Error.NotGateway()
+        if not batches:
+            raise self.Error.EmptyBatch()
+        # 1. Checks and roots, no writes.
+        devices: dict[bytes, DeviceInfo] = {}
+        expected: dict[bytes, int] = {}
+        known_metrics: set[int] = set()
+        roots: list[bytes] = []
+        for b in batches:
+            d = devices.get(b.device)
+            if d is None:
+                d = self.Devices.get(b.device)
+                if d is None or not d.active or not roles.has(b.device, DEVICE):
+                    raise self.Error.UnknownDevice()
+                if not self.runtime.equipment.is_operational(d.twin):
+                    raise self.Error.TwinNotOperational()
+                devices[b.device] = d
+                expected[b.device] = d.next_seq
+            if d.gateway is not None and d.gateway != gateway:
+                raise self.Error.WrongGateway()
+            if not b.readings:
+                raise self.Error.EmptyBatch()
+            if b.seq < expected[b.device]:
+                raise self.Error.DuplicateBatch(f"seq {b.seq} < {expected[b.device]}")
+            if b.seq >= U64.max:
+                raise self.Error.Overflow("sequence number exhausted")
+            expected[b.device] = b.seq + 1
+            for m in {r[0] for r in b.readings} - known_metrics:
+                if not self.Metrics.contains(m):
+                    raise self.Error.UnknownMetric(str(m))
+                known_metrics.add(m)
+            roots.append(self._root_of(b.readings))
+        # 2. Device signatures: one batch verification for what the block did not pre-verify.
+        genesis = self.runtime.genesis_hash
+        triples: list[Triple] = []
+        for b, root in zip(batches, roots, strict=True):
+            twin = devices[b.device].twin
+            msg = batch_message(genesis, b.device, twin, b.seq, root, len(b.readings))
+            triples.append((b.device, msg, b.signature))
+        verified: set[Triple] = self.runtime.block.notes.get(_VERIFIED, set())
+        todo = [t for t in triples if t not in verified]
+        if todo and not all(_verify(todo)):
+            raise self.Error.BadDeviceSignature()
+        # 3. Apply.
+        ctx = _Context(int(self.runtime.timestamp.Now.get()), self.WindowMs.get())
+        for b, root in zip(batches, roots, strict=True):
+            self._apply_batch(ctx, gateway, devices[b.device], b, root)
+        for dev, d in devices.items():
+            self.Devices.insert(dev, d)
+
+    def _root_of(self, readings: list[tuple[int, int, int]]) -> bytes:
+        cached = self.runtime.block.notes.get(_ROOTS, {}).get(id(readings))
+        # Found by identity, trusted only if equal to the copy that was hashed: comparing
+        # readings is far cheaper than hashing them again, and immune to later mutation.
+        if cached is not None and cached[0] == readings:
+            return cached[1]  # type: ignore[no-any-return]
+        return batch_root(readings)
+
+    def _apply_batch(
+        self, ctx: _Context, gateway: bytes, d: DeviceInfo, b: Batch, root: bytes
+    ) -> None:
+        twin = d.twin
+        if b.seq > d.next_seq:
+            d.gaps += b.seq - d.next_seq
+            self.deposit(self.Event.SequenceGap(b.device, d.next_seq, b.seq))
+        d.next_seq = b.seq + 1
+        now, window = ctx.now, ctx.window
+        envelopes = ctx.envelopes.get(twin)
+        if envelopes is None:
+            envelopes = ctx.envelopes[twin] = self.runtime.equipment.envelopes(twin)
+        captures = ctx.captures.setdefault(twin, {})
+        lasts: dict[int, tuple[int, int] | None] = {}
+        aggs: dict[tuple[int, int], Aggregate] = {}
+        flagged = 0
+        flag_event = self.Event.ReadingFlagged
+        for i, (m, ts, v) in enumerate(b.readings):
+            if m not in lasts:
+                lasts[m] = self.LastReading.get(b.device, m)
+                if m not in captures:
+                    captures[m] = self.Capture.get(twin, m) or DEFAULT_CAPTURE
+            cap, last, env = captures[m], lasts[m], envelopes.get(m)
+            flags: list[str] = []
+            if env is not None and not env.min <= v <= env.max:
+                flags.append("OutOfRange")
+            newer = last is None or ts >= last[0]
+            if ts > now + MAX_FUTURE_DRIFT_MS:
+                flags.append("FromFuture")
+            elif not newer or now - ts > cap.max_age_ms:
+                flags.append("Stale")
+            if last is not None and newer:
+                if ts - last[0] < cap.min_interval_ms:
+                    flags.append("TooFast")
+                if env is not None and env.max_step and abs(v - last[1]) > env.max_step:
+                    flags.append("ImplausibleJump")
+            if newer:
+                lasts[m] = (ts, v)
+            if flags:
+                flagged += 1
+                for f in flags:
+                    self.deposit(flag_event(twin, b.device, b.seq, i, m, f, v, ts))
+            key = (m, ts - ts % window)
+            agg = aggs.get(key)
+            if agg is None:
+                agg = aggs[key] = self.Aggregates.get(twin, key) or empty_aggregate()
+            agg.add(ts, v, bool(flags))
+        for key, agg in aggs.items():
+            self.Aggregates.insert(twin, key, agg)
+        for m, last in lasts.items():
+            if last is not None:
+                self.LastReading.insert(b.device, m, last)
+        timestamps = [r[1] for r in b.readings]
+        count = len(b.readings)
+        self.Batches.insert(
+            b.device,
+            b.seq,
+            BatchRecord(
+                twin,
+                root,
+                count,
+                min(timestamps),
+                max(timestamps),
+                gateway,
+                self.runtime.block.number,
+                flagged,
+            ),
+        )
+        n = self.TwinBatchCount.get(twin)
+        self.TwinBatches.insert(twin, n, (b.device, b.seq))
+        self.TwinBatchCount.insert(twin, n + 1)
+        d.batches += 1
+        d.readings += count
+        d.last_seen = now
+        self.deposit(self.Event.BatchAccepted(twin, b.device, b.seq, root, count, flagged))
+
+    # ------------------------------------------------------------------ block-level verification
+    def _submits(self, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]) -> Iterable[list[Batch]]:
+        submit = self.calls_by_name["submit"]
+        for pallet, cd, args in calls:
+            if pallet is self and cd is submit:
+                yield args[0]
+
+    def collect_device_signatures(
+        self, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]
+    ) -> list[Triple]:
+        """(device, message, signature) of every batch in the block's decoded ``calls``,
+        against the state at the start of the block; caches the batch roots for ``submit``.
+
+        Batches of unknown devices are skipped (their extrinsic fails on its own), and so are
+        submits nested in other calls (sudo, multisig): ``submit`` verifies those itself.
+        """
+        notes = self.runtime.block.notes
+        roots: dict[int, tuple[list[Any], bytes]] = notes.setdefault(_ROOTS, {})
+        genesis = self.runtime.genesis_hash
+        out: list[Triple] = []
+        twins: dict[bytes, int | None] = {}
+        for batches in self._submits(calls):
+            for b in batches:
+                if b.device not in twins:
+                    d: DeviceInfo | None = self.Devices.get(b.device)
+                    twins[b.device] = None if d is None else d.twin
+                twin = twins[b.device]
+                if twin is None or not b.readings:
+                    continue
+                root = batch_root(b.readings)
+                roots[id(b.readings)] = (list(b.readings), root)
+                msg = batch_message(genesis, b.device, twin, b.seq, root, len(b.readings))
+                out.append((b.device, msg, b.signature))
+        return out
+
+    def note_verified(self, triples: Sequence[Triple], oks: Sequence[bool]) -> None:
+        """Remember which device signatures verified, so ``submit`` skips them this block."""
+        verified: set[Triple] = self.runtime.block.notes.setdefault(_VERIFIED, set())
+        verified.update(t for t, ok in zip(triples, oks, strict=True) if ok)
+
+    def pre_verify(self, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]) -> int:
+        """Verify every device signature of a block in ONE ``native.verify_batch`` call.
+
+        The executive calls it once per block after ``initialize_block``, with the decoded
+        ``(pallet, call, args)`` of the block's signed extrinsics (or merges
+        :meth:`collect_device_signatures` into its own batch and calls :meth:`note_verified`).
+        It only ever saves work: a signature it did not verify is checked by ``submit``.
+        Returns how many signatures it checked.
+        """
+        triples = self.collect_device_signatures(calls)
+        if triples:
+            self.note_verified(triples, _verify(triples))
+        return len(triples)
+
+    # ------------------------------------------------------------------ genesis
+    def genesis(self, config: dict[str, Any]) -> None:
+        """``window_ms``; ``metrics``: [[id, name, unit, scale, kind]] (default: the
+        well-known set); ``devices``: [{device, twin, gateway?}]; ``capture``:
+        [[twin, metric, min_interval_ms, max_age_ms]]."""
+        window = int(config.get("window_ms", DEFAULT_WINDOW_MS))
+        if window <= 0:
+            raise ValueError("telemetry window_ms must be positive")
+        self.WindowMs.put(window)
+        for mid, name, unit, scale, kind in config.get("metrics", DEFAULT_METRICS):
+            self.Metrics.insert(int(mid), MetricInfo(str(name), str(unit), int(scale), kind))
+        for spec in config.get("devices", []):
+            device = parse_account(spec["device"])
+            twin = int(spec["twin"])
+            t = self.runtime.equipment.twin(twin)
+            if t is None:
+                raise ValueError(f"genesis device bound to unknown twin {twin}")
+            if self.Devices.contains(device):
+                raise ValueError(f"genesis binds device {spec['device']!r} twice")
+            gw = spec.get("gateway")
+            try:
+                self.do_bind(twin, device, None if gw is None else parse_account(gw), t.owner, None)
+            except DispatchError as exc:  # chain specs report ValueError
+                raise ValueError(f"genesis device {spec['device']!r}: {exc}") from exc
+        for twin, metric, min_interval, max_age in config.get("capture", []):
+            self.Capture.insert(
+                int(twin), int(metric), CaptureConfig(int(min_interval), int(max_age))
+            )
+
+    # ------------------------------------------------------------------ API
+    def do_bind(
+        self,
+        twin: int,
+        device: bytes,
+        gateway: bytes | None,
+        by: bytes,
+        previous: DeviceInfo | None,
+    ) -> None:
+        count = self.TwinDeviceCount.get(twin)
+        if count >= MAX_DEVICES_PER_TWIN:
+            raise self.Error.TooManyDevices()
+        d = previous or DeviceInfo(twin, by, gateway, True, 0, 0, 0, 0, 0)
+        d.twin, d.bound_by, d.gateway, d.active = twin, by, gateway, True
+        self.Devices.insert(device, d)
+        self.TwinDevices.insert(twin, device, True)
+        self.TwinDeviceCount.insert(twin, count + 1)
+        self.runtime.roles.grant_internal(device, DEVICE, by)
+        self.deposit(self.Event.DeviceBound(device, twin, gateway))
+
+    def device(self, device: bytes) -> DeviceInfo | None:
+        return self.Devices.get(device)  # type: ignore[no-any-return]
+
+    def batch(self, device: bytes, seq: int) -> BatchRecord | None:
+        return self.Batches.get(device, seq)  # type: ignore[no-any-return]
+
+    def aggregates(self, twin: int) -> list[tuple[tuple[int, int], Aggregate]]:
+        """All aggregates of a twin, sorted by (metric, window start)."""
+        return sorted(self.Aggregates.iter_prefix(twin), key=lambda kv: kv[0])
+
+    def constants(self) -> dict[str, Any]:
+        return {
+            "MaxReadingsPerBatch": MAX_READINGS,
+            "MaxBatchesPerExtrinsic": MAX_BATCHES,
+            "MaxDevicesPerTwin": MAX_DEVICES_PER_TWIN,
+            "DefaultMaxAgeMs": DEFAULT_MAX_AGE_MS,
+            "MaxFutureDriftMs": MAX_FUTURE_DRIFT_MS,
+            "Flags": list(FLAGS),
+            "ReadingLeaf": "u16 metric ‖ u64 timestamp_ms ‖ i64 value, big-endian",
+        }
