@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint venv clean
+.PHONY: run dev test bench lint venv clean
 
 venv: $(STAMP)
 
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml setup.py
 	@touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/twinchain devnet up --validators 4 --base-dir .devnet
+
+dev: $(STAMP)
 	$(BIN)/twinchain node --dev
 
 test: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -98,6 +99,9 @@ def plan(base_dir: Path, validators: int, slot_ms: int) -> tuple[ChainSpec, list
     if not 1 <= validators <= len(FACILITIES):
         raise DevnetError(f"--validators must be between 1 and {len(FACILITIES)}")
     base_dir.mkdir(parents=True, exist_ok=True)
+    # A devnet is throwaway: a new one never reuses an old one's chains (new keys, new genesis).
+    for name in FACILITIES:
+        shutil.rmtree(base_dir / name.lower().replace(" ", "-"), ignore_errors=True)
     keys = [Keypair.generate() for _ in range(validators)]
     spec = devnet_spec(keys, slot_ms)
     (base_dir / "spec.json").write_text(json.dumps(spec.to_json(), indent=2))

@@ -418,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
     )
+    # Per-request lines from the HTTP client (devnet status polling) are noise at info level.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.fn(args) or 0)
     except CliError as exc:
