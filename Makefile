@@ -8,7 +8,10 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py
+NATIVE_SRC := $(wildcard twinchain/native/src/*) twinchain/native/build.py twinchain/native/_spec.py
+
+# The editable install compiles the C extension in place: rebuild when its sources change.
+$(STAMP): pyproject.toml setup.py $(NATIVE_SRC)
 	@scripts/check-prereqs.sh $(PYTHON)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -11,7 +11,7 @@ import argparse
 
 from rich.console import Console
 
-from bench import block_import, state_root
+from bench import block_import, native, network, state_root, telemetry
 
 
 def main() -> None:
@@ -26,6 +26,12 @@ def main() -> None:
         state_root.main([])
     console.rule("block import")
     block_import.main(["--tx", "1000" if args.quick else "5000"])
+    console.rule("native hot path")
+    native.main(["--quick"] if args.quick else [])
+    console.rule("telemetry import")
+    telemetry.main(["--batches", "100"] if args.quick else [])
+    console.rule("network")
+    network.main(["--seconds", "20", "--blocks", "1000"] if args.quick else [])
 
 
 if __name__ == "__main__":

@@ -54,11 +54,12 @@ def start_node(base: Path, port: int, log: Path, p2p_port: int) -> subprocess.Po
     )
 
 
-def wait_rpc(rpc: RpcClient, proc: subprocess.Popen[bytes], timeout: float = 30) -> dict:
+def wait_rpc(rpc: RpcClient, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> dict:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise AssertionError(f"node exited with {proc.returncode} during start-up")
+            tail = log.read_bytes()[-3000:].decode(errors="replace")
+            raise AssertionError(f"node exited with {proc.returncode} during start-up:\n{tail}")
         try:
             return rpc.call("chain_getHeader")
         except (RpcError, OSError, Exception):
@@ -109,7 +110,7 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     for i in range(KILLS + 1):
         proc = start_node(base, port, log, p2p_port)
         try:
-            head = wait_rpc(rpc, proc)
+            head = wait_rpc(rpc, proc, log)
             # Every block seen finalized before a kill is still there, with the same hash.
             for n, h in committed.items():
                 assert rpc.call("chain_getBlockHash", n) == h, f"block #{n} lost after kill {i}"

@@ -42,9 +42,7 @@ def threshold(n: int) -> int:
     return n - (n - 1) // 3
 
 
-def message_digest(
-    genesis_hash: bytes, set_id: int, round: int, kind: int, target: Block
-) -> bytes:
+def message_digest(genesis_hash: bytes, set_id: int, round: int, kind: int, target: Block) -> bytes:
     return hash_for(
         Domain.VOTE, codec.encode([genesis_hash, set_id, round, kind, target[0], target[1]])
     )

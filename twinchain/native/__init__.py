@@ -1,19 +1,157 @@
 """The node's hot path: batch signature verification and Merkle hashing.
 
-This facade is what the rest of the node calls. Each function has a pure-Python implementation
-here (the fallback); the C extension built by setup.py replaces them with bit-identical results
-when it is available. ``TWINCHAIN_NATIVE=0`` forces the fallback; ``available`` says which path
-is live.
+This facade is what the rest of the node calls. Two implementations with bit-identical
+results sit behind it: the C extension (:mod:`twinchain.native.cimpl`, compiled by setup.py
+through cffi: GIL released, thread pool, SIMD BLAKE3) and the pure-Python
+:mod:`twinchain.native.fallback`.
+
+At import the extension is used when it is built, current (see ``_spec``) and agrees with the
+fallback on a self-check; otherwise the facade logs one warning and runs on the fallback.
+``TWINCHAIN_NATIVE=0`` forces the fallback without loading the extension. ``available`` says
+which path is live and :func:`use_native` switches at run time (the benchmarks compare both).
+Callers look the functions up on the module at each call (``native.hash_many(...)``), never
+``from twinchain.native import hash_many``, so that a switch reaches them.
+
+Threads per batch call: ``TWINCHAIN_NATIVE_THREADS``, else the cores this process may use;
+:func:`set_threads` changes it at run time.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from types import ModuleType
+from typing import Any
+
 from twinchain.native import fallback
 
+log = logging.getLogger(__name__)
+
 available: bool = False
+#: Why the extension is not in use (None while it is).
+build_error: str | None = None
 
 verify_batch = fallback.verify_batch
 merkle_root = fallback.merkle_root
 hash_many = fallback.hash_many
+blake3_hash = fallback.blake3_hash
+blake3_derive_key = fallback.blake3_derive_key
 
-__all__ = ["available", "hash_many", "merkle_root", "verify_batch"]
+_FUNCTIONS = ("verify_batch", "merkle_root", "hash_many", "blake3_hash", "blake3_derive_key")
+_native: ModuleType | None = None
+
+
+def forced_off() -> bool:
+    """Whether TWINCHAIN_NATIVE asks for the pure-Python path."""
+    return os.environ.get("TWINCHAIN_NATIVE", "").strip().lower() in {"0", "false", "no", "off"}
+
+
+def load_native() -> ModuleType:
+    """The C implementation module, loaded and checked once.
+
+    Raises ImportError when the extension is not built or is stale, RuntimeError when it
+    disagrees with the fallback.
+    """
+    global _native
+    if _native is None:
+        from twinchain.native import cimpl  # ImportError when the extension was not built
+
+        if cimpl.stale():
+            raise ImportError(
+                "the C extension is stale: its sources changed since it was built "
+                "(rebuild with `pip install -e .`)"
+            )
+        _self_check(cimpl)
+        _native = cimpl
+    return _native
+
+
+def _self_check(impl: ModuleType) -> None:
+    """A few results of every function against the fallback: a build that links but computes
+    wrongly (a mismatched libsecp256k1, a miscompiled kernel) must not be used."""
+    from coincurve import PrivateKey
+
+    key = fallback.blake3_hash(b"twinchain native self-check")
+    items = [b"", b"x" * 65, bytes(range(256)) * 9]
+    sk = PrivateKey(key)
+    pk = sk.public_key_xonly.format()
+    sig = sk.sign_schnorr(key, bytes(32))
+    bad = sig[:-1] + bytes([sig[-1] ^ 1])
+    cases: list[tuple[str, tuple[Any, ...]]] = [
+        ("blake3_hash", (items[2],)),
+        ("blake3_hash", (items[1], key)),
+        ("blake3_derive_key", ("twinchain self-check", items[2])),
+        ("hash_many", (key, items)),
+        ("merkle_root", (items,)),
+        ("verify_batch", ([pk, pk, pk[:31]], [key, key, key], [sig, bad, sig])),
+    ]
+    for name, args in cases:
+        if getattr(impl, name)(*args) != getattr(fallback, name)(*args):
+            raise RuntimeError(f"the C extension's {name} disagrees with the fallback")
+
+
+def use_native(on: bool = True) -> None:
+    """Route the facade's functions to the C extension (``on``) or to the fallback.
+
+    Raises like :func:`load_native` when the extension cannot be used.
+    """
+    global available
+    impl = load_native() if on else fallback
+    g = globals()
+    for name in _FUNCTIONS:
+        g[name] = getattr(impl, name)
+    available = on
+
+
+def set_threads(n: int | None = None) -> int:
+    """Threads per native batch call (None: TWINCHAIN_NATIVE_THREADS, else the cores).
+
+    Returns the value in force; 1 while the extension is not loaded (the fallback is
+    single-threaded).
+    """
+    if n is not None and n < 1:
+        raise ValueError("set_threads: need at least one thread")
+    return _native.set_threads(n) if _native is not None else 1
+
+
+def get_threads() -> int:
+    return _native.get_threads() if _native is not None else 1
+
+
+def info() -> dict[str, Any]:
+    """What is live: for logs, telemetry and benchmark headers."""
+    d: dict[str, Any] = {"available": available, "build_error": build_error}
+    if _native is not None:
+        d["threads"] = _native.get_threads()
+        d["simd"] = _native.SIMD_NAMES[_native.get_simd()]
+    return d
+
+
+if forced_off():
+    build_error = "disabled by TWINCHAIN_NATIVE"
+    log.info("twinchain.native: TWINCHAIN_NATIVE=0, using the pure-Python fallback")
+else:
+    try:
+        use_native(True)
+    except Exception as exc:  # whatever breaks in the extension, the node runs on Python
+        build_error = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "twinchain.native: C extension unavailable (%s); using the pure-Python fallback",
+            build_error,
+        )
+
+__all__ = [
+    "available",
+    "blake3_derive_key",
+    "blake3_hash",
+    "build_error",
+    "forced_off",
+    "get_threads",
+    "hash_many",
+    "info",
+    "load_native",
+    "merkle_root",
+    "set_threads",
+    "use_native",
+    "verify_batch",
+]
