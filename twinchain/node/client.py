@@ -138,6 +138,12 @@ class Client:
     def authorities_at(self, block_hash: bytes) -> list[bytes]:
         return aura.authorities(self.runtime, self.state_at(block_hash))
 
+    def set_id_at(self, block_hash: bytes) -> int:
+        """Index of the authority set in force after ``block_hash`` (finality votes name it)."""
+        item = self.runtime.authority.SetId
+        raw = self.state_at(block_hash).get(item.key())
+        return 0 if raw is None else item.value_type.decode(raw)
+
     def slot_duration(self) -> int:
         return self.spec.slot_duration_ms
 
@@ -297,7 +303,11 @@ class Client:
         header = self.blocks.header(block_hash)
         if header is None or just.block != (block_hash, header.number):
             raise JustificationError("justification is for another block")
-        just.verify(self.genesis_hash, self.authorities_at(header.parent_hash), set_id=0)
+        just.verify(
+            self.genesis_hash,
+            self.authorities_at(header.parent_hash),
+            set_id=self.set_id_at(header.parent_hash),
+        )
 
     def self_finalize(self, keypair: Keypair, block_hash: bytes) -> bool:
         """Single-authority chains: the sole authority's precommit is a supermajority."""
@@ -306,8 +316,9 @@ class Client:
         if self.authorities_at(header.parent_hash) != [keypair.public]:
             return False
         target = (block_hash, header.number)
-        vote = SignedVote.sign(keypair, PRECOMMIT, header.number, 0, target, self.genesis_hash)
-        self.finalize(block_hash, encode_justification(header.number, 0, target, [vote], []))
+        set_id = self.set_id_at(header.parent_hash)
+        vote = SignedVote.sign(keypair, PRECOMMIT, header.number, set_id, target, self.genesis_hash)
+        self.finalize(block_hash, encode_justification(header.number, set_id, target, [vote], []))
         return True
 
     # -- export / import of block files

@@ -140,7 +140,7 @@ class Node:
         return Voter(
             genesis_hash=self.client.genesis_hash,
             authorities=self.client.authorities_at(fin.hash),
-            set_id=0,
+            set_id=self.client.set_id_at(fin.hash),
             finalized=(fin.hash, fin.number),
             lookup=self.client.blocks.header,
             best_chain_containing=self._best_containing,
@@ -148,6 +148,13 @@ class Node:
             slot_ms=self.client.slot_duration(),
             now_ms=aura.now_ms(),
         )
+
+    def _maybe_new_voter_set(self) -> None:
+        """Once a block that enacted a new authority set is final, vote in the new set."""
+        fin = self.client.finalized
+        if self.client.set_id_at(fin.hash) != self.voter.set_id:
+            log.info("authority set changed at #%d: new finality voter set", fin.number)
+            self.voter = self._new_voter()
 
     def _best_containing(self, base: tuple[bytes, int]) -> tuple[bytes, int]:
         best = self.client.best
@@ -171,6 +178,7 @@ class Node:
             if f.block[1] > self.client.finalized.number:
                 self.client.finalize(f.block[0], f.justification)
                 log.info("🔒 finalized #%d (0x%s…)", f.block[1], f.block[0].hex()[:12])
+        self._maybe_new_voter_set()
         for ev in self.voter.evidence:
             self._report_vote_equivocation(ev)
         self.voter.evidence.clear()
@@ -207,6 +215,7 @@ class Node:
             return Verdict.REJECT
         self.client.finalize(h, justification, durable=not self.is_syncing)
         self.voter.note_finalized((h, block.header.number))
+        self._maybe_new_voter_set()
         return Verdict.ACCEPT
 
     def _import(

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 ROOT = "root"
 SIGNED = "signed"
 NONE = "none"
+# Declared by calls that accept more than one kind (e.g. root, or a governance account's
+# signed origin); such a call checks its origin itself on its first line.
+ROOT_OR_SIGNED = "root|signed"
 
 
 @dataclass(frozen=True)

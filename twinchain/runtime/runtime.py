@@ -106,7 +106,7 @@ class Runtime:
 
     def dispatch(self, origin: Origin, pallet: Pallet, cd: CallDef, args: list[Any]) -> None:
         """Check the declared origin kind, then run the call (it re-checks roles itself)."""
-        if cd.origin != origin.kind:
+        if cd.origin != origin.kind and origin.kind not in cd.origin.split("|"):
             raise bad_origin(cd.origin)
         cd.fn(pallet, origin, *args)
 

@@ -189,3 +189,66 @@ def test_vote_equivocation_is_recorded(block: Any) -> None:
             other.encode(),
         )
     assert err(e) == "Authority.InvalidEvidence"
+
+
+def test_authorities_govern_the_set_through_their_multisig(make_chain: Any) -> None:
+    """Three authorities, threshold 3 (more than 2/3): the set changes only with all of them,
+    and only at the session boundary; the set id moves with it."""
+    from twinchain.runtime.pallets.multisig import multi_account_id
+
+    trio_ = [ALICE, BOB, CHARLIE]
+    chain = make_chain(
+        session_length=4,
+        extra={
+            "authority": {
+                "authorities": ["//Alice", "//Bob", "//Charlie"],
+                "slot_duration_ms": 1000,
+                "session_length": 4,
+            }
+        },
+    )
+    gov = multi_account_id([k.public for k in trio_], 3)
+    assert chain.rt.authority.governance_account() == gov
+    new = [BOB.public, CHARLIE.public]
+    inner = list(chain.call("Authority", "set_authorities", new).to_wire())
+
+    def others(me: Keypair) -> list[bytes]:
+        return sorted(k.public for k in trio_ if k != me)
+
+    # A plain signed origin (not the governance account) is refused.
+    with pytest.raises(DispatchError) as e:
+        chain.start_block()
+        chain.dispatch(Origin.signed(ALICE.public), "Authority", "set_authorities", new)
+    assert err(e) == "System.BadOrigin"
+    chain.finish_block()
+
+    # The governance account needs funds for nothing but its existence: approvals reserve
+    # deposits from the approvers.
+    outs = chain.produce(
+        chain.sign(ALICE, chain.call("Multisig", "as_multi", 3, others(ALICE), None, inner, 10**6))
+    )
+    assert outs[0].success
+    when = (chain.head_number, 1)
+    outs = chain.produce(
+        chain.sign(BOB, chain.call("Multisig", "as_multi", 3, others(BOB), when, inner, 10**6))
+    )
+    assert outs[0].success and chain.rt.authority.NextAuthorities.get() is None
+    outs = chain.produce(
+        chain.sign(
+            CHARLIE, chain.call("Multisig", "as_multi", 3, others(CHARLIE), when, inner, 10**6)
+        )
+    )
+    assert outs[0].success
+    chain.view()
+    assert chain.rt.authority.NextAuthorities.get() == new
+    assert chain.rt.authority.authorities() == [k.public for k in trio_]
+    queued_at = chain.head_number
+    chain.produce()
+    while chain.head_number % 4 != 0:
+        chain.view()
+        assert chain.rt.authority.authorities() == [k.public for k in trio_], "too early"
+        chain.produce()
+    chain.view()
+    assert chain.head_number > queued_at
+    assert chain.rt.authority.authorities() == new
+    assert chain.rt.authority.SetId.get() == 1

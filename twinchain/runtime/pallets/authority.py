@@ -13,6 +13,7 @@ from twinchain.primitives.codec import U8, U32, U64, AccountId, Bytes, Option, V
 from twinchain.primitives.keys import is_valid_public, parse_account, verify
 from twinchain.runtime.framework import (
     ROOT,
+    ROOT_OR_SIGNED,
     SIGNED,
     BlockRejected,
     Origin,
@@ -21,8 +22,8 @@ from twinchain.runtime.framework import (
     PalletEvents,
     StorageMap,
     StorageValue,
+    bad_origin,
     call,
-    ensure_root,
     ensure_signed,
 )
 
@@ -44,6 +45,9 @@ class Authority(Pallet):
     SessionLength = StorageValue(U32, 600, doc="Blocks per session.")
     CurrentSession = StorageValue(U32, 0, doc="Index of the current session.")
     CurrentSlot = StorageValue(U64, 0, doc="Slot of the latest block.")
+    SetId = StorageValue(
+        U64, 0, doc="Index of the authority set; finality votes and justifications name it."
+    )
     Offences = StorageMap(
         Bytes(64),
         OffenceRecord,
@@ -63,10 +67,16 @@ class Authority(Pallet):
         InvalidEvidence = "the two messages do not prove an equivocation"
         DuplicateReport = "this offence is already recorded"
 
-    @call(0, weight=50_000, origin=ROOT, args=(("authorities", AuthorityList),))
+    @call(0, weight=50_000, origin=ROOT_OR_SIGNED, args=(("authorities", AuthorityList),))
     def set_authorities(self, origin: Origin, authorities: list[bytes]) -> None:
-        """Queue a new authority set for the next session boundary."""
-        ensure_root(origin)
+        """Queue a new authority set for the next session boundary.
+
+        Origin: root (sudo on dev chains), or the governance multisig of the current
+        authorities: the Multisig pallet's account of all of them with a more-than-2/3
+        threshold (``governance_account()``).
+        """
+        if origin.kind != ROOT and origin.who != self.governance_account():
+            raise bad_origin("root or authority-governance")
         if not authorities:
             raise self.Error.EmptySet()
         if len(authorities) > MAX_AUTHORITIES:
@@ -155,11 +165,20 @@ class Authority(Pallet):
             if nxt is not None:
                 self.Authorities.put(nxt)
                 self.NextAuthorities.kill()
+                self.SetId.put(self.SetId.get() + 1)
                 self.deposit(self.Event.NewSession(session, nxt))
             return 20_000
         return 5_000
 
     # -- API
+    def governance_account(self) -> bytes:
+        """The multisig account through which the current authorities govern the set."""
+        from twinchain.runtime.pallets.multisig import multi_account_id
+
+        auths = self.Authorities.get()
+        n = len(auths)
+        return multi_account_id(auths, n - (n - 1) // 3)
+
     def authorities(self) -> list[bytes]:
         return self.Authorities.get()
 
