@@ -18,7 +18,7 @@ from twinchain.node.keystore import KEY_TYPES, KeystoreError
 from twinchain.node.txpool import PoolError
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import InvalidKey, Keypair, parse_account
-from twinchain.primitives.types import Extrinsic, Header
+from twinchain.primitives.types import Extrinsic, Header, extrinsic_hash
 from twinchain.rpc.api import (
     NodeHandle,
     from_hex,
@@ -55,14 +55,18 @@ NOTIFICATIONS = {
     "newHeads": "chain_newHead",
     "allHeads": "chain_allHead",
     "finalizedHeads": "chain_finalizedHead",
+    "extrinsic": "author_extrinsicUpdate",
+    "storage": "state_storage",
 }
+MAX_STORAGE_SUBSCRIPTION_KEYS = 1000
 
 
 class Subscriptions(Protocol):
     """One WebSocket connection's subscriptions (the server implements it)."""
 
-    def subscribe(self, kind: str, ctx: CallContext) -> str:
-        """Reserve a subscription id; it goes live once the response is queued."""
+    def subscribe(self, kind: str, ctx: CallContext, arg: Any = None) -> str:
+        """Reserve a subscription id; it goes live once the response is queued. ``arg``:
+        the watched transaction hash ("extrinsic") or storage keys ("storage")."""
         ...
 
     def unsubscribe(self, kind: str, sub_id: str) -> bool: ...
@@ -331,10 +335,10 @@ def chain_get_finalized_head(ctx: CallContext) -> str:
     return to_hex(ctx.node.client.finalized.hash)
 
 
-def _subscribe(ctx: CallContext, kind: str) -> str:
+def _subscribe(ctx: CallContext, kind: str, arg: Any = None) -> str:
     if ctx.subscriptions is None:
         raise RpcError(METHOD_NOT_FOUND, "Subscriptions need a WebSocket connection")
-    return ctx.subscriptions.subscribe(kind, ctx)
+    return ctx.subscriptions.subscribe(kind, ctx, arg)
 
 
 def _unsubscribe(ctx: CallContext, kind: str, sub_id: Any) -> bool:
@@ -411,6 +415,43 @@ def state_get_keys_paged(
     return _read(page)  # type: ignore[no-any-return]
 
 
+MAX_PROOF_KEYS = 1000
+
+
+@rpc("state_getReadProof")
+def state_get_read_proof(ctx: CallContext, keys: Any, at: Any = None) -> dict[str, Any]:
+    """Merkle proof of ``keys`` against the state root in the header of ``at``: the client
+    checks it with ``twinchain.storage.proof.verify_read_proof`` without trusting us."""
+    if not isinstance(keys, list):
+        raise invalid_params("keys must be a list of 0x-hex storage keys")
+    if len(keys) > MAX_PROOF_KEYS:
+        raise invalid_params(f"at most {MAX_PROOF_KEYS} keys")
+    ks = [_hex(k, "storage key") for k in keys]
+    h = _block_hash(ctx, at)
+    header = ctx.node.client.blocks.header(h)
+    assert header is not None  # _block_hash checked it
+    statedb = ctx.node.client.statedb
+    nodes = _read(lambda: statedb.prove(header.state_root, ks))
+    return {"at": to_hex(h), "proof": [to_hex(n) for n in nodes]}
+
+
+@rpc("state_subscribeStorage")
+def state_subscribe_storage(ctx: CallContext, keys: Any) -> str:
+    """Values of ``keys`` now, then the ones that changed with each new best block. Unlike
+    Substrate, keys are required: we keep no per-block change sets to stream "everything"."""
+    if not isinstance(keys, list) or not keys:
+        raise invalid_params("keys must be a non-empty list of 0x-hex storage keys")
+    if len(keys) > MAX_STORAGE_SUBSCRIPTION_KEYS:
+        raise invalid_params(f"at most {MAX_STORAGE_SUBSCRIPTION_KEYS} keys")
+    ks = list(dict.fromkeys(_hex(k, "storage key") for k in keys))
+    return _subscribe(ctx, "storage", ks)
+
+
+@rpc("state_unsubscribeStorage")
+def state_unsubscribe_storage(ctx: CallContext, subscription: Any) -> bool:
+    return _unsubscribe(ctx, "storage", subscription)
+
+
 @rpc("state_getMetadata")
 def state_get_metadata(ctx: CallContext, at: Any = None) -> dict[str, Any]:
     """Our metadata is JSON already; Substrate's is SCALE hex."""
@@ -436,6 +477,30 @@ def author_submit_extrinsic(ctx: CallContext, extrinsic: Any) -> str:
         raise pool_error(exc.code, exc.detail) from None
     except InvalidTransaction as exc:
         raise pool_error(f"Invalid:{exc.code}", exc.detail) from None
+
+
+@rpc("author_submitAndWatchExtrinsic")
+def author_submit_and_watch_extrinsic(ctx: CallContext, extrinsic: Any) -> str:
+    """Submit, then stream ``author_extrinsicUpdate``: "ready"/"future", {"inBlock": hash},
+    {"finalized": hash}, or "invalid"/"dropped"/{"usurped": hash}. A refused submission is
+    an error response, as in Substrate, not a subscription."""
+    if ctx.subscriptions is None:
+        raise RpcError(METHOD_NOT_FOUND, "Subscriptions need a WebSocket connection")
+    raw = _hex(extrinsic, "extrinsic")
+    # Watch before submitting: the pool reports "ready"/"future" during submit itself.
+    sid = _subscribe(ctx, "extrinsic", extrinsic_hash(raw))
+    try:
+        author_submit_extrinsic(ctx, extrinsic)
+    except Exception:  # no subscription for a refused (or failed) submission
+        assert ctx.subscriptions is not None
+        ctx.subscriptions.unsubscribe("extrinsic", sid)
+        raise
+    return sid
+
+
+@rpc("author_unwatchExtrinsic")
+def author_unwatch_extrinsic(ctx: CallContext, subscription: Any) -> bool:
+    return _unsubscribe(ctx, "extrinsic", subscription)
 
 
 @rpc("author_pendingExtrinsics")

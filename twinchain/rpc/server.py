@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -35,8 +35,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from twinchain.node.client import ImportResult
-from twinchain.primitives.types import Block, Header
-from twinchain.rpc.api import NodeHandle, header_to_json
+from twinchain.primitives.types import Block, Header, extrinsic_hash
+from twinchain.rpc.api import NodeHandle, header_to_json, to_hex
 from twinchain.rpc.errors import (
     BATCH_TOO_LARGE,
     INTERNAL_ERROR,
@@ -49,12 +49,15 @@ from twinchain.rpc.errors import (
     RpcError,
 )
 from twinchain.rpc.methods import (
+    METHODS,
     NOTIFICATIONS,
     CallContext,
     call_method,
     health,
     new_subscription_id,
 )
+from twinchain.rpc.metrics import rpc_call_finished, rpc_call_started
+from twinchain.storage.trie import StateError
 
 if TYPE_CHECKING:
     from hypercorn.typing import ASGIFramework
@@ -147,7 +150,7 @@ class _WsConnection:
         self._queued = 0
         self._drained: trio.Event | None = None
 
-    def subscribe(self, kind: str, ctx: CallContext) -> str:
+    def subscribe(self, kind: str, ctx: CallContext, arg: Any = None) -> str:
         if len(self.subs) >= self.limit:
             raise RpcError(
                 TOO_MANY_SUBSCRIPTIONS,
@@ -158,6 +161,7 @@ class _WsConnection:
         while self.hub.has(sid):
             sid = new_subscription_id()
         self.subs[sid] = kind
+        self.hub.reserve(self, sid, kind, arg)
         # Live only once the id is queued: no notification may arrive before the id does.
         ctx.after_response.append(partial(self.hub.activate, self, sid, kind))
         return sid
@@ -212,6 +216,33 @@ class _WsConnection:
             self.cancel_scope.cancel()
 
 
+@dataclass
+class _TxWatch:
+    """One author_submitAndWatchExtrinsic subscription."""
+
+    conn: _WsConnection
+    sid: str
+    tx_hash: bytes
+    # Updates held until the subscription id has been sent; None once live.
+    buffer: list[tuple[str, bool]] | None = field(default_factory=list)
+    block: Header | None = None  # the best-chain block that last included it
+
+
+@dataclass
+class _StorageWatch:
+    """One state_subscribeStorage subscription: its keys and the values last sent."""
+
+    conn: _WsConnection
+    sid: str
+    keys: list[bytes]
+    values: dict[bytes, bytes | None] = field(default_factory=dict)
+    live: bool = False
+
+
+# Pool statuses that end a watch (Substrate closes the subscription after them).
+_FINAL_POOL_STATUSES = ("invalid", "dropped", "usurped")
+
+
 class _ChainEvents:
     """Feeds subscriptions from the client: import listener for heads, and a finality watch
     woken by each import (the author finalizes right after importing) or by a short poll."""
@@ -224,13 +255,39 @@ class _ChainEvents:
         self._token = trio.lowlevel.current_trio_token()
         self._thread = threading.get_ident()
         self._last_finalized: Header = node.client.finalized
+        self.tx_watches: dict[bytes, dict[str, _TxWatch]] = {}  # tx hash -> sid -> watch
+        self.watch_of: dict[str, _TxWatch] = {}
+        self.storage: dict[str, _StorageWatch] = {}
 
     def has(self, sid: str) -> bool:
         return sid in self.kind_of
 
+    def reserve(self, conn: _WsConnection, sid: str, kind: str, arg: Any) -> None:
+        """Register at subscribe time, so nothing between the call and the id is missed."""
+        self.kind_of[sid] = kind
+        if kind == "extrinsic":
+            w = _TxWatch(conn, sid, arg)
+            self.tx_watches.setdefault(arg, {})[sid] = w
+            self.watch_of[sid] = w
+        elif kind == "storage":
+            self.storage[sid] = _StorageWatch(conn, sid, list(arg))
+
     def activate(self, conn: _WsConnection, sid: str, kind: str) -> None:
         if conn.subs.get(sid) != kind:
             return  # unsubscribed in the same batch
+        if kind == "extrinsic":
+            w = self.watch_of[sid]
+            pending, w.buffer = w.buffer or [], None
+            for text, final in pending:
+                if self._tx_deliver(w, text, final):
+                    break
+            return
+        if kind == "storage":
+            sw = self.storage[sid]
+            sw.live = True
+            best = self.node.client.best
+            self._storage_send(sw, best, everything=True)
+            return
         if kind == "finalizedHeads":
             self._check_finality()  # flush pending finality first: no duplicate for newcomers
         self.subs[kind][sid] = conn
@@ -244,6 +301,93 @@ class _ChainEvents:
         kind = self.kind_of.pop(sid, None)
         if kind is not None:
             self.subs[kind].pop(sid, None)
+        w = self.watch_of.pop(sid, None)
+        if w is not None:
+            same = self.tx_watches.get(w.tx_hash, {})
+            same.pop(sid, None)
+            if not same:
+                self.tx_watches.pop(w.tx_hash, None)
+        self.storage.pop(sid, None)
+
+    # -- extrinsic watches
+    def _tx_update(self, tx_hash: bytes, result: Any, final: bool) -> None:
+        watches = self.tx_watches.get(tx_hash)
+        if not watches:
+            return
+        text = _dumps(result)
+        for w in list(watches.values()):
+            self._tx_send(w, text, final)
+
+    def _tx_send(self, w: _TxWatch, text: str, final: bool) -> None:
+        if w.buffer is not None:  # its id is not sent yet
+            w.buffer.append((text, final))
+        else:
+            self._tx_deliver(w, text, final)
+
+    def _tx_deliver(self, w: _TxWatch, text: str, final: bool) -> bool:
+        """Send one update; a final one ends the subscription. Returns ``final``."""
+        w.conn.notify(w.sid, "extrinsic", text)
+        if final:
+            w.conn.subs.pop(w.sid, None)
+            self.remove(w.sid)
+        return final
+
+    def on_pool_status(self, tx_hash: bytes, status: str, detail: Any) -> None:
+        """Chained onto ``TransactionPool.on_status``."""
+        if status in ("ready", "future"):
+            self._tx_update(tx_hash, status, False)
+        elif status == "usurped":
+            by = to_hex(detail) if isinstance(detail, bytes) else str(detail)
+            self._tx_update(tx_hash, {"usurped": by}, True)
+        elif status in _FINAL_POOL_STATUSES:
+            self._tx_update(tx_hash, status, True)
+
+    def _tx_included(self, block: Block) -> None:
+        for raw in block.extrinsics:
+            tx_hash = extrinsic_hash(raw)
+            watches = self.tx_watches.get(tx_hash)
+            if watches:
+                for w in watches.values():
+                    w.block = block.header
+                self._tx_update(tx_hash, {"inBlock": to_hex(block.header.hash)}, False)
+
+    def on_finalized(self, header: Header) -> None:
+        if threading.get_ident() != self._thread:
+            self._token.run_sync_soon(self._finalized_txs, header)
+        else:
+            self._finalized_txs(header)
+
+    def _finalized_txs(self, header: Header) -> None:
+        try:
+            blocks = self.node.client.blocks
+            for w in list(self.watch_of.values()):
+                b = w.block
+                if b is None or b.number > header.number:
+                    continue
+                if blocks.hash_at(b.number) == b.hash:
+                    self._tx_send(w, _dumps({"finalized": to_hex(b.hash)}), True)
+                else:  # its block lost to the finalized fork; the pool may take it again
+                    w.block = None
+                    self._tx_send(w, _dumps({"retracted": to_hex(b.hash)}), False)
+        except Exception:  # a subscriber problem must never fail finalization
+            log.exception("rpc: extrinsic finality notification failed")
+
+    # -- storage watches
+    def _storage_send(self, sw: _StorageWatch, at: Header, *, everything: bool) -> None:
+        try:
+            state = self.node.client.state_at(at.hash)
+            changes: list[list[str | None]] = []
+            for k in sw.keys:
+                v = state.get(k)
+                if everything or v != sw.values.get(k):
+                    changes.append([to_hex(k), None if v is None else to_hex(v)])
+                sw.values[k] = v
+        except StateError:
+            log.debug("rpc: state of %s gone before storage notification", at.hash.hex())
+            return
+        if changes:
+            result = {"block": to_hex(at.hash), "changes": changes}
+            sw.conn.notify(sw.sid, "storage", _dumps(result))
 
     def drop(self, conn: _WsConnection) -> None:
         for sid in conn.subs:
@@ -269,6 +413,12 @@ class _ChainEvents:
         try:
             kinds = ("allHeads", "newHeads") if result.is_best else ("allHeads",)
             self._fan_out(kinds, block.header)
+            if result.is_best:
+                if self.tx_watches:
+                    self._tx_included(block)
+                for sw in list(self.storage.values()):
+                    if sw.live:
+                        self._storage_send(sw, block.header, everything=False)
         except Exception:  # a subscriber problem must never fail a block import
             log.exception("rpc: head notification failed")
         self._wake.set()
@@ -398,15 +548,22 @@ class RpcApp:
             or not (params is None or isinstance(params, (list, dict)))
         ):
             return _error(rid, RpcError(INVALID_REQUEST))
+        protocol = "http" if ctx.subscriptions is None else "ws"
+        # Only known names become labels: clients must not grow the metric without bound.
+        label = method if method in METHODS else "unknown"
         if not is_call:  # a notification: run it, answer nothing, open no subscription
             ctx = replace(ctx, subscriptions=None, after_response=[])
+        rpc_call_started(protocol, label)
         try:
             result = call_method(method, params, ctx)
         except RpcError as err:
+            rpc_call_finished(protocol, label, True)
             return _error(rid, err) if is_call else None
         except Exception:
+            rpc_call_finished(protocol, label, True)
             log.exception("rpc: %s failed", method)
             return _error(rid, RpcError(INTERNAL_ERROR)) if is_call else None
+        rpc_call_finished(protocol, label, False)
         if not is_call:
             return None
         try:
@@ -638,6 +795,17 @@ async def serve_rpc(
 
     client = node.client
     client.import_listeners.append(app.hub.on_import)
+    client.finality_listeners.append(app.hub.on_finalized)
+    # Chain onto the pool's status callback (the node or metrics may have one already).
+    pool = node.pool
+    previous_status = pool.on_status
+
+    def on_status(tx_hash: bytes, status: str, detail: Any) -> None:
+        if previous_status is not None:
+            previous_status(tx_hash, status, detail)
+        app.hub.on_pool_status(tx_hash, status, detail)
+
+    pool.on_status = on_status
     listening = False
     try:
         async with trio.open_nursery() as nursery:
@@ -667,6 +835,11 @@ async def serve_rpc(
         ) from None
     finally:
         client.import_listeners.remove(app.hub.on_import)
+        client.finality_listeners.remove(app.hub.on_finalized)
+        if pool.on_status is on_status:
+            pool.on_status = previous_status
+        else:  # someone chained after us: stay in their chain but stop acting
+            app.hub.tx_watches.clear()
 
 
 def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
