@@ -24,7 +24,7 @@ from twinchain.node.chain_spec import ChainSpec
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.merkle import merkle_root
-from twinchain.primitives.types import Block, Header
+from twinchain.primitives.types import Block, Header, extrinsic_hash
 from twinchain.runtime.executive import (
     ApplyOutcome,
     Executive,
@@ -103,6 +103,7 @@ class Client:
         # Pool validation swaps the runtime's state and block context: give it its own, so a
         # validation can never land in the middle of a block being built or imported.
         self._pool_executive = Executive(Runtime(self.genesis_hash))
+        self._preverified: set[bytes] = set()
         self.import_listeners: list[Callable[[ImportResult, Block], None]] = []
         self.finality_listeners: list[Callable[[Header], None]] = []
 
@@ -151,8 +152,25 @@ class Client:
     def validate_transaction(self, raw: bytes) -> ValidTransaction:
         best = self.best
         return self._pool_executive.validate_transaction(
-            self.state_at(best.hash), raw, best.number, best.hash
+            self.state_at(best.hash),
+            raw,
+            best.number,
+            best.hash,
+            signature_checked=extrinsic_hash(raw) in self._preverified,
         )
+
+    def preverify(self, raws: list[bytes]) -> list[bool | None]:
+        """Check a batch's signatures in one call; the good ones skip the check when
+        :meth:`validate_transaction` sees them next (call :meth:`clear_preverified` after)."""
+        best = self.best
+        oks = self._pool_executive.signature_batch(
+            self.state_at(best.hash), raws, best.number, best.hash
+        )
+        self._preverified.update(extrinsic_hash(r) for r, ok in zip(raws, oks, strict=True) if ok)
+        return oks
+
+    def clear_preverified(self) -> None:
+        self._preverified.clear()
 
     # -- authoring
     def propose(

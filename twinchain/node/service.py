@@ -258,13 +258,23 @@ class Node:
         return Verdict.ACCEPT if ok else Verdict.REJECT
 
     def on_transactions(self, peer_id: str, raws: list[bytes]) -> Verdict:
-        bogus = 0
-        for raw in raws:
-            try:
-                self.pool.submit(raw, source="network")
-            except PoolError as exc:
-                if exc.code in ("Invalid:BadProof", "Invalid:Decode", "LimitsExceeded"):
-                    bogus += 1
+        fresh = [r for r in raws if not self.pool.contains(extrinsic_hash(r))]
+        if not fresh:
+            return Verdict.IGNORE
+        # One batch verification for the whole gossip message, not one per transaction.
+        oks = self.client.preverify(fresh)
+        bogus = oks.count(False)
+        try:
+            for raw, ok in zip(fresh, oks, strict=True):
+                if ok is False:
+                    continue  # counted as bogus above
+                try:
+                    self.pool.submit(raw, source="network")
+                except PoolError as exc:
+                    if exc.code in ("Invalid:Decode", "LimitsExceeded"):
+                        bogus += 1
+        finally:
+            self.client.clear_preverified()
         return Verdict.REJECT if bogus else Verdict.ACCEPT
 
     def blocks_by_range(self, start: int, count: int) -> list[tuple[bytes, bytes | None]]:

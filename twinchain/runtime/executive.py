@@ -366,12 +366,46 @@ class Executive:
         return BlockResult(changes, list(self.outcomes))
 
     # ------------------------------------------------------------------ pool validation
+    def signature_batch(
+        self, base: StateReader, raws: Sequence[bytes], best_number: int, best_hash: bytes
+    ) -> list[bool | None]:
+        """Verify the signatures of many transactions in ONE ``native.verify_batch`` call (a
+        gossiped batch). False: undecodable, unsigned or a bad signature; None: well formed
+        but invalid before the signature (e.g. an expired era) — not the sender's fault."""
+        self.rt.state = Overlay(base)
+        self.rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
+        triples: list[tuple[bytes, bytes, bytes]] = []
+        index: list[int] = []
+        oks: list[bool | None] = [False] * len(raws)
+        for i, raw in enumerate(raws):
+            try:
+                c = self._check(raw)
+                s = c.xt.signed
+                if s is None:
+                    continue
+                triples.append((s.signer, self._signing_message(c, best_number), s.signature))
+                index.append(i)
+            except InvalidTransaction as exc:
+                if exc.code not in ("Decode", "TooLarge", "Unsigned", "Call"):
+                    oks[i] = None
+        if triples:
+            for i, ok in zip(index, native.verify_batch(*zip(*triples, strict=True)), strict=True):
+                oks[i] = ok
+        return oks
+
     def validate_transaction(
-        self, base: StateReader, raw: bytes, best_number: int, best_hash: bytes
+        self,
+        base: StateReader,
+        raw: bytes,
+        best_number: int,
+        best_hash: bytes,
+        *,
+        signature_checked: bool = False,
     ) -> ValidTransaction:
         """Check ``raw`` against the best block's state as if it went into the next block.
 
         Future nonces are valid (they wait in the pool for their ``requires`` tag).
+        ``signature_checked``: the caller verified it already (in a :meth:`signature_batch`).
         """
         c = self._check(raw)
         s = c.xt.signed
@@ -380,8 +414,8 @@ class Executive:
         rt = self.rt
         rt.state = Overlay(base)
         rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
-        msg = self._signing_message(c, best_number)
-        if not native.verify_batch([s.signer], [msg], [s.signature])[0]:
+        msg = self._signing_message(c, best_number)  # also the era check
+        if not signature_checked and not native.verify_batch([s.signer], [msg], [s.signature])[0]:
             raise InvalidTransaction("BadProof", "bad signature")
         self._check_state(c, allow_future=True)
         expected = rt.system.nonce(s.signer)
