@@ -63,7 +63,7 @@ def finality_latency(seconds: float = 60, slot_ms: int = 1000) -> dict[str, Any]
 def _node(spec_path: Path, base: Path, rpc: int, p2p: int, boot: list[str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "twinchain.node.cli", "--log", "warning", "node",
            "--chain", str(spec_path), "--base-path", str(base),
-           "--rpc-port", str(rpc), "--port", str(p2p)]  # fmt: skip
+           "--rpc-port", str(rpc), "--port", str(p2p), "--no-prometheus"]  # fmt: skip
     for b in boot:
         cmd += ["--bootnodes", b]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -46,6 +46,7 @@ def start_node(base: Path, port: int, log: Path, p2p_port: int) -> subprocess.Po
             str(base),
             "--rpc-port",
             str(port),
+            "--no-prometheus",
             "--state-pruning",
             "archive",
         ],

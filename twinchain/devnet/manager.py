@@ -50,6 +50,7 @@ class NodeInfo:
     p2p_port: int
     rpc_port: int
     public_key: str
+    prometheus_port: int = 0
     pid: int = 0
     multiaddr: str = ""
 
@@ -105,15 +106,14 @@ def plan(base_dir: Path, validators: int, slot_ms: int) -> tuple[ChainSpec, list
     keys = [Keypair.generate() for _ in range(validators)]
     spec = devnet_spec(keys, slot_ms)
     (base_dir / "spec.json").write_text(json.dumps(spec.to_json(), indent=2))
-    ports = free_ports(2 * validators)
+    ports = free_ports(3 * validators)
     nodes = []
     for i, (name, kp) in enumerate(zip(FACILITIES, keys, strict=False)):
         slug = name.lower().replace(" ", "-")
         base = base_dir / slug
         Keystore(base / "chains" / SPEC_ID / "keystore").insert("aura", kp)
-        nodes.append(
-            NodeInfo(name, slug, str(base), ports[2 * i], ports[2 * i + 1], kp.public.hex())
-        )
+        p2p, rpc, prom = ports[3 * i : 3 * i + 3]
+        nodes.append(NodeInfo(name, slug, str(base), p2p, rpc, kp.public.hex(), prom))
     return spec, nodes
 
 
@@ -133,6 +133,11 @@ def start_node(
         "--port", str(node.p2p_port),
         "--rpc-port", str(node.rpc_port),
     ]  # fmt: skip
+    cmd += (
+        ["--prometheus-port", str(node.prometheus_port)]
+        if node.prometheus_port
+        else ["--no-prometheus"]
+    )
     if validator:
         cmd.append("--validator")
     for b in bootnodes:

@@ -96,6 +96,8 @@ def cmd_node(args: argparse.Namespace) -> int:
         rpc_host="0.0.0.0" if args.rpc_external else "127.0.0.1",
         rpc_port=None if args.no_rpc else args.rpc_port,
         rpc_unsafe=args.rpc_methods == "unsafe",
+        prometheus_host="0.0.0.0" if args.prometheus_external else "127.0.0.1",
+        prometheus_port=None if args.no_prometheus else args.prometheus_port,
         rpc_cors=[c for c in (args.rpc_cors or "").split(",") if c],
         pruning=args.state_pruning,
     )
@@ -342,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--unsafe-double-sign", action="store_true", help=argparse.SUPPRESS)
     n.add_argument("--rpc-port", type=int, default=9944, help="JSON-RPC port (HTTP+WS)")
     n.add_argument("--no-rpc", action="store_true", help="do not serve JSON-RPC")
+    n.add_argument("--prometheus-port", type=int, default=9615, help="Prometheus metrics port")
+    n.add_argument("--no-prometheus", action="store_true", help="do not serve Prometheus metrics")
+    n.add_argument(
+        "--prometheus-external", action="store_true", help="serve metrics on all interfaces"
+    )
     n.add_argument("--rpc-external", action="store_true", help="listen on all interfaces")
     n.add_argument(
         "--rpc-methods",

@@ -56,6 +56,9 @@ class NodeConfig:
     rpc_port: int | None = 9944
     rpc_unsafe: bool = False
     rpc_cors: list[str] = field(default_factory=list)
+    prometheus_host: str = "127.0.0.1"
+    #: None: no metrics endpoint (the CLI's default is 9615, as Substrate's).
+    prometheus_port: int | None = None
     pruning: int | None = 256
     #: Test-only: author two different blocks in each of our slots (equivocation tests).
     double_sign: bool = False
@@ -81,6 +84,7 @@ class Node:
         self.name = config.name
         self.version = __version__
         self.rpc_port: int | None = None
+        self.prometheus_port: int | None = None
         self.author_key = config.author_key
         if config.validator and self.author_key is None:
             keys = self.keystore.keys("aura")
@@ -350,6 +354,17 @@ class Node:
                             self.config.rpc_port,  # type: ignore[arg-type]
                             unsafe=self.config.rpc_unsafe,
                             cors=self.config.rpc_cors or None,
+                            task_status=task_status,
+                        )
+                    )
+                if self.config.prometheus_port is not None:
+                    from twinchain.rpc.metrics import serve_metrics
+
+                    self.prometheus_port = await nursery.start(
+                        lambda task_status: serve_metrics(
+                            self,
+                            self.config.prometheus_host,
+                            self.config.prometheus_port,  # type: ignore[arg-type]
                             task_status=task_status,
                         )
                     )

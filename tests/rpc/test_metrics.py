@@ -1,0 +1,69 @@
+"""The Prometheus endpoint: scrape it and find Substrate's metric names with live values."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import TYPE_CHECKING
+
+import httpx
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+from twinchain.rpc.metrics import serve_metrics
+
+if TYPE_CHECKING:
+    from tests.rpc.conftest import StubNode
+
+
+async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with httpx.AsyncClient() as http:
+        r = await http.get(f"http://{url}/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(r.text)
+        for s in fam.samples
+    }
+
+
+async def test_metrics_endpoint(node: StubNode, nursery: trio.Nursery, server: str) -> None:
+    port = await nursery.start(partial(serve_metrics, node, "127.0.0.1", 0))
+    url = f"127.0.0.1:{port}"
+    node.pool.submit(node.transfer(0).encode())
+    node.pool.submit(node.transfer(1).encode())
+    before = await scrape(url)
+    assert before[("substrate_block_height", (("status", "best"),))] == 0
+    assert before[("substrate_ready_transactions_number", ())] == 2
+    assert before[("substrate_sub_libp2p_peers_count", ())] == 0
+
+    node.author()
+    node.author(finalize=True)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "system_name", "params": []}
+    async with httpx.AsyncClient() as http:
+        for _ in range(3):
+            r = await http.post(
+                f"http://{server}/",
+                content=json.dumps(body),
+                headers={"content-type": "application/json"},
+            )
+            assert r.status_code == 200
+        assert (await http.get(f"http://{url}/nope")).status_code == 404
+
+    after = await scrape(url)
+    assert after[("substrate_block_height", (("status", "best"),))] == 2
+    assert after[("substrate_block_height", (("status", "finalized"),))] == 2
+    assert after[("substrate_ready_transactions_number", ())] == 0
+    assert after[("substrate_block_verification_and_import_time_count", ())] == 2
+    started = (
+        "substrate_rpc_calls_started_total",
+        (("method", "system_name"), ("protocol", "http")),
+    )
+    finished = (
+        "substrate_rpc_calls_finished_total",
+        (("is_error", "false"), ("method", "system_name"), ("protocol", "http")),
+    )
+    # Counters are process-wide: other tests may have called system_name too.
+    assert after[started] - before.get(started, 0) == 3
+    assert after[finished] - before.get(finished, 0) == 3

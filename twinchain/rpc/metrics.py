@@ -1,0 +1,186 @@
+"""Prometheus metrics on their own port (Substrate's default 9615), with Substrate's names.
+
+Chain and pool gauges are read from the node at scrape time (never stale, nothing to keep in
+step); block import time is observed by a client import listener; RPC call counters are
+module-level because the RPC server and this endpoint are started separately (two nodes in
+one process, as in tests, share them). prometheus_client appends ``_total`` to counter names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any, cast
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from twinchain.node.client import ImportResult
+from twinchain.primitives.types import Block
+from twinchain.rpc.api import NodeHandle
+
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIFramework
+
+log = logging.getLogger("twinchain.rpc.metrics")
+
+DEFAULT_PORT = 9615
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+RPC_REGISTRY = CollectorRegistry()
+RPC_CALLS_STARTED = Counter(
+    "substrate_rpc_calls_started",
+    "Number of received RPC calls (unique un-batched requests)",
+    ["protocol", "method"],
+    registry=RPC_REGISTRY,
+)
+RPC_CALLS_FINISHED = Counter(
+    "substrate_rpc_calls_finished",
+    "Number of processed RPC calls (unique un-batched requests)",
+    ["protocol", "method", "is_error"],
+    registry=RPC_REGISTRY,
+)
+
+
+def rpc_call_started(protocol: str, method: str) -> None:
+    RPC_CALLS_STARTED.labels(protocol, method).inc()
+
+
+def rpc_call_finished(protocol: str, method: str, is_error: bool) -> None:
+    RPC_CALLS_FINISHED.labels(protocol, method, "true" if is_error else "false").inc()
+
+
+class _NodeCollector(Collector):
+    """Gauges read from the node on each scrape."""
+
+    def __init__(self, node: NodeHandle) -> None:
+        self.node = node
+
+    def collect(self) -> Iterable[Metric]:
+        client = self.node.client
+        height = GaugeMetricFamily(
+            "substrate_block_height", "Block height info of the chain", labels=["status"]
+        )
+        height.add_metric(["best"], client.best.number)
+        height.add_metric(["finalized"], client.finalized.number)
+        yield height
+        yield GaugeMetricFamily(
+            "substrate_ready_transactions_number",
+            "Number of transactions in the ready queue",
+            value=self.node.pool.ready_count,
+        )
+        yield GaugeMetricFamily(
+            "substrate_sub_libp2p_peers_count",
+            "Number of connected peers",
+            value=len(self.node.peers),
+        )
+
+
+class _RpcForward(Collector):
+    """The process-wide RPC counters, exposed in each node's registry."""
+
+    def collect(self) -> Iterable[Metric]:
+        yield from RPC_REGISTRY.collect()
+
+
+class MetricsApp:
+    """ASGI: GET /metrics (or /) in the Prometheus text format; 404 elsewhere."""
+
+    def __init__(self, node: NodeHandle) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_NodeCollector(node))
+        self.registry.register(_RpcForward())
+        self.import_time = Histogram(
+            "substrate_block_verification_and_import_time",
+            "Time taken to verify and import blocks (seconds)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self._metrics = make_asgi_app(self.registry)
+
+    def on_import(self, result: ImportResult, block: Block) -> None:
+        self.import_time.observe(result.seconds)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if kind != "http":
+            await send({"type": "websocket.close", "code": 1003})
+            return
+        if scope["method"] in ("GET", "HEAD") and scope["path"] in ("/metrics", "/"):
+            await self._metrics(scope, receive, send)
+            return
+        status = 404 if scope["method"] in ("GET", "HEAD") else 405
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"Use GET /metrics"})
+
+
+async def serve_metrics(
+    node: NodeHandle,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve Prometheus metrics on ``host:port`` until cancelled; ``task_status.started(port)``
+    reports the bound port (useful with ``port=0``)."""
+    # Imported here: the RPC server imports this module for its call counters.
+    from twinchain.rpc.server import _bind, _first_leaf, _port_of
+
+    app = MetricsApp(node)
+    config = Config()
+    config.bind = [_bind(host, port)]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("twinchain.rpc.metrics.http")
+    config.read_timeout = 30
+    config.graceful_timeout = 1.0
+    config.include_server_header = False
+    client = node.client
+    client.import_listeners.append(app.on_import)
+    listening = False
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def http_server(task_status: trio.TaskStatus[list[str]]) -> None:
+                asgi = cast("ASGIFramework", app)
+                await serve(asgi, config, mode="asgi", task_status=task_status)
+
+            binds: list[str] = await nursery.start(http_server)
+            listening = True
+            bound = _port_of(binds)
+            log.info("Prometheus metrics on http://%s/metrics", _bind(host, bound))
+            task_status.started(bound)
+    except BaseExceptionGroup as group:
+        bind_errors, rest = group.split(OSError)
+        if listening or bind_errors is None or rest is not None:
+            raise
+        exc = _first_leaf(bind_errors)
+        raise OSError(
+            exc.errno, f"Prometheus cannot listen on {_bind(host, port)}: {exc.strerror}"
+        ) from None
+    finally:
+        client.import_listeners.remove(app.on_import)
+
+
+__all__ = ["DEFAULT_PORT", "MetricsApp", "rpc_call_finished", "rpc_call_started", "serve_metrics"]
