@@ -22,6 +22,7 @@ OVERSIZED_REQUEST = -32007
 OVERSIZED_RESPONSE = -32008
 SERVER_BUSY = -32009
 BATCH_TOO_LARGE = -32010
+RATE_LIMITED = -32011  # ours: a client over its calls-per-second budget
 
 # author_* (Substrate's sc-rpc-api author errors).
 BAD_FORMAT = 1001

@@ -44,6 +44,7 @@ from twinchain.rpc.errors import (
     OVERSIZED_REQUEST,
     OVERSIZED_RESPONSE,
     PARSE_ERROR,
+    RATE_LIMITED,
     SERVER_BUSY,
     TOO_MANY_SUBSCRIPTIONS,
     RpcError,
@@ -470,6 +471,7 @@ class RpcApp:
         max_connections: int = 100,
         max_subscriptions_per_connection: int = 1024,
         max_response_bytes: int = 20 * MiB,
+        max_calls_per_second: float = 1000.0,
     ) -> None:
         self.node = node
         self.unsafe = unsafe
@@ -479,6 +481,7 @@ class RpcApp:
         self.max_subscriptions = max_subscriptions_per_connection
         self.max_response_bytes = max_response_bytes
         self.active = 0
+        self.limiter = RateLimiter(max_calls_per_second)
         self.hub = _ChainEvents(node)
         self.starting_block = node.client.best.number
 
@@ -513,6 +516,9 @@ class RpcApp:
             req = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError):  # includes UnicodeDecodeError, JSONDecodeError
             return _error(None, RpcError(PARSE_ERROR)), []
+        if not self.limiter.allow(peer, len(req) if isinstance(req, list) else 1):
+            err = RpcError(RATE_LIMITED, "Too many requests", "over this client's calls per second")
+            return _error(None, err), []
         if isinstance(req, list):
             if not req:
                 return _error(None, RpcError(INVALID_REQUEST, "Invalid request", "empty batch")), []
@@ -752,6 +758,34 @@ def _port_of(binds: list[str]) -> int:
     return int(binds[0].rsplit(":", 1)[1])
 
 
+class RateLimiter:
+    """A token bucket per client address: ``rate`` calls per second, bursts of twice that.
+
+    Calls over the budget are answered with an error rather than queued, so one busy client
+    cannot starve the others or the node (handlers share the node's trio thread).
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = trio.current_time) -> None:
+        self.rate = rate
+        self.burst = 2 * rate
+        self._clock = clock
+        self._buckets: dict[str | None, tuple[float, float]] = {}
+
+    def allow(self, peer: str | None, cost: int = 1) -> bool:
+        if self.rate <= 0:
+            return True
+        now = self._clock()
+        tokens, last = self._buckets.get(peer, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if len(self._buckets) > 10_000:  # forget idle clients rather than grow without bound
+            self._buckets.clear()
+        if tokens < cost:
+            self._buckets[peer] = (tokens, now)
+            return False
+        self._buckets[peer] = (tokens - cost, now)
+        return True
+
+
 async def serve_rpc(
     node: NodeHandle,
     host: str,
@@ -763,6 +797,7 @@ async def serve_rpc(
     max_connections: int = 100,
     max_subscriptions_per_connection: int = 1024,
     max_response_bytes: int = 20 * MiB,
+    max_calls_per_second: float = 1000.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve JSON-RPC on ``host:port`` (HTTP and WebSocket) until cancelled.
@@ -779,6 +814,7 @@ async def serve_rpc(
         max_connections=max_connections,
         max_subscriptions_per_connection=max_subscriptions_per_connection,
         max_response_bytes=max_response_bytes,
+        max_calls_per_second=max_calls_per_second,
     )
     config = Config()
     config.bind = [_bind(host, port)]
