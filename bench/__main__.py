@@ -11,7 +11,7 @@ import argparse
 
 from rich.console import Console
 
-from bench import block_import, native, network, state_root, telemetry
+from bench import block_import, native, network, rpc, state_root, telemetry
 
 
 def main() -> None:
@@ -30,6 +30,8 @@ def main() -> None:
     native.main(["--quick"] if args.quick else [])
     console.rule("telemetry import")
     telemetry.main(["--batches", "100"] if args.quick else [])
+    console.rule("JSON-RPC")
+    rpc.main(["--reads", "500", "--extrinsics", "500"] if args.quick else [])
     console.rule("network")
     network.main(["--seconds", "20", "--blocks", "1000"] if args.quick else [])
 

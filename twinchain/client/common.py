@@ -1,0 +1,173 @@
+"""What the sync and async clients share: metadata lookups, call building, storage keys,
+proof checking and transaction statuses. Nothing here does I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twinchain.primitives.types import Call, Header
+from twinchain.rpc.api import from_hex, header_from_json
+from twinchain.runtime.framework import StorageItem
+from twinchain.runtime.runtime import Runtime
+from twinchain.storage.proof import ProofError, verify_read_proof
+
+
+class ClientError(Exception):
+    """Base of the client's own errors (RPC errors stay ``twinchain.rpc.errors.RpcError``)."""
+
+
+class VersionMismatch(ClientError):
+    """The node runs another runtime than this package: local codec types would be wrong."""
+
+
+class ProofMismatch(ClientError):
+    """A storage value or its read proof does not check out against the finalized root."""
+
+
+class WatchTimeout(ClientError):
+    """A watched extrinsic did not reach a final status in time."""
+
+
+# Pool / chain statuses after which a watch ends (as the server closes the subscription).
+FINAL_STATUSES = frozenset({"finalized", "invalid", "dropped", "usurped"})
+
+
+@dataclass(frozen=True)
+class TxStatus:
+    """One ``author_extrinsicUpdate``: ``kind`` is ready, future, inBlock, retracted,
+    finalized, invalid, dropped or usurped; ``block`` is set for the block-carrying ones."""
+
+    kind: str
+    block: bytes | None = None
+    raw: Any = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.kind in FINAL_STATUSES
+
+    @classmethod
+    def from_json(cls, result: Any) -> TxStatus:
+        if isinstance(result, str):
+            return cls(result, None, result)
+        if isinstance(result, dict) and len(result) == 1:
+            ((kind, value),) = result.items()
+            block = None
+            if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
+                block = from_hex(value, kind, 32)
+            return cls(kind, block, result)
+        raise ClientError(f"unexpected extrinsic status {result!r}")
+
+
+@dataclass
+class ChainInfo:
+    """What a client caches on connect."""
+
+    genesis_hash: bytes
+    version: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @property
+    def spec_version(self) -> int:
+        return int(self.version["specVersion"])
+
+
+class Codec:
+    """Builds calls and storage keys from the node's metadata, encoding values with the local
+    runtime's codec types, which is only correct when both run the same spec version."""
+
+    def __init__(self, info: ChainInfo) -> None:
+        self.info = info
+        self.runtime = Runtime(info.genesis_hash)
+        self.pallets = {p["name"]: p for p in info.metadata.get("pallets", [])}
+
+    def check_version(self) -> None:
+        if self.info.spec_version != self.runtime.spec_version:
+            raise VersionMismatch(
+                f"node runs specVersion {self.info.spec_version}, "
+                f"this client encodes for {self.runtime.spec_version}"
+            )
+
+    def _pallet(self, pallet: str) -> dict[str, Any]:
+        meta = self.pallets.get(pallet)
+        if meta is None:
+            raise ClientError(f"the node's metadata has no pallet {pallet!r}")
+        return meta
+
+    def build_call(self, pallet: str, call: str, args: dict[str, Any]) -> Call:
+        """A Call by names: indices and argument order from the metadata, values encoded by
+        ``Runtime.call_by_name`` (same spec version checked first)."""
+        self.check_version()
+        meta = self._pallet(pallet)
+        cmeta = next((c for c in meta["calls"] if c["name"] == call), None)
+        if cmeta is None:
+            raise ClientError(f"{pallet} has no call {call!r}")
+        names = [a[0] for a in cmeta["args"]]
+        missing = [n for n in names if n not in args]
+        extra = sorted(set(args) - set(names))
+        if missing or extra:
+            raise TypeError(
+                f"{pallet}.{call}({', '.join(names)}): missing {missing}, extra {extra}"
+            )
+        built = self.runtime.call_by_name(pallet, call, *(args[n] for n in names))
+        # The metadata is the node's word; a disagreement means the local runtime is stale.
+        if (built.pallet, built.index) != (meta["index"], cmeta["index"]):
+            raise VersionMismatch(f"{pallet}.{call} has other indices on the node")
+        return built
+
+    def storage_item(self, pallet: str, item: str) -> StorageItem:
+        self.check_version()
+        meta = self._pallet(pallet)
+        smeta = next((s for s in meta["storage"] if s["name"] == item), None)
+        local = self.runtime.by_name.get(pallet)
+        obj = getattr(local, item, None) if local is not None else None
+        if smeta is None or not isinstance(obj, StorageItem):
+            raise ClientError(f"{pallet} has no storage item {item!r}")
+        if from_hex(smeta["prefix"], "prefix") != obj.prefix:
+            raise VersionMismatch(f"{pallet}.{item} has another storage prefix on the node")
+        return obj
+
+    def storage_key(self, pallet: str, item: str, keys: tuple[Any, ...]) -> bytes:
+        obj = self.storage_item(pallet, item)
+        return obj.key(*keys)  # type: ignore[attr-defined, no-any-return]
+
+    def decode_value(self, pallet: str, item: str, raw: bytes | None) -> Any:
+        """Decode with the item's value type; an absent value reads as the item's default."""
+        obj = self.storage_item(pallet, item)
+        if raw is None:
+            return getattr(obj, "default", None)
+        return obj.value_type.decode(raw)  # type: ignore[attr-defined]
+
+
+def checked_header(block_hash: bytes, header_json: Any) -> Header:
+    """The header of ``block_hash``, refusing one whose hash is not the one asked for."""
+    if header_json is None:
+        raise ProofMismatch(f"the node has no header for {block_hash.hex()}")
+    try:
+        header = header_from_json(header_json)
+    except ValueError as exc:
+        raise ProofMismatch(f"malformed header: {exc}") from exc
+    if header.hash != block_hash:
+        raise ProofMismatch("the header does not hash to the requested block")
+    return header
+
+
+def check_read(
+    key: bytes,
+    header: Header,
+    proof_json: Any,
+    value_json: Any,
+) -> bytes | None:
+    """Verify ``proof_json`` (state_getReadProof's result) for ``key`` against the header's
+    state root, and that the separately served value agrees; return the proven value."""
+    try:
+        if not isinstance(proof_json, dict) or from_hex(proof_json.get("at"), "at") != header.hash:
+            raise ProofMismatch("the proof is for another block")
+        nodes = [from_hex(n, "proof node") for n in proof_json["proof"]]
+        proven = verify_read_proof(header.state_root, [key], nodes)[key]
+        served = None if value_json is None else from_hex(value_json, "storage value")
+    except (ProofError, ValueError, KeyError, TypeError) as exc:
+        raise ProofMismatch(f"read proof refused: {exc}") from exc
+    if proven != served:
+        raise ProofMismatch("the served value differs from the proven one")
+    return proven
