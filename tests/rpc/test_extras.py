@@ -19,7 +19,7 @@ from twinchain.rpc.server import serve_rpc
 from twinchain.storage.proof import ProofError, verify_read_proof
 
 if TYPE_CHECKING:
-    from tests.rpc.conftest import StubNode
+    from stub_node import StubNode
 
 JSON = {"content-type": "application/json"}
 ALICE = Keypair.from_dev_name("Alice")

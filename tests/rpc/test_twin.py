@@ -18,7 +18,7 @@ from twinchain.runtime.pallets.equipment import Envelope, Spec
 from twinchain.runtime.pallets.telemetry import batch_root, reading_proof, sign_batch
 
 if TYPE_CHECKING:
-    from tests.rpc.conftest import StubNode
+    from stub_node import StubNode
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 DEVICE = Keypair.from_dev_name("Device1")

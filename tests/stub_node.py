@@ -1,0 +1,54 @@
+"""A stand-in for the node service around a real chain: an in-memory Client and a real
+TransactionPool, with blocks authored on demand by the test (used by the RPC and client tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from twinchain.node.client import Client
+from twinchain.node.keystore import Keystore
+from twinchain.node.txpool import TransactionPool
+from twinchain.primitives.keys import Keypair
+from twinchain.primitives.types import Extrinsic
+
+ALICE = Keypair.from_dev_name("Alice")
+BOB = Keypair.from_dev_name("Bob")
+
+
+@dataclass
+class StubNode:
+    """Satisfies twinchain.rpc.api.NodeHandle with a real client and pool."""
+
+    client: Client
+    pool: TransactionPool
+    keystore: Keystore
+    name: str = "test-node"
+    version: str = "0.1.0-test"
+    roles: list[str] = field(default_factory=lambda: ["Authority"])
+    is_syncing: bool = False
+    peers: list[dict[str, Any]] = field(default_factory=list)
+    local_peer_id: str = "12D3KooWTestPeer"
+    listen_addresses: list[str] = field(default_factory=lambda: ["/ip4/127.0.0.1/tcp/30333"])
+    slot: int = 1000
+
+    def submit_extrinsic(self, raw: bytes) -> bytes:
+        return self.pool.submit(raw)
+
+    def author(self, *, finalize: bool = False) -> bytes:
+        """Author the next block with Alice (pool transactions included); return its hash."""
+        self.slot += 1
+        _, result = self.client.propose(
+            ALICE, self.slot, self.slot * 1000, self.pool.ready(), verified=self.pool.contains
+        )
+        self.pool.prune([o.hash for o in result.outcomes])
+        self.pool.revalidate()
+        if finalize:
+            assert self.client.self_finalize(ALICE, result.hash)
+        return result.hash
+
+    def transfer(self, nonce: int, amount: int = 10**12, signer: Keypair = ALICE) -> Extrinsic:
+        rt = self.client.runtime
+        call = rt.call_by_name("Balances", "transfer", BOB.public, amount)
+        return Extrinsic.sign(call, signer, nonce, self.client.genesis_hash, rt.spec_version)
