@@ -341,7 +341,9 @@ class _ChainEvents:
             by = to_hex(detail) if isinstance(detail, bytes) else str(detail)
             self._tx_update(tx_hash, {"usurped": by}, True)
         elif status in _FINAL_POOL_STATUSES:
-            self._tx_update(tx_hash, status, True)
+            # Substrate sends a bare "invalid"/"dropped"; gateways need to know why, so the
+            # reason rides along: {"invalid": "Invalid:Stale"}, {"dropped": "pool is full"}.
+            self._tx_update(tx_hash, {status: str(detail or "")}, True)
 
     def _tx_included(self, block: Block) -> None:
         for raw in block.extrinsics:
