@@ -609,3 +609,16 @@ async def test_port_in_use_is_a_plain_oserror(node: StubNode) -> None:
     finally:
         listener.close()
     assert node.client.import_listeners == []
+
+
+@pytest.mark.parametrize("rid", [0, 7, -3, 2**53, 1.5, "a", "", None])
+async def test_every_valid_id_type_is_echoed(server: str, rid: Any) -> None:
+    r = await post(server, {"jsonrpc": "2.0", "id": rid, "method": "system_name"})
+    assert r.json() == {"jsonrpc": "2.0", "result": "test-node", "id": rid}
+
+
+@pytest.mark.parametrize("rid", [[1], {"a": 1}, True, False])
+async def test_ids_of_other_json_types_are_invalid_requests(server: str, rid: Any) -> None:
+    r = await post(server, {"jsonrpc": "2.0", "id": rid, "method": "system_name"})
+    body = r.json()
+    assert body["error"]["code"] == errors.INVALID_REQUEST and body["id"] is None
