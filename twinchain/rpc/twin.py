@@ -374,7 +374,20 @@ def _handler(fn: TwinMethod) -> Callable[..., Any]:
     return handler
 
 
+def all_methods() -> dict[str, TwinMethod]:
+    """The registry's methods and those of the operations pallets (one module each)."""
+    from twinchain.rpc import twin_analytics, twin_benchmark, twin_maintenance, twin_simulation
+
+    out = dict(TWIN_METHODS)
+    for mod in (twin_benchmark, twin_maintenance, twin_analytics, twin_simulation):
+        clash = set(out) & set(mod.METHODS)
+        if clash:
+            raise RuntimeError(f"twin RPC methods defined twice: {sorted(clash)}")
+        out.update(mod.METHODS)
+    return out
+
+
 def register(rpc: Callable[..., Callable[[Callable[..., Any]], Callable[..., Any]]]) -> None:
     """Add every ``twin_*`` method through the method table's ``rpc(name)`` decorator."""
-    for name, fn in TWIN_METHODS.items():
+    for name, fn in all_methods().items():
         rpc(name)(_handler(fn))

@@ -511,6 +511,14 @@ class Pallet:
     def on_finalize(self, number: int) -> None:
         return None
 
+    def on_window_closed(self, twin: int, start: int, window_ms: int, aggs: dict[int, Any]) -> None:
+        """A twin's telemetry window ``[start, start + window_ms)`` has closed: ``aggs`` maps
+        each metric with readings in it to its ``telemetry.Aggregate``. Runs inside the
+        telemetry submission that closed the window, in pallet-index order; it must not
+        raise for business reasons (that would fail the gateway's submission), only record.
+        """
+        return None
+
     # -- helpers
     def deposit(self, event: EventRecord) -> None:
         self.runtime.state.deposit_event(event)

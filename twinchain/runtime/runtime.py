@@ -10,12 +10,16 @@ from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.types import Call
 from twinchain.runtime.framework import CallDef, DispatchError, Origin, Pallet, bad_origin
 from twinchain.runtime.overlay import Overlay
+from twinchain.runtime.pallets.analytics import Analytics
 from twinchain.runtime.pallets.authority import Authority
 from twinchain.runtime.pallets.balances import Balances
+from twinchain.runtime.pallets.benchmark import Benchmark
 from twinchain.runtime.pallets.equipment import Equipment
 from twinchain.runtime.pallets.facility import Facility
+from twinchain.runtime.pallets.maintenance import Maintenance
 from twinchain.runtime.pallets.multisig import Multisig
 from twinchain.runtime.pallets.roles import Roles
+from twinchain.runtime.pallets.simulation import Simulation
 from twinchain.runtime.pallets.sudo import Sudo
 from twinchain.runtime.pallets.system import System
 from twinchain.runtime.pallets.telemetry import Telemetry
@@ -40,6 +44,10 @@ PALLETS: list[tuple[int, type[Pallet]]] = [
     (11, Facility),
     (12, Equipment),
     (13, Telemetry),
+    (14, Benchmark),
+    (15, Maintenance),
+    (16, Analytics),
+    (17, Simulation),
 ]
 
 MAX_NESTED_DISPATCH = 4
@@ -92,6 +100,10 @@ class Runtime:
         self.facility: Facility = self.by_name["Facility"]  # type: ignore[assignment]
         self.equipment: Equipment = self.by_name["Equipment"]  # type: ignore[assignment]
         self.telemetry: Telemetry = self.by_name["Telemetry"]  # type: ignore[assignment]
+        self.benchmark: Benchmark = self.by_name["Benchmark"]  # type: ignore[assignment]
+        self.maintenance: Maintenance = self.by_name["Maintenance"]  # type: ignore[assignment]
+        self.analytics: Analytics = self.by_name["Analytics"]  # type: ignore[assignment]
+        self.simulation: Simulation = self.by_name["Simulation"]  # type: ignore[assignment]
 
     # -- calls
     def resolve_call(self, call: Call) -> tuple[Pallet, CallDef, list[Any]]:

@@ -120,6 +120,10 @@ def test_metadata_describes_every_pallet(chain: Any) -> None:
         11: "Facility",
         12: "Equipment",
         13: "Telemetry",
+        14: "Benchmark",
+        15: "Maintenance",
+        16: "Analytics",
+        17: "Simulation",
     }
     system = meta["pallets"][0]
     assert {s["name"] for s in system["storage"]} >= {"Account", "BlockHash", "Events"}

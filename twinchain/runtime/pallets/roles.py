@@ -39,6 +39,7 @@ EQUIPMENT_OWNER = "EquipmentOwner"
 SERVICE_PROVIDER = "ServiceProvider"
 GATEWAY = "Gateway"
 DEVICE = "Device"
+PREDICTIVE_WORKER = "PredictiveWorker"  # off-chain model runners that may raise alerts
 
 ROLE_NAMES = (
     FACILITY_OPERATOR,
@@ -48,6 +49,7 @@ ROLE_NAMES = (
     SERVICE_PROVIDER,
     GATEWAY,
     DEVICE,
+    PREDICTIVE_WORKER,  # appended: enum indices of the others never change
 )
 Role = Enum("Role", ROLE_NAMES)
 
@@ -61,6 +63,7 @@ GRANTORS: dict[str, tuple[str, ...]] = {
     SERVICE_PROVIDER: (FACILITY_OPERATOR,),
     GATEWAY: (FACILITY_OPERATOR,),
     DEVICE: (EQUIPMENT_OWNER,),
+    PREDICTIVE_WORKER: (FACILITY_OPERATOR,),
 }
 
 W_GRANT = 30_000

@@ -89,6 +89,9 @@ W_SUBMIT_BASE = 50_000
 W_PER_BATCH = 120_000  # a signature check, a Merkle root, the batch's records
 W_PER_READING = 14_000  # checks, aggregates, its share of the state root
 W_SMALL = 40_000
+# Closing a twin's window: its aggregates read once and handed to the operations pallets
+# (benchmark, maintenance, analytics, simulation). At most one close per device per submit.
+W_WINDOW_CLOSE = 400_000
 
 FLAGS = ("OutOfRange", "TooFast", "Stale", "ImplausibleJump", "FromFuture")
 Flag = Enum("ReadingFlag", FLAGS)
@@ -336,6 +339,7 @@ class _Context:
 
     now: int
     window: int
+    newest: dict[int, int] = field(default_factory=dict)  # twin -> latest window start seen
     envelopes: dict[int, dict[int, Any]] = field(default_factory=dict)
     captures: dict[int, dict[int, CaptureConfig]] = field(default_factory=dict)
 
@@ -378,6 +382,9 @@ class Telemetry(Pallet):
         Aggregate.wire_type(),
         doc="Aggregates by twin and (metric, window start in ms).",
     )
+    OpenWindow = StorageMap(
+        TwinId, U64, doc="Start of each twin's latest window with readings (not yet closed)."
+    )
 
     class Event(PalletEvents):
         MetricRegistered = (("metric", U16), ("name", Str(MAX_METRIC_NAME)))
@@ -398,6 +405,7 @@ class Telemetry(Pallet):
             ("flagged", U32),
         )
         SequenceGap = (("device", AccountId), ("expected", U64), ("got", U64))
+        WindowClosed = (("twin", TwinId), ("start", U64))
         ReadingFlagged = (
             ("twin", TwinId),
             ("device", AccountId),
@@ -528,6 +536,7 @@ class Telemetry(Pallet):
             W_SUBMIT_BASE
             + W_PER_BATCH * len(batches)
             + W_PER_READING * sum(len(b.readings) for b in batches)
+            + W_WINDOW_CLOSE * len({b.device for b in batches})
         ),
         origin=SIGNED,
         args=(("batches", Vec(Batch.wire_type(), MAX_BATCHES)),),
@@ -587,6 +596,27 @@ class Telemetry(Pallet):
             self._apply_batch(ctx, gateway, devices[b.device], b, root)
         for dev, d in devices.items():
             self.Devices.insert(dev, d)
+        # 4. Windows: a reading in a later window closes the twin's open one.
+        for twin, newest in sorted(ctx.newest.items()):
+            open_start: int | None = self.OpenWindow.get(twin)
+            if open_start is not None and newest <= open_start:
+                continue
+            self.OpenWindow.insert(twin, newest)
+            if open_start is not None:
+                self.close_window(twin, open_start, ctx.window)
+
+    def close_window(self, twin: int, start: int, window_ms: int) -> None:
+        """Hand a closed window's aggregates to every pallet's ``on_window_closed``."""
+        aggs: dict[int, Aggregate] = {}
+        for metric in self.Metrics.keys():
+            agg = self.Aggregates.get(twin, (metric, start))
+            if agg is not None and agg.count:
+                aggs[metric] = agg
+        if not aggs:
+            return
+        self.deposit(self.Event.WindowClosed(twin, start))
+        for _, p in sorted(self.runtime.pallets.items()):
+            p.on_window_closed(twin, start, window_ms, aggs)
 
     def _root_of(self, readings: list[tuple[int, int, int]]) -> bytes:
         cached = self.runtime.block.notes.get(_ROOTS, {}).get(id(readings))
@@ -612,6 +642,7 @@ class Telemetry(Pallet):
         lasts: dict[int, tuple[int, int] | None] = {}
         aggs: dict[tuple[int, int], Aggregate] = {}
         flagged = 0
+        newest = ctx.newest.get(twin, -1)
         flag_event = self.Event.ReadingFlagged
         for i, (m, ts, v) in enumerate(b.readings):
             if m not in lasts:
@@ -639,10 +670,13 @@ class Telemetry(Pallet):
                 for f in flags:
                     self.deposit(flag_event(twin, b.device, b.seq, i, m, f, v, ts))
             key = (m, ts - ts % window)
+            if key[1] > newest:
+                newest = key[1]
             agg = aggs.get(key)
             if agg is None:
                 agg = aggs[key] = self.Aggregates.get(twin, key) or empty_aggregate()
             agg.add(ts, v, bool(flags))
+        ctx.newest[twin] = newest
         for key, agg in aggs.items():
             self.Aggregates.insert(twin, key, agg)
         for m, last in lasts.items():
