@@ -415,6 +415,15 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (du, ds, dd):
         sp.add_argument("--base-dir", type=Path, default=Path("devnet"), help="devnet folder")
     dv.set_defaults(fn=cmd_devnet)
+
+    # Gateway, off-chain workers, explorer and the simulation engine add their own commands.
+    from twinchain.explorer import cli as explorer_cli
+    from twinchain.gateway import cli as gateway_cli
+    from twinchain.offchain import cli as offchain_cli
+    from twinchain.twinsim import cli as twinsim_cli
+
+    for mod in (gateway_cli, offchain_cli, explorer_cli, twinsim_cli):
+        mod.add_parser(sub)
     return p
 
 
