@@ -593,3 +593,32 @@ def test_genesis_rejects_bad_devices(make_chain: Any, devices: list[Any], match:
     cfg["telemetry"]["devices"] += devices
     with pytest.raises(ValueError, match=match):
         make_chain(extra=cfg)
+
+
+def test_a_later_window_closes_the_open_one_for_every_pallet(
+    blk: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, int, int, int, dict[int, int]]] = []
+
+    def spy(self: Any, twin: int, start: int, window_ms: int, aggs: dict[int, Any]) -> None:
+        seen.append((self.name, twin, start, window_ms, {m: a.count for m, a in aggs.items()}))
+
+    for p in blk.rt.pallets.values():
+        monkeypatch.setattr(type(p), "on_window_closed", spy)
+    w0 = NOW - NOW % WINDOW - 2 * WINDOW
+    first = [(TEMP, w0 + 1_000, 20_000), (ENERGY, w0 + 2_000, 5), (TEMP, w0 + 3_000, 20_100)]
+    submit(blk, batch(blk, DEV1, 0, first))
+    assert blk.rt.telemetry.OpenWindow.get(0) == w0
+    assert seen == []  # still open
+    submit(blk, batch(blk, DEV1, 1, [(TEMP, w0 + 4_000, 20_200)]))
+    assert seen == []  # same window: still open
+    evs = submit(blk, batch(blk, DEV1, 2, [(TEMP, w0 + WINDOW + 500, 20_300)]))
+    names = [p.name for _, p in sorted(blk.rt.pallets.items())]
+    assert seen == [(n, 0, w0, WINDOW, {TEMP: 3, ENERGY: 1}) for n in names]
+    assert [blk.args(e) for e in evs if e.name == "WindowClosed"] == [{"twin": 0, "start": w0}]
+    assert blk.rt.telemetry.OpenWindow.get(0) == w0 + WINDOW
+    # A late reading for the closed window updates its aggregate but closes nothing again.
+    seen.clear()
+    submit(blk, batch(blk, DEV1, 3, [(ENERGY, w0 + 9_000, 7)]))
+    assert seen == []
+    assert blk.rt.telemetry.OpenWindow.get(0) == w0 + WINDOW
