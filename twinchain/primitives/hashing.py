@@ -39,6 +39,7 @@ class Domain(enum.Enum):
     DEV_SEED = "dev seed"
     VOTE = "finality vote"
     SEAL = "block seal"
+    SIMULATION = "twin simulation"
 
 
 def domain_key(domain: Domain) -> bytes:
