@@ -1,1 +1,6 @@
-"""twinchain.explorer."""
+"""twinchain.explorer: the block explorer TUI (``twinchain explorer [--rpc URL]``).
+
+``rpc`` is the reconnecting JSON-RPC client (asyncio, WebSocket), ``decode`` decodes calls,
+events and storage from the node's runtime metadata, ``data`` fetches what the screens show,
+and ``app`` is the Textual application.
+"""

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
+
+DEFAULT_RPC = "ws://127.0.0.1:9944"
+
+
+def cmd_explorer(args: argparse.Namespace) -> int:
+    from twinchain.explorer.app import ExplorerApp
+
+    # The main CLI logs to the terminal, which the TUI owns now.
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(logging.NullHandler())
+    ExplorerApp(args.rpc).run()
+    return 0
 
 
 def add_parser(sub: Any) -> None:
     """Register this package's subcommands on the main CLI's subparsers."""
-    del sub
+    p = sub.add_parser("explorer", help="block explorer TUI (JSON-RPC only)")
+    p.add_argument(
+        "--rpc",
+        default=DEFAULT_RPC,
+        help=f"node JSON-RPC URL, ws:// or http:// (default {DEFAULT_RPC})",
+    )
+    p.set_defaults(fn=cmd_explorer)
 
 
-__all__ = ["add_parser", "argparse"]
+__all__ = ["add_parser"]
