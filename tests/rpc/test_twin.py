@@ -146,6 +146,11 @@ def test_device_batches_and_aggregates(chain: StubNode) -> None:
     ]  # fmt: skip
     assert aggs[0]["flagged"] == 1 and aggs[0]["windowMs"] == 3_600_000
     assert [a["metric"] for a in twin.telemetry_aggregates(c, {"twin": 0, "metric": 8})] == [8]
+    start = aggs[0]["windowStart"]
+    assert len(twin.telemetry_aggregates(c, {"twin": 0, "since": start})) == 2
+    assert twin.telemetry_aggregates(c, {"twin": 0, "since": start + 1}) == []
+    with pytest.raises(RpcError):
+        twin.telemetry_aggregates(c, {"twin": 0, "since": -1})
     assert twin.device(c, [to_hex(BOB.public)]) is None
 
 

@@ -13,7 +13,9 @@ their own, so that they never touch the one that builds and imports blocks. Byte
     twin_equipmentOf(account, [at])            ids of the twins an account owns
     twin_device(device, [at])                  a device key's binding and sequence state
     twin_telemetryBatches(twin, [start, count, at])   batch roots of a twin, oldest first
-    twin_telemetryAggregates(twin, [metric, at])      per-window aggregates of a twin
+    twin_telemetryAggregates(twin, [metric, at, since])
+                                               per-window aggregates of a twin (windows
+                                               starting at or after ``since`` ms)
     twin_verifyReading(device, seq, reading, index, proof, [at])
                                                check a disclosed reading against the root
     twin_roles(account, [at])                  the roles an account holds
@@ -270,15 +272,16 @@ def telemetry_batches(client: Client, params: Params) -> dict[str, Any]:
 
 
 def telemetry_aggregates(client: Client, params: Params) -> list[dict[str, Any]]:
-    tid_v, metric_v, at = _bind(params, ("twin", "metric", "at"), 1)
+    tid_v, metric_v, at, since_v = _bind(params, ("twin", "metric", "at", "since"), 1)
     tid = _int(tid_v, "twin id")
     metric = None if metric_v is None else _int(metric_v, "metric", 2**16 - 1)
+    since = 0 if since_v is None else _int(since_v, "since (window start, ms)")
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
         window = rt.telemetry.WindowMs.get()
         out = []
         for (m, start), agg in rt.telemetry.aggregates(tid):
-            if metric is not None and m != metric:
+            if (metric is not None and m != metric) or start < since:
                 continue
             out.append({"metric": m, "windowStart": start, "windowMs": window, **to_json(agg)})
         return out

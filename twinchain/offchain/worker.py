@@ -1,0 +1,325 @@
+"""The predictive-maintenance worker: finalized telemetry in, signed maintenance alerts out.
+
+Loop (every ``poll_s`` seconds, against one node's JSON-RPC):
+
+1. read the finalized head; nothing to do if it has not moved;
+2. (re)discover the facility's twins whose equipment class has a model: twin ids run from 0
+   to ``Equipment.NextTwinId`` (read with a verified read proof), each described by
+   ``twin_equipment`` at the finalized block;
+3. per twin, ``twin_telemetryAggregates`` at the finalized block; windows are closed once a
+   later window exists (the telemetry pallet closes a window when a reading of a later one
+   arrives); each new closed window, in order, becomes a feature vector and goes through
+   the class model's detector (:class:`~twinchain.offchain.models.DetectorState`);
+4. when the model's alert rule fires, ``Maintenance.submit_prediction(twin, probability_bp,
+   horizon_ms, model, evidence)`` signed by the worker key, watched to finality; the
+   evidence hash commits to the model, the twin, the windows and the features used, and
+   the evidence itself is written to ``evidence_dir`` for disclosure.
+
+Before the loop, each model's hash is registered with ``Simulation.register_model`` (unless
+it already is; an inactive one is an error). Windows that ended before ``since_ms`` (default:
+the chain time at start minus two windows) only warm the detectors up: a restarted worker does
+not re-raise old alerts. A twin that stays stopped for :data:`RESET_AFTER_IDLE` windows (failed
+or in repair) starts afresh: the old baseline and trend no longer apply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from twinchain.client import Client
+from twinchain.offchain.features import Agg, Rated, TwinFeatures
+from twinchain.offchain.models import DEFAULT_KIND, KINDS, DetectorState, Model, ModelError
+from twinchain.primitives import codec
+from twinchain.primitives.hashing import blake3_hash
+from twinchain.primitives.keys import Keypair
+from twinchain.primitives.types import extrinsic_hash
+from twinchain.rpc.api import from_hex, to_hex
+from twinchain.runtime.executive import decode_events
+
+log = logging.getLogger("twinchain.offchain.pdm")
+
+RESET_AFTER_IDLE = 3
+RESCAN_POLLS = 30
+FEATURE_SCALE = 1_000_000  # features are committed as integers (micro-units) in evidence
+
+
+class WorkerError(Exception):
+    """The worker cannot go on: a model is inactive, a submission failed, bad config."""
+
+
+@dataclass
+class AlertRecord:
+    twin: int
+    window_start: int
+    probability_bp: int
+    horizon_ms: int
+    model: bytes
+    evidence: bytes
+    block: bytes | None = None
+
+
+@dataclass
+class _Twin:
+    id: int
+    equipment_class: str
+    model: Model
+    features: TwinFeatures
+    detector: DetectorState
+    last_start: int = -1
+    idle: int = 0
+    recent: list[tuple[int, list[float]]] = field(default_factory=list)
+
+
+def load_models(folder: Path, kind: str = DEFAULT_KIND) -> dict[str, Model]:
+    """The newest version of each class's model of ``kind`` in ``folder`` (``*.json``)."""
+    if kind not in KINDS:
+        raise WorkerError(f"unknown model kind {kind!r} (one of {', '.join(KINDS)})")
+    best: dict[str, Model] = {}
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    for f in files:
+        try:
+            m = Model.load(f)
+        except ModelError as exc:
+            raise WorkerError(str(exc)) from exc
+        cur = best.get(m.equipment_class)
+        if m.kind == kind and (cur is None or m.version > cur.version):
+            best[m.equipment_class] = m
+    if not best:
+        raise WorkerError(f"no {kind} model files in {folder}")
+    return best
+
+
+def evidence_of(
+    model: bytes, twin: int, windows: list[tuple[int, list[float]]], probability_bp: int
+) -> tuple[bytes, bytes]:
+    """(evidence hash, evidence bytes): canonical msgpack of the model id, the twin, the
+    probability and each recent window's start with its features in micro-units."""
+    body = codec.encode(
+        [
+            "twinchain-pdm-evidence/1",
+            model,
+            twin,
+            probability_bp,
+            [[start, [round(v * FEATURE_SCALE) for v in x]] for start, x in windows],
+        ]
+    )
+    return blake3_hash(body), body
+
+
+def keypair_from(spec: str) -> Keypair:
+    """``//Name``, a 32-byte hex seed, a key file (JSON with ``seed``, as the node's keystore
+    writes them) or a keystore folder holding exactly one key."""
+    if spec.startswith("//"):
+        return Keypair.from_dev_name(spec)
+    path = Path(spec)
+    if path.is_dir():
+        files = [f for f in sorted(path.iterdir()) if f.is_file()]
+        if len(files) != 1:
+            raise WorkerError(f"keystore {path} must hold exactly one key, has {len(files)}")
+        path = files[0]
+    if path.is_file():
+        try:
+            return Keypair.from_seed(bytes.fromhex(json.loads(path.read_text())["seed"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise WorkerError(f"bad key file {path}: {exc}") from exc
+    try:
+        return Keypair.from_seed(bytes.fromhex(spec.removeprefix("0x")))
+    except ValueError as exc:
+        msg = f"--key must be //Name, a hex seed, a key file or a keystore: {exc}"
+        raise WorkerError(msg) from None
+
+
+class PdmWorker:
+    def __init__(
+        self,
+        client: Client,
+        keypair: Keypair,
+        facility: int,
+        models: Mapping[str, Model],
+        *,
+        since_ms: int | None = None,
+        evidence_dir: Path | None = None,
+        on_alert: Callable[[AlertRecord], None] | None = None,
+        watch_timeout: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.keypair = keypair
+        self.facility = facility
+        self.models = dict(models)
+        self.since_ms = since_ms
+        self.evidence_dir = evidence_dir
+        self.on_alert = on_alert
+        self.watch_timeout = watch_timeout
+        self.twins: dict[int, _Twin] = {}
+        self.alerts: list[AlertRecord] = []
+        self._last_head: bytes | None = None
+        self._next_twin = 0
+        self._skipped: set[int] = set()
+        self._polls = 0
+
+    # ------------------------------------------------------------------ chain helpers
+    def _submit(self, pallet: str, call: str, **args: Any) -> bytes:
+        """Sign, submit, watch to finality; the block hash, or WorkerError with the reason."""
+        xt = self.client.sign(self.client.call_function(pallet, call, **args), self.keypair)
+        statuses = self.client.submit_and_watch(xt, timeout=self.watch_timeout)
+        final = statuses[-1]
+        if final.kind != "finalized" or final.block is None:
+            raise WorkerError(f"{pallet}.{call} ended {final.kind}: {final.raw!r}")
+        error = self._failure(final.block, extrinsic_hash(xt.encode()))
+        if error is not None:
+            raise WorkerError(f"{pallet}.{call} failed on chain: {error}")
+        return final.block
+
+    def _failure(self, block: bytes, xt_hash: bytes) -> str | None:
+        """The dispatch error of the extrinsic in ``block``, None if it succeeded."""
+        data = self.client.call("chain_getBlock", to_hex(block))
+        raws = [from_hex(x, "extrinsic") for x in data["block"]["extrinsics"]]
+        index = next(i for i, r in enumerate(raws) if extrinsic_hash(r) == xt_hash)
+        key = self.client.codec.storage_key("System", "Events", ())
+        raw = self.client.call("state_getStorage", to_hex(key), to_hex(block))
+        events = decode_events(self.client.codec.runtime, from_hex(raw, "events") if raw else b"")
+        for e in events:
+            if e["extrinsic"] == index and e["event"] == "ExtrinsicFailed":
+                return f"{e['args']['module']}.{e['args']['error']}"
+        return None
+
+    def ensure_models_registered(self) -> None:
+        for cls, m in sorted(self.models.items()):
+            info = self.client.read_storage("Simulation", "Models", m.hash)
+            if info is not None:
+                if not info.active:
+                    raise WorkerError(f"model {m.filename} ({m.hash.hex()}) is deactivated")
+                continue
+            self._submit(
+                "Simulation",
+                "register_model",
+                model=m.hash,
+                equipment_class=cls,
+                kind=m.kind,
+                params=m.chain_params(),
+                version=m.version,
+            )
+            log.info("registered model %s as 0x%s", m.filename, m.hash.hex())
+
+    def _discover(self, at: bytes) -> None:
+        """Follow new twins; twins skipped (other facility, no model) are looked at again
+        every :data:`RESCAN_POLLS` polls, as they may be commissioned here later."""
+        nxt = int(self.client.read_storage("Equipment", "NextTwinId", at=at))
+        self._polls += 1
+        todo = list(range(self._next_twin, nxt))
+        if self._polls % RESCAN_POLLS == 0:
+            todo = sorted(set(todo) | self._skipped)
+        self._next_twin = nxt
+        for tid in todo:
+            eq = self.client.call("twin_equipment", tid, to_hex(at))
+            model = None if eq is None else self.models.get(eq.get("equipmentClass"))
+            if eq is None or eq.get("facility") != self.facility or model is None:
+                self._skipped.add(tid)
+                continue
+            try:
+                rated = Rated.from_pairs((eq.get("spec") or {}).get("rated", []))
+            except ValueError as exc:
+                log.warning("twin %d: cannot score it: %s", tid, exc)
+                self._skipped.add(tid)
+                continue
+            self._skipped.discard(tid)
+            cls = eq["equipmentClass"]
+            self.twins[tid] = _Twin(
+                tid, cls, model, TwinFeatures(rated, model.window_ms), model.new_state()
+            )
+            log.info("following twin %d (%s)", tid, cls)
+
+    # ------------------------------------------------------------------ the loop
+    def poll_once(self) -> list[AlertRecord]:
+        """One pass over the finalized state; the alerts submitted in it."""
+        head = self.client.rpc.finalized_head()
+        if head == self._last_head:
+            return []
+        self._last_head = head
+        if self.since_ms is None:
+            now = int(self.client.read_storage("Timestamp", "Now", at=head))
+            self.since_ms = now - 2 * max(m.window_ms for m in self.models.values())
+        self._discover(head)
+        out = []
+        for tid in sorted(self.twins):
+            out += self._follow(self.twins[tid], head)
+        return out
+
+    def _follow(self, t: _Twin, head: bytes) -> list[AlertRecord]:
+        # Only windows after the last one processed: the reply stays small as history grows.
+        since = t.last_start + 1 if t.last_start >= 0 else 0
+        rows = self.client.call("twin_telemetryAggregates", t.id, None, to_hex(head), since)
+        windows: dict[int, dict[int, Agg]] = {}
+        window_ms = t.model.window_ms
+        for r in rows:
+            if int(r["windowMs"]) != window_ms:
+                raise WorkerError(
+                    f"chain windows are {r['windowMs']} ms, model {t.model.filename} wants "
+                    f"{window_ms} ms"
+                )
+            windows.setdefault(int(r["windowStart"]), {})[int(r["metric"])] = Agg.from_json(r)
+        if not windows:
+            return []
+        newest = max(windows)  # still open
+        out = []
+        for start in sorted(s for s in windows if t.last_start < s < newest):
+            t.last_start = start
+            x = t.features.update(start, windows[start])
+            if x is None:
+                t.idle += 1
+                if t.idle == RESET_AFTER_IDLE:
+                    t.features.reset()
+                    t.detector.reset()
+                    t.recent.clear()
+                continue
+            t.idle = 0
+            t.recent = [*t.recent, (start, x)][-t.model.confirm - 2 :]
+            p, fire = t.detector.update(x)
+            if fire and start + window_ms >= (self.since_ms or 0):
+                out.append(self._alert(t, start, p))
+        return out
+
+    def _alert(self, t: _Twin, start: int, p: float) -> AlertRecord:
+        bp = min(10_000, max(0, round(p * 10_000)))
+        ev_hash, body = evidence_of(t.model.hash, t.id, t.recent, bp)
+        if self.evidence_dir is not None:
+            self.evidence_dir.mkdir(parents=True, exist_ok=True)
+            (self.evidence_dir / f"{ev_hash.hex()}.msgpack").write_bytes(body)
+        block = self._submit(
+            "Maintenance",
+            "submit_prediction",
+            twin=t.id,
+            probability_bp=bp,
+            horizon_ms=t.model.horizon_ms,
+            model=t.model.hash,
+            evidence=ev_hash,
+        )
+        rec = AlertRecord(t.id, start, bp, t.model.horizon_ms, t.model.hash, ev_hash, block)
+        log.info(
+            "twin %d: P(failure within %d h) = %.2f %% -> alert in block 0x%s",
+            t.id,
+            t.model.horizon_ms // 3_600_000,
+            bp / 100,
+            block.hex()[:16],
+        )
+        self.alerts.append(rec)
+        if self.on_alert is not None:
+            self.on_alert(rec)
+        return rec
+
+    def run(self, *, poll_s: float = 2.0, until: Callable[[], bool] | None = None) -> None:
+        self.ensure_models_registered()
+        while until is None or not until():
+            try:
+                self.poll_once()
+            except (OSError, httpx.TransportError) as exc:  # node restarting: poll again
+                log.warning("poll failed: %s", exc)
+            time.sleep(poll_s)
