@@ -421,3 +421,20 @@ def test_genesis_rejects(make_chain: Any, bench: dict[str, Any]) -> None:
     cfg["benchmark"] = bench
     with pytest.raises(ValueError):
         make_chain(extra=cfg)
+
+
+def test_peer_list_packs_and_rejects_bad_values() -> None:
+    """The class peer list is one packed bin (10-byte records): it round-trips, orders by
+    (health, twin), and refuses what does not fit with a typed codec error."""
+    from twinchain.primitives.codec import CodecError
+    from twinchain.runtime.pallets.benchmark import MAX_PEERS, PeerList
+
+    peers = [(0, 7), (9_999, 2**64 - 1), (10_000, 0)]
+    raw = PeerList.encode(peers)
+    assert PeerList.decode(raw) == peers and len(PeerList.to_wire(peers)) == 30
+    for bad in ([(70_000, 1)], [(1, -1)], [(1,)], [(1, 2)] * (MAX_PEERS + 1), "x"):
+        with pytest.raises(CodecError):
+            PeerList.encode(bad)
+    for wire in (b"\x00" * 9, b"\x00" * 10 * (MAX_PEERS + 1), [1, 2]):
+        with pytest.raises(CodecError):
+            PeerList.from_wire(wire)

@@ -243,8 +243,12 @@ def test_twin_threshold_overrides_the_class(blk: Any) -> None:
     assert m.threshold(0, TEMP) == tight and m.threshold(1, TEMP) == TH
     f = Feeder(blk, 0)
     assert ev(blk, f.windows(53_000, 50_000), "AlertRaised")[0]["deviation_bp"] == 600
+    assert m.TwinThresholdMetrics.get(0) == [TEMP]  # the hook's index of twin thresholds
     blk.dispatch(signed(OWNER), "Maintenance", "set_twin_threshold", 0, TEMP, None)
-    assert m.threshold(0, TEMP) == TH
+    assert m.threshold(0, TEMP) == TH and m.TwinThresholdMetrics.get(0) is None
+    # Back on the class threshold (20 %): a 6 % deviation no longer counts as beyond raise.
+    f.windows(53_000, 53_000)
+    assert m.DevStates.get(0, TEMP) is None
     blk.dispatch(ROOT, "Maintenance", "set_class_threshold", CLS, TEMP, None)
     assert m.threshold(1, TEMP) is None
 
@@ -350,7 +354,7 @@ def test_alert_to_paid_order_verified_by_telemetry(
     assert lifecycle(blk) == "Maintenance"
     parts = [Part("bearing", 2, UNIT), Part("seal", 1, 3 * UNIT)]
     blk.dispatch(signed(SP), "Maintenance", "claim_completion", 0, H2, parts)
-    assert m.Verifying.get(0, 0) and order(blk).claimed_at == NOW
+    assert m.Verifying.get(0) == [0] and order(blk).claimed_at == NOW
     # Windows before the claim time are no evidence; from NOW on: one good window, one bad
     # (resets), then K good ones verify.
     f.w = NOW // WINDOW - 3
@@ -375,7 +379,7 @@ def test_alert_to_paid_order_verified_by_telemetry(
     s = m.Providers.get(SP.public)
     assert (s.completed, s.expired, s.earned) == (1, 0, PAY)
     assert m.Alerts.get(aid).status == "Resolved" and m.open_alerts(0) == 0
-    assert m.Verifying.get(0, 0) is None and m.OpenOrders.get(0) == 0
+    assert m.Verifying.get(0) is None and m.OpenOrders.get(0) == 0
     assert m.Expiries.get(1 + DEADLINE, 0) is None
     assert notes[-1] == ("repair", 0, NOW, NOW)
     assert rt.facility.audit_log(0)[-1].kind == "MaintenanceVerified"
@@ -455,7 +459,7 @@ def test_expiry_queue_is_bounded_per_block(blk: Any, monkeypatch: pytest.MonkeyP
 def test_inspector_approves_or_sends_back(blk: Any) -> None:
     oid = claimed(blk, verification="Inspector")
     m = blk.rt.maintenance
-    assert m.Verifying.get(0, oid) is None  # telemetry does not verify this one
+    assert oid not in (m.Verifying.get(0) or [])  # telemetry does not verify this one
     evs = blk.dispatch(signed(AUD), "Maintenance", "inspect", oid, False, H1)
     assert ev(blk, evs, "Inspected") == [
         {"order": oid, "inspector": AUD.public, "approved": False, "report": H1}
@@ -751,3 +755,15 @@ def test_genesis_rejects(make_chain: Any, extra: dict[str, Any]) -> None:
     cfg["maintenance"] = extra
     with pytest.raises(ValueError):
         make_chain(extra=cfg)
+
+
+def test_genesis_twin_thresholds_are_indexed_for_the_hook(make_chain: Any) -> None:
+    w = world()
+    w["maintenance"]["twin_thresholds"] = [[1, TEMP, 900, 100, 1]]
+    chain = make_chain(extra=w)
+    m = chain.rt.maintenance
+    assert m.TwinThresholdMetrics.get(1) == [TEMP] and m.TwinThresholdMetrics.get(0) is None
+    chain.start_block(SLOT)
+    f = Feeder(chain, 1)
+    evs = f.windows(55_000, 50_000)  # +10 %: beyond the twin's 9 %, within the class's 20 %
+    assert [a["twin"] for a in ev(chain, evs, "AlertRaised")] == [1]

@@ -41,6 +41,7 @@ twin's baseline; None when neither exists. All arithmetic is integer.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -52,10 +53,12 @@ from twinchain.primitives.codec import (
     U64,
     AccountId,
     Bool,
+    CodecError,
     Option,
     Record,
     Str,
     Tuple,
+    Type,
     Vec,
 )
 from twinchain.primitives.keys import parse_account
@@ -92,8 +95,15 @@ EWMA_ALPHA_BP = 2_000  # weight of the newest window in the EWMA
 DRIFT_CLAMP_BP = 1_000_000
 MIN_ADJ_BP, MAX_ADJ_BP = -9_000, 40_000
 
-W_SMALL = 40_000
-W_RESET = 120_000
+# A call that reads and writes a few values costs 70-95 us of import (bench/operations.py);
+# reset_baseline removes four per-metric prefixes of the twin.
+W_SMALL = 120_000
+W_RESET = 400_000
+
+# Block notes key of the metric kinds read in this block's state. A registered metric is never
+# changed or removed (Telemetry.register_metric only adds), so a kind read once stays true;
+# the window hooks ask for the same few kinds dozens of times per close.
+_KINDS = "benchmark/metric-kinds"
 
 
 def div_round(a: int, b: int) -> int:
@@ -187,6 +197,36 @@ class TwinBench(Record):
 
 Key = Tuple(EquipmentClass, U16)
 
+_PEER = struct.Struct(">HQ")
+
+
+class _PeerList(Type):
+    """``[(health u16, twin u64)]`` (at most MAX_PEERS) packed into one binary string of
+    10-byte big-endian records. Every window close of a ranked twin reads and writes its
+    class's list: as a msgpack array of pairs, decoding, checking and re-encoding 256 of
+    them cost several milliseconds of the close; as one bin they cost microseconds."""
+
+    name = "PeerList"
+
+    def to_wire(self, value: Any) -> Any:
+        if not isinstance(value, list) or len(value) > MAX_PEERS:
+            raise CodecError(f"PeerList: expected a list of at most {MAX_PEERS} pairs")
+        try:
+            return b"".join(_PEER.pack(h, t) for h, t in value)
+        except (struct.error, TypeError, ValueError) as exc:
+            raise CodecError(f"PeerList: {exc}") from None
+
+    def from_wire(self, wire: Any) -> Any:
+        if type(wire) is not bytes or len(wire) % _PEER.size or len(wire) > MAX_PEERS * _PEER.size:
+            raise CodecError("PeerList: expected a bin of at most 256 10-byte records")
+        return list(_PEER.iter_unpack(wire))
+
+    def describe(self) -> Any:
+        return {"packed": ["u16", "u64"], "max": MAX_PEERS, "byteorder": "big"}
+
+
+PeerList = _PeerList()
+
 
 class Benchmark(Pallet):
     name = "Benchmark"
@@ -219,10 +259,13 @@ class Benchmark(Pallet):
         TwinId, U16, Drift.wire_type(), doc="Drift against the baseline per twin and metric."
     )
     Twins = StorageMap(TwinId, TwinBench.wire_type(), doc="Benchmark summary per twin.")
+    # (metric, |EWMA|) of the twin's drifting metrics: the hook reads health from this one
+    # value instead of iterating Drifts (a prefix scan costs O(writes in the block)).
+    Ewmas = StorageMap(
+        TwinId, Vec(Tuple(U16, U32), 1 << 16), doc="|Drift EWMA| per drifting metric of a twin."
+    )
     ClassPeers = StorageMap(
-        EquipmentClass,
-        Vec(Tuple(U16, TwinId), MAX_PEERS),
-        doc="(health, twin) of the ranked twins of a class, ascending.",
+        EquipmentClass, PeerList, doc="(health, twin) of the ranked twins of a class, ascending."
     )
 
     class Event(PalletEvents):
@@ -260,6 +303,23 @@ class Benchmark(Pallet):
         NoStandard = "the class has no standard for this metric"
 
     # ------------------------------------------------------------------ helpers
+    def metric_kind(self, metric: int) -> str | None:
+        """ "Gauge" or "Delta" of a registered metric, None if unknown (cached per block)."""
+        notes = self.runtime.block.notes
+        cached = notes.get(_KINDS)
+        if cached is None or cached[0] is not self.runtime.state:
+            # Bound to the state it was read from: a runtime that reads other states between
+            # blocks (RPC, another fork) never sees another state's kinds.
+            cached = notes[_KINDS] = (self.runtime.state, {})
+        kinds: dict[int, str] = cached[1]
+        kind = kinds.get(metric)
+        if kind is None:
+            info = self.runtime.telemetry.Metrics.get(metric)
+            if info is None:
+                return None
+            kind = kinds[metric] = str(info.kind)
+        return kind
+
     def _ensure_metric(self, metric: int) -> None:
         if not self.runtime.telemetry.Metrics.contains(metric):
             raise self.Error.UnknownMetric(str(metric))
@@ -408,6 +468,7 @@ class Benchmark(Pallet):
         self.Learning.remove_prefix(twin)
         self.Baselines.remove_prefix(twin)
         self.Drifts.remove_prefix(twin)
+        self.Ewmas.remove(twin)
         self.Twins.remove(twin)
         self._rank(t.equipment_class, twin, None)
         self.deposit(self.Event.BaselineReset(twin))
@@ -456,18 +517,18 @@ class Benchmark(Pallet):
         if t is None:
             return
         cls = t.equipment_class
-        metrics = self.runtime.telemetry.Metrics
         n_base = self.BaselineWindows.get()
         bench: TwinBench = self.Twins.get(twin) or TwinBench(BP, 0, 0, 0)
+        ewmas: dict[int, int] | None = None
         for metric, agg in sorted(aggs.items()):
-            info = metrics.get(metric)
-            if info is None:
+            kind = self.metric_kind(metric)
+            if kind is None:
                 continue
-            value = window_value(agg, info.kind)
+            value = window_value(agg, kind)
             std: Standard | None = self.Standards.get(cls, metric)
             if std is not None and not std.min <= value <= std.max:
                 bench.violations = min(bench.violations + 1, U32.max)
-            if info.kind != "Gauge":
+            if kind != "Gauge":
                 continue
             base: Baseline | None = self.Baselines.get(twin, metric)
             if base is None:
@@ -495,7 +556,14 @@ class Benchmark(Pallet):
             d.windows += 1
             d.last_value = value
             self.Drifts.insert(twin, metric, d)
-        worst = max((abs(d.ewma_bp) for _, d in self.Drifts.iter_prefix(twin)), default=None)
+            if ewmas is None:
+                ewmas = dict(self.Ewmas.get(twin) or [])
+            ewmas[metric] = abs(d.ewma_bp)
+        if ewmas is not None:
+            self.Ewmas.insert(twin, sorted(ewmas.items()))
+        else:
+            ewmas = dict(self.Ewmas.get(twin) or [])
+        worst = max(ewmas.values(), default=None)
         bench.health_bp = BP - min(BP, worst or 0)
         bench.windows += 1
         bench.last_start = start
@@ -518,27 +586,42 @@ class Benchmark(Pallet):
             self.ClassPeers.remove(cls)
 
     # ------------------------------------------------------------------ API for other pallets
-    def target(self, twin: int, metric: int, start: int | None = None) -> tuple[int, int] | None:
+    def target(
+        self,
+        twin: int,
+        metric: int,
+        start: int | None = None,
+        *,
+        cls: str | None = None,
+        aggs: dict[int, Aggregate] | None = None,
+    ) -> tuple[int, int] | None:
         """(condition-adjusted class target, tolerance) of a twin's metric for the window at
-        ``start`` (no adjustment without a window), or None if its class has no spec."""
-        t = self.runtime.equipment.twin(twin)
-        if t is None:
-            return None
-        spec: MetricTarget | None = self.ClassSpecs.get(t.equipment_class, metric)
+        ``start`` (no adjustment without a window), or None if its class has no spec.
+        ``cls`` and ``aggs`` (the window's aggregates, from a window hook) save reads."""
+        if cls is None:
+            t = self.runtime.equipment.twin(twin)
+            if t is None:
+                return None
+            cls = t.equipment_class
+        spec: MetricTarget | None = self.ClassSpecs.get(cls, metric)
         if spec is None:
             return None
-        rules: list[ConditionRule] = self.ConditionRules.get(t.equipment_class, metric) or []
+        rules: list[ConditionRule] = self.ConditionRules.get(cls, metric) or []
         if start is None or not rules:
             return spec.expected, spec.tolerance
         tel = self.runtime.telemetry
         rated: dict[int, int] | None = None
         adj = 0
         for r in rules:
-            agg = tel.Aggregates.get(twin, (r.driver, start))
-            info = tel.Metrics.get(r.driver)
-            if agg is None or not agg.count or info is None:
+            agg = (
+                aggs.get(r.driver)
+                if aggs is not None
+                else tel.Aggregates.get(twin, (r.driver, start))
+            )
+            kind = self.metric_kind(r.driver)
+            if agg is None or not agg.count or kind is None:
                 continue
-            x = window_value(agg, info.kind)
+            x = window_value(agg, kind)
             if r.relative:
                 if rated is None:
                     spec_t = self.runtime.equipment.spec(twin)
@@ -551,18 +634,27 @@ class Benchmark(Pallet):
         adj = clamp(adj, MIN_ADJ_BP, MAX_ADJ_BP)
         return spec.expected + _trunc_div(spec.expected * adj, BP), spec.tolerance
 
-    def deviation_bp(self, twin: int, metric: int, agg: Aggregate) -> int | None:
+    def deviation_bp(
+        self,
+        twin: int,
+        metric: int,
+        agg: Aggregate,
+        *,
+        cls: str | None = None,
+        aggs: dict[int, Aggregate] | None = None,
+    ) -> int | None:
         """Signed deviation of the window value from the condition-adjusted class target (or,
-        without a class spec, the twin's baseline) in basis points; None without either."""
+        without a class spec, the twin's baseline) in basis points; None without either.
+        A window hook passes the twin's class and the window's ``aggs`` (fewer reads)."""
         if not agg.count:
             return None
-        info = self.runtime.telemetry.Metrics.get(metric)
-        if info is None:
+        kind = self.metric_kind(metric)
+        if kind is None:
             return None
-        value = window_value(agg, info.kind)
+        value = window_value(agg, kind)
         window = self.runtime.telemetry.WindowMs.get()
         start = agg.last_ts - agg.last_ts % window
-        tgt = self.target(twin, metric, start)
+        tgt = self.target(twin, metric, start, cls=cls, aggs=aggs)
         if tgt is not None:
             return bp_of(value, tgt[0])
         base: Baseline | None = self.Baselines.get(twin, metric)
@@ -571,7 +663,7 @@ class Benchmark(Pallet):
     def health_bp(self, twin: int) -> int | None:
         """0..10000 (10000 = as new) from the worst metric's drift EWMA; None before any drift."""
         b: TwinBench | None = self.Twins.get(twin)
-        if b is None or not any(True for _ in self.Drifts.iter_prefix(twin)):
+        if b is None or not self.Ewmas.get(twin):
             return None
         return int(b.health_bp)
 

@@ -83,12 +83,13 @@ MAX_STATE_METRICS = 32
 DEFAULT_BOND = 10 * 10**12  # 10 TWIN
 DEFAULT_CHALLENGE_BLOCKS = 600
 
-W_REGISTER = 60_000
-W_SMALL = 40_000
-W_ANCHOR = 120_000  # decoding and validating the inputs, the bond reserve
+W_REGISTER = 120_000  # plus 20 per byte of params
+W_SMALL = 120_000  # 70-95 us measured for a call reading and writing a few values
+W_ANCHOR = 300_000  # decoding and validating the inputs, the bond reserve (not measured)
 W_CHALLENGE_BASE = 200_000
-# Measured on one core at MAX_WORK with nothing failing early: ~0.7-1 us per unit
-# of work in pure Python; weighed at 2 us so a challenge never under-charges.
+# Measured on one core at MAX_WORK with nothing failing early: ~0.6-1 us per unit
+# of work in pure Python (bench/operations.py: ~30 ms of import at MAX_WORK); weighed at
+# 2 us so a challenge never under-charges.
 W_PER_PATH_STEP = 2_000
 
 ScenarioKind = Enum("ScenarioKind", engine.KINDS)
