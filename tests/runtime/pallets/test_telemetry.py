@@ -622,3 +622,27 @@ def test_a_later_window_closes_the_open_one_for_every_pallet(
     submit(blk, batch(blk, DEV1, 3, [(ENERGY, w0 + 9_000, 7)]))
     assert seen == []
     assert blk.rt.telemetry.OpenWindow.get(0) == w0 + WINDOW
+
+
+def test_window_close_is_charged_only_when_a_window_closes(blk: Any) -> None:
+    submit_call = blk.rt.telemetry.calls_by_name["submit"]
+    w0 = NOW - NOW % WINDOW - 2 * WINDOW
+
+    def weight(*batches: Batch) -> int:
+        return submit_call.weigh(blk.rt, [list(batches)])
+
+    first = batch(blk, DEV1, 0, [(TEMP, w0 + 1_000, 20_000)])
+    base = weight(first)  # no window is open yet: nothing closes
+    submit(blk, first)
+    same = batch(blk, DEV1, 1, [(TEMP, w0 + 2_000, 20_000)])
+    assert weight(same) == base
+    later = batch(blk, DEV1, 1, [(TEMP, w0 + WINDOW, 20_000)])
+    assert weight(later) == base + tm.W_WINDOW_CLOSE
+    # Two devices of one twin close its window once; a reading from the future closes none.
+    other = batch(blk, DEV2, 0, [(TEMP, w0 + WINDOW + 1, 20_000)])
+    assert weight(later, other) == 2 * base - tm.W_SUBMIT_BASE + tm.W_WINDOW_CLOSE
+    future = batch(blk, DEV1, 1, [(TEMP, NOW + MAX_FUTURE_DRIFT_MS + WINDOW, 20_000)])
+    assert weight(future) == base
+    evs = submit(blk, future)
+    assert "Telemetry.WindowClosed" not in blk.names(evs)
+    assert blk.rt.telemetry.OpenWindow.get(0) == w0
