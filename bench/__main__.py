@@ -11,7 +11,7 @@ import argparse
 
 from rich.console import Console
 
-from bench import block_import, native, network, rpc, state_root, telemetry
+from bench import block_import, gateway, native, network, operations, rpc, state_root, telemetry
 
 
 def main() -> None:
@@ -34,6 +34,14 @@ def main() -> None:
     rpc.main(["--reads", "500", "--extrinsics", "500"] if args.quick else [])
     console.rule("network")
     network.main(["--seconds", "20", "--blocks", "1000"] if args.quick else [])
+    console.rule("gateway: simulator to finalized blocks")
+    gateway.main(["--quick"] if args.quick else [])
+    console.rule("operations pallets: window-close hooks and heavy calls")
+    operations.main(["--twins", "48"] if args.quick else [])
+    console.rule("predictive maintenance")
+    from bench import pdm  # numpy and the simulator load only when this is reached
+
+    pdm.main(["--quick"] if args.quick else [])
 
 
 if __name__ == "__main__":

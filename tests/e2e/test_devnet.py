@@ -3,6 +3,7 @@ with one and two of them down, a fresh node syncing, and a double-signing valida
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -155,3 +156,36 @@ def _offences_prefix() -> bytes:
     from twinchain.runtime.runtime import Runtime
 
     return Runtime().authority.Offences.prefix
+
+
+@pytest.mark.slow
+def test_devnet_up_streams_simulated_telemetry_from_a_gateway_per_facility(
+    tmp_path: Path,
+) -> None:
+    base = tmp_path / "devnet"
+    nodes = manager.up(base, 4)
+    gateways = manager.load_gateways(base)
+    pids = [g.pid for g in gateways]
+    try:
+        assert len(gateways) == 4 and all(pids)
+
+        def flowing() -> bool:
+            rows = manager.status(base)
+            return all((r.get("gateway") or {}).get("readings_final") for r in rows)
+
+        wait_for(flowing, 90, "finalized readings from every facility's gateway")
+        domain = json.loads((base / "domain.json").read_text())
+        for i, n in enumerate(nodes):
+            twins = domain[n.slug]["twins"]
+            with devnet_rpc(n) as rpc:
+                for twin in twins.values():
+                    assert rpc.call("twin_equipment", twin)["facility"] == i
+                assert any(rpc.call("twin_telemetryAggregates", t) for t in twins.values())
+                assert rpc.call("twin_facility", i)["verifiedNow"] is True
+    finally:
+        manager.down(base)
+    assert not any(manager._alive(p) for p in pids), "devnet down stops the gateways"
+
+
+def devnet_rpc(node: NodeInfo) -> RpcClient:
+    return RpcClient(node.rpc_url, timeout=5)

@@ -4,12 +4,17 @@
     twinchain devnet status [--base-dir DIR] [--json]
     twinchain devnet down [--base-dir DIR]
 
-``up`` makes a key per facility (kept in each node's keystore), a chain spec naming them as the
-authorities, a base path per node and free ports; it starts the nodes one by one, reads each
-one's p2p address over RPC and gives every earlier node to the next as boot nodes (a full
-mesh), and shows a live table until Ctrl-C (which stops the devnet) unless ``--detach``.
-Logs go to ``DIR/<facility>/node.log``; ``DIR/devnet.json`` describes the running devnet for
-``status`` and ``down``.
+``up`` makes a key per facility (kept in each node's keystore) and its libp2p key (so every
+node's address is known in advance), a chain spec naming them as the authorities with the
+facilities' domain at genesis (:mod:`twinchain.devnet.domain`: each facility verified, with
+an operator, an owner, three twins with device keys, a gateway and a predictive worker), a
+base path per node and free ports; it starts every node at once, each dialing all others (a
+full mesh), then one simulating gateway per facility (``twinchain gateway``), and shows a
+live table (blocks, finality, readings per second into and out of each gateway) until Ctrl-C
+(which stops gateways and nodes) unless ``--detach``. Logs go to ``DIR/<facility>/node.log``
+and ``DIR/<facility>/gateway/gateway.log``; ``DIR/devnet.json`` describes the running devnet
+for ``status`` and ``down``; ``DIR/domain.json`` names the domain accounts (their keys are in
+``DIR/keys``).
 """
 
 from __future__ import annotations

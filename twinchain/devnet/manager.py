@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from twinchain.devnet import domain
+from twinchain.devnet.domain import GatewayInfo
 from twinchain.node.chain_spec import DEV_ENDOWMENT, ChainSpec, _properties
 from twinchain.node.keystore import Keystore
 from twinchain.primitives.keys import DEV_NAMES, Keypair
@@ -73,7 +76,13 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def devnet_spec(keys: list[Keypair], slot_ms: int) -> ChainSpec:
+def devnet_spec(
+    keys: list[Keypair], slot_ms: int, domain: dict[str, Any] | None = None
+) -> ChainSpec:
+    """The devnet's spec: ``keys`` are the facility validators; ``domain`` the genesis sections
+    of :func:`twinchain.devnet.domain.build` (facilities, twins, devices, gateways...)."""
+    domain = dict(domain or {})
+    extra = domain.pop("balances_extra", [])
     return ChainSpec(
         name="twinchain devnet",
         id=SPEC_ID,
@@ -88,33 +97,56 @@ def devnet_spec(keys: list[Keypair], slot_ms: int) -> ChainSpec:
             "balances": {
                 "balances": [[f"//{n}", DEV_ENDOWMENT] for n in DEV_NAMES]
                 + [["0x" + k.public.hex(), DEV_ENDOWMENT] for k in keys]
+                + extra
             },
             "sudo": {"key": "//Alice"},
             "timestamp": {},
+            **domain,
         },
     )
 
 
 def plan(base_dir: Path, validators: int, slot_ms: int) -> tuple[ChainSpec, list[NodeInfo]]:
     """Keys, spec, folders and ports for a new devnet in ``base_dir``."""
+    spec, nodes, _ = plan_all(base_dir, validators, slot_ms)
+    return spec, nodes
+
+
+def plan_all(
+    base_dir: Path, validators: int, slot_ms: int, **domain_options: Any
+) -> tuple[ChainSpec, list[NodeInfo], list[GatewayInfo]]:
+    """:func:`plan` with the facilities' domain and their gateways' folders
+    (``domain_options``: see :func:`twinchain.devnet.domain.build`)."""
+    from twinchain.p2p.host import load_or_create_identity, peer_id_of  # libp2p: heavy
+
     if not 1 <= validators <= len(FACILITIES):
         raise DevnetError(f"--validators must be between 1 and {len(FACILITIES)}")
     base_dir.mkdir(parents=True, exist_ok=True)
     # A devnet is throwaway: a new one never reuses an old one's chains (new keys, new genesis).
     for name in FACILITIES:
         shutil.rmtree(base_dir / name.lower().replace(" ", "-"), ignore_errors=True)
+    shutil.rmtree(base_dir / "keys", ignore_errors=True)
     keys = [Keypair.generate() for _ in range(validators)]
-    spec = devnet_spec(keys, slot_ms)
-    (base_dir / "spec.json").write_text(json.dumps(spec.to_json(), indent=2))
-    ports = free_ports(3 * validators)
+    ports = free_ports(4 * validators)
     nodes = []
     for i, (name, kp) in enumerate(zip(FACILITIES, keys, strict=False)):
         slug = name.lower().replace(" ", "-")
         base = base_dir / slug
         Keystore(base / "chains" / SPEC_ID / "keystore").insert("aura", kp)
-        p2p, rpc, prom = ports[3 * i : 3 * i + 3]
-        nodes.append(NodeInfo(name, slug, str(base), p2p, rpc, kp.public.hex(), prom))
-    return spec, nodes
+        p2p, rpc, prom = ports[4 * i : 4 * i + 3]
+        # The libp2p key made here, so that every node's address is known before any starts.
+        net = load_or_create_identity(base / "chains" / SPEC_ID / "network" / "secret_ed25519")
+        addr = f"/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id_of(net)}"
+        nodes.append(NodeInfo(name, slug, str(base), p2p, rpc, kp.public.hex(), prom, 0, addr))
+    genesis, gateways = domain.build(
+        base_dir,
+        [(n.name, n.slug, n.rpc_port, n.public_key) for n in nodes],
+        [ports[4 * i + 3] for i in range(validators)],
+        **domain_options,
+    )
+    spec = devnet_spec(keys, slot_ms, genesis)
+    (base_dir / "spec.json").write_text(json.dumps(spec.to_json(), indent=2))
+    return spec, nodes, gateways
 
 
 def start_node(
@@ -162,32 +194,58 @@ def wait_rpc(node: NodeInfo, proc: subprocess.Popen[bytes], timeout: float = 60)
     raise DevnetError(f"{node.name} did not answer RPC within {timeout:.0f} s")
 
 
-def up(base_dir: Path, validators: int, slot_ms: int = 1000) -> list[NodeInfo]:
-    """Start the devnet; returns the running nodes (also written to devnet.json)."""
+def start_gateway(gw: GatewayInfo) -> subprocess.Popen[bytes]:
+    """Start one facility's simulating gateway (log: ``<facility>/gateway/gateway.log``)."""
+    cmd = [sys.executable, "-m", "twinchain.node.cli", "gateway", "--config", gw.config]
+    log = open(Path(gw.folder) / "gateway.log", "ab")
+    env = dict(os.environ, COLUMNS="160")  # rich wraps log lines at 80 columns in a file
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
+
+
+def up(
+    base_dir: Path, validators: int, slot_ms: int = 1000, *, gateways: bool = True
+) -> list[NodeInfo]:
+    """Start the devnet, then one gateway per facility; returns the running nodes (nodes
+    and gateways are also written to devnet.json)."""
     state = base_dir / STATE_FILE
-    if state.exists() and any(_alive(n.pid) for n in load(base_dir)):
+    if state.exists() and (
+        any(_alive(n.pid) for n in load(base_dir))
+        or any(_alive(g.pid) for g in load_gateways(base_dir))
+    ):
         raise DevnetError(f"a devnet is already running in {base_dir} (devnet down first)")
-    _, nodes = plan(base_dir, validators, slot_ms)
-    boot: list[str] = []
+    _, nodes, gws = plan_all(base_dir, validators, slot_ms)
     try:
-        for node in nodes:
-            proc = start_node(base_dir, node, boot)
+        save(base_dir, nodes, gws)
+        # All at once, each dialing every other (a full mesh): a validator that starts late
+        # authors alone for a while and forks off what the others already finalized.
+        procs = [start_node(base_dir, n, [m.multiaddr for m in nodes if m is not n]) for n in nodes]
+        for node, proc in zip(nodes, procs, strict=True):
             node.pid = proc.pid
-            rpc = wait_rpc(node, proc)
-            addrs = rpc.call("system_localListenAddresses")
-            node.multiaddr = addrs[0] if addrs else ""
-            if node.multiaddr:  # later nodes dial every earlier one: a full mesh
-                boot.append(node.multiaddr)
-            save(base_dir, nodes)
+        save(base_dir, nodes, gws)
+        for node, proc in zip(nodes, procs, strict=True):
+            wait_rpc(node, proc)
+        if gateways:
+            for gw in gws:
+                gw.pid = start_gateway(gw).pid
+            save(base_dir, nodes, gws)
     except BaseException:
-        down(base_dir, nodes)
+        down(base_dir, nodes, gateways=gws)
         raise
     return nodes
 
 
-def save(base_dir: Path, nodes: list[NodeInfo]) -> None:
+def save(base_dir: Path, nodes: list[NodeInfo], gateways: list[GatewayInfo] | None = None) -> None:
+    if gateways is None:
+        gateways = load_gateways(base_dir)
     tmp = base_dir / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=2))
+    tmp.write_text(
+        json.dumps(
+            {"nodes": [asdict(n) for n in nodes], "gateways": [asdict(g) for g in gateways]},
+            indent=2,
+        )
+    )
     tmp.replace(base_dir / STATE_FILE)
 
 
@@ -197,6 +255,15 @@ def load(base_dir: Path) -> list[NodeInfo]:
         return [NodeInfo(**n) for n in data["nodes"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DevnetError(f"no devnet in {base_dir}: {exc}") from None
+
+
+def load_gateways(base_dir: Path) -> list[GatewayInfo]:
+    """The devnet's gateways (none for a devnet state written before gateways existed)."""
+    try:
+        data = json.loads((base_dir / STATE_FILE).read_text())
+        return [GatewayInfo(**g) for g in data.get("gateways", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _alive(pid: int) -> bool:
@@ -215,23 +282,63 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def down(base_dir: Path, nodes: list[NodeInfo] | None = None, timeout: float = 15) -> int:
-    """SIGTERM every node, SIGKILL those still running after ``timeout``; returns how many."""
-    nodes = load(base_dir) if nodes is None else nodes
-    running = [n for n in nodes if _alive(n.pid)]
-    for n in running:
-        os.kill(n.pid, signal.SIGTERM)
+def _stop(pids: list[int], timeout: float) -> int:
+    running = [p for p in pids if _alive(p)]
+    for p in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGTERM)
     end = time.monotonic() + timeout
-    while time.monotonic() < end and any(_alive(n.pid) for n in running):
+    while time.monotonic() < end and any(_alive(p) for p in running):
         time.sleep(0.1)
-    for n in running:
-        if _alive(n.pid):
-            os.kill(n.pid, signal.SIGKILL)
+    for p in running:
+        if _alive(p):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+    return len(running)
+
+
+def down(
+    base_dir: Path,
+    nodes: list[NodeInfo] | None = None,
+    timeout: float = 15,
+    *,
+    gateways: list[GatewayInfo] | None = None,
+) -> int:
+    """Stop the gateways, then every node (SIGTERM, SIGKILL for those still running after
+    ``timeout``); returns how many nodes were running."""
+    nodes = load(base_dir) if nodes is None else nodes
+    gateways = load_gateways(base_dir) if gateways is None else gateways
+    _stop([g.pid for g in gateways], timeout)
+    stopped = _stop([n.pid for n in nodes], timeout)
     for n in nodes:
         n.pid = 0
+    for g in gateways:
+        g.pid = 0
     if (base_dir / STATE_FILE).exists():
-        save(base_dir, nodes)
-    return len(running)
+        save(base_dir, nodes, gateways)
+    return stopped
+
+
+def gateway_status(gw: GatewayInfo) -> dict[str, Any]:
+    """What a facility's gateway reports in its status file."""
+    from twinchain.gateway.status import read_status
+
+    out: dict[str, Any] = {"running": _alive(gw.pid), "account": gw.account}
+    s = read_status(Path(gw.folder) / "status.json")
+    if s is not None and out["running"]:
+        for k in (
+            "connected",
+            "rate_in",
+            "rate_final",
+            "readings_final",
+            "backlog",
+            "xts_in_flight",
+            "latency_p99_s",
+            "rejected",
+            "last_final_batch",
+        ):
+            out[k] = s.get(k)
+    return out
 
 
 def node_status(node: NodeInfo) -> dict[str, Any]:
@@ -259,16 +366,38 @@ def node_status(node: NodeInfo) -> dict[str, Any]:
 
 
 def status(base_dir: Path) -> list[dict[str, Any]]:
-    return [node_status(n) for n in load(base_dir)]
+    rows = [node_status(n) for n in load(base_dir)]
+    gws = {g.facility: g for g in load_gateways(base_dir)}
+    for r in rows:
+        g = gws.get(r["name"])
+        if g is not None:
+            r["gateway"] = gateway_status(g)
+    return rows
 
 
 def table(rows: list[dict[str, Any]], rates: dict[str, float]) -> Table:
     t = Table(title="twinchain devnet", expand=False)
-    for col in ("facility", "rpc", "best", "finalized", "peers", "ready txs", "blocks/min"):
+    cols = ("facility", "rpc", "best", "finalized", "peers", "ready txs", "blocks/min",
+            "gateway readings/s", "on chain", "spool")  # fmt: skip
+    for col in cols:
         t.add_column(col, justify="right" if col not in ("facility", "rpc") else "left")
     for r in rows:
+        g = r.get("gateway") or {}
+        if not g:
+            gcols = ["", "", ""]
+        elif not g.get("running"):
+            gcols = ["[red]down[/]", "", ""]
+        elif not g.get("connected"):
+            gcols = ["[yellow]no node[/]", f"{g.get('readings_final') or 0:,}",
+                     f"{g.get('backlog') or 0:,}"]  # fmt: skip
+        else:
+            gcols = [
+                f"{g.get('rate_in') or 0:,.0f} in / {g.get('rate_final') or 0:,.0f} final",
+                f"{g.get('readings_final') or 0:,}",
+                f"{g.get('backlog') or 0:,}",
+            ]
         if not r.get("running"):
-            t.add_row(r["name"], r["rpc"], "[red]down[/]", "", "", "", "")
+            t.add_row(r["name"], r["rpc"], "[red]down[/]", "", "", "", "", *gcols)
             continue
         t.add_row(
             r["name"],
@@ -278,6 +407,7 @@ def table(rows: list[dict[str, Any]], rates: dict[str, float]) -> Table:
             str(r.get("peers", "?")),
             str(r.get("ready", "?")),
             f"{rates.get(r['name'], 0.0):.0f}",
+            *gcols,
         )
     return t
 

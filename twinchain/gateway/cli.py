@@ -1,14 +1,114 @@
-"""``twinchain`` subcommands of this package (heavy imports stay inside the commands)."""
+"""``twinchain gateway`` subcommands (heavy imports stay inside the commands).
+
+twinchain gateway --config gateway.toml [--live]       run a gateway
+twinchain gateway init --dir DIR [--machines 3] [--node URL] [--seed N]
+                                                       keys, gateway.toml and a dev chain
+                                                       spec that knows the devices
+twinchain gateway status --config gateway.toml [--json]
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 
 def add_parser(sub: Any) -> None:
     """Register this package's subcommands on the main CLI's subparsers."""
-    del sub
+    g = sub.add_parser(
+        "gateway",
+        help="edge gateway: simulator/MQTT/OPC-UA readings to signed telemetry on chain",
+        description="Run a gateway (--config), or prepare one (init), or show its status.",
+    )
+    g.add_argument("--config", "-c", type=Path, help="gateway.toml")
+    g.add_argument("--live", action="store_true", help="live status table on the terminal")
+    gsub = g.add_subparsers(dest="gateway_cmd")
+    i = gsub.add_parser("init", help="write keys, gateway.toml and a dev chain spec for them")
+    i.add_argument("--dir", type=Path, required=True, help="the gateway's folder")
+    i.add_argument("--machines", type=int, default=3, help="simulated machines (one device each)")
+    i.add_argument("--seed", type=int, default=1)
+    i.add_argument("--tick-ms", type=int, default=1000)
+    i.add_argument("--node", default="http://127.0.0.1:9944", help="the node's RPC URL")
+    i.add_argument("--prometheus-port", type=int, default=9616, help="0: none")
+    s = gsub.add_parser("status", help="the status a running gateway writes (status.json)")
+    s.add_argument("--config", "-c", dest="status_config", type=Path, help="gateway.toml")
+    s.add_argument("--json", action="store_true")
+    g.set_defaults(fn=cmd_gateway)
 
 
-__all__ = ["add_parser", "argparse"]
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from twinchain.gateway.config import ConfigError, load
+    from twinchain.node.cli import CliError
+
+    try:
+        if args.gateway_cmd == "init":
+            return _init(args)
+        if args.gateway_cmd == "status":
+            return _status(args.status_config or args.config, args.json)
+        if args.config is None:
+            raise CliError("--config FILE is required (or: gateway init --dir DIR)")
+        cfg = load(args.config)
+        from twinchain.gateway.runner import run
+
+        run(cfg, live=args.live and sys.stderr.isatty())
+        return 0
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _status(config: Path | None, as_json: bool) -> int:
+    from rich.console import Console
+
+    from twinchain.gateway.config import load
+    from twinchain.gateway.status import read_status, table
+    from twinchain.node.cli import CliError
+
+    if config is None:
+        raise CliError("--config FILE is required")
+    cfg = load(config)
+    if cfg.status_file is None:
+        raise CliError("this gateway writes no status file (gateway.status_file)")
+    s = read_status(cfg.status_file)
+    if s is None:
+        raise CliError(f"no status in {cfg.status_file}: is the gateway running?")
+    if as_json:
+        sys.stdout.write(json.dumps(s, indent=2) + "\n")
+    else:
+        Console().print(table(s))
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from twinchain.gateway.provision import dev_chain_spec, write_gateway
+    from twinchain.gateway.simulator import default_machines
+
+    machines = default_machines(args.machines, args.seed)
+    p = write_gateway(
+        args.dir,
+        node=args.node,
+        machines=machines,
+        first_twin=0,
+        seed=args.seed,
+        tick_ms=args.tick_ms,
+        prometheus_port=args.prometheus_port,
+    )
+    spec = dev_chain_spec(p, machines, tick_ms=args.tick_ms)
+    spec_path = args.dir / "spec.json"
+    spec_path.write_text(json.dumps(spec.to_json(), indent=2))
+    c = Console()
+    c.print(f"gateway key {p.gateway.address} (0x{p.gateway.public.hex()})")
+    for name, kp in p.devices.items():
+        c.print(f"  device {name}: 0x{kp.public.hex()}")
+    c.print(f"wrote {p.config} and {spec_path} (a dev chain whose genesis binds these devices)")
+    chain = args.dir / "chain"
+    c.print(
+        "run:\n"
+        f"  twinchain node --chain {spec_path} --validator --key //Alice --base-path {chain}\n"
+        f"  twinchain gateway --config {p.config} --live"
+    )
+    return 0

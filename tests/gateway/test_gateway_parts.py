@@ -1,0 +1,205 @@
+"""Gateway parts without a node: payload checks, the spool across a reopen, back-pressure
+with the simulator, configuration errors, and the devnet's domain genesis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from twinchain.devnet import manager
+from twinchain.gateway import config as gwconfig
+from twinchain.gateway import sources
+from twinchain.gateway.core import Gateway, _take
+from twinchain.gateway.payloads import Metrics, Rejected, decode_body, parse_message
+from twinchain.gateway.provision import write_gateway
+from twinchain.gateway.simulator import MachineConfig
+from twinchain.gateway.spool import Spool, XtRow
+from twinchain.node.chain_spec import ChainSpec
+from twinchain.runtime.pallets.telemetry import DEFAULT_METRICS
+
+METRICS = Metrics({m[0]: (m[1], m[3]) for m in DEFAULT_METRICS})
+
+
+def test_payloads_decode_scale_and_refuse_with_a_reason() -> None:
+    body = json.dumps(
+        {
+            "device": "press-1",
+            "readings": [
+                {"metric": "temperature", "ts": 10, "value": 21.5},
+                {"metric": 4, "ts": 10, "raw": 1200},
+                [2, 11, 1500],
+                {"metric": "vibration_rms", "ts": 12, "value": "0.0005"},  # rounds half-even
+            ],
+        }
+    ).encode()
+    dev, rs = parse_message(decode_body(body, "auto"), METRICS, None)
+    assert dev == "press-1"
+    assert rs == [(1, 10, 21_500), (4, 10, 1200), (2, 11, 1500), (2, 12, 0)]
+    packed = msgpack.packb({"metric": 1, "ts": 5, "value": -3.25})
+    assert parse_message(decode_body(packed, "auto"), METRICS, "pump-1") == (
+        "pump-1",
+        [(1, 5, -3250)],
+    )
+
+    def reason(obj: object, topic: str | None = None) -> str:
+        with pytest.raises(Rejected) as e:
+            parse_message(obj, METRICS, topic)
+        return e.value.reason
+
+    assert reason({"metric": 1, "ts": 1, "raw": 1}) == "unknown_device"
+    assert reason({"device": "d", "metric": "nope", "ts": 1, "raw": 1}) == "unknown_metric"
+    assert reason({"device": "d", "metric": 1, "ts": -1, "raw": 1}) == "malformed"
+    assert reason({"device": "d", "metric": 1, "ts": 1, "raw": 2**63}) == "out_of_range"
+    assert reason({"device": "d", "metric": 1, "ts": 1, "value": "nan"}) == "malformed"
+    assert reason({"device": "d", "metric": 1, "ts": 1, "value": True}) == "malformed"
+    assert reason({"device": "d", "readings": []}) == "malformed"
+    assert reason([1, 2, 3]) == "malformed"
+    for bad, fmt in ((b"{oops", "json"), (b"\xc1", "msgpack"), (b"\x92\x01", "auto")):
+        with pytest.raises(Rejected) as e:
+            decode_body(bad, fmt)
+        assert e.value.reason == "malformed"
+
+
+def test_take_splits_receive_runs() -> None:
+    segs = [(100, 3), (200, 2), (300, 4)]
+    assert _take(segs, 0, 3) == [(100, 3)]
+    assert _take(segs, 2, 4) == [(100, 1), (200, 2), (300, 1)]
+    assert _take(segs, 8, 1) == [(300, 1)]
+
+
+def test_spool_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
+    sp = Spool(tmp_path / "s.sqlite")
+    dev = b"\x01" * 32
+    ids = sp.ingest([(dev, [(1, 10, 5), (1, 11, 6)], 1000)], {(dev, 1): 11}, {"k": b"v"})
+    sp.ingest([(dev, [(1, 12, 7)], 1001)], {(dev, 1): 12})
+    rid = sp.store_batches(dev, [(0, 2, [(1000, 2)], b"body0")], ids[0], None, 1)
+    assert rid is None
+    sp.store_xt(XtRow(7, b"h" * 32, b"raw", 1, 1, 2), [sp.unpacked(10)[0].id])
+    sp.close()
+
+    sp = Spool(tmp_path / "s.sqlite")
+    assert sp.get_meta("k") == b"v"
+    assert sp.load_last_ts() == {(dev, 1): 12}
+    assert [(r.readings, r.segs) for r in sp.load_pending()] == [([(1, 12, 7)], [(1001, 1)])]
+    assert sp.seqs() == {dev: 1}
+    (xt,) = sp.xts()
+    assert (xt.nonce, xt.raw) == (7, b"raw")
+    (b,) = sp.xt_batches(7)
+    assert (b.seq, b.n, b.body) == (0, 2, b"body0")
+    sp.settle([b.id], [], [], [7], (dev, 0, 42))
+    assert sp.xts() == [] and sp.xt_batches(7) == []
+    assert sp.counters()["readings_finalized"] == 2
+    # A remainder keeps the id of the last row it came from: it stays ahead of newer rows.
+    p1 = sp.load_pending()[0].id
+    (p2,) = sp.ingest([(dev, [(1, 13, 8)], 1002)], {(dev, 1): 13})
+    assert sp.store_batches(dev, [], p1, ([(1001, 1)], [(1, 12, 7)]), 1) == p1
+    assert [r.id for r in sp.load_pending()] == [p1, p2]
+    sp.close()
+
+
+def _gateway(tmp: Path, **batching: int) -> Gateway:
+    machines = [MachineConfig("m1", "cnc_mill"), MachineConfig("m2", "pump")]
+    p = write_gateway(
+        tmp,
+        node="http://127.0.0.1:9",  # nothing listens: the gateway spools while offline
+        machines=machines,
+        first_twin=0,
+        realtime=False,
+        batching=batching or None,
+    )
+    return Gateway(gwconfig.load(p.config))
+
+
+def test_back_pressure_bounds_the_spool_while_the_node_is_down(tmp_path: Path) -> None:
+    gw = _gateway(tmp_path, high_water=3000, low_water=1000)
+
+    async def main() -> dict:
+        await gw.open()
+        runs = [sources.build(i, s) for i, s in enumerate(gw.cfg.sources)]
+        task = asyncio.create_task(gw.run(runs))
+        await asyncio.sleep(3.0)
+        s = gw.status()
+        gw.stop()
+        await task
+        return s
+
+    s = asyncio.run(main())
+    assert s["connected"] is False and s["backpressure"] is True
+    # The simulator stops at the high-water mark (plus the ticks in hand), far below what
+    # 3 s of an unpaced simulator would make.
+    assert 3000 <= s["backlog"] <= 3000 + 400, s["backlog"]
+    assert s["rejected"] == {}
+
+    # Reopened: the same readings are there.
+    gw2 = Gateway(gwconfig.load(tmp_path / "gateway.toml"))
+
+    async def again() -> int:
+        await gw2.open()
+        n = gw2.backlog()
+        gw2.stop()
+        await gw2.run([])
+        return n
+
+    assert asyncio.run(again()) == s["backlog"]
+
+
+def test_out_of_order_and_unknown_metrics_are_refused_and_counted(tmp_path: Path) -> None:
+    gw = _gateway(tmp_path)
+
+    async def main() -> None:
+        await gw.open()
+        d = gw.device_for("m1")
+        ok = gw.accept(d, [(1, 100, 1), (1, 90, 2), (1, 100, 3), (99, 101, 4), (1, 101, 5)], "t")
+        await gw._commit_queued()
+        assert await ok == 2
+        with pytest.raises(Rejected):
+            gw.device_for("ghost")
+
+    asyncio.run(main())
+    assert gw.stats.rejected == {"out_of_order": 2, "unknown_metric": 1}
+
+
+def test_config_errors_are_typed(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[sources]]\ntype = "carrier-pigeon"\n')
+    with pytest.raises(gwconfig.ConfigError, match="unknown source type"):
+        gwconfig.load(bad)
+    bad.write_text("[batching]\nmax_readings = 1000\n")
+    with pytest.raises(gwconfig.ConfigError, match="max_readings"):
+        gwconfig.load(bad)
+    bad.write_text("not toml [")
+    with pytest.raises(gwconfig.ConfigError):
+        gwconfig.load(bad)
+
+
+def test_devnet_domain_genesis_builds(tmp_path: Path) -> None:
+    spec, nodes, gws = manager.plan_all(tmp_path, 2, 1000)
+    storage = ChainSpec.from_json(json.loads((tmp_path / "spec.json").read_text()))
+    assert storage.genesis_storage() == spec.genesis_storage()
+    assert len(gws) == 2 and all(Path(g.config).exists() for g in gws)
+    g = spec.genesis
+    assert len(g["facility"]["facilities"]) == 2
+    assert len(g["equipment"]["twins"]) == 6 and len(g["telemetry"]["devices"]) == 6
+    cfg = gwconfig.load(gws[1].config)
+    assert cfg.node == nodes[1].rpc_url and [d.twin for d in cfg.devices] == [3, 4, 5]
+    assert cfg.gateway_keypair().public.hex() == gws[1].account[2:]
+    assert all(n.multiaddr.endswith("/p2p/" + n.multiaddr.rsplit("/", 1)[1]) for n in nodes)
+
+
+def test_the_in_flight_window_halves_when_slow_and_grows_when_fast(tmp_path: Path) -> None:
+    gw = _gateway(tmp_path, max_in_flight=16)
+    target = gw.b.target_latency_s
+    assert gw.window == 4
+    gw._adapt_window([1.0] * 4)  # a window's worth settled in time: one more
+    assert gw.window == 5
+    gw._adapt_window([1.0, target + 1])  # one too slow: half
+    assert gw.window == 2.5
+    gw._adapt_window([target + 1])  # not twice within one target latency
+    assert gw.window == 2.5
+    for _ in range(200):
+        gw._adapt_window([0.5] * 8)
+    assert gw.window == 16  # never above max_in_flight

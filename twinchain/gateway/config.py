@@ -1,0 +1,211 @@
+"""The gateway's TOML configuration (``twinchain gateway --config gateway.toml``).
+
+Paths in the file are relative to the file's folder. A minimal file::
+
+    [gateway]
+    node = "http://127.0.0.1:9944"      # the node's JSON-RPC (HTTP or ws URL)
+    keystore = "keystore"               # gateway key ("gate") and device keys ("devc")
+    spool = "spool.sqlite"
+    prometheus_port = 9616              # 0: no metrics endpoint
+
+    [batching]                          # all optional
+    max_readings = 256                  # per device batch (the chain's limit)
+    max_delay_ms = 500                  # a partial batch leaves after this long
+    max_batches_per_xt = 64
+    max_readings_per_xt = 4096
+    max_in_flight = 16                  # extrinsics submitted, not yet finalized (at most)
+    target_latency_s = 6.0              # submit to finalized: fewer in flight above this
+    high_water = 200000                 # spooled readings: sources pause above this
+    low_water = 100000                  # ... and resume below this
+
+    [[devices]]
+    name = "press-1"
+    key = "0x…"                         # its public key; the seed is in the keystore
+    twin = 0
+    topic = "factory/press-1"           # optional: MQTT topic naming this device
+
+    [[sources]]
+    type = "simulator"                  # or "mqtt", "opcua" (see the sources module)
+    seed = 7
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twinchain.node.keystore import Keystore
+from twinchain.primitives.keys import InvalidKey, Keypair, parse_account
+from twinchain.runtime.pallets.telemetry import MAX_BATCHES, MAX_READINGS
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, not TOML, or inconsistent."""
+
+
+@dataclass
+class DeviceConfig:
+    name: str
+    key: bytes
+    twin: int
+    topic: str | None = None
+
+
+@dataclass
+class BatchingConfig:
+    max_readings: int = MAX_READINGS
+    max_delay_ms: int = 500
+    max_batches_per_xt: int = MAX_BATCHES
+    max_readings_per_xt: int = 4096
+    max_in_flight: int = 16
+    high_water: int = 200_000
+    low_water: int = 100_000
+    resubmit_after_s: float = 12.0
+    target_latency_s: float = 6.0
+
+
+@dataclass
+class GatewayConfig:
+    node: str
+    keystore: Path
+    spool: Path
+    gateway_key: bytes | None
+    devices: list[DeviceConfig]
+    sources: list[dict[str, Any]]
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    prometheus_port: int = 0
+    prometheus_host: str = "127.0.0.1"
+    status_file: Path | None = None
+    name: str = "gateway"
+
+    def gateway_keypair(self) -> Keypair:
+        ks = Keystore(self.keystore)
+        keys = ks.keys("gate")
+        if self.gateway_key is not None:
+            keys = [k for k in keys if k.public == self.gateway_key]
+        if not keys:
+            raise ConfigError(f"no gateway key ('gate') in the keystore {self.keystore}")
+        return keys[0]
+
+    def device_keypairs(self) -> dict[str, Keypair]:
+        """Device name -> its key pair from the keystore."""
+        ks = Keystore(self.keystore)
+        out = {}
+        for d in self.devices:
+            kp = ks.get("devc", d.key)
+            if kp is None:
+                raise ConfigError(f"device {d.name!r}: key 0x{d.key.hex()} not in the keystore")
+            out[d.name] = kp
+        return out
+
+
+def _int(section: dict[str, Any], key: str, default: int, lo: int = 0, hi: int = 2**63) -> int:
+    v = section.get(key, default)
+    if type(v) is not int or not lo <= v <= hi:
+        raise ConfigError(f"{key} must be an integer in {lo}..{hi}")
+    return v
+
+
+def load(path: str | Path) -> GatewayConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    return parse(data, path.parent)
+
+
+def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
+    gw = data.get("gateway", {})
+    if not isinstance(gw, dict):
+        raise ConfigError("[gateway] must be a table")
+    b = data.get("batching", {})
+    batching = BatchingConfig(
+        max_readings=_int(b, "max_readings", MAX_READINGS, 1, MAX_READINGS),
+        max_delay_ms=_int(b, "max_delay_ms", 500, 0, 3_600_000),
+        max_batches_per_xt=_int(b, "max_batches_per_xt", MAX_BATCHES, 1, MAX_BATCHES),
+        max_readings_per_xt=_int(b, "max_readings_per_xt", 4096, 1, MAX_BATCHES * MAX_READINGS),
+        max_in_flight=_int(b, "max_in_flight", 16, 1, 1024),
+        high_water=_int(b, "high_water", 200_000, 1),
+        low_water=_int(b, "low_water", 100_000, 0),
+        resubmit_after_s=float(b.get("resubmit_after_s", 12.0)),
+        target_latency_s=float(b.get("target_latency_s", 6.0)),
+    )
+    if batching.low_water >= batching.high_water:
+        raise ConfigError("batching.low_water must be below high_water")
+    devices = []
+    seen: set[str] = set()
+    keys: set[bytes] = set()
+    for d in data.get("devices", []):
+        try:
+            name = str(d["name"])
+            key = parse_account(str(d["key"]))
+            twin = int(d["twin"])
+        except (KeyError, TypeError, ValueError, InvalidKey) as exc:
+            raise ConfigError(f"bad [[devices]] entry {d!r}: {exc}") from None
+        if name in seen or key in keys:
+            raise ConfigError(f"device {name!r} or its key is configured twice")
+        seen.add(name)
+        keys.add(key)
+        topic = d.get("topic")
+        devices.append(DeviceConfig(name, key, twin, None if topic is None else str(topic)))
+    sources = data.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
+        raise ConfigError("[[sources]] must be an array of tables")
+    for s in sources:
+        if s.get("type") not in ("simulator", "mqtt", "opcua"):
+            raise ConfigError(f"unknown source type {s.get('type')!r} (simulator, mqtt, opcua)")
+    gkey = gw.get("key")
+    try:
+        gateway_key = None if gkey is None else parse_account(str(gkey))
+    except (InvalidKey, ValueError) as exc:
+        raise ConfigError(f"gateway.key: {exc}") from None
+    status = gw.get("status_file", "status.json")
+    return GatewayConfig(
+        node=str(gw.get("node", "http://127.0.0.1:9944")),
+        keystore=base / str(gw.get("keystore", "keystore")),
+        spool=base / str(gw.get("spool", "spool.sqlite")),
+        gateway_key=gateway_key,
+        devices=devices,
+        sources=sources,
+        batching=batching,
+        prometheus_port=_int(gw, "prometheus_port", 0, 0, 65535),
+        prometheus_host=str(gw.get("prometheus_host", "127.0.0.1")),
+        status_file=None if not status else base / str(status),
+        name=str(gw.get("name", "gateway")),
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def dump(data: dict[str, Any]) -> str:
+    """TOML text for a config dict of tables and arrays of tables (what :func:`parse` reads)."""
+    lines: list[str] = []
+    for name, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"[{name}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+            lines.append("")
+        elif isinstance(value, list):
+            for item in value:
+                lines.append(f"[[{name}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+                lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Provisioning: a gateway folder (keystore with the gateway and device keys, gateway.toml)
+and the chain-spec genesis entries that make its devices known on chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twinchain.gateway.config import dump
+from twinchain.gateway.simulator import MachineConfig, class_spec
+from twinchain.node.keystore import Keystore
+from twinchain.primitives.keys import Keypair
+
+
+@dataclass
+class Provisioned:
+    folder: Path
+    config: Path
+    gateway: Keypair
+    devices: dict[str, Keypair]  # machine name -> device key
+
+
+def write_gateway(
+    folder: Path,
+    *,
+    node: str,
+    machines: list[MachineConfig],
+    first_twin: int,
+    seed: int = 1,
+    tick_ms: int = 1000,
+    realtime: bool = True,
+    prometheus_port: int = 0,
+    faults: list[dict[str, Any]] | None = None,
+    name: str = "gateway",
+    batching: dict[str, Any] | None = None,
+    extra_sources: list[dict[str, Any]] | None = None,
+    simulator: bool = True,
+    topics: dict[str, str] | None = None,
+) -> Provisioned:
+    """Keys and ``gateway.toml`` for a gateway whose machine ``i`` is twin ``first_twin + i``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ks = Keystore(folder / "keystore")
+    gw = ks.generate("gate")
+    devices = {m.name: ks.generate("devc") for m in machines}
+    data: dict[str, Any] = {
+        "gateway": {
+            "name": name,
+            "node": node,
+            "keystore": "keystore",
+            "key": "0x" + gw.public.hex(),
+            "spool": "spool.sqlite",
+            "status_file": "status.json",
+            "prometheus_port": prometheus_port,
+        },
+        "batching": batching or {"max_delay_ms": 500},
+        "devices": [
+            {"name": m.name, "key": "0x" + devices[m.name].public.hex(), "twin": first_twin + i}
+            | ({"topic": topics[m.name]} if topics and m.name in topics else {})
+            for i, m in enumerate(machines)
+        ],
+        "sources": [],
+    }
+    if simulator:
+        sim: dict[str, Any] = {
+            "type": "simulator",
+            "seed": seed,
+            "tick_ms": tick_ms,
+            "realtime": realtime,
+            "machines": [{"name": m.name, "class": m.equipment_class} for m in machines],
+        }
+        if faults:
+            sim["faults"] = faults
+        data["sources"].append(sim)
+    data["sources"] += extra_sources or []
+    path = folder / "gateway.toml"
+    path.write_text(dump(data))
+    return Provisioned(folder, path, gw, devices)
+
+
+def twin_entries(
+    machines: list[MachineConfig],
+    *,
+    manufacturer: str,
+    owner: str,
+    facility: int | None,
+    tick_ms: int = 1000,
+) -> list[dict[str, Any]]:
+    """``equipment.twins`` genesis entries: Active twins with the simulator's class specs."""
+    out = []
+    for m in machines:
+        spec = class_spec(m.equipment_class, tick_ms)
+        e: dict[str, Any] = {
+            "manufacturer": manufacturer,
+            "owner": owner,
+            "class": m.equipment_class,
+            "model": m.model,
+            "serial": m.serial,
+            "lifecycle": "Active",
+            "rated": spec["rated"],
+            "envelope": spec["envelope"],
+        }
+        if facility is not None:
+            e["facility"] = facility
+        out.append(e)
+    return out
+
+
+def device_entries(p: Provisioned, first_twin: int, machines: list[MachineConfig]) -> list[dict]:
+    """``telemetry.devices`` genesis entries: each device bound to its twin, pinned to the
+    gateway."""
+    gw = "0x" + p.gateway.public.hex()
+    return [
+        {"device": "0x" + p.devices[m.name].public.hex(), "twin": first_twin + i, "gateway": gw}
+        for i, m in enumerate(machines)
+    ]
+
+
+def dev_chain_spec(
+    p: Provisioned, machines: list[MachineConfig], *, tick_ms: int = 1000, window_ms: int = 60_000
+) -> Any:
+    """The ``--dev`` chain (Alice validates) with the gateway's twins and devices at genesis:
+    Alice makes and owns the twins, the gateway account is endowed and holds Gateway."""
+    from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
+
+    spec = dev_spec()
+    g = spec.genesis
+    gw = "0x" + p.gateway.public.hex()
+    g["balances"]["balances"].append([gw, DEV_ENDOWMENT])
+    g["roles"] = {"grants": [["//Alice", "EquipmentManufacturer"], [gw, "Gateway"]]}
+    g["equipment"] = {
+        "twins": twin_entries(
+            machines, manufacturer="//Alice", owner="//Alice", facility=None, tick_ms=tick_ms
+        )
+    }
+    g["telemetry"] = {"devices": device_entries(p, 0, machines), "window_ms": window_ms}
+    return spec

@@ -1,0 +1,332 @@
+"""The gateway's durable spool: SQLite in WAL mode with ``synchronous=FULL``.
+
+A reading moves through three tables, each move one transaction:
+
+* ``pending``: accepted from a source (the source is acknowledged only after this commit),
+  with the wall-clock time it was received (for the reading-to-finalized latency);
+* ``batches``: cut into a device batch, given the device's next sequence number and signed by
+  the device key; ``xt`` is the nonce of the extrinsic that carries it, NULL until packed;
+* ``xts``: the signed extrinsic itself (exact bytes, immortal era), so that after a restart of
+  the gateway or of the node the *same* bytes are submitted again: the chain's nonce and the
+  per-device sequence numbers make a repeat harmless.
+
+An extrinsic and its batches are deleted once the extrinsic's nonce is used in a finalized
+block and its batches are confirmed on chain. ``last_ts`` keeps the newest accepted timestamp
+per device and metric, so that a redelivered or out-of-order reading is refused even after a
+restart.
+
+The class is synchronous and not thread-safe: the gateway calls it from one worker thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+ReadingT = tuple[int, int, int]
+Segments = list[tuple[int, int]]  # (received at ms, readings) runs, in reading order
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB);
+CREATE TABLE IF NOT EXISTS counters(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seqs(device BLOB PRIMARY KEY, next_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS last_ts(
+    device BLOB NOT NULL, metric INTEGER NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY(device, metric)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, device BLOB NOT NULL, n INTEGER NOT NULL,
+    segs BLOB NOT NULL, readings BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS batches(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, device BLOB NOT NULL, seq INTEGER NOT NULL,
+    n INTEGER NOT NULL, segs BLOB NOT NULL, body BLOB NOT NULL, xt INTEGER,
+    UNIQUE(device, seq));
+CREATE INDEX IF NOT EXISTS batches_xt ON batches(xt);
+CREATE TABLE IF NOT EXISTS xts(
+    nonce INTEGER PRIMARY KEY, hash BLOB NOT NULL, raw BLOB NOT NULL,
+    created_ms INTEGER NOT NULL, batches INTEGER NOT NULL, readings INTEGER NOT NULL);
+"""
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False)
+
+
+@dataclass
+class PendingRow:
+    id: int
+    device: bytes
+    segs: Segments
+    readings: list[ReadingT]
+
+
+@dataclass
+class BatchRow:
+    id: int
+    device: bytes
+    seq: int
+    n: int
+    segs: Segments
+    body: bytes  # the Batch's wire form, msgpack-encoded
+    xt: int | None
+
+
+@dataclass
+class XtRow:
+    nonce: int
+    hash: bytes
+    raw: bytes
+    created_ms: int
+    batches: int
+    readings: int
+
+
+class Spool:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ meta and counters
+    def get_meta(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (key, value))
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT key, value FROM counters").fetchall())
+
+    def _bump(self, key: str, by: int) -> None:
+        self.db.execute(
+            "INSERT INTO counters VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            (key, by),
+        )
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(
+        self,
+        groups: Sequence[tuple[bytes, list[ReadingT], int]],
+        last_ts: dict[tuple[bytes, int], int],
+        meta: dict[str, bytes] | None = None,
+    ) -> list[int]:
+        """Store accepted readings ``(device, readings, received_ms)`` and the new newest
+        timestamps in ONE transaction; returns the pending row ids (in ``groups`` order)."""
+        ids: list[int] = []
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for device, readings, received in groups:
+                cur.execute(
+                    "INSERT INTO pending(device, n, segs, readings) VALUES(?, ?, ?, ?)",
+                    (device, len(readings), pack([[received, len(readings)]]), pack(readings)),
+                )
+                ids.append(int(cur.lastrowid or 0))
+            cur.executemany(
+                "INSERT OR REPLACE INTO last_ts VALUES(?, ?, ?)",
+                [(d, m, ts) for (d, m), ts in last_ts.items()],
+            )
+            for k, v in (meta or {}).items():
+                cur.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (k, v))
+            self._bump("readings_spooled", sum(len(g[1]) for g in groups))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return ids
+
+    def load_last_ts(self) -> dict[tuple[bytes, int], int]:
+        rows = self.db.execute("SELECT device, metric, ts FROM last_ts").fetchall()
+        return {(bytes(d), m): ts for d, m, ts in rows}
+
+    def load_pending(self) -> list[PendingRow]:
+        rows = self.db.execute("SELECT id, device, segs, readings FROM pending ORDER BY id")
+        return [
+            PendingRow(i, bytes(d), [tuple(s) for s in unpack(sg)], [tuple(r) for r in unpack(rd)])  # type: ignore[misc]
+            for i, d, sg, rd in rows
+        ]
+
+    def seqs(self) -> dict[bytes, int]:
+        return {bytes(d): s for d, s in self.db.execute("SELECT device, next_seq FROM seqs")}
+
+    # ------------------------------------------------------------------ batching
+    def store_batches(
+        self,
+        device: bytes,
+        batches: Sequence[tuple[int, int, Segments, bytes]],
+        consumed_upto: int,
+        remainder: tuple[Segments, list[ReadingT]] | None,
+        next_seq: int,
+    ) -> int | None:
+        """Signed batches ``(seq, n, segs, body)`` of ``device`` replace its pending rows with
+        id <= ``consumed_upto``; what was not batched goes back as one pending row (its id is
+        returned: it takes the id of the last consumed row). One transaction."""
+        return self.store_cuts([(device, batches, consumed_upto, remainder, next_seq)])[0]
+
+    def store_cuts(
+        self,
+        cuts: Sequence[
+            tuple[
+                bytes,
+                Sequence[tuple[int, int, Segments, bytes]],
+                int,
+                tuple[Segments, list[ReadingT]] | None,
+                int,
+            ]
+        ],
+    ) -> list[int | None]:
+        """:meth:`store_batches` for several devices in ONE transaction."""
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        rids: list[int | None] = []
+        try:
+            for device, batches, consumed_upto, remainder, next_seq in cuts:
+                cur.executemany(
+                    "INSERT INTO batches(device, seq, n, segs, body) VALUES(?, ?, ?, ?, ?)",
+                    [(device, seq, n, pack(segs), body) for seq, n, segs, body in batches],
+                )
+                cur.execute("DELETE FROM pending WHERE device=? AND id<=?", (device, consumed_upto))
+                rid = None
+                if remainder is not None and remainder[1]:
+                    # Under the last consumed row's id: it stays ahead of rows that came later.
+                    segs, readings = remainder
+                    cur.execute(
+                        "INSERT INTO pending(id, device, n, segs, readings) VALUES(?, ?, ?, ?, ?)",
+                        (consumed_upto, device, len(readings), pack(segs), pack(readings)),
+                    )
+                    rid = consumed_upto
+                rids.append(rid)
+                cur.execute("INSERT OR REPLACE INTO seqs VALUES(?, ?)", (device, next_seq))
+                self._bump("batches_signed", len(batches))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return rids
+
+    def set_seq(self, device: bytes, next_seq: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO seqs VALUES(?, ?)", (device, next_seq))
+
+    def unpacked(self, limit: int) -> list[BatchRow]:
+        """Batches not in any extrinsic yet, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, device, seq, n, segs, body, xt FROM batches WHERE xt IS NULL "
+            "ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [_batch(r) for r in rows]
+
+    def batch_totals(self) -> tuple[int, int, int, int]:
+        """(pending readings, batched-unpacked readings, packed readings, batches packed)."""
+        p = self.db.execute("SELECT COALESCE(SUM(n), 0) FROM pending").fetchone()[0]
+        u = self.db.execute("SELECT COALESCE(SUM(n), 0) FROM batches WHERE xt IS NULL").fetchone()[
+            0
+        ]
+        s, c = self.db.execute(
+            "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM batches WHERE xt IS NOT NULL"
+        ).fetchone()
+        return int(p), int(u), int(s), int(c)
+
+    # ------------------------------------------------------------------ extrinsics
+    def store_xt(self, xt: XtRow, batch_ids: Iterable[int]) -> None:
+        self.store_xts([(xt, list(batch_ids))])
+
+    def store_xts(self, items: Sequence[tuple[XtRow, Sequence[int]]]) -> None:
+        """Signed extrinsics and the batches each carries, in one transaction."""
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for xt, batch_ids in items:
+                cur.execute(
+                    "INSERT INTO xts VALUES(?, ?, ?, ?, ?, ?)",
+                    (xt.nonce, xt.hash, xt.raw, xt.created_ms, xt.batches, xt.readings),
+                )
+                cur.executemany(
+                    "UPDATE batches SET xt=? WHERE id=?", [(xt.nonce, i) for i in batch_ids]
+                )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def xts(self) -> list[XtRow]:
+        rows = self.db.execute(
+            "SELECT nonce, hash, raw, created_ms, batches, readings FROM xts ORDER BY nonce"
+        )
+        return [XtRow(n, bytes(h), bytes(r), c, b, k) for n, h, r, c, b, k in rows]
+
+    def xt_batches(self, nonce: int) -> list[BatchRow]:
+        rows = self.db.execute(
+            "SELECT id, device, seq, n, segs, body, xt FROM batches WHERE xt=? ORDER BY id",
+            (nonce,),
+        )
+        return [_batch(r) for r in rows]
+
+    def max_nonce(self) -> int | None:
+        row = self.db.execute("SELECT MAX(nonce) FROM xts").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def settle(
+        self,
+        confirmed: Sequence[int],
+        requeue: Sequence[int],
+        lost: Sequence[int],
+        xt_nonces: Sequence[int],
+        last: tuple[bytes, int, int] | None,
+    ) -> None:
+        """After a finalized block: delete confirmed (and lost) batches, give requeued ones
+        back to the packer, delete the settled extrinsics. One transaction."""
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            done = list(confirmed) + list(lost)
+            if confirmed:
+                n = 0
+                for chunk in _chunks(confirmed, 500):
+                    q = ",".join("?" * len(chunk))
+                    n += cur.execute(
+                        f"SELECT COALESCE(SUM(n), 0) FROM batches WHERE id IN ({q})", chunk
+                    ).fetchone()[0]
+                self._bump("readings_finalized", int(n))
+                self._bump("batches_finalized", len(confirmed))
+            if lost:
+                self._bump("batches_lost", len(lost))
+            for chunk in _chunks(done, 500):
+                q = ",".join("?" * len(chunk))
+                cur.execute(f"DELETE FROM batches WHERE id IN ({q})", chunk)
+            cur.executemany("UPDATE batches SET xt=NULL WHERE id=?", [(i,) for i in requeue])
+            cur.executemany("DELETE FROM xts WHERE nonce=?", [(n,) for n in xt_nonces])
+            if last is not None:
+                cur.execute(
+                    "INSERT OR REPLACE INTO meta VALUES('last_finalized', ?)", (pack(list(last)),)
+                )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[list[int]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+def _batch(r: tuple[Any, ...]) -> BatchRow:
+    i, d, seq, n, segs, body, xt = r
+    return BatchRow(i, bytes(d), seq, n, [tuple(s) for s in unpack(segs)], bytes(body), xt)  # type: ignore[misc]
