@@ -198,15 +198,23 @@ class PdmWorker:
                 if not info.active:
                     raise WorkerError(f"model {m.filename} ({m.hash.hex()}) is deactivated")
                 continue
-            self._submit(
-                "Simulation",
-                "register_model",
-                model=m.hash,
-                equipment_class=cls,
-                kind=m.kind,
-                params=m.chain_params(),
-                version=m.version,
-            )
+            try:
+                self._submit(
+                    "Simulation",
+                    "register_model",
+                    model=m.hash,
+                    equipment_class=cls,
+                    kind=m.kind,
+                    params=m.chain_params(),
+                    version=m.version,
+                )
+            except WorkerError as exc:
+                # Workers of other facilities run the same model files and may have
+                # registered this one first: that is the state we want.
+                if "Simulation.ModelExists" not in str(exc):
+                    raise
+                log.info("model %s was registered by another worker", m.filename)
+                continue
             log.info("registered model %s as 0x%s", m.filename, m.hash.hex())
 
     def _discover(self, at: bytes) -> None:
