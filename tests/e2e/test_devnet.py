@@ -165,9 +165,10 @@ def test_devnet_up_streams_simulated_telemetry_from_a_gateway_per_facility(
     base = tmp_path / "devnet"
     nodes = manager.up(base, 4)
     gateways = manager.load_gateways(base)
-    pids = [g.pid for g in gateways]
+    workers = manager.load_workers(base)
+    pids = [g.pid for g in gateways] + [w.pid for w in workers]
     try:
-        assert len(gateways) == 4 and all(pids)
+        assert len(gateways) == 4 and len(workers) == 4 and all(pids)
 
         def flowing() -> bool:
             rows = manager.status(base)
@@ -182,9 +183,17 @@ def test_devnet_up_streams_simulated_telemetry_from_a_gateway_per_facility(
                     assert rpc.call("twin_equipment", twin)["facility"] == i
                 assert any(rpc.call("twin_telemetryAggregates", t) for t in twins.values())
                 assert rpc.call("twin_facility", i)["verifiedNow"] is True
+
+        def models_registered() -> bool:
+            # The workers register their detector models (the genesis has degradation ones).
+            with devnet_rpc(nodes[0]) as rpc:
+                return any(m["kind"] == "cusum" for m in rpc.call("twin_models"))
+
+        wait_for(models_registered, 60, "the PdM workers' models registered on chain")
+        assert all(manager._alive(w.pid) for w in workers), "a worker exited: see worker.log"
     finally:
         manager.down(base)
-    assert not any(manager._alive(p) for p in pids), "devnet down stops the gateways"
+    assert not any(manager._alive(p) for p in pids), "devnet down stops gateways and workers"
 
 
 def devnet_rpc(node: NodeInfo) -> RpcClient:

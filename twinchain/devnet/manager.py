@@ -62,6 +62,45 @@ class NodeInfo:
         return f"http://127.0.0.1:{self.rpc_port}"
 
 
+@dataclass
+class WorkerInfo:
+    """A facility's predictive-maintenance worker (``twinchain offchain pdm``)."""
+
+    facility: str
+    facility_id: int
+    rpc_url: str
+    key_file: str
+    folder: str
+    pid: int = 0
+
+
+def plan_workers(base_dir: Path, nodes: list[NodeInfo]) -> list[WorkerInfo]:
+    """One worker per facility, with the PredictiveWorker key genesis granted it."""
+    accounts = json.loads((base_dir / "domain.json").read_text())
+    out = []
+    for n in nodes:
+        a = accounts[n.slug]
+        key = base_dir / "keys" / f"work-{a['worker'].removeprefix('0x')}"
+        folder = Path(n.base_path) / "worker"
+        folder.mkdir(parents=True, exist_ok=True)
+        out.append(WorkerInfo(n.name, a["facility"], n.rpc_url, str(key), str(folder)))
+    return out
+
+
+def start_worker(w: WorkerInfo) -> subprocess.Popen[bytes]:
+    """Start one facility's PdM worker (log: ``<facility>/worker/worker.log``)."""
+    cmd = [
+        sys.executable, "-m", "twinchain.node.cli", "offchain", "pdm",
+        "--rpc", w.rpc_url, "--key", w.key_file, "--facility", str(w.facility_id),
+        "--evidence-dir", str(Path(w.folder) / "evidence"),
+    ]  # fmt: skip
+    log = open(Path(w.folder) / "worker.log", "ab")
+    env = dict(os.environ, COLUMNS="160")
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
+
+
 def free_ports(n: int) -> list[int]:
     socks, ports = [], []
     try:
@@ -205,14 +244,20 @@ def start_gateway(gw: GatewayInfo) -> subprocess.Popen[bytes]:
 
 
 def up(
-    base_dir: Path, validators: int, slot_ms: int = 1000, *, gateways: bool = True
+    base_dir: Path,
+    validators: int,
+    slot_ms: int = 1000,
+    *,
+    gateways: bool = True,
+    workers: bool = True,
 ) -> list[NodeInfo]:
-    """Start the devnet, then one gateway per facility; returns the running nodes (nodes
-    and gateways are also written to devnet.json)."""
+    """Start the devnet, then one gateway and one predictive-maintenance worker per facility;
+    returns the running nodes (nodes, gateways and workers are also in devnet.json)."""
     state = base_dir / STATE_FILE
     if state.exists() and (
         any(_alive(n.pid) for n in load(base_dir))
         or any(_alive(g.pid) for g in load_gateways(base_dir))
+        or any(_alive(w.pid) for w in load_workers(base_dir))
     ):
         raise DevnetError(f"a devnet is already running in {base_dir} (devnet down first)")
     _, nodes, gws = plan_all(base_dir, validators, slot_ms)
@@ -230,22 +275,34 @@ def up(
             for gw in gws:
                 gw.pid = start_gateway(gw).pid
             save(base_dir, nodes, gws)
+        if workers:
+            wks = plan_workers(base_dir, nodes)
+            for w in wks:
+                w.pid = start_worker(w).pid
+            save(base_dir, nodes, gws, wks)
     except BaseException:
         down(base_dir, nodes, gateways=gws)
         raise
     return nodes
 
 
-def save(base_dir: Path, nodes: list[NodeInfo], gateways: list[GatewayInfo] | None = None) -> None:
+def save(
+    base_dir: Path,
+    nodes: list[NodeInfo],
+    gateways: list[GatewayInfo] | None = None,
+    workers: list[WorkerInfo] | None = None,
+) -> None:
     if gateways is None:
         gateways = load_gateways(base_dir)
+    if workers is None:
+        workers = load_workers(base_dir)
     tmp = base_dir / (STATE_FILE + ".tmp")
-    tmp.write_text(
-        json.dumps(
-            {"nodes": [asdict(n) for n in nodes], "gateways": [asdict(g) for g in gateways]},
-            indent=2,
-        )
-    )
+    state = {
+        "nodes": [asdict(n) for n in nodes],
+        "gateways": [asdict(g) for g in gateways],
+        "workers": [asdict(w) for w in workers],
+    }
+    tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(base_dir / STATE_FILE)
 
 
@@ -262,6 +319,15 @@ def load_gateways(base_dir: Path) -> list[GatewayInfo]:
     try:
         data = json.loads((base_dir / STATE_FILE).read_text())
         return [GatewayInfo(**g) for g in data.get("gateways", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def load_workers(base_dir: Path) -> list[WorkerInfo]:
+    """The devnet's predictive-maintenance workers (none if it was started without)."""
+    try:
+        data = json.loads((base_dir / STATE_FILE).read_text())
+        return [WorkerInfo(**w) for w in data.get("workers", [])]
     except (OSError, ValueError, KeyError, TypeError):
         return []
 
@@ -304,18 +370,17 @@ def down(
     *,
     gateways: list[GatewayInfo] | None = None,
 ) -> int:
-    """Stop the gateways, then every node (SIGTERM, SIGKILL for those still running after
-    ``timeout``); returns how many nodes were running."""
+    """Stop the workers and gateways, then every node (SIGTERM, SIGKILL for those still
+    running after ``timeout``); returns how many nodes were running."""
     nodes = load(base_dir) if nodes is None else nodes
     gateways = load_gateways(base_dir) if gateways is None else gateways
-    _stop([g.pid for g in gateways], timeout)
+    workers = load_workers(base_dir)
+    _stop([w.pid for w in workers] + [g.pid for g in gateways], timeout)
     stopped = _stop([n.pid for n in nodes], timeout)
-    for n in nodes:
-        n.pid = 0
-    for g in gateways:
-        g.pid = 0
+    for item in (*nodes, *gateways, *workers):
+        item.pid = 0
     if (base_dir / STATE_FILE).exists():
-        save(base_dir, nodes, gateways)
+        save(base_dir, nodes, gateways, workers)
     return stopped
 
 
@@ -365,20 +430,51 @@ def node_status(node: NodeInfo) -> dict[str, Any]:
     return out
 
 
-def status(base_dir: Path) -> list[dict[str, Any]]:
-    rows = [node_status(n) for n in load(base_dir)]
-    gws = {g.facility: g for g in load_gateways(base_dir)}
+def _open_alerts(base_dir: Path, rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Open maintenance alerts per facility and kind, read from one running node."""
+    try:
+        accounts = json.loads((base_dir / "domain.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    facility_of = {
+        int(t): slug
+        for slug, a in accounts.items()
+        if isinstance(a, dict) and "twins" in a
+        for t in a["twins"].values()
+    }
     for r in rows:
+        if "best" not in r:
+            continue
+        try:
+            with RpcClient(r["rpc"], timeout=2) as rpc:
+                alerts = rpc.call("twin_alerts", None, True)
+        except Exception:
+            continue
+        out: dict[str, dict[str, int]] = {}
+        for a in alerts:
+            per = out.setdefault(facility_of.get(int(a["twin"]), "?"), {})
+            per[a["kind"]] = per.get(a["kind"], 0) + 1
+        return out
+    return {}
+
+
+def status(base_dir: Path) -> list[dict[str, Any]]:
+    nodes = load(base_dir)
+    rows = [node_status(n) for n in nodes]
+    gws = {g.facility: g for g in load_gateways(base_dir)}
+    alerts = _open_alerts(base_dir, rows)
+    for n, r in zip(nodes, rows, strict=True):
         g = gws.get(r["name"])
         if g is not None:
             r["gateway"] = gateway_status(g)
+        r["alerts"] = alerts.get(n.slug, {})
     return rows
 
 
 def table(rows: list[dict[str, Any]], rates: dict[str, float]) -> Table:
     t = Table(title="twinchain devnet", expand=False)
     cols = ("facility", "rpc", "best", "finalized", "peers", "ready txs", "blocks/min",
-            "gateway readings/s", "on chain", "spool")  # fmt: skip
+            "gateway readings/s", "on chain", "spool", "open alerts")  # fmt: skip
     for col in cols:
         t.add_column(col, justify="right" if col not in ("facility", "rpc") else "left")
     for r in rows:
@@ -396,6 +492,8 @@ def table(rows: list[dict[str, Any]], rates: dict[str, float]) -> Table:
                 f"{g.get('readings_final') or 0:,}",
                 f"{g.get('backlog') or 0:,}",
             ]
+        al = r.get("alerts") or {}
+        gcols.append(" ".join(f"{n} {k.lower()}" for k, n in sorted(al.items())) or "0")
         if not r.get("running"):
             t.add_row(r["name"], r["rpc"], "[red]down[/]", "", "", "", "", *gcols)
             continue

@@ -297,7 +297,13 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     try:
         if args.devnet_cmd == "up":
             console.print(f"starting {args.validators} facility validators in {base} …")
-            nodes = manager.up(base, args.validators, args.slot_ms)
+            nodes = manager.up(
+                base,
+                args.validators,
+                args.slot_ms,
+                gateways=not args.no_gateways,
+                workers=not (args.no_workers or args.no_gateways),
+            )
             for n in nodes:
                 console.print(f"  [green]●[/] {n.name}: {n.rpc_url}  {n.multiaddr}")
             if args.detach:
@@ -408,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     du.add_argument("--validators", type=int, default=4)
     du.add_argument("--slot-ms", type=int, default=1000)
     du.add_argument("--detach", action="store_true", help="return once every node is up")
+    du.add_argument(
+        "--no-gateways", action="store_true", help="validators only: no simulating gateways"
+    )
+    du.add_argument("--no-workers", action="store_true", help="no predictive-maintenance workers")
     ds = dsub.add_parser("status", help="best/finalized height and peers of every node")
     ds.add_argument("--json", action="store_true")
     dd = dsub.add_parser("down", help="stop the devnet (SIGTERM, then SIGKILL)")
