@@ -520,6 +520,10 @@ class Pallet:
         return None
 
     # -- helpers
+    def _now(self) -> int:
+        """The block's timestamp in ms (Timestamp.Now, set by the block's inherent)."""
+        return int(self.runtime.timestamp.Now.get())
+
     def deposit(self, event: EventRecord) -> None:
         self.runtime.state.deposit_event(event)
 

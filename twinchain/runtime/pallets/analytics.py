@@ -444,9 +444,6 @@ class Analytics(Pallet):
         Overflow = "too many reports or rewards"
 
     # ------------------------------------------------------------------ helpers
-    def _now(self) -> int:
-        return int(self.runtime.timestamp.Now.get())
-
     def _twin(self, twin: int) -> Any:
         t = self.runtime.equipment.twin(twin)
         if t is None:

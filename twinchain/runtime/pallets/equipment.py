@@ -341,9 +341,6 @@ class Equipment(Pallet):
         Overflow = "too many twins or records"
 
     # ------------------------------------------------------------------ helpers
-    def _now(self) -> int:
-        return int(self.runtime.timestamp.Now.get())
-
     def _get(self, twin: int) -> TwinInfo:
         t: TwinInfo | None = self.Twins.get(twin)
         if t is None:

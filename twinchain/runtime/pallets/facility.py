@@ -348,9 +348,6 @@ class Facility(Pallet):
         Overflow = "too many facilities or rule sets"
 
     # ------------------------------------------------------------------ helpers
-    def _now(self) -> int:
-        return int(self.runtime.timestamp.Now.get())
-
     def _get(self, fid: int) -> FacilityInfo:
         f: FacilityInfo | None = self.Facilities.get(fid)
         if f is None:

@@ -411,9 +411,6 @@ class Maintenance(Pallet):
         Overflow = "a counter overflowed"
 
     # ------------------------------------------------------------------ helpers
-    def _now(self) -> int:
-        return int(self.runtime.timestamp.Now.get())
-
     def _live(self, twin: int) -> TwinInfo:
         t = self.runtime.equipment.twin(twin)
         if t is None:

@@ -271,9 +271,6 @@ class Simulation(Pallet):
         Overflow = "too many scenarios"
 
     # ------------------------------------------------------------------ helpers
-    def _now(self) -> int:
-        return int(self.runtime.timestamp.Now.get())
-
     def _may_register(self, who: bytes) -> bool:
         roles = self.runtime.roles
         return any(
