@@ -78,6 +78,11 @@ class _Twin:
     recent: list[tuple[int, list[float]]] = field(default_factory=list)
 
 
+def _duration(ms: int) -> str:
+    """A horizon for people: hours when it is at least one, else seconds."""
+    return f"{ms / 3_600_000:g} h" if ms >= 3_600_000 else f"{ms / 1000:g} s"
+
+
 def load_models(folder: Path, kind: str = DEFAULT_KIND) -> dict[str, Model]:
     """The newest version of each class's model of ``kind`` in ``folder`` (``*.json``)."""
     if kind not in KINDS:
@@ -312,9 +317,9 @@ class PdmWorker:
         )
         rec = AlertRecord(t.id, start, bp, t.model.horizon_ms, t.model.hash, ev_hash, block)
         log.info(
-            "twin %d: P(failure within %d h) = %.2f %% -> alert in block 0x%s",
+            "twin %d: P(failure within %s) = %.2f %% -> alert in block 0x%s",
             t.id,
-            t.model.horizon_ms // 3_600_000,
+            _duration(t.model.horizon_ms),
             bp / 100,
             block.hex()[:16],
         )
