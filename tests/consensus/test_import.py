@@ -140,8 +140,25 @@ def test_blocks_off_the_finalized_chain_are_refused() -> None:
     client.finalize(a1.hash)
     with pytest.raises(BlockImportError, match="finalized chain") as err:
         client.import_block(b2, check_time=False)
-    assert err.value.reason == "invalid"
+    # Refused, but "stale": an author that had not seen the finality yet is not malicious.
+    assert err.value.reason == "stale"
     assert client.best.hash == a1.hash and client.finalized.hash == a1.hash
+
+
+def test_unknown_blocks_at_or_below_the_finalized_height_are_stale_not_invalid() -> None:
+    # Regression: a late validator relaying its old fork blocks was banned for them.
+    spec = local_spec(["//Alice", "//Bob"])
+    client, other = Client(spec, None), Client(spec, None)
+    client.propose(BOB, 1, 1_000)
+    a2, _ = client.propose(ALICE, 2, 2_000)
+    client.finalize(a2.hash)
+    b1, _ = other.propose(ALICE, 2, 2_000)  # a sibling of a1: known parent (genesis)
+    b2, _ = other.propose(BOB, 3, 3_000)  # at the finalized height, parent unknown to client
+    for block in (b1, b2):
+        with pytest.raises(BlockImportError) as err:
+            client.import_block(block, check_time=False)
+        assert err.value.reason == "stale", err.value
+    assert client.best.hash == a2.hash and client.blocks.header(b1.hash) is None
 
 
 def test_finalizing_a_fork_moves_the_best_chain_onto_it() -> None:
@@ -155,3 +172,85 @@ def test_finalizing_a_fork_moves_the_best_chain_onto_it() -> None:
     client.finalize(b1.hash)
     assert client.best.hash == b1.hash and client.blocks.hash_at(1) == b1.hash
     assert client.blocks.hash_at(2) is None
+
+
+def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on() -> None:
+    # Regression: Telemetry.submit weighs more when it closes a twin's window. Import weighed
+    # every extrinsic on the parent state, the author on the state it applied it to; the
+    # second of two submits for one twin got another weight (so fee), and every other node
+    # rejected the block with a state root mismatch.
+    from twinchain.runtime.pallets.telemetry import sign_batch
+
+    spec = dev_spec()
+    g = spec.genesis
+    g["balances"]["balances"] += [["//imp-gw", 10**18]]
+    g["roles"] = {"grants": [["//Alice", "EquipmentManufacturer"], ["//imp-gw", "Gateway"]]}
+    twin = {"manufacturer": "//Alice", "class": "cnc-mill", "model": "M", "lifecycle": "Active"}
+    g["equipment"] = {"twins": [twin | {"serial": "S0"}]}
+    g["telemetry"] = {"devices": [{"device": "//imp-dev", "twin": 0}], "window_ms": 10_000}
+    author, follower = Client(spec, None), Client(spec, None)
+    dev, gw = Keypair.from_dev_name("imp-dev"), Keypair.from_dev_name("imp-gw")
+    rt, gh = author.runtime, author.genesis_hash
+
+    def submit(seq: int, ts: int) -> tuple[bytes, bytes]:
+        batch = sign_batch(dev, gh, 0, seq, [(1, ts, 20_000)])
+        call = rt.call_by_name("Telemetry", "submit", [batch])
+        return b"", Extrinsic.sign(call, gw, seq, gh, rt.spec_version).encode()
+
+    b1, _ = author.propose(ALICE, 100, 100_000, [submit(0, 50_000)])  # opens window 50 s
+    # Both in window 60 s: the first closes window 50 s, the second closes nothing.
+    b2, res = author.propose(ALICE, 101, 101_000, [submit(1, 60_000), submit(2, 61_000)])
+    assert [o.success for o in res.outcomes] == [True] * 3
+    assert res.outcomes[1].weight > res.outcomes[2].weight
+    follower.import_block(b1, check_time=False)
+    follower.import_block(b2, check_time=False)
+    assert follower.best.state_root == author.best.state_root
+
+
+def test_pool_revalidation_verifies_each_signature_once_and_still_rejects_forgeries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from twinchain.runtime import executive
+    from twinchain.runtime.executive import InvalidTransaction
+
+    client = Client(dev_spec(), None)
+    checked: list[int] = []
+    real = executive.native.verify_batch
+
+    def counting(*args: list[bytes]) -> list[bool]:
+        checked.append(len(args[0]))
+        return real(*args)
+
+    monkeypatch.setattr(executive.native, "verify_batch", counting)
+    (_, raw), (_, raw2) = _transfers(client, 2)
+    for _ in range(3):  # as after three blocks
+        assert client.validate_transaction(raw).nonce == 0
+    assert client.preverify([raw, raw2]) == [True, True]
+    assert client.validate_transaction(raw2).nonce == 1
+    assert checked == [1, 1], "raw once, raw2 once (in the batch); no re-verification"
+    xt = Extrinsic.decode(raw)
+    assert xt.signed is not None
+    forged = replace(xt, signed=replace(xt.signed, signature=bytes(64))).encode()
+    for _ in range(2):
+        with pytest.raises(InvalidTransaction, match="signature"):
+            client.validate_transaction(forged)
+    assert client.preverify([forged]) == [False]
+    # Cached decodings do not hide state changes: once included, the transfer is stale.
+    client.propose(ALICE, 10, 10_000, [(b"", raw)])
+    with pytest.raises(InvalidTransaction) as err:
+        client.validate_transaction(raw)
+    assert err.value.code == "Stale"
+
+
+def test_propose_stops_at_max_bytes_without_dropping_what_is_left() -> None:
+    client = Client(dev_spec(), None)
+    txs = _transfers(client, 6)
+    inherent = len(client.runtime.call_by_name("Timestamp", "set", 10_000).encode()) + 64
+    invalid: list[bytes] = []
+    cap = inherent + 3 * len(txs[0][1])
+    block, res = client.propose(
+        ALICE, 10, 10_000, txs, max_bytes=cap, on_invalid=lambda h, e: invalid.append(h)
+    )
+    assert block.extrinsics[1:] == tuple(raw for _, raw in txs[: len(block.extrinsics) - 1])
+    assert 1 <= len(block.extrinsics) - 1 < 6 and sum(map(len, block.extrinsics)) <= cap
+    assert not invalid and all(o.success for o in res.outcomes)

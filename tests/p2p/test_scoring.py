@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import multiaddr
+import pytest
 import trio
 from libp2p.peer.id import ID
+from libp2p.pubsub.pubsub import Pubsub
 from p2p_helpers import ClientHandler, make_handlers, start_service, wait_until
 
 from twinchain.p2p import NetworkService, Verdict
-from twinchain.p2p.host import is_connected
+from twinchain.p2p.host import (
+    GossipConfig,
+    build_host,
+    is_connected,
+    load_or_create_identity,
+    peer_id_of,
+)
 from twinchain.p2p.scoring import PeerScores, Penalty
 from twinchain.primitives.keys import Keypair
 
@@ -119,3 +128,70 @@ async def test_a_raising_handler_costs_the_sender_score_but_never_stops_the_serv
                 nursery.cancel_scope.cancel()
         finally:
             ha.client.close()
+
+
+class _RacingStream:
+    """A pubsub stream whose reset lets the dead-peer handler remove the peer first, as the
+    stream's reader task does in the real race."""
+
+    def __init__(self, pubsub: Pubsub, peer: ID) -> None:
+        self.pubsub, self.peer, self.resets = pubsub, peer, 0
+
+    async def reset(self) -> None:
+        self.resets += 1
+        await trio.sleep(0)
+        self.pubsub.peers.pop(self.peer, None)
+
+
+async def test_banning_a_peer_whose_stream_dies_meanwhile_does_not_raise(tmp_path: Path) -> None:
+    # py-libp2p 0.8.1: Pubsub._teardown_if_connected raised KeyError here, which stopped the
+    # Pubsub service (and the node) under load; build_host installs a guarded version.
+    _, _, pubsub = build_host(
+        load_or_create_identity(tmp_path / "key"),
+        multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0"),
+        GossipConfig(),
+    )
+    peer = ID.from_base58(peer_id_of(load_or_create_identity(tmp_path / "peer")))
+    stream = _RacingStream(pubsub, peer)
+    pubsub.peers[peer] = stream  # type: ignore[assignment]
+    pubsub.peer_topics["t"] = {peer}
+    with pytest.raises(KeyError):  # the library's own version, for the record
+        await Pubsub._teardown_if_connected(pubsub, peer)
+    pubsub.peers[peer] = stream  # type: ignore[assignment]
+    pubsub.peer_topics["t"] = {peer}
+    await pubsub._teardown_if_connected(peer)
+    assert stream.resets == 2 and peer not in pubsub.peers and "t" not in pubsub.peer_topics
+    # And a peer still registered under a newer stream keeps it.
+    newer = _RacingStream(pubsub, peer)
+    pubsub.peers[peer] = stream  # type: ignore[assignment]
+
+    async def reconnect() -> None:
+        pubsub.peers[peer] = newer  # type: ignore[assignment]
+
+    stream.reset = reconnect  # type: ignore[method-assign]
+    await pubsub._teardown_if_connected(peer)
+    assert pubsub.peers[peer] is newer
+
+
+async def test_an_undecodable_pubsub_rpc_costs_the_stream_not_the_node(tmp_path: Path) -> None:
+    # py-libp2p 0.8.1 let protobuf's DecodeError out of Pubsub.stream_handler, which stopped
+    # the receiving node (seen under gateway load); host.build_host guards it.
+    with make_handlers(2) as (ha, hb):
+        async with trio.open_nursery() as nursery:
+            a = await start_service(nursery, ha, tmp_path, "a")
+            b = await start_service(nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],))
+            await wait_until(lambda: a.mesh_size() == 1 and b.mesh_size() == 1)
+            assert b.host is not None and b._router is not None
+            protocols = list(b._router.get_protocols())
+            stream = await b.host.new_stream(ID.from_base58(a.peer_id), protocols)
+            await stream.write(b"\x04\xff\xff\xff\xff")  # a varint frame, not a protobuf RPC
+            await trio.sleep(0.5)
+            # a is alive and gossip between the two still works (b's normal stream is intact
+            # or re-established).
+            (block,) = ha.author()
+            a.publish_block(block.encode())
+            await wait_until(lambda: hb.client.best.hash == block.hash)
+            (block2,) = hb.author()
+            b.publish_block(block2.encode())
+            await wait_until(lambda: ha.client.best.hash == block2.hash)
+            nursery.cancel_scope.cancel()

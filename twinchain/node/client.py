@@ -43,7 +43,9 @@ log = logging.getLogger("twinchain.client")
 
 
 class BlockImportError(Exception):
-    """A block was not imported; ``reason``: known, unknown-parent, future or invalid."""
+    """A block was not imported; ``reason``: known, stale (at or below the finalized height, or
+    off the finalized chain), unknown-parent, future or invalid (only this one blames the
+    sender)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -184,8 +186,12 @@ class Client:
         on_invalid: Callable[[bytes, InvalidTransaction], None] | None = None,
         deadline: float | None = None,
         parent: Header | None = None,
+        max_bytes: int | None = None,
     ) -> tuple[Block, ImportResult]:
-        """Build, seal and import a block on ``parent`` (default: best) for ``slot``."""
+        """Build, seal and import a block on ``parent`` (default: best) for ``slot``.
+
+        ``max_bytes``: stop before the extrinsics exceed this many bytes (below the runtime's
+        block length limit: what the network can gossip in one message)."""
         parent = parent or self.best
         t0 = time.perf_counter()
         ex = self.executive
@@ -194,9 +200,12 @@ class Client:
         for raw in ex.inherents(now_ms):
             ex.apply_extrinsic(raw)
             extrinsics.append(raw)
+        size = sum(len(x) for x in extrinsics)
         for h, raw in ready:
             if deadline is not None and time.monotonic() > deadline:
                 break
+            if max_bytes is not None and size + len(raw) > max_bytes:
+                break  # not ``continue``: what depends on it must not go in without it
             try:
                 ex.apply_extrinsic(raw, verified=verified(h))
             except InvalidTransaction as exc:
@@ -206,6 +215,7 @@ class Client:
                     on_invalid(h, exc)
                 continue
             extrinsics.append(raw)
+            size += len(raw)
         changes = ex.finalize_block()
         outcomes = list(ex.outcomes)
         update = self.statedb.prepare(parent.state_root, changes)
@@ -236,16 +246,22 @@ class Client:
         h = header.hash
         if self.blocks.header(h) is not None:
             raise BlockImportError("known", f"block #{header.number} already imported")
+        # A block at or below our finalized height, or on a fork that finality has left
+        # behind, can no longer matter; it is not evidence of misbehaviour either (an honest
+        # author that had not yet seen the finality, a validator that started late and
+        # relays old blocks), so it is "stale": dropped without blaming the sender.
+        finalized = self.finalized
+        if header.number <= finalized.number:
+            raise BlockImportError(
+                "stale", f"block #{header.number} is at or below finalized #{finalized.number}"
+            )
         parent = self.blocks.header(header.parent_hash)
         if parent is None:
             raise BlockImportError("unknown-parent", f"parent of #{header.number} unknown")
         if header.number != parent.number + 1:
             raise BlockImportError("invalid", "block number does not follow its parent")
-        finalized = self.finalized
-        if header.number <= finalized.number:
-            raise BlockImportError("invalid", "block is below the finalized height")
         if not self.descends_from(parent, finalized):
-            raise BlockImportError("invalid", "block does not build on the finalized chain")
+            raise BlockImportError("stale", "block does not build on the finalized chain")
         try:
             parent_state = self.state_at(parent.hash)
             aura.check_header(

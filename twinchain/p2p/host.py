@@ -22,6 +22,7 @@ from pathlib import Path
 
 import multiaddr
 import trio
+from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -157,7 +158,61 @@ def build_host(
         eclipse_protection_enabled=False,
     )
     pubsub = Pubsub(host, router, strict_signing=True, seen_ttl=gossip.seen_ttl)
+    guard_blacklist_teardown(pubsub)
+    guard_inbound_rpc_decoding(host, pubsub)
     return host, router, pubsub
+
+
+def guard_inbound_rpc_decoding(host: IHost, pubsub: Pubsub) -> None:
+    """Make an undecodable inbound pubsub RPC cost its stream, not the node.
+
+    py-libp2p 0.8.1 bug: ``Pubsub.stream_handler`` catches stream and varint errors but not
+    protobuf's ``DecodeError`` from ``RPC.ParseFromString``, so one garbled frame (a peer's
+    bug, a connection cut mid-frame, or an attacker) propagated through the swarm's
+    connection task and stopped the whole node (seen under gateway load). We register a
+    handler that treats it like the errors the library does catch: reset the stream and
+    forget the peer's pubsub state (it reconnects on its own if it is still connected).
+    """
+
+    async def handler(stream: INetStream) -> None:
+        try:
+            await pubsub.stream_handler(stream)
+        except DecodeError as exc:
+            peer_id = stream.muxed_conn.peer_id
+            log.debug("undecodable pubsub RPC from %s (%s): dropping the stream", peer_id, exc)
+            try:
+                await stream.reset()
+            except Exception:  # already gone
+                pass
+            pubsub._handle_dead_peer(peer_id)
+
+    for protocol in pubsub.router.get_protocols():
+        host.set_stream_handler(protocol, handler)
+
+
+def guard_blacklist_teardown(pubsub: Pubsub) -> None:
+    """Replace ``pubsub._teardown_if_connected`` with a race-free version.
+
+    py-libp2p 0.8.1 bug: ``Pubsub.add_to_blacklist`` (called when we ban a peer) runs
+    ``_teardown_if_connected`` as a service task, which awaits ``stream.reset()`` and then does
+    ``del self.peers[peer_id]``. While it awaits, the reset stream's reader reports the peer
+    dead and ``_handle_dead_peer`` deletes the same entry first, so the ``del`` raises KeyError;
+    an exception in a service task stops the whole Pubsub service, which took the node down
+    under load. Ours removes the entry only if it is still the stream we reset.
+    """
+
+    async def teardown(peer_id: ID) -> None:
+        stream = pubsub.peers.get(peer_id)
+        if stream is not None:
+            try:
+                await stream.reset()
+            except Exception:  # already closed: nothing left to reset
+                pass
+            if pubsub.peers.get(peer_id) is stream:
+                del pubsub.peers[peer_id]
+        pubsub._forget_all_subscriptions(peer_id)
+
+    pubsub._teardown_if_connected = teardown  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- events

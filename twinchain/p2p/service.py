@@ -38,6 +38,7 @@ from twinchain.p2p.host import (
 )
 from twinchain.p2p.scoring import PeerScores
 from twinchain.p2p.sync import SyncConfig, SyncService
+from twinchain.p2p.wire import MAX_GOSSIP_BYTES
 from twinchain.primitives.types import Header
 
 log = logging.getLogger("twinchain.p2p")
@@ -117,6 +118,11 @@ class NetworkService:
         self._pubsub: Pubsub | None = None
         self._router: GossipSub | None = None
         self._to_disconnect_send, self._to_disconnect_recv = trio.open_memory_channel[str](256)
+
+    #: The most extrinsic bytes a block we author may carry: gossip carries one message of
+    #: at most MAX_GOSSIP_BYTES (py-libp2p drops larger RPCs), less room for the header and
+    #: the envelope. A larger block would only reach peers through sync, seconds later.
+    max_block_bytes: int = MAX_GOSSIP_BYTES - 16 * 1024
 
     # ------------------------------------------------------------------ API for the node
     def publish_block(self, raw: bytes) -> None:

@@ -37,6 +37,10 @@ from twinchain.runtime.runtime import BlockContext, Runtime
 from twinchain.storage.abc import StateReader
 
 MAX_BLOCK_LENGTH = 4 * 1024 * 1024
+# Pool validation caches (decodings, verified signatures), by count and, for decodings (in
+# Python objects ~15x their bytes), by extrinsic bytes: many seconds of gateway traffic.
+DECODE_CACHE_SIZE = 10_000
+DECODE_CACHE_BYTES = 8 * 1024 * 1024
 TX_LONGEVITY_IMMORTAL = 2**64 - 1
 
 
@@ -126,6 +130,11 @@ class Executive:
         self.block_length = 0
         self.signed_seen = False
         self.outcomes: list[ApplyOutcome] = []
+        # Pool validation only (see ``_check`` and ``validate_transaction``): decodings, and
+        # the signing message each good signature was verified against, by extrinsic hash.
+        self._decoded: dict[bytes, tuple[Extrinsic, Any, Any, list[Any], int]] = {}
+        self._decoded_bytes = 0
+        self._signature_ok: dict[bytes, bytes] = {}
 
     # ------------------------------------------------------------------ block lifecycle
     def initialize_block(
@@ -168,21 +177,41 @@ class Executive:
         return rt.state.changes()
 
     # ------------------------------------------------------------------ checks
-    def _check(self, raw: bytes) -> _Checked:
-        """Decode and look up the call; no state access."""
+    def _check(self, raw: bytes, *, cached: bool = False) -> _Checked:
+        """Decode and look up the call; no state access except the weight's.
+
+        ``cached``: reuse (and remember) the decoding of an earlier call with the same bytes.
+        Only pool validation uses it: it never dispatches, so nothing can alter the decoded
+        arguments, and a pool entry is validated again after every block (decoding a
+        telemetry extrinsic of a few thousand readings costs milliseconds).
+        """
         if len(raw) > MAX_EXTRINSIC_SIZE:
             raise InvalidTransaction("TooLarge", f"{len(raw)} bytes")
-        try:
-            xt = Extrinsic.decode(raw)
-            pallet, cd, args = self.rt.resolve_call(xt.call)
-        except CodecError as exc:
-            raise InvalidTransaction("Decode", str(exc)) from None
+        h = extrinsic_hash(raw)
+        hit = self._decoded.get(h) if cached else None
+        if hit is not None:
+            xt, pallet, cd, args, _ = hit
+        else:
+            try:
+                xt = Extrinsic.decode(raw)
+                pallet, cd, args = self.rt.resolve_call(xt.call)
+            except CodecError as exc:
+                raise InvalidTransaction("Decode", str(exc)) from None
+            if cached:
+                while self._decoded and (
+                    len(self._decoded) >= DECODE_CACHE_SIZE
+                    or self._decoded_bytes + len(raw) > DECODE_CACHE_BYTES
+                ):
+                    old = self._decoded.pop(next(iter(self._decoded)))  # the oldest
+                    self._decoded_bytes -= old[4]
+                self._decoded[h] = (xt, pallet, cd, args, len(raw))
+                self._decoded_bytes += len(raw)
         if xt.signed is None and not cd.inherent:
             raise InvalidTransaction("Unsigned", "only inherents may be unsigned")
         if xt.signed is not None and cd.inherent:
             raise InvalidTransaction("Call", "an inherent cannot be signed")
         weight = EXTRINSIC_BASE_WEIGHT + cd.weigh(self.rt, args)
-        return _Checked(xt, raw, extrinsic_hash(raw), pallet, cd, args, weight)
+        return _Checked(xt, raw, h, pallet, cd, args, weight)
 
     def _signing_message(self, c: _Checked, parent_number: int) -> bytes:
         s = c.xt.signed
@@ -358,6 +387,12 @@ class Executive:
             # A bad device signature only fails its own extrinsic, inside Telemetry.submit.
             self.rt.telemetry.note_verified(device, oks[len(todo) :])
         for i, c in enumerate(checked):
+            # Weigh again on the state this extrinsic really runs on, as the author did:
+            # a weight may read state (Telemetry.submit pays for the windows it closes, which
+            # depends on the timestamp inherent and on earlier extrinsics of this block), and
+            # ``_check`` above ran on the parent state. A different weight is a different fee,
+            # and a different state root.
+            c.weight = EXTRINSIC_BASE_WEIGHT + c.call.weigh(self.rt, c.args)
             try:
                 self._apply_checked(c, verified=True)
             except InvalidTransaction as exc:
@@ -376,22 +411,38 @@ class Executive:
         self.rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
         triples: list[tuple[bytes, bytes, bytes]] = []
         index: list[int] = []
+        hashes: list[bytes] = []
         oks: list[bool | None] = [False] * len(raws)
         for i, raw in enumerate(raws):
             try:
-                c = self._check(raw)
+                c = self._check(raw, cached=True)
                 s = c.xt.signed
                 if s is None:
                     continue
-                triples.append((s.signer, self._signing_message(c, best_number), s.signature))
+                msg = self._signing_message(c, best_number)
+                if self._signature_ok.get(c.hash) == msg:
+                    oks[i] = True
+                    continue
+                triples.append((s.signer, msg, s.signature))
                 index.append(i)
+                hashes.append(c.hash)
             except InvalidTransaction as exc:
                 if exc.code not in ("Decode", "TooLarge", "Unsigned", "Call"):
                     oks[i] = None
         if triples:
-            for i, ok in zip(index, native.verify_batch(*zip(*triples, strict=True)), strict=True):
+            verdicts = native.verify_batch(*zip(*triples, strict=True))
+            for i, h, t, ok in zip(index, hashes, triples, verdicts, strict=True):
                 oks[i] = ok
+                if ok:
+                    self._remember_signature(h, t[1])
         return oks
+
+    def _remember_signature(self, h: bytes, msg: bytes) -> None:
+        # Same bytes, same signing message: the same verdict, so a pool entry's signature is
+        # verified once, not again at every revalidation after a block.
+        if len(self._signature_ok) >= DECODE_CACHE_SIZE:
+            del self._signature_ok[next(iter(self._signature_ok))]
+        self._signature_ok[h] = msg
 
     def validate_transaction(
         self,
@@ -407,16 +458,18 @@ class Executive:
         Future nonces are valid (they wait in the pool for their ``requires`` tag).
         ``signature_checked``: the caller verified it already (in a :meth:`signature_batch`).
         """
-        c = self._check(raw)
-        s = c.xt.signed
-        if s is None:
-            raise InvalidTransaction("Unsigned", "inherents are not gossiped")
         rt = self.rt
         rt.state = Overlay(base)
         rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
+        c = self._check(raw, cached=True)
+        s = c.xt.signed
+        if s is None:
+            raise InvalidTransaction("Unsigned", "inherents are not gossiped")
         msg = self._signing_message(c, best_number)  # also the era check
-        if not signature_checked and not native.verify_batch([s.signer], [msg], [s.signature])[0]:
-            raise InvalidTransaction("BadProof", "bad signature")
+        if not signature_checked and self._signature_ok.get(c.hash) != msg:
+            if not native.verify_batch([s.signer], [msg], [s.signature])[0]:
+                raise InvalidTransaction("BadProof", "bad signature")
+            self._remember_signature(c.hash, msg)
         self._check_state(c, allow_future=True)
         expected = rt.system.nonce(s.signer)
         requires = [] if s.nonce == expected else [_tag(s.signer, s.nonce - 1)]
