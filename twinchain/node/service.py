@@ -439,6 +439,12 @@ class Node:
             auths = self.client.authorities_at(self.client.best.hash)
             if aura.slot_author(auths, slot) != self.author_key.public:
                 continue
+            # As Substrate's slot worker: with other authorities, no peers means no authoring.
+            # After a restart our head is stale: a block on it is a fork nobody else ever sees,
+            # and our first finality prevote would point at it, stalling the round.
+            if len(auths) > 1 and self.network is not None and not self.network.peers():
+                log.info("slot %d: no peers yet, not authoring", slot)
+                continue
             # The slot's start time: always a whole slot after the previous block's timestamp,
             # however late in its slot that block was authored (e.g. before a restart).
             try:

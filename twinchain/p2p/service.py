@@ -224,9 +224,33 @@ class NetworkService:
                     continue
                 if ev.peer_id not in self.sync.peers:
                     log.info("🤝 peer connected: %s (%s)", ev.peer_id, ev.address)
+                self._drop_stale_pubsub_stream(ev.peer_id)
                 self.sync.peer_connected(ev.peer_id, ev.address)
             elif not is_connected(self._host, ev.peer_id):
                 self._peer_gone(ev.peer_id)
+
+    def _drop_stale_pubsub_stream(self, peer_id: str) -> None:
+        """py-libp2p 0.8.1: Pubsub skips a new connection of a peer it still holds a stream
+        for. A validator that restarts (same peer id) before its old stream is noticed dead
+        then never gets our gossip again, its finality votes included, and finality stalls.
+        A stream that is on none of the peer's live connections is dropped here; Pubsub
+        then opens a new one on the live connection (it retries while the peer is connected).
+        """
+        ps, host = self._pubsub, self._host
+        if ps is None or host is None:
+            return
+        pid = ID.from_base58(peer_id)
+        stream = ps.peers.get(pid)
+        if stream is None:
+            return
+        conns = host.get_network().get_connections(pid)
+        if any(getattr(c, "muxed_conn", None) is stream.muxed_conn for c in conns):
+            return
+        log.debug("dropping a stale pubsub stream of %s", peer_id)
+        try:
+            ps._handle_dead_peer(pid)
+        except Exception:  # pubsub may be stopping
+            log.debug("could not drop the pubsub stream of %s", peer_id, exc_info=True)
 
     def _peer_gone(self, peer_id: str) -> None:
         if peer_id in self.sync.peers:
