@@ -177,7 +177,7 @@ class Executive:
         return rt.state.changes()
 
     # ------------------------------------------------------------------ checks
-    def _check(self, raw: bytes, *, cached: bool = False) -> _Checked:
+    def _check(self, raw: bytes, *, cached: bool = False, weigh: bool = True) -> _Checked:
         """Decode and look up the call; no state access except the weight's.
 
         ``cached``: reuse (and remember) the decoding of an earlier call with the same bytes.
@@ -210,7 +210,8 @@ class Executive:
             raise InvalidTransaction("Unsigned", "only inherents may be unsigned")
         if xt.signed is not None and cd.inherent:
             raise InvalidTransaction("Call", "an inherent cannot be signed")
-        weight = EXTRINSIC_BASE_WEIGHT + cd.weigh(self.rt, args)
+        # ``weigh=False``: the caller weighs just before applying, on the state it runs on.
+        weight = EXTRINSIC_BASE_WEIGHT + cd.weigh(self.rt, args) if weigh else 0
         return _Checked(xt, raw, h, pallet, cd, args, weight)
 
     def _signing_message(self, c: _Checked, parent_number: int) -> bytes:
@@ -360,7 +361,7 @@ class Executive:
             raise InvalidBlock("block too long")
         self.initialize_block(base, h.number, h.parent_hash, h.slot)
         try:
-            checked = [self._check(raw) for raw in block.extrinsics]
+            checked = [self._check(raw, weigh=False) for raw in block.extrinsics]
         except InvalidTransaction as exc:
             raise InvalidBlock(f"undecodable extrinsic: {exc}") from exc
         done = set(verified)
@@ -387,11 +388,10 @@ class Executive:
             # A bad device signature only fails its own extrinsic, inside Telemetry.submit.
             self.rt.telemetry.note_verified(device, oks[len(todo) :])
         for i, c in enumerate(checked):
-            # Weigh again on the state this extrinsic really runs on, as the author did:
-            # a weight may read state (Telemetry.submit pays for the windows it closes, which
-            # depends on the timestamp inherent and on earlier extrinsics of this block), and
-            # ``_check`` above ran on the parent state. A different weight is a different fee,
-            # and a different state root.
+            # Weigh on the state this extrinsic really runs on, as the author did: a weight
+            # may read state (Telemetry.submit pays for the windows it closes, which depends
+            # on the timestamp inherent and on earlier extrinsics of this block). A different
+            # weight is a different fee, and a different state root.
             c.weight = EXTRINSIC_BASE_WEIGHT + c.call.weigh(self.rt, c.args)
             try:
                 self._apply_checked(c, verified=True)
