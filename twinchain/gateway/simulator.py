@@ -95,6 +95,22 @@ class ClassProfile:
     metrics: tuple[int, ...]  # emitted by default
 
 
+# Pumps and compressors report pressure; both report the same set.
+_FLUID_METRICS = (
+    TEMPERATURE,
+    VIBRATION,
+    PRESSURE,
+    POWER,
+    ENERGY,
+    SPINDLE_SPEED,
+    UNITS_PRODUCED,
+    GOOD_UNITS,
+    BAD_UNITS,
+    RUN_TIME,
+    DOWNTIME,
+    CURRENT,
+)
+
 PROFILES: dict[str, ClassProfile] = {
     "cnc_mill": ClassProfile(
         temperature_c=42.0,
@@ -137,20 +153,7 @@ PROFILES: dict[str, ClassProfile] = {
         setup_chance=0.02,
         job_minutes=120.0,
         load_range=(0.7, 1.0),
-        metrics=(
-            TEMPERATURE,
-            VIBRATION,
-            PRESSURE,
-            POWER,
-            ENERGY,
-            SPINDLE_SPEED,
-            UNITS_PRODUCED,
-            GOOD_UNITS,
-            BAD_UNITS,
-            RUN_TIME,
-            DOWNTIME,
-            CURRENT,
-        ),
+        metrics=_FLUID_METRICS,
     ),
     "compressor": ClassProfile(
         temperature_c=78.0,
@@ -165,20 +168,7 @@ PROFILES: dict[str, ClassProfile] = {
         setup_chance=0.05,
         job_minutes=90.0,
         load_range=(0.6, 1.0),
-        metrics=(
-            TEMPERATURE,
-            VIBRATION,
-            PRESSURE,
-            POWER,
-            ENERGY,
-            SPINDLE_SPEED,
-            UNITS_PRODUCED,
-            GOOD_UNITS,
-            BAD_UNITS,
-            RUN_TIME,
-            DOWNTIME,
-            CURRENT,
-        ),
+        metrics=_FLUID_METRICS,
     ),
 }
 
