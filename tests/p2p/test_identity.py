@@ -5,11 +5,18 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import multiaddr
 import pytest
 import trio
 from p2p_helpers import make_handlers, same_chain, start_service, wait_until
 
-from twinchain.p2p.host import IdentityError, load_or_create_identity, peer_id_of
+from twinchain.p2p.host import (
+    GossipConfig,
+    IdentityError,
+    build_host,
+    load_or_create_identity,
+    peer_id_of,
+)
 
 
 def test_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
@@ -48,3 +55,17 @@ async def test_same_peer_id_after_restart_and_peers_reconnect(tmp_path: Path) ->
                 await wait_until(lambda: not a.peers())
             assert ids[0] == ids[1]
             outer.cancel_scope.cancel()
+
+
+def test_a_restarted_node_never_reuses_an_earlier_runs_message_ids(tmp_path: Path) -> None:
+    # A message id is (sender, seqno). py-libp2p seeds seqnos with whole seconds, so a node
+    # that published faster than one message a second and restarted sent ids its peers still
+    # held as seen, and they dropped its finality votes (finality stalled for minutes).
+    key = load_or_create_identity(tmp_path / "key")
+    addr = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
+    _, _, first_run = build_host(key, addr, GossipConfig())
+    last = b""
+    for _ in range(10_000):  # a busy validator's messages within the same second
+        last = first_run._next_seqno()
+    _, _, second_run = build_host(key, addr, GossipConfig())
+    assert int.from_bytes(second_run._next_seqno(), "big") > int.from_bytes(last, "big")

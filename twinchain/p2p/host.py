@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import stat
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,9 +159,23 @@ def build_host(
         eclipse_protection_enabled=False,
     )
     pubsub = Pubsub(host, router, strict_signing=True, seen_ttl=gossip.seen_ttl)
+    seed_unique_seqnos(pubsub)
     guard_blacklist_teardown(pubsub)
     guard_inbound_rpc_decoding(host, pubsub)
     return host, router, pubsub
+
+
+def seed_unique_seqnos(pubsub: Pubsub) -> None:
+    """Start this run's message sequence numbers past any of an earlier run.
+
+    py-libp2p 0.8.1 seeds the counter with the time in whole seconds and adds one per
+    message, and a message's id is (sender, seqno). A node that published more than one
+    message a second (votes, blocks, transaction batches) and restarts under the same peer id
+    reuses ids its peers still remember as seen (``seen_ttl``): they drop its new messages,
+    finality votes included, until the counter passes the old run's, which took minutes in
+    the devnet. Nanoseconds, as go-libp2p seeds it, cannot be outrun that way.
+    """
+    pubsub.counter = time.time_ns()
 
 
 def guard_inbound_rpc_decoding(host: IHost, pubsub: Pubsub) -> None:
