@@ -49,6 +49,11 @@ def _check_plain(obj: Any, depth: int = 0) -> Any:
     raise CodecError(f"type not allowed in canonical encoding: {t.__name__}")
 
 
+def to_plain(obj: Any) -> Any:
+    """``obj`` as plain data (tuples become lists); CodecError if it holds anything else."""
+    return _check_plain(obj)
+
+
 def encode(obj: Any) -> bytes:
     """Encode a plain value (None, bool, int, bytes, str, list/tuple) canonically."""
     try:
@@ -61,6 +66,17 @@ def encode(obj: Any) -> bytes:
 
 def _reject_ext(code: int, data: bytes) -> Any:
     raise CodecError(f"ext type {code} not allowed")
+
+
+def _nesting_ok(items: list[Any], depth: int) -> bool:
+    """No list in ``items`` is nested deeper than MAX_DEPTH (only lists are visited)."""
+    if depth > MAX_DEPTH:
+        return False
+    return all(_nesting_ok(x, depth + 1) for x in items if type(x) is list)
+
+
+def _reject_map(obj: Any) -> Any:
+    raise CodecError("maps are not allowed")
 
 
 def decode(data: bytes, max_size: int = MAX_MESSAGE) -> Any:
@@ -81,17 +97,26 @@ def decode(data: bytes, max_size: int = MAX_MESSAGE) -> Any:
             max_map_len=0,
             max_ext_len=0,
             ext_hook=_reject_ext,
+            object_hook=_reject_map,
         )
     except CodecError:
         raise
     except Exception as exc:
         raise CodecError(f"malformed msgpack: {type(exc).__name__}: {exc}") from exc
+    if type(obj) is list and not _nesting_ok(obj, 1):
+        raise CodecError("non-canonical value: value nested too deeply")
+    # Canonical iff re-encoding gives the same bytes. The unpacker yields only None, bool,
+    # in-range ints, str, bytes, lists and floats, so the one thing left to refuse is a
+    # float: packed once with doubles and once with singles, a value holding one cannot
+    # match the input both times (two C-speed packs instead of a Python walk of the value).
     try:
-        again = encode(obj)
-    except CodecError as exc:
+        again = msgpack.packb(obj, use_bin_type=True, strict_types=True)
+        if again == data:
+            again = msgpack.packb(obj, use_bin_type=True, strict_types=True, use_single_float=True)
+    except Exception as exc:
         raise CodecError(f"non-canonical value: {exc}") from exc
     if again != data:
-        raise CodecError("non-canonical encoding")
+        raise CodecError("non-canonical encoding (or a float)")
     return obj
 
 
@@ -114,10 +139,30 @@ class Type:
         return self.name
 
     def encode(self, value: Any) -> bytes:
-        return encode(self.to_wire(value))
+        # Every to_wire validates its value and returns plain data (ints in range, exact
+        # bytes/str/bool/None, lists), so the generic _check_plain walk is skipped: msgpack's
+        # strict mode still refuses anything else, and the bytes are the same.
+        try:
+            return msgpack.packb(self.to_wire(value), use_bin_type=True, strict_types=True)
+        except CodecError:
+            raise
+        except Exception as exc:  # msgpack raises several types; callers see one
+            raise CodecError(f"cannot encode: {exc}") from exc
 
     def decode(self, data: bytes, max_size: int = MAX_MESSAGE) -> Any:
         return self.from_wire(decode(data, max_size))
+
+    def decode_stored(self, data: bytes) -> Any:
+        """Decode bytes this node wrote itself with :meth:`encode` (runtime state): the
+        types are still checked, the canonical-encoding check that guards untrusted input
+        (re-encoding and comparing) is skipped."""
+        try:
+            wire = msgpack.unpackb(
+                data, raw=False, max_map_len=0, max_ext_len=0, object_hook=_reject_map
+            )
+        except Exception as exc:
+            raise CodecError(f"malformed msgpack: {type(exc).__name__}: {exc}") from exc
+        return self.from_wire(wire)
 
     def __repr__(self) -> str:
         return f"<{self.describe()}>"

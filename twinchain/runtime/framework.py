@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgpack
 
-from twinchain.primitives.codec import CodecError, Type
+from twinchain.primitives.codec import CodecError, Type, to_plain
 from twinchain.primitives.hashing import Domain, hash_for
 
 if TYPE_CHECKING:
@@ -237,7 +237,9 @@ class _RuntimeCallType(Type):
             or type(value[2]) is not list
         ):
             raise CodecError("RuntimeCall must be [pallet, call, [args]]")
-        return value
+        # The arguments are kept in wire form: check them here, since Type.encode trusts
+        # to_wire to return plain data.
+        return [value[0], value[1], to_plain(value[2])]
 
     from_wire = to_wire
 
@@ -261,9 +263,28 @@ def prefix_hash(name: str) -> bytes:
     return hash_for(Domain.STORAGE_PREFIX, name.encode())[:16]
 
 
+# Hashed keys of plain keys (account ids, integers, tuples of integers), by (type, key): a
+# block touches the same few thousand keys over and over, and encoding and hashing one costs
+# more than the state access itself. Cleared when full; it only ever saves work.
+_KEY_CACHE: dict[tuple[Type, Any], bytes] = {}
+_KEY_CACHE_MAX = 1 << 17
+
+
 def hashed_key(t: Type, key: Any) -> bytes:
+    tk = type(key)
+    # Exact types only: True == 1 and hashes alike, but an integer type refuses True.
+    cacheable = tk is bytes or tk is int or (tk is tuple and all(type(x) is int for x in key))
+    if cacheable:
+        hit = _KEY_CACHE.get((t, key))
+        if hit is not None:
+            return hit
     enc = t.encode(key)
-    return hash_for(Domain.STORAGE_KEY, enc)[:16] + enc
+    out = hash_for(Domain.STORAGE_KEY, enc)[:16] + enc
+    if cacheable:
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[(t, key)] = out
+    return out
 
 
 def _split_key(data: bytes, t: Type) -> tuple[Any, bytes]:
@@ -312,7 +333,7 @@ class StorageValue(StorageItem):
 
     def get(self) -> Any:
         raw = self._state.get(self.prefix)
-        return self.default if raw is None else self.value_type.decode(raw)
+        return self.default if raw is None else self.value_type.decode_stored(raw)
 
     def exists(self) -> bool:
         return self._state.get(self.prefix) is not None
@@ -353,7 +374,7 @@ class StorageMap(StorageItem):
 
     def get(self, k: Any) -> Any:
         raw = self._state.get(self.key(k))
-        return self.default if raw is None else self.value_type.decode(raw)
+        return self.default if raw is None else self.value_type.decode_stored(raw)
 
     def contains(self, k: Any) -> bool:
         return self._state.get(self.key(k)) is not None
@@ -377,7 +398,7 @@ class StorageMap(StorageItem):
         after = None if start_after is None else self.key(start_after)
         for sk, raw in self._state.iter_prefix(self.prefix, after):
             k, _ = _split_key(sk[len(self.prefix) :], self.key_type)
-            yield k, self.value_type.decode(raw)
+            yield k, self.value_type.decode_stored(raw)
 
     def keys(self) -> Iterator[Any]:
         for k, _ in self.iter():
@@ -411,7 +432,7 @@ class StorageDoubleMap(StorageItem):
 
     def get(self, k1: Any, k2: Any) -> Any:
         raw = self._state.get(self.key(k1, k2))
-        return self.default if raw is None else self.value_type.decode(raw)
+        return self.default if raw is None else self.value_type.decode_stored(raw)
 
     def contains(self, k1: Any, k2: Any) -> bool:
         return self._state.get(self.key(k1, k2)) is not None
@@ -435,13 +456,13 @@ class StorageDoubleMap(StorageItem):
         p = self.prefix1(k1)
         for sk, raw in self._state.iter_prefix(p):
             k2, _ = _split_key(sk[len(p) :], self.key2_type)
-            yield k2, self.value_type.decode(raw)
+            yield k2, self.value_type.decode_stored(raw)
 
     def iter(self) -> Iterator[tuple[Any, Any, Any]]:
         for sk, raw in self._state.iter_prefix(self.prefix):
             k1, rest = _split_key(sk[len(self.prefix) :], self.key1_type)
             k2, _ = _split_key(rest, self.key2_type)
-            yield k1, k2, self.value_type.decode(raw)
+            yield k1, k2, self.value_type.decode_stored(raw)
 
     def remove_prefix(self, k1: Any) -> int:
         keys = [sk for sk, _ in self._state.iter_prefix(self.prefix1(k1))]
