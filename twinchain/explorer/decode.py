@@ -128,6 +128,8 @@ class Metadata:
             return wire
         if "vec" in desc:
             return [self.value(desc["vec"], w) for w in _list(wire, desc)]
+        if "packed" in desc:
+            return _unpack_records(desc, wire)
         if "option" in desc:
             return None if wire is None else self.value(desc["option"], wire)
         if "tuple" in desc:
@@ -243,3 +245,26 @@ def _list(wire: Any, desc: Any) -> list[Any]:
     if type(wire) is not list:
         raise DecodeError(f"expected a list for {desc!r:.60}")
     return wire
+
+
+_PACKED_SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i64": 8, "u128": 16, "i128": 16}
+
+
+def _unpack_records(desc: dict[str, Any], wire: Any) -> list[list[int]]:
+    """A packed value (one bin of fixed-size big-endian integer records, as the runtime
+    stores telemetry readings and aggregates) as a list of records."""
+    kinds = [str(k).split()[0] for k in desc.get("packed", [])]
+    if not kinds or any(k not in _PACKED_SIZES for k in kinds):
+        raise DecodeError(f"unsupported packed layout {desc.get('packed')!r}")
+    size = sum(_PACKED_SIZES[k] for k in kinds)
+    if type(wire) is not bytes or len(wire) % size:
+        raise DecodeError(f"packed: expected a bin of {size}-byte records")
+    out = []
+    for at in range(0, len(wire), size):
+        rec = []
+        for k in kinds:
+            n = _PACKED_SIZES[k]
+            rec.append(int.from_bytes(wire[at : at + n], "big", signed=k[0] == "i"))
+            at += n
+        out.append(rec)
+    return out

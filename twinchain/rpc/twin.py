@@ -245,7 +245,7 @@ def device(client: Client, params: Params) -> dict[str, Any] | None:
             return None
         last = [
             {"metric": m, "timestamp": ts, "value": v}
-            for m, (ts, v) in sorted(rt.telemetry.LastReading.iter_prefix(dev))
+            for m, (ts, v) in sorted(rt.telemetry.last_readings(dev).items())
         ]
         return {"device": to_hex(dev), **to_json(d), "lastReadings": last}
 

@@ -194,7 +194,7 @@ def test_condition_rules_adjust_the_target(blk: Any) -> None:
     f.window({TEMP: 66_000, POWER: 7_500})  # 150 % load: target 66.000
     start = 0
     assert b.target(0, TEMP, start) == (66_000, 3_000)
-    agg = blk.rt.telemetry.Aggregates.get(0, (TEMP, start))
+    agg = blk.rt.telemetry.aggregate(0, TEMP, start)
     assert b.deviation_bp(0, TEMP, agg) == 0
     f.window({TEMP: 63_000, POWER: 7_500, HUMID: 5_500})  # +1000 bp load, -500 bp humidity
     assert b.target(0, TEMP, WINDOW) == (63_000, 3_000)

@@ -173,7 +173,7 @@ def test_accepted_batch_commits_root_and_aggregates(blk: Any) -> None:
     assert t.TwinBatches.get(0, 0) == (DEV1.public, 0) and t.TwinBatchCount.get(0) == 1
     d = t.device(DEV1.public)
     assert (d.next_seq, d.batches, d.readings, d.gaps, d.last_seen) == (1, 1, 8, 0, NOW)
-    assert t.LastReading.get(DEV1.public, TEMP) == (NOW - 1_000, 20_004)
+    assert t.last_reading(DEV1.public, TEMP) == (NOW - 1_000, 20_004)
     assert stored(blk) == recompute(readings)
     # Energy is a Delta metric: its window sum is the total consumed.
     assert stored(blk)[(ENERGY, NOW - WINDOW)][3] == 200
@@ -337,7 +337,7 @@ def test_out_of_range_and_implausible_jump(blk: Any) -> None:
     assert blk.args(accepted)["flagged"] == 3
     # Flagged readings are kept: committed by the root and counted in the aggregates.
     assert stored(blk) == recompute(readings)
-    assert blk.rt.telemetry.Aggregates.get(0, (TEMP, NOW - WINDOW)).flagged == 3
+    assert blk.rt.telemetry.aggregate(0, TEMP, NOW - WINDOW).flagged == 3
 
 
 def test_too_fast_against_the_capture_frequency(blk: Any) -> None:
@@ -361,7 +361,7 @@ def test_stale_and_future_readings(blk: Any) -> None:
     ]
     evs = submit(blk, batch(blk, DEV1, 0, readings))
     assert flags(blk, evs) == [(1, "Stale"), (2, "Stale"), (4, "FromFuture")]
-    assert blk.rt.telemetry.LastReading.get(DEV1.public, TEMP) == (
+    assert blk.rt.telemetry.last_reading(DEV1.public, TEMP) == (
         NOW + MAX_FUTURE_DRIFT_MS + 1, 20_000
     )  # fmt: skip
     assert stored(blk) == recompute(readings)

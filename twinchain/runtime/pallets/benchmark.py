@@ -613,11 +613,7 @@ class Benchmark(Pallet):
         rated: dict[int, int] | None = None
         adj = 0
         for r in rules:
-            agg = (
-                aggs.get(r.driver)
-                if aggs is not None
-                else tel.Aggregates.get(twin, (r.driver, start))
-            )
+            agg = aggs.get(r.driver) if aggs is not None else tel.aggregate(twin, r.driver, start)
             kind = self.metric_kind(r.driver)
             if agg is None or not agg.count or kind is None:
                 continue

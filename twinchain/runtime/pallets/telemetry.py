@@ -105,6 +105,45 @@ MetricKind = Enum("MetricKind", ("Gauge", "Delta"))
 Reading = Tuple(U16, U64, I64)
 _LEAF = struct.Struct(">HQq")
 
+
+class _Readings(Type):
+    """A batch's readings on the wire: one bin of consecutive 18-byte records, each the
+    reading's Merkle leaf (:func:`reading_leaf`: big-endian u16 metric, u64 ms, i64 value).
+
+    As a msgpack array of 3-item arrays every reading cost a Python-level type check per
+    field in every decode and encode of the extrinsic (pool, author, each importer); packed,
+    a batch decodes in one C call, and the bytes are 18 per reading instead of up to 24."""
+
+    name = "Readings"
+
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+
+    def to_wire(self, value: Any) -> Any:
+        if not isinstance(value, list | tuple) or len(value) > self.max_len:
+            raise CodecError(f"Readings: expected a list of at most {self.max_len}")
+        pack = _LEAF.pack
+        try:
+            for r in value:
+                if type(r) is not tuple and type(r) is not list:
+                    raise CodecError(f"Readings: expected (metric, ts, value), got {r!r:.40}")
+                if len(r) != 3 or type(r[0]) is not int or type(r[1]) is not int:
+                    raise CodecError(f"Readings: expected (metric, ts, value), got {r!r:.40}")
+                if type(r[2]) is not int:
+                    raise CodecError(f"Readings: expected an integer value, got {r!r:.40}")
+            return b"".join([pack(*r) for r in value])
+        except struct.error as exc:
+            raise CodecError(f"Readings: out of range: {exc}") from None
+
+    def from_wire(self, wire: Any) -> Any:
+        if type(wire) is not bytes or len(wire) % _LEAF.size or len(wire) > self.max_len * 18:
+            raise CodecError(f"Readings: expected a bin of at most {self.max_len} 18-byte records")
+        return list(_LEAF.iter_unpack(wire))
+
+    def describe(self) -> Any:
+        return {"packed": ["u16", "u64", "i64"], "max": self.max_len, "byteorder": "big"}
+
+
 # Well-known metrics every chain starts with (genesis may replace them):
 # (id, name, unit, decimal scale, kind). A Delta metric's sum over a window is its total.
 DEFAULT_METRICS: tuple[tuple[int, str, str, int, str], ...] = (
@@ -157,7 +196,7 @@ class Batch(Record):
     FIELDS: ClassVar = {
         "device": AccountId,
         "seq": U64,
-        "readings": Vec(Reading, MAX_READINGS),
+        "readings": _Readings(MAX_READINGS),
         "signature": Signature,
     }
 
@@ -277,6 +316,73 @@ def empty_aggregate() -> Aggregate:
     return Aggregate(0, 0, 0, 0, 0, 0, 0)
 
 
+# A twin's window and a device's latest readings are each read and written once per batch,
+# every metric at once, as one bin of fixed-size big-endian records sorted by metric: a value
+# per metric cost a storage key, a read, a decode, an encode and a write per metric and batch.
+_MAX_METRIC_RECORDS = 1 << 16
+_AGG = struct.Struct(">HQqq16sqQQ")  # metric, count, min, max, sum (i128), last, last_ts, flagged
+
+
+class _WindowAggregates(Type):
+    """``{metric: Aggregate}`` of one window, packed (see ``_AGG``)."""
+
+    name = "WindowAggregates"
+
+    def to_wire(self, value: Any) -> Any:
+        if type(value) is not dict or len(value) > _MAX_METRIC_RECORDS:
+            raise CodecError("WindowAggregates: expected a dict of metric -> Aggregate")
+        out = []
+        try:
+            for m in sorted(value):
+                a = value[m]
+                if type(a) is not Aggregate:
+                    raise CodecError(f"WindowAggregates: Aggregate expected, got {a!r:.40}")
+                total = I128.to_wire(a.sum)
+                out.append(_AGG.pack(m, a.count, a.min, a.max, total, a.last, a.last_ts, a.flagged))
+        except (struct.error, TypeError) as exc:
+            raise CodecError(f"WindowAggregates: {exc}") from None
+        return b"".join(out)
+
+    def from_wire(self, wire: Any) -> Any:
+        if type(wire) is not bytes or len(wire) % _AGG.size:
+            raise CodecError(f"WindowAggregates: expected a bin of {_AGG.size}-byte records")
+        out: dict[int, Aggregate] = {}
+        for m, count, lo, hi, total, last, last_ts, flagged in _AGG.iter_unpack(wire):
+            out[m] = Aggregate(
+                count, lo, hi, int.from_bytes(total, "big", signed=True), last, last_ts, flagged
+            )
+        return out
+
+    def describe(self) -> Any:
+        return {
+            "packed": ["u16 metric", "u64 count", "i64 min", "i64 max", "i128 sum", "i64 last",
+                       "u64 last_ts", "u64 flagged"],
+            "byteorder": "big",
+        }  # fmt: skip
+
+
+class _LastReadings(Type):
+    """``{metric: (timestamp ms, value)}`` of one device, packed as reading leaves."""
+
+    name = "LastReadings"
+
+    def to_wire(self, value: Any) -> Any:
+        if type(value) is not dict or len(value) > _MAX_METRIC_RECORDS:
+            raise CodecError("LastReadings: expected a dict of metric -> (ts, value)")
+        try:
+            return b"".join([_LEAF.pack(m, *value[m]) for m in sorted(value)])
+        except (struct.error, TypeError) as exc:
+            raise CodecError(f"LastReadings: {exc}") from None
+
+    def from_wire(self, wire: Any) -> Any:
+        if type(wire) is not bytes or len(wire) % _LEAF.size:
+            raise CodecError(f"LastReadings: expected a bin of {_LEAF.size}-byte records")
+        return {m: (ts, v) for m, ts, v in _LEAF.iter_unpack(wire)}
+
+    def describe(self) -> Any:
+        return {"packed": ["u16 metric", "u64 timestamp_ms", "i64 value"], "byteorder": "big"}
+
+
 # --------------------------------------------------------------------------- off-chain helpers
 # Gateways, devices and verifiers use these; the pallet uses the very same functions.
 
@@ -376,7 +482,6 @@ def _verify(triples: Sequence[Triple]) -> list[bool]:
     )
 
 
-_METRIC_IDS = "telemetry.metric_ids"  # BlockContext.notes: registered metric ids
 _VERIFIED = "telemetry.verified"  # BlockContext.notes: device signatures checked this block
 _ROOTS = "telemetry.roots"  # BlockContext.notes: id(readings) -> (copy of readings, root)
 
@@ -392,8 +497,8 @@ class Telemetry(Pallet):
     Capture = StorageDoubleMap(
         TwinId, U16, CaptureConfig.wire_type(), doc="Capture frequency per twin and metric."
     )
-    LastReading = StorageDoubleMap(
-        AccountId, U16, Tuple(U64, I64), doc="Latest (timestamp, value) per device and metric."
+    LastReadings = StorageMap(
+        AccountId, _LastReadings(), doc="Latest (timestamp, value) of each device, per metric."
     )
     Batches = StorageDoubleMap(
         AccountId, U64, BatchRecord.wire_type(), doc="Batch roots by device and sequence."
@@ -404,9 +509,9 @@ class Telemetry(Pallet):
     TwinBatchCount = StorageMap(TwinId, U64, 0, doc="Batches accepted per twin.")
     Aggregates = StorageDoubleMap(
         TwinId,
-        Tuple(U16, U64),
-        Aggregate.wire_type(),
-        doc="Aggregates by twin and (metric, window start in ms).",
+        U64,
+        _WindowAggregates(),
+        doc="Per-metric aggregates of each twin's windows, by window start (ms).",
     )
     OpenWindow = StorageMap(
         TwinId, U64, doc="Start of each twin's latest window with readings (not yet closed)."
@@ -553,7 +658,6 @@ class Telemetry(Pallet):
         if self.Metrics.contains(metric):
             raise self.Error.MetricExists()
         self.Metrics.insert(metric, MetricInfo(name, unit, scale, kind))
-        self.runtime.block.notes.pop(_METRIC_IDS, None)
         self.deposit(self.Event.MetricRegistered(metric, name))
 
     # ------------------------------------------------------------------ submission
@@ -636,15 +740,7 @@ class Telemetry(Pallet):
 
     def close_window(self, twin: int, start: int, window_ms: int) -> None:
         """Hand a closed window's aggregates to every pallet's ``on_window_closed``."""
-        aggs: dict[int, Aggregate] = {}
-        notes = self.runtime.block.notes
-        ids: list[int] | None = notes.get(_METRIC_IDS)
-        if ids is None:  # a prefix scan: once per block (register_metric drops the cache)
-            ids = notes[_METRIC_IDS] = list(self.Metrics.keys())
-        for metric in ids:
-            agg = self.Aggregates.get(twin, (metric, start))
-            if agg is not None and agg.count:
-                aggs[metric] = agg
+        aggs = {m: a for m, a in self.window_aggregates(twin, start).items() if a.count}
         if not aggs:
             return
         self.deposit(self.Event.WindowClosed(twin, start))
@@ -672,17 +768,16 @@ class Telemetry(Pallet):
         if envelopes is None:
             envelopes = ctx.envelopes[twin] = self.runtime.equipment.envelopes(twin)
         captures = ctx.captures.setdefault(twin, {})
-        lasts: dict[int, tuple[int, int] | None] = {}
-        aggs: dict[tuple[int, int], Aggregate] = {}
+        lasts: dict[int, tuple[int, int]] = self.LastReadings.get(b.device) or {}
+        windows: dict[int, dict[int, Aggregate]] = {}  # window start -> metric -> aggregate
         flagged = 0
         newest = ctx.newest.get(twin, -1)
         flag_event = self.Event.ReadingFlagged
         for i, (m, ts, v) in enumerate(b.readings):
-            if m not in lasts:
-                lasts[m] = self.LastReading.get(b.device, m)
-                if m not in captures:
-                    captures[m] = self.Capture.get(twin, m) or DEFAULT_CAPTURE
-            cap, last, env = captures[m], lasts[m], envelopes.get(m)
+            cap = captures.get(m)
+            if cap is None:
+                cap = captures[m] = self.Capture.get(twin, m) or DEFAULT_CAPTURE
+            last, env = lasts.get(m), envelopes.get(m)
             flags: list[str] = []
             if env is not None and not env.min <= v <= env.max:
                 flags.append("OutOfRange")
@@ -702,19 +797,21 @@ class Telemetry(Pallet):
                 flagged += 1
                 for f in flags:
                     self.deposit(flag_event(twin, b.device, b.seq, i, m, f, v, ts))
-            key = (m, ts - ts % window)
-            if key[1] > newest and ts <= now + MAX_FUTURE_DRIFT_MS:
-                newest = key[1]  # a reading from the future never closes a window
-            agg = aggs.get(key)
+            start = ts - ts % window
+            if start > newest and ts <= now + MAX_FUTURE_DRIFT_MS:
+                newest = start  # a reading from the future never closes a window
+            table = windows.get(start)
+            if table is None:
+                table = windows[start] = self.Aggregates.get(twin, start) or {}
+            agg = table.get(m)
             if agg is None:
-                agg = aggs[key] = self.Aggregates.get(twin, key) or empty_aggregate()
+                agg = table[m] = empty_aggregate()
             agg.add(ts, v, bool(flags))
         ctx.newest[twin] = newest
-        for key, agg in aggs.items():
-            self.Aggregates.insert(twin, key, agg)
-        for m, last in lasts.items():
-            if last is not None:
-                self.LastReading.insert(b.device, m, last)
+        for start, table in windows.items():
+            self.Aggregates.insert(twin, start, table)
+        if lasts:
+            self.LastReadings.insert(b.device, lasts)
         timestamps = [r[1] for r in b.readings]
         count = len(b.readings)
         self.Batches.insert(
@@ -850,7 +947,25 @@ class Telemetry(Pallet):
 
     def aggregates(self, twin: int) -> list[tuple[tuple[int, int], Aggregate]]:
         """All aggregates of a twin, sorted by (metric, window start)."""
-        return sorted(self.Aggregates.iter_prefix(twin), key=lambda kv: kv[0])
+        return sorted(
+            ((m, start), agg)
+            for start, table in self.Aggregates.iter_prefix(twin)
+            for m, agg in table.items()
+        )
+
+    def window_aggregates(self, twin: int, start: int) -> dict[int, Aggregate]:
+        """``{metric: aggregate}`` of the twin's window starting at ``start`` (ms)."""
+        return self.Aggregates.get(twin, start) or {}  # type: ignore[no-any-return]
+
+    def aggregate(self, twin: int, metric: int, start: int) -> Aggregate | None:
+        return self.window_aggregates(twin, start).get(metric)
+
+    def last_readings(self, device: bytes) -> dict[int, tuple[int, int]]:
+        """``{metric: (timestamp ms, value)}`` of the device's latest readings."""
+        return self.LastReadings.get(device) or {}  # type: ignore[no-any-return]
+
+    def last_reading(self, device: bytes, metric: int) -> tuple[int, int] | None:
+        return self.last_readings(device).get(metric)
 
     def constants(self) -> dict[str, Any]:
         return {
