@@ -646,3 +646,49 @@ def test_window_close_is_charged_only_when_a_window_closes(blk: Any) -> None:
     evs = submit(blk, future)
     assert "Telemetry.WindowClosed" not in blk.names(evs)
     assert blk.rt.telemetry.OpenWindow.get(0) == w0
+
+
+# --------------------------------------------------------------------------- packed encodings
+
+
+def test_readings_travel_as_packed_leaves_and_bad_ones_are_refused() -> None:
+    rtype = Batch.wire_type().fields[2][1]
+    readings = [(TEMP, NOW, -5), (GOOD, 2**64 - 1, 2**63 - 1), (65_535, 0, -(2**63))]
+    raw = rtype.encode(readings)
+    assert rtype.decode(raw) == readings
+    # The wire form is the concatenation of the readings' Merkle leaves.
+    assert rtype.to_wire(readings) == b"".join(tm.reading_leaf(*r) for r in readings)
+    for bad in (
+        [(TEMP, NOW, 1.5)],  # float
+        [(TEMP, NOW, True)],  # bool is not an integer here
+        [(65_536, NOW, 0)],  # metric over u16
+        [(TEMP, -1, 0)],  # negative timestamp
+        [(TEMP, NOW, 2**63)],  # value over i64
+        [(TEMP, NOW)],  # two fields
+        [(TEMP, NOW, 0)] * (tm.MAX_READINGS + 1),  # too many
+        "not a list",
+    ):
+        with pytest.raises(tm.CodecError):
+            rtype.encode(bad)
+    for wire in (b"\x00" * 17, b"\x00" * 18 * (tm.MAX_READINGS + 1), [1, 2, 3]):
+        with pytest.raises(tm.CodecError):
+            rtype.from_wire(wire)
+
+
+def test_window_aggregates_and_last_readings_round_trip_packed() -> None:
+    aggs = {
+        TEMP: tm.Aggregate(3, -7, 9, -(2**100), 4, NOW, 1),
+        GOOD: tm.Aggregate(1, 5, 5, 2**120, 5, NOW + 1, 0),
+    }
+    wtype = tm._WindowAggregates()
+    assert wtype.decode_stored(wtype.encode(aggs)) == aggs
+    assert list(wtype.decode_stored(wtype.encode(aggs))) == [TEMP, GOOD]  # sorted by metric
+    with pytest.raises(tm.CodecError):
+        wtype.encode({TEMP: tm.Aggregate(1, 0, 0, 2**127, 0, 0, 0)})  # sum over i128
+    with pytest.raises(tm.CodecError):
+        wtype.encode({TEMP: (1, 2)})
+    ltype = tm._LastReadings()
+    lasts = {GOOD: (NOW, -1), TEMP: (NOW - 5, 20_000)}
+    assert ltype.decode_stored(ltype.encode(lasts)) == lasts
+    with pytest.raises(tm.CodecError):
+        ltype.from_wire(b"\x00" * 19)
