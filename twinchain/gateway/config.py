@@ -91,10 +91,11 @@ class GatewayConfig:
 
     def device_keypairs(self) -> dict[str, Keypair]:
         """Device name -> its key pair from the keystore."""
-        ks = Keystore(self.keystore)
+        # One pass over the keystore (``Keystore.get`` reads every key file per lookup).
+        by_key = {kp.public: kp for kp in Keystore(self.keystore).keys("devc")}
         out = {}
         for d in self.devices:
-            kp = ks.get("devc", d.key)
+            kp = by_key.get(d.key)
             if kp is None:
                 raise ConfigError(f"device {d.name!r}: key 0x{d.key.hex()} not in the keystore")
             out[d.name] = kp

@@ -46,18 +46,17 @@ from typing import Any, TypeVar
 
 from twinchain.client.common import ChainInfo, Codec
 from twinchain.gateway.config import GatewayConfig
+from twinchain.gateway.encoding import CachedKeypair, XtBuilder, encode_batch
 from twinchain.gateway.noderpc import NodeRpc, NodeUnavailable
 from twinchain.gateway.payloads import Metrics, Rejected
 from twinchain.gateway.spool import BatchRow, PendingRow, ReadingT, Segments, Spool, XtRow, unpack
-from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.types import Call, Extrinsic, extrinsic_hash
+from twinchain.primitives.types import extrinsic_hash
 from twinchain.rpc.api import from_hex, to_hex
 from twinchain.rpc.errors import RpcError
 from twinchain.runtime.pallets.telemetry import (
     DEFAULT_METRICS,
     MAX_FUTURE_DRIFT_MS,
-    Batch,
     sign_batch,
 )
 
@@ -84,6 +83,7 @@ class Device:
     problem: str = ""
     pending: list[PendingRow] = field(default_factory=list)
     pending_n: int = 0
+    last_ts: dict[int, int] = field(default_factory=dict)  # newest accepted ts per metric
 
 
 @dataclass
@@ -107,8 +107,7 @@ class _Cut:
 
 @dataclass
 class _Accepted:
-    device: Device
-    readings: list[ReadingT]
+    groups: list[tuple[Device, list[ReadingT]]]  # readings kept, per device
     received: int
     future: asyncio.Future[int]
     meta: dict[str, bytes] | None
@@ -166,10 +165,11 @@ class Gateway:
     def __init__(self, cfg: GatewayConfig, *, on_settled: Callable[[], None] | None = None):
         self.cfg = cfg
         self.b = cfg.batching
-        self.keypair = cfg.gateway_keypair()
+        self.keypair = CachedKeypair.of(cfg.gateway_keypair())
         keys = cfg.device_keypairs()
         self.devices = {
-            d.name: Device(d.name, d.key, keys[d.name], d.twin, d.topic) for d in cfg.devices
+            d.name: Device(d.name, d.key, CachedKeypair.of(keys[d.name]), d.twin, d.topic)
+            for d in cfg.devices
         }
         self.by_topic = {d.topic: d for d in self.devices.values() if d.topic}
         self.by_key = {d.key: d for d in self.devices.values()}
@@ -178,7 +178,6 @@ class Gateway:
         self.on_settled = on_settled
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self.spool: Spool | None = None
-        self.last_ts: dict[tuple[bytes, int], int] = {}
         self._queue: list[_Accepted] = []
         self._queued_event = asyncio.Event()
         self._batch_event = asyncio.Event()
@@ -206,6 +205,7 @@ class Gateway:
         self._stopping = asyncio.Event()
         self._reject_log: dict[str, float] = {}
         self._codec: Codec | None = None
+        self._xt_builder: XtBuilder | None = None
         self._submits: set[asyncio.Task[bool]] = set()
 
     # ------------------------------------------------------------------ life cycle
@@ -216,7 +216,10 @@ class Gateway:
         """Open the spool and reload what a previous run left in it."""
         self.spool = await self.db(Spool, self.cfg.spool)
         sp = self.spool
-        self.last_ts = await self.db(sp.load_last_ts)
+        for (key, metric), ts in (await self.db(sp.load_last_ts)).items():
+            dev = self.by_key.get(key)
+            if dev is not None:
+                dev.last_ts[metric] = ts
         seqs = await self.db(sp.seqs)
         for d in self.devices.values():
             d.next_seq = seqs.get(d.key, 0)
@@ -332,40 +335,68 @@ class Gateway:
 
         Returns a future resolved with the number of readings kept once they are durable.
         Readings that fail a check are counted and logged, and the rest go on."""
-        self.stats.received[source] = self.stats.received.get(source, 0) + len(readings)
-        ok: list[ReadingT] = []
+        return self.accept_many([(device, readings)], source, meta=meta, received=received)
+
+    def accept_many(
+        self,
+        groups: Sequence[tuple[Device, Sequence[ReadingT]]],
+        source: str,
+        *,
+        meta: dict[str, bytes] | None = None,
+        received: int | None = None,
+    ) -> asyncio.Future[int]:
+        """:meth:`accept` for readings of several devices that arrived together (a simulator
+        tick): one future, resolved once all of them are durable."""
         horizon = now_ms() + MAX_FUTURE_DRIFT_MS
-        last_ts = self.last_ts
-        key = device.key
+        kept: list[tuple[Device, list[ReadingT]]] = []
+        n_in = n_ok = 0
+        for device, readings in groups:
+            n_in += len(readings)
+            ok = self._check(device, readings, source, horizon)
+            if ok:
+                kept.append((device, ok))
+                n_ok += len(ok)
+        self.stats.received[source] = self.stats.received.get(source, 0) + n_in
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if not n_ok and not meta:
+            fut.set_result(0)
+            return fut
+        self._queue.append(_Accepted(kept, received or now_ms(), fut, meta))
+        self._queued_event.set()
+        return fut
+
+    def _check(
+        self, device: Device, readings: Sequence[ReadingT], source: str, horizon: int
+    ) -> list[ReadingT]:
+        """The readings that pass the checks (the others are counted and logged): a
+        registered metric, newer than the device's last one of that metric, not from the
+        future."""
+        last_ts = device.last_ts
+        known = self.metrics.by_id
+        ok: list[ReadingT] = []
+        append = ok.append
         for r in readings:
             m, ts, _ = r
-            if m not in self.metrics.by_id:
-                self.reject(source, Rejected("unknown_metric", f"metric {m}"), f" {device.name}")
+            last = last_ts.get(m, -1)
+            if last < ts <= horizon and m in known:
+                last_ts[m] = ts
+                append(r)
                 continue
-            last = last_ts.get((key, m))
-            if last is not None and ts <= last:
+            if m not in known:
+                self.reject(source, Rejected("unknown_metric", f"metric {m}"), f" {device.name}")
+            elif ts <= last:
                 self.reject(
                     source,
                     Rejected("out_of_order", f"metric {m} at {ts} is not after {last}"),
                     f" {device.name}",
                 )
-                continue
-            if ts > horizon:
+            else:
                 self.reject(
                     source,
                     Rejected("from_future", f"timestamp {ts} is ahead of the clock"),
                     f" {device.name}",
                 )
-                continue
-            last_ts[(key, m)] = ts
-            ok.append(r)
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if not ok and not meta:
-            fut.set_result(0)
-            return fut
-        self._queue.append(_Accepted(device, ok, received or now_ms(), fut, meta))
-        self._queued_event.set()
-        return fut
+        return ok
 
     async def _committer(self) -> None:
         while True:
@@ -379,14 +410,14 @@ class Gateway:
         if not items:
             return
         assert self.spool is not None
-        groups = [(a.device.key, a.readings, a.received) for a in items if a.readings]
-        touched = {(a.device.key, r[0]) for a in items for r in a.readings}
-        last = {k: self.last_ts[k] for k in touched}
+        # The newest timestamps are not written here: the spool derives them from the
+        # readings it holds, and stores them when readings leave ``pending`` (store_cuts).
+        groups = [(d.key, rs, a.received) for a in items for d, rs in a.groups]
         meta: dict[str, bytes] = {}
         for a in items:
             meta.update(a.meta or {})
         try:
-            ids = await self.db(self.spool.ingest, groups, last, meta)
+            ids = await self.db(self.spool.ingest, groups, None, meta)
         except Exception as exc:
             for a in items:
                 if not a.future.done():
@@ -394,18 +425,19 @@ class Gateway:
             raise
         it = iter(ids)
         n = 0
+        size = self.b.max_readings
         for a in items:
-            if a.readings:
-                row = PendingRow(
-                    next(it), a.device.key, [(a.received, len(a.readings))], list(a.readings)
-                )
-                a.device.pending.append(row)
-                a.device.pending_n += len(a.readings)
-                n += len(a.readings)
-                if a.device.pending_n >= self.b.max_readings:
+            kept = 0
+            for d, rs in a.groups:
+                k = len(rs)
+                d.pending.append(PendingRow(next(it), d.key, [(a.received, k)], rs))
+                d.pending_n += k
+                kept += k
+                if d.pending_n >= size:
                     self._batch_event.set()
+            n += kept
             if not a.future.done():
-                a.future.set_result(len(a.readings))
+                a.future.set_result(kept)
         self.stats.spooled += n
         self._update_space()
 
@@ -491,12 +523,15 @@ class Gateway:
             for pos in range(0, p.cut, size):
                 chunk = p.readings[pos : min(pos + size, p.cut)]
                 batch = sign_batch(p.device.keypair, self.genesis, p.device.twin, seq, chunk)
-                body = codec.encode(Batch.wire_type().to_wire(batch))
+                body = encode_batch(batch)
                 out.append((seq, len(chunk), _take(p.segs, pos, len(chunk)), body))
                 seq += 1
             rest = p.readings[p.cut :]
             remainder = (_take(p.segs, p.cut, len(rest)), rest) if rest else None
-            items.append((p.device.key, out, p.rows[-1].id, remainder, seq))
+            # The newest timestamp per metric of what leaves ``pending`` (a device's readings
+            # are in timestamp order per metric: the last one of each metric wins).
+            newest = {m: ts for m, ts, _ in p.readings[: p.cut]}
+            items.append((p.device.key, out, [r.id for r in p.rows], remainder, seq, newest))
             outs.append(out)
         rids = self.spool.store_cuts(items)
         return list(zip(outs, rids, strict=True))
@@ -615,10 +650,16 @@ class Gateway:
 
     def _make_xt(self, batches: list[BatchRow], nonce: int) -> XtRow:
         assert self.submit_index is not None and self.genesis is not None
-        args = ([unpack(b.body) for b in batches],)
-        call = Call(self.submit_index[0], self.submit_index[1], args)
-        xt = Extrinsic.sign(call, self.keypair, nonce, self.genesis, self.spec_version)
-        raw = xt.encode()
+        xb = self._xt_builder
+        if xb is None or (xb.genesis, xb.spec_version, xb.call_index) != (
+            self.genesis,
+            self.spec_version,
+            self.submit_index,
+        ):
+            xb = self._xt_builder = XtBuilder(
+                self.keypair, self.genesis, self.spec_version, self.submit_index
+            )
+        raw = xb.build([b.body for b in batches], nonce)
         return XtRow(
             nonce, extrinsic_hash(raw), raw, now_ms(), len(batches), sum(b.n for b in batches)
         )

@@ -39,8 +39,13 @@ class NodeRpc:
 
     async def connect(self) -> NodeRpc:
         try:
+            # No permessage-deflate: the extrinsics are hex of hashes, signatures and packed
+            # integers, and deflating hundreds of kB per submission costs both ends more CPU
+            # than the gateway spends on the readings in them.
             self._ws = await asyncio.wait_for(
-                connect(self.url, max_size=None, ping_interval=20, ping_timeout=30),
+                connect(
+                    self.url, max_size=None, ping_interval=20, ping_timeout=30, compression=None
+                ),
                 self.timeout,
             )
         except (OSError, TimeoutError, websockets.WebSocketException) as exc:

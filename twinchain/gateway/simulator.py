@@ -333,8 +333,11 @@ def _profile(equipment_class: str) -> ClassProfile:
         raise SimulatorError(f"unknown equipment class {equipment_class!r}") from None
 
 
+_W_PER_A = math.sqrt(3.0) * LINE_VOLTAGE * POWER_FACTOR  # three-phase: watts per amp
+
+
 def _current_a(power_w: float) -> float:
-    return power_w / (math.sqrt(3.0) * LINE_VOLTAGE * POWER_FACTOR)
+    return power_w / _W_PER_A
 
 
 def default_machines(n: int, seed: int = 0) -> list[MachineConfig]:
@@ -495,33 +498,59 @@ class FactorySimulator:
 
     def step(self) -> list[SimReading]:
         """Readings of every machine at the current tick, then advance one tick."""
+        return [
+            SimReading(name, metric, ts, value)
+            for name, rows in self.step_rows()
+            for metric, ts, value in rows
+        ]
+
+    def step_rows(self) -> list[tuple[str, list[tuple[int, int, int]]]]:
+        """:meth:`step` as ``(machine, [(metric, ts_ms, value)])`` per machine (the same
+        run: no reading object per reading, for the gateway's hot path)."""
         now, dt = self.now_ms, self.tick_ms / 1000.0
-        out: list[SimReading] = []
-        for m in self._by_name.values():
-            out.extend(self._step_machine(m, now, dt))
+        # The same for every machine in a tick: computed once (the very same float ops).
+        lag = 1.0 - math.exp(-dt / THERMAL_TAU_S)
+        humidity = round((45.0 + 5.0 * math.sin(now / 86_400_000 * 2 * math.pi)) * 100)
+        out = [
+            (m.cfg.name, self._step_machine(m, now, dt, lag, humidity))
+            for m in self._by_name.values()
+        ]
         self.now_ms = now + self.tick_ms
         return out
 
-    def _step_machine(self, m: _Machine, now: int, dt: float) -> list[SimReading]:
+    def _step_machine(
+        self, m: _Machine, now: int, dt: float, lag: float, humidity: int
+    ) -> list[tuple[int, int, int]]:
         p, rng = m.profile, m.rng
-        self._apply_events(m, now)
+        gauss = rng.gauss
+        if m.pending:
+            self._apply_events(m, now)
         if m.repair_end_ms is not None and now >= m.repair_end_ms:
             m.repair_end_ms = None
             self._new_job(m, now)
-        sev = self._severity(m, now)
-        if m.fault is not None and sev >= 1.0 and m.failed_at_ms is None:
+        fault = m.fault
+        sev = 0.0  # as _severity
+        if fault is not None and now >= fault.at_ms:
+            sev = min(1.0, (now - fault.at_ms) / fault.ramp_ms)
+        if fault is not None and sev >= 1.0 and m.failed_at_ms is None:
             m.failed_at_ms = now
         if m.failed_at_ms is None and m.repair_end_ms is None and now >= m.job_end_ms:
             self._new_job(m, now)
         failed = m.failed_at_ms is not None or m.repair_end_ms is not None
         running = not failed and now >= m.setup_end_ms
-        eff = FAULT_EFFECTS[m.fault.kind] if m.fault is not None else None
+        eff = FAULT_EFFECTS[fault.kind] if fault is not None else None
         e = sev * sev  # effects accelerate towards failure
 
-        # Thermal lag towards the target.
-        target = self._target_temperature(m, running=running)
-        m.temperature += (target - m.temperature) * (1.0 - math.exp(-dt / THERMAL_TAU_S))
-        temperature = m.temperature + rng.gauss(0.0, 0.15)
+        # Thermal lag towards the target (as _target_temperature, with this tick's severity).
+        if running:
+            rise = (p.temperature_c - AMBIENT_C) * (0.45 + 0.55 * m.load)
+            target = AMBIENT_C + m.temp_offset + rise + WEAR_TEMPERATURE_C * m.wear
+            if eff is not None:
+                target += eff.temperature_c * sev**2
+        else:
+            target = AMBIENT_C
+        m.temperature += (target - m.temperature) * lag
+        temperature = m.temperature + gauss(0.0, 0.15)
 
         if running:
             vib = p.vibration_mm_s * m.vib_factor * (1.0 + WEAR_VIBRATION * m.wear)
@@ -529,67 +558,69 @@ class FactorySimulator:
             if eff is not None:
                 vib *= 1.0 + eff.vibration * e
                 # A damaged bearing rattles: occasional impacts on top.
-                if m.fault is not None and m.fault.kind == "bearing_wear" and rng.random() < e:
+                if fault is not None and fault.kind == "bearing_wear" and rng.random() < e:
                     vib *= 1.0 + rng.uniform(0.0, 0.3) * e
-            vib *= 1.0 + rng.gauss(0.0, 0.04)
+            vib *= 1.0 + gauss(0.0, 0.04)
             jitter = eff.speed_jitter * e if eff is not None else 0.0
-            speed = m.speed * (1.0 + rng.gauss(0.0, 0.002 + jitter))
+            speed = m.speed * (1.0 + gauss(0.0, 0.002 + jitter))
             power = p.power_w * m.power_factor * (0.15 + 0.85 * m.load)
             power *= 1.0 + WEAR_POWER * m.wear + (eff.power * e if eff is not None else 0.0)
-            power *= 1.0 + rng.gauss(0.0, 0.01)
+            power *= 1.0 + gauss(0.0, 0.01)
             pressure = 0.0
             if p.pressure_kpa is not None:
                 pressure = p.pressure_kpa * (0.9 + 0.1 * m.load)
                 pressure *= 1.0 - (eff.pressure * e if eff is not None else 0.0)
-                pressure *= 1.0 + rng.gauss(0.0, 0.005)
+                pressure *= 1.0 + gauss(0.0, 0.005)
         else:
-            vib = abs(rng.gauss(0.05, 0.01))
+            vib = abs(gauss(0.05, 0.01))
             speed = 0.0
-            power = p.power_w * IDLE_POWER * (1.0 + rng.gauss(0.0, 0.02))
-            pressure = abs(rng.gauss(0.0, 2.0)) if p.pressure_kpa is not None else 0.0
+            power = p.power_w * IDLE_POWER * (1.0 + gauss(0.0, 0.02))
+            pressure = abs(gauss(0.0, 2.0)) if p.pressure_kpa is not None else 0.0
         power = max(0.0, power)
 
         # Deltas over the tick, with fractional remainders carried over.
         acc = m.acc
         energy_wh = power * dt / 3600.0
         units = p.units_per_hour * m.load * dt / 3600.0 if running else 0.0
-        made = self._carry(acc, UNITS_PRODUCED, units)
+        total = acc.get(UNITS_PRODUCED, 0.0) + units
+        made = int(total)
+        acc[UNITS_PRODUCED] = total - made
         scrap = p.scrap_rate + WEAR_SCRAP * m.wear + (eff.scrap * e if eff is not None else 0.0)
-        bad = sum(1 for _ in range(made) if rng.random() < scrap)
+        bad = sum(1 for _ in range(made) if rng.random() < scrap) if made else 0
         if running:
-            m.wear = min(1.0, m.wear + m.cfg.wear_per_day * dt / 86_400.0 * self._wear_speed(m))
-        values: dict[int, int] = {
-            TEMPERATURE: round(temperature * 1000),
-            VIBRATION: round(max(0.0, vib) * 1000),
-            PRESSURE: round(pressure * 1000),
-            POWER: round(power),
-            ENERGY: self._carry(acc, ENERGY, energy_wh),
-            SPINDLE_SPEED: round(max(0.0, speed)),
-            UNITS_PRODUCED: made,
-            GOOD_UNITS: made - bad,
-            BAD_UNITS: bad,
-            MATERIAL_USED: round(made * p.material_g_per_unit),
-            RUN_TIME: self._carry(acc, RUN_TIME, dt if running else 0.0),
-            DOWNTIME: self._carry(acc, DOWNTIME, 0.0 if running else dt),
-            CO2_EMITTED: self._carry(acc, CO2_EMITTED, energy_wh * GRID_CO2_G_PER_WH),
-            HUMIDITY: round((45.0 + 5.0 * math.sin(now / 86_400_000 * 2 * math.pi)) * 100),
-            CURRENT: round(_current_a(power) * 1000),
-        }
-        name = m.cfg.name
-        return [SimReading(name, metric, now, values[metric]) for metric in m.metrics]
-
-    def _wear_speed(self, m: _Machine) -> float:
-        f = m.fault
-        if f is None:
-            return 1.0
-        return 1.0 + FAULT_EFFECTS[f.kind].wear_speedup * self._severity(m, self.now_ms)
-
-    @staticmethod
-    def _carry(acc: dict[int, float], metric: int, amount: float) -> int:
-        total = acc.get(metric, 0.0) + amount
-        whole = int(total)
-        acc[metric] = total - whole
-        return whole
+            speedup = 1.0 if eff is None else 1.0 + eff.wear_speedup * sev
+            m.wear = min(1.0, m.wear + m.cfg.wear_per_day * dt / 86_400.0 * speedup)
+        carried = []
+        for metric, amount in (
+            (ENERGY, energy_wh),
+            (RUN_TIME, dt if running else 0.0),
+            (DOWNTIME, 0.0 if running else dt),
+            (CO2_EMITTED, energy_wh * GRID_CO2_G_PER_WH),
+        ):
+            total = acc.get(metric, 0.0) + amount
+            whole = int(total)
+            acc[metric] = total - whole
+            carried.append(whole)
+        # Indexed by metric id (1..15; DEFAULT_METRICS' order).
+        values = (
+            0,
+            round(temperature * 1000),
+            round(max(0.0, vib) * 1000),
+            round(pressure * 1000),
+            round(power),
+            carried[0],
+            round(max(0.0, speed)),
+            made,
+            made - bad,
+            bad,
+            round(made * p.material_g_per_unit),
+            carried[1],
+            carried[2],
+            carried[3],
+            humidity,
+            round(power / _W_PER_A * 1000),
+        )
+        return [(metric, now, values[metric]) for metric in m.metrics]
 
     def run(self, ticks: int) -> list[SimReading]:
         """``ticks`` steps' readings, in order."""

@@ -93,7 +93,7 @@ async def run_simulator(gw: Gateway, index: int, cfg: dict[str, Any]) -> None:
             ramp = int(float(f["ramp_s"]) * 1000)
             sim.repair(str(f["machine"]), at + ramp + int(float(f["repair_after_s"]) * 1000))
     for _ in range(done):  # replay up to where the spool is (deterministic: same seed)
-        sim.step()
+        sim.step_rows()
     log.info(
         "simulator %d: %d machines, seed %d, tick %d ms, resuming at tick %d",
         index,
@@ -111,26 +111,22 @@ async def run_simulator(gw: Gateway, index: int, cfg: dict[str, Any]) -> None:
             due = (start + (k + 1) * tick) / 1000 - time.time()
             if due > 0:
                 await asyncio.sleep(due)
-        readings = sim.step()
         k += 1
-        received = now_ms()
-        groups: dict[str, list[tuple[int, int, int]]] = {}
-        for r in readings:
-            groups.setdefault(r.machine, []).append((r.metric, r.ts_ms, r.value))
-        futs = []
-        items = list(groups.items())
-        for i, (name, rs) in enumerate(items):
-            # The tick counter travels with the tick's last group: one transaction.
-            m = dict(meta, **{k_ticks: str(k).encode()}) if i == len(items) - 1 else None
-            futs.append(gw.accept(devices[name], rs, "simulator", meta=m, received=received))
+        # A tick's readings and the tick counter: one future, one transaction.
+        fut = gw.accept_many(
+            [(devices[name], rs) for name, rs in sim.step_rows()],
+            "simulator",
+            meta=dict(meta, **{k_ticks: str(k).encode()}),
+            received=now_ms(),
+        )
         if not realtime:
             # Keep a few ticks in flight so commits group; then let the event loop breathe.
             if k % 8 == 0:
-                await asyncio.gather(*futs)
+                await fut
             else:
                 await asyncio.sleep(0)
         else:
-            await asyncio.gather(*futs)
+            await fut
 
 
 # --------------------------------------------------------------------------- MQTT
