@@ -188,6 +188,7 @@ class Gateway:
         self.pauses = 0
         self.window = float(min(4, cfg.batching.max_in_flight))  # extrinsics in flight, adaptive
         self._window_cut_at = -1e9
+        self._slow_start = True
         self._pause_logged = -1e9
         self.inflight: dict[int, InFlight] = {}
         self.unpacked_n = 0  # readings in batches not yet packed
@@ -699,11 +700,14 @@ class Gateway:
         if max(latencies) > target:
             if now - self._window_cut_at >= target:
                 self._window_cut_at = now
+                self._slow_start = False
                 self.window = max(1.0, self.window / 2)
         else:
-            self.window = min(
-                float(self.b.max_in_flight), self.window + len(latencies) / self.window
-            )
+            # Slow start until the first cut: the window doubles per round trip (a round
+            # trip is a few seconds here: inclusion, then finality), instead of taking a
+            # minute of linear growth to carry the offered load.
+            grow = len(latencies) if self._slow_start else len(latencies) / self.window
+            self.window = min(float(self.b.max_in_flight), self.window + grow)
 
     def _sign_and_store(self, groups: list[list[BatchRow]], first: int) -> list[XtRow]:
         """Sign the extrinsics and store them, in one transaction (in the spool's thread)."""

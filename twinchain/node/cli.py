@@ -79,6 +79,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     import trio
 
     from twinchain.node.service import Node, NodeConfig
+    from twinchain.process import tune_gc
 
     spec = _spec(args)
     dev = args.dev or args.chain == "dev"
@@ -106,6 +107,7 @@ def cmd_node(args: argparse.Namespace) -> int:
         f"[bold]twinchain {__version__}[/] · chain [cyan]{spec.name}[/] · "
         f"genesis 0x{node.client.genesis_hash.hex()[:16]}… · base {node.base_path}"
     )
+    tune_gc()
     trio.run(node.run)
     return 0
 
