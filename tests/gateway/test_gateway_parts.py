@@ -194,12 +194,14 @@ def test_the_in_flight_window_halves_when_slow_and_grows_when_fast(tmp_path: Pat
     gw = _gateway(tmp_path, max_in_flight=16)
     target = gw.b.target_latency_s
     assert gw.window == 4
-    gw._adapt_window([1.0] * 4)  # a window's worth settled in time: one more
-    assert gw.window == 5
-    gw._adapt_window([1.0, target + 1])  # one too slow: half
-    assert gw.window == 2.5
+    gw._adapt_window([1.0] * 4)  # slow start: a window's worth settled in time doubles it
+    assert gw.window == 8
+    gw._adapt_window([1.0, target + 1])  # one too slow: half, and slow start is over
+    assert gw.window == 4
     gw._adapt_window([target + 1])  # not twice within one target latency
-    assert gw.window == 2.5
+    assert gw.window == 4
+    gw._adapt_window([1.0] * 4)  # then a window's worth settled in time: one more
+    assert gw.window == 5
     for _ in range(200):
         gw._adapt_window([0.5] * 8)
     assert gw.window == 16  # never above max_in_flight
