@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import trio
 from libp2p.peer.id import ID
-from p2p_helpers import FAST, make_handlers, same_chain, start_service, wait_until, with_sync
+from p2p_helpers import (
+    ALICE,
+    FAST,
+    make_handlers,
+    same_chain,
+    start_service,
+    wait_until,
+    with_sync,
+)
 
 from twinchain.p2p.host import parse_bootnode
 from twinchain.p2p.sync import RequestSession
@@ -124,4 +132,38 @@ async def test_sync_protocol_served_to_a_raw_stream(tmp_path: Path) -> None:
             assert blocks[0][1] is not None and blocks[1][1] is None  # #3 final, #4 not
             beyond = await session.request(RangeRequest(Kind.BLOCKS, 6, 5))
             assert decode_blocks_response(beyond, 5) == []
+            nursery.cancel_scope.cancel()
+
+
+class _ReorgingHandler:
+    """Serves its first range from branch X, every later one from branch Y: the peer's best
+    chain switched between two of our requests (a re-org), as happens when slots fork."""
+
+    def __init__(self, y: object, x: object) -> None:
+        self._y, self._x, self.calls = y, x, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._y, name)
+
+    def blocks_by_range(self, start: int, count: int) -> list[tuple[bytes, bytes | None]]:
+        self.calls += 1
+        src = self._x if self.calls == 1 else self._y
+        return src.blocks_by_range(start, count)  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_a_peer_that_re_orgs_between_two_ranges_is_not_penalized(tmp_path: Path) -> None:
+    with make_handlers(3) as (hy, hx, hb):
+        hx.author(4)  # branch X: #1..#4
+        hy.client.propose(ALICE, 2, 2000, [])  # branch Y starts a slot later: other hashes
+        hy.author(5)  # Y: #1..#6
+        a_handler = _ReorgingHandler(hy, hx)
+        config = with_sync(FAST, batch_size=2, retry_pause=0.2)
+        async with trio.open_nursery() as nursery:
+            a = await start_service(nursery, a_handler, tmp_path, "a", config=config)  # type: ignore[arg-type]
+            b = await start_service(
+                nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],), config=config
+            )
+            await wait_until(lambda: hb.client.best.hash == hy.client.best.hash)
+            assert a_handler.calls >= 2
+            assert b.scores.score(a.peer_id) == 0, "an honest re-org cost the peer its score"
             nursery.cancel_scope.cancel()

@@ -533,7 +533,7 @@ class SyncService:
     ) -> str:
         number, parent_hash = start, parent
         async for _, items in recv:
-            for raw, justification in items:
+            for i, (raw, justification) in enumerate(items):
                 try:
                     header = Block.decode(raw).header
                 except CodecError as exc:
@@ -545,6 +545,12 @@ class SyncService:
                 if header.parent_hash != parent_hash:
                     if header.number == start:
                         return "fork"
+                    if i == 0:
+                        # The first block of a later range: the peer switched to another
+                        # branch between our requests (a re-org, common when slots fork
+                        # under load). Honest; start over from our new best later.
+                        log.debug("sync: %s re-orged at #%d; retrying", st.peer_id, number)
+                        return "done"
                     self._report(st.peer_id, Penalty.BAD_RESPONSE, "blocks do not link")
                     return "abort"
                 verdict = call_handler(
