@@ -64,3 +64,39 @@ def test_an_expired_transaction_is_not_the_senders_fault(node: Node) -> None:
     ).encode()
     assert node.on_transactions("peer", [early]) is Verdict.ACCEPT
     assert node.pool.ready_count == 0
+
+
+def test_a_reorg_puts_the_abandoned_branchs_transactions_back_in_the_pool(
+    node: Node, tmp_path: Path
+) -> None:
+    from twinchain.consensus import aura
+    from twinchain.node.client import Client
+    from twinchain.primitives.types import extrinsic_hash
+
+    t0, t1 = _transfers(node, ALICE, 2)
+    assert node.on_transactions("peer", [t0, t1]) is Verdict.ACCEPT
+    duration = node.client.slot_duration()
+    slot = aura.now_ms() // duration - 10
+    # Branch X: one block carrying t0. Branch Y: two empty blocks from the same parent.
+    x_chain, y_chain = Client(dev_spec(), tmp_path / "x"), Client(dev_spec(), tmp_path / "y")
+    try:
+        x1, _ = x_chain.propose(ALICE, slot, slot * duration, [(b"", t0)])
+        y1, _ = y_chain.propose(ALICE, slot + 1, (slot + 1) * duration, [])
+        y2, _ = y_chain.propose(ALICE, slot + 2, (slot + 2) * duration, [])
+    finally:
+        x_chain.close()
+        y_chain.close()
+    assert len(x1.extrinsics) == 2  # the timestamp and t0
+    h0, h1 = extrinsic_hash(t0), extrinsic_hash(t1)
+
+    assert node.on_block("peer", x1.encode()) is Verdict.ACCEPT
+    assert node.client.best.hash == x1.hash
+    assert not node.pool.contains(h0) and node.pool.is_ready(h1)
+
+    assert node.on_block("peer", y1.encode()) is Verdict.ACCEPT
+    assert node.on_block("peer", y2.encode()) is Verdict.ACCEPT
+    assert node.client.best.hash == y2.hash, "the longer branch is best"
+    # t0 is on no block of the best chain any more: it is back, ready, and t1 after it.
+    assert node.pool.is_ready(h0) and node.pool.is_ready(h1)
+    block, _ = node.client.propose(ALICE, slot + 3, (slot + 3) * duration, node.pool.ready())
+    assert {extrinsic_hash(x) for x in block.extrinsics} >= {h0, h1}

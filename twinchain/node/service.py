@@ -26,7 +26,7 @@ from twinchain.consensus.grandpa import Equivocation, JustificationError, Signed
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.node.client import BlockImportError, Client, ImportResult
 from twinchain.node.keystore import Keystore
-from twinchain.node.txpool import PoolError, TransactionPool
+from twinchain.node.txpool import SOURCE_IN_BLOCK, PoolError, TransactionPool
 from twinchain.p2p.abc import ChainStatus, Verdict
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
@@ -39,6 +39,8 @@ log = logging.getLogger("twinchain.node")
 PROPOSE_SHARE = 0.5
 VOTER_TICK_S = 0.2
 FUTURE_BLOCKS_MAX = 256
+# A re-org deeper than this leaves the pool as it is (finality bounds re-orgs far below it).
+REORG_POOL_DEPTH = 64
 # A round that has not completed re-sends this node's votes every few slots.
 REBROADCAST_SLOTS = 3
 
@@ -228,6 +230,7 @@ class Node:
         self, block: Block, justification: bytes | None, from_sync: bool = False
     ) -> Verdict:
         verified = [h for h in map(extrinsic_hash, block.extrinsics) if self.pool.contains(h)]
+        previous_best = self.client.best.hash
         try:
             result = self.client.import_block(
                 block, verified=verified, now_ms=aura.now_ms(), durable=not from_sync
@@ -241,8 +244,57 @@ class Node:
                 return Verdict.IGNORE
             log.warning("rejected block #%d: %s", block.header.number, exc)
             return Verdict.REJECT
+        if result.is_best and block.header.parent_hash != previous_best:
+            self._on_reorg(previous_best, block)
         self._after_import(block, result)
         return Verdict.ACCEPT
+
+    def _on_reorg(self, old_best: bytes, new_best: Block) -> None:
+        """The best chain switched branches: what the abandoned blocks carried goes back
+        into the pool (as Substrate's pool maintenance does), what the new branch carries
+        leaves it. Without this a transaction included only on the losing fork was gone, and
+        with it every later nonce of its signer waited in the pool's future queue."""
+        blocks = self.client.blocks
+        old = blocks.header(old_best)
+        new: Header | None = new_best.header
+        retracted: list[bytes] = []
+        enacted: list[bytes] = []
+        for _ in range(2 * REORG_POOL_DEPTH):
+            if old is None or new is None or old.hash == new.hash:
+                break
+            if old.number >= new.number:
+                retracted.append(old.hash)
+                old = blocks.header(old.parent_hash)
+            else:
+                enacted.append(new.hash)
+                new = blocks.header(new.parent_hash)
+        else:
+            log.warning("re-org deeper than %d blocks: pool not updated", REORG_POOL_DEPTH)
+            return
+        readded = 0
+        for h in reversed(retracted):  # oldest first: nonces in order
+            raw = blocks.block_bytes(h)
+            if raw is None:
+                continue
+            for xt in Block.decode(raw).extrinsics:
+                try:
+                    self.pool.submit(xt, SOURCE_IN_BLOCK)
+                    readded += 1
+                except PoolError:
+                    pass  # an inherent, or on the new branch as well
+        included: list[bytes] = []
+        for h in enacted:
+            raw = blocks.block_bytes(h)
+            if raw is not None and h != new_best.hash:
+                included += map(extrinsic_hash, Block.decode(raw).extrinsics)
+        if included:
+            self.pool.prune(included, number=self.pool.best_number)
+        log.info(
+            "re-org to #%d: %d blocks retracted, %d transactions back in the pool",
+            new_best.header.number,
+            len(retracted),
+            readded,
+        )
 
     def _after_import(self, block: Block, result: ImportResult) -> None:
         header = block.header
