@@ -775,24 +775,39 @@ class Telemetry(Pallet):
         flagged = 0
         newest = ctx.newest.get(twin, -1)
         flag_event = self.Event.ReadingFlagged
+        limit = now + MAX_FUTURE_DRIFT_MS
+        # Per metric, once per batch: (envelope min, max, max step or None, capture min
+        # interval, max age); the loop below runs for every reading of every block.
+        params: dict[int, tuple[int | None, int, int, int, int]] = {}
         for i, (m, ts, v) in enumerate(b.readings):
-            cap = captures.get(m)
-            if cap is None:
-                cap = captures[m] = self.Capture.get(twin, m) or DEFAULT_CAPTURE
-            last, env = lasts.get(m), envelopes.get(m)
-            flags: list[str] = []
-            if env is not None and not env.min <= v <= env.max:
-                flags.append("OutOfRange")
+            p = params.get(m)
+            if p is None:
+                cap = captures.get(m)
+                if cap is None:
+                    cap = captures[m] = self.Capture.get(twin, m) or DEFAULT_CAPTURE
+                env = envelopes.get(m)
+                p = params[m] = (
+                    None if env is None else env.min,
+                    0 if env is None else env.max,
+                    0 if env is None else env.max_step,
+                    cap.min_interval_ms,
+                    cap.max_age_ms,
+                )
+            lo, hi, step, min_interval, max_age = p
+            last = lasts.get(m)
+            flags: list[str] | None = None
+            if lo is not None and not lo <= v <= hi:
+                flags = ["OutOfRange"]
             newer = last is None or ts >= last[0]
-            if ts > now + MAX_FUTURE_DRIFT_MS:
-                flags.append("FromFuture")
-            elif not newer or now - ts > cap.max_age_ms:
-                flags.append("Stale")
+            if ts > limit:
+                flags = [*(flags or ()), "FromFuture"]
+            elif not newer or now - ts > max_age:
+                flags = [*(flags or ()), "Stale"]
             if last is not None and newer:
-                if ts - last[0] < cap.min_interval_ms:
-                    flags.append("TooFast")
-                if env is not None and env.max_step and abs(v - last[1]) > env.max_step:
-                    flags.append("ImplausibleJump")
+                if ts - last[0] < min_interval:
+                    flags = [*(flags or ()), "TooFast"]
+                if step and abs(v - last[1]) > step:
+                    flags = [*(flags or ()), "ImplausibleJump"]
             if newer:
                 lasts[m] = (ts, v)
             if flags:
@@ -800,15 +815,30 @@ class Telemetry(Pallet):
                 for f in flags:
                     self.deposit(flag_event(twin, b.device, b.seq, i, m, f, v, ts))
             start = ts - ts % window
-            if start > newest and ts <= now + MAX_FUTURE_DRIFT_MS:
+            if start > newest and ts <= limit:
                 newest = start  # a reading from the future never closes a window
             table = windows.get(start)
             if table is None:
                 table = windows[start] = self.Aggregates.get(twin, start) or {}
             agg = table.get(m)
+            # Aggregate.add, inlined (the hottest lines of block import).
             if agg is None:
-                agg = table[m] = empty_aggregate()
-            agg.add(ts, v, bool(flags))
+                table[m] = Aggregate(1, v, v, v, v, ts, 1 if flags else 0)
+                continue
+            if agg.count == 0:
+                agg.min = agg.max = agg.last = v
+                agg.last_ts = ts
+            else:
+                if v < agg.min:
+                    agg.min = v
+                elif v > agg.max:
+                    agg.max = v
+                if ts >= agg.last_ts:
+                    agg.last, agg.last_ts = v, ts
+            agg.count += 1
+            agg.sum += v
+            if flags:
+                agg.flagged += 1
         ctx.newest[twin] = newest
         for start, table in windows.items():
             self.Aggregates.insert(twin, start, table)
