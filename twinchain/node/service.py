@@ -26,11 +26,18 @@ from twinchain.consensus.grandpa import Equivocation, JustificationError, Signed
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.node.client import BlockImportError, Client, ImportResult
 from twinchain.node.keystore import Keystore
-from twinchain.node.txpool import SOURCE_IN_BLOCK, PoolError, TransactionPool
+from twinchain.node.txpool import SOURCE_IN_BLOCK, SOURCE_NETWORK, PoolError, TransactionPool
 from twinchain.p2p.abc import ChainStatus, Verdict
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.types import Block, Extrinsic, Header, extrinsic_hash
+from twinchain.primitives.types import (
+    Block,
+    CompactBlock,
+    Extrinsic,
+    Header,
+    decode_block_or_compact,
+    extrinsic_hash,
+)
 from twinchain.runtime.executive import InvalidBlock, InvalidTransaction
 
 log = logging.getLogger("twinchain.node")
@@ -115,6 +122,8 @@ class Node:
         self._slot_headers: dict[int, Header] = {}
         self._reported: set[bytes] = set()
         self._last_vote_broadcast = 0
+        #: Gossiped compact blocks this node could not rebuild from its pool (fetched by sync).
+        self.compact_misses = 0
         #: Set when a vote or block arrives: wakes the finality loop (see ``_finality_loop``).
         self._finality_due = trio.Event()
 
@@ -201,10 +210,25 @@ class Node:
 
     def on_block(self, peer_id: str, raw: bytes) -> Verdict:
         try:
-            block = Block.decode(raw)
+            got = decode_block_or_compact(raw)
         except CodecError:
             return Verdict.REJECT
-        return self._import(block, None)
+        if isinstance(got, CompactBlock):
+            block = got.resolve(self.pool.get)
+            if block is None:
+                if self.client.blocks.header(got.header.hash) is not None:
+                    return Verdict.IGNORE  # known already (its extrinsics left the pool)
+                # An extrinsic we never saw: IGNORE makes sync fetch the full block from
+                # this peer, which has it.
+                self.compact_misses += 1
+                log.debug(
+                    "compact block #%d: %d extrinsics not in the pool; fetching it by sync",
+                    got.header.number,
+                    len(got.missing(self.pool.get)),
+                )
+                return Verdict.IGNORE
+            return self._import(block, None)
+        return self._import(got, None)
 
     def import_synced(self, raw: bytes, justification: bytes | None) -> Verdict:
         try:
@@ -333,7 +357,7 @@ class Node:
                 if ok is False:
                     continue  # counted as bogus above
                 try:
-                    self.pool.submit(raw, source="network")
+                    self.pool.submit(raw, source=SOURCE_NETWORK)
                 except PoolError as exc:
                     if exc.code in ("Invalid:Decode", "LimitsExceeded"):
                         bogus += 1
@@ -531,9 +555,12 @@ class Node:
             max_bytes=None if self.network is None else self.network.max_block_bytes,
         )
         self.pool.remove(invalid)
+        # Gossiped compact: by hash what reached us by gossip (our peers hold it), inline the
+        # rest. Decided before the import prunes the pool.
+        compact = CompactBlock.of(block, lambda h: self.pool.source(h) == SOURCE_NETWORK)
         self._after_import(block, result)
         if self.network is not None:
-            self.network.publish_block(block.encode())
+            self.network.publish_block(compact.encode())
         if self.config.double_sign:
             # Test-only equivocation: a second, different block for the same slot.
             twin, twin_result = self.client.propose(

@@ -52,6 +52,8 @@ STRIKE_CODES = frozenset({"Payment", "ExhaustsResources"})
 STRIKES_TO_BAN = 3
 # A re-added retracted transaction (after a reorg) must get past the ban of its own inclusion.
 SOURCE_IN_BLOCK = "inblock"
+#: Received by transaction gossip: the node's peers hold it too.
+SOURCE_NETWORK = "network"
 
 
 class PoolError(Exception):
@@ -446,6 +448,11 @@ class TransactionPool:
 
     def contains(self, tx_hash: Hash) -> bool:
         return tx_hash in self._txs
+
+    def source(self, tx_hash: Hash) -> str | None:
+        """Where a pooled transaction came from ("external", "network", ...); None if absent."""
+        e = self._txs.get(tx_hash)
+        return None if e is None else e.source
 
     def get(self, tx_hash: Hash) -> Raw | None:
         e = self._txs.get(tx_hash)

@@ -41,7 +41,7 @@ from twinchain.p2p.wire import (
     encode_gossip,
 )
 from twinchain.primitives.codec import CodecError
-from twinchain.primitives.types import Block, Header
+from twinchain.primitives.types import Header, decode_block_or_compact
 
 log = logging.getLogger("twinchain.p2p.gossip")
 
@@ -303,7 +303,7 @@ class GossipService:
         if kind is GossipKind.BLOCK:
             assert isinstance(payload, bytes)
             try:
-                header = Block.decode(payload).header
+                header = decode_block_or_compact(payload).header
             except CodecError as exc:
                 self._report(peer, Penalty.INVALID_BLOCK, f"undecodable block: {exc}")
                 return False

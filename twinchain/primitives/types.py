@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -297,8 +298,7 @@ class Block:
         return codec.encode(self.to_wire())
 
     @classmethod
-    def decode(cls, data: bytes) -> Block:
-        w = codec.decode(data, MAX_BLOCK_SIZE)
+    def from_wire(cls, w: Any) -> Block:
         if type(w) is not list or len(w) != 2 or type(w[1]) is not list:
             raise CodecError("block must be [header, [extrinsics]]")
         for x in w[1]:
@@ -306,9 +306,99 @@ class Block:
                 raise CodecError("extrinsic must be bytes")
         return cls(Header.from_wire(w[0]), tuple(w[1]))
 
+    @classmethod
+    def decode(cls, data: bytes) -> Block:
+        return cls.from_wire(codec.decode(data, MAX_BLOCK_SIZE))
+
     @property
     def hash(self) -> bytes:
         return self.header.hash
+
+
+@dataclass(frozen=True)
+class CompactBlock:
+    """A block as gossiped: its header, and each extrinsic inline or only by its hash.
+
+    The author sends by hash what reached it by gossip (its peers hold those in their pools
+    already) and inline the rest (inherents, what was submitted to it over RPC). Every
+    extrinsic otherwise crossed the network twice, in transaction gossip and again in the
+    block. A receiver rebuilds the block from its pool (:meth:`resolve`); one that lacks an
+    extrinsic fetches the block by sync instead. The header's extrinsics root still binds the
+    rebuilt body: import checks it.
+
+    Wire: ``[header, [item...], 1]`` where an item is a 32-byte hash or ``[raw]``; a full
+    block is ``[header, [raw...]]`` (two items).
+    """
+
+    header: Header
+    #: (inline raw, None) or (None, hash), in block order.
+    items: tuple[tuple[bytes | None, bytes | None], ...]
+
+    @classmethod
+    def of(cls, block: Block, by_hash: Callable[[bytes], bool]) -> CompactBlock:
+        items: list[tuple[bytes | None, bytes | None]] = []
+        for raw in block.extrinsics:
+            h = extrinsic_hash(raw)
+            items.append((None, h) if by_hash(h) else (raw, None))
+        return cls(block.header, tuple(items))
+
+    def to_wire(self) -> Any:
+        return [
+            self.header.to_wire(),
+            [h if raw is None else [raw] for raw, h in self.items],
+            COMPACT_BLOCK_VERSION,
+        ]
+
+    def encode(self) -> bytes:
+        return codec.encode(self.to_wire())
+
+    @classmethod
+    def from_wire(cls, w: Any) -> CompactBlock:
+        if type(w) is not list or len(w) != 3 or w[2] != COMPACT_BLOCK_VERSION:
+            raise CodecError("compact block must be [header, [items], 1]")
+        if type(w[1]) is not list:
+            raise CodecError("compact block items must be a list")
+        items: list[tuple[bytes | None, bytes | None]] = []
+        for x in w[1]:
+            if type(x) is bytes and len(x) == 32:
+                items.append((None, x))
+            elif (
+                type(x) is list
+                and len(x) == 1
+                and type(x[0]) is bytes
+                and len(x[0]) <= MAX_EXTRINSIC_SIZE
+            ):
+                items.append((x[0], None))
+            else:
+                raise CodecError("compact block item must be a 32-byte hash or [extrinsic]")
+        return cls(Header.from_wire(w[0]), tuple(items))
+
+    def missing(self, lookup: Callable[[bytes], bytes | None]) -> list[bytes]:
+        """Hashes of the extrinsics ``lookup`` cannot provide."""
+        return [h for raw, h in self.items if raw is None and h is not None and lookup(h) is None]
+
+    def resolve(self, lookup: Callable[[bytes], bytes | None]) -> Block | None:
+        """The full block, its hashed extrinsics from ``lookup``; None if one is missing."""
+        out: list[bytes] = []
+        for raw, h in self.items:
+            if raw is None:
+                assert h is not None
+                raw = lookup(h)
+                if raw is None:
+                    return None
+            out.append(raw)
+        return Block(self.header, tuple(out))
+
+
+COMPACT_BLOCK_VERSION = 1
+
+
+def decode_block_or_compact(data: bytes) -> Block | CompactBlock:
+    """A gossiped block: full (``[header, [raw...]]``) or compact (see :class:`CompactBlock`)."""
+    w = codec.decode(data, MAX_BLOCK_SIZE)
+    if type(w) is list and len(w) == 3:
+        return CompactBlock.from_wire(w)
+    return Block.from_wire(w)
 
 
 GENESIS_PARENT = ZERO_HASH
