@@ -12,7 +12,7 @@ from twinchain.node.chain_spec import dev_spec
 from twinchain.node.service import Node, NodeConfig
 from twinchain.p2p.abc import Verdict
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.types import Era, Extrinsic
+from twinchain.primitives.types import Block, Era, Extrinsic
 
 ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
 
@@ -102,21 +102,28 @@ def test_a_reorg_puts_the_abandoned_branchs_transactions_back_in_the_pool(
     assert {extrinsic_hash(x) for x in block.extrinsics} >= {h0, h1}
 
 
-def test_compact_blocks_rebuild_from_the_pool_or_fall_back_to_sync(
-    node: Node, tmp_path: Path
-) -> None:
+def _block_elsewhere(node: Node, tmp_path: Path, raws: list[bytes]) -> Block:
+    """Block #1 carrying ``raws``, authored by another node of the same chain (a past slot)."""
     from twinchain.consensus import aura
     from twinchain.node.client import Client
-    from twinchain.primitives.types import CompactBlock, decode_block_or_compact, extrinsic_hash
 
-    t0, t1 = _transfers(node, ALICE, 2)
     duration = node.client.slot_duration()
     slot = aura.now_ms() // duration - 5
     author = Client(dev_spec(), tmp_path / "author")
     try:
-        block, _ = author.propose(ALICE, slot, slot * duration, [(b"", t0), (b"", t1)])
+        block, _ = author.propose(ALICE, slot, slot * duration, [(b"", r) for r in raws])
     finally:
         author.close()
+    return block
+
+
+def test_compact_blocks_rebuild_from_the_pool_or_fall_back_to_sync(
+    node: Node, tmp_path: Path
+) -> None:
+    from twinchain.primitives.types import CompactBlock, decode_block_or_compact, extrinsic_hash
+
+    t0, t1 = _transfers(node, ALICE, 2)
+    block = _block_elsewhere(node, tmp_path, [t0, t1])
     pooled = {extrinsic_hash(t0), extrinsic_hash(t1)}
     compact = CompactBlock.of(block, lambda h: h in pooled)
     raw = compact.encode()
@@ -143,18 +150,10 @@ def test_compact_blocks_rebuild_from_the_pool_or_fall_back_to_sync(
 def test_a_compact_block_whose_body_does_not_match_its_header_is_rejected(
     node: Node, tmp_path: Path
 ) -> None:
-    from twinchain.consensus import aura
-    from twinchain.node.client import Client
     from twinchain.primitives.types import CompactBlock
 
     t0, t1 = _transfers(node, ALICE, 2)
-    duration = node.client.slot_duration()
-    slot = aura.now_ms() // duration - 5
-    author = Client(dev_spec(), tmp_path / "author")
-    try:
-        block, _ = author.propose(ALICE, slot, slot * duration, [(b"", t0)])
-    finally:
-        author.close()
+    block = _block_elsewhere(node, tmp_path, [t0])
     # The header commits to [timestamp, t0]; a message that swaps t0 for t1 must not import.
     items = CompactBlock.of(block, lambda h: False).items
     assert len(items) == 2
