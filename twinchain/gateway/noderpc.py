@@ -17,8 +17,8 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import connect
 
-from twinchain.client.aio import ws_url
-from twinchain.rpc.errors import SERVER_ERROR, RpcError
+from twinchain.client.aio import rpc_result, ws_url
+from twinchain.rpc.errors import RpcError
 
 
 class NodeUnavailable(ConnectionError):
@@ -131,7 +131,7 @@ class NodeRpc:
         (reply,) = await self._send(
             {"jsonrpc": "2.0", "id": rid, "method": method, "params": list(params)}, [rid]
         )
-        return _result(reply)
+        return rpc_result(reply)
 
     async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Several calls in one message; results (or RpcError instances) in order."""
@@ -145,7 +145,7 @@ class NodeRpc:
         out = []
         for reply in await self._send(payload, ids):
             try:
-                out.append(_result(reply))
+                out.append(rpc_result(reply))
             except RpcError as exc:
                 out.append(exc)
         return out
@@ -160,19 +160,3 @@ class NodeRpc:
         if self.closed.is_set():
             q.put_nowait(None)
         return q
-
-
-def _result(reply: Any) -> Any:
-    if not isinstance(reply, dict):
-        raise RpcError(SERVER_ERROR, "malformed response", reply)
-    err = reply.get("error")
-    if isinstance(err, dict):
-        code = err.get("code")
-        raise RpcError(
-            code if type(code) is int else SERVER_ERROR,
-            str(err.get("message", "Server error")),
-            err.get("data"),
-        )
-    if "result" not in reply:
-        raise RpcError(SERVER_ERROR, "malformed response", reply)
-    return reply["result"]
