@@ -292,3 +292,41 @@ def test_refcount_of_recreated_node() -> None:
     node.assert_whole(bh("1"))
     assert set(node.stored_nodes()) == node.live_nodes([bh("1"), bh("2")])
     assert node.stored_nodes()[node.roots[bh("2")]] == 1
+
+
+def test_flat_value_cache_matches_the_trie_across_forks_and_stale_views() -> None:
+    """Reads through the flat cache equal the trie's, whatever parent a block builds on,
+    with views kept across later blocks and updates prepared but never committed."""
+    import random
+
+    rng = random.Random(7)
+    node = Node(MemoryStore(), pruning=None)
+    node.sdb._flat_limit = 16  # small: the clear-when-full path runs too
+    node.import_block(None, bh("0"), 0, {k: b"v0-%d" % i for i, k in enumerate(K[:20])})
+    chain = [bh("0")]
+    numbers = {bh("0"): 0}
+    views = []
+    for step in range(1, 160):
+        parent = chain[-1] if rng.random() < 0.8 else rng.choice(chain)
+        ch: Changes = {
+            rng.choice(K): (None if rng.random() < 0.2 else b"s%d-%d" % (step, i))
+            for i in range(rng.randint(1, 6))
+        }
+        if rng.random() < 0.1:  # prepared, then dropped (a block whose root mismatched)
+            node.sdb.prepare(node.roots[parent], ch)
+            continue
+        blk = bh(f"b{step}")
+        node.import_block(parent, blk, numbers[parent] + 1, ch)
+        numbers[blk] = numbers[parent] + 1
+        chain.append(blk)
+        views.append((blk, node.sdb.at(node.roots[blk])))
+        for b, view in rng.sample(views, min(len(views), 6)):
+            for k in rng.sample(K, 8):
+                assert view.get(k) == node.models[b].get(k)
+    # The newest block's reads are served from the cache, and stay right.
+    last = chain[-1]
+    node.sdb.prepare(node.roots[chain[-2]], {})  # move the cache away ...
+    node.import_block(last, bh("top"), numbers[last] + 1, {K[0]: b"top"})
+    view = node.sdb.at(node.roots[bh("top")])
+    assert [view.get(k) for k in K] == [node.models[bh("top")].get(k) for k in K]
+    assert node.sdb._flat_root == node.roots[bh("top")] and node.sdb._flat

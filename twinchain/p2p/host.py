@@ -17,9 +17,11 @@ import os
 import socket
 import stat
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import multiaddr
 import trio
@@ -137,6 +139,7 @@ def build_host(
     key_pair: KeyPair, listen_addr: multiaddr.Multiaddr, gossip: GossipConfig
 ) -> tuple[IHost, GossipSub, Pubsub]:
     """A host (TCP+Noise+Yamux, identify, ping) with a GossipSub router attached."""
+    batch_yamux_window_updates()
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     host = new_host(
         key_pair=key_pair,
@@ -160,9 +163,22 @@ def build_host(
     )
     pubsub = Pubsub(host, router, strict_signing=True, seen_ttl=gossip.seen_ttl)
     seed_unique_seqnos(pubsub)
+    cache_signed_peer_records()
     guard_blacklist_teardown(pubsub)
     guard_inbound_rpc_decoding(host, pubsub)
     return host, router, pubsub
+
+
+def batch_yamux_window_updates() -> None:
+    """Send Yamux window updates when half the window is used, as go-yamux does.
+
+    py-libp2p 0.8.1 defaults ``PY_YAMUX_RELEASE_ON_READ`` on: every read of a stream sends
+    a WINDOW_UPDATE frame for the bytes it read. A gossip message spans several frames, so
+    a loaded validator sent more window updates than data frames, each a Noise-encrypted
+    write (~8 % of its CPU). Off, credit is returned in half-window steps. An operator's
+    own setting of the variable wins.
+    """
+    os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
 
 
 def seed_unique_seqnos(pubsub: Pubsub) -> None:
@@ -176,6 +192,51 @@ def seed_unique_seqnos(pubsub: Pubsub) -> None:
     the devnet. Nanoseconds, as go-libp2p seeds it, cannot be outrun that way.
     """
     pubsub.counter = time.time_ns()
+
+
+PEER_RECORD_RECHECK_S = 60.0
+
+
+def cache_signed_peer_records() -> None:
+    """Verify a peer's signed peer record once, not on every pubsub RPC it sends.
+
+    py-libp2p 0.8.1 attaches the sender's signed peer record (an envelope) to every publish
+    and control RPC, and the receiver parses it, checks its signature and rewrites the peer's
+    addresses twice per RPC (the pubsub read loop and the GossipSub control handler): ~5 % of
+    a loaded validator's CPU. A record byte-identical to one already accepted from the same
+    peer carries nothing new, so it is accepted without that work; it is checked in full
+    again after ``PEER_RECORD_RECHECK_S`` (which also refreshes the addresses' TTL) or when
+    it changes. Idempotent; the library's function keeps serving every other caller.
+    """
+    from libp2p.pubsub import gossipsub as gossipsub_mod
+    from libp2p.pubsub import pubsub as pubsub_mod
+
+    original = pubsub_mod.maybe_consume_signed_record
+    if getattr(original, "twinchain_cached", False):
+        return
+    accepted: weakref.WeakKeyDictionary[IHost, dict[ID, tuple[bytes, float]]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def consume(msg: Any, host: IHost, peer_id: ID) -> bool:
+        if not msg.HasField("senderRecord"):
+            return True
+        record = msg.senderRecord
+        seen = accepted.setdefault(host, {})
+        now = time.monotonic()
+        hit = seen.get(peer_id)
+        if hit is not None and hit[0] == record and now - hit[1] < PEER_RECORD_RECHECK_S:
+            return True
+        ok = bool(original(msg, host, peer_id))
+        if ok:
+            seen[peer_id] = (record, now)
+        else:
+            seen.pop(peer_id, None)
+        return ok
+
+    consume.twinchain_cached = True  # type: ignore[attr-defined]
+    pubsub_mod.maybe_consume_signed_record = consume
+    gossipsub_mod.maybe_consume_signed_record = consume
 
 
 def guard_inbound_rpc_decoding(host: IHost, pubsub: Pubsub) -> None:

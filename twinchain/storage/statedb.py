@@ -35,6 +35,7 @@ from twinchain.storage.trie import (
 )
 
 _COUNT_LEN = 4
+_MISSING = object()
 _ONE = (1).to_bytes(_COUNT_LEN, "big")
 _MAX_COUNT = (1 << (8 * _COUNT_LEN)) - 1
 
@@ -47,7 +48,11 @@ class StateDB:
     """
 
     def __init__(
-        self, store: KeyValueStore, pruning: int | None = 256, cache_nodes: int = 200_000
+        self,
+        store: KeyValueStore,
+        pruning: int | None = 256,
+        cache_nodes: int = 200_000,
+        cache_values: int = 100_000,
     ) -> None:
         if pruning is not None and pruning < 0:
             raise ValueError("pruning window must be >= 0 (or None for archive)")
@@ -58,6 +63,14 @@ class StateDB:
         # block can be executed on a parent committed into the same, still unwritten batch.
         self._batch: WriteBatch | None = None
         self._batch_queue: list[bytes] = []  # prune-queue keys put into that batch
+        # Flat value cache of one state, the one prepared last (the chain's newest block, on
+        # which the next block is built and against which the pool validates): a read there
+        # costs a dict lookup instead of a walk of ~20 trie nodes. ``prepare`` moves it to
+        # the child state by applying the changes it hashed, so it is exact by construction;
+        # a block on any other parent starts it afresh.
+        self._flat_root: bytes | None = None
+        self._flat: dict[bytes, bytes | None] = {}
+        self._flat_limit = cache_values
 
     # ------------------------------------------------------------------ reading
 
@@ -90,7 +103,7 @@ class StateDB:
         """A reader of the state with ``root``; StateError if it is pruned or unknown."""
         if root != ZERO_HASH:
             self.loader.load(root)
-        return TrieView(self.loader, root)
+        return _CachedView(self, root)
 
     def prove(self, root: bytes, keys: Iterable[bytes]) -> list[bytes]:
         """Read proof (deduplicated nodes) of ``keys`` in the state ``root``."""
@@ -100,7 +113,30 @@ class StateDB:
 
     def prepare(self, parent_root: bytes, changes: Mapping[bytes, bytes | None]) -> TrieUpdate:
         """The new state of ``changes`` applied to ``parent_root`` (nothing is written)."""
-        return compute_update(self.loader, parent_root, changes)
+        update = compute_update(self.loader, parent_root, changes)
+        flat = self._flat
+        if parent_root != self._flat_root:
+            flat.clear()
+        elif flat:
+            # Only keys already cached: most written keys (per-batch records, events) are
+            # never read back, and the cache holds what blocks read.
+            for k, v in changes.items():
+                if k in flat:
+                    flat[k] = v
+        self._flat_root = update.root
+        return update
+
+    def _cached_get(self, view: TrieView, key: bytes) -> bytes | None:
+        if view.root != self._flat_root:
+            return TrieView.get(view, key)
+        flat = self._flat
+        v = flat.get(key, _MISSING)
+        if v is _MISSING:
+            v = TrieView.get(view, key)
+            if len(flat) >= self._flat_limit:
+                flat.clear()
+            flat[key] = v
+        return v  # type: ignore[return-value]
 
     def commit(self, batch: WriteBatch, update: TrieUpdate, block_hash: bytes, number: int) -> None:
         """Add ``update`` as the state of block ``block_hash`` to ``batch``.
@@ -176,6 +212,9 @@ class StateDB:
             journal = self._journal(batch, bh)
             if journal is None:
                 continue
+            # A discarded fork's nodes go: the cache must not outlive a state it mirrors.
+            self._flat_root = None
+            self._flat.clear()
             if not archive:
                 for h in journal[1]:
                     self._decref(batch, h)
@@ -214,3 +253,17 @@ class StateDB:
     def node_count(self) -> int:
         """Number of stored trie nodes (a full scan: for tests and diagnostics)."""
         return sum(1 for _ in self.store.iterate(STATE_NODE))
+
+
+class _CachedView(TrieView):
+    """A :class:`TrieView` that reads through its StateDB's flat value cache when its root is
+    the cached state (a view outlives the cache's move to a newer state: it then walks)."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: StateDB, root: bytes) -> None:
+        super().__init__(db.loader, root)
+        self.db = db
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.db._cached_get(self, key)

@@ -23,6 +23,7 @@ energy use are metrics like the others (see ``DEFAULT_METRICS``).
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -456,6 +457,9 @@ class _Context:
     captures: dict[int, dict[int, CaptureConfig]] = field(default_factory=dict)
 
 
+_TS = operator.itemgetter(1)
+
+
 def _window_closes(rt: Any, batches: Sequence[Batch]) -> int:
     """How many twins' open windows a submit of ``batches`` closes (its weight depends on it):
     read from the state it will run on, as the submit itself decides."""
@@ -467,7 +471,9 @@ def _window_closes(rt: Any, batches: Sequence[Batch]) -> int:
         d: DeviceInfo | None = tel.Devices.get(b.device)
         if d is None:
             continue  # the submit fails on it
-        ts = max((r[1] for r in b.readings if r[1] <= limit), default=None)
+        ts = max(map(_TS, b.readings), default=None)
+        if ts is not None and ts > limit:  # rare: only then filter out future readings
+            ts = max((r[1] for r in b.readings if r[1] <= limit), default=None)
         if ts is not None and ts - ts % window > newest.get(d.twin, -1):
             newest[d.twin] = ts - ts % window
     closes = 0
@@ -844,7 +850,7 @@ class Telemetry(Pallet):
             self.Aggregates.insert(twin, start, table)
         if lasts:
             self.LastReadings.insert(b.device, lasts)
-        timestamps = [r[1] for r in b.readings]
+        timestamps = list(map(_TS, b.readings))
         count = len(b.readings)
         self.Batches.insert(
             b.device,
