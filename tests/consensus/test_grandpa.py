@@ -151,3 +151,23 @@ def test_bad_votes_are_refused() -> None:
     assert v.on_vote(other_chain) == (False, None)
     wrong_set = SignedVote.sign(KEYS[1], PRECOMMIT, 1, 7, (g, 0), g)
     assert v.on_vote(wrong_set) == (False, None)
+
+
+def test_a_new_block_is_finalized_without_waiting_for_the_round_timer() -> None:
+    # A completable round ends as soon as the best chain grows past its estimate: finality
+    # then follows a block within the vote exchange, not at the next slot-long round.
+    net = Net()
+    linear_chain(net, 1)
+    net.run(7)  # ends half a slot into a round that has every vote for block 1
+    assert all(v.finalized[1] == 1 for v in net.voters)
+    rounds = [v.current for v in net.voters]
+    head = net.extend(net.client.best, 2)
+    net.now += 1  # no round timer can expire: every voter's round started a slot-half ago
+    for _ in range(4):
+        outbox = [(i, m) for i, v in enumerate(net.voters) for m in v.tick(net.now)[0]]
+        for i, m in outbox:
+            for j, v in enumerate(net.voters):
+                if j != i:
+                    v.on_vote(m)
+    assert all(v.finalized == (head.hash, 2) for v in net.voters)
+    assert all(v.current == r + 1 for v, r in zip(net.voters, rounds, strict=True))

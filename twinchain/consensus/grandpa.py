@@ -302,13 +302,21 @@ class Voter:
             if f is not None and f[1] > self.finalized[1]:
                 self.finalized = f
                 done.append(Finalized(f, self.justification(self.rounds[r], f)))
-        # Rounds last at least a slot even when every vote is in: votes are gossip, and a
-        # round per slot keeps each voter at two messages per slot.
-        if g is not None and waited and self._completable(rnd, g):
-            self.last_estimate = self._estimate(rnd, g) or self.last_estimate
-            if self.last_estimate[1] < self.finalized[1]:
-                self.last_estimate = self.finalized
-            self._start_round(self.current + 1, now_ms)
+        # A completable round ends once a slot has passed or, sooner, once this voter's best
+        # chain has grown past the round's estimate: the next round's prevote then carries a
+        # block that is new to finality. Starting it at block arrival rather than on a slot
+        # timer takes up to a slot (half on average) off block-to-finality latency, and
+        # keeps each voter at about two messages per block.
+        if g is not None and self._completable(rnd, g):
+            est = self._estimate(rnd, g) or self.last_estimate
+            if est[1] < self.finalized[1]:
+                est = self.finalized
+            head = self.best_chain_containing(est)
+            if waited or head[1] > est[1]:
+                self.last_estimate = est
+                self._start_round(self.current + 1, now_ms)
+                if self.keypair is not None:
+                    out.append(self._cast(self.rounds[self.current], PREVOTE, head))
         self._forget_old()
         return out, done
 
