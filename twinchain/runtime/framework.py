@@ -287,6 +287,24 @@ def hashed_key(t: Type, key: Any) -> bytes:
     return out
 
 
+# Decoded values by (value type, stored bytes), for ``get_shared``: equal bytes decode to
+# equal values, so one decoded object can serve every read of them, in any block and state,
+# as long as no caller mutates it. Cleared when full; it only ever saves work.
+_SHARED: dict[tuple[Type, bytes], Any] = {}
+_SHARED_MAX = 1 << 14
+
+
+def _decode_shared(t: Type, raw: bytes) -> Any:
+    key = (t, raw)
+    v = _SHARED.get(key)
+    if v is None:
+        v = t.decode_stored(raw)
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = v
+    return v
+
+
 def _split_key(data: bytes, t: Type) -> tuple[Any, bytes]:
     """Read one hashed key off the front of ``data``; return (key, rest)."""
     up = msgpack.Unpacker(raw=False, strict_map_key=True, max_map_len=0)
@@ -376,6 +394,13 @@ class StorageMap(StorageItem):
         raw = self._state.get(self.key(k))
         return self.default if raw is None else self.value_type.decode_stored(raw)
 
+    def get_shared(self, k: Any) -> Any:
+        """``get`` for a caller that only reads the value: it may be the same object as an
+        earlier read of the same bytes returned, so it must never be mutated (hot read-only
+        records, such as a twin's spec during telemetry import, skip their decode)."""
+        raw = self._state.get(self.key(k))
+        return self.default if raw is None else _decode_shared(self.value_type, raw)
+
     def contains(self, k: Any) -> bool:
         return self._state.get(self.key(k)) is not None
 
@@ -433,6 +458,11 @@ class StorageDoubleMap(StorageItem):
     def get(self, k1: Any, k2: Any) -> Any:
         raw = self._state.get(self.key(k1, k2))
         return self.default if raw is None else self.value_type.decode_stored(raw)
+
+    def get_shared(self, k1: Any, k2: Any) -> Any:
+        """``get`` for a caller that never mutates the value (see ``StorageMap.get_shared``)."""
+        raw = self._state.get(self.key(k1, k2))
+        return self.default if raw is None else _decode_shared(self.value_type, raw)
 
     def contains(self, k1: Any, k2: Any) -> bool:
         return self._state.get(self.key(k1, k2)) is not None

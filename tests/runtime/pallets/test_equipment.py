@@ -531,3 +531,16 @@ def test_genesis_rejects_a_duplicate_serial(make_chain: Any) -> None:
     twin = {"manufacturer": "//Maker", "class": "press", "serial": "A"}
     with pytest.raises(ValueError, match="DuplicateSerial"):
         make_chain(extra=world() | {"equipment": {"twins": [twin, twin]}})
+
+
+def test_shared_reads_follow_the_stored_bytes(blk: Any) -> None:
+    # ``get_shared`` serves one decoded object per stored value (telemetry import reads each
+    # twin's spec for every batch); it is keyed by the bytes, so a write is seen at once.
+    eq = blk.rt.equipment
+    tid = mint(blk)
+    first = eq.Specs.get_shared(tid)
+    assert first == eq.Specs.get(tid) == SPEC and eq.Specs.get_shared(tid) is first
+    other = Spec([(4, 7_000)], [Envelope(4, 0, 9_000, 0)])
+    eq.Specs.insert(tid, other)
+    assert eq.Specs.get_shared(tid) == other and eq.envelopes(tid) == {4: other.envelope[0]}
+    assert eq.Specs.get_shared(tid + 1) is None

@@ -774,11 +774,12 @@ class Equipment(Pallet):
         return self.Specs.get(twin)  # type: ignore[no-any-return]
 
     def envelopes(self, twin: int) -> dict[int, Envelope]:
-        spec: Spec | None = self.Specs.get(twin)
+        """The twin's operating envelope per metric; read-only (shared decoded records)."""
+        spec: Spec | None = self.Specs.get_shared(twin)
         return {} if spec is None else {e.metric: e for e in spec.envelope}
 
     def is_operational(self, twin: int) -> bool:
-        t: TwinInfo | None = self.Twins.get(twin)
+        t: TwinInfo | None = self.Twins.get_shared(twin)
         return t is not None and t.lifecycle in OPERATIONAL
 
     def has_right(self, twin: int, who: bytes, right: int, t: TwinInfo | None = None) -> bool:

@@ -790,7 +790,7 @@ class Telemetry(Pallet):
             if p is None:
                 cap = captures.get(m)
                 if cap is None:
-                    cap = captures[m] = self.Capture.get(twin, m) or DEFAULT_CAPTURE
+                    cap = captures[m] = self.Capture.get_shared(twin, m) or DEFAULT_CAPTURE
                 env = envelopes.get(m)
                 p = params[m] = (
                     None if env is None else env.min,
