@@ -80,3 +80,52 @@ def test_stale_gossiped_block_is_ignored_not_rejected(tmp_path: Path) -> None:
         peer.close()
         late.close()
         node.close()
+
+
+async def test_author_waits_for_the_previous_slots_block_only_from_a_producing_author(
+    tmp_path: Path,
+) -> None:
+    # Under load the previous slot's block arrives late; building on the block before it
+    # forked the devnet for slots at a time. An author that is down costs a bounded wait.
+    from twinchain.consensus import aura
+    from twinchain.node.service import PARENT_WAIT_SHARE
+
+    spec = local_spec(["//Alice", "//Bob"])
+    alice, bob = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
+    node = Node(NodeConfig(spec=spec, base_path=tmp_path, rpc_port=None, port=None))
+    peer = Client(spec, None)
+    auths = node.client.authorities_at(node.client.best.hash)
+    key = {alice.public: alice, bob.public: bob}
+    slot = 11  # ours; the silent or producing author is the one of slot 10
+    prev = aura.slot_author(auths, slot - 1)
+
+    async def timed_wait(slot: int = slot) -> float:
+        t0 = trio.current_time()
+        await node._await_previous_block(slot, auths, 1000)
+        return trio.current_time() - t0
+
+    try:
+        # Nothing of the previous author seen yet: no wait.
+        assert await timed_wait() < 0.05
+        b7, _ = peer.propose(key[aura.slot_author(auths, 7)], 7, 7_000)
+        b8, _ = peer.propose(key[aura.slot_author(auths, 8)], 8, 8_000)
+        for b in (b7, b8):
+            assert node.on_block("peer", b.encode()) is Verdict.ACCEPT
+        # It produced recently: wait for its block, and stop waiting once it is in.
+        b10, _ = peer.propose(key[prev], 10, 10_000)
+        async with trio.open_nursery() as nursery:
+
+            async def deliver() -> None:
+                await trio.sleep(0.1)
+                assert node.on_block("peer", b10.encode()) is Verdict.ACCEPT
+
+            nursery.start_soon(deliver)
+            waited = await timed_wait()
+        assert 0.09 < waited < 0.3 and node.client.best.hash == b10.hash
+        # Our head is the previous slot's block already: no wait.
+        assert await timed_wait() < 0.05
+        # Its block for slot 12 never comes: the wait is bounded.
+        assert 0.9 * PARENT_WAIT_SHARE < await timed_wait(slot + 2) < PARENT_WAIT_SHARE + 0.2
+    finally:
+        peer.close()
+        node.close()

@@ -48,6 +48,9 @@ log = logging.getLogger("twinchain.node")
 # forked for several blocks at a time and finalized a fifth of what a quarter gives.
 PROPOSE_SHARE = 0.25
 VOTER_TICK_S = 0.2
+# Longest an author waits, at its slot's start, for the previous slot's block (see
+# ``_await_previous_block``), as a share of the slot.
+PARENT_WAIT_SHARE = 0.4
 FUTURE_BLOCKS_MAX = 256
 # A re-org deeper than this leaves the pool as it is (finality bounds re-orgs far below it).
 REORG_POOL_DEPTH = 64
@@ -119,6 +122,7 @@ class Node:
             )
         self.voter = self._new_voter()
         self._future: list[tuple[int, Block]] = []
+        self._last_authored: dict[bytes, int] = {}  # authority -> slot of its newest block seen
         self._slot_headers: dict[int, Header] = {}
         self._reported: set[bytes] = set()
         self._last_vote_broadcast = 0
@@ -327,6 +331,10 @@ class Node:
         header = block.header
         self._finality_due.set()
         self._check_slot_equivocation(header)
+        # Who authored it, by the set in force at its parent (as its seal was checked).
+        author = aura.slot_author(self.client.authorities_at(header.parent_hash), header.slot)
+        if header.slot > self._last_authored.get(author, -1):
+            self._last_authored[author] = header.slot
         if result.is_best:
             self.pool.prune([o.hash for o in result.outcomes], number=result.number)
             self.pool.revalidate()
@@ -524,6 +532,7 @@ class Node:
             if len(auths) > 1 and self.network is not None and not self.network.peers():
                 log.info("slot %d: no peers yet, not authoring", slot)
                 continue
+            await self._await_previous_block(slot, auths, duration)
             # The slot's start time: always a whole slot after the previous block's timestamp,
             # however late in its slot that block was authored (e.g. before a restart).
             try:
@@ -531,6 +540,25 @@ class Node:
             except (InvalidBlock, InvalidTransaction, BlockImportError) as exc:
                 log.error("could not author a block in slot %d: %s", slot, exc)
             await trio.sleep(0)
+
+    async def _await_previous_block(self, slot: int, auths: list[bytes], duration: int) -> None:
+        """Give the previous slot's block a moment to arrive before building on our head.
+
+        Under load a block reaches its peers late in its slot and takes them longer to import
+        than its author took to build it: an author that starts on time builds on the block
+        before, a fork that wastes a slot, and the next author may fork again (seen: three
+        blocks at one height). If the previous slot's author has been producing (a block of
+        it imported within the last two rounds), wait up to ``PARENT_WAIT_SHARE`` of the slot
+        for its block; an author that is down costs its successor that much, not a fork.
+        """
+        if self.client.best.slot >= slot - 1:
+            return
+        previous = aura.slot_author(auths, slot - 1)
+        if self._last_authored.get(previous, -1) < slot - 1 - 2 * len(auths):
+            return
+        give_up = time.monotonic() + duration * PARENT_WAIT_SHARE / 1000
+        while self.client.best.slot < slot - 1 and time.monotonic() < give_up:
+            await trio.sleep(0.01)
 
     def author_block(self, slot: int, now_ms: int) -> Block:
         """Build, import and announce a block for ``slot``."""
