@@ -330,3 +330,18 @@ def test_flat_value_cache_matches_the_trie_across_forks_and_stale_views() -> Non
     view = node.sdb.at(node.roots[bh("top")])
     assert [view.get(k) for k in K] == [node.models[bh("top")].get(k) for k in K]
     assert node.sdb._flat_root == node.roots[bh("top")] and node.sdb._flat
+
+
+def test_the_next_update_walks_the_nodes_just_written_without_reading_the_store() -> None:
+    # Nodes written by a commit are cached: the next block rewrites the same paths, and each
+    # node it loaded from LevelDB cost a read and a decode.
+    store = MemoryStore()
+    node = Node(store, pruning=None)
+    node.sdb.loader = type(node.sdb.loader)(node.sdb._fetch, 100_000)
+    node.import_block(None, bh("0"), 0, {k: b"v%d" % i for i, k in enumerate(K)})
+    node.import_block(bh("0"), bh("1"), 1, {K[3]: b"x", K[17]: b"y"})
+    reads: list[bytes] = []
+    real_get = store.get
+    store.get = lambda k: reads.append(k) or real_get(k)  # type: ignore[method-assign]
+    node.sdb.prepare(node.roots[bh("1")], {K[3]: b"z", K[17]: None, K[33]: b"w"})
+    assert not [k for k in reads if k.startswith(STATE_NODE)]

@@ -198,7 +198,8 @@ PEER_RECORD_RECHECK_S = 60.0
 
 
 def cache_signed_peer_records() -> None:
-    """Verify a peer's signed peer record once, not on every pubsub RPC it sends.
+    """Verify a peer's signed peer record once, not on every pubsub RPC it sends; build our
+    own once, not for every RPC we send.
 
     py-libp2p 0.8.1 attaches the sender's signed peer record (an envelope) to every publish
     and control RPC, and the receiver parses it, checks its signature and rewrites the peer's
@@ -237,6 +238,26 @@ def cache_signed_peer_records() -> None:
     consume.twinchain_cached = True  # type: ignore[attr-defined]
     pubsub_mod.maybe_consume_signed_record = consume
     gossipsub_mod.maybe_consume_signed_record = consume
+
+    # The sending side: every RPC asked for our own record, which re-lists the host's
+    # addresses (multiaddr parsing, ~4 % of a loaded validator) to see whether it changed.
+    # Listen addresses change rarely; the record is re-derived every PEER_RECORD_RECHECK_S.
+    original_env = pubsub_mod.env_to_send_in_RPC
+    ours: weakref.WeakKeyDictionary[IHost, tuple[tuple[bytes, bool], float]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def own_record(host: IHost) -> tuple[bytes, bool]:
+        now = time.monotonic()
+        hit = ours.get(host)
+        if hit is not None and now - hit[1] < PEER_RECORD_RECHECK_S:
+            return hit[0][0], False
+        env = original_env(host)
+        ours[host] = (env, now)
+        return env  # type: ignore[no-any-return]
+
+    pubsub_mod.env_to_send_in_RPC = own_record
+    gossipsub_mod.env_to_send_in_RPC = own_record
 
 
 def guard_inbound_rpc_decoding(host: IHost, pubsub: Pubsub) -> None:

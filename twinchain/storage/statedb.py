@@ -161,6 +161,7 @@ class StateDB:
                 batch.put(k, (n + 1).to_bytes(_COUNT_LEN, "big") + rec[_COUNT_LEN:])
         journal = [number, sorted(update.nodes), sorted(update.replaced)]
         batch.put(jkey, msgpack.packb(journal, use_bin_type=True))
+        self.loader.seed(update.nodes)
 
     def _journal(self, batch: WriteBatch, block_hash: bytes) -> list | None:
         rec = self._read(batch, STATE_JOURNAL + block_hash)

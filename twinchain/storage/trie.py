@@ -135,6 +135,20 @@ class NodeLoader:
                 self._hot = {}
         return node
 
+    def seed(self, nodes: Mapping[bytes, bytes]) -> None:
+        """Cache nodes being written ({hash: encoding}). The next block's update walks the
+        paths this one rewrote, so without this nearly every node it loads above the
+        untouched subtrees was a miss: a LevelDB read and a decode (~6 % of a loaded
+        validator's CPU)."""
+        if not self._half:
+            return
+        hot = self._hot
+        for h, enc in nodes.items():
+            hot[h] = msgpack.unpackb(enc, use_list=False)
+            if len(hot) >= self._half:
+                self._cold = hot
+                self._hot = hot = {}
+
     def evict(self, h: bytes) -> None:
         """Forget ``h`` (its node is being deleted: a pruned state must not stay readable)."""
         self._hot.pop(h, None)
