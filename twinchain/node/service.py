@@ -50,7 +50,9 @@ PROPOSE_SHARE = 0.25
 VOTER_TICK_S = 0.2
 # Longest an author waits, at its slot's start, for the previous slot's block (see
 # ``_await_previous_block``), as a share of the slot.
-PARENT_WAIT_SHARE = 0.4
+PARENT_WAIT_SHARE = 0.5
+# However late an author starts, it may apply transactions for this share of the slot.
+MIN_PROPOSE_SHARE = 0.05
 FUTURE_BLOCKS_MAX = 256
 # A re-org deeper than this leaves the pool as it is (finality bounds re-orgs far below it).
 REORG_POOL_DEPTH = 64
@@ -536,7 +538,8 @@ class Node:
             # The slot's start time: always a whole slot after the previous block's timestamp,
             # however late in its slot that block was authored (e.g. before a restart).
             try:
-                self.author_block(slot, slot * duration)
+                late_ms = max(aura.now_ms() - slot * duration, 0)
+                self.author_block(slot, slot * duration, late_ms=late_ms)
             except (InvalidBlock, InvalidTransaction, BlockImportError) as exc:
                 log.error("could not author a block in slot %d: %s", slot, exc)
             await trio.sleep(0)
@@ -549,7 +552,8 @@ class Node:
         before, a fork that wastes a slot, and the next author may fork again (seen: three
         blocks at one height). If the previous slot's author has been producing (a block of
         it imported within the last two rounds), wait up to ``PARENT_WAIT_SHARE`` of the slot
-        for its block; an author that is down costs its successor that much, not a fork.
+        for its block: an author that is down costs its successor that much, not a fork. The
+        time waited comes off the block's own (see ``author_block``).
         """
         if self.client.best.slot >= slot - 1:
             return
@@ -560,10 +564,18 @@ class Node:
         while self.client.best.slot < slot - 1 and time.monotonic() < give_up:
             await trio.sleep(0.01)
 
-    def author_block(self, slot: int, now_ms: int) -> Block:
-        """Build, import and announce a block for ``slot``."""
+    def author_block(self, slot: int, now_ms: int, late_ms: int = 0) -> Block:
+        """Build, import and announce a block for ``slot``.
+
+        ``late_ms``: how far into the slot we start. The time to apply transactions is
+        counted from the slot's start, as Substrate's proposer does: an author that waited
+        for its parent builds a smaller block, which its peers import sooner, so the next
+        author is not late in turn (counted from our own start, lateness compounded).
+        """
         assert self.author_key is not None
-        deadline = time.monotonic() + self.client.slot_duration() * PROPOSE_SHARE / 1000
+        duration = self.client.slot_duration()
+        budget = max(PROPOSE_SHARE * duration - late_ms, MIN_PROPOSE_SHARE * duration)
+        deadline = time.monotonic() + budget / 1000
         parent = self.client.best
         ready = self.pool.ready()
         invalid: list[bytes] = []
