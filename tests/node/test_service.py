@@ -129,3 +129,14 @@ async def test_author_waits_for_the_previous_slots_block_only_from_a_producing_a
     finally:
         peer.close()
         node.close()
+
+
+def test_a_late_author_gets_less_time_to_build_but_never_none() -> None:
+    # Counted from the slot's start: a late author's smaller block lets the next one start
+    # on time (counted from its own start, lateness compounded into forks under load).
+    from twinchain.node.service import MIN_PROPOSE_SHARE, PROPOSE_SHARE, propose_budget_ms
+
+    assert propose_budget_ms(1000, 0) == PROPOSE_SHARE * 1000
+    assert propose_budget_ms(1000, 100) == PROPOSE_SHARE * 1000 - 100
+    assert propose_budget_ms(1000, 900) == MIN_PROPOSE_SHARE * 1000
+    assert propose_budget_ms(2000, 0) == 2 * propose_budget_ms(1000, 0)

@@ -60,6 +60,13 @@ REORG_POOL_DEPTH = 64
 REBROADCAST_SLOTS = 3
 
 
+def propose_budget_ms(slot_ms: int, late_ms: int) -> float:
+    """Time an author starting ``late_ms`` into its slot may spend applying transactions:
+    up to ``PROPOSE_SHARE`` of the slot counted from its start, never under
+    ``MIN_PROPOSE_SHARE``."""
+    return max(PROPOSE_SHARE * slot_ms - late_ms, MIN_PROPOSE_SHARE * slot_ms)
+
+
 @dataclass
 class NodeConfig:
     spec: ChainSpec
@@ -573,8 +580,7 @@ class Node:
         author is not late in turn (counted from our own start, lateness compounded).
         """
         assert self.author_key is not None
-        duration = self.client.slot_duration()
-        budget = max(PROPOSE_SHARE * duration - late_ms, MIN_PROPOSE_SHARE * duration)
+        budget = propose_budget_ms(self.client.slot_duration(), late_ms)
         deadline = time.monotonic() + budget / 1000
         parent = self.client.best
         ready = self.pool.ready()
