@@ -1,4 +1,5 @@
-"""The node's hot path: batch signature verification and Merkle hashing.
+"""The node's hot path: batch signature verification, Merkle hashing, and the Telemetry
+pallet's per-reading checks and aggregation.
 
 This facade is what the rest of the node calls. Two implementations with bit-identical
 results sit behind it: the C extension (:mod:`twinchain.native.cimpl`, compiled by setup.py
@@ -36,8 +37,18 @@ merkle_root = fallback.merkle_root
 hash_many = fallback.hash_many
 blake3_hash = fallback.blake3_hash
 blake3_derive_key = fallback.blake3_derive_key
+readings_survey = fallback.readings_survey
+readings_scan = fallback.readings_scan
 
-_FUNCTIONS = ("verify_batch", "merkle_root", "hash_many", "blake3_hash", "blake3_derive_key")
+_FUNCTIONS = (
+    "verify_batch",
+    "merkle_root",
+    "hash_many",
+    "blake3_hash",
+    "blake3_derive_key",
+    "readings_survey",
+    "readings_scan",
+)
 _native: ModuleType | None = None
 
 
@@ -77,6 +88,11 @@ def _self_check(impl: ModuleType) -> None:
     pk = sk.public_key_xonly.format()
     sig = sk.sign_schnorr(key, bytes(32))
     bad = sig[:-1] + bytes([sig[-1] ^ 1])
+    stamps = (4_000, 3_000, 4_500, 70_000, 4_600, 1_000_000)
+    values = (5, -(2**63), 2**63 - 1, 7, 90, 3)
+    pairs = enumerate(zip(stamps, values, strict=True))
+    readings = b"".join(fallback.READING.pack(1 + i % 2, ts, v) for i, (ts, v) in pairs)
+    slots = [(1, (0, 100, 10), 200, 3_000, (3_900, 1)), (2, None, 0, 10**6, None)]
     cases: list[tuple[str, tuple[Any, ...]]] = [
         ("blake3_hash", (items[2],)),
         ("blake3_hash", (items[1], key)),
@@ -84,6 +100,8 @@ def _self_check(impl: ModuleType) -> None:
         ("hash_many", (key, items)),
         ("merkle_root", (items,)),
         ("verify_batch", ([pk, pk, pk[:31]], [key, key, key], [sig, bad, sig])),
+        ("readings_survey", (readings,)),
+        ("readings_scan", (readings, slots, 5_000, 65_000, 1_000, -1)),
     ]
     for name, args in cases:
         if getattr(impl, name)(*args) != getattr(fallback, name)(*args):
@@ -151,6 +169,8 @@ __all__ = [
     "info",
     "load_native",
     "merkle_root",
+    "readings_scan",
+    "readings_survey",
     "set_threads",
     "use_native",
     "verify_batch",

@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 
 SRC_DIR = Path(__file__).resolve().parent / "src"
-SOURCES = ("tc_blake3.c", "tc_native.c")
+SOURCES = ("tc_blake3.c", "tc_native.c", "tc_telemetry.c")
 HEADERS = ("tc_blake3.h", "tc_b3_lanes.h", "tc_native.h")
 
 # Mirrors src/tc_native.h, plus the digest getter that build.py writes into the module.
@@ -32,6 +32,11 @@ int tc_merkle_root(const char *leaf_key32, const char *node_key32, const char *p
 int tc_verify_batch(uintptr_t ctx, uintptr_t parse_fn, uintptr_t verify_fn, const char *pubkeys,
                     const char *messages, const char *signatures, size_t n, unsigned char *out,
                     int nthreads);
+int tc_readings_survey(const char *raw, size_t len, unsigned char *metrics_out, size_t *k_out,
+                       unsigned char *ts_out);
+int tc_readings_scan(const char *raw, size_t len, unsigned char *slots, size_t k,
+                     unsigned char *clock, unsigned char *flags, unsigned char *aggs,
+                     size_t *n_aggs, size_t *n_flagged);
 const char *tc_source_digest(void);
 """
 

@@ -22,7 +22,7 @@ from coincurve._libsecp256k1 import lib as _cc_lib
 
 from twinchain.native import _spec
 from twinchain.native._native import ffi, lib
-from twinchain.native.fallback import as_bytes
+from twinchain.native.fallback import READING, PartialAggregate, Slot, as_bytes
 from twinchain.primitives.hashing import ZERO_HASH, Domain, domain_key
 
 log = logging.getLogger("twinchain.native")
@@ -274,6 +274,70 @@ def blake3_derive_key(context: str, material: bytes) -> bytes:
     out = bytearray(32)
     lib.tc_blake3_derive_key(ctx, len(ctx), m, len(m), ffi.from_buffer(out))
     return bytes(out)
+
+
+_U64 = (1 << 64) - 1
+_SLOT = struct.Struct("=QQqqQQQQQq")  # TC_SLOT_LEN
+_AGG = struct.Struct("=QQQqqqQqQQ")  # TC_AGG_LEN
+
+
+def readings_survey(raw: bytes) -> tuple[tuple[int, ...], int, int]:
+    """Of packed readings: the distinct metrics in order of first appearance, the smallest
+    and the largest timestamp (0, 0 for none). ValueError: not a whole number of readings."""
+    n = len(raw) // READING.size
+    if len(raw) % READING.size:
+        raise ValueError("readings_survey: not a whole number of 18-byte readings")
+    if not n:
+        return (), 0, 0
+    metrics = bytearray(8 * n)
+    k = ffi.new("size_t *")
+    stamps = bytearray(16)
+    out = ffi.from_buffer(metrics)
+    lib.tc_readings_survey(_buf(raw), len(raw), out, k, ffi.from_buffer(stamps))
+    first, last = struct.unpack("=QQ", stamps)
+    return struct.unpack_from(f"={k[0]}Q", metrics), first, last
+
+
+def readings_scan(
+    raw: bytes, slots: Sequence[Slot], now: int, limit: int, window: int, newest: int
+) -> tuple[bytes, list[PartialAggregate], list[tuple[int, int] | None], int, int]:
+    """Check one batch's readings and fold them into partial aggregates (see fallback)."""
+    n = len(raw) // READING.size
+    if len(raw) % READING.size or window <= 0:
+        raise ValueError("readings_scan: malformed readings or window")
+    packed = bytearray(_SLOT.size * len(slots))
+    for i, (m, env, min_interval, max_age, last) in enumerate(slots):
+        lo, hi, step = (0, 0, 0) if env is None else env
+        ts, v = (0, 0) if last is None else last
+        _SLOT.pack_into(
+            packed, i * _SLOT.size, m, env is not None, lo, hi, step, min_interval, max_age,
+            last is not None, ts, v,
+        )  # fmt: skip
+    # A limit past 2**64 - 1 excludes no timestamp, like 2**64 - 1 itself.
+    clock = bytearray(
+        struct.pack("=QQQQQ", now, min(limit, _U64), window, max(newest, 0), newest >= 0)
+    )
+    flags = bytearray(n)
+    aggs = bytearray(_AGG.size * n)
+    n_aggs, n_flagged = ffi.new("size_t *"), ffi.new("size_t *")
+    rc = lib.tc_readings_scan(
+        _buf(raw), len(raw), ffi.from_buffer(packed), len(slots), ffi.from_buffer(clock),
+        ffi.from_buffer(flags), ffi.from_buffer(aggs), n_aggs, n_flagged,
+    )  # fmt: skip
+    if rc:
+        raise ValueError("readings_scan: a metric without a slot")
+    out: list[PartialAggregate] = [
+        (start, m, count, lo, hi, sum_hi * 4294967296 + sum_lo, last, last_ts, fl)
+        for start, m, count, lo, hi, sum_hi, sum_lo, last, last_ts, fl in _AGG.iter_unpack(
+            memoryview(aggs)[: _AGG.size * n_aggs[0]]
+        )
+    ]
+    lasts: list[tuple[int, int] | None] = [
+        (rec[8], rec[9]) if rec[7] else None for rec in _SLOT.iter_unpack(packed)
+    ]
+    start, has_newest = struct.unpack_from("=QQ", clock, 24)
+    newest = start if has_newest else -1
+    return bytes(flags), out, lasts, newest, n_flagged[0]
 
 
 def built_digest() -> str:

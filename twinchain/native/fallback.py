@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 from blake3 import blake3
@@ -87,3 +88,93 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+# --------------------------------------------------------------------------- telemetry batches
+# A reading is 18 packed bytes (big-endian u16 metric, u64 timestamp ms, i64 value): the
+# Telemetry pallet's Merkle leaf. The rules below are the pallet's (see telemetry.py).
+
+READING = struct.Struct(">HQq")
+
+#: Flag bits of :func:`readings_scan`, in the order the pallet raises their events.
+FLAG_OUT_OF_RANGE, FLAG_FROM_FUTURE, FLAG_STALE, FLAG_TOO_FAST, FLAG_JUMP = 1, 2, 4, 8, 16
+
+#: (metric, envelope (min, max, max_step) or None, min_interval_ms, max_age_ms,
+#: last reading (ts, value) or None)
+Slot = tuple[int, "tuple[int, int, int] | None", int, int, "tuple[int, int] | None"]
+#: (window start, metric, count, min, max, sum, last, last_ts, flagged)
+PartialAggregate = tuple[int, int, int, int, int, int, int, int, int]
+
+
+def readings_survey(raw: bytes) -> tuple[tuple[int, ...], int, int]:
+    """Of packed readings: the distinct metrics in order of first appearance, the smallest
+    and the largest timestamp (0, 0 for none). ValueError: not a whole number of readings."""
+    if len(raw) % READING.size:
+        raise ValueError("readings_survey: not a whole number of 18-byte readings")
+    if not raw:
+        return (), 0, 0
+    metrics = dict.fromkeys(m for m, _, _ in READING.iter_unpack(raw))
+    stamps = [ts for _, ts, _ in READING.iter_unpack(raw)]
+    return tuple(metrics), min(stamps), max(stamps)
+
+
+def readings_scan(
+    raw: bytes, slots: Sequence[Slot], now: int, limit: int, window: int, newest: int
+) -> tuple[bytes, list[PartialAggregate], list[tuple[int, int] | None], int, int]:
+    """Check one batch's readings and fold them into partial aggregates.
+
+    ``slots``: one per metric of the batch. Returns (a flag byte per reading, the partial
+    aggregates per (window start, metric) in order of first appearance, each slot's last
+    reading after the batch, the newest window start of a reading not from the future
+    (``newest`` if none is newer), how many readings have a flag). ValueError: a malformed
+    length, a zero window or a metric without a slot.
+    """
+    if len(raw) % READING.size or window <= 0:
+        raise ValueError("readings_scan: malformed readings or window")
+    index = {s[0]: i for i, s in enumerate(slots)}
+    lasts = [s[4] for s in slots]
+    flags = bytearray(len(raw) // READING.size)
+    aggs: dict[tuple[int, int], list[int]] = {}
+    flagged = 0
+    for i, (m, ts, v) in enumerate(READING.iter_unpack(raw)):
+        j = index.get(m)
+        if j is None:
+            raise ValueError(f"readings_scan: no slot for metric {m}")
+        _, env, min_interval, max_age, _ = slots[j]
+        last = lasts[j]
+        f = 0
+        if env is not None and not env[0] <= v <= env[1]:
+            f |= FLAG_OUT_OF_RANGE
+        newer = last is None or ts >= last[0]
+        if ts > limit:
+            f |= FLAG_FROM_FUTURE
+        elif not newer or now - ts > max_age:
+            f |= FLAG_STALE
+        if last is not None and newer:
+            if ts - last[0] < min_interval:
+                f |= FLAG_TOO_FAST
+            if env is not None and env[2] and abs(v - last[1]) > env[2]:
+                f |= FLAG_JUMP
+        if newer:
+            lasts[j] = (ts, v)
+        if f:
+            flags[i] = f
+            flagged += 1
+        start = ts - ts % window
+        if ts <= limit and start > newest:
+            newest = start
+        a = aggs.get((start, m))
+        if a is None:
+            aggs[start, m] = [start, m, 1, v, v, v, v, ts, 1 if f else 0]
+            continue
+        if v < a[3]:
+            a[3] = v
+        if v > a[4]:
+            a[4] = v
+        if ts >= a[7]:
+            a[6], a[7] = v, ts
+        a[2] += 1
+        a[5] += v
+        if f:
+            a[8] += 1
+    return bytes(flags), [tuple(a) for a in aggs.values()], lasts, newest, flagged  # type: ignore[misc]

@@ -9,6 +9,7 @@ import pytest
 
 from twinchain import native
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.merkle import merkle_root
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets import telemetry as tm
 from twinchain.runtime.pallets.equipment import OPERATE
@@ -673,6 +674,22 @@ def test_readings_travel_as_packed_leaves_and_bad_ones_are_refused() -> None:
     for wire in (b"\x00" * 17, b"\x00" * 18 * (tm.MAX_READINGS + 1), [1, 2, 3]):
         with pytest.raises(tm.CodecError):
             rtype.from_wire(wire)
+
+
+def test_decoded_readings_stay_packed_and_behave_like_the_list() -> None:
+    rtype = Batch.wire_type().fields[2][1]
+    readings = [(GOOD, NOW + 5, 2), (TEMP, NOW, -5), (TEMP, NOW + 9, 7)]
+    decoded = rtype.decode(rtype.encode(readings))
+    assert type(decoded) is tm.PackedReadings and decoded.raw == rtype.to_wire(readings)
+    assert decoded == readings and readings == decoded and decoded == tuple(readings)
+    assert decoded != readings[:2] and decoded != [*readings[:2], (TEMP, NOW + 9, 8)]
+    assert len(decoded) == 3 and decoded[1] == (TEMP, NOW, -5) and list(decoded) == readings
+    assert rtype.to_wire(decoded) is decoded.raw  # re-encoding is free
+    # What import reads instead of the tuples: metrics in first-seen order, the time span.
+    assert tm.survey_readings(decoded) == ((GOOD, TEMP), NOW, NOW + 9)
+    assert tm.survey_readings(readings) == tm.survey_readings(decoded)
+    assert tm.batch_root(decoded) == tm.batch_root(readings)
+    assert tm.batch_root(readings) == merkle_root([tm.reading_leaf(*r) for r in readings])
 
 
 def test_window_aggregates_and_last_readings_round_trip_packed() -> None:

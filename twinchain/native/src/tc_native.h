@@ -43,4 +43,29 @@ int tc_verify_batch(uintptr_t ctx, uintptr_t parse_fn, uintptr_t verify_fn, cons
                     const char *messages, const char *signatures, size_t n, unsigned char *out,
                     int nthreads);
 
+/* Telemetry batches (see tc_telemetry.c). A reading is 18 packed bytes: big-endian u16
+ * metric, u64 timestamp (ms), i64 value. Other integers are 8-byte words in native order. */
+#define TC_READING_LEN 18
+/* slot words: metric, has_env, min, max, max_step, min_interval, max_age, has_last,
+ * last_ts, last_value */
+#define TC_SLOT_LEN 80
+/* aggregate words: start, metric, count, min, max, sum_hi, sum_lo, last, last_ts, flagged */
+#define TC_AGG_LEN 80
+
+/* The distinct metrics of len / 18 readings in order of first appearance (a word each, room
+ * for len / 18), and the smallest and largest timestamps (two words, 0 0 for none). -2: len
+ * not a multiple of 18. */
+int tc_readings_survey(const char *raw, size_t len, unsigned char *metrics_out, size_t *k_out,
+                       unsigned char *ts_out);
+
+/* Check and fold one batch. slots: k records, one per metric of the batch (each one's last
+ * reading is updated in place); clock: words now, limit, window, newest window start and
+ * whether there is one (the last two updated in place). Out: flags[i] per reading (bit 0 out of range, 1 from the future,
+ * 2 stale, 3 too fast, 4 implausible jump) and the partial aggregates per (window, metric)
+ * in order of first appearance (room for len / 18 records). -2: len not a multiple of 18, a
+ * zero window, or a metric without a slot. */
+int tc_readings_scan(const char *raw, size_t len, unsigned char *slots, size_t k,
+                     unsigned char *clock, unsigned char *flags, unsigned char *aggs,
+                     size_t *n_aggs, size_t *n_flagged);
+
 #endif

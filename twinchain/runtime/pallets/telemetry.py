@@ -23,13 +23,14 @@ energy use are metrics like the others (see ``DEFAULT_METRICS``).
 
 from __future__ import annotations
 
-import operator
+import functools
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twinchain import native
+from twinchain.native import fallback as native_fallback
 from twinchain.primitives import codec
 from twinchain.primitives.codec import (
     H256,
@@ -102,11 +103,87 @@ W_WINDOW_CLOSE = 15_000_000
 
 FLAGS = ("OutOfRange", "TooFast", "Stale", "ImplausibleJump", "FromFuture")
 Flag = Enum("ReadingFlag", FLAGS)
+# native.readings_scan's flag bits, in the order a reading's events are raised.
+_FLAG_BITS = (
+    (native_fallback.FLAG_OUT_OF_RANGE, "OutOfRange"),
+    (native_fallback.FLAG_FROM_FUTURE, "FromFuture"),
+    (native_fallback.FLAG_STALE, "Stale"),
+    (native_fallback.FLAG_TOO_FAST, "TooFast"),
+    (native_fallback.FLAG_JUMP, "ImplausibleJump"),
+)
 MetricKind = Enum("MetricKind", ("Gauge", "Delta"))
 
 # Reading: (metric id, timestamp in ms, fixed-point value).
 Reading = Tuple(U16, U64, I64)
 _LEAF = struct.Struct(">HQq")
+
+
+class PackedReadings(Sequence[tuple[int, int, int]]):
+    """A decoded batch's readings, kept as their wire bytes (``raw``: 18 per reading, the
+    Merkle leaves back to back); immutable.
+
+    Import never needs them as Python tuples: the batch's root, checks and aggregates are
+    computed from ``raw`` (``native.readings_scan``), and its metrics and time span are
+    surveyed once (``survey``, also what the weight and every pool revalidation read). Tuples
+    are built only when something indexes or iterates it. Equal to a list or tuple of the same
+    readings, as the decoded list it replaces was.
+    """
+
+    __slots__ = ("_items", "_survey", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._items: tuple[tuple[int, int, int], ...] | None = None
+        self._survey: tuple[tuple[int, ...], int, int] | None = None
+
+    def survey(self) -> tuple[tuple[int, ...], int, int]:
+        """(distinct metrics in order of first appearance, first and last timestamp)."""
+        if self._survey is None:
+            self._survey = native.readings_survey(self.raw)
+        return self._survey
+
+    def _tuples(self) -> tuple[tuple[int, int, int], ...]:
+        if self._items is None:
+            self._items = tuple(_LEAF.iter_unpack(self.raw))
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self.raw) // _LEAF.size
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._tuples()[i]
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        return iter(self._tuples())
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is PackedReadings:
+            return self.raw == other.raw
+        if isinstance(other, list | tuple):
+            return len(other) == len(self) and all(
+                tuple(r) == t for r, t in zip(other, self._tuples(), strict=True)
+            )
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like the list it stands for
+
+    def __repr__(self) -> str:
+        return f"PackedReadings({list(self._tuples())!r})"
+
+
+def packed_readings(readings: Sequence[tuple[int, int, int]]) -> bytes:
+    """``readings`` as their wire bytes (CodecError: not (u16, u64, i64) triples)."""
+    if type(readings) is PackedReadings:
+        return readings.raw
+    return _Readings(len(readings)).to_wire(readings)  # type: ignore[no-any-return]
+
+
+def survey_readings(readings: Sequence[tuple[int, int, int]]) -> tuple[tuple[int, ...], int, int]:
+    """(distinct metrics in order of first appearance, first and last timestamp); 0, 0 for
+    none. Cached on a decoded batch's readings."""
+    if type(readings) is PackedReadings:
+        return readings.survey()
+    return native.readings_survey(packed_readings(readings))  # type: ignore[no-any-return]
 
 
 class _Readings(Type):
@@ -123,6 +200,10 @@ class _Readings(Type):
         self.max_len = max_len
 
     def to_wire(self, value: Any) -> Any:
+        if type(value) is PackedReadings:
+            if len(value) > self.max_len:
+                raise CodecError(f"Readings: expected a list of at most {self.max_len}")
+            return value.raw
         if not isinstance(value, list | tuple) or len(value) > self.max_len:
             raise CodecError(f"Readings: expected a list of at most {self.max_len}")
         pack = _LEAF.pack
@@ -141,7 +222,7 @@ class _Readings(Type):
     def from_wire(self, wire: Any) -> Any:
         if type(wire) is not bytes or len(wire) % _LEAF.size or len(wire) > self.max_len * 18:
             raise CodecError(f"Readings: expected a bin of at most {self.max_len} 18-byte records")
-        return list(_LEAF.iter_unpack(wire))
+        return PackedReadings(wire)
 
     def describe(self) -> Any:
         return {"packed": ["u16", "u64", "i64"], "max": self.max_len, "byteorder": "big"}
@@ -396,7 +477,15 @@ def reading_leaf(metric: int, ts: int, value: int) -> bytes:
 
 
 def batch_root(readings: Sequence[tuple[int, int, int]]) -> bytes:
-    return merkle_root([_LEAF.pack(*r) for r in readings])
+    raw = packed_readings(readings)
+    n = len(raw) // _LEAF.size
+    return merkle_root(_leaves(n)(raw) if n else [])
+
+
+@functools.lru_cache(maxsize=2 * MAX_READINGS)
+def _leaves(n: int) -> Callable[[bytes], tuple[bytes, ...]]:
+    """Cuts n packed readings into their Merkle leaves in one C call."""
+    return struct.Struct("18s" * n).unpack
 
 
 def batch_message(
@@ -457,9 +546,6 @@ class _Context:
     captures: dict[int, dict[int, CaptureConfig]] = field(default_factory=dict)
 
 
-_TS = operator.itemgetter(1)
-
-
 def _window_closes(rt: Any, batches: Sequence[Batch]) -> int:
     """How many twins' open windows a submit of ``batches`` closes (its weight depends on it):
     read from the state it will run on, as the submit itself decides."""
@@ -471,7 +557,7 @@ def _window_closes(rt: Any, batches: Sequence[Batch]) -> int:
         d: DeviceInfo | None = tel.Devices.get(b.device)
         if d is None:
             continue  # the submit fails on it
-        ts = max(map(_TS, b.readings), default=None)
+        ts: int | None = survey_readings(b.readings)[2] if b.readings else None
         if ts is not None and ts > limit:  # rare: only then filter out future readings
             ts = max((r[1] for r in b.readings if r[1] <= limit), default=None)
         if ts is not None and ts - ts % window > newest.get(d.twin, -1):
@@ -491,7 +577,7 @@ def _verify(triples: Sequence[Triple]) -> list[bool]:
 
 
 _VERIFIED = "telemetry.verified"  # BlockContext.notes: device signatures checked this block
-_ROOTS = "telemetry.roots"  # BlockContext.notes: id(readings) -> (copy of readings, root)
+_ROOTS = "telemetry.roots"  # BlockContext.notes: packed readings -> batch root
 
 
 class Telemetry(Pallet):
@@ -713,7 +799,7 @@ class Telemetry(Pallet):
             if b.seq >= U64.max:
                 raise self.Error.Overflow("sequence number exhausted")
             expected[b.device] = b.seq + 1
-            for m in {r[0] for r in b.readings} - known_metrics:
+            for m in set(survey_readings(b.readings)[0]) - known_metrics:
                 if not self.Metrics.contains(m):
                     raise self.Error.UnknownMetric(str(m))
                 known_metrics.add(m)
@@ -755,13 +841,11 @@ class Telemetry(Pallet):
         for _, p in sorted(self.runtime.pallets.items()):
             p.on_window_closed(twin, start, window_ms, aggs)
 
-    def _root_of(self, readings: list[tuple[int, int, int]]) -> bytes:
-        cached = self.runtime.block.notes.get(_ROOTS, {}).get(id(readings))
-        # Found by identity, trusted only if equal to the copy that was hashed: comparing
-        # readings is far cheaper than hashing them again, and immune to later mutation.
-        if cached is not None and cached[0] == readings:
-            return cached[1]  # type: ignore[no-any-return]
-        return batch_root(readings)
+    def _root_of(self, readings: Sequence[tuple[int, int, int]]) -> bytes:
+        # Keyed by the readings' bytes: immune to a list changed in place after it was hashed.
+        raw = packed_readings(readings)
+        root: bytes | None = self.runtime.block.notes.get(_ROOTS, {}).get(raw)
+        return batch_root(readings) if root is None else root
 
     def _apply_batch(
         self, ctx: _Context, gateway: bytes, d: DeviceInfo, b: Batch, root: bytes
@@ -777,80 +861,68 @@ class Telemetry(Pallet):
             envelopes = ctx.envelopes[twin] = self.runtime.equipment.envelopes(twin)
         captures = ctx.captures.setdefault(twin, {})
         lasts: dict[int, tuple[int, int]] = self.LastReadings.get(b.device) or {}
-        windows: dict[int, dict[int, Aggregate]] = {}  # window start -> metric -> aggregate
-        flagged = 0
-        newest = ctx.newest.get(twin, -1)
-        flag_event = self.Event.ReadingFlagged
-        limit = now + MAX_FUTURE_DRIFT_MS
-        # Per metric, once per batch: (envelope min, max, max step or None, capture min
-        # interval, max age); the loop below runs for every reading of every block.
-        params: dict[int, tuple[int | None, int, int, int, int]] = {}
-        for i, (m, ts, v) in enumerate(b.readings):
-            p = params.get(m)
-            if p is None:
-                cap = captures.get(m)
-                if cap is None:
-                    cap = captures[m] = self.Capture.get_shared(twin, m) or DEFAULT_CAPTURE
-                env = envelopes.get(m)
-                p = params[m] = (
-                    None if env is None else env.min,
-                    0 if env is None else env.max,
-                    0 if env is None else env.max_step,
+        raw = packed_readings(b.readings)
+        metrics, first_ts, last_ts = survey_readings(b.readings)
+        # Per metric, once per batch: its envelope, capture settings and last reading; the
+        # per-reading rules run in native.readings_scan (C, or its Python reference).
+        slots: list[native_fallback.Slot] = []
+        for m in metrics:
+            cap = captures.get(m)
+            if cap is None:
+                cap = captures[m] = self.Capture.get_shared(twin, m) or DEFAULT_CAPTURE
+            env = envelopes.get(m)
+            slots.append(
+                (
+                    m,
+                    None if env is None else (env.min, env.max, env.max_step),
                     cap.min_interval_ms,
                     cap.max_age_ms,
+                    lasts.get(m),
                 )
-            lo, hi, step, min_interval, max_age = p
-            last = lasts.get(m)
-            flags: list[str] | None = None
-            if lo is not None and not lo <= v <= hi:
-                flags = ["OutOfRange"]
-            newer = last is None or ts >= last[0]
-            if ts > limit:
-                flags = [*(flags or ()), "FromFuture"]
-            elif not newer or now - ts > max_age:
-                flags = [*(flags or ()), "Stale"]
-            if last is not None and newer:
-                if ts - last[0] < min_interval:
-                    flags = [*(flags or ()), "TooFast"]
-                if step and abs(v - last[1]) > step:
-                    flags = [*(flags or ()), "ImplausibleJump"]
-            if newer:
-                lasts[m] = (ts, v)
-            if flags:
-                flagged += 1
-                for f in flags:
-                    self.deposit(flag_event(twin, b.device, b.seq, i, m, f, v, ts))
-            start = ts - ts % window
-            if start > newest and ts <= limit:
-                newest = start  # a reading from the future never closes a window
+            )
+        limit = now + MAX_FUTURE_DRIFT_MS
+        flags, partials, new_lasts, newest, flagged = native.readings_scan(
+            raw, slots, now, limit, window, ctx.newest.get(twin, -1)
+        )
+        ctx.newest[twin] = newest  # a reading from the future never closes a window
+        for m, last in zip(metrics, new_lasts, strict=True):
+            if last is not None:
+                lasts[m] = last
+        if flagged:
+            flag_event = self.Event.ReadingFlagged
+            for i, f in enumerate(flags):
+                if f:
+                    m, ts, v = _LEAF.unpack_from(raw, i * _LEAF.size)
+                    for bit, name in _FLAG_BITS:
+                        if f & bit:
+                            self.deposit(flag_event(twin, b.device, b.seq, i, m, name, v, ts))
+        # The batch's partial aggregates merged into the stored windows, as if each reading
+        # had been added in order (see Aggregate.add).
+        windows: dict[int, dict[int, Aggregate]] = {}  # window start -> metric -> aggregate
+        for start, m, count, lo, hi, total, last, last_at, nflag in partials:
             table = windows.get(start)
             if table is None:
                 table = windows[start] = self.Aggregates.get(twin, start) or {}
             agg = table.get(m)
-            # Aggregate.add, inlined (the hottest lines of block import).
             if agg is None:
-                table[m] = Aggregate(1, v, v, v, v, ts, 1 if flags else 0)
+                table[m] = Aggregate(count, lo, hi, total, last, last_at, nflag)
                 continue
             if agg.count == 0:
-                agg.min = agg.max = agg.last = v
-                agg.last_ts = ts
+                agg.min, agg.max, agg.last, agg.last_ts = lo, hi, last, last_at
             else:
-                if v < agg.min:
-                    agg.min = v
-                elif v > agg.max:
-                    agg.max = v
-                if ts >= agg.last_ts:
-                    agg.last, agg.last_ts = v, ts
-            agg.count += 1
-            agg.sum += v
-            if flags:
-                agg.flagged += 1
-        ctx.newest[twin] = newest
+                if lo < agg.min:
+                    agg.min = lo
+                if hi > agg.max:
+                    agg.max = hi
+                if last_at >= agg.last_ts:
+                    agg.last, agg.last_ts = last, last_at
+            agg.count += count
+            agg.sum += total
+            agg.flagged += nflag
         for start, table in windows.items():
             self.Aggregates.insert(twin, start, table)
         if lasts:
             self.LastReadings.insert(b.device, lasts)
-        timestamps = list(map(_TS, b.readings))
         count = len(b.readings)
         self.Batches.insert(
             b.device,
@@ -859,8 +931,8 @@ class Telemetry(Pallet):
                 twin,
                 root,
                 count,
-                min(timestamps),
-                max(timestamps),
+                first_ts,
+                last_ts,
                 gateway,
                 self.runtime.block.number,
                 flagged,
@@ -891,7 +963,7 @@ class Telemetry(Pallet):
         submits nested in other calls (sudo, multisig): ``submit`` verifies those itself.
         """
         notes = self.runtime.block.notes
-        roots: dict[int, tuple[list[Any], bytes]] = notes.setdefault(_ROOTS, {})
+        roots: dict[bytes, bytes] = notes.setdefault(_ROOTS, {})
         genesis = self.runtime.genesis_hash
         out: list[Triple] = []
         twins: dict[bytes, int | None] = {}
@@ -903,8 +975,7 @@ class Telemetry(Pallet):
                 twin = twins[b.device]
                 if twin is None or not b.readings:
                     continue
-                root = batch_root(b.readings)
-                roots[id(b.readings)] = (list(b.readings), root)
+                root = roots[packed_readings(b.readings)] = batch_root(b.readings)
                 msg = batch_message(genesis, b.device, twin, b.seq, root, len(b.readings))
                 out.append((b.device, msg, b.signature))
         return out
