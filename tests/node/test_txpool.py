@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from twinchain.node.chain_spec import dev_spec
+from twinchain.node.client import Client
 from twinchain.node.txpool import PoolError, TransactionPool
 from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.types import Era, Extrinsic, SignedPart
+from twinchain.primitives.types import Era, Extrinsic, SignedPart, extrinsic_hash
 from twinchain.runtime.executive import Executive, ValidTransaction
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.runtime import Runtime
@@ -64,6 +66,11 @@ class Chain:
 
     def validate(self, raw: bytes) -> ValidTransaction:
         return self.ex.validate_transaction(DictState(self.state), raw, self.number, self.hash)
+
+    def validate_hashed(self, raw: bytes, tx_hash: bytes) -> ValidTransaction:
+        return self.ex.validate_transaction(
+            DictState(self.state), raw, self.number, self.hash, tx_hash=tx_hash
+        )
 
     def import_block(self, raws: list[bytes]) -> list[bytes]:
         """Execute a block with ``raws`` on the best state; return the included hashes."""
@@ -567,3 +574,57 @@ def test_random_operations_keep_pool_consistent(chain: Chain, clock: Clock) -> N
             seen.add(h)
         assert seen == set(pool._ready)
     assert built > 10  # the walk did build blocks
+
+
+# ---------------------------------------------------------------------- known hashes, real client
+
+
+def test_revalidate_hands_the_known_hash_to_validate_hashed(chain: Chain) -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    def hashed(raw: bytes, h: bytes) -> ValidTransaction:
+        seen.append((raw, h))
+        return chain.validate_hashed(raw, h)
+
+    def unhashed(raw: bytes) -> ValidTransaction:
+        raise AssertionError("the pool has the hash: it must use validate_hashed")
+
+    pool = TransactionPool(unhashed, validate_hashed=hashed)
+    raws = [chain.transfer(ALICE, 0), chain.transfer(BOB, 0), chain.transfer(BOB, 1)]
+    hs = [pool.submit(r) for r in raws]
+    assert pool.revalidate() == {"checked": 3, "invalid": 0, "stale": 0}
+    assert all(h == extrinsic_hash(raw) for raw, h in seen) and len(seen) == 6
+    # A different nonce-0 transaction of Alice's reaches the chain: her pool entry, validated
+    # (and memoized) twice already, is stale now; Bob's stay.
+    chain.import_block([chain.transfer(ALICE, 0, tip=1)])
+    pool.prune([], number=chain.number)
+    assert pool.revalidate() == {"checked": 3, "invalid": 1, "stale": 0}
+    assert [pool.contains(h) for h in hs] == [False, True, True]
+    assert order(pool) == hs[1:]
+    check_consistent(pool)
+
+
+def test_client_revalidation_follows_the_best_block() -> None:
+    """The Client keeps the best block's context between validations: a new best block must
+    replace it, or a transaction made stale by that block would stay in the pool."""
+    client = Client(dev_spec(), None)
+    try:
+        pool = TransactionPool(client.validate_transaction, validate_hashed=client.validate_hashed)
+        rt = client.runtime
+
+        def transfer(nonce: int, value: int) -> bytes:
+            call = rt.call_by_name("Balances", "transfer", BOB.public, value)
+            xt = Extrinsic.sign(call, ALICE, nonce, client.genesis_hash, rt.spec_version)
+            return xt.encode()
+
+        h0 = pool.submit(transfer(0, 10**12))
+        h1 = pool.submit(transfer(1, 10**12))
+        assert pool.revalidate()["invalid"] == 0 and order(pool) == [h0, h1]
+        other = transfer(0, 2 * 10**12)  # reaches the chain without passing through this pool
+        _, result = client.propose(ALICE, 1_001, 1_001_000, [(extrinsic_hash(other), other)])
+        assert result.outcomes[-1].hash == extrinsic_hash(other) and result.outcomes[-1].success
+        pool.prune([o.hash for o in result.outcomes], number=result.number)
+        assert pool.revalidate() == {"checked": 2, "invalid": 1, "stale": 0}
+        assert not pool.contains(h0) and order(pool) == [h1]  # nonce 1 is next on chain now
+    finally:
+        client.close()

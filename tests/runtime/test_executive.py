@@ -10,7 +10,7 @@ import pytest
 from twinchain.primitives.codec import U64, Bool
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.merkle import merkle_root
-from twinchain.primitives.types import Block, Extrinsic, Header
+from twinchain.primitives.types import Block, Era, Extrinsic, Header
 from twinchain.runtime import executive as executive_mod
 from twinchain.runtime import runtime as runtime_mod
 from twinchain.runtime.executive import Executive, InvalidBlock, InvalidTransaction
@@ -24,6 +24,7 @@ from twinchain.runtime.framework import (
     call,
     ensure_signed,
 )
+from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.balances import FEE_AUTHOR_PERCENT, W_TRANSFER, Balances
 from twinchain.runtime.pallets.system import EXTRINSIC_BASE_WEIGHT, MAX_BLOCK_WEIGHT
 from twinchain.runtime.runtime import Runtime
@@ -416,3 +417,108 @@ def test_block_with_invalid_transaction(chain: Any) -> None:
     unsigned = Extrinsic(chain.call("System", "remark", b"")).encode()
     with pytest.raises(InvalidBlock):
         reexecute(chain, next_block(chain, [ts, unsigned]))
+
+
+# --------------------------------------------------------------------------- pool validation memo
+
+
+def pool_executive(chain: Any) -> Executive:
+    """A separate executive for pool validation, as the Client keeps one."""
+    return Executive(Runtime(genesis_hash=chain.rt.genesis_hash))
+
+
+def pool_validate(ex: Executive, chain: Any, raw: bytes, **kw: Any) -> Any:
+    return ex.validate_transaction(chain.state, raw, chain.head_number, chain.head_hash, **kw)
+
+
+def test_revalidation_sees_the_nonce_and_fee_move_on(chain: Any) -> None:
+    """The memo keeps only what the bytes fix: a block that uses the nonce or drains the
+    signer's funds makes the very same (memoized) extrinsic invalid."""
+    ex = pool_executive(chain)
+    raw = chain.sign(BOB, chain.call("System", "remark", b"pool"), 0)
+    later = chain.sign(CHARLIE, chain.call("System", "remark", b"pool"), 1)
+    for _ in range(2):  # the second round runs on the memo
+        assert pool_validate(ex, chain, raw).requires == []
+        assert pool_validate(ex, chain, later).requires == [CHARLIE.public + (0).to_bytes(8, "big")]
+    assert len(ex._messages) == 2
+    # Another nonce-0 transaction of Bob's goes into a block: the pool's one is stale now.
+    chain.produce(chain.sign(BOB, chain.call("System", "remark", b"other"), 0))
+    with pytest.raises(InvalidTransaction) as e:
+        pool_validate(ex, chain, raw)
+    assert e.value.code == "Stale"
+    # Charlie's funds are gone: the fee of the remembered extrinsic is no longer payable.
+    inner = list(chain.call("Balances", "force_set_balance", CHARLIE.public, 0).to_wire())
+    chain.produce(chain.sign(ALICE, chain.call("Sudo", "sudo", inner)))
+    with pytest.raises(InvalidTransaction) as e:
+        pool_validate(ex, chain, later)
+    assert e.value.code == "Payment"
+
+
+def test_revalidation_rejects_an_expired_era_after_the_memo_was_filled(chain: Any) -> None:
+    ex = pool_executive(chain)
+    chain.produce()
+    era = Era.mortal(4, chain.head_number)  # born at block 1, dies after block 4
+    raw = chain.sign(
+        BOB, chain.call("System", "remark", b""), 0, era=era, birth_hash=chain.head_hash
+    )
+    while chain.head_number < 5:  # blocks 2 to 5 may include it
+        n = chain.head_number
+        assert pool_validate(ex, chain, raw).longevity == max(0, era.death(n) - n - 1)
+        chain.produce()
+    assert len(ex._messages) == 1  # one birth hash all along: the memo was used
+    # Best block 5: the era's birth for block 6 is block 5, whose hash the signature does not
+    # cover, whatever the memo holds for birth block 1.
+    with pytest.raises(InvalidTransaction) as e:
+        pool_validate(ex, chain, raw)
+    assert e.value.code == "BadProof"
+
+
+def test_signing_memo_is_keyed_by_birth_hash_and_spec_version(chain: Any) -> None:
+    """Same bytes, another birth block hash (a fork at the birth height) or another runtime
+    version: another message, so the memoized one must not be reused."""
+    ex = pool_executive(chain)
+    chain.produce()
+    era = Era.mortal(8, chain.head_number)  # born at the best block: its hash is the parent's
+    raw = chain.sign(
+        BOB, chain.call("System", "remark", b""), 0, era=era, birth_hash=chain.head_hash
+    )
+    pool_validate(ex, chain, raw)
+    fork_hash = b"\x99" * 32  # another block at the same height, on the same state
+    with pytest.raises(InvalidTransaction) as e:
+        ex.validate_transaction(chain.state, raw, chain.head_number, fork_hash)
+    assert e.value.code == "BadProof"
+    assert pool_validate(ex, chain, raw).nonce == 0  # the right birth hash still passes
+    ex.rt.spec_version += 1  # a runtime upgrade between two revalidations
+    with pytest.raises(InvalidTransaction) as e:
+        pool_validate(ex, chain, raw)
+    assert e.value.code == "BadProof"
+
+
+def test_signing_memo_agrees_with_a_fresh_computation_and_is_bounded(
+    chain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executive_mod, "DECODE_CACHE_SIZE", 2)
+    ex = pool_executive(chain)
+    raws = [
+        chain.sign(who, chain.call("System", "remark", b"m"), 0) for who in (ALICE, BOB, CHARLIE)
+    ]
+    for raw in raws:
+        pool_validate(ex, chain, raw)
+    assert len(ex._messages) == 2  # the oldest (Alice's) went
+    assert [k[0] for k in ex._messages] == [Extrinsic.decode(r).hash for r in raws[1:]]
+    ex.rt.state = Overlay(chain.state)
+    for raw in raws:
+        c = ex._check(raw)
+        assert ex._signing_message(c, chain.head_number, memo=True) == ex._signing_message(
+            c, chain.head_number
+        )
+
+
+def test_validate_transaction_trusts_a_given_hash(chain: Any) -> None:
+    """The pool passes the hash it already has; the result is the same as hashing anew."""
+    ex = pool_executive(chain)
+    raw = chain.sign(BOB, chain.call("System", "remark", b"h"), 0)
+    h = Extrinsic.decode(raw).hash
+    assert pool_validate(ex, chain, raw, tx_hash=h) == pool_validate(
+        pool_executive(chain), chain, raw
+    )

@@ -106,6 +106,10 @@ class Client:
         # validation can never land in the middle of a block being built or imported.
         self._pool_executive = Executive(Runtime(self.genesis_hash))
         self._preverified: set[bytes] = set()
+        # (best hash, best number, state view) for pool validation, kept while the best
+        # block stays: the pool validates every entry after each block, and the header
+        # hash and state view are the same for all of them.
+        self._pool_best: tuple[bytes, int, StateReader] | None = None
         self.import_listeners: list[Callable[[ImportResult, Block], None]] = []
         self.finality_listeners: list[Callable[[Header], None]] = []
 
@@ -151,23 +155,41 @@ class Client:
         return self.spec.slot_duration_ms
 
     # -- transactions
-    def validate_transaction(self, raw: bytes) -> ValidTransaction:
-        best = self.best
+    def _pool_context(self) -> tuple[bytes, int, StateReader]:
+        """The best block's hash, number and state, for pool validation."""
+        best_hash = self.blocks.best_hash
+        ctx = self._pool_best
+        if ctx is None or ctx[0] != best_hash:
+            header = self.blocks.header(best_hash)
+            if header is None:
+                raise ChainStoreError("unknown best block")
+            ctx = (best_hash, header.number, self.statedb.at(header.state_root))
+            self._pool_best = ctx
+        return ctx
+
+    def validate_transaction(self, raw: bytes, tx_hash: bytes | None = None) -> ValidTransaction:
+        """Validate ``raw`` against the best state for the pool; ``tx_hash``: its
+        ``extrinsic_hash`` if the caller has it (the pool does), to spare hashing it again."""
+        best_hash, number, state = self._pool_context()
+        checked = False
+        if self._preverified:
+            if tx_hash is None:
+                tx_hash = extrinsic_hash(raw)
+            checked = tx_hash in self._preverified
         return self._pool_executive.validate_transaction(
-            self.state_at(best.hash),
-            raw,
-            best.number,
-            best.hash,
-            signature_checked=extrinsic_hash(raw) in self._preverified,
+            state, raw, number, best_hash, signature_checked=checked, tx_hash=tx_hash
         )
+
+    def validate_hashed(self, raw: bytes, tx_hash: bytes) -> ValidTransaction:
+        """:meth:`validate_transaction` for a caller that knows the hash (the pool's
+        ``validate_hashed``)."""
+        return self.validate_transaction(raw, tx_hash)
 
     def preverify(self, raws: list[bytes]) -> list[bool | None]:
         """Check a batch's signatures in one call; the good ones skip the check when
         :meth:`validate_transaction` sees them next (call :meth:`clear_preverified` after)."""
-        best = self.best
-        oks = self._pool_executive.signature_batch(
-            self.state_at(best.hash), raws, best.number, best.hash
-        )
+        best_hash, number, state = self._pool_context()
+        oks = self._pool_executive.signature_batch(state, raws, number, best_hash)
         self._preverified.update(extrinsic_hash(r) for r, ok in zip(raws, oks, strict=True) if ok)
         return oks
 

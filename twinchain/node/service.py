@@ -103,7 +103,9 @@ class Node:
         self.client = Client(config.spec, base, pruning=config.pruning)
         self.keystore = Keystore(self.chain_dir / "keystore")
         self.pool = TransactionPool(
-            self.client.validate_transaction, best_number=self.client.best.number
+            self.client.validate_transaction,
+            validate_hashed=self.client.validate_hashed,
+            best_number=self.client.best.number,
         )
         self.name = config.name
         self.version = __version__

@@ -37,8 +37,9 @@ from twinchain.runtime.runtime import BlockContext, Runtime
 from twinchain.storage.abc import StateReader
 
 MAX_BLOCK_LENGTH = 4 * 1024 * 1024
-# Pool validation caches (decodings, verified signatures), by count and, for decodings (in
-# Python objects ~15x their bytes), by extrinsic bytes: many seconds of gateway traffic.
+# Pool validation caches (decodings, signing messages, verified signatures), by count and, for
+# decodings (in Python objects ~15x their bytes), by extrinsic bytes: many seconds of gateway
+# traffic.
 DECODE_CACHE_SIZE = 10_000
 DECODE_CACHE_BYTES = 8 * 1024 * 1024
 TX_LONGEVITY_IMMORTAL = 2**64 - 1
@@ -135,6 +136,10 @@ class Executive:
         self._decoded: dict[bytes, tuple[Extrinsic, Any, Any, list[Any], int]] = {}
         self._decoded_bytes = 0
         self._signature_ok: dict[bytes, bytes] = {}
+        # Signing messages by (extrinsic hash, birth hash, spec version, genesis hash): the
+        # bytes fix call, nonce, tip and era, so the message is a pure function of the key.
+        # Re-encoding a telemetry call of thousands of readings after every block is not.
+        self._messages: dict[tuple[bytes, bytes, int, bytes], bytes] = {}
 
     # ------------------------------------------------------------------ block lifecycle
     def initialize_block(
@@ -177,17 +182,25 @@ class Executive:
         return rt.state.changes()
 
     # ------------------------------------------------------------------ checks
-    def _check(self, raw: bytes, *, cached: bool = False, weigh: bool = True) -> _Checked:
+    def _check(
+        self,
+        raw: bytes,
+        *,
+        cached: bool = False,
+        weigh: bool = True,
+        tx_hash: bytes | None = None,
+    ) -> _Checked:
         """Decode and look up the call; no state access except the weight's.
 
         ``cached``: reuse (and remember) the decoding of an earlier call with the same bytes.
         Only pool validation uses it: it never dispatches, so nothing can alter the decoded
         arguments, and a pool entry is validated again after every block (decoding a
         telemetry extrinsic of a few thousand readings costs milliseconds).
+        ``tx_hash``: ``extrinsic_hash(raw)`` when the caller knows it (the caches trust it).
         """
         if len(raw) > MAX_EXTRINSIC_SIZE:
             raise InvalidTransaction("TooLarge", f"{len(raw)} bytes")
-        h = extrinsic_hash(raw)
+        h = extrinsic_hash(raw) if tx_hash is None else tx_hash
         hit = self._decoded.get(h) if cached else None
         if hit is not None:
             xt, pallet, cd, args, _ = hit
@@ -214,7 +227,12 @@ class Executive:
         weight = EXTRINSIC_BASE_WEIGHT + cd.weigh(self.rt, args) if weigh else 0
         return _Checked(xt, raw, h, pallet, cd, args, weight)
 
-    def _signing_message(self, c: _Checked, parent_number: int) -> bytes:
+    def _signing_message(self, c: _Checked, parent_number: int, *, memo: bool = False) -> bytes:
+        """The message ``c``'s signature must verify against; also the era check, which
+        always runs (against ``parent_number`` and the state's block hashes).
+
+        ``memo``: reuse (and remember) the message of an earlier call for the same extrinsic
+        and birth hash (pool validation: a pool entry is validated after every block)."""
         s = c.xt.signed
         assert s is not None
         if s.era.is_immortal:
@@ -232,18 +250,25 @@ class Executive:
             if bh is None:
                 raise InvalidTransaction("AncientBirthBlock", f"no hash for block {birth}")
             birth_hash = bh
-        return signing_payload(
-            c.xt.call,
-            s.nonce,
-            s.tip,
-            s.era,
-            self.rt.genesis_hash,
-            self.rt.spec_version,
-            birth_hash,
-        )
+        rt = self.rt
+        if not memo:
+            return signing_payload(
+                c.xt.call, s.nonce, s.tip, s.era, rt.genesis_hash, rt.spec_version, birth_hash
+            )
+        key = (c.hash, birth_hash, rt.spec_version, rt.genesis_hash)
+        msg = self._messages.get(key)
+        if msg is None:
+            msg = signing_payload(
+                c.xt.call, s.nonce, s.tip, s.era, rt.genesis_hash, rt.spec_version, birth_hash
+            )
+            if len(self._messages) >= DECODE_CACHE_SIZE:
+                del self._messages[next(iter(self._messages))]  # the oldest
+            self._messages[key] = msg
+        return msg
 
-    def _check_state(self, c: _Checked, allow_future: bool) -> None:
-        """Nonce, weight and fee against the current overlay (no writes)."""
+    def _check_state(self, c: _Checked, allow_future: bool) -> int:
+        """Nonce, weight and fee against the current overlay (no writes); returns the
+        signer's current (expected) nonce."""
         s = c.xt.signed
         assert s is not None
         expected = self.rt.system.nonce(s.signer)
@@ -256,6 +281,7 @@ class Executive:
         c.fee = self.rt.balances.compute_fee(len(c.raw), c.weight, s.tip)
         if not self.rt.balances.can_pay(s.signer, c.fee):
             raise InvalidTransaction("Payment", f"cannot pay fee {c.fee}")
+        return expected
 
     # ------------------------------------------------------------------ apply
     def apply_extrinsic(self, raw: bytes, *, verified: bool = False) -> ApplyOutcome:
@@ -419,7 +445,7 @@ class Executive:
                 s = c.xt.signed
                 if s is None:
                     continue
-                msg = self._signing_message(c, best_number)
+                msg = self._signing_message(c, best_number, memo=True)
                 if self._signature_ok.get(c.hash) == msg:
                     oks[i] = True
                     continue
@@ -452,26 +478,32 @@ class Executive:
         best_hash: bytes,
         *,
         signature_checked: bool = False,
+        tx_hash: bytes | None = None,
     ) -> ValidTransaction:
         """Check ``raw`` against the best block's state as if it went into the next block.
 
         Future nonces are valid (they wait in the pool for their ``requires`` tag).
         ``signature_checked``: the caller verified it already (in a :meth:`signature_batch`).
+        ``tx_hash``: ``extrinsic_hash(raw)`` if the caller has it (the pool does), which spares
+        hashing the bytes again; it keys the caches, so it must be right.
+
+        Only what cannot change for the same bytes is remembered between calls (decoding,
+        signing message per birth hash, signature verdict); the era, nonce, weight and fee
+        are checked against ``base`` on every call.
         """
         rt = self.rt
         rt.state = Overlay(base)
         rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
-        c = self._check(raw, cached=True)
+        c = self._check(raw, cached=True, tx_hash=tx_hash)
         s = c.xt.signed
         if s is None:
             raise InvalidTransaction("Unsigned", "inherents are not gossiped")
-        msg = self._signing_message(c, best_number)  # also the era check
+        msg = self._signing_message(c, best_number, memo=True)  # also the era check
         if not signature_checked and self._signature_ok.get(c.hash) != msg:
             if not native.verify_batch([s.signer], [msg], [s.signature])[0]:
                 raise InvalidTransaction("BadProof", "bad signature")
             self._remember_signature(c.hash, msg)
-        self._check_state(c, allow_future=True)
-        expected = rt.system.nonce(s.signer)
+        expected = self._check_state(c, allow_future=True)
         requires = [] if s.nonce == expected else [_tag(s.signer, s.nonce - 1)]
         longevity = (
             TX_LONGEVITY_IMMORTAL
