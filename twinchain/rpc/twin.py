@@ -247,7 +247,9 @@ def device(client: Client, params: Params) -> dict[str, Any] | None:
             {"metric": m, "timestamp": ts, "value": v}
             for m, (ts, v) in sorted(rt.telemetry.last_readings(dev).items())
         ]
-        return {"device": to_hex(dev), **to_json(d), "lastReadings": last}
+        info = to_json(d)
+        del info["last"]  # as "lastReadings" below
+        return {"device": to_hex(dev), **info, "lastReadings": last}
 
     return _read(client, at, read)  # type: ignore[no-any-return]
 
@@ -260,10 +262,10 @@ def telemetry_batches(client: Client, params: Params) -> dict[str, Any]:
 
     def read(rt: Runtime) -> dict[str, Any]:
         tel = rt.telemetry
-        total = tel.TwinBatchCount.get(tid)
+        total = tel.twin_batch_count(tid)
         items = []
         for n in range(start, min(total, start + count)):
-            dev, seq = tel.TwinBatches.get(tid, n)
+            dev, seq = tel.twin_batch(tid, n)  # type: ignore[misc]
             rec = tel.batch(dev, seq)
             items.append({"index": n, "device": to_hex(dev), "seq": seq, **to_json(rec)})
         return {"twin": tid, "total": total, "batches": items}

@@ -171,7 +171,8 @@ def test_accepted_batch_commits_root_and_aggregates(blk: Any) -> None:
     rec = t.batch(DEV1.public, 0)
     assert (rec.twin, rec.root, rec.count, rec.gateway, rec.block) == (0, root, 8, GW.public, 1)
     assert (rec.first_ts, rec.last_ts, rec.flagged) == (NOW - 5_000, NOW - 1, 0)
-    assert t.TwinBatches.get(0, 0) == (DEV1.public, 0) and t.TwinBatchCount.get(0) == 1
+    assert t.twin_batch(0, 0) == (DEV1.public, 0) and t.twin_batch_count(0) == 1
+    assert t.twin_batch(0, 1) is None and t.twin_batch(0, -1) is None
     d = t.device(DEV1.public)
     assert (d.next_seq, d.batches, d.readings, d.gaps, d.last_seen) == (1, 1, 8, 0, NOW)
     assert t.last_reading(DEV1.public, TEMP) == (NOW - 1_000, 20_004)
@@ -472,11 +473,31 @@ def test_device_limit_per_twin(blk: Any) -> None:
     assert err(e) == "Telemetry.TooManyDevices"
 
 
+def test_twin_batch_log_spans_chunks(blk: Any) -> None:
+    t = blk.rt.telemetry
+    refs = [(bytes([i % 3]) * 32, i) for i in range(2 * tm.BATCH_LOG_CHUNK + 5)]
+    for i, (dev, seq) in enumerate(refs):
+        t._log_batch(0, dev, seq)
+        assert t.twin_batch_count(0) == i + 1 and t.twin_batch(0, i) == (dev, seq)
+    assert [t.twin_batch(0, n) for n in range(len(refs))] == refs
+    assert t.twin_batch(0, len(refs)) is None and t.twin_batch_count(1) == 0
+    # Two full chunks are stored apart; the log keeps only the 5 since.
+    assert sorted(k for k, _ in t.TwinBatchChunks.iter_prefix(0)) == [0, 1]
+    assert t.TwinBatchLog.get(0) == (
+        len(refs),
+        b"".join(d + s.to_bytes(8, "big") for d, s in refs[-5:]),
+    )
+
+
 def test_capture_config(blk: Any) -> None:
     blk.dispatch(signed(OWNER), "Equipment", "grant_access", 0, ALICE.public, OPERATE, FAR)
     blk.dispatch(signed(ALICE), "Telemetry", "set_capture_config", 0, TEMP, 500, 3_600_000)
-    c = blk.rt.telemetry.Capture.get(0, TEMP)
+    blk.dispatch(signed(ALICE), "Telemetry", "set_capture_config", 0, GOOD, 7, 9_000)
+    tel = blk.rt.telemetry
+    c = tel.capture(0, TEMP)
     assert (c.min_interval_ms, c.max_age_ms) == (500, 3_600_000)
+    assert tel.capture(0, GOOD) == tm.CaptureConfig(7, 9_000)  # one table, both entries
+    assert tel.capture(0, ENERGY) == tel.capture(1, TEMP) == tm.DEFAULT_CAPTURE
     for who, metric, max_age, error in [
         (NOBODY, TEMP, 1, "NoPermission"),
         (OWNER, 999, 1, "UnknownMetric"),

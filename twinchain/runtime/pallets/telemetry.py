@@ -299,10 +299,35 @@ class MetricInfo(Record):
     }
 
 
+class _LastReadings(Type):
+    """``{metric: (timestamp ms, value)}`` of one device, packed as reading leaves."""
+
+    name = "LastReadings"
+
+    def to_wire(self, value: Any) -> Any:
+        if type(value) is not dict or len(value) > _MAX_METRIC_RECORDS:
+            raise CodecError("LastReadings: expected a dict of metric -> (ts, value)")
+        try:
+            return b"".join([_LEAF.pack(m, *value[m]) for m in sorted(value)])
+        except (struct.error, TypeError) as exc:
+            raise CodecError(f"LastReadings: {exc}") from None
+
+    def from_wire(self, wire: Any) -> Any:
+        if type(wire) is not bytes or len(wire) % _LEAF.size:
+            raise CodecError(f"LastReadings: expected a bin of {_LEAF.size}-byte records")
+        return {m: (ts, v) for m, ts, v in _LEAF.iter_unpack(wire)}
+
+    def describe(self) -> Any:
+        return {"packed": ["u16 metric", "u64 timestamp_ms", "i64 value"], "byteorder": "big"}
+
+
 @dataclass
 class DeviceInfo(Record):
-    """A device key's binding and its sequence state (kept after unbinding, so that a
-    rebound key can never replay its old batches)."""
+    """A device key's binding, its sequence state (kept after unbinding, so that a rebound
+    key can never replay its old batches) and its latest reading of each metric.
+
+    ``last`` lives here rather than in a map of its own because both are rewritten with every
+    batch: one storage key per batch fewer is one trie path fewer to rehash and store."""
 
     twin: int
     bound_by: bytes
@@ -313,6 +338,7 @@ class DeviceInfo(Record):
     batches: int
     readings: int
     last_seen: int
+    last: dict[int, tuple[int, int]]  # metric -> (timestamp ms, value)
     FIELDS: ClassVar = {
         "twin": TwinId,
         "bound_by": AccountId,
@@ -323,6 +349,7 @@ class DeviceInfo(Record):
         "batches": U64,
         "readings": U64,
         "last_seen": U64,
+        "last": _LastReadings(),
     }
 
 
@@ -445,26 +472,66 @@ class _WindowAggregates(Type):
         }  # fmt: skip
 
 
-class _LastReadings(Type):
-    """``{metric: (timestamp ms, value)}`` of one device, packed as reading leaves."""
+# A twin's batch log holds (device, seq) references, 40 bytes each, in chunks of this many.
+BATCH_LOG_CHUNK = 32
+_BATCH_REF = 40
 
-    name = "LastReadings"
+
+class _BatchRefs(Type):
+    """Up to ``max_len`` (device, seq) references packed back to back: 32-byte device key,
+    big-endian u64 sequence number. Kept as bytes: appending one is a concatenation."""
+
+    name = "BatchRefs"
+
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+
+    def to_wire(self, value: Any) -> Any:
+        if (
+            type(value) is not bytes
+            or len(value) % _BATCH_REF
+            or len(value) > self.max_len * _BATCH_REF
+        ):
+            raise CodecError(f"BatchRefs: expected up to {self.max_len} 40-byte references")
+        return value
+
+    from_wire = to_wire
+
+    def describe(self) -> Any:
+        return {"packed": ["[u8; 32] device", "u64 seq"], "max": self.max_len, "byteorder": "big"}
+
+
+_CAPTURE = struct.Struct(">HIQ")  # metric, min_interval_ms, max_age_ms
+
+
+class _CaptureTable(Type):
+    """``{metric: CaptureConfig}`` of one twin, packed (sorted by metric)."""
+
+    name = "CaptureTable"
 
     def to_wire(self, value: Any) -> Any:
         if type(value) is not dict or len(value) > _MAX_METRIC_RECORDS:
-            raise CodecError("LastReadings: expected a dict of metric -> (ts, value)")
+            raise CodecError("CaptureTable: expected a dict of metric -> CaptureConfig")
         try:
-            return b"".join([_LEAF.pack(m, *value[m]) for m in sorted(value)])
-        except (struct.error, TypeError) as exc:
-            raise CodecError(f"LastReadings: {exc}") from None
+            return b"".join(
+                [
+                    _CAPTURE.pack(m, c.min_interval_ms, c.max_age_ms)
+                    for m, c in sorted(value.items())
+                ]
+            )
+        except (struct.error, TypeError, AttributeError) as exc:
+            raise CodecError(f"CaptureTable: {exc}") from None
 
     def from_wire(self, wire: Any) -> Any:
-        if type(wire) is not bytes or len(wire) % _LEAF.size:
-            raise CodecError(f"LastReadings: expected a bin of {_LEAF.size}-byte records")
-        return {m: (ts, v) for m, ts, v in _LEAF.iter_unpack(wire)}
+        if type(wire) is not bytes or len(wire) % _CAPTURE.size:
+            raise CodecError(f"CaptureTable: expected a bin of {_CAPTURE.size}-byte records")
+        return {m: CaptureConfig(i, a) for m, i, a in _CAPTURE.iter_unpack(wire)}
 
     def describe(self) -> Any:
-        return {"packed": ["u16 metric", "u64 timestamp_ms", "i64 value"], "byteorder": "big"}
+        return {
+            "packed": ["u16 metric", "u32 min_interval_ms", "u64 max_age_ms"],
+            "byteorder": "big",
+        }
 
 
 # --------------------------------------------------------------------------- off-chain helpers
@@ -588,19 +655,27 @@ class Telemetry(Pallet):
     Devices = StorageMap(AccountId, DeviceInfo.wire_type(), doc="Device keys and their state.")
     TwinDevices = StorageDoubleMap(TwinId, AccountId, Bool, doc="Active devices of each twin.")
     TwinDeviceCount = StorageMap(TwinId, U32, 0, doc="Active devices per twin.")
-    Capture = StorageDoubleMap(
-        TwinId, U16, CaptureConfig.wire_type(), doc="Capture frequency per twin and metric."
-    )
-    LastReadings = StorageMap(
-        AccountId, _LastReadings(), doc="Latest (timestamp, value) of each device, per metric."
+    Capture = StorageMap(
+        TwinId,
+        _CaptureTable(),
+        doc="Capture frequency per twin, by metric (one value: a batch reads it once).",
     )
     Batches = StorageDoubleMap(
         AccountId, U64, BatchRecord.wire_type(), doc="Batch roots by device and sequence."
     )
-    TwinBatches = StorageDoubleMap(
-        TwinId, U64, Tuple(AccountId, U64), doc="(device, seq) of each twin's batches, in order."
+    TwinBatchLog = StorageMap(
+        TwinId,
+        Tuple(U64, _BatchRefs(BATCH_LOG_CHUNK)),
+        (0, b""),
+        doc="Batches accepted per twin, and the (device, seq) of the latest ones: those since "
+        "the last full chunk.",
     )
-    TwinBatchCount = StorageMap(TwinId, U64, 0, doc="Batches accepted per twin.")
+    TwinBatchChunks = StorageDoubleMap(
+        TwinId,
+        U64,
+        _BatchRefs(BATCH_LOG_CHUNK),
+        doc="(device, seq) of each twin's batches in order, in full chunks by chunk index.",
+    )
     Aggregates = StorageDoubleMap(
         TwinId,
         U64,
@@ -729,7 +804,7 @@ class Telemetry(Pallet):
             raise self.Error.UnknownMetric()
         if max_age_ms == 0:
             raise self.Error.InvalidCaptureConfig()
-        self.Capture.insert(twin, metric, CaptureConfig(min_interval_ms, max_age_ms))
+        self._set_capture(twin, metric, CaptureConfig(min_interval_ms, max_age_ms))
         self.deposit(self.Event.CaptureConfigured(twin, metric, min_interval_ms, max_age_ms))
 
     @call(
@@ -859,17 +934,17 @@ class Telemetry(Pallet):
         envelopes = ctx.envelopes.get(twin)
         if envelopes is None:
             envelopes = ctx.envelopes[twin] = self.runtime.equipment.envelopes(twin)
-        captures = ctx.captures.setdefault(twin, {})
-        lasts: dict[int, tuple[int, int]] = self.LastReadings.get(b.device) or {}
+        captures = ctx.captures.get(twin)
+        if captures is None:
+            captures = ctx.captures[twin] = self.Capture.get_shared(twin) or {}
+        lasts = d.last  # written back with the rest of ``d`` by ``submit``
         raw = packed_readings(b.readings)
         metrics, first_ts, last_ts = survey_readings(b.readings)
         # Per metric, once per batch: its envelope, capture settings and last reading; the
         # per-reading rules run in native.readings_scan (C, or its Python reference).
         slots: list[native_fallback.Slot] = []
         for m in metrics:
-            cap = captures.get(m)
-            if cap is None:
-                cap = captures[m] = self.Capture.get_shared(twin, m) or DEFAULT_CAPTURE
+            cap = captures.get(m, DEFAULT_CAPTURE)
             env = envelopes.get(m)
             slots.append(
                 (
@@ -921,8 +996,6 @@ class Telemetry(Pallet):
             agg.flagged += nflag
         for start, table in windows.items():
             self.Aggregates.insert(twin, start, table)
-        if lasts:
-            self.LastReadings.insert(b.device, lasts)
         count = len(b.readings)
         self.Batches.insert(
             b.device,
@@ -938,13 +1011,22 @@ class Telemetry(Pallet):
                 flagged,
             ),
         )
-        n = self.TwinBatchCount.get(twin)
-        self.TwinBatches.insert(twin, n, (b.device, b.seq))
-        self.TwinBatchCount.insert(twin, n + 1)
+        self._log_batch(twin, b.device, b.seq)
         d.batches += 1
         d.readings += count
         d.last_seen = now
         self.deposit(self.Event.BatchAccepted(twin, b.device, b.seq, root, count, flagged))
+
+    def _log_batch(self, twin: int, device: bytes, seq: int) -> None:
+        # One storage write per batch (two were: an entry and a count), and one more per
+        # chunk: the log's tail grows as bytes, never decoded here.
+        count, tail = self.TwinBatchLog.get(twin)
+        tail += device + seq.to_bytes(8, "big")
+        count += 1
+        if count % BATCH_LOG_CHUNK == 0:
+            self.TwinBatchChunks.insert(twin, count // BATCH_LOG_CHUNK - 1, tail)
+            tail = b""
+        self.TwinBatchLog.insert(twin, (count, tail))
 
     # ------------------------------------------------------------------ block-level verification
     def _submits(self, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]) -> Iterable[list[Batch]]:
@@ -1024,11 +1106,21 @@ class Telemetry(Pallet):
             except DispatchError as exc:  # chain specs report ValueError
                 raise ValueError(f"genesis device {spec['device']!r}: {exc}") from exc
         for twin, metric, min_interval, max_age in config.get("capture", []):
-            self.Capture.insert(
+            self._set_capture(
                 int(twin), int(metric), CaptureConfig(int(min_interval), int(max_age))
             )
 
+    def _set_capture(self, twin: int, metric: int, config: CaptureConfig) -> None:
+        table: dict[int, CaptureConfig] = self.Capture.get(twin) or {}
+        table[metric] = config
+        self.Capture.insert(twin, table)
+
     # ------------------------------------------------------------------ API
+    def capture(self, twin: int, metric: int) -> CaptureConfig:
+        """The capture settings of a twin's metric (the defaults unless configured)."""
+        table: dict[int, CaptureConfig] = self.Capture.get_shared(twin) or {}
+        return table.get(metric, DEFAULT_CAPTURE)
+
     def do_bind(
         self,
         twin: int,
@@ -1040,7 +1132,7 @@ class Telemetry(Pallet):
         count = self.TwinDeviceCount.get(twin)
         if count >= MAX_DEVICES_PER_TWIN:
             raise self.Error.TooManyDevices()
-        d = previous or DeviceInfo(twin, by, gateway, True, 0, 0, 0, 0, 0)
+        d = previous or DeviceInfo(twin, by, gateway, True, 0, 0, 0, 0, 0, {})
         d.twin, d.bound_by, d.gateway, d.active = twin, by, gateway, True
         self.Devices.insert(device, d)
         self.TwinDevices.insert(twin, device, True)
@@ -1053,6 +1145,20 @@ class Telemetry(Pallet):
 
     def batch(self, device: bytes, seq: int) -> BatchRecord | None:
         return self.Batches.get(device, seq)  # type: ignore[no-any-return]
+
+    def twin_batch_count(self, twin: int) -> int:
+        """How many batches the twin's devices have had accepted."""
+        return self.TwinBatchLog.get(twin)[0]  # type: ignore[no-any-return]
+
+    def twin_batch(self, twin: int, n: int) -> tuple[bytes, int] | None:
+        """(device, seq) of the twin's ``n``-th accepted batch (0: the first), None past the end."""
+        count, tail = self.TwinBatchLog.get(twin)
+        if not 0 <= n < count:
+            return None
+        chunk, i = divmod(n, BATCH_LOG_CHUNK)
+        refs = tail if chunk == count // BATCH_LOG_CHUNK else self.TwinBatchChunks.get(twin, chunk)
+        ref = refs[i * _BATCH_REF : (i + 1) * _BATCH_REF]
+        return ref[:32], int.from_bytes(ref[32:], "big")
 
     def aggregates(self, twin: int) -> list[tuple[tuple[int, int], Aggregate]]:
         """All aggregates of a twin, sorted by (metric, window start)."""
@@ -1071,7 +1177,8 @@ class Telemetry(Pallet):
 
     def last_readings(self, device: bytes) -> dict[int, tuple[int, int]]:
         """``{metric: (timestamp ms, value)}`` of the device's latest readings."""
-        return self.LastReadings.get(device) or {}  # type: ignore[no-any-return]
+        d: DeviceInfo | None = self.Devices.get(device)
+        return {} if d is None else d.last
 
     def last_reading(self, device: bytes, metric: int) -> tuple[int, int] | None:
         return self.last_readings(device).get(metric)
