@@ -7,7 +7,7 @@ from pathlib import Path
 import trio
 from p2p_helpers import FAST, make_handlers, start_service, wait_until, with_sync
 
-from twinchain.p2p.wire import GossipKind
+from twinchain.p2p.wire import MAX_GOSSIP_BYTES, GossipKind
 
 # Status refresh far apart: what arrives here must have come by gossip, not by sync.
 GOSSIP_ONLY = with_sync(FAST, status_interval=60.0)
@@ -56,4 +56,10 @@ async def test_blocks_votes_and_transaction_batches_reach_all_hosts(tmp_path: Pa
                 assert sorted(tx for batch in h.tx_batches for tx in batch) == txs
                 assert len(h.tx_batches) <= 10
             assert b.gossip.published[GossipKind.TRANSACTIONS] == len(ha.tx_batches)
+
+            # A message of a full block's size (py-libp2p's default cap is 1 MiB each way)
+            # crosses both hops: b's outbound queue, a's reader and relay, c's reader.
+            big = b"vote-big" + bytes(MAX_GOSSIP_BYTES - 1024)
+            b.publish_vote(big)
+            await wait_until(lambda: big in ha.votes and big in hc.votes)
             nursery.cancel_scope.cancel()

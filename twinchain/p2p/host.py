@@ -35,12 +35,16 @@ from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.pubsub import pubsub as libp2p_pubsub
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.rpc_queue import OutBoundQueueSize, RpcQueue
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
+
+from twinchain.p2p.wire import MAX_PUBSUB_RPC
 
 log = logging.getLogger("twinchain.p2p.host")
 
@@ -166,7 +170,14 @@ def build_host(
         spam_protection_enabled=False,
         eclipse_protection_enabled=False,
     )
-    pubsub = Pubsub(host, router, strict_signing=True, seen_ttl=gossip.seen_ttl)
+    allow_large_rpcs()
+    pubsub = Pubsub(
+        host,
+        router,
+        strict_signing=True,
+        seen_ttl=gossip.seen_ttl,
+        max_inbound_rpc_size=MAX_PUBSUB_RPC,
+    )
     seed_unique_seqnos(pubsub)
     cache_signed_peer_records()
     guard_blacklist_teardown(pubsub)
@@ -184,6 +195,29 @@ def batch_yamux_window_updates() -> None:
     own setting of the variable wins.
     """
     os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
+
+
+class _LargeRpcQueue(RpcQueue):
+    """py-libp2p's per-peer outbound queue, sending RPCs of up to MAX_PUBSUB_RPC bytes."""
+
+    def __init__(
+        self, max_size: int = OutBoundQueueSize, max_message_size: int = MAX_PUBSUB_RPC
+    ) -> None:
+        super().__init__(max_size, max(max_message_size, MAX_PUBSUB_RPC))
+
+
+def allow_large_rpcs() -> None:
+    """Let pubsub carry blocks of the runtime's maximum length (4 MiB), not only 1 MiB.
+
+    py-libp2p 0.8.1 caps RPCs at 1 MiB each way: inbound through ``Pubsub``'s
+    ``max_inbound_rpc_size`` (passed by ``build_host``), outbound through each peer's
+    ``RpcQueue``, which ``Pubsub`` builds with the default size and no way to pass another, so
+    its module's name is pointed at a subclass. A block was limited to ~1 MB (~50,000 packed
+    readings): under a gateway load near that, one late, small block left a backlog no later
+    block could absorb. go-libp2p's pubsub also defaults to 1 MiB; every twinchain node sets
+    the same limit, and other implementations only relay topics they subscribe to.
+    """
+    libp2p_pubsub.RpcQueue = _LargeRpcQueue  # type: ignore[misc]
 
 
 def seed_unique_seqnos(pubsub: Pubsub) -> None:

@@ -45,8 +45,13 @@ MAX_FRAME = codec.MAX_MESSAGE
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 #: Most blocks or headers one request may ask for.
 MAX_RANGE = 512
-#: Largest gossip message we publish; py-libp2p's pubsub drops RPCs over 1 MiB.
-MAX_GOSSIP_BYTES = 1000 * 1024
+#: Largest gossip message we publish or accept: a block of the runtime's maximum length
+#: (4 MiB of extrinsics) and its header. py-libp2p's pubsub drops RPCs over 1 MiB unless told
+#: otherwise (see :data:`MAX_PUBSUB_RPC` and ``host.build_host``).
+MAX_GOSSIP_BYTES = 4 * 1024 * 1024 + 64 * 1024
+#: Largest pubsub RPC a node sends or reads: one gossip message and the RPC's envelope
+#: (signature, sender record, control messages).
+MAX_PUBSUB_RPC = MAX_GOSSIP_BYTES + 64 * 1024
 _READ_CHUNK = 64 * 1024
 
 
