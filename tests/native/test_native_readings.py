@@ -160,3 +160,15 @@ def test_random_batches_like_the_simulators() -> None:
         ]  # fmt: skip
         now = t0 + 5 * 10**5
         both("readings_scan", pack(readings), slots, now, now + 60_000, 3_600_000, -1)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 255, 256, 1025, 3000])
+@pytest.mark.parametrize("leaf_len", [1, 18, 64])
+def test_merkle_root_of_packed_leaves(impl: ModuleType, n: int, leaf_len: int) -> None:
+    data = random.Random(n * 100 + leaf_len).randbytes(n * leaf_len)
+    leaves = [data[i : i + leaf_len] for i in range(0, len(data), leaf_len)]
+    assert impl.merkle_root_packed(data, leaf_len) == fallback.merkle_root(leaves)
+    with pytest.raises(ValueError):
+        impl.merkle_root_packed(
+            data + b"\0", leaf_len
+        ) if leaf_len > 1 else impl.merkle_root_packed(data, 0)

@@ -37,12 +37,14 @@ merkle_root = fallback.merkle_root
 hash_many = fallback.hash_many
 blake3_hash = fallback.blake3_hash
 blake3_derive_key = fallback.blake3_derive_key
+merkle_root_packed = fallback.merkle_root_packed
 readings_survey = fallback.readings_survey
 readings_scan = fallback.readings_scan
 
 _FUNCTIONS = (
     "verify_batch",
     "merkle_root",
+    "merkle_root_packed",
     "hash_many",
     "blake3_hash",
     "blake3_derive_key",
@@ -99,6 +101,7 @@ def _self_check(impl: ModuleType) -> None:
         ("blake3_derive_key", ("twinchain self-check", items[2])),
         ("hash_many", (key, items)),
         ("merkle_root", (items,)),
+        ("merkle_root_packed", (readings, 18)),
         ("verify_batch", ([pk, pk, pk[:31]], [key, key, key], [sig, bad, sig])),
         ("readings_survey", (readings,)),
         ("readings_scan", (readings, slots, 5_000, 65_000, 1_000, -1)),
@@ -169,6 +172,7 @@ __all__ = [
     "info",
     "load_native",
     "merkle_root",
+    "merkle_root_packed",
     "readings_scan",
     "readings_survey",
     "set_threads",

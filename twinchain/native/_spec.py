@@ -29,6 +29,9 @@ int tc_hash_many(const char *key32, const char *packed, size_t packed_len, size_
                  unsigned char *out, int nthreads, int simd);
 int tc_merkle_root(const char *leaf_key32, const char *node_key32, const char *packed,
                    size_t packed_len, size_t n, unsigned char *out32, int nthreads, int simd);
+int tc_merkle_root_fixed(const char *leaf_key32, const char *node_key32, const char *data,
+                         size_t leaf_len, size_t n, unsigned char *out32, int nthreads,
+                         int simd);
 int tc_verify_batch(uintptr_t ctx, uintptr_t parse_fn, uintptr_t verify_fn, const char *pubkeys,
                     const char *messages, const char *signatures, size_t n, unsigned char *out,
                     int nthreads);

@@ -251,6 +251,20 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     return bytes(out)
 
 
+def merkle_root_packed(data: bytes, leaf_len: int) -> bytes:
+    """:func:`merkle_root` of ``data`` cut into leaves of ``leaf_len`` bytes (ValueError when
+    it does not divide)."""
+    if leaf_len <= 0 or len(data) % leaf_len:
+        raise ValueError("merkle_root_packed: data is no whole number of leaves")
+    out = bytearray(32)
+    n = len(data) // leaf_len
+    rc = lib.tc_merkle_root_fixed(
+        _LEAF_KEY, _NODE_KEY, _buf(data), leaf_len, n, ffi.from_buffer(out), _threads, _simd
+    )
+    _check(rc, "merkle_root_packed")
+    return bytes(out)
+
+
 def blake3_hash(data: bytes, key: bytes | None = None) -> bytes:
     """BLAKE3 of ``data`` (keyed mode when ``key``, 32 bytes, is given): 32-byte digest."""
     out = bytearray(32)

@@ -90,6 +90,14 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+def merkle_root_packed(data: bytes, leaf_len: int) -> bytes:
+    """:func:`merkle_root` of ``data`` cut into leaves of ``leaf_len`` bytes (ValueError when
+    it does not divide)."""
+    if leaf_len <= 0 or len(data) % leaf_len:
+        raise ValueError("merkle_root_packed: data is no whole number of leaves")
+    return merkle_root([data[i : i + leaf_len] for i in range(0, len(data), leaf_len)])
+
+
 # --------------------------------------------------------------------------- telemetry batches
 # A reading is 18 packed bytes (big-endian u16 metric, u64 timestamp ms, i64 value): the
 # Telemetry pallet's Merkle leaf. The rules below are the pallet's (see telemetry.py).

@@ -281,12 +281,41 @@ static void merkle_blocks(void *arg, size_t begin, size_t end) {
     }
 }
 
+/* The root over the n leaves of j->leaves (n > 0); frees *mem (the batch's tables) in all
+ * cases. */
+static int merkle_of(merkle_job *j, size_t n, size_t *mem, const char *leaf_key32,
+                     const char *node_key32, unsigned char *out32, int nthreads, int simd) {
+    uint32_t leaf_key[8], node_key[8];
+    size_t blocks = (n + TC_MERKLE_BLOCK - 1) / TC_MERKLE_BLOCK;
+    uint8_t *other;
+    j->roots = (uint8_t *)malloc(blocks * TC_B3_OUT_LEN);
+    other = (uint8_t *)malloc((blocks / 2 + 1) * TC_B3_OUT_LEN);
+    if (!j->roots || !other) {
+        free(mem);
+        free(j->roots);
+        free(other);
+        return -1;
+    }
+    tc_b3_key_words((const uint8_t *)leaf_key32, leaf_key);
+    tc_b3_key_words((const uint8_t *)node_key32, node_key);
+    j->leaves.key = leaf_key;
+    j->leaves.mode = TC_B3_KEYED_HASH;
+    j->leaves.simd = simd;
+    j->node_key = node_key;
+    j->n = n;
+    parallel_for(blocks, 4, TC_MIN_HASHES_PER_THREAD / TC_MERKLE_BLOCK, nthreads, merkle_blocks,
+                 j);
+    memcpy(out32, reduce_levels(j->roots, other, blocks, node_key, simd), TC_B3_OUT_LEN);
+    free(mem);
+    free(j->roots);
+    free(other);
+    return 0;
+}
+
 int tc_merkle_root(const char *leaf_key32, const char *node_key32, const char *packed,
                    size_t packed_len, size_t n, unsigned char *out32, int nthreads, int simd) {
-    uint32_t leaf_key[8], node_key[8];
     merkle_job j;
-    size_t *mem, blocks;
-    uint8_t *other;
+    size_t *mem;
     int rc;
     if (n == 0) {
         memset(out32, 0, TC_B3_OUT_LEN);
@@ -294,29 +323,21 @@ int tc_merkle_root(const char *leaf_key32, const char *node_key32, const char *p
     }
     rc = packed_batch(packed, packed_len, n, &j.leaves, &mem);
     if (rc) return rc;
-    blocks = (n + TC_MERKLE_BLOCK - 1) / TC_MERKLE_BLOCK;
-    j.roots = (uint8_t *)malloc(blocks * TC_B3_OUT_LEN);
-    other = (uint8_t *)malloc((blocks / 2 + 1) * TC_B3_OUT_LEN);
-    if (!j.roots || !other) {
-        free(mem);
-        free(j.roots);
-        free(other);
-        return -1;
+    return merkle_of(&j, n, mem, leaf_key32, node_key32, out32, nthreads, simd);
+}
+
+int tc_merkle_root_fixed(const char *leaf_key32, const char *node_key32, const char *data,
+                         size_t leaf_len, size_t n, unsigned char *out32, int nthreads,
+                         int simd) {
+    merkle_job j;
+    if (n == 0) {
+        memset(out32, 0, TC_B3_OUT_LEN);
+        return 0;
     }
-    tc_b3_key_words((const uint8_t *)leaf_key32, leaf_key);
-    tc_b3_key_words((const uint8_t *)node_key32, node_key);
-    j.leaves.key = leaf_key;
-    j.leaves.mode = TC_B3_KEYED_HASH;
-    j.leaves.simd = simd;
-    j.node_key = node_key;
-    j.n = n;
-    parallel_for(blocks, 4, TC_MIN_HASHES_PER_THREAD / TC_MERKLE_BLOCK, nthreads, merkle_blocks,
-                 &j);
-    memcpy(out32, reduce_levels(j.roots, other, blocks, node_key, simd), TC_B3_OUT_LEN);
-    free(mem);
-    free(j.roots);
-    free(other);
-    return 0;
+    j.leaves.base = (const uint8_t *)data;
+    j.leaves.starts = j.leaves.lens = NULL;
+    j.leaves.step = j.leaves.len = leaf_len;
+    return merkle_of(&j, n, NULL, leaf_key32, node_key32, out32, nthreads, simd);
 }
 
 /* ---------------------------------------------------------------- BIP-340 batches */

@@ -35,6 +35,11 @@ int tc_hash_many(const char *key32, const char *packed, size_t packed_len, size_
 int tc_merkle_root(const char *leaf_key32, const char *node_key32, const char *packed,
                    size_t packed_len, size_t n, unsigned char *out32, int nthreads, int simd);
 
+/* tc_merkle_root over n leaves of leaf_len bytes each, back to back in data. */
+int tc_merkle_root_fixed(const char *leaf_key32, const char *node_key32, const char *data,
+                         size_t leaf_len, size_t n, unsigned char *out32, int nthreads,
+                         int simd);
+
 /* BIP-340 verification of n (32-byte x-only pubkey, 32-byte message, 64-byte signature)
  * triples packed back to back; out[i] = 1 if valid else 0. ctx, parse_fn and verify_fn are
  * the addresses of a secp256k1_context, secp256k1_xonly_pubkey_parse and

@@ -23,9 +23,8 @@ energy use are metrics like the others (see ``DEFAULT_METRICS``).
 
 from __future__ import annotations
 
-import functools
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,7 +52,7 @@ from twinchain.primitives.codec import (
 )
 from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import Keypair, is_valid_public, parse_account
-from twinchain.primitives.merkle import merkle_proof, merkle_root, verify_merkle_proof
+from twinchain.primitives.merkle import merkle_proof, verify_merkle_proof
 from twinchain.runtime.framework import (
     ROOT,
     SIGNED,
@@ -544,15 +543,7 @@ def reading_leaf(metric: int, ts: int, value: int) -> bytes:
 
 
 def batch_root(readings: Sequence[tuple[int, int, int]]) -> bytes:
-    raw = packed_readings(readings)
-    n = len(raw) // _LEAF.size
-    return merkle_root(_leaves(n)(raw) if n else [])
-
-
-@functools.lru_cache(maxsize=2 * MAX_READINGS)
-def _leaves(n: int) -> Callable[[bytes], tuple[bytes, ...]]:
-    """Cuts n packed readings into their Merkle leaves in one C call."""
-    return struct.Struct("18s" * n).unpack
+    return native.merkle_root_packed(packed_readings(readings), _LEAF.size)  # type: ignore[no-any-return]
 
 
 def batch_message(
