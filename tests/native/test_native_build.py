@@ -8,6 +8,7 @@ build. Only the fallback-only CI leg (TWINCHAIN_NATIVE=0) may run without the ex
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -58,7 +59,7 @@ def test_build_is_current() -> None:
 def test_stale_build_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     if native_module() is None:
         pytest.skip(f"C extension not loaded: {native.build_error}")
-    monkeypatch.setattr(native, "_native", None)
+    monkeypatch.setattr(native, "_loaded", None)
     monkeypatch.setattr(_spec, "source_digest", lambda *a: "0" * 64)
     with pytest.raises(ImportError, match="stale"):
         native.load_native()
@@ -96,6 +97,30 @@ def test_missing_extension_warns_once() -> None:
     r = _python(code)
     assert r.stdout.strip() == "False"
     assert r.stderr.count("C extension unavailable") == 1, r.stderr
+
+
+def test_stale_extension_falls_back_and_reports(tmp_path: Path) -> None:
+    """A built but stale extension (its sources edited since) is refused, and the facade
+    still answers: it once lost its state to the extension's submodule of the same name."""
+    if native_module() is None:
+        pytest.skip(f"C extension not loaded: {native.build_error}")
+    shutil.copytree(ROOT / "twinchain", tmp_path / "twinchain")
+    header = tmp_path / "twinchain" / "native" / "src" / "tc_native.h"
+    header.write_text(header.read_text() + "/* edited */\n")
+    code = (
+        "import twinchain.native as n\nprint(n.available, n.info()['available'], n.get_threads())"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "False", "1"]
+    assert "stale" in r.stderr
 
 
 def test_threads_from_env() -> None:

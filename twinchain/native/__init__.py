@@ -51,7 +51,9 @@ _FUNCTIONS = (
     "readings_survey",
     "readings_scan",
 )
-_native: ModuleType | None = None
+# Not ``_native``: importing the extension binds the submodule twinchain.native._native to
+# that name in this package's namespace, over whatever the facade kept there.
+_loaded: ModuleType | None = None
 
 
 def forced_off() -> bool:
@@ -65,8 +67,8 @@ def load_native() -> ModuleType:
     Raises ImportError when the extension is not built or is stale, RuntimeError when it
     disagrees with the fallback.
     """
-    global _native
-    if _native is None:
+    global _loaded
+    if _loaded is None:
         from twinchain.native import cimpl  # ImportError when the extension was not built
 
         if cimpl.stale():
@@ -75,8 +77,8 @@ def load_native() -> ModuleType:
                 "(rebuild with `pip install -e .`)"
             )
         _self_check(cimpl)
-        _native = cimpl
-    return _native
+        _loaded = cimpl
+    return _loaded
 
 
 def _self_check(impl: ModuleType) -> None:
@@ -132,19 +134,19 @@ def set_threads(n: int | None = None) -> int:
     """
     if n is not None and n < 1:
         raise ValueError("set_threads: need at least one thread")
-    return _native.set_threads(n) if _native is not None else 1
+    return _loaded.set_threads(n) if _loaded is not None else 1
 
 
 def get_threads() -> int:
-    return _native.get_threads() if _native is not None else 1
+    return _loaded.get_threads() if _loaded is not None else 1
 
 
 def info() -> dict[str, Any]:
     """What is live: for logs, telemetry and benchmark headers."""
     d: dict[str, Any] = {"available": available, "build_error": build_error}
-    if _native is not None:
-        d["threads"] = _native.get_threads()
-        d["simd"] = _native.SIMD_NAMES[_native.get_simd()]
+    if _loaded is not None:
+        d["threads"] = _loaded.get_threads()
+        d["simd"] = _loaded.SIMD_NAMES[_loaded.get_simd()]
     return d
 
 
