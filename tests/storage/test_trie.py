@@ -264,6 +264,21 @@ def test_node_cache_is_bounded() -> None:
     assert len(loader._hot) + len(loader._cold) <= 40
 
 
+def test_seeded_nodes_are_served_decoded_without_a_fetch() -> None:
+    items = {b"%05d" % i: b"v%d" % i for i in range(300)}
+    root, nodes = build_from_scratch(items)
+    fetched: list[bytes] = []
+    loader = NodeLoader(lambda h: fetched.append(h) or nodes.get(h), cache_size=10_000)
+    loader.seed(nodes)  # kept encoded until first loaded
+    view = TrieView(loader, root)
+    assert all(view.get(k) == v for k, v in items.items()) and fetched == []
+    for h, enc in nodes.items():
+        assert loader.load(h) == msgpack.unpackb(enc, use_list=False)
+        assert loader.load(h) is loader.load(h)  # decoded once, then the same object
+    cold = NodeLoader(nodes.get, cache_size=10_000)
+    assert all(cold.load(h) == loader.load(h) for h in nodes)
+
+
 def test_larger_random_state_matches_rebuild() -> None:
     rng = random.Random(5)
     prefixes = [rng.randbytes(32) for _ in range(3)]

@@ -102,7 +102,8 @@ def _bit(key: bytes, i: int) -> int:
 
 
 class NodeLoader:
-    """Decodes stored nodes by hash, with a bounded cache shared by all views of a StateDB.
+    """Decodes stored nodes by hash, with a bounded cache shared by all views of a StateDB
+    (of decoded nodes, and of seeded ones still encoded until their first load).
 
     ``fetch(hash)`` returns a node's canonical encoding or None. The cache is two generations
     of dicts (hits are promoted to the young one; when it is full the old one is dropped):
@@ -119,14 +120,16 @@ class NodeLoader:
 
     def load(self, h: bytes) -> tuple[Any, ...]:
         node = self._hot.get(h)
-        if node is not None:
+        if node is not None and type(node) is not bytes:
             return node
-        node = self._cold.get(h)
         if node is None:
-            data = self._fetch(h)
-            if data is None:
+            node = self._cold.get(h)
+        if node is None:
+            node = self._fetch(h)
+            if node is None:
                 raise StateError(f"state pruned/missing: node {h.hex()} not found")
-            node = msgpack.unpackb(data, use_list=False)  # trusted: we wrote it
+        if type(node) is bytes:  # stored, or seeded and not decoded yet
+            node = msgpack.unpackb(node, use_list=False)  # trusted: we wrote it
         if self._half:
             hot = self._hot
             hot[h] = node
@@ -143,8 +146,9 @@ class NodeLoader:
         if not self._half:
             return
         hot = self._hot
+        # Kept encoded until loaded: most nodes of a block's lower paths are never read again.
         for h, enc in nodes.items():
-            hot[h] = msgpack.unpackb(enc, use_list=False)
+            hot[h] = enc  # type: ignore[assignment]
             if len(hot) >= self._half:
                 self._cold = hot
                 self._hot = hot = {}

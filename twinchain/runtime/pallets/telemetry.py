@@ -612,7 +612,7 @@ def _window_closes(rt: Any, batches: Sequence[Batch]) -> int:
     limit = int(rt.timestamp.Now.get()) + MAX_FUTURE_DRIFT_MS
     newest: dict[int, int] = {}
     for b in batches:
-        d: DeviceInfo | None = tel.Devices.get(b.device)
+        d: DeviceInfo | None = tel.Devices.get_shared(b.device)  # reads .twin only
         if d is None:
             continue  # the submit fails on it
         ts: int | None = survey_readings(b.readings)[2] if b.readings else None
@@ -1043,7 +1043,7 @@ class Telemetry(Pallet):
         for batches in self._submits(calls):
             for b in batches:
                 if b.device not in twins:
-                    d: DeviceInfo | None = self.Devices.get(b.device)
+                    d: DeviceInfo | None = self.Devices.get_shared(b.device)
                     twins[b.device] = None if d is None else d.twin
                 twin = twins[b.device]
                 if twin is None or not b.readings:
