@@ -609,7 +609,8 @@ def test_client_revalidation_follows_the_best_block() -> None:
     replace it, or a transaction made stale by that block would stay in the pool."""
     client = Client(dev_spec(), None)
     try:
-        pool = TransactionPool(client.validate_transaction, validate_hashed=client.validate_hashed)
+        check = client.validate_transaction
+        pool = TransactionPool(check, validate_hashed=check)
         rt = client.runtime
 
         def transfer(nonce: int, value: int) -> bytes:

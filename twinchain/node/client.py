@@ -180,11 +180,6 @@ class Client:
             state, raw, number, best_hash, signature_checked=checked, tx_hash=tx_hash
         )
 
-    def validate_hashed(self, raw: bytes, tx_hash: bytes) -> ValidTransaction:
-        """:meth:`validate_transaction` for a caller that knows the hash (the pool's
-        ``validate_hashed``)."""
-        return self.validate_transaction(raw, tx_hash)
-
     def preverify(self, raws: list[bytes]) -> list[bool | None]:
         """Check a batch's signatures in one call; the good ones skip the check when
         :meth:`validate_transaction` sees them next (call :meth:`clear_preverified` after)."""

@@ -104,7 +104,7 @@ class Node:
         self.keystore = Keystore(self.chain_dir / "keystore")
         self.pool = TransactionPool(
             self.client.validate_transaction,
-            validate_hashed=self.client.validate_hashed,
+            validate_hashed=self.client.validate_transaction,
             best_number=self.client.best.number,
         )
         self.name = config.name

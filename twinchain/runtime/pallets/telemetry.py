@@ -114,7 +114,7 @@ MetricKind = Enum("MetricKind", ("Gauge", "Delta"))
 
 # Reading: (metric id, timestamp in ms, fixed-point value).
 Reading = Tuple(U16, U64, I64)
-_LEAF = struct.Struct(">HQq")
+_LEAF = native_fallback.READING  # one definition of the packed reading, shared with C
 
 
 class PackedReadings(Sequence[tuple[int, int, int]]):
