@@ -345,3 +345,87 @@ def test_the_next_update_walks_the_nodes_just_written_without_reading_the_store(
     store.get = lambda k: reads.append(k) or real_get(k)  # type: ignore[method-assign]
     node.sdb.prepare(node.roots[bh("1")], {K[3]: b"z", K[17]: None, K[33]: b"w"})
     assert not [k for k in reads if k.startswith(STATE_NODE)]
+
+
+def test_commit_reads_only_what_a_fresh_child_does_not_settle() -> None:
+    # A block of new keys: each new leaf is looked up once, and every new branch above a new
+    # leaf is known to be absent without a read (nothing stored can contain a new node).
+    store = MemoryStore()
+    node = Node(store, pruning=None)
+    node.import_block(None, bh("0"), 0, {k: b"v%d" % i for i, k in enumerate(K[:20])})
+    ch: Changes = {k: b"new" for k in K[20:]}
+    up = node.sdb.prepare(node.roots[bh("0")], ch)
+    branches = sum(1 for h in up.nodes if h in up.kids)
+    assert branches >= len(ch)  # every new leaf hangs under at least one new branch
+    reads: list[bytes] = []
+    real_get = store.get
+    store.get = lambda k: reads.append(k) or real_get(k)  # type: ignore[method-assign]
+    node.sdb.commit(WriteBatch(), up, bh("1"), 1)
+    assert len([k for k in reads if k.startswith(STATE_NODE)]) == len(up.nodes) - branches
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_commit_without_reads_of_settled_nodes_stores_what_reading_every_node_stores(
+    seed: int,
+) -> None:
+    """Random forks that re-create old values, subtrees and whole states, finalized and
+    pruned: the node store (reference counts included) equals that of a commit which reads
+    every new node's count, after every block and every finality step."""
+    import random
+
+    rng = random.Random(seed)
+    fast, slow = Node(MemoryStore(), pruning=2), Node(MemoryStore(), pruning=2)
+    values = [b"a", b"b", b"c"]  # few values: leaves and subtrees recur often
+    genesis = bh(f"{seed}-g")
+    first: Changes = {k: rng.choice(values) for k in K[:16]}
+    for node in (fast, slow):
+        node.import_block(None, genesis, 0, first)
+    parent_of: dict[bytes, bytes] = {}
+    number_of = {genesis: 0}
+    live = [genesis]  # blocks that may still be built on
+    final = genesis
+    for i in range(80):
+        parent = rng.choice(live[-4:])
+        number = number_of[parent]
+        back = parent_of.get(parent_of.get(parent, parent), parent)
+        if rng.random() < 0.2 and back != parent:
+            # Back to an ancestor's state exactly: the whole root is re-created.
+            ch = diff(fast.models[parent], fast.models[back])
+        else:
+            ch = {rng.choice(K): rng.choice([*values, None]) for _ in range(rng.randint(1, 6))}
+        blk = bh(f"{seed}-{i}")
+        fast.import_block(parent, blk, number + 1, ch)
+        up = slow.sdb.prepare(slow.roots[parent], ch)
+        up.kids.clear()  # the reference: every new node's count read from the store
+        b = WriteBatch()
+        slow.sdb.commit(b, up, blk, number + 1)
+        slow.store.write(b)
+        slow.roots[blk], slow.models[blk] = up.root, applied(slow.models[parent], ch)
+        assert fast.roots[blk] == up.root
+        assert dict(fast.store.iterate(b"")) == dict(slow.store.iterate(b""))
+        parent_of[blk], number_of[blk] = parent, number + 1
+        live.append(blk)
+        # Finalize the best tip's ancestor three below it; drop what does not descend from it.
+        best = max(live, key=lambda h: number_of[h])
+        target = best
+        for _ in range(3):
+            target = parent_of.get(target, target)
+        if number_of[target] > number_of[final]:
+            path = [target]
+            while parent_of[path[-1]] != final:
+                path.append(parent_of[path[-1]])
+
+            def descends(h: bytes, anc: bytes = target) -> bool:
+                while h != anc and h in parent_of:
+                    h = parent_of[h]
+                return h == anc
+
+            ancestors = {final, *path}
+            dead = [h for h in live if not descends(h) and h not in ancestors]
+            for node in (fast, slow):
+                node.finalize([(number_of[h], h) for h in reversed(path)], dead)
+            final = target
+            live = [h for h in live if descends(h)]
+            assert dict(fast.store.iterate(b"")) == dict(slow.store.iterate(b""))
+    for h in live[-3:]:
+        fast.assert_whole(h)

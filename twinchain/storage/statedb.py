@@ -149,10 +149,17 @@ class StateDB:
         jkey = STATE_JOURNAL + block_hash
         if self._read(batch, jkey) is not None:
             raise StateError(f"state of block {block_hash.hex()} is already committed")
+        kids = update.kids
+        fresh: set[bytes] = set()  # new nodes not stored before (nodes: children first)
         for h, enc in update.nodes.items():
             k = STATE_NODE + h
-            rec = self._read(batch, k)
+            below = kids.get(h)
+            if below is not None and any(c in fresh for c in below):
+                rec = None  # a child was never stored, so neither was this node
+            else:
+                rec = self._read(batch, k)
             if rec is None:
+                fresh.add(h)
                 batch.put(k, _ONE + enc)
             else:
                 n = int.from_bytes(rec[:_COUNT_LEN], "big")

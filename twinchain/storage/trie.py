@@ -263,6 +263,10 @@ class TrieUpdate:
     root: bytes
     nodes: dict[bytes, bytes] = field(default_factory=dict)  # new node hash -> encoding
     replaced: set[bytes] = field(default_factory=set)  # parent nodes not in the new state
+    # New branch -> its children that are new nodes too. A node whose child was never
+    # stored cannot be stored either (a stored node's children are), so StateDB.commit
+    # learns most branches are absent from one fresh child instead of a read each.
+    kids: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)
 
 
 class _Builder:
@@ -322,9 +326,10 @@ class _Builder:
                 cur = seq[i]
         return cur
 
-    def hash_all(self) -> dict[bytes, bytes]:
+    def hash_all(self, kids: dict[bytes, tuple[bytes, ...]] | None = None) -> dict[bytes, bytes]:
         """Hash every new node bottom-up, one ``hash_many`` call per level (plus one for the
-        leaf values); returns {hash: encoding}."""
+        leaf values); returns {hash: encoding}, leaves first, then level by level. ``kids``
+        (if given) receives each new branch's new children (see TrieUpdate.kids)."""
         nodes: dict[bytes, bytes] = {}
         hash_many = native.hash_many
         pack = _pack
@@ -352,6 +357,16 @@ class _Builder:
             for n, h, p in zip(level, hs, pre, strict=True):
                 n[0] = h
                 nodes[h] = pack((1, n[2], p[4:36], p[36:]))
+            if kids is not None:
+                for n in level:
+                    left = n[3]
+                    right = n[4]
+                    if type(left) is bytes:
+                        kids[n[0]] = (right[0],)
+                    elif type(right) is bytes:
+                        kids[n[0]] = (left[0],)
+                    else:
+                        kids[n[0]] = (left[0], right[0])
         return nodes
 
 
@@ -530,10 +545,11 @@ def compute_update(
     if max_depth + 100 > sys.getrecursionlimit():
         sys.setrecursionlimit(max_depth + 1000)
     tree = update(parent_root, 0, len(keys))
-    nodes = builder.hash_all()
+    kids: dict[bytes, tuple[bytes, ...]] = {}
+    nodes = builder.hash_all(kids)
     gone = set(replaced)
     gone.difference_update(nodes)  # defensive: a hash cannot be both new and removed
-    return TrieUpdate(parent_root, _root_of(tree), nodes, gone)
+    return TrieUpdate(parent_root, _root_of(tree), nodes, gone, kids)
 
 
 def _deletes_first(
