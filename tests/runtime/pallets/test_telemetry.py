@@ -218,11 +218,13 @@ def test_one_bad_signature_rejects_the_whole_extrinsic(blk: Any) -> None:
 @pytest.mark.parametrize("tamper", ["value", "reading added", "seq", "other device key"])
 def test_tampered_batch_fails_its_signature(blk: Any, tamper: str) -> None:
     b = batch(blk, DEV1, 0, temps())
+    rs = list(b.readings)  # signed batches keep their readings packed (immutable)
     if tamper == "value":
-        m, ts, v = b.readings[2]
-        b.readings[2] = (m, ts, v + 1)
+        m, ts, v = rs[2]
+        rs[2] = (m, ts, v + 1)
+        b.readings = rs
     elif tamper == "reading added":
-        b.readings.append((TEMP, NOW, 1))
+        b.readings = [*rs, (TEMP, NOW, 1)]
     elif tamper == "seq":
         b.seq = 1
     else:
@@ -593,6 +595,7 @@ def test_collect_and_note_let_the_executive_merge_batches(chain: Any) -> None:
 
 def test_pre_verified_batch_changed_in_place_is_checked_again(chain: Any) -> None:
     b = batch(chain, DEV1, 0, temps())
+    b = Batch(b.device, b.seq, list(b.readings), b.signature)  # as a caller may build it
     chain.start_block(SLOT)
     t = chain.rt.telemetry
     t.pre_verify([(t, t.calls_by_name["submit"], [[b]])])
@@ -711,6 +714,23 @@ def test_decoded_readings_stay_packed_and_behave_like_the_list() -> None:
     assert tm.survey_readings(readings) == tm.survey_readings(decoded)
     assert tm.batch_root(decoded) == tm.batch_root(readings)
     assert tm.batch_root(readings) == merkle_root([tm.reading_leaf(*r) for r in readings])
+
+
+def test_a_signed_batch_keeps_its_readings_packed_once() -> None:
+    readings = [[TEMP, NOW, 5], (GOOD, NOW + 1, 2)]  # any (metric, ts, value) rows
+    b = sign_batch(DEV1, b"\x07" * 32, 3, 0, readings)
+    assert type(b.readings) is tm.PackedReadings and b.readings == [tuple(r) for r in readings]
+    # The encoding reuses the packed bytes and equals the one of the plain list.
+    plain = Batch(b.device, b.seq, [tuple(r) for r in readings], b.signature)
+    assert Batch.wire_type().encode(b) == Batch.wire_type().encode(plain)
+    msg = tm.batch_message(b"\x07" * 32, DEV1.public, 3, 0, batch_root(plain.readings), 2)
+    assert native.verify_batch([DEV1.public], [msg], [b.signature]) == [True]
+    # ``+`` gives a list, as the list it stands for did.
+    assert b.readings + [(TEMP, NOW + 2, 6)] == [*plain.readings, (TEMP, NOW + 2, 6)]  # noqa: RUF005
+    assert [(TEMP, 1, 1)] + b.readings == [(TEMP, 1, 1), *plain.readings]  # noqa: RUF005
+    for bad in ([(TEMP, NOW, 2**63)], [(TEMP, NOW)], [(TEMP, NOW, 0)] * (tm.MAX_READINGS + 1)):
+        with pytest.raises(tm.CodecError):
+            sign_batch(DEV1, b"\x07" * 32, 3, 0, bad)
 
 
 def test_window_aggregates_and_last_readings_round_trip_packed() -> None:

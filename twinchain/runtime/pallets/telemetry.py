@@ -166,6 +166,16 @@ class PackedReadings(Sequence[tuple[int, int, int]]):
 
     __hash__ = None  # type: ignore[assignment]  # like the list it stands for
 
+    def __add__(self, other: object) -> list[tuple[int, int, int]]:
+        if isinstance(other, list | tuple | PackedReadings):
+            return [*self._tuples(), *other]
+        return NotImplemented
+
+    def __radd__(self, other: object) -> list[tuple[int, int, int]]:
+        if isinstance(other, list | tuple):
+            return [*other, *self._tuples()]
+        return NotImplemented
+
     def __repr__(self) -> str:
         return f"PackedReadings({list(self._tuples())!r})"
 
@@ -274,7 +284,7 @@ class Batch(Record):
 
     device: bytes
     seq: int
-    readings: list[tuple[int, int, int]]
+    readings: Sequence[tuple[int, int, int]]  # PackedReadings once signed or decoded
     signature: bytes
     FIELDS: ClassVar = {
         "device": AccountId,
@@ -562,10 +572,15 @@ def sign_batch(
     seq: int,
     readings: Sequence[tuple[int, int, int]],
 ) -> Batch:
-    """Build and sign a batch at the source (the device's side of the protocol)."""
-    rs = [tuple(r) for r in readings]
-    msg = batch_message(genesis_hash, device.public, twin, seq, batch_root(rs), len(rs))
-    return Batch(device.public, seq, rs, device.sign(msg))  # type: ignore[arg-type]
+    """Build and sign a batch at the source (the device's side of the protocol).
+
+    The readings are packed once: the root hashes those bytes and the batch keeps them
+    (``PackedReadings``), so encoding it packs nothing again (CodecError: not (u16, u64,
+    i64) triples, or more than MAX_READINGS)."""
+    rs = PackedReadings(_Readings(MAX_READINGS).to_wire([tuple(r) for r in readings]))
+    root = native.merkle_root_packed(rs.raw, _LEAF.size)
+    msg = batch_message(genesis_hash, device.public, twin, seq, root, len(rs))
+    return Batch(device.public, seq, rs, device.sign(msg))
 
 
 def reading_proof(readings: Sequence[tuple[int, int, int]], index: int) -> list[bytes]:
