@@ -17,10 +17,11 @@ Tasks (one asyncio loop, uvloop when installed; SQLite work in one worker thread
   ``max_in_flight``; halved when one takes longer than ``target_latency_s`` to finalize,
   grown while they are fast: the chain is not fed faster than it finalizes);
 * the *settler* follows the node's finalized heads: an extrinsic whose nonce is used in a
-  finalized block is settled by reading its first batch's record (``Telemetry.Batches``) at
-  that block: there, all its batches are on chain (a call applies whole); absent, the call
-  failed, and each of its batches is either found, given back to the packer (its sequence
-  number is still free) or counted lost (a later one took the device past it).
+  finalized block is settled by reading its first batch's record (in its device's
+  ``Telemetry.BatchChunks``) at that block: there, all its batches are on chain (a call
+  applies whole); absent, the call failed, and each of its batches is either found, given
+  back to the packer (its sequence number is still free) or counted lost (a later one took
+  the device past it).
 
 Exactly once: a batch's sequence number is fixed when it is signed, and after any restart the
 stored extrinsic bytes are sent again unchanged: the chain refuses a used nonce and a used
@@ -55,8 +56,10 @@ from twinchain.primitives.types import extrinsic_hash
 from twinchain.rpc.api import from_hex, to_hex
 from twinchain.rpc.errors import RpcError
 from twinchain.runtime.pallets.telemetry import (
+    BATCH_CHUNK,
     DEFAULT_METRICS,
     MAX_FUTURE_DRIFT_MS,
+    chunk_record,
     sign_batch,
 )
 
@@ -821,25 +824,12 @@ class Gateway:
         due = [self.inflight[n] for n in sorted(self.inflight) if n < used]
         if not due:
             return
-        firsts = await rpc.batch(
-            [
-                (
-                    "state_getStorage",
-                    [
-                        self._key("Telemetry", "Batches", f.batches[0].device, f.batches[0].seq),
-                        block,
-                    ],
-                )
-                for f in due
-            ]
-        )
+        firsts = await self._on_chain(rpc, block, [f.batches[0] for f in due])
         confirmed: list[BatchRow] = []
         requeue: list[BatchRow] = []
         lost: list[BatchRow] = []
-        for f, rec in zip(due, firsts, strict=True):
-            if isinstance(rec, RpcError):
-                raise rec
-            if rec is not None:
+        for f, found in zip(due, firsts, strict=True):
+            if found:
                 confirmed += f.batches
                 continue
             # The call failed (or the nonce went to another extrinsic): batch by batch.
@@ -880,6 +870,25 @@ class Gateway:
         if self.on_settled is not None:
             self.on_settled()
 
+    async def _on_chain(self, rpc: NodeRpc, block: str, batches: list[BatchRow]) -> list[bool]:
+        """Whether each batch's record is in the state at ``block`` (one read per chunk)."""
+        chunks = sorted({(b.device, b.seq // BATCH_CHUNK) for b in batches})
+        values = await rpc.batch(
+            [
+                ("state_getStorage", [self._key("Telemetry", "BatchChunks", dev, c), block])
+                for dev, c in chunks
+            ]
+        )
+        packed: dict[tuple[bytes, int], bytes] = {}
+        for key, v in zip(chunks, values, strict=True):
+            if isinstance(v, RpcError):
+                raise v
+            packed[key] = self._decode("Telemetry", "BatchChunks", v)
+        return [
+            chunk_record(packed[(b.device, b.seq // BATCH_CHUNK)], b.seq) is not None
+            for b in batches
+        ]
+
     async def _sort_failed(
         self,
         rpc: NodeRpc,
@@ -889,12 +898,7 @@ class Gateway:
         requeue: list[BatchRow],
         lost: list[BatchRow],
     ) -> None:
-        recs = await rpc.batch(
-            [
-                ("state_getStorage", [self._key("Telemetry", "Batches", b.device, b.seq), block])
-                for b in f.batches
-            ]
-        )
+        recs = await self._on_chain(rpc, block, f.batches)
         devs = sorted({b.device for b in f.batches})
         infos = await rpc.batch(
             [("state_getStorage", [self._key("Telemetry", "Devices", dev), block]) for dev in devs]
@@ -905,10 +909,8 @@ class Gateway:
                 raise v
             d = self._decode("Telemetry", "Devices", v)
             next_seq[dev] = 0 if d is None else d.next_seq
-        for b, rec in zip(f.batches, recs, strict=True):
-            if isinstance(rec, RpcError):
-                raise rec
-            if rec is not None:
+        for b, found in zip(f.batches, recs, strict=True):
+            if found:
                 confirmed.append(b)
             elif b.seq >= next_seq[b.device]:
                 requeue.append(b)
@@ -924,7 +926,7 @@ class Gateway:
         log.warning(
             "extrinsic #%d failed on chain: %d batches found, %d requeued, %d lost",
             f.row.nonce,
-            sum(1 for r in recs if r is not None),
+            sum(recs),
             sum(1 for b in f.batches if b in requeue),
             sum(1 for b in f.batches if b in lost),
         )

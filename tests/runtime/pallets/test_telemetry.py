@@ -302,6 +302,30 @@ def test_gaps_are_recorded(blk: Any) -> None:
     assert (d.gaps, d.next_seq, d.batches) == (2, 4, 2)
 
 
+def test_batch_records_are_packed_per_device_chunk_across_gaps_and_boundaries(blk: Any) -> None:
+    t = blk.rt.telemetry
+    chunk = tm.BATCH_CHUNK
+    seqs = [0, 1, chunk - 1, chunk, chunk + 5, 3 * chunk + 2]  # gaps, a skipped chunk
+    for i, seq in enumerate(seqs):
+        submit(blk, batch(blk, DEV1, seq, temps(start=NOW - 900 + 10 * i, n=1, value=i)))
+    submit(blk, batch(blk, DEV2, 1, temps(n=2)), gw=GW2)
+    for i, seq in enumerate(seqs):
+        rec = t.batch(DEV1.public, seq)
+        assert rec is not None and rec.first_ts == NOW - 900 + 10 * i and rec.count == 1
+        assert rec.root == batch_root([(TEMP, NOW - 900 + 10 * i, i)])
+    absent = {*range(4 * chunk)} - set(seqs)
+    assert all(t.batch(DEV1.public, s) is None for s in absent)
+    assert t.batch(DEV1.public, -1) is None and t.batch(DEV1.public, 2**64) is None
+    assert t.batch(DEV2.public, 1).count == 2 and t.batch(DEV2.public, 0) is None
+    # One key per device and chunk, its records in sequence order.
+    raw = t.BatchChunks.get(DEV1.public, 1)
+    assert [s for s, *_ in tm._BATCH_RECORD.iter_unpack(raw)] == [chunk, chunk + 5]
+    assert t.BatchChunks.get(DEV1.public, 2) == b""
+    assert tm.chunk_record(raw, chunk + 1) is None
+    with pytest.raises(tm.CodecError):
+        tm._BatchRecords(chunk).encode(b"\x00" * (tm._BATCH_RECORD.size + 1))
+
+
 def test_rebinding_keeps_the_sequence(blk: Any) -> None:
     b = batch(blk, DEV1, 0, temps())
     submit(blk, b)

@@ -510,6 +510,53 @@ class _BatchRefs(Type):
         return {"packed": ["[u8; 32] device", "u64 seq"], "max": self.max_len, "byteorder": "big"}
 
 
+# A device's batch records, packed, in chunks of this many consecutive sequence numbers.
+BATCH_CHUNK = 16
+# seq, twin, root, count, first_ts, last_ts, gateway, block, flagged (BatchRecord's widths)
+_BATCH_RECORD = struct.Struct(">QQ32sIQQ32sQI")
+
+
+class _BatchRecords(Type):
+    """The records of up to ``max_len`` batches of one device, packed back to back in
+    ascending sequence order (``_BATCH_RECORD``, 112 bytes each); a chunk holds the
+    sequence numbers ``[BATCH_CHUNK * c, BATCH_CHUNK * (c + 1))`` that were accepted. Kept as
+    bytes: adding a batch is a concatenation, and one key per device and block is written
+    instead of one per batch (a third of a loaded block's state writes)."""
+
+    name = "BatchRecords"
+
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+
+    def to_wire(self, value: Any) -> Any:
+        size = _BATCH_RECORD.size
+        if type(value) is not bytes or len(value) % size or len(value) > self.max_len * size:
+            raise CodecError(f"BatchRecords: expected up to {self.max_len} {size}-byte records")
+        return value
+
+    from_wire = to_wire
+
+    def describe(self) -> Any:
+        return {
+            "packed": [
+                "u64 seq", "u64 twin", "[u8; 32] root", "u32 count", "u64 first_ts",
+                "u64 last_ts", "[u8; 32] gateway", "u64 block", "u32 flagged",
+            ],
+            "max": self.max_len,
+            "byteorder": "big",
+        }  # fmt: skip
+
+
+def chunk_record(chunk: bytes, seq: int) -> BatchRecord | None:
+    """The record of batch ``seq`` in a device's packed chunk (``BatchChunks``), if there."""
+    for s, *fields in _BATCH_RECORD.iter_unpack(chunk):
+        if s == seq:
+            return BatchRecord(*fields)
+        if s > seq:
+            break
+    return None
+
+
 _CAPTURE = struct.Struct(">HIQ")  # metric, min_interval_ms, max_age_ms
 
 
@@ -666,8 +713,13 @@ class Telemetry(Pallet):
         _CaptureTable(),
         doc="Capture frequency per twin, by metric (one value: a batch reads it once).",
     )
-    Batches = StorageDoubleMap(
-        AccountId, U64, BatchRecord.wire_type(), doc="Batch roots by device and sequence."
+    BatchChunks = StorageDoubleMap(
+        AccountId,
+        U64,
+        _BatchRecords(BATCH_CHUNK),
+        b"",
+        doc="Batch records (roots) by device and chunk (sequence // BATCH_CHUNK), packed; "
+        "read one with chunk_record.",
     )
     TwinBatchLog = StorageMap(
         TwinId,
@@ -1003,10 +1055,13 @@ class Telemetry(Pallet):
         for start, table in windows.items():
             self.Aggregates.insert(twin, start, table)
         count = len(b.readings)
-        self.Batches.insert(
+        c = b.seq // BATCH_CHUNK
+        self.BatchChunks.insert(
             b.device,
-            b.seq,
-            BatchRecord(
+            c,
+            self.BatchChunks.get(b.device, c)
+            + _BATCH_RECORD.pack(
+                b.seq,
                 twin,
                 root,
                 count,
@@ -1150,7 +1205,9 @@ class Telemetry(Pallet):
         return self.Devices.get(device)  # type: ignore[no-any-return]
 
     def batch(self, device: bytes, seq: int) -> BatchRecord | None:
-        return self.Batches.get(device, seq)  # type: ignore[no-any-return]
+        if not 0 <= seq < 1 << 64:
+            return None
+        return chunk_record(self.BatchChunks.get(device, seq // BATCH_CHUNK), seq)
 
     def twin_batch_count(self, twin: int) -> int:
         """How many batches the twin's devices have had accepted."""
