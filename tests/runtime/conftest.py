@@ -25,6 +25,7 @@ from twinchain.primitives.types import Block, Call, Era, Extrinsic, Header
 from twinchain.runtime.executive import ApplyOutcome, Executive, decode_events
 from twinchain.runtime.framework import DispatchError, EventRecord, Origin
 from twinchain.runtime.overlay import Overlay
+from twinchain.runtime.pallets import telemetry
 from twinchain.runtime.runtime import Runtime
 from twinchain.storage.abc import StateReader
 
@@ -255,6 +256,13 @@ class Chain:
     @staticmethod
     def names(events: list[EventRecord]) -> list[str]:
         return [f"{e.module}.{e.name}" for e in events]
+
+
+@pytest.fixture(autouse=True)
+def fresh_signature_memo() -> None:
+    """Device signatures known good are remembered process-wide (a node's pool, author and
+    importer share them); each test starts without any, whatever ran before it."""
+    telemetry._GOOD_SIGNATURES.clear()
 
 
 @pytest.fixture

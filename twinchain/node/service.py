@@ -164,7 +164,12 @@ class Node:
         return [] if self.network is None else list(self.network.listen_addrs)
 
     def submit_extrinsic(self, raw: bytes) -> bytes:
-        h = self.pool.submit(raw)
+        # Its signatures (the telemetry devices' too) in one batch, as for gossiped ones.
+        self.client.preverify([raw])
+        try:
+            h = self.pool.submit(raw)
+        finally:
+            self.client.clear_preverified()
         if self.network is not None:
             self.network.publish_transaction(raw)
         return h

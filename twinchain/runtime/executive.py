@@ -35,6 +35,7 @@ from twinchain.runtime.pallets.system import (
 )
 from twinchain.runtime.runtime import BlockContext, Runtime
 from twinchain.storage.abc import StateReader
+from twinchain.storage.trie import StateError
 
 MAX_BLOCK_LENGTH = 4 * 1024 * 1024
 # Pool validation caches (decodings, signing messages, verified signatures), by count and, for
@@ -400,8 +401,11 @@ class Executive:
         except InvalidTransaction as exc:
             raise InvalidBlock(f"extrinsic {exc}") from exc
         # Every signature of the block in ONE batch: extrinsics' and telemetry devices'.
-        device = self.rt.telemetry.collect_device_signatures(
-            (c.pallet, c.call, c.args) for c in checked if c.xt.signed is not None
+        telemetry = self.rt.telemetry
+        device = telemetry.unverified(
+            telemetry.collect_device_signatures(
+                (c.pallet, c.call, c.args) for c in checked if c.xt.signed is not None
+            )
         )
         if todo or device:
             oks = native.verify_batch(
@@ -412,7 +416,7 @@ class Executive:
             if not all(oks[: len(todo)]):
                 raise InvalidBlock("bad extrinsic signature")
             # A bad device signature only fails its own extrinsic, inside Telemetry.submit.
-            self.rt.telemetry.note_verified(device, oks[len(todo) :])
+            telemetry.note_verified(device, oks[len(todo) :])
         for i, c in enumerate(checked):
             # Weigh on the state this extrinsic really runs on, as the author did: a weight
             # may read state (Telemetry.submit pays for the windows it closes, which depends
@@ -432,12 +436,18 @@ class Executive:
     ) -> list[bool | None]:
         """Verify the signatures of many transactions in ONE ``native.verify_batch`` call (a
         gossiped batch). False: undecodable, unsigned or a bad signature; None: well formed
-        but invalid before the signature (e.g. an expired era) — not the sender's fault."""
+        but invalid before the signature (e.g. an expired era) — not the sender's fault.
+
+        The telemetry device signatures the transactions carry are verified in the same call
+        and remembered (``Telemetry.note_verified``): checked on arrival, spread over the
+        slot, instead of on the critical path of authoring and import. A bad one is not
+        the sender's verdict here: its extrinsic fails on chain, as before."""
         self.rt.state = Overlay(base)
         self.rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
         triples: list[tuple[bytes, bytes, bytes]] = []
         index: list[int] = []
         hashes: list[bytes] = []
+        calls: list[tuple[Any, Any, list[Any]]] = []
         oks: list[bool | None] = [False] * len(raws)
         for i, raw in enumerate(raws):
             try:
@@ -445,6 +455,7 @@ class Executive:
                 s = c.xt.signed
                 if s is None:
                     continue
+                calls.append((c.pallet, c.call, c.args))
                 msg = self._signing_message(c, best_number, memo=True)
                 if self._signature_ok.get(c.hash) == msg:
                     oks[i] = True
@@ -455,12 +466,18 @@ class Executive:
             except InvalidTransaction as exc:
                 if exc.code not in ("Decode", "TooLarge", "Unsigned", "Call"):
                     oks[i] = None
-        if triples:
-            verdicts = native.verify_batch(*zip(*triples, strict=True))
-            for i, h, t, ok in zip(index, hashes, triples, verdicts, strict=True):
+        telemetry = self.rt.telemetry
+        try:
+            device = telemetry.unverified(telemetry.collect_device_signatures(calls))
+        except (DispatchError, CodecError, StateError):
+            device = []  # only ever saves work: submit verifies what is not known good
+        if triples or device:
+            verdicts = native.verify_batch(*zip(*(triples + device), strict=True))
+            for i, h, t, ok in zip(index, hashes, triples, verdicts[: len(triples)], strict=True):
                 oks[i] = ok
                 if ok:
                     self._remember_signature(h, t[1])
+            telemetry.note_verified(device, verdicts[len(triples) :])
         return oks
 
     def _remember_signature(self, h: bytes, msg: bytes) -> None:

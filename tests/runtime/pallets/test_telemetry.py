@@ -617,6 +617,44 @@ def test_collect_and_note_let_the_executive_merge_batches(chain: Any) -> None:
     assert triples[0] in chain.rt.block.notes["telemetry.verified"]
 
 
+def test_device_signatures_checked_on_admission_are_not_checked_again(
+    chain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = chain.sign(GW, chain.call("Telemetry", "submit", [batch(chain, DEV1, 0, temps())]), 0)
+    forged = batch(chain, DEV2, 0, temps())
+    forged.signature = bytes(64)
+    bad = chain.sign(GW2, chain.call("Telemetry", "submit", [forged]), 0)
+    batches: list[int] = []
+    real = native.verify_batch
+
+    def counting(*args: Any) -> list[bool]:
+        batches.append(len(args[0]))
+        return real(*args)
+
+    monkeypatch.setattr(native, "verify_batch", counting)
+    # Pool admission: both gateways' signatures and both devices' in one call. A bad device
+    # signature is no verdict on the sender: its extrinsic fails on chain.
+    oks = chain.ex.signature_batch(chain.state, [good, bad], chain.head_number, chain.head_hash)
+    assert oks == [True, True] and batches == [4]
+    # Authoring: the good batch is known; only the bad one is checked (and fails) again.
+    batches.clear()
+    outs = chain.produce(good, bad)
+    assert outs[0].success and not outs[1].success
+    assert f"{outs[1].error.module}.{outs[1].error.error}" == "Telemetry.BadDeviceSignature"
+    assert sorted(batches) == [1, 1, 1]  # each extrinsic signature, and the bad device one
+    # Import of that block elsewhere in this process: one call, without the good device.
+    batches.clear()
+    result = chain.ex.execute_block(chain.pre_states[-1], chain.blocks[-1])
+    assert [o.success for o in result.outcomes[-2:]] == [True, False]
+    # Two extrinsic signatures and the bad device one, which its submit checks again to fail.
+    assert batches == [3, 1]
+    # Without the memo the import checks both devices.
+    tm._GOOD_SIGNATURES.clear()
+    batches.clear()
+    chain.ex.execute_block(chain.pre_states[-1], chain.blocks[-1])
+    assert batches == [4, 1]
+
+
 def test_pre_verified_batch_changed_in_place_is_checked_again(chain: Any) -> None:
     b = batch(chain, DEV1, 0, temps())
     b = Batch(b.device, b.seq, list(b.readings), b.signature)  # as a caller may build it

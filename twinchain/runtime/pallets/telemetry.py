@@ -696,6 +696,22 @@ def _verify(triples: Sequence[Triple]) -> list[bool]:
     )
 
 
+# Device signatures known good, process-wide. A verdict depends on the three byte strings
+# alone (the message binds chain, device, twin, sequence and root), so it holds in any block,
+# fork or runtime instance: pool admission verifies a batch when its extrinsic arrives, and
+# authoring and import, which are on every reading's path to finality, do not again.
+_GOOD_SIGNATURES: dict[Triple, None] = {}
+_GOOD_SIGNATURES_MAX = 1 << 16
+
+
+def _remember_good(triples: Iterable[Triple]) -> None:
+    memo = _GOOD_SIGNATURES
+    for t in triples:
+        if len(memo) >= _GOOD_SIGNATURES_MAX:
+            del memo[next(iter(memo))]  # oldest first: extrinsics are included in order
+        memo[t] = None
+
+
 _VERIFIED = "telemetry.verified"  # BlockContext.notes: device signatures checked this block
 _ROOTS = "telemetry.roots"  # BlockContext.notes: packed readings -> batch root
 
@@ -945,9 +961,12 @@ class Telemetry(Pallet):
             msg = batch_message(genesis, b.device, twin, b.seq, root, len(b.readings))
             triples.append((b.device, msg, b.signature))
         verified: set[Triple] = self.runtime.block.notes.get(_VERIFIED, set())
-        todo = [t for t in triples if t not in verified]
-        if todo and not all(_verify(todo)):
-            raise self.Error.BadDeviceSignature()
+        good = _GOOD_SIGNATURES
+        todo = [t for t in triples if t not in verified and t not in good]
+        if todo:
+            if not all(_verify(todo)):
+                raise self.Error.BadDeviceSignature()
+            _remember_good(todo)
         # 3. Apply.
         ctx = _Context(int(self.runtime.timestamp.Now.get()), self.WindowMs.get())
         for b, root in zip(batches, roots, strict=True):
@@ -1124,9 +1143,20 @@ class Telemetry(Pallet):
         return out
 
     def note_verified(self, triples: Sequence[Triple], oks: Sequence[bool]) -> None:
-        """Remember which device signatures verified, so ``submit`` skips them this block."""
-        verified: set[Triple] = self.runtime.block.notes.setdefault(_VERIFIED, set())
-        verified.update(t for t, ok in zip(triples, oks, strict=True) if ok)
+        """Remember which device signatures verified, so ``submit`` skips them (this block,
+        and any later one that carries the same batch)."""
+        good = [t for t, ok in zip(triples, oks, strict=True) if ok]
+        self.runtime.block.notes.setdefault(_VERIFIED, set()).update(good)
+        _remember_good(good)
+
+    def unverified(self, triples: Sequence[Triple]) -> list[Triple]:
+        """``triples`` less those already known good (noted as verified for this block)."""
+        good = _GOOD_SIGNATURES
+        known = [t for t in triples if t in good]
+        if not known:
+            return list(triples)
+        self.runtime.block.notes.setdefault(_VERIFIED, set()).update(known)
+        return [t for t in triples if t not in good]
 
     def pre_verify(self, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]) -> int:
         """Verify every device signature of a block in ONE ``native.verify_batch`` call.
@@ -1137,7 +1167,7 @@ class Telemetry(Pallet):
         It only ever saves work: a signature it did not verify is checked by ``submit``.
         Returns how many signatures it checked.
         """
-        triples = self.collect_device_signatures(calls)
+        triples = self.unverified(self.collect_device_signatures(calls))
         if triples:
             self.note_verified(triples, _verify(triples))
         return len(triples)
