@@ -262,7 +262,7 @@ class Chain:
 def fresh_signature_memo() -> None:
     """Device signatures known good are remembered process-wide (a node's pool, author and
     importer share them); each test starts without any, whatever ran before it."""
-    telemetry._GOOD_SIGNATURES.clear()
+    telemetry.forget_good_signatures()
 
 
 @pytest.fixture

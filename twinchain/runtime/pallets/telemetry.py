@@ -84,21 +84,26 @@ DEFAULT_WINDOW_MS = 3_600_000
 DEFAULT_MAX_AGE_MS = 86_400_000  # gateways may spool a day of data while offline
 MAX_FUTURE_DRIFT_MS = 60_000  # device clocks may run this far ahead of the block time
 
-# Set with bench/telemetry.py (one core) when a block full of batches of 100 readings
-# imported in about its 2 s weight budget. With packed readings and per-window storage it now
-# imports in ~0.5 s (and 12-reading batches at ~260 us each, under their ~300 us charge): the
-# weights are kept as a safety margin; the slot's authoring time bounds blocks first.
+# Re-measured with bench/telemetry.py (2026-11-23, one core, cold import: every signature
+# checked, state root and write included): 12-reading batches cost ~150 us each, 100-reading
+# batches ~177 us (a reading adds well under 1 us: checks and aggregates run in C). Charged:
+# 229 us and 400 us (1.5x and 2.3x); a block of 100-reading batches is full at 500,000
+# readings. The old charge (14 us a reading) was set when import was 8x slower, and cut
+# blocks on the devnet at ~2/3 of what the author could apply.
 W_SUBMIT_BASE = 50_000
-W_PER_BATCH = 120_000  # a signature check, a Merkle root, the batch's records
-W_PER_READING = 14_000  # checks, aggregates, its share of the state root
+W_PER_BATCH = 200_000  # a signature check, a Merkle root, the batch's records
+W_PER_READING = 2_000  # checks, aggregates, its share of the state root
 W_SMALL = 40_000
 # Closing a twin's window: its aggregates read once and handed to the operations pallets
 # (benchmark, maintenance, analytics, simulation). At most one close per twin per submit, and
 # charged only for the twins whose window the submit will close (see _window_closes).
 # bench/operations.py (import on one core, state root included; 15 metrics, a class of 256
-# ranked peers, the Analytics period closing in it): 3.3-7 ms for that alone, 7.6-9 ms with
-# 7 alerts raised, 7.4-10.7 ms with a work order completing (at most one per close).
-W_WINDOW_CLOSE = 15_000_000
+# ranked peers, the Analytics period closing in it; 2026-11-23): 1.8-3.6 ms for a plain close,
+# up to 3.6 ms with 7 alerts raised or a work order completing (at most one per close). It was
+# 7-10.7 ms when this was set at 15 ms; 7.5 ms keeps a 2x margin over the worst measured. A
+# devnet's 160 twins then close their windows in one block instead of spilling into the next
+# (the first block after a window boundary was cut by weight, every 5 s).
+W_WINDOW_CLOSE = 7_500_000
 
 FLAGS = ("OutOfRange", "TooFast", "Stale", "ImplausibleJump", "FromFuture")
 Flag = Enum("ReadingFlag", FLAGS)
@@ -710,6 +715,16 @@ def _remember_good(triples: Iterable[Triple]) -> None:
         if len(memo) >= _GOOD_SIGNATURES_MAX:
             del memo[next(iter(memo))]  # oldest first: extrinsics are included in order
         memo[t] = None
+
+
+def forget_good_signatures() -> None:
+    """Drop the memo of good device signatures (a fresh process; tests and benchmarks)."""
+    _GOOD_SIGNATURES.clear()
+
+
+def remember_good_signatures(triples: Iterable[Triple]) -> None:
+    """Record (device, message, signature) triples as verified: only after verifying them."""
+    _remember_good(triples)
 
 
 _VERIFIED = "telemetry.verified"  # BlockContext.notes: device signatures checked this block
