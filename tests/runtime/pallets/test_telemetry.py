@@ -83,6 +83,20 @@ def blk(chain: Any) -> Any:
     return chain
 
 
+@pytest.fixture
+def verify_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the ``native.verify_batch`` calls made from here on (the real one runs)."""
+    calls: list[int] = []
+    real = native.verify_batch
+
+    def counting(*args: Any) -> list[bool]:
+        calls.append(len(args[0]))
+        return real(*args)
+
+    monkeypatch.setattr(native, "verify_batch", counting)
+    return calls
+
+
 def batch(
     chain: Any, dev: Keypair, seq: int, readings: list[tuple[int, int, int]], twin: int = 0
 ) -> Batch:
@@ -253,15 +267,8 @@ def test_bad_signature_in_a_signed_extrinsic_fails_it_but_charges_the_gateway(ch
     assert chain.rt.telemetry.device(DEV1.public).next_seq == 0
 
 
-def test_one_verify_batch_call_per_extrinsic(blk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    real = native.verify_batch
-
-    def counting(*args: Any) -> list[bool]:
-        calls.append(len(args[0]))
-        return real(*args)
-
-    monkeypatch.setattr(native, "verify_batch", counting)
+def test_one_verify_batch_call_per_extrinsic(blk: Any, verify_calls: list[int]) -> None:
+    calls = verify_calls
     submit(blk, *(batch(blk, DEV1, s, temps(start=NOW - 9_000 + s * 1_000, n=1)) for s in range(5)))
     assert calls == [5]
 
@@ -554,7 +561,7 @@ def decoded(chain: Any, raws: list[bytes]) -> list[tuple[bytes, Any, Any, list[A
     return [(c.xt.signed.signer, c.pallet, c.call, c.args) for c in checked]
 
 
-def test_pre_verify_checks_a_block_in_one_call(chain: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pre_verify_checks_a_block_in_one_call(chain: Any, verify_calls: list[int]) -> None:
     xts = [
         chain.sign(GW, chain.call("Telemetry", "submit", [batch(chain, DEV1, 0, temps())]), 0),
         chain.sign(
@@ -565,14 +572,7 @@ def test_pre_verify_checks_a_block_in_one_call(chain: Any, monkeypatch: pytest.M
     ]
     chain.start_block(SLOT)
     items = decoded(chain, xts)
-    calls: list[int] = []
-    real = native.verify_batch
-
-    def counting(*args: Any) -> list[bool]:
-        calls.append(len(args[0]))
-        return real(*args)
-
-    monkeypatch.setattr(native, "verify_batch", counting)
+    calls = verify_calls
     assert chain.rt.telemetry.pre_verify([item[1:] for item in items]) == 3
     assert calls == [3]
     # Applying the same decoded calls verifies no device signature again.
@@ -618,20 +618,13 @@ def test_collect_and_note_let_the_executive_merge_batches(chain: Any) -> None:
 
 
 def test_device_signatures_checked_on_admission_are_not_checked_again(
-    chain: Any, monkeypatch: pytest.MonkeyPatch
+    chain: Any, verify_calls: list[int]
 ) -> None:
     good = chain.sign(GW, chain.call("Telemetry", "submit", [batch(chain, DEV1, 0, temps())]), 0)
     forged = batch(chain, DEV2, 0, temps())
     forged.signature = bytes(64)
     bad = chain.sign(GW2, chain.call("Telemetry", "submit", [forged]), 0)
-    batches: list[int] = []
-    real = native.verify_batch
-
-    def counting(*args: Any) -> list[bool]:
-        batches.append(len(args[0]))
-        return real(*args)
-
-    monkeypatch.setattr(native, "verify_batch", counting)
+    batches = verify_calls
     # Pool admission: both gateways' signatures and both devices' in one call. A bad device
     # signature is no verdict on the sender: its extrinsic fails on chain.
     oks = chain.ex.signature_batch(chain.state, [good, bad], chain.head_number, chain.head_hash)
