@@ -98,9 +98,10 @@ W_SMALL = 40_000
 # (benchmark, maintenance, analytics, simulation). At most one close per twin per submit, and
 # charged only for the twins whose window the submit will close (see _window_closes).
 # bench/operations.py (import on one core, state root included; 15 metrics, a class of 256
-# ranked peers, the Analytics period closing in it; 2026-11-23): 1.8-3.6 ms for a plain close,
-# up to 3.6 ms with 7 alerts raised or a work order completing (at most one per close). It was
-# 7-10.7 ms when this was set at 15 ms; 7.5 ms keeps a 2x margin over the worst measured. A
+# ranked peers, the Analytics period closing in it; 2026-11-23): 1.8-3.6 ms a close across
+# runs, whether plain, raising 7 alerts or completing a work order (at most one per close);
+# --repeat 5: 2.0, 2.6 and 2.7 ms. It was 7-10.7 ms when this was set at 15 ms; 7.5 ms keeps
+# a 2x margin over the worst measured. A
 # devnet's 160 twins then close their windows in one block instead of spilling into the next
 # (the first block after a window boundary was cut by weight, every 5 s).
 W_WINDOW_CLOSE = 7_500_000
@@ -630,8 +631,7 @@ def sign_batch(
     (``PackedReadings``), so encoding it packs nothing again (CodecError: not (u16, u64,
     i64) triples, or more than MAX_READINGS)."""
     rs = PackedReadings(_Readings(MAX_READINGS).to_wire([tuple(r) for r in readings]))
-    root = native.merkle_root_packed(rs.raw, _LEAF.size)
-    msg = batch_message(genesis_hash, device.public, twin, seq, root, len(rs))
+    msg = batch_message(genesis_hash, device.public, twin, seq, batch_root(rs), len(rs))
     return Batch(device.public, seq, rs, device.sign(msg))
 
 
@@ -709,7 +709,8 @@ _GOOD_SIGNATURES: dict[Triple, None] = {}
 _GOOD_SIGNATURES_MAX = 1 << 16
 
 
-def _remember_good(triples: Iterable[Triple]) -> None:
+def remember_good_signatures(triples: Iterable[Triple]) -> None:
+    """Record (device, message, signature) triples as verified: only after verifying them."""
     memo = _GOOD_SIGNATURES
     for t in triples:
         if len(memo) >= _GOOD_SIGNATURES_MAX:
@@ -720,11 +721,6 @@ def _remember_good(triples: Iterable[Triple]) -> None:
 def forget_good_signatures() -> None:
     """Drop the memo of good device signatures (a fresh process; tests and benchmarks)."""
     _GOOD_SIGNATURES.clear()
-
-
-def remember_good_signatures(triples: Iterable[Triple]) -> None:
-    """Record (device, message, signature) triples as verified: only after verifying them."""
-    _remember_good(triples)
 
 
 _VERIFIED = "telemetry.verified"  # BlockContext.notes: device signatures checked this block
@@ -981,7 +977,7 @@ class Telemetry(Pallet):
         if todo:
             if not all(_verify(todo)):
                 raise self.Error.BadDeviceSignature()
-            _remember_good(todo)
+            remember_good_signatures(todo)
         # 3. Apply.
         ctx = _Context(int(self.runtime.timestamp.Now.get()), self.WindowMs.get())
         for b, root in zip(batches, roots, strict=True):
@@ -1162,7 +1158,7 @@ class Telemetry(Pallet):
         and any later one that carries the same batch)."""
         good = [t for t, ok in zip(triples, oks, strict=True) if ok]
         self.runtime.block.notes.setdefault(_VERIFIED, set()).update(good)
-        _remember_good(good)
+        remember_good_signatures(good)
 
     def unverified(self, triples: Sequence[Triple]) -> list[Triple]:
         """``triples`` less those already known good (noted as verified for this block)."""
