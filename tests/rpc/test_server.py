@@ -504,6 +504,25 @@ async def test_new_and_finalized_heads_subscriptions(server: str, node: StubNode
     assert err.code == errors.METHOD_NOT_FOUND
 
 
+async def test_finality_without_import_is_pushed_at_once(
+    server: str, node: StubNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a validator, a block is usually finalized by votes arriving after its import: the
+    finalized-heads subscribers hear of it then, not at the next poll (here never)."""
+    async with open_websocket_url(f"ws://{server}/") as ws:
+        fin = (await ws_call(ws, 1, "chain_subscribeFinalizedHeads"))["result"]
+        await ws_recv(ws)  # genesis, right away
+        monkeypatch.setattr(server_mod, "FINALITY_POLL_S", 3600)
+        await trio.sleep(0.6)  # the watch now sleeps on the long poll
+        h1 = node.author()
+        await trio.sleep(0.05)
+        node.client.finalize(h1)  # as the voter does when the precommits are in
+        with trio.fail_after(5):
+            got = await ws_recv(ws)
+        assert got["method"] == "chain_finalizedHead" and got["params"]["subscription"] == fin
+        assert header_from_json(got["params"]["result"]).hash == h1
+
+
 async def test_subscription_limit_per_connection(start_server: StartServer) -> None:
     url = await start_server(max_subscriptions_per_connection=2)
     async with open_websocket_url(f"ws://{url}/") as ws:
