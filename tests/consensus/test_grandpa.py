@@ -171,3 +171,43 @@ def test_a_new_block_is_finalized_without_waiting_for_the_round_timer() -> None:
                     v.on_vote(m)
     assert all(v.finalized == (head.hash, 2) for v in net.voters)
     assert all(v.current == r + 1 for v, r in zip(net.voters, rounds, strict=True))
+
+
+def test_three_prevotes_are_enough_when_the_fourth_cannot_move_the_ghost() -> None:
+    # One voter still importing the block (silent here) must not hold back the precommits of
+    # the other three until the round timer: no prevote of it could change what they commit.
+    net = Net()
+    linear_chain(net, 1)
+    net.run(7)
+    assert all(v.finalized[1] == 1 for v in net.voters)
+    head = net.extend(net.client.best, 2)
+    busy = net.voters[3]
+    net.now += 1  # no round timer can expire
+    for _ in range(4):
+        outbox = [(i, m) for i, v in enumerate(net.voters[:3]) for m in v.tick(net.now)[0]]
+        for i, m in outbox:
+            for j, v in enumerate(net.voters[:3]):
+                if j != i:
+                    v.on_vote(m)
+    assert all(v.finalized == (head.hash, 2) for v in net.voters[:3])
+    assert busy.finalized[1] == 1
+
+
+def test_no_precommit_while_a_missing_prevote_could_still_move_the_ghost() -> None:
+    net = Net()
+    b = linear_chain(net, 1)
+    c = net.extend(b, 2)
+    g = net.client.genesis_hash
+    v0 = net.voters[0]
+    net.heads[0] = (b.hash, 1)
+    votes, _ = v0.tick(0)
+    assert [(m.kind, m.target) for m in votes] == [(PREVOTE, (b.hash, 1))]
+    rnd = v0.current
+    for i in (1, 2):
+        v0.on_vote(SignedVote.sign(KEYS[i], PREVOTE, rnd, 0, (c.hash, 2), g))
+    # B (3 prevotes) is the GHOST, but the last voter could still lift C to 3: wait.
+    votes, _ = v0.tick(1)
+    assert [m for m in votes if m.kind == PRECOMMIT] == []
+    v0.on_vote(SignedVote.sign(KEYS[3], PREVOTE, rnd, 0, (c.hash, 2), g))
+    votes, _ = v0.tick(2)
+    assert [(m.kind, m.target) for m in votes if m.kind == PRECOMMIT] == [(PRECOMMIT, (c.hash, 2))]

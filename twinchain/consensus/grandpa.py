@@ -289,12 +289,15 @@ class Voter:
             out.append(self._cast(rnd, PREVOTE, target))
         g = self._prevote_ghost(rnd)
         waited = now_ms - rnd.started_ms >= self.slot_ms
+        # As GRANDPA: precommit the prevote-GHOST once the timer ran out or once no later
+        # prevote can move it. Waiting for every prevote instead let one voter still busy
+        # importing a block hold finality back for up to a slot.
         if (
             self.keypair is not None
             and rnd.prevoted
             and not rnd.precommitted
             and g is not None
-            and (waited or len(rnd.prevotes) == self.n)
+            and (waited or self._prevotes_settled(rnd, g))
         ):
             out.append(self._cast(rnd, PRECOMMIT, g))
         for r in sorted(self.rounds):
@@ -386,6 +389,18 @@ class Voter:
             hdr = self.lookup(cur[0])
             cur = None if hdr is None else (hdr.parent_hash, hdr.number - 1)
         return None
+
+    def _prevotes_settled(self, rnd: Round, g: Block) -> bool:
+        """Whether the prevote-GHOST ``g`` is final for the round: no descendant of it can
+        reach ``t`` prevotes, even if every voter yet to prevote (and every equivocator)
+        voted for it. The prevotes beyond ``g`` are counted together, an upper bound for any
+        one descendant."""
+        beyond = 0
+        for target in rnd.targets(PREVOTE).values():
+            if target[1] > g[1] and route_to(self.lookup, target, g) is not None:
+                beyond += 1
+        missing = self.n - len(rnd.prevotes)
+        return beyond + missing + len(rnd.equivocators[PREVOTE]) < self.t
 
     def _completable(self, rnd: Round, g: Block) -> bool:
         est = self._estimate(rnd, g)
