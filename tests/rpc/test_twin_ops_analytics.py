@@ -77,7 +77,8 @@ def scenario_args(seed: int = SEED, tamper: bool = False) -> list[Any]:
 
 def populate(node: StubNode) -> dict[str, bytes]:
     """A pump twin at a verified facility with a device; one window of production in period
-    0 (closed by a reading a day later), period 0 closed by on_initialize, a report, a data
+    0 (closed by a reading a day later, the close run at the next block's start), period 0
+    closed by on_initialize, a report, a data
     reward, a registered model and two anchored scenarios (one challenged and refuted)."""
     a = Author(node)
     gen = node.client.genesis_hash
@@ -106,7 +107,9 @@ def populate(node: StubNode) -> dict[str, bytes]:
         a.xt(ALICE, "Simulation", "anchor_scenario", *scenario_args()),
         a.xt(ALICE, "Simulation", "anchor_scenario", *scenario_args(tamper=True)),
     )
-    a.block(94_000)  # on_initialize still sees 90_000 s: before the end plus grace (2 h)
+    # Its start runs the window close b2's submit queued; its on_initialize still sees
+    # 90_000 s: before the end plus grace (2 h).
+    b3 = a.block(94_000)
     # The next block's on_initialize closes period 0. Hand-computed: planned 86_400 s, no
     # downtime -> availability 100 %; 60/h x 1800 s = 30 ideal, 30 made -> performance
     # 100 %; 29 good of 30 -> quality 966_666 ppm = OEE.
@@ -116,7 +119,7 @@ def populate(node: StubNode) -> dict[str, bytes]:
         a.xt(ALICE, "Analytics", "claim_data_reward", 0, 0),
         a.xt(BOB, "Simulation", "challenge", 1),
     )
-    return {"b1": b1, "b2": b2, "b4": b4}
+    return {"b1": b1, "b2": b2, "b3": b3, "b4": b4}
 
 
 @pytest.fixture
@@ -158,7 +161,7 @@ def test_kpis_and_facility_kpis(chain: StubNode) -> None:
     assert f["latest"]["oeePpm"] == 966_666 and f["latest"]["twins"] == 1
     assert twin_analytics.facility_kpis(c, [3])["periods"] == []
     # At the block before the close, the period is still open with its sums.
-    before = twin_analytics.kpis(c, [0, to_hex(chain.hashes["b2"])])  # type: ignore[attr-defined]
+    before = twin_analytics.kpis(c, [0, to_hex(chain.hashes["b3"])])  # type: ignore[attr-defined]
     assert before["latest"] is None and before["open"]["period"] == 0
     assert before["open"]["units"] == 30
     json.dumps(k)

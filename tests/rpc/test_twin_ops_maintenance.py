@@ -111,17 +111,18 @@ class Author:
 
 
 def populate(node: StubNode) -> tuple[bytes, bytes]:
-    """Block 1: two windows learn the baseline, two more raise an alert; the owner orders the
-    repair from it, the provider does it and claims. Block 2: two good windows after the claim
-    verify it. Another order stays open. Returns both block hashes."""
+    """Block 1: two windows learn the baseline, two more raise an alert (their closes run at
+    block 2's start); in block 2 the owner orders the repair from it, the provider does it
+    and claims. Block 3: two good windows after the claim, which verify it at block 4's
+    start. Another order stays open. Returns the hashes of blocks 2 and 4."""
     a = Author(node)
     base = NOW - 10 * WINDOW
     temps = [50_000, 50_000, 61_000, 61_000, 61_000]
     parts = [Part("impeller", 1, 10**12)]
+    a.block(SLOT, [a.reading(base + i * WINDOW, t) for i, t in enumerate(temps)])
     first = a.block(
-        SLOT,
-        [a.reading(base + i * WINDOW, t) for i, t in enumerate(temps)]
-        + [
+        SLOT + 1,
+        [
             a.xt(OWNER, "Maintenance", "create_from_alert", 0, H1, PAY, "Telemetry"),
             a.xt(OWNER, "Maintenance", "assign", 0, SP.public),
             a.xt(SP, "Maintenance", "schedule", 0, NOW - 1_000, NOW + 3_600_000),
@@ -130,7 +131,8 @@ def populate(node: StubNode) -> tuple[bytes, bytes]:
             a.xt(OWNER, "Maintenance", "create", 0, "Preventive", H1, PAY, "Inspector"),
         ],
     )
-    second = a.block(SLOT + 1, [a.reading(NOW + i * WINDOW, 50_000) for i in range(3)])
+    a.block(SLOT + 2, [a.reading(NOW + i * WINDOW, 50_000) for i in range(1, 4)])
+    second = a.block(SLOT + 3, [])
     return first, second
 
 
@@ -222,7 +224,7 @@ def test_work_orders(chain: Any) -> None:
     assert (o["kind"], o["verification"], o["okWindows"], o["report"]) == (
         "Corrective", "Telemetry", 2, to_hex(H2)
     )  # fmt: skip
-    assert o["window"] == [NOW - 1_000, NOW + 3_600_000] and o["claimedAt"] == NOW
+    assert o["window"] == [NOW - 1_000, NOW + 3_600_000] and o["claimedAt"] == NOW + 1_000
     assert o["parts"] == [{"part": "impeller", "quantity": 1, "cost": 10**12}]
     assert o["alertDetail"]["id"] == 0 and o["twinLifecycle"] == "Active"
     assert o["twinCosts"] == {"orders": 1, "service": PAY, "parts": 10**12}

@@ -240,6 +240,14 @@ class Chain:
         st.commit_transaction()
         return [ev for _, ev in st.events[mark:]]
 
+    def close_windows(self) -> list[EventRecord]:
+        """Run the window closes queued so far in the open block (Telemetry's on_initialize,
+        which runs them at the next block's start); returns the events they deposited."""
+        st = self.rt.state
+        mark = len(st.events)
+        self.rt.telemetry.on_initialize(self.head_number + 1)
+        return [ev for _, ev in st.events[mark:]]
+
     # -- checks shared by the tests
     def total_balance(self) -> int:
         """Sum of free + reserved over every account (what TotalIssuance must equal)."""

@@ -144,12 +144,14 @@ class Story:
     w: int = 0  # the window the next telemetry block reports
     seqs: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     sent: dict[tuple[int, int], Window] = field(default_factory=dict)  # (twin, window) -> data
+    last_events: list[dict[str, Any]] = field(default_factory=list)  # of the last block()
 
     def block(
         self, windows: dict[int, Window], *calls: tuple[Keypair, str, str, tuple[Any, ...]]
     ) -> list[Any]:
         """One block at the window's slot: the gateway's signed submit of one batch per twin
-        (closing each twin's previous window), then ``calls`` signed by their senders."""
+        (closing each twin's previous window), then ``calls`` signed by their senders; then
+        an empty block, whose start runs the closes the submit queued."""
         c = self.chain
         batches = []
         for twin in sorted(windows):
@@ -157,7 +159,8 @@ class Story:
             batches.append(sign_batch(DEVS[twin], c.rt.genesis_hash, twin, self.seqs[twin], rs))
             self.seqs[twin] += 1
             self.sent[(twin, self.w)] = windows[twin]
-        c.start_block(self.w * WINDOW // 1000 + 5)
+        slot = self.w * WINDOW // 1000 + 5
+        c.start_block(slot)
         outs = [c.apply(c.sign(GW, c.call("Telemetry", "submit", batches)))]
         nonces: dict[bytes, int] = {}
         for who, pallet, name, args in calls:
@@ -165,6 +168,10 @@ class Story:
             outs.append(c.apply(c.sign(who, c.call(pallet, name, *args), n)))
             nonces[who.public] = n + 1
         c.finish_block()
+        self.last_events = c.events()
+        c.start_block(slot + 1)
+        c.finish_block()
+        self.last_events += c.events()
         self.w += 1
         assert outs[0].success, outs[0].error
         return outs
@@ -175,7 +182,7 @@ class Story:
     def events(self, name: str, pallet: str | None = None) -> list[dict[str, Any]]:
         return [
             e["args"]
-            for e in self.chain.events()
+            for e in self.last_events
             if e["event"] == name and (pallet is None or e["pallet"] == pallet)
         ]
 
@@ -565,12 +572,13 @@ def test_due_periods_full_never_fails_a_submit(
         b = sign_batch(DEVS[0], chain.rt.genesis_hash, 0, seq, rs)
         [out] = chain.produce(chain.sign(GW, chain.call("Telemetry", "submit", [b])))
         assert out.success, out.error
+    chain.produce()  # its start runs the close the second submit queued
     assert "WindowClosed" in [e["event"] for e in chain.events()]
     assert an.DuePeriods.get() == list(range(MAX_DUE_PERIODS))
     assert an.Cursors.get(0).open == 1_000 and an.Due.get(MAX_DUE_PERIODS - 1, 0) == 1_000
     # Sweeping every key (the last one long before period 1000 ends) closes nothing early:
     # the entry moves under its own key.
-    chain.start_block(6)
+    chain.start_block(7)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(an, "_now", lambda: MAX_DUE_PERIODS * PERIOD + an.CloseGraceMs.get())
         assert an.on_initialize(chain.head_number + 1) > 0
@@ -580,7 +588,8 @@ def test_due_periods_full_never_fails_a_submit(
 
 def test_hook_does_not_scan_state_prefixes(make_chain: Any) -> None:
     """The window hooks read keyed values only: an overlay prefix scan costs O(every write
-    of the block so far), which made a block full of window closes quadratic."""
+    of the block so far), which made a block full of window closes quadratic. (The closes
+    run at the next block's start; here right after the submit, in its block.)"""
     chain = make_chain(extra=world())
     st = Story(chain)
     for _ in range(5):
@@ -601,6 +610,7 @@ def test_hook_does_not_scan_state_prefixes(make_chain: Any) -> None:
         batches.append(sign_batch(DEVS[twin], chain.rt.genesis_hash, twin, st.seqs[twin], rs))
     out = chain.apply(chain.sign(GW, chain.call("Telemetry", "submit", batches)))
     assert out.success, out.error
+    chain.close_windows()
     assert sum(1 for _, ev in overlay.events if ev.name == "TwinStateUpdated") == 4
     rt = chain.rt
     mine = [
@@ -636,7 +646,8 @@ def test_on_initialize_returns_the_weight_it_used(make_chain: Any) -> None:
     from twinchain.runtime.pallets import analytics as an_mod
     from twinchain.runtime.pallets import maintenance as mt_mod
 
-    chain = make_chain(extra=world() | {"maintenance": {"deadline_blocks": 2}})
+    # Story.block makes two blocks: the order's deadline is 2 blocks after the second.
+    chain = make_chain(extra=world() | {"maintenance": {"deadline_blocks": 3}})
     st = Story(chain)
     st.block(st.all_normal())
     now = (WINDOW // 1000 + 5) * 1000

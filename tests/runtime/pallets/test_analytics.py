@@ -295,6 +295,8 @@ def test_telemetry_window_close_feeds_analytics(chain: Any) -> None:
     b1 = sign_batch(DEV, chain.rt.genesis_hash, 0, 1, [(RUN, 650_000, 60)])  # closes window 0
     chain.dispatch(signed(GW), "Telemetry", "submit", [b0])
     chain.dispatch(signed(GW), "Telemetry", "submit", [b1])
+    assert an.Acc.get(0, 0) is None  # the close is queued for the next block's start
+    chain.close_windows()
     acc = an.Acc.get(0, 0)
     assert (acc.run_s, acc.units, acc.good, acc.bad, acc.windows, acc.valid_windows) == (
         500, 9, 8, 1, 1, 1

@@ -81,7 +81,8 @@ class Feeder:
         b = sign_batch(DEV[self.twin], self.chain.rt.genesis_hash, self.twin, self.seq, readings)
         self.seq += 1
         self.w += 1
-        return self.chain.dispatch(signed(GW), "Telemetry", "submit", [b])  # type: ignore[no-any-return]
+        evs = self.chain.dispatch(signed(GW), "Telemetry", "submit", [b])
+        return evs + self.chain.close_windows()  # type: ignore[no-any-return]
 
     def windows(self, n: int, values: dict[int, int | list[int]]) -> list[Any]:
         evs: list[Any] = []

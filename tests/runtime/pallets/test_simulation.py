@@ -381,6 +381,8 @@ def test_window_close_synchronizes_twin_state(chain: Any, monkeypatch: Any) -> N
     assert sim.twin_state(0) is None  # window still open
     late = sign_batch(DEV, chain.rt.genesis_hash, 0, 1, [(1, 95_000, 49_000)])
     evs = chain.dispatch(signed_gw(), "Telemetry", "submit", [late])
+    assert sim.twin_state(0) is None  # the close is queued for the next block's start
+    evs += chain.close_windows()
     st = sim.twin_state(0)
     assert (st.window_start, st.window_ms, st.health_bp, st.last_alert, st.block) == (
         80_000,

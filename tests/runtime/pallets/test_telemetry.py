@@ -693,6 +693,9 @@ def test_a_later_window_closes_the_open_one_for_every_pallet(
     submit(blk, batch(blk, DEV1, 1, [(TEMP, w0 + 4_000, 20_200)]))
     assert seen == []  # same window: still open
     evs = submit(blk, batch(blk, DEV1, 2, [(TEMP, w0 + WINDOW + 500, 20_300)]))
+    assert seen == [] and blk.rt.telemetry.queued_closes() == 1  # for the next block's start
+    evs += blk.close_windows()
+    assert blk.rt.telemetry.queued_closes() == 0
     names = [p.name for _, p in sorted(blk.rt.pallets.items())]
     assert seen == [(n, 0, w0, WINDOW, {TEMP: 3, ENERGY: 1}) for n in names]
     assert [blk.args(e) for e in evs if e.name == "WindowClosed"] == [{"twin": 0, "start": w0}]
@@ -700,11 +703,12 @@ def test_a_later_window_closes_the_open_one_for_every_pallet(
     # A late reading for the closed window updates its aggregate but closes nothing again.
     seen.clear()
     submit(blk, batch(blk, DEV1, 3, [(ENERGY, w0 + 9_000, 7)]))
-    assert seen == []
+    assert seen == [] and blk.rt.telemetry.queued_closes() == 0
     assert blk.rt.telemetry.OpenWindow.get(0) == w0 + WINDOW
 
 
 def test_window_close_is_charged_only_when_a_window_closes(blk: Any) -> None:
+    """The submit pays for queueing a close; the block whose start runs it counts the close."""
     submit_call = blk.rt.telemetry.calls_by_name["submit"]
     w0 = NOW - NOW % WINDOW - 2 * WINDOW
 
@@ -717,15 +721,68 @@ def test_window_close_is_charged_only_when_a_window_closes(blk: Any) -> None:
     same = batch(blk, DEV1, 1, [(TEMP, w0 + 2_000, 20_000)])
     assert weight(same) == base
     later = batch(blk, DEV1, 1, [(TEMP, w0 + WINDOW, 20_000)])
-    assert weight(later) == base + tm.W_WINDOW_CLOSE
+    assert weight(later) == base + tm.W_CLOSE_QUEUE
     # Two devices of one twin close its window once; a reading from the future closes none.
     other = batch(blk, DEV2, 0, [(TEMP, w0 + WINDOW + 1, 20_000)])
-    assert weight(later, other) == 2 * base - tm.W_SUBMIT_BASE + tm.W_WINDOW_CLOSE
+    assert weight(later, other) == 2 * base - tm.W_SUBMIT_BASE + tm.W_CLOSE_QUEUE
     future = batch(blk, DEV1, 1, [(TEMP, NOW + MAX_FUTURE_DRIFT_MS + WINDOW, 20_000)])
     assert weight(future) == base
     evs = submit(blk, future)
     assert "Telemetry.WindowClosed" not in blk.names(evs)
     assert blk.rt.telemetry.OpenWindow.get(0) == w0
+    assert blk.rt.telemetry.on_initialize(2) == tm.W_CLOSE_INIT  # nothing queued
+    submit(blk, batch(blk, DEV1, 2, [(TEMP, w0 + WINDOW, 20_000)]))
+    assert blk.rt.telemetry.on_initialize(2) == tm.W_CLOSE_INIT + tm.W_WINDOW_CLOSE
+
+
+def _wave_world(n: int) -> dict[str, Any]:
+    """``n`` active twins, one device each (//Wave0, //Wave1, ...), any gateway."""
+    w = world()
+    twin = {"manufacturer": "//Maker", "owner": "//Owner", "class": "cnc-mill", "model": "M"}
+    w["equipment"]["twins"] = [
+        twin | {"serial": f"W{i}", "lifecycle": "Active", "envelope": [ENVELOPE]} for i in range(n)
+    ]
+    w["telemetry"]["devices"] = [{"device": f"//Wave{i}", "twin": i} for i in range(n)]
+    return w
+
+
+def test_a_wave_of_closes_spreads_over_blocks_oldest_first(
+    make_chain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twins' windows end together; their closes run at most MAX_CLOSES_PER_BLOCK a block,
+    in the order they were queued, each counted in the weight of the block that runs it."""
+    monkeypatch.setattr(tm, "MAX_CLOSES_PER_BLOCK", 2)
+    chain = make_chain(extra=_wave_world(5))
+    devs = [Keypair.from_dev_name(f"Wave{i}") for i in range(5)]
+    tel = chain.rt.telemetry
+    w0 = NOW - NOW % WINDOW - 2 * WINDOW
+
+    def feed(seq: int, ts: int, order: list[int]) -> None:
+        bs = [batch(chain, devs[i], seq, [(TEMP, ts + i, 20_000)], twin=i) for i in order]
+        chain.start_block(SLOT + seq)
+        chain.apply(chain.sign(GW, chain.call("Telemetry", "submit", bs)))
+        chain.finish_block()
+
+    def closed() -> list[tuple[str, int]]:
+        evs = chain.events()
+        return [(e["phase"], e["args"]["twin"]) for e in evs if e["event"] == "WindowClosed"]
+
+    feed(0, w0 + 1_000, [0, 1, 2, 3, 4])
+    feed(1, w0 + WINDOW + 1_000, [3, 1, 4, 0, 2])  # queued in twin order, as the submit sorts
+    assert closed() == [] and tel.queued_closes() == 5
+    weights: list[int] = []
+    order: list[tuple[str, int]] = []
+    for slot in range(SLOT + 2, SLOT + 6):
+        chain.start_block(slot)
+        chain.finish_block()
+        weights.append(chain.view().system.BlockWeight.get())
+        order += closed()
+    assert tel.queued_closes() == 0
+    assert order == [("initialization", i) for i in range(5)]
+    base = weights[-1]  # nothing left to close
+    assert weights[:3] == [base + 2 * tm.W_WINDOW_CLOSE] * 2 + [base + tm.W_WINDOW_CLOSE]
+    # Every twin's window closed exactly once, with its aggregates.
+    assert sorted(chain.rt.benchmark.Twins.get(i).windows for i in range(5)) == [1] * 5
 
 
 # --------------------------------------------------------------------------- packed encodings
