@@ -707,8 +707,9 @@ def test_a_later_window_closes_the_open_one_for_every_pallet(
     assert blk.rt.telemetry.OpenWindow.get(0) == w0 + WINDOW
 
 
-def test_window_close_is_charged_only_when_a_window_closes(blk: Any) -> None:
-    """The submit pays for queueing a close; the block whose start runs it counts the close."""
+def test_window_closes_are_weighed_where_they_run(blk: Any) -> None:
+    """A submit's weight covers queueing a close per batch (the bound), whatever its
+    readings; the block whose start runs a close counts W_WINDOW_CLOSE for it."""
     submit_call = blk.rt.telemetry.calls_by_name["submit"]
     w0 = NOW - NOW % WINDOW - 2 * WINDOW
 
@@ -716,22 +717,20 @@ def test_window_close_is_charged_only_when_a_window_closes(blk: Any) -> None:
         return submit_call.weigh(blk.rt, [list(batches)])
 
     first = batch(blk, DEV1, 0, [(TEMP, w0 + 1_000, 20_000)])
-    base = weight(first)  # no window is open yet: nothing closes
+    base = tm.W_SUBMIT_BASE + tm.W_PER_BATCH + tm.W_CLOSE_QUEUE + tm.W_PER_READING
+    assert weight(first) == base
     submit(blk, first)
-    same = batch(blk, DEV1, 1, [(TEMP, w0 + 2_000, 20_000)])
-    assert weight(same) == base
-    later = batch(blk, DEV1, 1, [(TEMP, w0 + WINDOW, 20_000)])
-    assert weight(later) == base + tm.W_CLOSE_QUEUE
-    # Two devices of one twin close its window once; a reading from the future closes none.
+    later = batch(blk, DEV1, 1, [(TEMP, w0 + WINDOW, 20_000), (TEMP, w0 + WINDOW + 1, 20_000)])
     other = batch(blk, DEV2, 0, [(TEMP, w0 + WINDOW + 1, 20_000)])
-    assert weight(later, other) == 2 * base - tm.W_SUBMIT_BASE + tm.W_CLOSE_QUEUE
+    assert weight(later) == base + tm.W_PER_READING
+    assert weight(later, other) == 2 * base - tm.W_SUBMIT_BASE + tm.W_PER_READING
     future = batch(blk, DEV1, 1, [(TEMP, NOW + MAX_FUTURE_DRIFT_MS + WINDOW, 20_000)])
-    assert weight(future) == base
-    evs = submit(blk, future)
+    evs = submit(blk, future)  # a reading from the future closes nothing
     assert "Telemetry.WindowClosed" not in blk.names(evs)
     assert blk.rt.telemetry.OpenWindow.get(0) == w0
     assert blk.rt.telemetry.on_initialize(2) == tm.W_CLOSE_INIT  # nothing queued
     submit(blk, batch(blk, DEV1, 2, [(TEMP, w0 + WINDOW, 20_000)]))
+    assert blk.rt.telemetry.queued_closes() == 1
     assert blk.rt.telemetry.on_initialize(2) == tm.W_CLOSE_INIT + tm.W_WINDOW_CLOSE
 
 

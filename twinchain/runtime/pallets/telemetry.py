@@ -110,9 +110,12 @@ W_WINDOW_CLOSE = 7_500_000
 # 2-3x longer to import than the others, and left the next author late. Queued, they spread
 # over the next blocks: at most this many a block (360 ms of weight, 18 % of a block; a
 # wave of 168 drains in 4 blocks). As Analytics' period closes, a close is the chain's own
-# work, counted in the weight of the block that runs it; the submit pays for queueing it.
+# work, counted in the weight of the block that runs it; a submit pays for queueing.
 MAX_CLOSES_PER_BLOCK = 48
-W_CLOSE_QUEUE = 50_000  # a submit queueing a close: an entry and the queue's bounds
+# Queueing a close (an entry, the queue's bounds): charged per batch, the bound (a batch
+# closes at most its twin's window). Counting the closes exactly, as the weight once did,
+# cost ~5 % of a loaded validator's CPU: every batch's readings surveyed again to weigh it.
+W_CLOSE_QUEUE = 50_000
 W_CLOSE_INIT = 10_000  # on_initialize reading the queue's bounds
 
 FLAGS = ("OutOfRange", "TooFast", "Stale", "ImplausibleJump", "FromFuture")
@@ -680,29 +683,6 @@ class _Context:
     captures: dict[int, dict[int, CaptureConfig]] = field(default_factory=dict)
 
 
-def _window_closes(rt: Any, batches: Sequence[Batch]) -> int:
-    """How many twins' open windows a submit of ``batches`` closes, i.e. queues (its weight
-    depends on it): read from the state it will run on, as the submit itself decides."""
-    tel = rt.telemetry
-    window = tel.WindowMs.get()
-    limit = int(rt.timestamp.Now.get()) + MAX_FUTURE_DRIFT_MS
-    newest: dict[int, int] = {}
-    for b in batches:
-        d: DeviceInfo | None = tel.Devices.get_shared(b.device)  # reads .twin only
-        if d is None:
-            continue  # the submit fails on it
-        ts: int | None = survey_readings(b.readings)[2] if b.readings else None
-        if ts is not None and ts > limit:  # rare: only then filter out future readings
-            ts = max((r[1] for r in b.readings if r[1] <= limit), default=None)
-        if ts is not None and ts - ts % window > newest.get(d.twin, -1):
-            newest[d.twin] = ts - ts % window
-    closes = 0
-    for twin, start in newest.items():
-        open_start = tel.OpenWindow.get(twin)
-        closes += open_start is not None and start > open_start
-    return closes
-
-
 def _verify(triples: Sequence[Triple]) -> list[bool]:
     """One native batch verification over (key, message, signature) triples."""
     return native.verify_batch(
@@ -936,9 +916,8 @@ class Telemetry(Pallet):
         4,
         weight=lambda rt, batches: (
             W_SUBMIT_BASE
-            + W_PER_BATCH * len(batches)
+            + (W_PER_BATCH + W_CLOSE_QUEUE) * len(batches)
             + W_PER_READING * sum(len(b.readings) for b in batches)
-            + W_CLOSE_QUEUE * _window_closes(rt, batches)
         ),
         origin=SIGNED,
         args=(("batches", Vec(Batch.wire_type(), MAX_BATCHES)),),
