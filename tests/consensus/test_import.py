@@ -174,12 +174,15 @@ def test_finalizing_a_fork_moves_the_best_chain_onto_it() -> None:
     assert client.blocks.hash_at(2) is None
 
 
-def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on() -> None:
-    # Regression: Telemetry.submit weighs more when it closes a twin's window. Import weighed
+def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Regression: Telemetry.submit weighed more when it closed a twin's window. Import weighed
     # every extrinsic on the parent state, the author on the state it applied it to; the
     # second of two submits for one twin got another weight (so fee), and every other node
-    # rejected the block with a state root mismatch.
-    from twinchain.runtime.pallets.telemetry import sign_batch
+    # rejected the block with a state root mismatch. (Its weight no longer depends on the
+    # state; here it depends on the closes queued so far, as a call's weight may.)
+    from twinchain.runtime.pallets.telemetry import W_SUBMIT_BASE, sign_batch
 
     spec = dev_spec()
     g = spec.genesis
@@ -191,6 +194,13 @@ def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on() 
     author, follower = Client(spec, None), Client(spec, None)
     dev, gw = Keypair.from_dev_name("imp-dev"), Keypair.from_dev_name("imp-gw")
     rt, gh = author.runtime, author.genesis_hash
+    submit_call = rt.telemetry.calls_by_name["submit"]
+    assert follower.runtime.telemetry.calls_by_name["submit"] is submit_call
+    monkeypatch.setattr(
+        submit_call,
+        "weight",
+        lambda rt, batches: W_SUBMIT_BASE + 1_000_000 * rt.telemetry.queued_closes(),
+    )
 
     def submit(seq: int, ts: int) -> tuple[bytes, bytes]:
         batch = sign_batch(dev, gh, 0, seq, [(1, ts, 20_000)])
@@ -201,7 +211,7 @@ def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on() 
     # Both in window 60 s: the first closes window 50 s, the second closes nothing.
     b2, res = author.propose(ALICE, 101, 101_000, [submit(1, 60_000), submit(2, 61_000)])
     assert [o.success for o in res.outcomes] == [True] * 3
-    assert res.outcomes[1].weight > res.outcomes[2].weight
+    assert res.outcomes[1].weight < res.outcomes[2].weight
     follower.import_block(b1, check_time=False)
     follower.import_block(b2, check_time=False)
     assert follower.best.state_root == author.best.state_root
