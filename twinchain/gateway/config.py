@@ -9,8 +9,9 @@ Paths in the file are relative to the file's folder. A minimal file::
     prometheus_port = 9616              # 0: no metrics endpoint
 
     [batching]                          # all optional
-    max_readings = 256                  # per device batch (the chain's limit)
-    max_delay_ms = 500                  # a partial batch leaves after this long
+    max_readings = 1024                 # per device batch (the chain's limit)
+    max_delay_ms = 1000                 # a partial batch leaves after this long at most
+    slot_lead_ms = 300                  # and all of them this long before each slot starts
     max_batches_per_xt = 64
     max_readings_per_xt = 4096
     max_in_flight = 16                  # extrinsics submitted, not yet finalized (at most)
@@ -56,7 +57,8 @@ class DeviceConfig:
 @dataclass
 class BatchingConfig:
     max_readings: int = MAX_READINGS
-    max_delay_ms: int = 500
+    max_delay_ms: int = 1000
+    slot_lead_ms: int = 300
     max_batches_per_xt: int = MAX_BATCHES
     max_readings_per_xt: int = 4096
     max_in_flight: int = 16
@@ -125,7 +127,8 @@ def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
     b = data.get("batching", {})
     batching = BatchingConfig(
         max_readings=_int(b, "max_readings", MAX_READINGS, 1, MAX_READINGS),
-        max_delay_ms=_int(b, "max_delay_ms", 500, 0, 3_600_000),
+        max_delay_ms=_int(b, "max_delay_ms", 1000, 0, 3_600_000),
+        slot_lead_ms=_int(b, "slot_lead_ms", 300, 0, 60_000),
         max_batches_per_xt=_int(b, "max_batches_per_xt", MAX_BATCHES, 1, MAX_BATCHES),
         max_readings_per_xt=_int(b, "max_readings_per_xt", 4096, 1, MAX_BATCHES * MAX_READINGS),
         max_in_flight=_int(b, "max_in_flight", 16, 1, 1024),
