@@ -78,7 +78,7 @@ def run(
     warmup: float,
     validators: int = 4,
     keep: Path | None = None,
-    max_delay_ms: int = 300,
+    max_delay_ms: int = 1000,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="twinchain-gwbench-") as tmp:
         base = keep or Path(tmp)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--machines", type=int, help="per gateway (default: a sweep, see below)")
     ap.add_argument("--tick-ms", type=int, default=250)
     ap.add_argument("--validators", type=int, default=4)
-    ap.add_argument("--max-delay-ms", type=int, default=300, help="a batch's longest wait")
+    ap.add_argument("--max-delay-ms", type=int, default=1000, help="a batch's longest wait")
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=15)
     ap.add_argument("--quick", action="store_true", help="one short, small run")

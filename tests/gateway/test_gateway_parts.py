@@ -168,7 +168,7 @@ def test_config_errors_are_typed(tmp_path: Path) -> None:
     bad.write_text('[[sources]]\ntype = "carrier-pigeon"\n')
     with pytest.raises(gwconfig.ConfigError, match="unknown source type"):
         gwconfig.load(bad)
-    bad.write_text("[batching]\nmax_readings = 1000\n")
+    bad.write_text("[batching]\nmax_readings = 5000\n")
     with pytest.raises(gwconfig.ConfigError, match="max_readings"):
         gwconfig.load(bad)
     bad.write_text("not toml [")
@@ -298,3 +298,21 @@ def test_accept_many_checks_each_device_and_a_reopen_remembers(tmp_path: Path) -
 
     assert asyncio.run(again()) == 1
     assert gw2.stats.rejected == {"out_of_order": 1}
+
+
+def test_partial_batches_flush_together_just_before_each_slot(tmp_path: Path) -> None:
+    gw = _gateway(tmp_path)
+    assert (gw.b.slot_lead_ms, gw.b.max_delay_ms) == (300, 1000)
+    assert not gw._flush_due(10_000)  # the slot length is not known before connecting
+    gw.slot_ms = 1000
+    assert not gw._flush_due(10_000)  # the first call only finds the next flush point
+    assert gw._next_flush_ms == 10_700  # 300 ms before the slot starting at 11,000
+    assert not gw._flush_due(10_699)
+    assert gw._flush_due(10_700)
+    assert gw._next_flush_ms == 11_700
+    assert not gw._flush_due(10_750)  # once a slot
+    assert gw._flush_due(12_950)  # a late wake-up flushes once and finds the next point
+    assert gw._next_flush_ms == 13_700 and not gw._flush_due(13_000)
+    off = _gateway(tmp_path / "off", slot_lead_ms=0)
+    off.slot_ms = 1000
+    assert not any(off._flush_due(t) for t in range(10_000, 13_000, 50))

@@ -8,7 +8,8 @@ Tasks (one asyncio loop, uvloop when installed; SQLite work in one worker thread
   from the future) and queues it; the *committer* writes everything queued in one SQLite
   transaction (group commit) and only then resolves the sources' futures: a source
   acknowledges a reading after it is durable, never before.
-* the *batcher* cuts each device's spooled readings into batches (``max_readings``, or
+* the *batcher* cuts each device's spooled readings into batches (``max_readings``; every
+  device's partial batch ``slot_lead_ms`` before each slot starts, in time for its block; or
   whatever waited ``max_delay_ms``), gives them the device's next sequence number, signs them
   with the device key and stores them;
 * the *packer* puts up to ``max_batches_per_xt`` batches into a ``Telemetry.submit``
@@ -197,6 +198,8 @@ class Gateway:
         self.unpacked_n = 0  # readings in batches not yet packed
         self.genesis: bytes | None = None
         self.spec_version = 0
+        self.slot_ms = 0  # the chain's slot length, once connected (0: not known)
+        self._next_flush_ms = 0
         self.submit_index: tuple[int, int] | None = None
         self.next_nonce = 0
         self.rpc: NodeRpc | None = None
@@ -470,11 +473,25 @@ class Gateway:
             self._space.set()
 
     # ------------------------------------------------------------------ batching
+    def _flush_due(self, t: int) -> bool:
+        """Whether ``t`` passed this slot's flush point, ``slot_lead_ms`` before the next
+        slot starts (and move the point on to the next slot's)."""
+        lead, slot = self.b.slot_lead_ms, self.slot_ms
+        if not lead or slot <= lead:
+            return False
+        due = self._next_flush_ms and t >= self._next_flush_ms
+        if due or not self._next_flush_ms:
+            self._next_flush_ms = ((t + lead) // slot + 1) * slot - lead
+        return bool(due)
+
     async def _batcher(self) -> None:
         tick = max(self.b.max_delay_ms / 4000, 0.01)
         while True:
+            wait = tick
+            if self._next_flush_ms:
+                wait = min(tick, max((self._next_flush_ms - now_ms()) / 1000, 0.001))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._batch_event.wait(), tick)
+                await asyncio.wait_for(self._batch_event.wait(), wait)
             self._batch_event.clear()
             if self.genesis is None:
                 continue  # never connected: the batch message needs the chain's genesis
@@ -484,12 +501,17 @@ class Gateway:
             # the chain the per-batch and per-device costs (up to ten times the delay).
             busy = self.unpacked_n >= self.b.max_readings_per_xt
             delay = self.b.max_delay_ms * (10 if busy else 1)
+            # Slot-aligned: every partial batch leaves together just before a slot starts, in
+            # time for its block: the readings waited for that slot anyway, and a device
+            # sends one batch a slot instead of one per max_delay_ms (the chain's costs are
+            # per batch, not per reading).
+            flush = self._flush_due(t) and not busy
             plans = []
             for d in self.devices.values():
                 if not d.pending or not d.usable:
                     continue
                 oldest = d.pending[0].segs[0][0]
-                due = t - oldest >= delay
+                due = flush or t - oldest >= delay
                 if d.pending_n >= self.b.max_readings or due:
                     plan = self._plan_cut(d, flush=due)
                     if plan is not None:
@@ -618,6 +640,8 @@ class Gateway:
         probe = self._codec.build_call("Telemetry", "submit", {"batches": []})
         self.submit_index = (probe.pallet, probe.index)
         self.spec_version = int(version["specVersion"])
+        slot = await rpc.call("state_getStorage", self._key("Authority", "SlotDuration"))
+        self.slot_ms = int(self._decode("Authority", "SlotDuration", slot))
         metrics = await rpc.call("twin_metrics")
         self.metrics = Metrics({m["id"]: (m["name"], m["scale"]) for m in metrics})
         await self.db(self.spool.set_meta, "genesis", genesis)

@@ -53,7 +53,7 @@ def write_gateway(
             "status_file": "status.json",
             "prometheus_port": prometheus_port,
         },
-        "batching": batching or {"max_delay_ms": 500},
+        "batching": batching or {},
         "devices": [
             {"name": m.name, "key": "0x" + devices[m.name].public.hex(), "twin": first_twin + i}
             | ({"topic": topics[m.name]} if topics and m.name in topics else {})
