@@ -5,7 +5,9 @@
 Starts the devnet as ``make run`` does (one validator process per facility on 127.0.0.1, all
 started at once, one simulating gateway per facility), with ``--machines`` simulated
 machines per gateway, each a twin with its own device key, ticking every ``--tick-ms`` in
-real time (about 12 readings per machine per tick). Without ``--machines`` it runs a sweep:
+real time (about 12 readings per machine per tick). The gateways batch as configured by
+default (every device's batch leaves ``--slot-lead-ms`` before each slot, or after
+``--max-delay-ms``). Without ``--machines`` it runs a sweep:
 the 4-validator devnet at about 1,000, 9,600, 19,000 and 50,000 offered readings/s, and one
 validator alone at about 29,000/s (the gateway and block import without replication to
 three more nodes). After ``--warmup``
@@ -79,11 +81,13 @@ def run(
     validators: int = 4,
     keep: Path | None = None,
     max_delay_ms: int = 1000,
+    slot_lead_ms: int = 300,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="twinchain-gwbench-") as tmp:
         base = keep or Path(tmp)
         batching = {
             "max_delay_ms": max_delay_ms,
+            "slot_lead_ms": slot_lead_ms,
             "max_readings_per_xt": 2048,
             "max_in_flight": 24,
             "high_water": 400_000,
@@ -182,6 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tick-ms", type=int, default=250)
     ap.add_argument("--validators", type=int, default=4)
     ap.add_argument("--max-delay-ms", type=int, default=1000, help="a batch's longest wait")
+    ap.add_argument(
+        "--slot-lead-ms", type=int, default=300, help="batches leave this long before a slot"
+    )
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=15)
     ap.add_argument("--quick", action="store_true", help="one short, small run")
@@ -210,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
             validators,
             keep=args.keep,
             max_delay_ms=args.max_delay_ms,
+            slot_lead_ms=args.slot_lead_ms,
         )
         _row(t, r)
     Console().print(t)
