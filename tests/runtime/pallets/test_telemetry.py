@@ -861,3 +861,33 @@ def test_window_aggregates_and_last_readings_round_trip_packed() -> None:
     assert ltype.decode_stored(ltype.encode(lasts)) == lasts
     with pytest.raises(tm.CodecError):
         ltype.from_wire(b"\x00" * 19)
+
+
+def test_a_failing_close_is_reverted_and_reported_not_the_block(
+    make_chain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook that raises (a bug, an overflow) in on_initialize would fail every block: the
+    close is reverted alone, reported, and the queue moves on."""
+    chain = make_chain(extra=_wave_world(2))
+    devs = [Keypair.from_dev_name(f"Wave{i}") for i in range(2)]
+    w0 = NOW - NOW % WINDOW - 2 * WINDOW
+    for seq, ts in ((0, w0 + 1_000), (1, w0 + WINDOW + 1_000)):
+        bs = [batch(chain, devs[i], seq, [(TEMP, ts, 20_000)], twin=i) for i in range(2)]
+        chain.start_block(SLOT + seq)
+        assert chain.apply(chain.sign(GW, chain.call("Telemetry", "submit", bs))).success
+        chain.finish_block()
+    assert chain.rt.telemetry.queued_closes() == 2
+    real = type(chain.rt.benchmark).on_window_closed
+
+    def flaky(self: Any, twin: int, start: int, window_ms: int, aggs: dict[int, Any]) -> None:
+        real(self, twin, start, window_ms, aggs)  # its writes must be reverted too
+        if twin == 0:
+            raise ValueError("a bug after the writes")
+
+    monkeypatch.setattr(type(chain.rt.benchmark), "on_window_closed", flaky)
+    chain.start_block(SLOT + 2)
+    chain.finish_block()
+    evs = [(e["event"], e["args"]["twin"]) for e in chain.events() if "Window" in e["event"]]
+    assert evs == [("WindowCloseFailed", 0), ("WindowClosed", 1)]
+    assert chain.rt.telemetry.queued_closes() == 0
+    assert chain.rt.benchmark.Twins.get(0) is None and chain.rt.benchmark.Twins.get(1) is not None

@@ -791,6 +791,7 @@ class Telemetry(Pallet):
         )
         SequenceGap = (("device", AccountId), ("expected", U64), ("got", U64))
         WindowClosed = (("twin", TwinId), ("start", U64))
+        WindowCloseFailed = (("twin", TwinId), ("start", U64))
         ReadingFlagged = (
             ("twin", TwinId),
             ("device", AccountId),
@@ -1004,15 +1005,27 @@ class Telemetry(Pallet):
     # ------------------------------------------------------------------ hooks
     def on_initialize(self, number: int) -> int:
         """Run the hooks of at most ``MAX_CLOSES_PER_BLOCK`` queued window closes, oldest
-        first (a twin's windows close in order)."""
+        first (a twin's windows close in order). Each close runs in its own layer: one that
+        fails (a hook's bug, an encoding overflow) is reverted and reported with
+        ``WindowCloseFailed``; raised from here it would fail the block, every block."""
         head, tail = self.CloseQueueBounds.get()
         if head == tail:
             return W_CLOSE_INIT
         end = min(tail, head + MAX_CLOSES_PER_BLOCK)
+        st = self.runtime.state
         for pos in range(head, end):
             twin, start, window_ms = self.CloseQueue.get(pos)
             self.CloseQueue.remove(pos)
-            self.close_window(twin, start, window_ms)
+            depth = st.depth
+            st.start_transaction()
+            try:
+                self.close_window(twin, start, window_ms)
+            except (DispatchError, CodecError, ArithmeticError, ValueError, KeyError, TypeError):
+                while st.depth > depth:
+                    st.rollback_transaction()
+                self.deposit(self.Event.WindowCloseFailed(twin, start))
+                continue
+            st.commit_transaction()
         self.CloseQueueBounds.put((end, tail))
         return W_CLOSE_INIT + W_WINDOW_CLOSE * (end - head)
 
