@@ -14,7 +14,9 @@ that has the same submits without it (CPU time of the importing process, best of
   of tolerance on 7 metrics (7 alerts raised, 4 orders reset); ``completions``: it is good
   (4 orders reach K; MAX_COMPLETIONS_PER_CLOSE of them complete: escrow, service record,
   parts, lifecycle, Analytics, facility).
-  Control: the same twins' batches landing in their open window (nothing closes).
+  The closes a block's submits queue run at the next block's start: the timed block is
+  that empty next block (``--measured`` closes, at most MAX_CLOSES_PER_BLOCK). Control: the
+  block after the same twins' batches landing in their open window (nothing closes).
 * Maintenance.on_initialize with MAX_EXPIRIES_PER_BLOCK orders expiring; control: an empty
   block before it.
 * Analytics.on_initialize closing MAX_CLOSE_PER_BLOCK periods; control: an empty block after.
@@ -165,11 +167,20 @@ class Chain:
 
     def window(self, now_ms: int, submits: list[bytes], extra: list[bytes]) -> None:
         """Blocks 1 s apart: ``extra`` alone, then ``submits`` (3 extrinsics of 32 batches a
-        block: a block's weight holds about 130 possible window closes)."""
+        block), then empty blocks until the window closes they queued have run."""
         if extra:
             self.block(now_ms, extra)
+        t = now_ms
         for i in range(0, len(submits), 3):
-            self.block(now_ms + (i // 3 + 1) * 1000, submits[i : i + 3])
+            t = now_ms + (i // 3 + 1) * 1000
+            self.block(t, submits[i : i + 3])
+        while self.queued_closes(self.client.best.hash):
+            t += 1000
+            self.block(t, [])
+
+    def queued_closes(self, at: bytes) -> int:
+        self.rt.state = _overlay(self.client.state_at(at))
+        return int(self.rt.telemetry.queued_closes())
 
     def block(self, now_ms: int, xts: list[bytes], *, keep: bool = True, parent: Any = None,
               expect_fail: frozenset[int] = frozenset()) -> Block:  # fmt: skip
@@ -255,14 +266,16 @@ def window_close(twins: int, measured: int, repeat: int) -> dict[str, float]:
         seqs = dict(ch.seqs)
         nonce = ch.nonces[GW.public]
 
-        def sibling(twins: list[int], w: int, offset: int = 1_000) -> Block:
+        def sibling(twins: list[int], w: int, offset: int = 1_000) -> tuple[Block, Block]:
+            """A block of submits on ``parent`` and the empty block after it, whose start
+            runs the window closes they queued (the one timed)."""
             ch.seqs, ch.nonces[GW.public] = dict(seqs), nonce
-            return ch.block(now(5), ch.submit(twins, w, offset=offset), keep=False, parent=parent)
+            s = ch.block(now(5), ch.submit(twins, w, offset=offset), keep=False, parent=parent)
+            return s, ch.block(now(5) + 1000, [], keep=False, parent=s.header)
 
-        x_a = sibling(a_set, 5)
-        x_b = sibling(b_set, 5)
-        x_c = sibling(c_set, 5)
-        y = sibling(c_set, 4, offset=30_000)
+        assert ch.queued_closes(parent.hash) == 0
+        (s_a, x_a), (s_b, x_b), (s_c, x_c) = (sibling(s, 5) for s in (a_set, b_set, c_set))
+        s_y, y = sibling(c_set, 4, offset=30_000)
         # The work really happened in the candidates.
         st = ch.client.state_at(x_a.header.hash)
         ch.rt.state = _overlay(st)
@@ -274,7 +287,7 @@ def window_close(twins: int, measured: int, repeat: int) -> dict[str, float]:
         ranked = len(ch.rt.benchmark.ClassPeers.get(CLS) or [])
         ch.rt.state = _overlay(ch.client.state_at(x_b.header.hash))
         alerts = int(ch.rt.maintenance.NextAlertId.get())
-        prep = ch.blocks
+        prep = [*ch.blocks, s_a, s_b, s_c, s_y]
         ch.client.close()
     assert verified == MAX_COMPLETIONS_PER_CLOSE * measured, verified
     assert closed == measured and ranked == min(twins, 256), (closed, ranked)
@@ -402,12 +415,15 @@ def _row(t: Table, what: str, measured: float, weight: int | None) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--twins", type=int, default=256, help="pumps of the class (peers)")
-    ap.add_argument("--measured", type=int, default=64, help="window closes per timed block")
+    ap.add_argument(
+        "--measured", type=int, default=48, help="window closes per timed block (at most 48)"
+    )
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     threads = native.set_threads(1) if native.available else 1
     try:
-        wc = window_close(args.twins, min(args.measured, args.twins // 3), args.repeat)
+        measured = min(args.measured, args.twins // 3, tel_mod.MAX_CLOSES_PER_BLOCK)
+        wc = window_close(args.twins, measured, args.repeat)
         oi = on_initialize_and_challenge(args.repeat)
     finally:
         if native.available:

@@ -105,8 +105,8 @@ W_SMALL = 40_000
 # bench/operations.py (import on one core, state root included; 15 metrics, a class of 256
 # ranked peers, the Analytics period closing in it; 2026-11-23): 1.8-3.6 ms a close across
 # runs, whether plain, raising 7 alerts or completing a work order (at most one per close);
-# --repeat 5: 2.0, 2.6 and 2.7 ms. It was 7-10.7 ms when this was set at 15 ms; 7.5 ms keeps
-# a 2x margin over the worst measured.
+# --repeat 5: 2.0, 2.6 and 2.7 ms; queued, run by on_initialize: 1.7, 2.6 and 2.6 ms. It was
+# 7-10.7 ms when this was set at 15 ms; 7.5 ms keeps a 2x margin over the worst measured.
 W_WINDOW_CLOSE = 7_500_000
 # Twins' windows end together (their readings cross the boundary together), so their closes
 # arrive together: on the 168-twin devnet one block in five held all of them, took its peers
