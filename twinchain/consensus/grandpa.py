@@ -297,7 +297,7 @@ class Voter:
             and rnd.prevoted
             and not rnd.precommitted
             and g is not None
-            and (waited or self._prevotes_settled(rnd, g))
+            and (waited or self._settled(rnd, PREVOTE, g))
         ):
             out.append(self._cast(rnd, PRECOMMIT, g))
         for r in sorted(self.rounds):
@@ -390,17 +390,16 @@ class Voter:
             cur = None if hdr is None else (hdr.parent_hash, hdr.number - 1)
         return None
 
-    def _prevotes_settled(self, rnd: Round, g: Block) -> bool:
-        """Whether the prevote-GHOST ``g`` is final for the round: no descendant of it can
-        reach ``t`` prevotes, even if every voter yet to prevote (and every equivocator)
-        voted for it. The prevotes beyond ``g`` are counted together, an upper bound for any
-        one descendant."""
+    def _settled(self, rnd: Round, kind: int, g: Block) -> bool:
+        """Whether no descendant of ``g`` can still reach ``t`` votes of ``kind`` in the
+        round, even if every voter yet to vote (and every equivocator) voted for it. The
+        votes beyond ``g`` are counted together, an upper bound for any one descendant."""
         beyond = 0
-        for target in rnd.targets(PREVOTE).values():
+        for target in rnd.targets(kind).values():
             if target[1] > g[1] and route_to(self.lookup, target, g) is not None:
                 beyond += 1
-        missing = self.n - len(rnd.prevotes)
-        return beyond + missing + len(rnd.equivocators[PREVOTE]) < self.t
+        missing = self.n - len(rnd.votes(kind))
+        return beyond + missing + len(rnd.equivocators[kind]) < self.t
 
     def _completable(self, rnd: Round, g: Block) -> bool:
         est = self._estimate(rnd, g)
@@ -409,12 +408,7 @@ class Voter:
         if est != g:
             return True
         # g itself is the estimate: complete only once no child of g can reach t precommits.
-        beyond = 0
-        for target in rnd.targets(PRECOMMIT).values():
-            if target[1] > g[1] and route_to(self.lookup, target, g) is not None:
-                beyond += 1
-        missing = self.n - len(rnd.precommits)
-        return beyond + missing + len(rnd.equivocators[PRECOMMIT]) < self.t
+        return self._settled(rnd, PRECOMMIT, g)
 
     def _forget_old(self) -> None:
         for r in [r for r in self.rounds if r < self.current - 2]:
