@@ -11,7 +11,7 @@ Paths in the file are relative to the file's folder. A minimal file::
     [batching]                          # all optional
     max_readings = 1024                 # per device batch (the chain's limit)
     max_delay_ms = 1000                 # a partial batch leaves after this long at most
-    slot_lead_ms = 300                  # and all of them this long before each slot starts
+    slot_lead_ms = 300                  # all of them this long before a slot starts (0: off)
     max_batches_per_xt = 64
     max_readings_per_xt = 4096
     max_in_flight = 16                  # extrinsics submitted, not yet finalized (at most)
