@@ -171,6 +171,9 @@ def test_config_errors_are_typed(tmp_path: Path) -> None:
     bad.write_text("[batching]\nmax_readings = 5000\n")
     with pytest.raises(gwconfig.ConfigError, match="max_readings"):
         gwconfig.load(bad)
+    bad.write_text("[batching]\nmax_readings_per_xt = 16385\n")  # would not fit the pool
+    with pytest.raises(gwconfig.ConfigError, match="max_readings_per_xt"):
+        gwconfig.load(bad)
     bad.write_text("not toml [")
     with pytest.raises(gwconfig.ConfigError):
         gwconfig.load(bad)
@@ -316,3 +319,22 @@ def test_partial_batches_flush_together_just_before_each_slot(tmp_path: Path) ->
     off = _gateway(tmp_path / "off", slot_lead_ms=0)
     off.slot_ms = 1000
     assert not any(off._flush_due(t) for t in range(10_000, 13_000, 50))
+
+
+def test_the_largest_extrinsic_the_config_allows_fits_the_pool() -> None:
+    """MAX_BATCHES small batches carrying MAX_READINGS_PER_XT readings of the widest
+    encoding, in a real signed extrinsic: under the pool's size limit."""
+    from twinchain.gateway.encoding import XtBuilder, encode_batch
+    from twinchain.primitives.keys import Keypair
+    from twinchain.primitives.types import MAX_EXTRINSIC_SIZE
+    from twinchain.runtime.pallets.telemetry import MAX_BATCHES, sign_batch
+
+    dev, gw = Keypair.from_dev_name("wide-dev"), Keypair.from_dev_name("wide-gw")
+    per = gwconfig.MAX_READINGS_PER_XT // MAX_BATCHES
+    widest = [(65_535, 2**60 + j, -(2**62)) for j in range(per)]
+    bodies = [
+        encode_batch(sign_batch(dev, b"\xff" * 32, 2**40, 2**40 + i, widest))
+        for i in range(MAX_BATCHES)
+    ]
+    raw = XtBuilder(gw, b"\xff" * 32, 2**31, (255, 255)).build(bodies, 2**40)
+    assert len(raw) < MAX_EXTRINSIC_SIZE

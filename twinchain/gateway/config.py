@@ -41,6 +41,11 @@ from twinchain.node.keystore import Keystore
 from twinchain.primitives.keys import InvalidKey, Keypair, parse_account
 from twinchain.runtime.pallets.telemetry import MAX_BATCHES, MAX_READINGS
 
+# Readings one extrinsic may carry: 18 bytes each plus ~170 per batch must stay well under
+# the pool's 512 KiB extrinsic limit (MAX_BATCHES * MAX_READINGS, 65,536, would not: the
+# node would refuse every such extrinsic, and the gateway would send it again forever).
+MAX_READINGS_PER_XT = 16_384
+
 
 class ConfigError(ValueError):
     """The configuration file is missing, not TOML, or inconsistent."""
@@ -130,7 +135,7 @@ def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
         max_delay_ms=_int(b, "max_delay_ms", 1000, 0, 3_600_000),
         slot_lead_ms=_int(b, "slot_lead_ms", 300, 0, 60_000),
         max_batches_per_xt=_int(b, "max_batches_per_xt", MAX_BATCHES, 1, MAX_BATCHES),
-        max_readings_per_xt=_int(b, "max_readings_per_xt", 4096, 1, MAX_BATCHES * MAX_READINGS),
+        max_readings_per_xt=_int(b, "max_readings_per_xt", 4096, 1, MAX_READINGS_PER_XT),
         max_in_flight=_int(b, "max_in_flight", 16, 1, 1024),
         high_water=_int(b, "high_water", 200_000, 1),
         low_water=_int(b, "low_water", 100_000, 0),
