@@ -564,9 +564,10 @@ class Pallet:
 
     def on_window_closed(self, twin: int, start: int, window_ms: int, aggs: dict[int, Any]) -> None:
         """A twin's telemetry window ``[start, start + window_ms)`` has closed: ``aggs`` maps
-        each metric with readings in it to its ``telemetry.Aggregate``. Runs inside the
-        telemetry submission that closed the window, in pallet-index order; it must not
-        raise for business reasons (that would fail the gateway's submission), only record.
+        each metric with readings in it to its ``telemetry.Aggregate``. Runs at the start of
+        a block after the submission that closed the window (Telemetry's queue), in
+        pallet-index order, in one layer per close; it must not raise for business reasons
+        (the whole close would be reverted and reported), only record.
         """
         return None
 
@@ -577,6 +578,23 @@ class Pallet:
 
     def deposit(self, event: EventRecord) -> None:
         self.runtime.state.deposit_event(event)
+
+    def in_layer(self, fn: Callable[[], object]) -> bool:
+        """Run ``fn`` in its own transactional layer; a failure reverts only it. Hooks use
+        this: it also catches what the executive turns into ``System.Other`` (an encoding
+        overflow, a pallet bug), which raised from a hook would fail a gateway's submit or,
+        from ``on_initialize``, the block itself."""
+        st = self.runtime.state
+        depth = st.depth
+        st.start_transaction()
+        try:
+            fn()
+        except (DispatchError, CodecError, ArithmeticError, ValueError, KeyError, TypeError):
+            while st.depth > depth:
+                st.rollback_transaction()
+            return False
+        st.commit_transaction()
+        return True
 
     def dispatch_nested(self, origin: Origin, call_wire: Any) -> int:
         """Dispatch a call carried inside this one (sudo, multisig); returns its weight."""

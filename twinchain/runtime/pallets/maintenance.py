@@ -63,7 +63,6 @@ from twinchain.primitives.codec import (
     U128,
     AccountId,
     Bool,
-    CodecError,
     Enum,
     Option,
     Record,
@@ -942,7 +941,7 @@ class Maintenance(Pallet):
         if note_repair is not None:
             note_repair(o.twin, o.started_at, now)
         if t.facility is not None:
-            self._in_layer(lambda: rt.facility.note_verified_maintenance(t.facility, report))
+            self.in_layer(lambda: rt.facility.note_verified_maintenance(t.facility, report))
         if o.payment:
             self.deposit(self.Event.EscrowReleased(oid, o.provider, o.payment))
         self.deposit(self.Event.WorkOrderVerified(oid, o.twin, o.provider, by))
@@ -960,23 +959,6 @@ class Maintenance(Pallet):
             self.deposit(self.Event.EscrowReturned(oid, o.payer, o.payment))
         self.deposit(self.Event.WorkOrderExpired(oid))
 
-    def _in_layer(self, fn: Any) -> bool:
-        """Run ``fn`` in its own transactional layer; a failure reverts only it. Hooks call
-        this, so it also catches what the executive turns into ``System.Other`` (an encoding
-        overflow, a pallet bug): raised here it would fail a gateway's submit or, from
-        ``on_initialize``, the block itself."""
-        st = self.runtime.state
-        depth = st.depth
-        st.start_transaction()
-        try:
-            fn()
-        except (DispatchError, CodecError, ArithmeticError, ValueError, KeyError, TypeError):
-            while st.depth > depth:
-                st.rollback_transaction()
-            return False
-        st.commit_transaction()
-        return True
-
     def on_initialize(self, number: int) -> int:
         """Expire the orders whose deadline is this block (at most MAX_EXPIRIES_PER_BLOCK)."""
         due = [oid for oid, _ in self.Expiries.iter_prefix(number)]
@@ -986,7 +968,7 @@ class Maintenance(Pallet):
         for oid in due:
             o: WorkOrder | None = self.Orders.get(oid)
             if o is not None and o.status in ("InProgress", "Claimed"):
-                self._in_layer(lambda oid=oid, o=o: self._expire(oid, o))
+                self.in_layer(lambda oid=oid, o=o: self._expire(oid, o))
                 expired += 1
         self.Expiries.remove_prefix(number)
         self.ExpiryCount.remove(number)
@@ -1036,7 +1018,7 @@ class Maintenance(Pallet):
             # so at most MAX_COMPLETIONS_PER_CLOSE run here and the others at the next close.
             if o.ok_windows >= k and completions < MAX_COMPLETIONS_PER_CLOSE:
                 completions += 1
-                if not self._in_layer(
+                if not self.in_layer(
                     lambda oid=oid: self._complete(oid, self.Orders.get(oid), None)
                 ):
                     # Its layer reverted (e.g. the escrow is gone): it needs K new windows, and

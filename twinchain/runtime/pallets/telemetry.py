@@ -1012,20 +1012,11 @@ class Telemetry(Pallet):
         if head == tail:
             return W_CLOSE_INIT
         end = min(tail, head + MAX_CLOSES_PER_BLOCK)
-        st = self.runtime.state
         for pos in range(head, end):
             twin, start, window_ms = self.CloseQueue.get(pos)
             self.CloseQueue.remove(pos)
-            depth = st.depth
-            st.start_transaction()
-            try:
-                self.close_window(twin, start, window_ms)
-            except (DispatchError, CodecError, ArithmeticError, ValueError, KeyError, TypeError):
-                while st.depth > depth:
-                    st.rollback_transaction()
+            if not self.in_layer(lambda t=twin, s=start, w=window_ms: self.close_window(t, s, w)):
                 self.deposit(self.Event.WindowCloseFailed(twin, start))
-                continue
-            st.commit_transaction()
         self.CloseQueueBounds.put((end, tail))
         return W_CLOSE_INIT + W_WINDOW_CLOSE * (end - head)
 
