@@ -250,9 +250,11 @@ def up(
     *,
     gateways: bool = True,
     workers: bool = True,
+    log: str | None = None,
 ) -> list[NodeInfo]:
     """Start the devnet, then one gateway and one predictive-maintenance worker per facility;
-    returns the running nodes (nodes, gateways and workers are also in devnet.json)."""
+    returns the running nodes (nodes, gateways and workers are also in devnet.json). ``log``:
+    the validators' ``-l`` value (e.g. ``grandpa=debug,sync=debug``)."""
     state = base_dir / STATE_FILE
     if state.exists() and (
         any(_alive(n.pid) for n in load(base_dir))
@@ -265,7 +267,11 @@ def up(
         save(base_dir, nodes, gws)
         # All at once, each dialing every other (a full mesh): a validator that starts late
         # authors alone for a while and forks off what the others already finalized.
-        procs = [start_node(base_dir, n, [m.multiaddr for m in nodes if m is not n]) for n in nodes]
+        extra = ["--log", log] if log else []
+        procs = [
+            start_node(base_dir, n, [m.multiaddr for m in nodes if m is not n], extra)
+            for n in nodes
+        ]
         for node, proc in zip(nodes, procs, strict=True):
             node.pid = proc.pid
         save(base_dir, nodes, gws)

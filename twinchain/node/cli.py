@@ -1,7 +1,7 @@
 """``twinchain``: the node's command line, spelled as Substrate's.
 
-twinchain node [--dev | --chain SPEC] [--base-path DIR] [--validator] [--port N]
-               [--rpc-port N] [--state-pruning N|archive]
+twinchain [-l LOG] node [--dev | --chain SPEC] [--base-path DIR] [--validator] [--port N]
+               [--rpc-port N] [--state-pruning N|archive] [-l LOG]
 twinchain key generate | inspect | insert
 twinchain build-spec [--dev | --chain SPEC]
 twinchain purge-chain [--dev | --chain SPEC] --base-path DIR [-y]
@@ -26,6 +26,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from twinchain import __version__
+from twinchain.node import logspec
 from twinchain.node.chain_spec import ChainSpec, ChainSpecError, resolve
 from twinchain.node.keystore import KEY_TYPES, Keystore, KeystoreError
 from twinchain.primitives.keys import InvalidKey, Keypair, decode_address, encode_address
@@ -305,6 +306,7 @@ def cmd_devnet(args: argparse.Namespace) -> int:
                 args.slot_ms,
                 gateways=not args.no_gateways,
                 workers=not (args.no_workers or args.no_gateways),
+                log=",".join(_log_values(args)) or None,
             )
             for n in nodes:
                 console.print(f"  [green]●[/] {n.name}: {n.rpc_url}  {n.multiaddr}")
@@ -334,10 +336,25 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 
 
+LOG_FLAGS = ("-l", "--log")
+LOG_OPTIONS: dict[str, Any] = {
+    "action": "append",
+    "type": logspec.check,
+    "metavar": "LOG",
+    "help": "log levels as Substrate's -l: LEVEL, TARGET=LEVEL or both, comma-separated "
+    "(e.g. 'info,grandpa=debug,sync=debug'); repeatable",
+}
+
+
+def _log_values(args: argparse.Namespace) -> list[str]:
+    """Every -l given, before the subcommand and after it, in that order."""
+    return [*(args.log or []), *(getattr(args, "sub_log", None) or [])]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twinchain", description="twinchain node")
     p.add_argument("--version", action="version", version=f"twinchain {__version__}")
-    p.add_argument("--log", default="info", help="log level (debug, info, warning)")
+    p.add_argument(*LOG_FLAGS, dest="log", **LOG_OPTIONS)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     n = sub.add_parser("node", help="run a node")
@@ -345,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--validator", action="store_true", help="author blocks with the aura key")
     n.add_argument("--key", help="author key as //Name or hex seed (instead of the keystore)")
     n.add_argument("--name", default="twinchain-node", help="node name shown to peers and RPC")
+    # Also after the subcommand, where Substrate users put it; its own dest, because a
+    # subparser's default would overwrite the value given before the subcommand.
+    n.add_argument(*LOG_FLAGS, dest="sub_log", **LOG_OPTIONS)
     n.add_argument("--port", type=int, default=30333, help="p2p port")
     n.add_argument("--bootnodes", action="append", default=[], help="peer multiaddr (repeatable)")
     n.add_argument("--no-p2p", action="store_true", help="run without networking")
@@ -420,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-gateways", action="store_true", help="validators only: no simulating gateways"
     )
     du.add_argument("--no-workers", action="store_true", help="no predictive-maintenance workers")
+    du.add_argument(*LOG_FLAGS, dest="sub_log", **{**LOG_OPTIONS, "help": "passed to validators"})
     ds = dsub.add_parser("status", help="best/finalized height and peers of every node")
     ds.add_argument("--json", action="store_true")
     dd = dsub.add_parser("down", help="stop the devnet (SIGTERM, then SIGKILL)")
@@ -441,13 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log.upper(),
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
-    )
-    # Per-request lines from the HTTP client (devnet status polling) are noise at info level.
+    handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+    handler.setFormatter(logspec.TargetFormatter("%(message)s"))
+    logging.basicConfig(format="%(message)s", handlers=[handler])
+    # Per-request lines from the HTTP client (devnet status polling) are noise at info level;
+    # set before the -l targets so that an explicit httpx=debug still wins.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logspec.apply(logspec.parse(_log_values(args)))
     try:
         return int(args.fn(args) or 0)
     except CliError as exc:
