@@ -338,6 +338,17 @@ class SyncService:
             raise ProtocolError(f"peer {peer} is on another chain")
 
     def _on_status(self, st: PeerState, status: ChainStatus) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            ours = self.handler.status()
+            log.debug(
+                "status from %s: best #%d (0x%s…), finalized #%d; ours best #%d, finalized #%d",
+                st.peer_id,
+                status.best_number,
+                status.best_hash.hex()[:12],
+                status.finalized_number,
+                ours.best_number,
+                ours.finalized_number,
+            )
         st.status = status
         if status.best_number < st.best_number and status.best_hash != st.best_hash:
             # The peer re-organised or pruned: believe its own word over old gossip.
@@ -410,6 +421,7 @@ class SyncService:
                 self._on_status(st, req)
             return [Kind.STATUS.value, status_to_wire(self.status())]
         assert isinstance(req, RangeRequest)
+        log.debug("serving %s #%d+%d to %s", req.kind.name.lower(), req.start, req.count, peer)
         try:
             items = self.handler.blocks_by_range(req.start, req.count)
         except Exception:
@@ -481,6 +493,14 @@ class SyncService:
         """Fetch and import blocks from ``st`` until we reach its best block."""
         ours = self.status()
         gap = st.best_number - ours.best_number
+        log.debug(
+            "sync from %s: its best #%d is %d ahead of ours (#%d, finalized #%d)",
+            st.peer_id,
+            st.best_number,
+            gap,
+            ours.best_number,
+            ours.finalized_number,
+        )
         self._major_sync = self._major_sync or gap > self.config.major_sync_blocks
         show = gap >= self.config.progress_min_blocks
         if show:
@@ -557,6 +577,7 @@ class SyncService:
                     "import_synced", self.handler.import_synced, raw, justification
                 )
                 if verdict is Verdict.REJECT:
+                    log.debug("sync: block #%d from %s rejected by import", number, st.peer_id)
                     self._report(
                         st.peer_id, Penalty.INVALID_BLOCK, f"invalid block #{number} in sync"
                     )
@@ -572,6 +593,14 @@ class SyncService:
                 st.raise_best(header.number, header.hash)
                 # Let gossip, RPC and authoring run between blocks.
                 await trio.lowlevel.checkpoint()
+            if items:
+                log.debug(
+                    "sync: imported range #%d..#%d from %s (best now #%d)",
+                    number - len(items),
+                    number - 1,
+                    st.peer_id,
+                    self.handler.status().best_number,
+                )
             if show:
                 self._progress.update(self.handler.status().best_number, st.best_number)
         return "done"
@@ -590,6 +619,7 @@ class SyncService:
                 if session is None or session.broken:
                     return
                 count = min(self.config.batch_size, MAX_RANGE, st.best_number - nxt + 1)
+                log.debug("requesting blocks #%d..#%d from %s", nxt, nxt + count - 1, st.peer_id)
                 try:
                     raw = await session.request(RangeRequest(Kind.BLOCKS, nxt, count))
                     items = decode_blocks_response(raw, count)
