@@ -31,6 +31,7 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
+from twinchain.node.logspec import TRACE
 from twinchain.p2p.abc import NetworkHandler, Verdict
 from twinchain.p2p.scoring import Penalty
 from twinchain.p2p.wire import (
@@ -117,6 +118,33 @@ class TokenBucket:
         return False
 
 
+# What each verdict means for a gossiped block or vote, for the debug lines.
+_BLOCK_VERDICTS = {
+    Verdict.ACCEPT: "imported, forwarded",
+    Verdict.IGNORE: "not imported (known, a future slot or an unknown parent: sync repairs it)",
+    Verdict.REJECT: "rejected (invalid)",
+}
+_VOTE_VERDICTS = {
+    Verdict.ACCEPT: "accepted, forwarded",
+    Verdict.IGNORE: "ignored (a round too far from ours)",
+    Verdict.REJECT: "rejected (undecodable, another set, not an authority or a bad signature)",
+}
+
+
+def _describe_vote(payload: bytes) -> str:
+    """A vote for a debug line: kind, round, set, target and voter."""
+    from twinchain.consensus.grandpa import PREVOTE, SignedVote  # pure; only when logging
+
+    try:
+        v = SignedVote.decode(payload)
+    except CodecError:
+        return f"undecodable vote ({len(payload)} bytes)"
+    return (
+        f"{'prevote' if v.kind == PREVOTE else 'precommit'} round {v.round} set {v.set_id} "
+        f"for #{v.target_number} (0x{v.target_hash.hex()[:12]}…) by 0x{v.voter.hex()[:12]}…"
+    )
+
+
 #: (peer, header, verdict) of each gossiped block the node was given.
 BlockSeen = Callable[[str, Header, Verdict], None]
 #: (peer, penalty, reason).
@@ -174,18 +202,24 @@ class GossipService:
     def publish_block(self, raw: bytes) -> None:
         if len(self._blocks) == self._blocks.maxlen:
             self.dropped_outbound += 1
+            log.debug("outbound block queue full (%d): dropped the oldest", len(self._blocks))
         self._blocks.append(raw)
         self._wake.set()
 
     def publish_vote(self, raw: bytes) -> None:
         if len(self._votes) == self._votes.maxlen:
             self.dropped_outbound += 1
+            log.debug("outbound vote queue full (%d): dropped the oldest", len(self._votes))
         self._votes.append(raw)
         self._wake.set()
 
     def publish_transaction(self, raw: bytes) -> None:
         if len(self._tx_pending) >= self.limits.tx_pending_max:
             self.dropped_outbound += 1
+            if self.dropped_outbound % 1000 == 1:  # one line per thousand, not per transaction
+                log.debug(
+                    "%d transactions wait to be gossiped: dropping new ones", len(self._tx_pending)
+                )
             return
         self._tx_pending.append(raw)
 
@@ -239,11 +273,20 @@ class GossipService:
     async def _wait_for_room(self, pubsub: Pubsub) -> None:
         """Back-pressure: let full peer queues drain before adding to them."""
         lim = self.limits
-        deadline = trio.current_time() + lim.backpressure_max_wait
+        start = trio.current_time()
+        deadline = start + lim.backpressure_max_wait
+        fullest = 0
         while trio.current_time() < deadline:
             queues = list(pubsub.peer_queues.values())
             if not queues or max(len(q) for q in queues) < lim.queue_high_water:
+                if fullest:
+                    log.debug(
+                        "back-pressure: waited %.0f ms for peer queues (fullest %d RPCs)",
+                        (trio.current_time() - start) * 1000,
+                        fullest,
+                    )
                 return
+            fullest = max(fullest, max(len(q) for q in queues))
             await trio.sleep(0.005)
         log.debug(
             "peer queues still full after %.1f s; publishing anyway", lim.backpressure_max_wait
@@ -262,6 +305,7 @@ class GossipService:
             try:
                 await pubsub.publish(topic_of[kind], data)
                 self.published[kind] += 1
+                log.log(TRACE, "published a %s (%d bytes)", kind.name.lower(), len(data))
             except Exception:  # py-libp2p may raise while peers come and go
                 log.exception("publishing a %s failed", kind.name.lower())
             await trio.sleep(self.limits.publish_spacing)
@@ -296,11 +340,13 @@ class GossipService:
     def _accept(self, peer: str, kind: GossipKind, data: bytes) -> bool:
         """Validate one inbound message; True: forward it to other peers."""
         if not self._bucket(peer, kind).take():
+            log.debug("%s gossip from %s over its rate limit: dropped", kind.name.lower(), peer)
             self._report(peer, Penalty.RATE_LIMIT, f"{kind.name.lower()} gossip rate exceeded")
             return False
         try:
             payload = decode_gossip(data, kind)
         except ProtocolError as exc:
+            log.debug("undecodable %s gossip from %s: %s", kind.name.lower(), peer, exc)
             self._report(peer, Penalty.GARBAGE, f"bad gossip: {exc}")
             return False
         if kind is GossipKind.BLOCK:
@@ -311,15 +357,35 @@ class GossipService:
                 self._report(peer, Penalty.INVALID_BLOCK, f"undecodable block: {exc}")
                 return False
             verdict = call_handler("on_block", self.handler.on_block, peer, payload)
+            log.debug(
+                "block #%d (0x%s…) from %s: %s",
+                header.number,
+                header.hash.hex()[:12],
+                peer,
+                _BLOCK_VERDICTS[verdict],
+            )
             if verdict is Verdict.REJECT:
                 self._report(peer, Penalty.INVALID_BLOCK, f"invalid block #{header.number}")
             self._on_block_seen(peer, header, verdict)
         elif kind is GossipKind.VOTE:
             verdict = call_handler("on_vote", self.handler.on_vote, peer, payload)
+            # Accepted votes only at trace: there are a few per block per authority.
+            level = TRACE if verdict is Verdict.ACCEPT else logging.DEBUG
+            if log.isEnabledFor(level) and isinstance(payload, bytes):
+                log.log(
+                    level, "%s from %s: %s", _describe_vote(payload), peer, _VOTE_VERDICTS[verdict]
+                )
             if verdict is Verdict.REJECT:
                 self._report(peer, Penalty.INVALID_VOTE, "invalid vote")
         else:
             verdict = call_handler("on_transactions", self.handler.on_transactions, peer, payload)
+            if verdict is not Verdict.ACCEPT:
+                log.debug(
+                    "%d transactions from %s: %s",
+                    len(payload) if isinstance(payload, list) else 0,
+                    peer,
+                    "rejected (invalid)" if verdict is Verdict.REJECT else "ignored",
+                )
             if verdict is Verdict.REJECT:
                 self._report(peer, Penalty.INVALID_TRANSACTIONS, "invalid transactions")
         return verdict is Verdict.ACCEPT
