@@ -75,6 +75,8 @@ class NodeConfig:
     validator: bool = False
     author_key: Keypair | None = None
     port: int | None = 30333
+    #: The p2p listen address (a validator in its own network namespace listens on its IP).
+    listen_host: str = "127.0.0.1"
     bootnodes: list[str] = field(default_factory=list)
     rpc_host: str = "127.0.0.1"
     rpc_port: int | None = 9944
@@ -127,6 +129,7 @@ class Node:
                 self,
                 genesis_hash=self.client.genesis_hash,
                 key_file=self.chain_dir / "network" / "secret_ed25519",
+                listen_host=config.listen_host,
                 listen_port=config.port,
                 bootnodes=config.bootnodes,
                 node_name=config.name,
