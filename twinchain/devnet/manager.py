@@ -39,6 +39,9 @@ FACILITIES = [
 ]
 STATE_FILE = "devnet.json"
 SPEC_ID = "twinchain_devnet"
+#: Finality is "stalled" once the finalized block's slot started more than this many slots ago
+#: while the best block is ahead of it: healthy finality trails the head by a slot or two.
+STALL_SLOTS = 10
 
 
 class DevnetError(Exception):
@@ -412,7 +415,63 @@ def gateway_status(gw: GatewayInfo) -> dict[str, Any]:
     return out
 
 
-def node_status(node: NodeInfo) -> dict[str, Any]:
+def slot_ms_of(base_dir: Path) -> int:
+    """The devnet's slot duration, from its spec (1000 ms if the spec cannot be read)."""
+    try:
+        spec = json.loads((base_dir / "spec.json").read_text())
+        return int(spec["genesis"]["authority"]["slot_duration_ms"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1000
+
+
+def duration_text(seconds: float) -> str:
+    """``45s``, ``2m13s``, ``1h02m``: short enough for a table cell."""
+    s = max(int(seconds), 0)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def finality_state(
+    best: int, best_slot: int, finalized: int, finalized_slot: int, slot_ms: int, now_ms: int
+) -> dict[str, Any]:
+    """Whether finality keeps up with the head: "ok"; "stalled" when the finalized block is
+    more than STALL_SLOTS slots old while the best block is ahead of it and still moving
+    (for ``finality_lag_s``, as its age); "halted" when no block was authored for as long
+    either (then authoring, not finality, is what stopped)."""
+    lag_s = max(now_ms - finalized_slot * slot_ms, 0) / 1000
+    best_age_s = max(now_ms - best_slot * slot_ms, 0) / 1000
+    stall_s = STALL_SLOTS * slot_ms / 1000
+    if lag_s <= stall_s or best <= finalized:
+        state = "ok" if best_age_s <= stall_s else "halted"
+    else:
+        state = "stalled" if best_age_s <= stall_s else "halted"
+    return {
+        "finality": state,
+        "finality_lag_blocks": best - finalized,
+        "finality_lag_s": round(lag_s, 1),
+        "best_age_s": round(best_age_s, 1),
+    }
+
+
+def finality_text(row: dict[str, Any]) -> str:
+    """The table's "finality" cell: ``ok``, ``stalled 2m13s (#150, 75 behind)``, ``halted``."""
+    state = row.get("finality")
+    if state is None:
+        return "?"
+    if state == "ok":
+        return "[green]ok[/]"
+    if state == "stalled":
+        return (
+            f"[red]stalled {duration_text(row['finality_lag_s'])}[/] "
+            f"(#{row['finalized']}, {row['finality_lag_blocks']} behind)"
+        )
+    return f"[yellow]halted {duration_text(row['best_age_s'])}[/] (no block after #{row['best']})"
+
+
+def node_status(node: NodeInfo, slot_ms: int = 1000) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": node.name,
         "rpc": node.rpc_url,
@@ -430,6 +489,16 @@ def node_status(node: NodeInfo) -> dict[str, Any]:
                 finalized=int(fin["number"], 16),
                 peers=rpc.call("system_health")["peers"],
                 ready=len(rpc.call("author_pendingExtrinsics")),
+            )
+            out.update(
+                finality_state(
+                    out["best"],
+                    int(best["slot"], 16),
+                    out["finalized"],
+                    int(fin["slot"], 16),
+                    slot_ms,
+                    time.time_ns() // 1_000_000,
+                )
             )
     except Exception as exc:
         out["error"] = str(exc)[:80]
@@ -466,7 +535,8 @@ def _open_alerts(base_dir: Path, rows: list[dict[str, Any]]) -> dict[str, dict[s
 
 def status(base_dir: Path) -> list[dict[str, Any]]:
     nodes = load(base_dir)
-    rows = [node_status(n) for n in nodes]
+    slot_ms = slot_ms_of(base_dir)
+    rows = [node_status(n, slot_ms) for n in nodes]
     gws = {g.facility: g for g in load_gateways(base_dir)}
     alerts = _open_alerts(base_dir, rows)
     for n, r in zip(nodes, rows, strict=True):
@@ -479,10 +549,11 @@ def status(base_dir: Path) -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]], rates: dict[str, float]) -> Table:
     t = Table(title="twinchain devnet", expand=False)
-    cols = ("facility", "rpc", "best", "finalized", "peers", "ready txs", "blocks/min",
-            "gateway readings/s", "on chain", "spool", "open alerts")  # fmt: skip
+    cols = ("facility", "rpc", "best", "finalized", "finality", "peers", "ready txs",
+            "blocks/min", "gateway readings/s", "on chain", "spool", "open alerts")  # fmt: skip
     for col in cols:
-        t.add_column(col, justify="right" if col not in ("facility", "rpc") else "left")
+        left = col in ("facility", "rpc", "finality")
+        t.add_column(col, justify="left" if left else "right")
     for r in rows:
         g = r.get("gateway") or {}
         if not g:
@@ -501,13 +572,14 @@ def table(rows: list[dict[str, Any]], rates: dict[str, float]) -> Table:
         al = r.get("alerts") or {}
         gcols.append(" ".join(f"{n} {k.lower()}" for k, n in sorted(al.items())) or "0")
         if not r.get("running"):
-            t.add_row(r["name"], r["rpc"], "[red]down[/]", "", "", "", "", *gcols)
+            t.add_row(r["name"], r["rpc"], "[red]down[/]", "", "", "", "", "", *gcols)
             continue
         t.add_row(
             r["name"],
             r["rpc"],
             str(r.get("best", "?")),
             str(r.get("finalized", "?")),
+            finality_text(r),
             str(r.get("peers", "?")),
             str(r.get("ready", "?")),
             f"{rates.get(r['name'], 0.0):.0f}",
