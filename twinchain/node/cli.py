@@ -30,6 +30,7 @@ from twinchain.node import logspec
 from twinchain.node.chain_spec import ChainSpec, ChainSpecError, resolve
 from twinchain.node.keystore import KEY_TYPES, Keystore, KeystoreError
 from twinchain.primitives.keys import InvalidKey, Keypair, decode_address, encode_address
+from twinchain.storage.kv import StorageError
 
 console = Console(stderr=True)
 out = Console()
@@ -49,6 +50,31 @@ def _pruning(value: str) -> int | None:
     if n < 1:
         raise argparse.ArgumentTypeError("--state-pruning must keep at least 1 state")
     return n
+
+
+def _listen_addr(value: str) -> tuple[str, int | None]:
+    """(IP, port or None) from an IP, or a multiaddr /ip4/IP[/tcp/PORT] as Substrate's."""
+    import ipaddress
+
+    host, port = value, None
+    if value.startswith("/"):
+        parts = value.strip("/").split("/")
+        if (
+            len(parts) not in (2, 4)
+            or parts[0] not in ("ip4", "ip6")
+            or parts[2:3] not in ([], ["tcp"])
+        ):
+            raise argparse.ArgumentTypeError("--listen-addr takes an IP or /ip4/IP[/tcp/PORT]")
+        host = parts[1]
+        if len(parts) == 4:
+            if not parts[3].isdigit():
+                raise argparse.ArgumentTypeError(f"--listen-addr: bad port {parts[3]!r}")
+            port = int(parts[3])
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--listen-addr: {host!r} is not an IP address") from None
+    return host, port
 
 
 def _chain_args(p: argparse.ArgumentParser, base_required: bool = False) -> None:
@@ -92,7 +118,8 @@ def cmd_node(args: argparse.Namespace) -> int:
         name=args.name,
         validator=validator,
         author_key=key,
-        port=None if args.no_p2p else args.port,
+        port=None if args.no_p2p else (args.listen_addr[1] or args.port),
+        listen_host=args.listen_addr[0],
         bootnodes=args.bootnodes,
         double_sign=args.unsafe_double_sign,
         rpc_host="0.0.0.0" if args.rpc_external else "127.0.0.1",
@@ -366,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     # subparser's default would overwrite the value given before the subcommand.
     n.add_argument(*LOG_FLAGS, dest="sub_log", **LOG_OPTIONS)
     n.add_argument("--port", type=int, default=30333, help="p2p port")
+    n.add_argument(
+        "--listen-addr",
+        type=_listen_addr,
+        default=("127.0.0.1", None),
+        help="p2p listen address: an IP, or /ip4/IP[/tcp/PORT] (a PORT overrides --port)",
+    )
     n.add_argument("--bootnodes", action="append", default=[], help="peer multiaddr (repeatable)")
     n.add_argument("--no-p2p", action="store_true", help="run without networking")
     # Test-only: author two different blocks per own slot, to exercise equivocation handling.
@@ -479,6 +512,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except StorageError as exc:
+        return _storage_failed(exc)
+    except BaseExceptionGroup as group:
+        # trio wraps what a node task raised in (nested) groups: a storage error anywhere in
+        # it is the reason the node stopped; anything else is a bug and keeps its traceback.
+        found, _ = group.split(StorageError)
+        if found is None:
+            raise
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        return _storage_failed(found)  # type: ignore[arg-type]
+
+
+def _storage_failed(exc: StorageError) -> int:
+    """One clear line, then exit 74 (EX_IOERR): the database took no half-written state."""
+    logging.getLogger("twinchain.node").critical("%s; stopping the node", exc)
+    return 74
 
 
 if __name__ == "__main__":

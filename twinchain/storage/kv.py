@@ -11,6 +11,29 @@ import plyvel
 from twinchain.storage.abc import KeyValueStore, WriteBatch
 
 
+class StorageError(BaseException):
+    """The database cannot be written or opened: the node must stop, not carry on.
+
+    A BaseException (as SystemExit is) on purpose: no caller can work around a store that no
+    longer takes writes, and the catch-alls that keep sync and RPC going after a bug
+    (``except Exception``) must let it through to the top level, which logs it in one line
+    and exits non-zero (``twinchain.node.cli``). LevelDB applies a write batch atomically, so
+    what failed is simply absent after a restart.
+    """
+
+
+class DiskFull(StorageError):
+    """LevelDB got ENOSPC: the node stops; restarted once space is back, it goes on."""
+
+
+def _storage_error(path: Path, exc: plyvel.Error) -> StorageError:
+    arg = exc.args[0] if exc.args else exc
+    msg = arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)  # plyvel: bytes
+    if "No space left" in msg or "ENOSPC" in msg:
+        return DiskFull(f"disk full: {path}: {msg}")
+    return StorageError(f"database error: {path}: {msg}")
+
+
 def prefix_end(prefix: bytes) -> bytes | None:
     """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
     p = prefix.rstrip(b"\xff")
@@ -24,7 +47,13 @@ class LevelDBStore(KeyValueStore):
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
-        self._db = plyvel.DB(
+        try:
+            self._db = self._open(create)
+        except (plyvel.IOError, plyvel.CorruptionError) as exc:
+            raise _storage_error(self.path, exc) from exc
+
+    def _open(self, create: bool) -> plyvel.DB:
+        return plyvel.DB(
             str(self.path),
             create_if_missing=create,
             bloom_filter_bits=10,  # point reads of absent trie nodes skip most disk blocks
@@ -70,12 +99,15 @@ class LevelDBStore(KeyValueStore):
 
     def write(self, batch: WriteBatch, sync: bool = False) -> None:
         # transaction=True: if anything fails while filling the batch, nothing is written.
-        with self._db.write_batch(transaction=True, sync=sync) as wb:
-            for key, value in batch.ops.items():
-                if value is None:
-                    wb.delete(key)
-                else:
-                    wb.put(key, value)
+        try:
+            with self._db.write_batch(transaction=True, sync=sync) as wb:
+                for key, value in batch.ops.items():
+                    if value is None:
+                        wb.delete(key)
+                    else:
+                        wb.put(key, value)
+        except plyvel.IOError as exc:  # ENOSPC, EIO: LevelDB refuses every later write too
+            raise _storage_error(self.path, exc) from exc
 
     def close(self) -> None:
         self._db.close()
