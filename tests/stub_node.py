@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from twinchain.consensus.grandpa import Voter
 from twinchain.node.client import Client
 from twinchain.node.keystore import Keystore
 from twinchain.node.txpool import TransactionPool
@@ -32,6 +33,28 @@ class StubNode:
     local_peer_id: str = "12D3KooWTestPeer"
     listen_addresses: list[str] = field(default_factory=lambda: ["/ip4/127.0.0.1/tcp/30333"])
     slot: int = 1000
+    #: The finality voter; by default Alice alone votes, as on the dev chain (see dev_voter).
+    voter: Voter | None = None
+
+    def __post_init__(self) -> None:
+        if self.voter is None:
+            self.voter = self.dev_voter([ALICE.public])
+
+    def dev_voter(self, authorities: list[bytes], key: Keypair | None = ALICE) -> Voter:
+        """A real voter over this chain; authorities other than ``key`` vote only when a test
+        feeds it their signed votes (until then round_state lists them as missing)."""
+        fin = self.client.finalized
+        return Voter(
+            genesis_hash=self.client.genesis_hash,
+            authorities=authorities,
+            set_id=0,
+            finalized=(fin.hash, fin.number),
+            lookup=self.client.blocks.header,
+            best_chain_containing=lambda base: (self.client.best.hash, self.client.best.number),
+            keypair=key,
+            slot_ms=self.client.slot_duration(),
+            now_ms=0,
+        )
 
     def submit_extrinsic(self, raw: bytes) -> bytes:
         return self.pool.submit(raw)

@@ -14,6 +14,7 @@ from twinchain.primitives.codec import CodecError
 from twinchain.primitives.types import Header
 
 if TYPE_CHECKING:
+    from twinchain.consensus.grandpa import Voter
     from twinchain.node.client import Client
     from twinchain.node.keystore import Keystore
     from twinchain.node.txpool import TransactionPool
@@ -62,6 +63,11 @@ class NodeHandle(Protocol):
     @property
     def listen_addresses(self) -> list[str]:
         """Multiaddresses this node listens on for p2p."""
+
+    @property
+    def voter(self) -> Voter | None:
+        """The finality voter of the current authority set (grandpa_roundState, finality
+        metrics); read on each use, since a new set replaces it. None: no finality runs."""
 
     def submit_extrinsic(self, raw: bytes) -> bytes:
         """Validate and pool ``raw``; return its hash. Raises ``PoolError``."""

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from twinchain.node.keystore import KEY_TYPES, KeystoreError
 from twinchain.node.txpool import PoolError
 from twinchain.primitives.codec import CodecError
-from twinchain.primitives.keys import InvalidKey, Keypair, parse_account
+from twinchain.primitives.keys import InvalidKey, Keypair, encode_address, parse_account
 from twinchain.primitives.types import Extrinsic, Header, extrinsic_hash
 from twinchain.rpc.api import (
     NodeHandle,
@@ -463,6 +463,39 @@ def state_get_metadata(ctx: CallContext, at: Any = None) -> dict[str, Any]:
 def state_get_runtime_version(ctx: CallContext, at: Any = None) -> dict[str, Any]:
     _block_hash(ctx, at)
     return {**ctx.node.client.runtime.version(), "apis": []}
+
+
+# --------------------------------------------------------------------------- grandpa
+
+
+# Substrate's code for a GRANDPA RPC asked before the voter runs.
+GRANDPA_NOT_READY = 1
+
+
+def _round_to_json(rnd: dict[str, Any]) -> dict[str, Any]:
+    """One round of the voter's round_state with the missing voters as addresses (Substrate
+    renders them as SS58 addresses; ours are the project's addresses)."""
+    out = dict(rnd)
+    for stage in ("prevotes", "precommits"):
+        votes = dict(rnd[stage])
+        votes["missing"] = [encode_address(a) for a in votes["missing"]]
+        out[stage] = votes
+    return out
+
+
+@rpc("grandpa_roundState")
+def grandpa_round_state(ctx: CallContext) -> dict[str, Any]:
+    """The voter's current round and the earlier rounds it still tracks: per stage the weight
+    voted so far and the voters yet to vote, next to the total and threshold weights."""
+    voter = ctx.node.voter
+    if voter is None:
+        raise RpcError(GRANDPA_NOT_READY, "GRANDPA RPC endpoint not ready")
+    state: dict[str, Any] = voter.round_state()
+    return {
+        "setId": state["setId"],
+        "best": _round_to_json(state["best"]),
+        "background": [_round_to_json(r) for r in state["background"]],
+    }
 
 
 # --------------------------------------------------------------------------- author
