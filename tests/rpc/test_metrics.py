@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -67,3 +68,47 @@ async def test_metrics_endpoint(node: StubNode, nursery: trio.Nursery, server: s
     # Counters are process-wide: other tests may have called system_name too.
     assert after[started] - before.get(started, 0) == 3
     assert after[finished] - before.get(finished, 0) == 3
+
+
+async def test_finality_metrics(node: StubNode, nursery: trio.Nursery) -> None:
+    """Round, vote weights and finality lag, from the node's real voter and chain."""
+    from stub_node import ALICE, BOB
+
+    from twinchain.consensus.grandpa import PREVOTE, SignedVote
+
+    port = await nursery.start(partial(serve_metrics, node, "127.0.0.1", 0))
+    url = f"127.0.0.1:{port}"
+    slot_ms = node.client.slot_duration()
+    node.slot = int(time.time() * 1000) // slot_ms - 21  # author() takes the next: -20, -19
+    node.author()
+    node.author()
+    voter = node.voter = node.dev_voter([ALICE.public, BOB.public])
+    voter.tick(0)  # Alice prevotes #2
+    best = (node.client.best.hash, 2)
+    voter.on_vote(SignedVote.sign(BOB, PREVOTE, 1, 0, best, node.client.genesis_hash))
+
+    m = await scrape(url)
+    assert m[("substrate_finality_grandpa_round", ())] == 1
+    assert m[("substrate_finality_grandpa_set_id", ())] == 0
+    assert m[("substrate_finality_grandpa_total_weight", ())] == 2
+    assert m[("substrate_finality_grandpa_threshold_weight", ())] == 2
+    weight = "substrate_finality_grandpa_round_votes_weight"
+    assert m[(weight, (("stage", "prevote"),))] == 2
+    assert m[(weight, (("stage", "precommit"),))] == 0
+    missing = "substrate_finality_grandpa_round_missing_voters"
+    assert m[(missing, (("stage", "precommit"),))] == 2
+    assert m[("substrate_finality_lag_blocks", ())] == 2
+    # Only genesis is final: the lag counts from block #1's slot, 20 slots ago.
+    assert 20 * slot_ms / 1000 <= m[("substrate_finality_lag_seconds", ())] < 30 * slot_ms / 1000
+
+    voter.tick(0)  # both prevotes in: Alice precommits
+    m = await scrape(url)
+    assert m[(weight, (("stage", "precommit"),))] == 1
+    assert m[(missing, (("stage", "precommit"),))] == 1
+
+    assert node.client.self_finalize(ALICE, node.client.best.hash)
+    m = await scrape(url)
+    assert m[("substrate_finality_lag_blocks", ())] == 0
+    assert 19 * slot_ms / 1000 <= m[("substrate_finality_lag_seconds", ())] < 29 * slot_ms / 1000
+    if hasattr(voter, "rounds_completed"):  # the voter's own counters
+        assert m[("substrate_finality_grandpa_rounds_completed_total", ())] == 0

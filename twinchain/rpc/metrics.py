@@ -9,6 +9,7 @@ one process, as in tests, share them). prometheus_client appends ``_total`` to c
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,7 +17,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from twinchain.node.client import ImportResult
@@ -82,6 +83,91 @@ class _NodeCollector(Collector):
             "Number of connected peers",
             value=len(self.node.peers),
         )
+        yield from self._finality()
+
+    def _finality(self) -> Iterable[Metric]:
+        """Finality lag, and the voter's round and vote weights (read on each scrape)."""
+        client = self.node.client
+        best, fin = client.best, client.finalized
+        yield GaugeMetricFamily(
+            "substrate_finality_lag_blocks",
+            "Best block number minus finalized block number",
+            value=best.number - fin.number,
+        )
+        yield GaugeMetricFamily(
+            "substrate_finality_lag_seconds",
+            "Seconds since the start of the finalized block's slot",
+            value=finality_lag_seconds(self.node, time.time()),
+        )
+        voter = self.node.voter
+        if voter is None:
+            return
+        state = voter.round_state()
+        current = state["best"]
+        yield GaugeMetricFamily(
+            "substrate_finality_grandpa_round", "Highest GRANDPA round", value=current["round"]
+        )
+        yield GaugeMetricFamily(
+            "substrate_finality_grandpa_set_id", "GRANDPA authority set id", value=state["setId"]
+        )
+        yield GaugeMetricFamily(
+            "substrate_finality_grandpa_total_weight",
+            "Voting weight of the authority set",
+            value=current["totalWeight"],
+        )
+        yield GaugeMetricFamily(
+            "substrate_finality_grandpa_threshold_weight",
+            "Voting weight a round's prevote or precommit stage needs",
+            value=current["thresholdWeight"],
+        )
+        weight = GaugeMetricFamily(
+            "substrate_finality_grandpa_round_votes_weight",
+            "Weight of the votes received in the current round, by stage",
+            labels=["stage"],
+        )
+        missing = GaugeMetricFamily(
+            "substrate_finality_grandpa_round_missing_voters",
+            "Authorities yet to vote in the current round, by stage",
+            labels=["stage"],
+        )
+        for stage, key in (("prevote", "prevotes"), ("precommit", "precommits")):
+            weight.add_metric([stage], current[key]["currentWeight"])
+            missing.add_metric([stage], len(current[key]["missing"]))
+        yield weight
+        yield missing
+        # Counters the voter keeps (a new authority set starts them again, read as a reset).
+        for attr, name, doc in VOTER_COUNTERS:
+            value = getattr(voter, attr, None)
+            if isinstance(value, int):
+                yield CounterMetricFamily(name, doc, value=value)
+        seen = getattr(voter, "highest_seen", None)
+        if isinstance(seen, int):
+            yield GaugeMetricFamily(
+                "substrate_finality_grandpa_highest_seen_round",
+                "Highest round any authority was seen voting in",
+                value=seen,
+            )
+
+
+#: (Voter attribute, metric name, help) of the voter's counters; ``_total`` is appended.
+VOTER_COUNTERS = (
+    ("rounds_completed", "substrate_finality_grandpa_rounds_completed", "GRANDPA rounds completed"),
+    ("catch_ups", "substrate_finality_grandpa_catch_ups", "GRANDPA catch-ups applied"),
+)
+
+
+def finality_lag_seconds(node: NodeHandle, now: float) -> float:
+    """Seconds since the finalized block's slot started. Genesis has no slot: with only it
+    final, the wait is counted from block #1's slot (0 while there is no block #1)."""
+    client = node.client
+    fin = client.finalized
+    if fin.number == 0:
+        first = client.blocks.hash_at(1)
+        header = None if first is None else client.blocks.header(first)
+        if header is None:
+            return 0.0
+        fin = header
+    return max(now - fin.slot * client.slot_duration() / 1000, 0.0)
 
 
 class _RpcForward(Collector):
