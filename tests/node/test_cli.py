@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from twinchain.node import logspec
 from twinchain.node.chain_spec import dev_spec
+from twinchain.node.cli import _log_values, build_parser
 from twinchain.node.client import Client
 from twinchain.node.keystore import Keystore
 from twinchain.primitives.keys import Keypair, decode_address
@@ -138,3 +143,64 @@ def test_purge_chain(tmp_path: Path) -> None:
     assert db.exists()
     twinchain("purge-chain", "--dev", "--base-path", str(tmp_path), "-y")
     assert not db.exists()
+
+
+# ---------------------------------------------------------------------------- -l/--log
+
+
+def test_log_spec_default_targets_and_mixes() -> None:
+    assert logspec.parse("debug") == logspec.LogSpec(logging.DEBUG, {})
+    # Targets alone keep the default at info; short targets are our loggers' names.
+    assert logspec.parse("grandpa=debug,sync=debug") == logspec.LogSpec(
+        logging.INFO, {"twinchain.grandpa": logging.DEBUG, "twinchain.p2p.sync": logging.DEBUG}
+    )
+    spec = logspec.parse(["info,gossip=trace", "WARN,p2p.host=error,libp2p.pubsub=debug"])
+    assert spec.default == logging.WARNING
+    assert spec.targets == {
+        "twinchain.p2p.gossip": logspec.TRACE,
+        "twinchain.p2p.host": logging.ERROR,  # any other name goes under twinchain.
+        "libp2p.pubsub": logging.DEBUG,  # a library's own logger stays as it is
+    }
+    # A later item for the same target wins.
+    assert logspec.parse("rpc=debug,rpc=off").targets == {"twinchain.rpc": logging.CRITICAL + 10}
+    assert logspec.logger_name("twinchain.client") == "twinchain.client"
+    assert logspec.logger_name("txpool") == "twinchain.node.txpool"
+    for bad, why in (
+        ("sync=verbose", "unknown log level 'verbose'"),
+        ("a b=debug", "bad log target"),
+    ):
+        with pytest.raises(logspec.LogSpecError, match=why):
+            logspec.parse(bad)
+
+
+def test_log_spec_applies_levels_per_target() -> None:
+    root = logging.getLogger("logspec-test-root")
+    sync = logging.getLogger("twinchain.p2p.sync")
+    gossip = logging.getLogger("twinchain.p2p.gossip")
+    saved = sync.level, gossip.level
+    try:
+        logspec.apply(logspec.parse("warn,sync=debug"), root)
+        assert root.level == logging.WARNING
+        assert sync.isEnabledFor(logging.DEBUG)
+        assert gossip.getEffectiveLevel() == logging.getLogger("twinchain.p2p").getEffectiveLevel()
+    finally:
+        sync.setLevel(saved[0])
+        gossip.setLevel(saved[1])
+
+
+def test_log_option_errors_and_old_spelling() -> None:
+    r = twinchain("-l", "sync=verbose", "key", "generate", check=False)
+    assert r.returncode == 2
+    assert "argument -l/--log: unknown log level 'verbose' in 'sync=verbose'" in r.stderr
+    r = twinchain("node", "--dev", "-l", "sync=loud", check=False)
+    assert r.returncode == 2 and "unknown log level 'loud'" in r.stderr
+    # The old global spelling still works, in either case.
+    assert twinchain("--log", "DEBUG", "key", "generate").returncode == 0
+    assert twinchain("--log", "warning", "-l", "grandpa=debug", "key", "generate").returncode == 0
+
+
+def test_log_option_parsed_before_and_after_the_subcommand() -> None:
+    args = build_parser().parse_args(["-l", "info", "node", "--dev", "-l", "sync=debug"])
+    assert _log_values(args) == ["info", "sync=debug"]
+    args = build_parser().parse_args(["devnet", "up", "-l", "grandpa=debug,sync=debug"])
+    assert _log_values(args) == ["grandpa=debug,sync=debug"]
