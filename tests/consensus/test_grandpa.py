@@ -5,18 +5,23 @@ from __future__ import annotations
 import pytest
 
 from twinchain.consensus.grandpa import (
+    FUTURE_ROUNDS,
     PRECOMMIT,
     PREVOTE,
+    CatchUp,
+    CatchUpError,
     GrandpaJustification,
     JustificationError,
     SignedVote,
     Voter,
     threshold,
 )
+from twinchain.consensus.voter_store import KVVoterStore
 from twinchain.node.chain_spec import local_spec
 from twinchain.node.client import Client
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Header
+from twinchain.storage.kv import MemoryStore
 
 NAMES = ["Alice", "Bob", "Charlie", "Dave"]
 KEYS = [Keypair.from_dev_name(n) for n in NAMES]
@@ -33,23 +38,30 @@ class Net:
     def __init__(self, online: int = 4) -> None:
         self.client = Client(local_spec([f"//{n}" for n in NAMES]), None)
         self.heads: dict[int, tuple[bytes, int]] = {}
-        g = self.client.genesis_hash
-        self.voters = [
-            Voter(
-                genesis_hash=g,
-                authorities=[k.public for k in KEYS],
-                set_id=0,
-                finalized=(g, 0),
-                lookup=self.client.blocks.header,
-                best_chain_containing=lambda base, i=i: self._best(i, base),
-                keypair=KEYS[i],
-                slot_ms=SLOT,
-            )
-            for i in range(online)
-        ]
+        #: Each voter's durable memory (as its node's LevelDB would hold it).
+        self.stores = [KVVoterStore(MemoryStore()) for _ in range(online)]
         self.now = 0
         self.finalized: list[list[tuple[bytes, int]]] = [[] for _ in range(online)]
+        self.voters = [self.new_voter(i) for i in range(online)]
         self.justifications: list[bytes] = []
+
+    def new_voter(self, i: int) -> Voter:
+        """Voter ``i`` as its node (re)starts it: its store, its node's finalized block."""
+        g = self.client.genesis_hash
+        return Voter(
+            genesis_hash=g,
+            authorities=[k.public for k in KEYS],
+            set_id=0,
+            finalized=self.finalized[i][-1]
+            if i < len(self.finalized) and self.finalized[i]
+            else (g, 0),
+            lookup=self.client.blocks.header,
+            best_chain_containing=lambda base, i=i: self._best(i, base),
+            keypair=KEYS[i],
+            slot_ms=SLOT,
+            now_ms=self.now,
+            store=self.stores[i],
+        )
 
     def _best(self, i: int, base: tuple[bytes, int]) -> tuple[bytes, int]:
         head = self.heads.get(i) or (self.client.best.hash, self.client.best.number)
@@ -62,12 +74,22 @@ class Net:
         block, _ = self.client.propose(author, slot, slot * SLOT, parent=parent)
         return block.header
 
-    def run(self, steps: int, deliver=lambda frm, to, vote: True) -> None:  # type: ignore[no-untyped-def]
+    def run(self, steps: int, deliver=lambda frm, to, vote: True, node: bool = False) -> None:  # type: ignore[no-untyped-def]
+        """``steps`` half slots of ticks and vote exchange; ``node``: also what the node adds
+        around its voter (re-sending own votes, asking a peer for a catch-up)."""
         for _ in range(steps):
             self.now += SLOT // 2
             outbox = []
             for i, v in enumerate(self.voters):
                 votes, done = v.tick(self.now)
+                if node and not votes:
+                    votes = v.own_votes()
+                if node and v.wants_catch_up(self.now):
+                    for j, peer in enumerate(self.voters):
+                        msg = peer.catch_up_for(v.current) if j != i else None
+                        if msg is not None and deliver(j, i, msg):
+                            v.on_catch_up(msg, self.now)
+                            break
                 outbox += [(i, m) for m in votes]
                 for f in done:
                     self.finalized[i].append(f.block)
@@ -211,3 +233,151 @@ def test_no_precommit_while_a_missing_prevote_could_still_move_the_ghost() -> No
     v0.on_vote(SignedVote.sign(KEYS[3], PREVOTE, rnd, 0, (c.hash, 2), g))
     votes, _ = v0.tick(2)
     assert [(m.kind, m.target) for m in votes if m.kind == PRECOMMIT] == [(PRECOMMIT, (c.hash, 2))]
+
+
+# ----------------------------------------------------------------------------- restarts
+
+
+def test_a_restarted_voter_resends_its_votes_and_never_signs_a_different_one() -> None:
+    net = Net()
+    b1 = linear_chain(net, 1)
+    v0 = net.voters[0]
+    net.heads[0] = (b1.hash, 1)
+    votes, _ = v0.tick(net.now)
+    (prevote,) = votes
+    rnd = v0.current
+    # Killed after the vote was recorded; the chain grew meanwhile, so a fresh voter would
+    # prevote #2 in the same round: an equivocation.
+    b2 = net.extend(b1, 2)
+    net.heads[0] = (b2.hash, 2)
+    again = net.new_voter(0)
+    assert again.current == rnd
+    assert again.own_votes() == [prevote]
+    votes, _ = again.tick(net.now)
+    assert prevote not in votes and all(m.kind == PRECOMMIT for m in votes)
+    peer = net.voters[1]
+    assert peer.on_vote(prevote) == (True, None)
+    for m in again.own_votes():
+        assert peer.on_vote(m)[1] is None
+    assert not peer.evidence
+
+
+def test_restarting_voters_one_after_another_keep_finality_going_without_equivocations() -> None:
+    net = Net()
+    head = linear_chain(net, 2)
+    net.run(6)
+    for victim in (2, 3, 0, 1, 2):
+        head = net.extend(head, head.slot + 1)
+        net.run(1)
+        net.voters[victim] = net.new_voter(victim)  # killed and restarted
+        net.run(2, node=True)
+        head = net.extend(head, head.slot + 1)
+        net.run(6, node=True)
+        assert all(v.finalized == (head.hash, head.number) for v in net.voters), victim
+    assert not any(v.evidence for v in net.voters)
+
+
+def test_a_voter_restarted_with_no_memory_would_equivocate() -> None:
+    """The hazard the store removes, shown with an empty store (a lost database)."""
+    net = Net()
+    b1 = linear_chain(net, 1)
+    net.heads[0] = (b1.hash, 1)
+    (prevote,) = net.voters[0].tick(net.now)[0]
+    b2 = net.extend(b1, 2)
+    net.heads[0] = (b2.hash, 2)
+    net.stores[0] = KVVoterStore(MemoryStore())
+    again = net.new_voter(0)
+    (other,) = [m for m in again.tick(net.now)[0] if m.kind == PREVOTE]
+    assert other.round == prevote.round and other.target != prevote.target
+    assert net.voters[1].on_vote(prevote)[1] is None
+    assert net.voters[1].on_vote(other)[1] is not None
+
+
+def test_the_store_keeps_recent_rounds_only() -> None:
+    net = Net()
+    head = linear_chain(net, 1)
+    for s in range(2, 40):
+        head = net.extend(head, s)
+        net.run(2)
+    kv = net.stores[0].kv
+    assert isinstance(kv, MemoryStore)
+    rounds = {int.from_bytes(k[10:18], "big") for k, _ in kv.iterate(b"gv")}
+    assert rounds and min(rounds) >= net.voters[0].current - 16
+
+
+# ----------------------------------------------------------------------------- catch-up
+
+
+def test_a_voter_that_missed_rounds_catches_up_and_votes_again() -> None:
+    net = Net()
+    head = linear_chain(net, 1)
+    net.run(6)
+    # Dave hears nothing for a while: the other three go on without him.
+    deaf = lambda frm, to, m: to != 3  # noqa: E731
+    for _ in range(6):
+        head = net.extend(head, head.slot + 1)
+        net.run(4, deliver=deaf)
+    dave, alice = net.voters[3], net.voters[0]
+    assert dave.current + 2 <= alice.current
+    # He hears the others again: their votes show him behind, and he asks for a catch-up.
+    net.run(1)
+    assert dave.wants_catch_up(net.now)
+    msg = alice.catch_up_for(dave.current)
+    assert msg is not None and msg.round == alice.current - 1
+    assert dave.on_catch_up(CatchUp.decode(msg.encode()), net.now)
+    assert dave.current == alice.current and dave.catch_ups == 1
+    # He votes in the others' round again: with Charlie silent, he is needed for finality.
+    net.voters[2] = net.voters[3]
+    net.voters.pop()
+    net.finalized.pop()
+    head = net.extend(head, head.slot + 1)
+    net.run(8)
+    assert all(v.finalized == (head.hash, head.number) for v in net.voters)
+
+
+def test_a_catch_up_without_a_supermajority_or_with_a_bad_signature_is_refused() -> None:
+    net = Net()
+    head = linear_chain(net, 1)
+    net.run(6)
+    alice, bob = net.voters[0], net.voters[1]
+    msg = alice.catch_up_for(1)
+    assert msg is not None
+    bob.current = 0  # as if behind
+    short = CatchUp(msg.set_id, msg.round, msg.prevotes[:2], msg.precommits)
+    with pytest.raises(CatchUpError):
+        bob.on_catch_up(short, net.now)
+    forged = SignedVote(*[*list(vars(msg.prevotes[0]).values())[:-1], b"\x01" * 64])
+    bad = CatchUp(msg.set_id, msg.round, (forged, *msg.prevotes[1:]), msg.precommits)
+    with pytest.raises(CatchUpError):
+        bob.on_catch_up(bad, net.now)
+    dup = CatchUp(msg.set_id, msg.round, (msg.prevotes[0],) * 3, msg.precommits)
+    with pytest.raises(CatchUpError):
+        bob.on_catch_up(dup, net.now)
+    assert bob.current == 0 and head.number == 1
+
+
+def test_votes_far_ahead_are_checked_not_kept_and_show_the_voter_behind() -> None:
+    net = Net()
+    g = net.client.genesis_hash
+    v = net.voters[0]
+    far = SignedVote.sign(KEYS[1], PREVOTE, v.current + FUTURE_ROUNDS + 10, 0, (g, 0), g)
+    assert v.on_vote(far) == (True, None)
+    assert far.round not in v.rounds and v.highest_seen == far.round
+    assert v.wants_catch_up(net.now)
+    assert not v.wants_catch_up(net.now + 1)  # at most one ask per two slots
+    bad = SignedVote(*[*list(vars(far).values())[:-1], b"\x02" * 64])
+    assert v.on_vote(bad) == (False, None)
+
+
+def test_round_state_has_substrates_shape() -> None:
+    net = Net()
+    linear_chain(net, 1)
+    net.run(3)
+    state = net.voters[0].round_state()
+    assert state["setId"] == 0
+    best = state["best"]
+    assert isinstance(best, dict)
+    assert best["totalWeight"] == 4 and best["thresholdWeight"] == 3
+    for stage in ("prevotes", "precommits"):
+        part = best[stage]
+        assert part["currentWeight"] + len(part["missing"]) == 4

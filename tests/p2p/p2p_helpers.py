@@ -35,6 +35,7 @@ class ClientHandler:
         self.votes: list[bytes] = []
         self.tx_batches: list[list[bytes]] = []
         self.gossip_accepted = 0
+        self.commits: list[bytes] = []
 
     def status(self) -> ChainStatus:
         best, fin = self.client.best, self.client.finalized
@@ -90,6 +91,29 @@ class ClientHandler:
 
     def import_synced(self, raw: bytes, justification: bytes | None) -> Verdict:
         return self._import(raw, justification)
+
+    def on_commit(self, peer_id: str, raw: bytes) -> Verdict:
+        self.commits.append(raw)
+        return Verdict.IGNORE
+
+    def justification_for(self, block_hash: bytes) -> bytes | None:
+        return self.client.blocks.justification(block_hash)
+
+    def import_justification(self, peer_id: str, block_hash: bytes, raw: bytes) -> Verdict:
+        if self.client.blocks.header(block_hash) is None:
+            return Verdict.IGNORE
+        try:
+            self.client.verify_justification(block_hash, raw)
+        except JustificationError:
+            return Verdict.REJECT
+        self.client.finalize(block_hash, raw)
+        return Verdict.ACCEPT
+
+    def catch_up_for(self, set_id: int, round: int) -> bytes | None:
+        return None
+
+    def on_catch_up(self, peer_id: str, raw: bytes) -> Verdict:
+        return Verdict.IGNORE
 
     # -- test conveniences
     def author(self, count: int = 1, *, finalize: bool = False) -> list[Block]:

@@ -167,3 +167,28 @@ async def test_a_peer_that_re_orgs_between_two_ranges_is_not_penalized(tmp_path:
             assert a_handler.calls >= 2
             assert b.scores.score(a.peer_id) == 0, "an honest re-org cost the peer its score"
             nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_with_the_blocks_but_not_their_finality_fetches_the_justification(
+    tmp_path: Path,
+) -> None:
+    """b imported a's 60 blocks without justifications (it missed every vote); a finalized
+    them. On connecting, b asks a for the justification of a's finalized block and is final
+    there at once, with no blocks downloaded."""
+    with make_handlers(2) as (ha, hb):
+        blocks = ha.author(60)
+        for block in blocks:
+            hb.client.import_block(block)
+        ha.client.self_finalize(ALICE, ha.client.best.hash)
+        assert hb.client.finalized.number == 0 and hb.client.best.number == 60
+        async with trio.open_nursery() as nursery:
+            a = await start_service(nursery, ha, tmp_path, "a", config=FAST)
+            b = await start_service(
+                nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],), config=FAST
+            )
+            with trio.fail_after(5):
+                await wait_until(lambda: hb.client.finalized.number == 60)
+            assert hb.client.finalized.hash == ha.client.finalized.hash
+            assert hb.client.blocks.justification(hb.client.finalized.hash) is not None
+            assert b.sync.imported == 0
+            nursery.cancel_scope.cancel()

@@ -12,6 +12,7 @@ send arrives through the synchronous methods below, on the trio thread.
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import tempfile
 import time
@@ -22,13 +23,23 @@ import trio
 
 from twinchain import __version__
 from twinchain.consensus import aura
-from twinchain.consensus.grandpa import Equivocation, JustificationError, SignedVote, Voter
+from twinchain.consensus.grandpa import (
+    CatchUp,
+    CatchUpError,
+    Equivocation,
+    GrandpaJustification,
+    JustificationError,
+    SignedVote,
+    Voter,
+)
+from twinchain.consensus.voter_store import KVVoterStore
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.node.client import BlockImportError, Client, ImportResult
 from twinchain.node.keystore import Keystore
 from twinchain.node.txpool import SOURCE_IN_BLOCK, SOURCE_NETWORK, PoolError, TransactionPool
 from twinchain.p2p.abc import ChainStatus, Verdict
 from twinchain.primitives.codec import CodecError
+from twinchain.primitives.faults import crash_point
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import (
     Block,
@@ -140,6 +151,9 @@ class Node:
         self._slot_headers: dict[int, Header] = {}
         self._reported: set[bytes] = set()
         self._last_vote_broadcast = 0
+        #: The peer that relayed the highest-round finality vote: the first to ask for a
+        #: catch-up when our voter falls behind.
+        self._ahead_peer: tuple[int, str] | None = None
         #: Gossiped compact blocks this node could not rebuild from its pool (fetched by sync).
         self.compact_misses = 0
         #: Set when a vote or block arrives: wakes the finality loop (see ``_finality_loop``).
@@ -190,6 +204,7 @@ class Node:
             keypair=self.author_key if self.config.validator else None,
             slot_ms=self.client.slot_duration(),
             now_ms=aura.now_ms(),
+            store=KVVoterStore(self.client.kv),
         )
 
     def _maybe_new_voter_set(self) -> None:
@@ -198,6 +213,21 @@ class Node:
         if self.client.set_id_at(fin.hash) != self.voter.set_id:
             log.info("authority set changed at #%d: new finality voter set", fin.number)
             self.voter = self._new_voter()
+
+    def _ask_catch_up(self) -> None:
+        """Ask a peer for the votes of a round we missed: first the one that relayed the
+        highest-round vote, else any peer (in random order)."""
+        assert self.network is not None
+        peers = [p["peerId"] for p in self.network.peers()]
+        random.shuffle(peers)
+        if self._ahead_peer is not None and self._ahead_peer[1] in peers:
+            peers.remove(self._ahead_peer[1])
+            peers.insert(0, self._ahead_peer[1])
+            self._ahead_peer = None  # if it cannot help, the next ask tries another
+        for peer in peers:
+            if self.network.request_catch_up(peer, self.voter.set_id, self.voter.current):
+                log.debug("asked %s for a finality catch-up (round %d)", peer, self.voter.current)
+                return
 
     def _best_containing(self, base: tuple[bytes, int]) -> tuple[bytes, int]:
         best = self.client.best
@@ -217,10 +247,16 @@ class Node:
         for v in votes:
             if self.network is not None:
                 self.network.publish_vote(v.encode())
+                crash_point("vote-sent")
         for f in done:
             if f.block[1] > self.client.finalized.number:
                 self.client.finalize(f.block[0], f.justification)
                 log.info("🔒 finalized #%d (0x%s…)", f.block[1], f.block[0].hex()[:12])
+                # The commit lets a node that missed this round's votes finalize at once.
+                if self.network is not None:
+                    self.network.publish_commit(f.justification)
+        if self.network is not None and self.voter.wants_catch_up(now_ms):
+            self._ask_catch_up()
         self._maybe_new_voter_set()
         for ev in self.voter.evidence:
             self._report_vote_equivocation(ev)
@@ -266,14 +302,70 @@ class Node:
             return verdict
         if self.client.blocks.header(h) is None:
             return verdict
+        return self._finalize_justified(h, block.header.number, justification)
+
+    def _finalize_justified(self, h: bytes, number: int, justification: bytes) -> Verdict:
+        """Finalize known block ``h`` by a justification from a peer, if it proves it."""
         try:
             self.client.verify_justification(h, justification)
         except JustificationError as exc:
-            log.warning("bad justification for #%d: %s", block.header.number, exc)
+            log.warning("bad justification for #%d: %s", number, exc)
             return Verdict.REJECT
         self.client.finalize(h, justification, durable=not self.is_syncing)
-        self.voter.note_finalized((h, block.header.number))
+        self.voter.note_finalized((h, number))
         self._maybe_new_voter_set()
+        log.debug("finalized #%d by a peer's justification", number)
+        return Verdict.ACCEPT
+
+    def on_commit(self, peer_id: str, raw: bytes) -> Verdict:
+        try:
+            h, number = GrandpaJustification.decode(raw).block
+        except CodecError:
+            return Verdict.REJECT
+        if number <= self.client.finalized.number or self.client.blocks.header(h) is None:
+            return Verdict.IGNORE  # known final, or a block sync has yet to bring
+        verdict = self._finalize_justified(h, number, raw)
+        if verdict is Verdict.ACCEPT:
+            log.info("🔒 finalized #%d (0x%s…) by a commit", number, h.hex()[:12])
+        return verdict
+
+    def justification_for(self, block_hash: bytes) -> bytes | None:
+        return self.client.blocks.justification(block_hash)
+
+    def import_justification(self, peer_id: str, block_hash: bytes, raw: bytes) -> Verdict:
+        header = self.client.blocks.header(block_hash)
+        if header is None or header.number <= self.client.finalized.number:
+            return Verdict.IGNORE
+        try:
+            if GrandpaJustification.decode(raw).block != (block_hash, header.number):
+                return Verdict.REJECT
+        except CodecError:
+            return Verdict.REJECT
+        verdict = self._finalize_justified(block_hash, header.number, raw)
+        if verdict is Verdict.ACCEPT:
+            log.info(
+                "🔒 finalized #%d (0x%s…) by a peer's justification",
+                header.number,
+                block_hash.hex()[:12],
+            )
+        return verdict
+
+    def catch_up_for(self, set_id: int, round: int) -> bytes | None:
+        if set_id != self.voter.set_id:
+            return None
+        msg = self.voter.catch_up_for(round)
+        return None if msg is None else msg.encode()
+
+    def on_catch_up(self, peer_id: str, raw: bytes) -> Verdict:
+        try:
+            msg = CatchUp.decode(raw)
+            useful = self.voter.on_catch_up(msg, aura.now_ms())
+        except (CodecError, CatchUpError) as exc:
+            log.debug("catch-up from %s refused: %s", peer_id, exc)
+            return Verdict.REJECT
+        if not useful:
+            return Verdict.IGNORE
+        self._finality_due.set()
         return Verdict.ACCEPT
 
     def _import(
@@ -364,6 +456,12 @@ class Node:
         except CodecError:
             return Verdict.REJECT
         ok, ev = self.voter.on_vote(vote)
+        if (
+            ok
+            and vote.round > self.voter.current
+            and (self._ahead_peer is None or vote.round >= self._ahead_peer[0])
+        ):
+            self._ahead_peer = (vote.round, peer_id)
         if ev is not None:
             self._report_vote_equivocation(ev)
         if ok is None:

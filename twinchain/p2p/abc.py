@@ -57,6 +57,28 @@ class NetworkHandler(Protocol):
         """A finality vote from gossip (opaque bytes, defined by the finality gadget)."""
         ...
 
+    def on_commit(self, peer_id: str, raw: bytes) -> Verdict:
+        """A finality commit from gossip (a justification): finalize its block if it is ours.
+        IGNORE when already final or the block is unknown (sync fetches it)."""
+        ...
+
+    def justification_for(self, block_hash: bytes) -> bytes | None:
+        """The stored justification of ``block_hash``, to serve a peer's request."""
+        ...
+
+    def import_justification(self, peer_id: str, block_hash: bytes, raw: bytes) -> Verdict:
+        """A justification a peer sent for ``block_hash`` (one we asked for: the peer's
+        finalized block, known to us). REJECT if it does not prove that block final."""
+        ...
+
+    def catch_up_for(self, set_id: int, round: int) -> bytes | None:
+        """A finality catch-up for a voter of set ``set_id`` in ``round``, or None."""
+        ...
+
+    def on_catch_up(self, peer_id: str, raw: bytes) -> Verdict:
+        """A catch-up a peer answered with (we asked for it); REJECT if it proves nothing."""
+        ...
+
     def on_transactions(self, peer_id: str, raws: list[bytes]) -> Verdict:
         """A batch of transactions from gossip; REJECT only if the batch is clearly bogus
         (undecodable, bad signatures), not for transactions that merely became stale."""

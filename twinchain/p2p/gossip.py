@@ -38,7 +38,7 @@ from twinchain.p2p.wire import (
     MAX_GOSSIP_BYTES,
     GossipKind,
     ProtocolError,
-    decode_gossip,
+    decode_topic_message,
     encode_gossip,
 )
 from twinchain.primitives.codec import CodecError
@@ -190,7 +190,8 @@ class GossipService:
         self._buckets: dict[tuple[str, GossipKind], TokenBucket] = {}
         lim = self.limits
         self._blocks: deque[bytes] = deque(maxlen=lim.blocks_outbox)
-        self._votes: deque[bytes] = deque(maxlen=lim.votes_outbox)
+        #: Votes and commits (the votes topic), each as its kind and payload.
+        self._votes: deque[tuple[GossipKind, bytes]] = deque(maxlen=lim.votes_outbox)
         self._tx_pending: list[bytes] = []
         self._tx_batches: deque[bytes] = deque(maxlen=lim.tx_batches_outbox)
         self._wake = trio.Event()
@@ -206,11 +207,12 @@ class GossipService:
         self._blocks.append(raw)
         self._wake.set()
 
-    def publish_vote(self, raw: bytes) -> None:
+    def publish_vote(self, raw: bytes, kind: GossipKind = GossipKind.VOTE) -> None:
+        """Queue a vote (or, with ``kind`` COMMIT, a finality commit) for the votes topic."""
         if len(self._votes) == self._votes.maxlen:
             self.dropped_outbound += 1
             log.debug("outbound vote queue full (%d): dropped the oldest", len(self._votes))
-        self._votes.append(raw)
+        self._votes.append((kind, raw))
         self._wake.set()
 
     def publish_transaction(self, raw: bytes) -> None:
@@ -233,7 +235,8 @@ class GossipService:
                 return self._next_outbound()
             return GossipKind.BLOCK, data
         if self._votes:
-            return GossipKind.VOTE, encode_gossip(GossipKind.VOTE, self._votes.popleft())
+            kind, raw = self._votes.popleft()
+            return GossipKind.VOTE, encode_gossip(kind, raw)
         if self._tx_batches:
             return GossipKind.TRANSACTIONS, self._tx_batches.popleft()
         return None
@@ -344,7 +347,7 @@ class GossipService:
             self._report(peer, Penalty.RATE_LIMIT, f"{kind.name.lower()} gossip rate exceeded")
             return False
         try:
-            payload = decode_gossip(data, kind)
+            kind, payload = decode_topic_message(data, kind)
         except ProtocolError as exc:
             log.debug("undecodable %s gossip from %s: %s", kind.name.lower(), peer, exc)
             self._report(peer, Penalty.GARBAGE, f"bad gossip: {exc}")
@@ -367,6 +370,11 @@ class GossipService:
             if verdict is Verdict.REJECT:
                 self._report(peer, Penalty.INVALID_BLOCK, f"invalid block #{header.number}")
             self._on_block_seen(peer, header, verdict)
+        elif kind is GossipKind.COMMIT:
+            verdict = call_handler("on_commit", self.handler.on_commit, peer, payload)
+            log.debug("finality commit from %s: %s", peer, verdict.value)
+            if verdict is Verdict.REJECT:
+                self._report(peer, Penalty.INVALID_VOTE, "invalid finality commit")
         elif kind is GossipKind.VOTE:
             verdict = call_handler("on_vote", self.handler.on_vote, peer, payload)
             # Accepted votes only at trace: there are a few per block per authority.

@@ -38,7 +38,7 @@ from twinchain.p2p.host import (
 )
 from twinchain.p2p.scoring import PeerScores
 from twinchain.p2p.sync import SyncConfig, SyncService
-from twinchain.p2p.wire import MAX_GOSSIP_BYTES
+from twinchain.p2p.wire import MAX_GOSSIP_BYTES, GossipKind
 from twinchain.primitives.types import Header
 
 log = logging.getLogger("twinchain.p2p")
@@ -133,6 +133,15 @@ class NetworkService:
     def publish_vote(self, raw: bytes) -> None:
         """Gossip a finality vote; never blocks."""
         self.gossip.publish_vote(raw)
+
+    def publish_commit(self, justification: bytes) -> None:
+        """Gossip a finality commit (the justification of a round's finalized block)."""
+        self.gossip.publish_vote(justification, GossipKind.COMMIT)
+
+    def request_catch_up(self, peer_id: str, set_id: int, round: int) -> bool:
+        """Ask ``peer_id`` for the votes of a finality round it completed (at least
+        ``round``); the answer reaches ``handler.on_catch_up``. False if not possible now."""
+        return self.sync.request_catch_up(peer_id, set_id, round)
 
     def publish_transaction(self, raw: bytes) -> None:
         """Queue a transaction for the next batch (one gossip message every ~50 ms)."""

@@ -36,7 +36,9 @@ from twinchain.p2p.scoring import Penalty
 from twinchain.p2p.wire import (
     MAX_RANGE,
     MAX_RESPONSE_BYTES,
+    CatchUpRequest,
     FramedStream,
+    JustificationRequest,
     Kind,
     ProtocolError,
     RangeRequest,
@@ -44,6 +46,7 @@ from twinchain.p2p.wire import (
     Request,
     StreamGone,
     decode_blocks_response,
+    decode_optional_bytes_response,
     decode_request,
     decode_status_response,
     encode_request,
@@ -142,6 +145,9 @@ class PeerState:
     no_sync: bool = False  # the peer does not serve our sync protocol (e.g. a foreign client)
     ahead_since: float | None = None
     retry_after: float = 0.0
+    #: The peer's finalized block whose justification we last asked it for.
+    justification_asked: bytes = b""
+    catch_up_in_flight: bool = False
 
     def raise_best(self, number: int, block_hash: bytes) -> None:
         if number > self.best_number:
@@ -326,12 +332,84 @@ class SyncService:
                 status = decode_status_response(await session.request(self.status()))
                 self._check_genesis(st.peer_id, status)
                 self._on_status(st, status)
+                await self._fetch_justification(st, session, status)
                 await trio.sleep(cfg.status_interval)
         finally:
             if not session.broken:
                 session.broken = True
                 with trio.CancelScope(shield=True):
                     await session.framed.reset()
+
+    async def _fetch_justification(
+        self, st: PeerState, session: RequestSession, status: ChainStatus
+    ) -> None:
+        """The peer finalized a block we have but do not know final (we missed the votes,
+        or its commit): ask for that block's justification, once per block."""
+        ours = self.handler.status()
+        if (
+            status.finalized_number <= ours.finalized_number
+            or status.finalized_number > ours.best_number
+            or status.finalized_hash == st.justification_asked
+        ):
+            return
+        st.justification_asked = status.finalized_hash
+        raw = decode_optional_bytes_response(
+            await session.request(JustificationRequest(status.finalized_hash)),
+            Kind.JUSTIFICATION,
+        )
+        if raw is None:
+            log.debug("%s has no justification for #%d", st.peer_id, status.finalized_number)
+            return
+        verdict = call_handler(
+            "import_justification",
+            self.handler.import_justification,
+            st.peer_id,
+            status.finalized_hash,
+            raw,
+        )
+        log.debug(
+            "justification of #%d from %s: %s", status.finalized_number, st.peer_id, verdict.value
+        )
+        if verdict is Verdict.REJECT:
+            self._report(st.peer_id, Penalty.BAD_RESPONSE, "invalid justification")
+
+    def request_catch_up(self, peer_id: str, set_id: int, round: int) -> bool:
+        """Ask ``peer_id`` for a finality catch-up (in the background; the answer goes to
+        ``handler.on_catch_up``). False if there is no usable session with it now."""
+        st = self.peers.get(peer_id)
+        if (
+            st is None
+            or st.session is None
+            or st.session.broken
+            or st.catch_up_in_flight
+            or self._nursery is None
+        ):
+            return False
+        st.catch_up_in_flight = True
+        self._nursery.start_soon(self._catch_up, st, st.session, CatchUpRequest(set_id, round))
+        return True
+
+    async def _catch_up(self, st: PeerState, session: RequestSession, req: CatchUpRequest) -> None:
+        try:
+            raw = decode_optional_bytes_response(await session.request(req), Kind.CATCH_UP)
+        except RequestTimeout:
+            self._report(st.peer_id, Penalty.TIMEOUT, "catch-up request timed out")
+            return
+        except ProtocolError as exc:
+            self._report(st.peer_id, Penalty.BAD_RESPONSE, f"catch-up response: {exc}")
+            return
+        except (StreamGone, RemoteError) as exc:
+            log.debug("catch-up request to %s failed: %s", st.peer_id, exc)
+            return
+        finally:
+            st.catch_up_in_flight = False
+        if raw is None:
+            log.debug("%s has no catch-up for round %d", st.peer_id, req.round)
+            return
+        verdict = call_handler("on_catch_up", self.handler.on_catch_up, st.peer_id, raw)
+        log.debug("catch-up from %s: %s", st.peer_id, verdict.value)
+        if verdict is Verdict.REJECT:
+            self._report(st.peer_id, Penalty.BAD_RESPONSE, "invalid catch-up")
 
     def _check_genesis(self, peer: str, status: ChainStatus) -> None:
         if status.genesis_hash != self.genesis_hash:
@@ -420,6 +498,18 @@ class SyncService:
             if st is not None:
                 self._on_status(st, req)
             return [Kind.STATUS.value, status_to_wire(self.status())]
+        if isinstance(req, JustificationRequest):
+            try:
+                return [Kind.JUSTIFICATION.value, self.handler.justification_for(req.block_hash)]
+            except Exception:
+                log.exception("network handler justification_for raised")
+                return error_response("internal error")
+        if isinstance(req, CatchUpRequest):
+            try:
+                return [Kind.CATCH_UP.value, self.handler.catch_up_for(req.set_id, req.round)]
+            except Exception:
+                log.exception("network handler catch_up_for raised")
+                return error_response("internal error")
         assert isinstance(req, RangeRequest)
         log.debug("serving %s #%d+%d to %s", req.kind.name.lower(), req.start, req.count, peer)
         try:

@@ -21,8 +21,14 @@ headers, blocks and justifications are their canonical bytes. A range answer hol
 responder's best-chain blocks ``start, start+1, ...``, fewer than asked at its best block or
 when the response would exceed :data:`MAX_RESPONSE_BYTES`.
 
+Requests 4 and 5 serve finality: ``[4, block_hash]`` asks for the justification of a block
+(answer ``[4, justification|nil]``), ``[5, set_id, round]`` asks a finality voter for the votes
+of a round it completed, at least ``round`` (answer ``[5, catch_up|nil]``; see
+``twinchain.consensus.grandpa.CatchUp``).
+
 Gossip message: ``[kind, payload]`` with kind 0 block (payload: block bytes), 1 vote (vote
-bytes), 2 transactions (payload: a list of transaction bytes).
+bytes), 2 transactions (payload: a list of transaction bytes), 3 commit (a finality
+justification, on the votes topic).
 """
 
 from __future__ import annotations
@@ -152,6 +158,8 @@ class Kind(enum.IntEnum):
     HEADERS = 1
     BLOCKS = 2
     ERROR = 3
+    JUSTIFICATION = 4
+    CATCH_UP = 5
 
 
 def _uint(w: Any, what: str) -> int:
@@ -192,7 +200,22 @@ class RangeRequest:
     count: int
 
 
-Request = ChainStatus | RangeRequest
+@dataclass(frozen=True)
+class JustificationRequest:
+    """The justification of one block (a finalized block of the peer's)."""
+
+    block_hash: bytes
+
+
+@dataclass(frozen=True)
+class CatchUpRequest:
+    """The votes of a completed finality round of set ``set_id``, at least ``round``."""
+
+    set_id: int
+    round: int
+
+
+Request = ChainStatus | RangeRequest | JustificationRequest | CatchUpRequest
 
 
 def decode_request(w: Any) -> Request:
@@ -205,12 +228,20 @@ def decode_request(w: Any) -> Request:
         if not 1 <= count <= MAX_RANGE:
             raise ProtocolError(f"range count must be 1..{MAX_RANGE}")
         return RangeRequest(Kind(w[0]), start, count)
+    if w[0] == Kind.JUSTIFICATION and len(w) == 2:
+        return JustificationRequest(_hash(w[1], "block hash"))
+    if w[0] == Kind.CATCH_UP and len(w) == 3:
+        return CatchUpRequest(_uint(w[1], "set id"), _uint(w[2], "round"))
     raise ProtocolError(f"unknown request kind {w[0]!r}")
 
 
 def encode_request(req: Request) -> list[Any]:
     if isinstance(req, ChainStatus):
         return [Kind.STATUS.value, status_to_wire(req)]
+    if isinstance(req, JustificationRequest):
+        return [Kind.JUSTIFICATION.value, req.block_hash]
+    if isinstance(req, CatchUpRequest):
+        return [Kind.CATCH_UP.value, req.set_id, req.round]
     return [req.kind.value, req.start, req.count]
 
 
@@ -257,6 +288,14 @@ def decode_headers_response(w: Any, count: int) -> list[bytes]:
     return body
 
 
+def decode_optional_bytes_response(w: Any, kind: Kind) -> bytes | None:
+    """The body of a justification or catch-up answer: bytes, or None (the peer has none)."""
+    body = _check_response_kind(w, kind)
+    if body is not None and type(body) is not bytes:
+        raise ProtocolError(f"{kind.name.lower()} response must be bytes or nil")
+    return body
+
+
 def error_response(reason: str) -> list[Any]:
     return [Kind.ERROR.value, reason[:200]]
 
@@ -268,6 +307,15 @@ class GossipKind(enum.IntEnum):
     BLOCK = 0
     VOTE = 1
     TRANSACTIONS = 2
+    COMMIT = 3
+
+
+#: The message kinds each topic carries (by the topic's own kind): commits go with votes.
+TOPIC_KINDS: dict[GossipKind, tuple[GossipKind, ...]] = {
+    GossipKind.BLOCK: (GossipKind.BLOCK,),
+    GossipKind.VOTE: (GossipKind.VOTE, GossipKind.COMMIT),
+    GossipKind.TRANSACTIONS: (GossipKind.TRANSACTIONS,),
+}
 
 
 def encode_gossip(kind: GossipKind, payload: bytes | list[bytes]) -> bytes:
@@ -276,16 +324,27 @@ def encode_gossip(kind: GossipKind, payload: bytes | list[bytes]) -> bytes:
 
 def decode_gossip(data: bytes, expected: GossipKind) -> bytes | list[bytes]:
     """The payload of a gossip message of kind ``expected``; ProtocolError otherwise."""
+    kind, payload = decode_topic_message(data, expected)
+    if kind is not expected:
+        raise ProtocolError(f"gossip message is not a [{expected.name}, payload]")
+    return payload
+
+
+def decode_topic_message(data: bytes, topic: GossipKind) -> tuple[GossipKind, bytes | list[bytes]]:
+    """The kind and payload of a message on ``topic``'s topic; ProtocolError for a kind the
+    topic does not carry or a malformed payload."""
     try:
         w = codec.decode(data, MAX_GOSSIP_BYTES)
     except CodecError as exc:
         raise ProtocolError(f"undecodable gossip: {exc}") from None
-    if type(w) is not list or len(w) != 2 or type(w[0]) is not int or w[0] != expected:
-        raise ProtocolError(f"gossip message is not a [{expected.name}, payload]")
+    allowed = TOPIC_KINDS[topic]
+    if type(w) is not list or len(w) != 2 or type(w[0]) is not int or w[0] not in allowed:
+        raise ProtocolError(f"gossip message is not a [{topic.name}, payload]")
+    expected = GossipKind(w[0])
     payload = w[1]
     if expected is GossipKind.TRANSACTIONS:
         if type(payload) is not list or not payload or any(type(x) is not bytes for x in payload):
             raise ProtocolError("transactions payload must be a non-empty list of bytes")
     elif type(payload) is not bytes:
         raise ProtocolError("payload must be bytes")
-    return payload
+    return expected, payload

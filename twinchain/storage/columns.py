@@ -16,6 +16,8 @@ Layout (``H`` = 32-byte hash, ``N`` = u64 big-endian block number):
 * ``BY_NUMBER + N + H``  every known block at height N, forks included (value empty)
 * ``TX_INDEX + H``       extrinsic hash -> block hash + u32 index in the block
 * ``META + name``        small named values (head pointers, schema version...)
+* ``VOTER + ...``        the finality voter's own votes and round (restart safety; see
+                         :mod:`twinchain.consensus.voter_store`)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ STATE_PRUNE = b"P"
 BY_NUMBER = b"N"
 TX_INDEX = b"x"
 META = b"m"
+VOTER = b"g"
 
 ALL = (
     BLOCK,
@@ -42,6 +45,7 @@ ALL = (
     BY_NUMBER,
     TX_INDEX,
     META,
+    VOTER,
 )
 # Two columns sharing a byte would silently mix their records.
 assert len(set(ALL)) == len(ALL) and all(len(c) == 1 for c in ALL)
