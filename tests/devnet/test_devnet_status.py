@@ -1,0 +1,65 @@
+"""devnet status's finality column: ok, stalled (for how long, how far behind), halted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from twinchain.devnet import manager
+
+SLOT_MS = 1000
+NOW_MS = 1_765_000_000_000
+NOW_SLOT = NOW_MS // SLOT_MS
+
+
+def row(best: int, best_ago: int, fin: int, fin_ago: int) -> dict[str, object]:
+    """A node's status row with its best and finalized blocks ``*_ago`` slots old."""
+    state = manager.finality_state(
+        best, NOW_SLOT - best_ago, fin, NOW_SLOT - fin_ago, SLOT_MS, NOW_MS
+    )
+    return {"name": "Aachen Press Shop", "rpc": "http://127.0.0.1:1", "running": True,
+            "best": best, "finalized": fin, "peers": 3, "ready": 0, **state}  # fmt: skip
+
+
+def render(rows: list[dict[str, object]]) -> str:
+    console = Console(record=True, width=300, color_system=None)
+    console.print(manager.table(rows, {}))
+    return console.export_text()
+
+
+def test_finality_trailing_the_head_is_ok() -> None:
+    r = row(best=300, best_ago=0, fin=298, fin_ago=2)
+    assert r["finality"] == "ok"
+    assert r["finality_lag_blocks"] == 2 and r["finality_lag_s"] == 2.0
+    assert "│ ok " in render([r])
+
+
+def test_stalled_finality_says_since_when_and_how_far_behind() -> None:
+    r = row(best=225, best_ago=0, fin=150, fin_ago=133)
+    assert r["finality"] == "stalled"
+    assert r["finality_lag_s"] == 133.0 and r["finality_lag_blocks"] == 75
+    assert "stalled 2m13s (#150, 75 behind)" in render([r])
+    # Just inside the limit (10 slots) is still ok: finality trails by a round or two.
+    assert row(best=160, best_ago=0, fin=150, fin_ago=10)["finality"] == "ok"
+    assert row(best=160, best_ago=0, fin=150, fin_ago=11)["finality"] == "stalled"
+
+
+def test_no_new_blocks_is_halted_not_a_finality_stall() -> None:
+    r = row(best=150, best_ago=70, fin=150, fin_ago=70)
+    assert r["finality"] == "halted"
+    assert "halted 1m10s (no block after #150)" in render([r])
+    # A node that is down or unreachable shows no finality state.
+    down = {"name": "Brno Foundry", "rpc": "http://127.0.0.1:2", "running": False}
+    assert "down" in render([r, down])
+
+
+def test_duration_text_and_slot_ms_of(tmp_path: Path) -> None:
+    assert [manager.duration_text(s) for s in (0, 59.9, 60, 133, 3599, 3720)] == [
+        "0s", "59s", "1m00s", "2m13s", "59m59s", "1h02m"
+    ]  # fmt: skip
+    assert manager.slot_ms_of(tmp_path) == 1000  # no spec: the default
+    spec = {"genesis": {"authority": {"slot_duration_ms": 500}}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert manager.slot_ms_of(tmp_path) == 500
