@@ -16,6 +16,9 @@ Paths in the file are relative to the file's folder. A minimal file::
     max_readings_per_xt = 4096
     max_in_flight = 16                  # extrinsics submitted, not yet finalized (at most)
     target_latency_s = 6.0              # submit to finalized: fewer in flight above this
+    resubmit_after_s = 12.0             # an unsettled extrinsic is sent again after this,
+    resubmit_max_s = 120.0              # ... then after twice as long each time, up to this
+    finality_lag_alert = 10             # best - finalized above this: finality is stalled
     high_water = 200000                 # spooled readings: sources pause above this
     low_water = 100000                  # ... and resume below this
 
@@ -70,7 +73,9 @@ class BatchingConfig:
     high_water: int = 200_000
     low_water: int = 100_000
     resubmit_after_s: float = 12.0
+    resubmit_max_s: float = 120.0
     target_latency_s: float = 6.0
+    finality_lag_alert: int = 10
 
 
 @dataclass
@@ -140,8 +145,12 @@ def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
         high_water=_int(b, "high_water", 200_000, 1),
         low_water=_int(b, "low_water", 100_000, 0),
         resubmit_after_s=float(b.get("resubmit_after_s", 12.0)),
+        resubmit_max_s=float(b.get("resubmit_max_s", 120.0)),
         target_latency_s=float(b.get("target_latency_s", 6.0)),
+        finality_lag_alert=_int(b, "finality_lag_alert", 10, 1, 1_000_000),
     )
+    if not 0 < batching.resubmit_after_s <= batching.resubmit_max_s:
+        raise ConfigError("batching.resubmit_after_s must be positive and at most resubmit_max_s")
     if batching.low_water >= batching.high_water:
         raise ConfigError("batching.low_water must be below high_water")
     devices = []

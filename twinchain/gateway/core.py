@@ -17,6 +17,15 @@ Tasks (one asyncio loop, uvloop when installed; SQLite work in one worker thread
   bytes, then submits them, keeping a window of extrinsics unsettled (at most
   ``max_in_flight``; halved when one takes longer than ``target_latency_s`` to finalize,
   grown while they are fast: the chain is not fed faster than it finalizes);
+* the *resubmitter* sends an unsettled extrinsic again after ``resubmit_after_s``, then after
+  twice as long each time up to ``resubmit_max_s`` (with jitter), except one whose nonce the
+  best chain has already used: that one is in a block that is not final yet, and sending it
+  again only earns ``Stale``; finality settles it (it is sent again only if a reorg frees its
+  nonce);
+* the *head follower* tracks the best block: when finality falls more than
+  ``finality_lag_alert`` blocks behind it, the gateway says so in its log (then every 30 s,
+  and once when it recovers) and status, and every extrinsic just waits; once finality
+  resumes the settler settles them and the rest are checked at once;
 * the *settler* follows the node's finalized heads: an extrinsic whose nonce is used in a
   finalized block is settled by reading its first batch's record (in its device's
   ``Telemetry.BatchChunks``) at that block: there, all its batches are on chain (a call
@@ -39,6 +48,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -69,10 +79,15 @@ T = TypeVar("T")
 
 LATENCY_BUCKET_MS = 50
 LATENCY_BUCKETS = 1200  # 60 s; later lands in the last bucket
+LAG_LOG_EVERY_S = 30.0  # while finality is stalled, say so this often
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _blocks(n: int) -> str:
+    return f"{n} block" if n == 1 else f"{n} blocks"
 
 
 @dataclass
@@ -95,6 +110,9 @@ class InFlight:
     row: XtRow
     batches: list[BatchRow]
     submitted_at: float = 0.0
+    tries: int = 0  # submissions since it was signed (or since finality last resumed)
+    due_at: float = 0.0  # when to send it again (or check it, while ``on_best``)
+    on_best: bool = False  # its nonce is used on the best chain: finality settles it
 
 
 @dataclass
@@ -126,6 +144,7 @@ class Stats:
         self.spooled = 0
         self.batches_signed = 0
         self.xts_submitted = 0
+        self.submit_attempts = 0  # every author_submitExtrinsic sent, accepted or not
         self.submit_errors: dict[str, int] = {}
         self.readings_final = 0
         self.batches_final = 0
@@ -206,6 +225,10 @@ class Gateway:
         self.connected = False
         self.node_error = ""
         self.finalized_number = 0
+        self.best_number = 0
+        self.stalled_since: float | None = None  # finality lag above finality_lag_alert
+        self._stall_ended = -1e9
+        self._lag_logged = -1e9
         self.last_final: tuple[bytes, int, int] | None = None  # (device, seq, block)
         self.started = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -591,9 +614,13 @@ class Gateway:
                 delay = 0.5
                 log.info("connected to %s", self.cfg.node)
                 heads = await rpc.subscribe("chain_subscribeFinalizedHeads")
-                await self._resubmit_all("reconnected")
+                best = await rpc.subscribe("chain_subscribeNewHeads")
+                # The node may have restarted with an empty pool: everything not on the best
+                # chain is sent again now, whatever its back-off said.
+                await self._resubmit_due("reconnected", everything=True)
                 tasks = [
                     asyncio.create_task(self._settler(rpc, heads)),
+                    asyncio.create_task(self._head_follower(best)),
                     asyncio.create_task(self._packer(rpc)),
                     asyncio.create_task(self._resubmitter()),
                 ]
@@ -773,8 +800,20 @@ class Gateway:
                 self._submits.add(t)
                 t.add_done_callback(self._submits.discard)
 
+    def _backoff(self, tries: int) -> float:
+        """Seconds until an extrinsic sent ``tries`` times is sent again: doubling from
+        ``resubmit_after_s`` up to ``resubmit_max_s``, less up to 20 % jitter (gateways that
+        saw the same stall do not all come back in the same second)."""
+        b = self.b
+        return min(b.resubmit_max_s, b.resubmit_after_s * 2 ** min(tries - 1, 30)) * (
+            1 - 0.2 * random.random()
+        )
+
     async def _submit(self, rpc: NodeRpc, f: InFlight) -> bool:
         f.submitted_at = time.monotonic()
+        f.tries += 1
+        f.due_at = f.submitted_at + self._backoff(f.tries)
+        self.stats.submit_attempts += 1
         try:
             await rpc.call("author_submitExtrinsic", to_hex(f.row.raw))
             self.stats.xts_submitted += 1
@@ -786,30 +825,158 @@ class Gateway:
             kind = str(data.get("code") or exc.message)[:40]
             reason = f"{kind}: {data.get('detail', '')}"
             self.stats.submit_errors[kind] = self.stats.submit_errors.get(kind, 0) + 1
+            if kind == "Invalid:Stale":
+                # Its nonce is used on the best chain, most likely by this very extrinsic in
+                # a block that is not final yet: sending it again cannot help.
+                if not f.on_best:
+                    log.info(
+                        "extrinsic #%d: nonce already used on the best chain (%s): "
+                        "not sent again, finality settles it",
+                        f.row.nonce,
+                        reason,
+                    )
+                self._hold_on_best(f)
             # Already in the pool or on chain: the settler will see it. Anything else is
-            # retried with the same bytes later.
-            if exc.code not in (1013, 1012):
-                log.info("extrinsic #%d not accepted now (%s): will retry", f.row.nonce, reason)
+            # retried with the same bytes later, backing off.
+            elif exc.code not in (1013, 1012):
+                log.info(
+                    "extrinsic #%d not accepted now (%s): will retry in %.0f s",
+                    f.row.nonce,
+                    reason,
+                    f.due_at - f.submitted_at,
+                )
             return False
 
-    async def _resubmit_all(self, why: str) -> None:
+    def _hold_on_best(self, f: InFlight) -> None:
+        """Wait for finality instead of resending; look again later, in case a reorg drops
+        the block that holds it (then its nonce is free again and it is sent again)."""
+        f.on_best = True
+        f.due_at = time.monotonic() + self.b.resubmit_after_s
+
+    async def _best_nonce(self, rpc: NodeRpc) -> int:
+        """The gateway account's nonce in the best block's state (no pool, unlike
+        ``system_accountNextIndex``)."""
+        acct = await rpc.call(
+            "state_getStorage", self._key("System", "Account", self.keypair.public)
+        )
+        info = self._decode("System", "Account", acct)
+        return 0 if info is None else int(info.nonce)
+
+    async def _resubmit_due(self, why: str, *, everything: bool = False) -> None:
+        """Send again the unsettled extrinsics whose back-off ran out (``everything``: all
+        of them), except those the best chain already holds."""
         rpc = self.rpc
         if rpc is None or not self.inflight:
             return
-        log.info("%s: submitting %d unsettled extrinsics again", why, len(self.inflight))
-        for nonce in sorted(self.inflight):
-            f = self.inflight.get(nonce)
-            if f is not None:
+        now = time.monotonic()
+        due = [f for _, f in sorted(self.inflight.items()) if everything or f.due_at <= now]
+        if not due:
+            return
+        used = await self._best_nonce(rpc)
+        send: list[InFlight] = []
+        held = 0
+        for f in due:
+            if f.row.nonce < used:
+                held += not f.on_best
+                self._hold_on_best(f)
+                continue
+            if f.on_best:
+                log.warning(
+                    "extrinsic #%d is no longer on the best chain (a reorg): sending it again",
+                    f.row.nonce,
+                )
+                f.on_best = False
+            send.append(f)
+        if held:
+            log.info(
+                "%d extrinsics are in blocks not final yet (nonces below %d used on the best "
+                "chain): not sent again, finality settles them",
+                held,
+                used,
+            )
+        if not send:
+            return
+        log.info(
+            "%s: submitting %d of %d unsettled extrinsics again",
+            why,
+            len(send),
+            len(self.inflight),
+        )
+        for f in send:
+            if self.inflight.get(f.row.nonce) is f:
                 await self._submit(rpc, f)
 
     async def _resubmitter(self) -> None:
         while True:
-            await asyncio.sleep(max(self.b.resubmit_after_s / 3, 1.0))
-            if not self.inflight:
-                continue
-            oldest = min(f.submitted_at for f in self.inflight.values())
-            if time.monotonic() - oldest >= self.b.resubmit_after_s:
-                await self._resubmit_all("extrinsics not final in time")
+            await asyncio.sleep(1.0)
+            self._check_lag()
+            now = time.monotonic()
+            if any(f.due_at <= now for f in self.inflight.values()):
+                await self._resubmit_due("extrinsics not final in time")
+
+    async def _head_follower(self, heads: asyncio.Queue[Any]) -> None:
+        """Track the node's best block, to tell how far finality is behind it."""
+        while True:
+            head = await heads.get()
+            if head is None:
+                return  # connection closed
+            while not heads.empty():
+                nxt = heads.get_nowait()
+                if nxt is None:
+                    return
+                head = nxt
+            self.best_number = int(head["number"], 16)
+            self._check_lag()
+
+    def finality_lag(self) -> int:
+        """How many blocks finality is behind the best block, as the node reports them."""
+        return max(0, self.best_number - self.finalized_number)
+
+    def _check_lag(self) -> None:
+        """Say when finality falls ``finality_lag_alert`` blocks behind the best block, every
+        ``LAG_LOG_EVERY_S`` while it stays behind, and once when it catches up."""
+        lag = self.finality_lag()
+        now = time.monotonic()
+        limit = self.b.finality_lag_alert
+        waiting = sum(x.row.readings for x in self.inflight.values())
+        if self.stalled_since is None:
+            if lag > limit and self.connected:
+                self.stalled_since = self._lag_logged = now
+                log.warning(
+                    "finality is %s behind the best block (best #%d, finalized #%d): "
+                    "%d readings in %d extrinsics wait for it; resubmissions back off",
+                    _blocks(lag),
+                    self.best_number,
+                    self.finalized_number,
+                    waiting,
+                    len(self.inflight),
+                )
+        elif lag <= limit // 2:  # hysteresis: a lag around the limit logs once, not per block
+            log.info(
+                "finality resumed: %s behind the best block (finalized #%d) after "
+                "%.0f s; settling what waited",
+                _blocks(lag),
+                self.finalized_number,
+                now - self.stalled_since,
+            )
+            self.stalled_since = None
+            self._stall_ended = now
+            # What finality did not settle is looked at again now, back-off reset.
+            for f in self.inflight.values():
+                f.tries, f.due_at = 0, now
+        elif now - self._lag_logged >= LAG_LOG_EVERY_S:
+            self._lag_logged = now
+            log.warning(
+                "finality is %s behind the best block (best #%d, finalized #%d) for "
+                "%.0f s: %d readings in %d extrinsics and %d more in the spool wait for it",
+                _blocks(lag),
+                self.best_number,
+                self.finalized_number,
+                now - self.stalled_since,
+                waiting,
+                len(self.inflight),
+                self.backlog() - waiting,
+            )
 
     async def _settler(self, rpc: NodeRpc, heads: asyncio.Queue[Any]) -> None:
         while True:
@@ -826,7 +993,9 @@ class Gateway:
             if block is None:
                 continue
             self.finalized_number = number
+            self.best_number = max(self.best_number, number)
             await self._settle(rpc, block, number)
+            self._check_lag()
 
     def _key(self, pallet: str, item: str, *keys: Any) -> str:
         assert self._codec is not None
@@ -872,7 +1041,9 @@ class Gateway:
         )
         t = now_ms()
         waits = [time.monotonic() - f.submitted_at for f in due]
-        self._adapt_window(waits)
+        # A wait through a stalled finality says nothing of what the chain can carry.
+        if self.stalled_since is None and all(f.submitted_at >= self._stall_ended for f in due):
+            self._adapt_window(waits)
         for w in waits:
             self.stats.observe_latency(int(w * 1000), 1, self.stats.chain_latency)
         for f in due:
@@ -956,11 +1127,21 @@ class Gateway:
         )
 
     # ------------------------------------------------------------------ status
+    def finality_note(self) -> str:
+        """Finality in one plain sentence, for the status and the devnet's table."""
+        note = f"finality is {_blocks(self.finality_lag())} behind the best block"
+        if self.stalled_since is not None:
+            s = time.monotonic() - self.stalled_since
+            note += f" (stalled for {s:.0f} s; extrinsics wait for it, resubmissions back off)"
+        return note
+
     def status(self) -> dict[str, Any]:
         rin, rfin = self.stats.tick()
         pending = sum(d.pending_n for d in self.devices.values())
         flying = sum(x.row.readings for x in self.inflight.values())
         lf = self.last_final
+        lag = self.finality_lag()
+        stalled = self.stalled_since
         return {
             "name": self.cfg.name,
             "pid": os.getpid(),
@@ -983,6 +1164,8 @@ class Gateway:
             "xts_in_flight": len(self.inflight),
             "xts_window": round(self.window, 1),
             "xts_submitted": self.stats.xts_submitted,
+            "submit_attempts": self.stats.submit_attempts,
+            "xts_on_best": sum(1 for x in self.inflight.values() if x.on_best),
             "submit_errors": dict(self.stats.submit_errors),
             "batches_signed": self.stats.batches_signed,
             "batches_final": self.stats.batches_final,
@@ -990,6 +1173,10 @@ class Gateway:
             "batches_lost": self.stats.batches_lost,
             "readings_final": self.stats.readings_final,
             "finalized_block": self.finalized_number,
+            "best_block": self.best_number,
+            "finality_lag": lag,
+            "finality_stalled_s": None if stalled is None else round(time.monotonic() - stalled),
+            "finality": self.finality_note(),
             "last_final_batch": None
             if lf is None
             else {"device": to_hex(lf[0]), "seq": lf[1], "block": lf[2]},

@@ -6,7 +6,8 @@ Prometheus names (``twinchain_gateway_*``): ``readings_received_total{source}``,
 ``batches_signed_total``, ``batches_finalized_total``, ``batches_lost_total``,
 ``extrinsics_submitted_total``, ``submit_errors_total{reason}``, ``spool_readings{stage}``
 (pending, batched, in_flight), ``extrinsics_in_flight``, ``backpressure``,
-``node_connected``, ``finalized_block``, and the histogram
+``node_connected``, ``finalized_block``, ``best_block``, ``finality_lag_blocks``,
+``submit_attempts_total`` (every submission, accepted or not), and the histogram
 ``reading_to_finalized_seconds``. Values are read from the gateway at scrape time.
 """
 
@@ -62,6 +63,7 @@ class GatewayCollector(Collector):
             ("batches_finalized", "Batches confirmed in finalized blocks", st.batches_final),
             ("batches_lost", "Batches that can no longer be applied", st.batches_lost),
             ("extrinsics_submitted", "Extrinsics accepted by the node's pool", st.xts_submitted),
+            ("submit_attempts", "Extrinsic submissions, accepted or not", st.submit_attempts),
         ):
             yield CounterMetricFamily(P + name, doc, value=v)
         g = GaugeMetricFamily(P + "spool_readings", "Readings in the spool", labels=["stage"])
@@ -74,6 +76,8 @@ class GatewayCollector(Collector):
             ("backpressure", "1 while the sources are paused", int(gw.backpressure)),
             ("node_connected", "1 while connected to the node", int(gw.connected)),
             ("finalized_block", "Latest finalized block seen", gw.finalized_number),
+            ("best_block", "Latest best block seen", gw.best_number),
+            ("finality_lag_blocks", "Best minus finalized block number", gw.finality_lag()),
         ):
             yield GaugeMetricFamily(P + name, doc, value=v)
         lat = list(st.latency)
@@ -151,6 +155,9 @@ def table(s: dict[str, Any]) -> Table:
         f"{_n(s['spool_pending'])} waiting, {_n(s['spool_batched'])} batched, "
         f"{_n(s['spool_in_flight'])} in {s['xts_in_flight']} extrinsics{bp}",
     )
+    if "finality" in s:  # absent in a status file of an older gateway
+        style = "red" if s.get("finality_stalled_s") is not None else "green"
+        t.add_row("finality", f"[{style}]{s['finality']}[/]  (finalized #{s['finalized_block']})")
     lf = s.get("last_final_batch")
     t.add_row(
         "last final batch",
