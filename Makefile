@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run dev test bench lint venv clean
+.PHONY: run dev test bench lint venv clean chaos chaos-prereqs
 
 venv: $(STAMP)
 
@@ -26,6 +26,22 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# 10 minutes, 40 seeded faults on validators in network namespaces (root); table + JSON.
+CHAOS_SEED ?= 1
+chaos: $(STAMP) chaos-prereqs
+	$(BIN)/twinchain devnet chaos --seed $(CHAOS_SEED) --minutes 10 --faults 40 \
+		--json chaos-result.json
+
+# libfaketime (clock-skew faults) is optional: installed here when root and missing.
+chaos-prereqs:
+	@scripts/check-prereqs.sh --chaos || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing faketime (libfaketime) for the clock-skew faults"; \
+			apt-get install -y -q faketime >/dev/null || \
+				{ apt-get update -q >/dev/null && apt-get install -y -q faketime >/dev/null; } || \
+				echo "could not install faketime: clock-skew faults will be skipped"; \
+		else echo "without it the clock-skew faults are skipped"; fi; }
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -2,6 +2,25 @@
 # Checks the system build prerequisites before the virtualenv is made, and names the Debian
 # package to install for each one that is missing (pip's own errors are much less clear).
 set -u
+# --chaos: only the optional prerequisites of `make chaos` (exit 1 if any is missing).
+if [ "${1:-}" = "--chaos" ]; then
+  missing=()
+  command -v ip >/dev/null 2>&1 || missing+=("iproute2 (ip netns, tc: validators as separate hosts)")
+  found=""
+  for lib in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 \
+             /usr/local/lib/faketime/libfaketime.so.1; do
+    [ -f "$lib" ] && found=$lib
+  done
+  [ -n "$found" ] || missing+=("faketime (libfaketime: clock-skew faults)")
+  [ "$(id -u)" = 0 ] || echo "chaos: not root: no network namespaces or tmpfs mounts (fewer fault kinds)" >&2
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "chaos: optional prerequisites missing:" >&2
+    for m in "${missing[@]}"; do echo "  - $m" >&2; done
+    echo "On Debian/Ubuntu: apt-get install iproute2 faketime" >&2
+    exit 1
+  fi
+  exit 0
+fi
 PY=${1:-python3}
 missing=()
 command -v "$PY" >/dev/null 2>&1 || missing+=("python3 (Python 3.11 or newer)")

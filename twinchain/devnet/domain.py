@@ -84,10 +84,11 @@ def build(
     tick_ms: int = TICK_MS,
     faults: bool = True,
     batching: dict[str, Any] | None = None,
+    node_hosts: list[str] | None = None,
 ) -> tuple[dict[str, Any], list[GatewayInfo]]:
     """Genesis sections and gateway folders for ``facilities``: (name, slug, rpc port,
     validator public key hex) each; ``machines`` simulated per gateway every ``tick_ms``
-    (the benchmark runs many, fast)."""
+    (the benchmark runs many, fast); ``node_hosts``: each validator's IP (127.0.0.1)."""
     keys = Keystore(base_dir / "keys")
     manufacturer = keys.generate("acct")
     auditor = keys.generate("acct")
@@ -113,7 +114,7 @@ def build(
         }
         p = write_gateway(
             base_dir / slug / "gateway",
-            node=f"http://127.0.0.1:{rpc_port}",
+            node=f"http://{node_hosts[i] if node_hosts else '127.0.0.1'}:{rpc_port}",
             machines=ms,
             first_twin=first,
             seed=1000 + i,

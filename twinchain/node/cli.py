@@ -323,6 +323,10 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
 def cmd_devnet(args: argparse.Namespace) -> int:
     from twinchain.devnet import manager
 
+    if args.devnet_cmd == "chaos":
+        from twinchain.devnet import chaos
+
+        return chaos.main(args, out)
     base: Path = args.base_dir
     try:
         if args.devnet_cmd == "up":
@@ -478,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--json", action="store_true")
     dd = dsub.add_parser("down", help="stop the devnet (SIGTERM, then SIGKILL)")
     dd.add_argument("--timeout", type=float, default=15)
+    from twinchain.devnet.chaos import add_arguments as chaos_arguments
+
+    chaos_arguments(dsub.add_parser("chaos", help="validators as separate hosts under faults"))
     for sp in (du, ds, dd):
         sp.add_argument("--base-dir", type=Path, default=Path("devnet"), help="devnet folder")
     dv.set_defaults(fn=cmd_devnet)
