@@ -9,8 +9,10 @@ import pytest
 from twinchain.p2p.abc import ChainStatus
 from twinchain.p2p.wire import (
     MAX_RANGE,
+    CatchUpRequest,
     FramedStream,
     GossipKind,
+    JustificationRequest,
     Kind,
     ProtocolError,
     RangeRequest,
@@ -18,8 +20,10 @@ from twinchain.p2p.wire import (
     StreamGone,
     decode_blocks_response,
     decode_gossip,
+    decode_optional_bytes_response,
     decode_request,
     decode_status_response,
+    decode_topic_message,
     encode_frame,
     encode_gossip,
     encode_request,
@@ -89,9 +93,19 @@ async def test_frame_larger_than_the_limit_is_refused_before_reading_it() -> Non
 
 
 def test_requests_round_trip_and_are_checked() -> None:
-    for req in (STATUS, RangeRequest(Kind.BLOCKS, 5, 128), RangeRequest(Kind.HEADERS, 0, 1)):
+    for req in (
+        STATUS,
+        RangeRequest(Kind.BLOCKS, 5, 128),
+        RangeRequest(Kind.HEADERS, 0, 1),
+        JustificationRequest(H),
+        CatchUpRequest(2, 77),
+    ):
         assert decode_request(codec.decode(codec.encode(encode_request(req)))) == req
     for bad in (
+        [4, b"short"],
+        [4, H, 1],
+        [5, 1],
+        [5, -1, 3],
         [],
         [9, 1, 1],
         [2, 1, 0],
@@ -119,6 +133,12 @@ def test_responses_are_checked_against_the_request() -> None:
         decode_blocks_response([2, [[b"b1", 5]]], 1)
     with pytest.raises(RemoteError, match="rate limited"):
         decode_blocks_response(error_response("rate limited"), 1)
+    assert decode_optional_bytes_response([4, b"j"], Kind.JUSTIFICATION) == b"j"
+    assert decode_optional_bytes_response([5, None], Kind.CATCH_UP) is None
+    with pytest.raises(ProtocolError):
+        decode_optional_bytes_response([5, b"c"], Kind.JUSTIFICATION)
+    with pytest.raises(ProtocolError):
+        decode_optional_bytes_response([4, 7], Kind.JUSTIFICATION)
 
 
 def test_gossip_envelope() -> None:
@@ -126,6 +146,11 @@ def test_gossip_envelope() -> None:
     txs = [b"a", b"b"]
     data = encode_gossip(GossipKind.TRANSACTIONS, txs)
     assert decode_gossip(data, GossipKind.TRANSACTIONS) == txs
+    # Commits travel on the votes topic, and only there.
+    commit = encode_gossip(GossipKind.COMMIT, b"just")
+    assert decode_topic_message(commit, GossipKind.VOTE) == (GossipKind.COMMIT, b"just")
+    with pytest.raises(ProtocolError):
+        decode_topic_message(commit, GossipKind.BLOCK)
     for data, kind in (
         (encode_gossip(GossipKind.VOTE, b"v"), GossipKind.BLOCK),  # wrong topic
         (codec.encode([True, b"v"]), GossipKind.VOTE),
