@@ -338,3 +338,54 @@ def test_the_largest_extrinsic_the_config_allows_fits_the_pool() -> None:
     ]
     raw = XtBuilder(gw, b"\xff" * 32, 2**31, (255, 255)).build(bodies, 2**40)
     assert len(raw) < MAX_EXTRINSIC_SIZE
+
+
+def test_resubmissions_back_off_doubling_up_to_the_cap(tmp_path: Path) -> None:
+    gw = _gateway(tmp_path, resubmit_after_s=2, resubmit_max_s=30)
+    for tries, full in ((1, 2), (2, 4), (3, 8), (4, 16), (5, 30), (9, 30), (200, 30)):
+        for _ in range(20):  # jitter only ever shortens the wait, by at most a fifth
+            assert 0.8 * full <= gw._backoff(tries) <= full
+    with pytest.raises(gwconfig.ConfigError, match="resubmit_after_s"):
+        _gateway(tmp_path / "bad", resubmit_after_s=60, resubmit_max_s=30)
+
+
+def test_a_stalled_finality_is_said_once_then_every_30s_and_once_it_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rich.console import Console
+
+    from twinchain.gateway import core
+    from twinchain.gateway.status import table
+
+    gw = _gateway(tmp_path, finality_lag_alert=10)
+    gw.connected = True
+    caplog.set_level("INFO", logger="twinchain.gateway")
+    gw.best_number, gw.finalized_number = 10, 0
+    gw._check_lag()  # 10 behind: not more than the limit
+    assert gw.stalled_since is None and "stalled" not in gw.status()["finality"]
+    for best in (14, 15, 16):
+        gw.best_number = best
+        gw._check_lag()
+    said = [r.getMessage() for r in caplog.records if "behind the best block" in r.message]
+    assert said == [said[0]] and said[0].startswith("finality is 14 blocks behind the best block")
+    s = gw.status()
+    assert s["finality_lag"] == 16 and s["best_block"] == 16 and s["finality_stalled_s"] == 0
+    assert s["finality"].startswith("finality is 16 blocks behind the best block (stalled")
+    text = Console(width=200, record=True)
+    text.print(table(s))
+    assert "finality is 16 blocks behind the best block" in text.export_text()
+
+    assert gw.stalled_since is not None
+    gw.stalled_since -= core.LAG_LOG_EVERY_S
+    gw._lag_logged -= core.LAG_LOG_EVERY_S  # 30 s later, still stalled: said again
+    gw._check_lag()
+    gw._check_lag()
+    again = [r.getMessage() for r in caplog.records if "behind the best block" in r.message]
+    assert len(again) == 2 and "for 30 s" in again[1]
+
+    gw.finalized_number = 11  # 5 behind: within half the limit, finality is back
+    gw._check_lag()
+    gw._check_lag()
+    back = [r.getMessage() for r in caplog.records if r.message.startswith("finality resumed")]
+    assert len(back) == 1 and "5 blocks behind" in back[0]
+    assert gw.status()["finality_stalled_s"] is None
