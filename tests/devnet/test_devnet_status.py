@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from rich.console import Console
 
 from twinchain.devnet import manager
@@ -63,3 +67,38 @@ def test_duration_text_and_slot_ms_of(tmp_path: Path) -> None:
     spec = {"genesis": {"authority": {"slot_duration_ms": 500}}}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     assert manager.slot_ms_of(tmp_path) == 500
+
+
+class FakeRpc:
+    """A node's RPC answers for node_status: a chain at #3 with only genesis final."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        now_slot = time.time_ns() // 1_000_000 // SLOT_MS
+        # Genesis has slot 0; blocks #1..#3 are of the last three slots.
+        self.headers = {f"0x{i}": {"number": hex(i), "slot": hex(now_slot - 3 + i if i else 0)}
+                        for i in range(4)}  # fmt: skip
+
+    def __enter__(self) -> FakeRpc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def call(self, method: str, *params: Any) -> Any:
+        if method == "chain_getHeader":
+            return self.headers[params[0] if params else "0x3"]
+        return {
+            "chain_getFinalizedHead": "0x0",
+            "chain_getBlockHash": f"0x{params[0] if params else 3}",
+            "system_health": {"peers": 1},
+            "author_pendingExtrinsics": [],
+        }[method]
+
+
+def test_a_chain_just_started_is_not_stalled_since_1970(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Genesis has no slot: with only it final, the lag counts from block #1."""
+    monkeypatch.setattr(manager, "RpcClient", FakeRpc)
+    node = manager.NodeInfo("Aachen Press Shop", "aachen", "/tmp", 1, 2, "00", pid=os.getpid())
+    r = manager.node_status(node, SLOT_MS)
+    assert (r["best"], r["finalized"], r["finality"]) == (3, 0, "ok")
+    assert r["finality_lag_blocks"] == 3 and 2 <= r["finality_lag_s"] < 4

@@ -490,15 +490,18 @@ def node_status(node: NodeInfo, slot_ms: int = 1000) -> dict[str, Any]:
                 peers=rpc.call("system_health")["peers"],
                 ready=len(rpc.call("author_pendingExtrinsics")),
             )
-            out.update(
-                finality_state(
-                    out["best"],
-                    int(best["slot"], 16),
-                    out["finalized"],
-                    int(fin["slot"], 16),
-                    slot_ms,
-                    time.time_ns() // 1_000_000,
+            now_ms = time.time_ns() // 1_000_000
+            best_slot, fin_slot = int(best["slot"], 16), int(fin["slot"], 16)
+            # Genesis has no slot: a chain just started counts from its first block (or now).
+            if out["best"] == 0:
+                best_slot = now_ms // slot_ms
+            if out["finalized"] == 0:
+                first = rpc.call("chain_getBlockHash", 1) if out["best"] else None
+                fin_slot = (
+                    int(rpc.call("chain_getHeader", first)["slot"], 16) if first else best_slot
                 )
+            out.update(
+                finality_state(out["best"], best_slot, out["finalized"], fin_slot, slot_ms, now_ms)
             )
     except Exception as exc:
         out["error"] = str(exc)[:80]
