@@ -59,10 +59,12 @@ class NodeInfo:
     prometheus_port: int = 0
     pid: int = 0
     multiaddr: str = ""
+    #: Where the node listens (p2p and RPC): 127.0.0.1, or its own IP in a network namespace.
+    host: str = "127.0.0.1"
 
     @property
     def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.rpc_port}"
+        return f"http://{self.host}:{self.rpc_port}"
 
 
 @dataclass
@@ -155,10 +157,15 @@ def plan(base_dir: Path, validators: int, slot_ms: int) -> tuple[ChainSpec, list
 
 
 def plan_all(
-    base_dir: Path, validators: int, slot_ms: int, **domain_options: Any
+    base_dir: Path,
+    validators: int,
+    slot_ms: int,
+    hosts: Sequence[str] | None = None,
+    **domain_options: Any,
 ) -> tuple[ChainSpec, list[NodeInfo], list[GatewayInfo]]:
     """:func:`plan` with the facilities' domain and their gateways' folders
-    (``domain_options``: see :func:`twinchain.devnet.domain.build`)."""
+    (``domain_options``: see :func:`twinchain.devnet.domain.build`); ``hosts``: each node's
+    IP (default 127.0.0.1; the chaos suite gives each its own network namespace)."""
     from twinchain.p2p.host import load_or_create_identity, peer_id_of  # libp2p: heavy
 
     if not 1 <= validators <= len(FACILITIES):
@@ -178,12 +185,16 @@ def plan_all(
         p2p, rpc, prom = ports[4 * i : 4 * i + 3]
         # The libp2p key made here, so that every node's address is known before any starts.
         net = load_or_create_identity(base / "chains" / SPEC_ID / "network" / "secret_ed25519")
-        addr = f"/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id_of(net)}"
-        nodes.append(NodeInfo(name, slug, str(base), p2p, rpc, kp.public.hex(), prom, 0, addr))
+        host = hosts[i] if hosts else "127.0.0.1"
+        addr = f"/ip4/{host}/tcp/{p2p}/p2p/{peer_id_of(net)}"
+        nodes.append(
+            NodeInfo(name, slug, str(base), p2p, rpc, kp.public.hex(), prom, 0, addr, host)
+        )
     genesis, gateways = domain.build(
         base_dir,
         [(n.name, n.slug, n.rpc_port, n.public_key) for n in nodes],
         [ports[4 * i + 3] for i in range(validators)],
+        node_hosts=[n.host for n in nodes],
         **domain_options,
     )
     spec = devnet_spec(keys, slot_ms, genesis)
@@ -197,9 +208,15 @@ def start_node(
     bootnodes: list[str],
     extra: Sequence[str] = (),
     validator: bool = True,
+    *,
+    wrap: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start one node process of the devnet (``extra``: more ``twinchain node`` options)."""
+    """Start one node process of the devnet (``extra``: more ``twinchain node`` options;
+    ``wrap``: a command prefix such as ``ip netns exec NS``, which execs, so the process's
+    pid is the node's; ``env``: its environment, e.g. libfaketime's)."""
     cmd = [
+        *wrap,
         sys.executable, "-m", "twinchain.node.cli", "node",
         "--chain", str(base_dir / "spec.json"),
         "--base-path", node.base_path,
@@ -214,12 +231,16 @@ def start_node(
     )
     if validator:
         cmd.append("--validator")
+    if node.host != "127.0.0.1":  # its own IP: peers and the gateway reach it there
+        cmd += ["--listen-addr", node.host, "--rpc-external"]
     for b in bootnodes:
         cmd += ["--bootnodes", b]
     cmd += list(extra)
     log = open(Path(node.base_path) / "node.log", "ab")
     # A session of its own: Ctrl-C in the terminal reaches `up`, which stops nodes cleanly.
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
 
 
 def wait_rpc(node: NodeInfo, proc: subprocess.Popen[bytes], timeout: float = 60) -> RpcClient:
