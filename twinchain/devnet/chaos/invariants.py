@@ -97,6 +97,8 @@ class Monitor(threading.Thread):
         self._pool = ThreadPoolExecutor(len(nodes), thread_name_prefix="chaos-poll")
         self._over_rss: set[int] = set()
         self._last_rss = 0.0
+        self._top = -1
+        self.progress_s = 0.0  # run time at which the highest finalized height last grew
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -168,6 +170,9 @@ class Monitor(threading.Thread):
                     )
                 if h == seen.checked + 1 and h <= fin:
                     seen.checked = h
+        top = max(s.finalized for s in self.seen)
+        if top > self._top:
+            self._top, self.progress_s = top, now
         self._check_recoveries(now)
         if now - self._last_rss >= 5:
             self._last_rss = now
@@ -217,6 +222,10 @@ class Monitor(threading.Thread):
                     return True
             time.sleep(0.2)
         return False
+
+    def stalled(self, seconds: float = 60) -> bool:
+        """No node has finalized anything new for ``seconds``."""
+        return self.now() - self.progress_s > seconds
 
     def close_recoveries(self) -> None:
         """Every recovery still open, or slower than the goal, is a liveness violation."""
@@ -354,20 +363,31 @@ def chain_readings(
 def compare_readings(
     expected: dict[tuple[str, int], tuple[int, int]], got: dict[tuple[str, int], tuple[int, int]]
 ) -> list[str]:
-    diffs = []
-    for key in sorted(set(expected) | set(got)):
+    """One line for what differs (empty: the chain holds exactly what was simulated)."""
+    missing = extra = changed = 0
+    for key in set(expected) | set(got):
         e, g = expected.get(key, (0, 0)), got.get(key, (0, 0))
-        if e != g:
-            what = "missing" if g[0] < e[0] else "duplicated" if g[0] > e[0] else "changed"
-            diffs.append(f"{key[0]} metric {key[1]}: {what} (chain {g[0]}, simulator {e[0]})")
-    return diffs
+        missing += max(0, e[0] - g[0])
+        extra += max(0, g[0] - e[0])
+        changed += e[0] == g[0] and e[1] != g[1]
+    if not (missing or extra or changed):
+        return []
+    total = sum(c for c, _ in expected.values())
+    return [
+        f"{missing:,} of {total:,} readings missing on chain, {extra:,} too many"
+        + (f", {changed} sums differ" if changed else "")
+    ]
 
 
 def check_telemetry(
-    rpc_for: Callable[[int], RpcClient | None], gateways: list[GatewayInfo], timeout: float
+    rpc_for: Callable[[int], RpcClient | None],
+    gateways: list[GatewayInfo],
+    timeout: float,
+    stalled: Callable[[], bool] = lambda: False,
 ) -> tuple[list[str], int]:
-    """Wait (up to ``timeout``) until every gateway's readings are on chain exactly once;
-    returns the differences left (empty: exactly once) and the readings counted."""
+    """Wait (up to ``timeout``, or until finality has ``stalled``) until every gateway's
+    readings are on chain exactly once; returns the differences left (empty: exactly once)
+    and the readings counted."""
     end = time.monotonic() + timeout
     diffs: list[str] = ["not checked"]
     total = 0
@@ -389,8 +409,8 @@ def check_telemetry(
                 diffs.append(f"{gw.slug}: {exc}")
                 continue
             diffs += [f"{gw.slug}: {d}" for d in compare_readings(exp, got) + bad]
-        if not diffs:
-            return [], total
+        if not diffs or stalled():
+            return diffs, total
         time.sleep(2)
     return diffs, total
 
