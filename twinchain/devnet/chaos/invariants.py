@@ -66,7 +66,7 @@ class NodeSeen:
     best: int = -1
     finalized: int = -1
     checked: int = 0  # heights up to here were compared with the run's map
-    rss_mb: list[tuple[float, float]] = field(default_factory=list)
+    rss_mb: list[tuple[float, float, int]] = field(default_factory=list)  # (t, MiB, pid)
 
 
 class Monitor(threading.Thread):
@@ -197,7 +197,7 @@ class Monitor(threading.Thread):
                 mb = psutil.Process(pid).memory_info().rss / 2**20
             except psutil.Error:
                 continue
-            self.seen[i].rss_mb.append((round(now, 1), round(mb, 1)))
+            self.seen[i].rss_mb.append((round(now, 1), round(mb, 1), pid))
             if mb > self.rss_limit_mb and i not in self._over_rss:
                 self._over_rss.add(i)
                 self.violation(
@@ -275,10 +275,32 @@ class Monitor(threading.Thread):
             except Exception as exc:
                 log.warning("final sweep of %s failed: %s", self.nodes[i].name, exc)
 
+    def check_memory_growth(self, factor: float = 2.0, slack_mb: float = 100) -> None:
+        """The longest-lived process of each validator must not end above ``factor`` times
+        (plus ``slack_mb``) what it used a minute into its life: a leak grows without end,
+        caches stop at their size."""
+        for n, s in zip(self.nodes, self.seen, strict=True):
+            lives: dict[int, list[tuple[float, float]]] = defaultdict(list)
+            for t, mb, pid in s.rss_mb:
+                lives[pid].append((t, mb))
+            if not lives:
+                continue
+            life = max(lives.values(), key=lambda xs: xs[-1][0] - xs[0][0])
+            if life[-1][0] - life[0][0] < 180:
+                continue  # too short a life to tell growth from warm-up
+            base = next((mb for t, mb in life if t - life[0][0] >= 60), life[0][1])
+            end = life[-1][1]
+            if end > factor * base + slack_mb:
+                self.violation(
+                    "memory",
+                    f"{n.name}: RSS grew from {base:.0f} MiB to {end:.0f} MiB in "
+                    f"{(life[-1][0] - life[0][0]) / 60:.0f} min",
+                )
+
     def memory_summary(self) -> list[dict[str, Any]]:
         out = []
         for n, s in zip(self.nodes, self.seen, strict=True):
-            mbs = [mb for _, mb in s.rss_mb]
+            mbs = [mb for _, mb, _ in s.rss_mb]
             out.append(
                 {
                     "node": n.name,

@@ -382,6 +382,7 @@ def run(opts: Options, console: Console | None = None) -> dict[str, Any]:
             for d in diffs[:20]:
                 mon.violation("telemetry", d)
         mon.final_sweep()
+        mon.check_memory_growth()
         mon.stop()
         cluster.stop_all()
         dbs = {}
