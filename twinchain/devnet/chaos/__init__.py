@@ -8,7 +8,8 @@ Modules: :mod:`.netns` (namespaces, bridge, veths, netem, partitions), :mod:`.fa
 seeded plan; libfaketime; the tmpfs a disk-full fault fills), :mod:`.invariants` (safety,
 liveness, memory, exactly-once telemetry, databases), :mod:`.runner` (one run and its report).
 Needs root for namespaces and tmpfs mounts; without, it runs the faults that need neither
-and says which it skipped.
+and says which it skipped. A kernel without the netem qdisc (some VMs) still gets the
+namespaces, without delay, jitter or loss, and the run says so.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
   node whose finalized height goes back (after a restart).
 * **Liveness**: after each heal (restart, resume, link up, partition healed), the time until
   every live node has finalized past the highest block any node had finalized at the heal.
-* **Memory**: each validator's RSS, sampled; over the bound is a violation.
+* **Memory**: each validator's RSS, sampled every 5 s; over the bound is a violation, and so is
+  a process that ends a long life at more than twice what it used a minute in.
 * At the end, **exactly-once telemetry** (every reading each gateway's seeded simulator made
   is on chain once: counts and sums per machine and metric, no sequence gaps) and the
   **databases** (each opens, its finalized chain exports and re-imports into an empty
