@@ -69,3 +69,27 @@ def test_two_minute_seeded_chaos_run(tmp_path: Path) -> None:
     from twinchain.devnet.chaos.netns import leftover_runs
 
     assert result["run_id"] not in leftover_runs()
+
+
+def test_report_groups_recoveries_by_kind_with_percentiles() -> None:
+    result = {
+        "seed": 1, "slot_ms": 1000, "seconds": 600.0, "netns": True, "netem": None,
+        "faults": [{"kind": fx.KILL}, {"kind": fx.KILL}, {"kind": fx.SKEW}],
+        "recoveries": [
+            {"kind": fx.KILL, "seconds": 2.0}, {"kind": fx.KILL, "seconds": 4.0},
+            {"kind": f"{fx.SKEW} (skewed)", "seconds": 1.0}, {"kind": fx.SKEW, "seconds": None},
+        ],
+        "violations": [{"kind": "liveness", "detail": "x", "at_s": 5.0}],
+        "telemetry": {"checked": False}, "databases": {}, "memory": [], "skipped": {},
+        "notes": [], "folder": "/tmp/x",
+    }  # fmt: skip
+    rows = {r["kind"]: r for r in runner.by_kind(result, 1000)}
+    assert rows[fx.KILL]["faults"] == 2 and rows[fx.KILL]["p50_s"] == 2.0
+    assert rows[fx.KILL]["max_s"] == 4.0 and rows[fx.KILL]["p99_s"] == 4.0
+    assert rows[fx.SKEW]["heals"] == 2 and rows[fx.SKEW]["recovered"] == 1
+    assert rows["all"]["faults"] == 3 and rows["all"]["recovered"] == 3
+    result["by_kind"] = list(rows.values())
+    console = Console(record=True, width=160)
+    runner.report(result, console)
+    text = console.export_text()
+    assert "liveness" in text and "netem unavailable" in text
