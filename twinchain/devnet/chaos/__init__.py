@@ -33,7 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--delay-ms", type=int, default=50, help="netem delay per validator link")
     p.add_argument("--jitter-ms", type=int, default=20, help="netem jitter")
     p.add_argument("--loss", type=float, default=1.0, help="netem loss, percent")
-    p.add_argument("--kinds", help="comma-separated fault kinds (default: all)")
+    p.add_argument(
+        "--kinds",
+        help="comma-separated fault kinds (default: all): kill, pause, link, partition22, "
+        "partition31, skew, diskfull",
+    )
     p.add_argument("--rss-limit-mb", type=float, default=1024, help="validator memory bound")
     p.add_argument("--settle", type=float, default=120, help="s for telemetry to settle at the end")
     p.add_argument("--keep", action="store_true", help="keep the run's folder even if it passed")
@@ -46,16 +50,18 @@ def main(args: argparse.Namespace, console: Console | None = None) -> int:
     from twinchain.devnet.chaos.netns import Netem
 
     console = console or Console()
+    if not console.is_terminal:  # make chaos > file: keep the table's rows on one line each
+        console.width = max(console.width, 140)
     if args.cleanup:
         swept = runner.sweep_stale(console)
         console.print(f"{len(swept)} leftover runs removed")
         return 0
     kinds = fx.ALL_KINDS
     if args.kinds:
-        kinds = tuple(k.strip() for k in args.kinds.split(","))
+        kinds = tuple(fx.ALIASES.get(k.strip(), k.strip()) for k in args.kinds.split(","))
         bad = [k for k in kinds if k not in fx.ALL_KINDS]
         if bad:
-            console.print(f"[red]error:[/] unknown kinds {bad}; known: {', '.join(fx.ALL_KINDS)}")
+            console.print(f"[red]error:[/] unknown kinds {bad}; known: {', '.join(fx.ALIASES)}")
             return 2
     opts = runner.Options(
         seed=args.seed,

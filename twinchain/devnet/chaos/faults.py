@@ -27,6 +27,9 @@ DISK_FULL = "disk full"  # its database's filesystem filled: it must stop cleanl
 
 ALL_KINDS = (KILL, PAUSE, LINK, PARTITION_22, PARTITION_31, SKEW, DISK_FULL)
 NEEDS_NETNS = frozenset({LINK, PARTITION_22, PARTITION_31})
+#: Names for ``--kinds`` without spaces or shell metacharacters.
+ALIASES = {"kill": KILL, "pause": PAUSE, "link": LINK, "partition22": PARTITION_22,
+           "partition31": PARTITION_31, "skew": SKEW, "diskfull": DISK_FULL}  # fmt: skip
 
 LIBFAKETIME_PATHS = (
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
