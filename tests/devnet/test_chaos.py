@@ -87,9 +87,10 @@ def test_report_groups_recoveries_by_kind_with_percentiles() -> None:
     assert rows[fx.KILL]["faults"] == 2 and rows[fx.KILL]["p50_s"] == 2.0
     assert rows[fx.KILL]["max_s"] == 4.0 and rows[fx.KILL]["p99_s"] == 4.0
     assert rows[fx.SKEW]["heals"] == 2 and rows[fx.SKEW]["recovered"] == 1
+    assert rows[fx.SKEW]["p50_s"] == 1.0 and rows[fx.SKEW]["max_s"] is None  # never back
     assert rows["all"]["faults"] == 3 and rows["all"]["recovered"] == 3
     result["by_kind"] = list(rows.values())
     console = Console(record=True, width=160)
     runner.report(result, console)
     text = console.export_text()
-    assert "liveness" in text and "netem unavailable" in text
+    assert "liveness" in text and "netem unavailable" in text and "never" in text

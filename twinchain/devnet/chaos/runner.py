@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import secrets
@@ -552,22 +553,25 @@ def by_kind(result: dict[str, Any], slot_ms: int) -> list[dict[str, Any]]:
     for r in result["recoveries"]:
         kind = r["kind"].removesuffix(" (skewed)")
         rec.setdefault(kind, []).append(r)
-    viol: dict[str, int] = {}
-    for v in result["violations"]:
-        viol[v["kind"]] = viol.get(v["kind"], 0) + 1
     rows = []
     for kind in [*sorted(faults), "all"]:
         rs = [r for k, v in rec.items() if kind in ("all", k) for r in v]
-        xs = [r["seconds"] for r in rs if r["seconds"] is not None]
+        # A heal finality never came back from counts as forever (shown "never", null in
+        # JSON), so a stalled run cannot look fast by leaving its stalls out.
+        xs = [math.inf if r["seconds"] is None else r["seconds"] for r in rs]
+
+        def q(x: float | None) -> float | None:
+            return None if x is None or math.isinf(x) else x
+
         rows.append(
             {
                 "kind": kind,
                 "faults": sum(faults.values()) if kind == "all" else faults[kind],
                 "heals": len(rs),
-                "recovered": len(xs),
-                "p50_s": _pct(xs, 0.5),
-                "p99_s": _pct(xs, 0.99),
-                "max_s": max(xs) if xs else None,
+                "recovered": sum(1 for x in xs if not math.isinf(x)),
+                "p50_s": q(_pct(xs, 0.5)),
+                "p99_s": q(_pct(xs, 0.99)),
+                "max_s": q(max(xs) if xs else None),
                 "slot_s": slot_ms / 1000,
             }
         )
@@ -577,8 +581,10 @@ def by_kind(result: dict[str, Any], slot_ms: int) -> list[dict[str, Any]]:
 def table(result: dict[str, Any]) -> list[Table]:
     slot = result["slot_ms"] / 1000
 
-    def fmt(x: float | None) -> str:
-        return "-" if x is None else f"{x:.1f} s ({x / slot:.1f})"
+    def fmt(x: float | None, row: dict[str, Any]) -> str:
+        if x is None:  # a percentile that falls on a heal without recovery
+            return "never" if row["heals"] else "-"
+        return f"{x:.1f} s ({x / slot:.1f})"
 
     t = Table(
         title=f"chaos run: seed {result['seed']}, {len(result['faults'])} faults, "
@@ -595,7 +601,7 @@ def table(result: dict[str, Any]) -> list[Table]:
         style = "bold" if r["kind"] == "all" else ""
         t.add_row(
             r["kind"], str(r["faults"]), str(r["heals"]), str(r["recovered"]),
-            fmt(r["p50_s"]), fmt(r["p99_s"]), fmt(r["max_s"]), style=style,
+            fmt(r["p50_s"], r), fmt(r["p99_s"], r), fmt(r["max_s"], r), style=style,
         )  # fmt: skip
     v = Table(title="violations")
     v.add_column("invariant")
