@@ -639,4 +639,8 @@ def report(result: dict[str, Any], console: Console) -> None:
         console.print(f"[yellow]skipped:[/] {k}: {why}")
     for n in result["notes"]:
         console.print(f"[yellow]note:[/] {n}")
-    console.print(f"{len(result['violations'])} violations; folder {result['folder']}")
+    kept = Path(result["folder"]).exists()
+    console.print(
+        f"{len(result['violations'])} violations; folder {result['folder']}"
+        + ("" if kept else " (removed: the run passed; --keep keeps it)")
+    )
