@@ -109,6 +109,18 @@ class ClientHandler:
         self.client.finalize(block_hash, raw)
         return Verdict.ACCEPT
 
+    def blocks_by_hash(self, block_hash: bytes, count: int) -> list[tuple[bytes, bytes | None]]:
+        out: list[tuple[bytes, bytes | None]] = []
+        h = block_hash
+        for _ in range(count):
+            header = self.client.blocks.header(h)
+            raw = self.client.blocks.block_bytes(h)
+            if header is None or raw is None or header.number == 0:
+                break
+            out.append((raw, self.client.blocks.justification(h)))
+            h = header.parent_hash
+        return out
+
     def catch_up_for(self, set_id: int, round: int) -> bytes | None:
         return None
 

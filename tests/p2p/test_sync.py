@@ -192,3 +192,36 @@ async def test_a_peer_with_the_blocks_but_not_their_finality_fetches_the_justifi
             assert hb.client.blocks.justification(hb.client.finalized.hash) is not None
             assert b.sync.imported == 0
             nursery.cancel_scope.cancel()
+
+
+async def test_a_block_on_a_branch_the_peer_does_not_follow_is_fetched_with_its_ancestry(
+    tmp_path: Path,
+) -> None:
+    """b holds a side branch (#11..#14 off a's #10) that is shorter than a's chain, so no range
+    request can reach it; a finality vote naming its tip makes a fetch it by hash."""
+    with make_handlers(2) as (ha, hb):
+        common = ha.author(10)
+        for block in common:
+            hb.client.import_block(block)
+        ha.author(8)  # a's best: #18
+        fork_parent = hb.client.best
+        side = []
+        for i in range(4):
+            slot = fork_parent.slot + 100 + i  # other slots than a's: other blocks
+            block, _ = hb.client.propose(ALICE, slot, slot * 1000, [], parent=fork_parent)
+            side.append(block)
+            fork_parent = block.header
+        tip = side[-1].header
+        assert ha.client.blocks.header(tip.hash) is None
+        async with trio.open_nursery() as nursery:
+            a = await start_service(nursery, ha, tmp_path, "a", config=FAST)
+            b = await start_service(
+                nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],), config=FAST
+            )
+            await wait_until(lambda: b.peer_id in a.sync.peers and a.sync.peers[b.peer_id].session)
+            assert a.sync.request_ancestry(b.peer_id, tip.hash, 14)
+            with trio.fail_after(10):
+                await wait_until(lambda: ha.client.blocks.header(tip.hash) is not None)
+            assert all(ha.client.blocks.header(blk.hash) is not None for blk in side)
+            assert ha.client.best.number == 18  # a side branch, not a re-org
+            nursery.cancel_scope.cancel()

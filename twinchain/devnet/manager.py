@@ -237,6 +237,9 @@ def start_node(
         cmd += ["--bootnodes", b]
     cmd += list(extra)
     log = open(Path(node.base_path) / "node.log", "ab")
+    # rich wraps log lines at 80 columns in a file: give it room for one line a record.
+    env = dict(os.environ if env is None else env)
+    env.setdefault("COLUMNS", "200")
     # A session of its own: Ctrl-C in the terminal reaches `up`, which stops nodes cleanly.
     return subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env

@@ -69,6 +69,8 @@ FUTURE_BLOCKS_MAX = 256
 REORG_POOL_DEPTH = 64
 # A round that has not completed re-sends this node's votes every few slots.
 REBROADCAST_SLOTS = 3
+# A block a finality message names and we lack is asked for again after this long.
+WANTED_RETRY_S = 2.0
 
 
 def propose_budget_ms(slot_ms: int, late_ms: int) -> float:
@@ -154,6 +156,8 @@ class Node:
         #: The peer that relayed the highest-round finality vote: the first to ask for a
         #: catch-up when our voter falls behind.
         self._ahead_peer: tuple[int, str] | None = None
+        #: Blocks named by finality messages that we lack, and when we last asked for them.
+        self._wanted: dict[bytes, float] = {}
         #: Gossiped compact blocks this node could not rebuild from its pool (fetched by sync).
         self.compact_misses = 0
         #: Set when a vote or block arrives: wakes the finality loop (see ``_finality_loop``).
@@ -317,13 +321,49 @@ class Node:
         log.debug("finalized #%d by a peer's justification", number)
         return Verdict.ACCEPT
 
+    def _want_block(self, peer_id: str, block_hash: bytes, number: int) -> None:
+        """A finality message names a block we lack (a branch we never imported: a vote
+        for it counts for nothing here, and a round whose votes split over branches we do
+        not all hold never completes). Fetch it and its ancestry from the sender."""
+        fin = self.client.finalized.number
+        if self.network is None or number <= fin or self.client.blocks.header(block_hash):
+            return
+        now = time.monotonic()
+        if now - self._wanted.get(block_hash, -1e9) < WANTED_RETRY_S:
+            return
+        if len(self._wanted) > 256:
+            self._wanted = {h: t for h, t in self._wanted.items() if now - t < WANTED_RETRY_S}
+        if self.network.request_ancestry(peer_id, block_hash, number - fin):
+            self._wanted[block_hash] = now
+            log.debug(
+                "fetching #%d (0x%s…) named by a finality message from %s",
+                number,
+                block_hash.hex()[:12],
+                peer_id,
+            )
+
+    def blocks_by_hash(self, block_hash: bytes, count: int) -> list[tuple[bytes, bytes | None]]:
+        out: list[tuple[bytes, bytes | None]] = []
+        h = block_hash
+        for _ in range(max(0, min(count, 512))):
+            raw = self.client.blocks.block_bytes(h)
+            header = self.client.blocks.header(h)
+            if raw is None or header is None or header.number == 0:
+                break
+            out.append((raw, self.client.blocks.justification(h)))
+            h = header.parent_hash
+        return out
+
     def on_commit(self, peer_id: str, raw: bytes) -> Verdict:
         try:
             h, number = GrandpaJustification.decode(raw).block
         except CodecError:
             return Verdict.REJECT
-        if number <= self.client.finalized.number or self.client.blocks.header(h) is None:
-            return Verdict.IGNORE  # known final, or a block sync has yet to bring
+        if number > self.client.finalized.number and self.client.blocks.header(h) is None:
+            self._want_block(peer_id, h, number)
+            return Verdict.IGNORE  # its branch is fetched; the justification comes by status
+        if number <= self.client.finalized.number:
+            return Verdict.IGNORE
         verdict = self._finalize_justified(h, number, raw)
         if verdict is Verdict.ACCEPT:
             log.info("🔒 finalized #%d (0x%s…) by a commit", number, h.hex()[:12])
@@ -334,7 +374,14 @@ class Node:
 
     def import_justification(self, peer_id: str, block_hash: bytes, raw: bytes) -> Verdict:
         header = self.client.blocks.header(block_hash)
-        if header is None or header.number <= self.client.finalized.number:
+        if header is None:
+            try:
+                number = GrandpaJustification.decode(raw).block[1]
+            except CodecError:
+                return Verdict.REJECT
+            self._want_block(peer_id, block_hash, number)
+            return Verdict.IGNORE
+        if header.number <= self.client.finalized.number:
             return Verdict.IGNORE
         try:
             if GrandpaJustification.decode(raw).block != (block_hash, header.number):
@@ -456,6 +503,8 @@ class Node:
         except CodecError:
             return Verdict.REJECT
         ok, ev = self.voter.on_vote(vote)
+        if ok and vote.set_id == self.voter.set_id:
+            self._want_block(peer_id, vote.target_hash, vote.target_number)
         if (
             ok
             and vote.round > self.voter.current

@@ -89,6 +89,11 @@ class NetworkHandler(Protocol):
         justification if it has one; stops early at the best block."""
         ...
 
+    def blocks_by_hash(self, block_hash: bytes, count: int) -> list[tuple[bytes, bytes | None]]:
+        """Block ``block_hash`` (on any branch) and up to ``count - 1`` of its ancestors,
+        newest first, each with its justification if it has one; empty if unknown."""
+        ...
+
     def import_synced(self, raw: bytes, justification: bytes | None) -> Verdict:
         """A block fetched by sync, in chain order, with its justification if the serving peer
         had one. IGNORE for an already known block; REJECT for an invalid block or an invalid

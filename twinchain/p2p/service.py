@@ -143,6 +143,11 @@ class NetworkService:
         ``round``); the answer reaches ``handler.on_catch_up``. False if not possible now."""
         return self.sync.request_catch_up(peer_id, set_id, round)
 
+    def request_ancestry(self, peer_id: str, block_hash: bytes, count: int) -> bool:
+        """Fetch a block on any branch, with up to ``count - 1`` ancestors, from ``peer_id``
+        and import it (a block a finality vote or commit names that we do not have)."""
+        return self.sync.request_ancestry(peer_id, block_hash, count)
+
     def publish_transaction(self, raw: bytes) -> None:
         """Queue a transaction for the next batch (one gossip message every ~50 ms)."""
         self.gossip.publish_transaction(raw)

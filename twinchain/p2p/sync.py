@@ -36,6 +36,7 @@ from twinchain.p2p.scoring import Penalty
 from twinchain.p2p.wire import (
     MAX_RANGE,
     MAX_RESPONSE_BYTES,
+    AncestryRequest,
     CatchUpRequest,
     FramedStream,
     JustificationRequest,
@@ -148,6 +149,7 @@ class PeerState:
     #: The peer's finalized block whose justification we last asked it for.
     justification_asked: bytes = b""
     catch_up_in_flight: bool = False
+    ancestry_in_flight: bool = False
 
     def raise_best(self, number: int, block_hash: bytes) -> None:
         if number > self.best_number:
@@ -370,6 +372,8 @@ class SyncService:
         log.debug(
             "justification of #%d from %s: %s", status.finalized_number, st.peer_id, verdict.value
         )
+        if verdict is Verdict.IGNORE:
+            st.justification_asked = b""  # not usable yet (its branch is being fetched): again
         if verdict is Verdict.REJECT:
             self._report(st.peer_id, Penalty.BAD_RESPONSE, "invalid justification")
 
@@ -410,6 +414,67 @@ class SyncService:
         log.debug("catch-up from %s: %s", st.peer_id, verdict.value)
         if verdict is Verdict.REJECT:
             self._report(st.peer_id, Penalty.BAD_RESPONSE, "invalid catch-up")
+
+    def request_ancestry(self, peer_id: str, block_hash: bytes, count: int) -> bool:
+        """Fetch block ``block_hash`` and up to ``count - 1`` ancestors from ``peer_id`` (in
+        the background) and import them oldest first: a block a finality vote or commit names
+        on a branch we never imported. False if there is no usable session with it now."""
+        st = self.peers.get(peer_id)
+        if (
+            st is None
+            or st.session is None
+            or st.session.broken
+            or st.ancestry_in_flight
+            or self._nursery is None
+        ):
+            return False
+        st.ancestry_in_flight = True
+        req = AncestryRequest(block_hash, max(1, min(count, MAX_RANGE)))
+        self._nursery.start_soon(self._ancestry, st, st.session, req)
+        return True
+
+    async def _ancestry(self, st: PeerState, session: RequestSession, req: AncestryRequest) -> None:
+        try:
+            items = decode_blocks_response(await session.request(req), req.count, Kind.ANCESTRY)
+        except RequestTimeout:
+            self._report(st.peer_id, Penalty.TIMEOUT, "ancestry request timed out")
+            return
+        except ProtocolError as exc:
+            self._report(st.peer_id, Penalty.BAD_RESPONSE, f"ancestry response: {exc}")
+            return
+        except (StreamGone, RemoteError) as exc:
+            log.debug("ancestry request to %s failed: %s", st.peer_id, exc)
+            return
+        finally:
+            st.ancestry_in_flight = False
+        expect = req.block_hash
+        chain: list[tuple[bytes, bytes | None]] = []
+        for raw, justification in items:
+            try:
+                header = Block.decode(raw).header
+            except CodecError:
+                header = None
+            if header is None or header.hash != expect:
+                self._report(st.peer_id, Penalty.BAD_RESPONSE, "ancestry does not link")
+                return
+            chain.append((raw, justification))
+            expect = header.parent_hash
+        imported = 0
+        for raw, justification in reversed(chain):  # oldest first: each parent before its child
+            verdict = call_handler("import_synced", self.handler.import_synced, raw, justification)
+            if verdict is Verdict.REJECT:
+                self._report(st.peer_id, Penalty.INVALID_BLOCK, "invalid block in ancestry")
+                return
+            imported += verdict is Verdict.ACCEPT
+            await trio.lowlevel.checkpoint()
+        self.imported += imported
+        log.debug(
+            "ancestry of 0x%s… from %s: %d blocks, %d new",
+            req.block_hash.hex()[:12],
+            st.peer_id,
+            len(chain),
+            imported,
+        )
 
     def _check_genesis(self, peer: str, status: ChainStatus) -> None:
         if status.genesis_hash != self.genesis_hash:
@@ -510,6 +575,19 @@ class SyncService:
             except Exception:
                 log.exception("network handler catch_up_for raised")
                 return error_response("internal error")
+        if isinstance(req, AncestryRequest):
+            log.debug(
+                "serving 0x%s… and %d ancestors to %s",
+                req.block_hash.hex()[:12],
+                req.count - 1,
+                peer,
+            )
+            try:
+                items = self.handler.blocks_by_hash(req.block_hash, req.count)
+            except Exception:
+                log.exception("network handler blocks_by_hash raised")
+                return error_response("internal error")
+            return [Kind.ANCESTRY.value, _bounded(items, req.count)]
         assert isinstance(req, RangeRequest)
         log.debug("serving %s #%d+%d to %s", req.kind.name.lower(), req.start, req.count, peer)
         try:
@@ -749,3 +827,15 @@ class SyncService:
 
 class _OpenFailed(Exception):
     pass
+
+
+def _bounded(items: list[tuple[bytes, bytes | None]], count: int) -> list[object]:
+    """At most ``count`` items and about ``MAX_RESPONSE_BYTES`` (always at least one)."""
+    body: list[object] = []
+    size = 0
+    for raw, justification in items[:count]:
+        size += len(raw) + len(justification or b"") + 16
+        if body and size > MAX_RESPONSE_BYTES:
+            break
+        body.append([raw, justification])
+    return body

@@ -24,7 +24,10 @@ when the response would exceed :data:`MAX_RESPONSE_BYTES`.
 Requests 4 and 5 serve finality: ``[4, block_hash]`` asks for the justification of a block
 (answer ``[4, justification|nil]``), ``[5, set_id, round]`` asks a finality voter for the votes
 of a round it completed, at least ``round`` (answer ``[5, catch_up|nil]``; see
-``twinchain.consensus.grandpa.CatchUp``).
+``twinchain.consensus.grandpa.CatchUp``). ``[6, block_hash, count]`` asks for a block and its
+ancestors, newest first (answer as a blocks answer, kind 6): the way to a block a finality vote
+names on a branch we never imported (it is not on the peer's best chain by number, so a range
+request cannot reach it).
 
 Gossip message: ``[kind, payload]`` with kind 0 block (payload: block bytes), 1 vote (vote
 bytes), 2 transactions (payload: a list of transaction bytes), 3 commit (a finality
@@ -160,6 +163,7 @@ class Kind(enum.IntEnum):
     ERROR = 3
     JUSTIFICATION = 4
     CATCH_UP = 5
+    ANCESTRY = 6
 
 
 def _uint(w: Any, what: str) -> int:
@@ -215,7 +219,15 @@ class CatchUpRequest:
     round: int
 
 
-Request = ChainStatus | RangeRequest | JustificationRequest | CatchUpRequest
+@dataclass(frozen=True)
+class AncestryRequest:
+    """Block ``block_hash`` and up to ``count - 1`` of its ancestors, newest first."""
+
+    block_hash: bytes
+    count: int
+
+
+Request = ChainStatus | RangeRequest | JustificationRequest | CatchUpRequest | AncestryRequest
 
 
 def decode_request(w: Any) -> Request:
@@ -232,6 +244,11 @@ def decode_request(w: Any) -> Request:
         return JustificationRequest(_hash(w[1], "block hash"))
     if w[0] == Kind.CATCH_UP and len(w) == 3:
         return CatchUpRequest(_uint(w[1], "set id"), _uint(w[2], "round"))
+    if w[0] == Kind.ANCESTRY and len(w) == 3:
+        count = _uint(w[2], "count")
+        if not 1 <= count <= MAX_RANGE:
+            raise ProtocolError(f"ancestry count must be 1..{MAX_RANGE}")
+        return AncestryRequest(_hash(w[1], "block hash"), count)
     raise ProtocolError(f"unknown request kind {w[0]!r}")
 
 
@@ -242,6 +259,8 @@ def encode_request(req: Request) -> list[Any]:
         return [Kind.JUSTIFICATION.value, req.block_hash]
     if isinstance(req, CatchUpRequest):
         return [Kind.CATCH_UP.value, req.set_id, req.round]
+    if isinstance(req, AncestryRequest):
+        return [Kind.ANCESTRY.value, req.block_hash, req.count]
     return [req.kind.value, req.start, req.count]
 
 
@@ -264,8 +283,11 @@ def decode_status_response(w: Any) -> ChainStatus:
     return status_from_wire(_check_response_kind(w, Kind.STATUS))
 
 
-def decode_blocks_response(w: Any, count: int) -> list[tuple[bytes, bytes | None]]:
-    body = _check_response_kind(w, Kind.BLOCKS)
+def decode_blocks_response(
+    w: Any, count: int, kind: Kind = Kind.BLOCKS
+) -> list[tuple[bytes, bytes | None]]:
+    """A blocks answer (``kind`` BLOCKS, or ANCESTRY): ``[block, justification|nil]`` items."""
+    body = _check_response_kind(w, kind)
     if type(body) is not list or len(body) > count:
         raise ProtocolError("blocks response: not a list, or more blocks than asked")
     out: list[tuple[bytes, bytes | None]] = []

@@ -74,6 +74,8 @@ class Options:
     settle_s: float = 120.0  # after the last fault: telemetry to settle
     gateways: bool = True
     keep: bool = False  # keep the run's folder (logs) even when it passed
+    #: The validators' ``-l``: the voter's and sync's debug lines are what explain a stall.
+    log: str = "info,grandpa=debug,sync=debug"
 
 
 @dataclass
@@ -95,13 +97,21 @@ class Cluster:
         self.paused: set[int] = set()
         self.gw_procs: list[subprocess.Popen[bytes]] = []
         self.on_change: list[Any] = []
+        self.log = ""
 
     def bootnodes(self, i: int) -> list[str]:
         return [m.multiaddr for j, m in enumerate(self.nodes) if j != i]
 
     def start(self, i: int, env: dict[str, str] | None = None) -> None:
         wrap = self.net.wrap(i) if self.net is not None else ()
-        p = manager.start_node(self.base, self.nodes[i], self.bootnodes(i), wrap=wrap, env=env)
+        p = manager.start_node(
+            self.base,
+            self.nodes[i],
+            self.bootnodes(i),
+            ["--log", self.log] if self.log else [],
+            wrap=wrap,
+            env=env,
+        )
         self.procs[i] = p
         self.nodes[i].pid = p.pid
         self._changed()
@@ -312,6 +322,7 @@ def run(opts: Options, console: Console | None = None) -> dict[str, Any]:
                 state["mounts"].append(str(d.path))
                 _write_state(run_id, state)
         cluster = Cluster(base, nodes, net)
+        cluster.log = opts.log
 
         def remember() -> None:
             state["pids"] = cluster.pids()  # type: ignore[union-attr]
