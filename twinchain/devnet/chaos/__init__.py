@@ -42,8 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settle", type=float, default=120, help="s for telemetry to settle at the end")
     p.add_argument("--keep", action="store_true", help="keep the run's folder even if it passed")
     p.add_argument(
-        "-l",
-        "--log",
+        "--node-log",
         default="info,grandpa=debug,sync=debug",
         help="the validators' -l (log targets and levels)",
     )
@@ -82,7 +81,7 @@ def main(args: argparse.Namespace, console: Console | None = None) -> int:
         rss_limit_mb=args.rss_limit_mb,
         settle_s=args.settle,
         keep=args.keep,
-        log=args.log,
+        log=args.node_log,
     )
     if not args.no_netns and os.geteuid() != 0:
         console.print("[yellow]note:[/] not root: no network namespaces, validators on 127.0.0.1")
