@@ -24,7 +24,8 @@ run: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/twinchain node --dev
 
-test: $(STAMP)
+# The suite's 2-minute chaos run uses libfaketime for its clock-skew fault (see chaos-prereqs).
+test: $(STAMP) chaos-prereqs
 	$(BIN)/python -m pytest -q
 
 # 10 minutes, 40 seeded faults on validators in network namespaces (root); table + JSON.
