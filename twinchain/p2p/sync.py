@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -148,8 +149,8 @@ class PeerState:
     retry_after: float = 0.0
     #: The peer's finalized block whose justification we last asked it for.
     justification_asked: bytes = b""
-    catch_up_in_flight: bool = False
-    ancestry_in_flight: bool = False
+    #: A catch-up or ancestry request to this peer is in flight.
+    request_in_flight: bool = False
 
     def raise_best(self, number: int, block_hash: bytes) -> None:
         if number > self.best_number:
@@ -380,33 +381,53 @@ class SyncService:
     def request_catch_up(self, peer_id: str, set_id: int, round: int) -> bool:
         """Ask ``peer_id`` for a finality catch-up (in the background; the answer goes to
         ``handler.on_catch_up``). False if there is no usable session with it now."""
+        return self._in_background(peer_id, self._catch_up, CatchUpRequest(set_id, round))
+
+    def request_ancestry(self, peer_id: str, block_hash: bytes, count: int) -> bool:
+        """Fetch block ``block_hash`` and up to ``count - 1`` ancestors from ``peer_id`` (in
+        the background) and import them oldest first: a block a finality vote or commit names
+        on a branch we never imported. False if there is no usable session with it now."""
+        req = AncestryRequest(block_hash, max(1, min(count, MAX_RANGE)))
+        return self._in_background(peer_id, self._ancestry, req)
+
+    def _in_background(
+        self,
+        peer_id: str,
+        task: Callable[[PeerState, Any, object], Awaitable[None]],
+        req: CatchUpRequest | AncestryRequest,
+    ) -> bool:
+        """Run ``task(st, req, answer)`` once ``req`` is answered on the peer's session; one such
+        request per peer at a time, so a slow peer cannot pile them up."""
         st = self.peers.get(peer_id)
-        if (
-            st is None
-            or st.session is None
-            or st.session.broken
-            or st.catch_up_in_flight
-            or self._nursery is None
-        ):
+        session = None if st is None else st.session
+        if st is None or session is None or session.broken or st.request_in_flight:
             return False
-        st.catch_up_in_flight = True
-        self._nursery.start_soon(self._catch_up, st, st.session, CatchUpRequest(set_id, round))
+        if self._nursery is None:
+            return False
+        st.request_in_flight = True
+
+        async def ask() -> None:
+            what = type(req).__name__
+            try:
+                answer = await session.request(req)
+            except RequestTimeout:
+                self._report(st.peer_id, Penalty.TIMEOUT, f"{what} timed out")
+                return
+            except (StreamGone, RemoteError) as exc:
+                log.debug("%s to %s failed: %s", what, st.peer_id, exc)
+                return
+            finally:
+                st.request_in_flight = False
+            try:
+                await task(st, req, answer)
+            except ProtocolError as exc:
+                self._report(st.peer_id, Penalty.BAD_RESPONSE, f"{what} answer: {exc}")
+
+        self._nursery.start_soon(ask)
         return True
 
-    async def _catch_up(self, st: PeerState, session: RequestSession, req: CatchUpRequest) -> None:
-        try:
-            raw = decode_optional_bytes_response(await session.request(req), Kind.CATCH_UP)
-        except RequestTimeout:
-            self._report(st.peer_id, Penalty.TIMEOUT, "catch-up request timed out")
-            return
-        except ProtocolError as exc:
-            self._report(st.peer_id, Penalty.BAD_RESPONSE, f"catch-up response: {exc}")
-            return
-        except (StreamGone, RemoteError) as exc:
-            log.debug("catch-up request to %s failed: %s", st.peer_id, exc)
-            return
-        finally:
-            st.catch_up_in_flight = False
+    async def _catch_up(self, st: PeerState, req: CatchUpRequest, answer: object) -> None:
+        raw = decode_optional_bytes_response(answer, Kind.CATCH_UP)
         if raw is None:
             log.debug("%s has no catch-up for round %d", st.peer_id, req.round)
             return
@@ -415,38 +436,8 @@ class SyncService:
         if verdict is Verdict.REJECT:
             self._report(st.peer_id, Penalty.BAD_RESPONSE, "invalid catch-up")
 
-    def request_ancestry(self, peer_id: str, block_hash: bytes, count: int) -> bool:
-        """Fetch block ``block_hash`` and up to ``count - 1`` ancestors from ``peer_id`` (in
-        the background) and import them oldest first: a block a finality vote or commit names
-        on a branch we never imported. False if there is no usable session with it now."""
-        st = self.peers.get(peer_id)
-        if (
-            st is None
-            or st.session is None
-            or st.session.broken
-            or st.ancestry_in_flight
-            or self._nursery is None
-        ):
-            return False
-        st.ancestry_in_flight = True
-        req = AncestryRequest(block_hash, max(1, min(count, MAX_RANGE)))
-        self._nursery.start_soon(self._ancestry, st, st.session, req)
-        return True
-
-    async def _ancestry(self, st: PeerState, session: RequestSession, req: AncestryRequest) -> None:
-        try:
-            items = decode_blocks_response(await session.request(req), req.count, Kind.ANCESTRY)
-        except RequestTimeout:
-            self._report(st.peer_id, Penalty.TIMEOUT, "ancestry request timed out")
-            return
-        except ProtocolError as exc:
-            self._report(st.peer_id, Penalty.BAD_RESPONSE, f"ancestry response: {exc}")
-            return
-        except (StreamGone, RemoteError) as exc:
-            log.debug("ancestry request to %s failed: %s", st.peer_id, exc)
-            return
-        finally:
-            st.ancestry_in_flight = False
+    async def _ancestry(self, st: PeerState, req: AncestryRequest, answer: object) -> None:
+        items = decode_blocks_response(answer, req.count, Kind.ANCESTRY)
         expect = req.block_hash
         chain: list[tuple[bytes, bytes | None]] = []
         for raw, justification in items:
