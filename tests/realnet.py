@@ -112,3 +112,15 @@ def offences_on_chain(node: NodeInfo) -> int:
     prefix = "0x" + Runtime().authority.Offences.prefix.hex()
     with rpc(node) as r:
         return len(r.call("state_getKeysPaged", prefix, 100, None))
+
+
+def finality_advances(nodes: list[NodeInfo], what: str, slots: int, slot_s: float) -> None:
+    """Every node finalizes a block above the highest finalized one anywhere now, within
+    ``slots`` slots (issue 17's liveness bound is 10)."""
+    ref = max(heights(n)[1] for n in nodes)
+    wait_for(
+        lambda: all(heights(n)[1] > ref for n in nodes),
+        slots * slot_s,
+        lambda: f"finality past #{ref} on every node {what}: {table(nodes)}",
+        interval=0.1,
+    )

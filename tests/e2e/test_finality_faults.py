@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import realnet
 from realnet import (
     equivocation_lines,
     heights,
@@ -42,15 +43,7 @@ RESTARTS_AFTER = 75
 
 
 def finality_advances(nodes: list[NodeInfo], what: str) -> None:
-    """Every node finalizes a block above the highest finalized one anywhere now, within
-    RESUME_SLOTS slots."""
-    ref = max(heights(n)[1] for n in nodes)
-    wait_for(
-        lambda: all(heights(n)[1] > ref for n in nodes),
-        RESUME_SLOTS * SLOT_S,
-        lambda: f"finality past #{ref} on every node {what}: {table(nodes)}",
-        interval=0.1,
-    )
+    realnet.finality_advances(nodes, what, RESUME_SLOTS, SLOT_S)
 
 
 def back_and_connected(nodes: list[NodeInfo], node: NodeInfo, what: str) -> None:

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import realnet
 from realnet import (
     command_line,
     equivocation_lines,
@@ -41,13 +42,7 @@ def restart(node: NodeInfo, cmd: list[str], crash_at: str | None) -> subprocess.
 
 
 def finality_advances(nodes: list[NodeInfo], what: str) -> None:
-    ref = max(heights(n)[1] for n in nodes)
-    wait_for(
-        lambda: all(heights(n)[1] > ref for n in nodes),
-        RESUME_SLOTS * SLOT_S,
-        lambda: f"finality past #{ref} on every node {what}: {table(nodes)}",
-        interval=0.1,
-    )
+    realnet.finality_advances(nodes, what, RESUME_SLOTS, SLOT_S)
 
 
 @pytest.mark.slow
