@@ -434,6 +434,8 @@ def gateway_status(gw: GatewayInfo) -> dict[str, Any]:
             "latency_p99_s",
             "rejected",
             "last_final_batch",
+            "finality_lag",
+            "finality_stalled_s",
         ):
             out[k] = s.get(k)
     return out
