@@ -34,15 +34,17 @@ chaos: $(STAMP) chaos-prereqs
 	$(BIN)/twinchain devnet chaos --seed $(CHAOS_SEED) --minutes 10 --faults 40 \
 		--json chaos-result.json
 
-# libfaketime (clock-skew faults) is optional: installed here when root and missing.
+# libfaketime (clock-skew faults) and nftables (link loss on kernels without netem) are
+# optional: installed here when root and missing.
 chaos-prereqs:
 	@scripts/check-prereqs.sh --chaos || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing faketime (libfaketime) for the clock-skew faults"; \
-			apt-get install -y -q faketime >/dev/null || \
-				{ apt-get update -q >/dev/null && apt-get install -y -q faketime >/dev/null; } || \
-				echo "could not install faketime: clock-skew faults will be skipped"; \
-		else echo "without it the clock-skew faults are skipped"; fi; }
+			echo "installing faketime (libfaketime) and nftables for the chaos faults"; \
+			apt-get install -y -q faketime nftables >/dev/null || \
+				{ apt-get update -q >/dev/null && \
+				  apt-get install -y -q faketime nftables >/dev/null; } || \
+				echo "could not install them: those faults will be skipped"; \
+		else echo "without them those faults are skipped"; fi; }
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

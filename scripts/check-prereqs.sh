@@ -12,11 +12,12 @@ if [ "${1:-}" = "--chaos" ]; then
     [ -f "$lib" ] && found=$lib
   done
   [ -n "$found" ] || missing+=("faketime (libfaketime: clock-skew faults)")
+  command -v nft >/dev/null 2>&1 || missing+=("nftables (link loss where the kernel has no netem)")
   [ "$(id -u)" = 0 ] || echo "chaos: not root: no network namespaces or tmpfs mounts (fewer fault kinds)" >&2
   if [ ${#missing[@]} -gt 0 ]; then
     echo "chaos: optional prerequisites missing:" >&2
     for m in "${missing[@]}"; do echo "  - $m" >&2; done
-    echo "On Debian/Ubuntu: apt-get install iproute2 faketime" >&2
+    echo "On Debian/Ubuntu: apt-get install iproute2 faketime nftables" >&2
     exit 1
   fi
   exit 0

@@ -86,6 +86,8 @@ class Network:
     netem: Netem | None = None
     #: Why netem could not be set (None: it is on every link, or was not asked for).
     netem_error: str | None = None
+    #: Without netem: the loss (percent) nftables drops on every validator's link instead.
+    nft_loss_pct: float | None = None
     _blackholes: dict[int, list[str]] = field(default_factory=dict)
 
     @property
@@ -133,9 +135,35 @@ class Network:
                         if "unknown" not in str(exc):
                             raise
                         self.netem_error = f"this kernel has no netem qdisc ({exc})"
+            if self.netem is not None and self.netem_error is not None and self.netem.loss_pct:
+                self._loss_by_nftables(self.netem.loss_pct)
         except RuntimeError as exc:
             self.teardown()
             raise NetnsUnavailable(str(exc)) from exc
+
+    def _loss_by_nftables(self, pct: float) -> None:
+        """Without netem (no delay or jitter possible), drop ``pct`` % of what each validator
+        sends at random with nftables (``numgen random``), if ``nft`` is installed."""
+        if shutil.which("nft") is None:
+            return
+        per_10k = round(pct * 100)
+        for i in range(self.count):
+            for cmd in (
+                ["add", "table", "ip", "tcloss"],
+                ["add", "chain", "ip", "tcloss", "out",
+                 "{ type filter hook output priority 0 ; }"],
+                ["add", "rule", "ip", "tcloss", "out", "oifname", "eth0",
+                 "numgen", "random", "mod", "10000", "lt", str(per_10k), "drop"],
+            ):  # fmt: skip
+                r = subprocess.run(
+                    ["ip", "netns", "exec", self.ns(i), "nft", *cmd],
+                    capture_output=True,
+                    text=True,
+                )
+                if r.returncode != 0:
+                    log.warning("nftables loss on %s: %s", self.ns(i), r.stderr.strip())
+                    return
+        self.nft_loss_pct = pct
 
     def set_netem(self, i: int, netem: Netem) -> None:
         r = subprocess.run(

@@ -297,7 +297,13 @@ def run(opts: Options, console: Console | None = None) -> dict[str, Any]:
             net = Network(run_id, opts.validators, free_subnet(random.Random()), opts.netem)
             try:
                 net.setup()
-                if net.netem_error is not None:
+                if net.netem_error is not None and net.nft_loss_pct is not None:
+                    notes.append(
+                        f"no delay or jitter on the links: {net.netem_error}; "
+                        f"{net.nft_loss_pct:g} % loss by nftables instead"
+                    )
+                    console.print(f"[yellow]note:[/] {notes[-1]}")
+                elif net.netem_error is not None:
                     notes.append(f"no delay, jitter or loss on the links: {net.netem_error}")
                     console.print(f"[yellow]note:[/] {notes[-1]}")
             except NetnsUnavailable as exc:
@@ -420,6 +426,7 @@ def run(opts: Options, console: Console | None = None) -> dict[str, Any]:
             "slot_ms": opts.slot_ms,
             "netns": net is not None,
             "netem": asdict(opts.netem) if net is not None and not net.netem_error else None,
+            "nft_loss_pct": None if net is None else net.nft_loss_pct,
             "notes": notes,
             "skipped": skipped,
             "seconds": round(time.monotonic() - t_start, 1),
@@ -605,7 +612,14 @@ def table(result: dict[str, Any]) -> list[Table]:
         + (
             "127.0.0.1 (no namespaces)"
             if not result["netns"]
-            else "namespaces, netem " + ("on" if result["netem"] else "unavailable")
+            else "namespaces, netem "
+            + (
+                "on"
+                if result["netem"]
+                else f"unavailable, {result['nft_loss_pct']:g} % loss by nftables"
+                if result.get("nft_loss_pct")
+                else "unavailable"
+            )
         )
     )
     for col in ("fault", "count", "heals", "recovered", "recovery p50 (slots)", "p99", "max"):
