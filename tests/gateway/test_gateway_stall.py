@@ -16,11 +16,11 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from realnet import wait_for
 
 from twinchain.gateway.provision import dev_chain_spec, write_gateway
 from twinchain.gateway.simulator import FactorySimulator, MachineConfig
@@ -37,18 +37,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if cond():
-                return
-        except Exception:
-            pass  # status.json not written yet, or the node not answering yet
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Chain:
