@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from twinchain.devnet.chaos.invariants import twin_totals
 from twinchain.gateway.provision import Provisioned, dev_chain_spec, write_gateway
 from twinchain.gateway.simulator import MachineConfig
 from twinchain.rpc.client import RpcClient
@@ -306,15 +307,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 
 def chain_totals(rpc: RpcClient) -> dict[tuple[str, int], tuple[int, int]]:
-    out = {}
-    for twin, m in enumerate(MACHINES):
-        per: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-        for a in rpc.call("twin_telemetryAggregates", twin):
-            per[a["metric"]][0] += a["count"]
-            per[a["metric"]][1] += a["sum"]
-        for metric, (c, s) in per.items():
-            out[(m.name, metric)] = (c, s)
-    return out
+    return twin_totals(rpc, [(twin, m.name) for twin, m in enumerate(MACHINES)])
 
 
 @pytest.mark.slow

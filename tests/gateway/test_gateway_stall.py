@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from realnet import wait_for
 
+from twinchain.devnet.chaos.invariants import twin_totals
 from twinchain.gateway.provision import dev_chain_spec, write_gateway
 from twinchain.gateway.simulator import FactorySimulator, MachineConfig
 from twinchain.p2p.host import load_or_create_identity, peer_id_of
@@ -199,11 +200,4 @@ def _sim_start(path: Path) -> int:
 
 
 def _totals(rpc: RpcClient) -> dict[tuple[str, int], tuple[int, int]]:
-    out = {}
-    for twin, m in enumerate(MACHINES):
-        per: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-        for a in rpc.call("twin_telemetryAggregates", twin):
-            per[a["metric"]][0] += a["count"]
-            per[a["metric"]][1] += a["sum"]
-        out.update({(m.name, k): (c, v) for k, (c, v) in per.items()})
-    return out
+    return twin_totals(rpc, [(twin, m.name) for twin, m in enumerate(MACHINES)])

@@ -363,20 +363,29 @@ def expected_readings(gw: GatewayInfo) -> dict[tuple[str, int], tuple[int, int]]
     return {k: (c, s) for k, (c, s) in sums.items()}
 
 
+def twin_totals(
+    rpc: RpcClient, twins: list[tuple[int, str]]
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(count, sum) of the readings on chain per (name, metric), for each (twin id, name)."""
+    out: dict[tuple[str, int], tuple[int, int]] = {}
+    for twin, name in twins:
+        per: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for a in rpc.call("twin_telemetryAggregates", twin):
+            per[a["metric"]][0] += a["count"]
+            per[a["metric"]][1] += a["sum"]
+        out.update({(name, m): (c, s) for m, (c, s) in per.items()})
+    return out
+
+
 def chain_readings(
     rpc: RpcClient, gw: GatewayInfo
 ) -> tuple[dict[tuple[str, int], tuple[int, int]], list[str]]:
     """(count, sum) per (machine, metric) on chain for the gateway's twins, and the devices
     whose sequence numbers have gaps or unsettled batches."""
     cfg = tomllib.loads(Path(gw.config).read_text())
-    out: dict[tuple[str, int], tuple[int, int]] = {}
+    out = twin_totals(rpc, [(d["twin"], d["name"]) for d in cfg["devices"]])
     bad = []
     for d in cfg["devices"]:
-        per: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-        for a in rpc.call("twin_telemetryAggregates", d["twin"]):
-            per[a["metric"]][0] += a["count"]
-            per[a["metric"]][1] += a["sum"]
-        out.update({(d["name"], m): (c, s) for m, (c, s) in per.items()})
         dev = rpc.call("twin_device", d["key"])
         if dev["gaps"] != 0 or dev["batches"] != dev["nextSeq"]:
             bad.append(f"{d['name']}: gaps {dev['gaps']}, {dev['batches']}/{dev['nextSeq']}")
