@@ -16,13 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from twinchain import native
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
-from twinchain.node.client import Client
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
 
 
-def _signed_transfers(client: Client, n: int, senders: int) -> list[bytes]:
+def _signed_transfers(client: Blockchain, n: int, senders: int) -> list[bytes]:
     keys = [Keypair.from_dev_name(f"bench-{i}") for i in range(senders)]
     dest = Keypair.from_dev_name("Bob").public
     rt = client.runtime
@@ -46,7 +46,7 @@ def run(n_tx: int = 5000, senders: int = 50) -> dict[str, Any]:
         tempfile.TemporaryDirectory() as b,
         tempfile.TemporaryDirectory() as c,
     ):
-        author = Client(spec, a)
+        author = Blockchain(spec, a)
         xts, _ = _signed_transfers(author, n_tx, senders)
         t0 = time.perf_counter()
         block, res = author.propose(alice, 10, 10_000, ((b"", x) for x in xts))
@@ -54,12 +54,12 @@ def run(n_tx: int = 5000, senders: int = 50) -> dict[str, Any]:
         assert len(block.extrinsics) == n_tx + 1, "block did not take every transfer"
         raw = block.encode()
 
-        importer = Client(spec, b)
+        importer = Blockchain(spec, b)
         t0 = time.perf_counter()
         importer.import_block(Block.decode(raw), check_time=False)
         import_s = time.perf_counter() - t0
 
-        cached = Client(spec, c)
+        cached = Blockchain(spec, c)
         pre = [o.hash for o in res.outcomes]
         t0 = time.perf_counter()
         cached.import_block(Block.decode(raw), verified=pre, check_time=False)

@@ -98,12 +98,12 @@ def run(
         spec = dev_chain_spec(gw, ms, tick_ms=tick_ms)
         (base / "spec.json").write_text(json.dumps(spec.to_json()))
         node_cmd = [
-            sys.executable, "-m", "twinchain.node.cli", "--log", "warning", "node",
+            sys.executable, "-m", "twinchain", "--log", "warning", "node",
             "--chain", str(base / "spec.json"), "--validator", "--key", "//Alice",
             "--base-path", str(base / "chain"), "--rpc-port", str(port),
             "--no-prometheus", "--no-p2p",
         ]  # fmt: skip
-        gw_cmd = [sys.executable, "-m", "twinchain.node.cli", "gateway", "--config", str(gw.config)]
+        gw_cmd = [sys.executable, "-m", "twinchain", "gateway", "--config", str(gw.config)]
         if profile is not None:
             gw_cmd = [sys.executable, "-m", "bench.gateway_cpu", "--child", str(gw.config)]
             gw_cmd += ["--profile", str(profile)]

@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from twinchain.devnet import manager
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
-from twinchain.node.client import Client
 from twinchain.primitives.keys import Keypair
 from twinchain.rpc.client import RpcClient
 
@@ -61,7 +61,7 @@ def finality_latency(seconds: float = 60, slot_ms: int = 1000) -> dict[str, Any]
 
 
 def _node(spec_path: Path, base: Path, rpc: int, p2p: int, boot: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "twinchain.node.cli", "--log", "warning", "node",
+    cmd = [sys.executable, "-m", "twinchain", "--log", "warning", "node",
            "--chain", str(spec_path), "--base-path", str(base),
            "--rpc-port", str(rpc), "--port", str(p2p), "--no-prometheus"]  # fmt: skip
     for b in boot:
@@ -88,7 +88,7 @@ def sync_speed(blocks: int = 10_000) -> dict[str, Any]:
         root = Path(d)
         spec_path = root / "spec.json"
         spec_path.write_text(json.dumps(spec.to_json()))
-        src = Client(spec, root / "a")
+        src = Blockchain(spec, root / "a")
         t0 = time.perf_counter()
         for slot in range(1, blocks + 1):
             _, res = src.propose(alice, slot, slot * 1000)

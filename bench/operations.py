@@ -38,8 +38,8 @@ from rich.console import Console
 from rich.table import Table
 
 from twinchain import native
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
-from twinchain.node.client import Client
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
 from twinchain.runtime.pallets import analytics as an_mod
@@ -137,9 +137,9 @@ class Chain:
     """An authoring client plus the blocks it made (to replay into fresh clients)."""
 
     def __init__(self, spec: Any, path: str) -> None:
-        self.spec, self.client = spec, Client(spec, path)
-        self.rt = self.client.runtime
-        self.gh = self.client.genesis_hash
+        self.spec, self.chain = spec, Blockchain(spec, path)
+        self.rt = self.chain.runtime
+        self.gh = self.chain.genesis_hash
         self.blocks: list[Block] = []
         self.nonces: dict[bytes, int] = {}
         self.seqs: dict[int, int] = {}
@@ -174,17 +174,17 @@ class Chain:
         for i in range(0, len(submits), 3):
             t = now_ms + (i // 3 + 1) * 1000
             self.block(t, submits[i : i + 3])
-        while self.queued_closes(self.client.best.hash):
+        while self.queued_closes(self.chain.best.hash):
             t += 1000
             self.block(t, [])
 
     def queued_closes(self, at: bytes) -> int:
-        self.rt.state = _overlay(self.client.state_at(at))
+        self.rt.state = _overlay(self.chain.state_at(at))
         return int(self.rt.telemetry.queued_closes())
 
     def block(self, now_ms: int, xts: list[bytes], *, keep: bool = True, parent: Any = None,
               expect_fail: frozenset[int] = frozenset()) -> Block:  # fmt: skip
-        block, res = self.client.propose(
+        block, res = self.chain.propose(
             ALICE, now_ms // 1000, now_ms, ((b"", x) for x in xts), parent=parent
         )
         if len(block.extrinsics) != len(xts) + 1:
@@ -205,7 +205,7 @@ def _timed(
     best = [float("inf")] * len(timed)
     for r in range(repeat):
         with tempfile.TemporaryDirectory() as d:
-            c = Client(spec, d)
+            c = Blockchain(spec, d)
             try:
                 for b in prep:
                     c.import_block(b, check_time=False)

@@ -39,7 +39,7 @@ def _free_port() -> int:
 
 
 def _start_node(base: str, rpc_port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "twinchain.node.cli", "--log", "warning", "node", "--dev",
+    cmd = [sys.executable, "-m", "twinchain", "--log", "warning", "node", "--dev",
            "--base-path", base, "--rpc-port", str(rpc_port), "--port", str(_free_port()),
            "--no-prometheus"]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 from twinchain import native
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
-from twinchain.node.client import Client
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
 from twinchain.runtime.pallets.telemetry import (
@@ -76,7 +76,7 @@ def _readings(device: int, seq: int, n: int) -> list[tuple[int, int, int]]:
 
 
 def _extrinsics(
-    client: Client, n_batches: int, per_xt: int, readings: int, devices: int, gateways: int
+    client: Blockchain, n_batches: int, per_xt: int, readings: int, devices: int, gateways: int
 ) -> tuple[list[bytes], list[Any]]:
     rt = client.runtime
     devs = [Keypair.from_dev_name(f"bench-dev-{d}") for d in range(devices)]
@@ -115,7 +115,7 @@ def _import(
         forget_good_signatures()
         remember_good_signatures(known or ())
         with tempfile.TemporaryDirectory() as d:
-            client = Client(spec, d)
+            client = Blockchain(spec, d)
             try:
                 t0 = time.perf_counter()
                 client.import_block(Block.decode(raw), verified=verified or (), check_time=False)
@@ -137,7 +137,7 @@ def run(
     alice = Keypair.from_dev_name("Alice")
     threads = native.set_threads(1) if native.available else 1
     with tempfile.TemporaryDirectory() as a:
-        author = Client(spec, a)
+        author = Blockchain(spec, a)
         # Sign more than fits; the author stops where the block is full.
         want = n_batches or 4_000
         xts, batches = _extrinsics(author, want, per_xt, readings, devices, gateways)

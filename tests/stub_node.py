@@ -1,4 +1,4 @@
-"""A stand-in for the node service around a real chain: an in-memory Client and a real
+"""A stand-in for the node service around a real chain: an in-memory Blockchain and a real
 TransactionPool, with blocks authored on demand by the test (used by the RPC and client tests).
 """
 
@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twinchain.consensus.grandpa import Voter
-from twinchain.node.client import Client
-from twinchain.node.keystore import Keystore
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.txpool import TransactionPool
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.types import Extrinsic
 
 ALICE = Keypair.from_dev_name("Alice")
@@ -22,7 +22,7 @@ BOB = Keypair.from_dev_name("Bob")
 class StubNode:
     """Satisfies twinchain.rpc.api.NodeHandle with a real client and pool."""
 
-    client: Client
+    chain: Blockchain
     pool: TransactionPool
     keystore: Keystore
     name: str = "test-node"
@@ -43,16 +43,16 @@ class StubNode:
     def dev_voter(self, authorities: list[bytes], key: Keypair | None = ALICE) -> Voter:
         """A real voter over this chain; authorities other than ``key`` vote only when a test
         feeds it their signed votes (until then round_state lists them as missing)."""
-        fin = self.client.finalized
+        fin = self.chain.finalized
         return Voter(
-            genesis_hash=self.client.genesis_hash,
+            genesis_hash=self.chain.genesis_hash,
             authorities=authorities,
             set_id=0,
             finalized=(fin.hash, fin.number),
-            lookup=self.client.blocks.header,
-            best_chain_containing=lambda base: (self.client.best.hash, self.client.best.number),
+            lookup=self.chain.blocks.header,
+            best_chain_containing=lambda base: (self.chain.best.hash, self.chain.best.number),
             keypair=key,
-            slot_ms=self.client.slot_duration(),
+            slot_ms=self.chain.slot_duration(),
             now_ms=0,
         )
 
@@ -62,16 +62,16 @@ class StubNode:
     def author(self, *, finalize: bool = False) -> bytes:
         """Author the next block with Alice (pool transactions included); return its hash."""
         self.slot += 1
-        _, result = self.client.propose(
+        _, result = self.chain.propose(
             ALICE, self.slot, self.slot * 1000, self.pool.ready(), verified=self.pool.contains
         )
         self.pool.prune([o.hash for o in result.outcomes])
         self.pool.revalidate()
         if finalize:
-            assert self.client.self_finalize(ALICE, result.hash)
+            assert self.chain.self_finalize(ALICE, result.hash)
         return result.hash
 
     def transfer(self, nonce: int, amount: int = 10**12, signer: Keypair = ALICE) -> Extrinsic:
-        rt = self.client.runtime
+        rt = self.chain.runtime
         call = rt.call_by_name("Balances", "transfer", BOB.public, amount)
-        return Extrinsic.sign(call, signer, nonce, self.client.genesis_hash, rt.spec_version)
+        return Extrinsic.sign(call, signer, nonce, self.chain.genesis_hash, rt.spec_version)

@@ -11,10 +11,10 @@ import pytest
 import trio
 from stub_node import ALICE, StubNode
 
+from twinchain.node.blockchain import Blockchain as ChainClient
 from twinchain.node.chain_spec import dev_spec
-from twinchain.node.client import Client as ChainClient
-from twinchain.node.keystore import Keystore
 from twinchain.node.txpool import TransactionPool
+from twinchain.primitives.keystore import Keystore
 from twinchain.rpc.server import serve_rpc
 
 __all__ = ["ALICE", "ChainNode"]

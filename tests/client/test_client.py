@@ -14,7 +14,7 @@ from twinchain.primitives.types import Era
 from twinchain.rpc.api import from_hex, to_hex
 
 if TYPE_CHECKING:
-    from tests.client.conftest import ChainNode
+    from tests.chain.conftest import ChainNode
 
 ALICE = Keypair.from_dev_name("Alice")
 BOB = Keypair.from_dev_name("Bob")
@@ -30,9 +30,9 @@ async def _author_when_pooled(chain: ChainNode, count: int = 1) -> bytes:
 
 
 def _bob_free(chain: ChainNode) -> int:
-    return chain.client.runtime.balances.Account.value_type.decode(
-        chain.client.state_at(chain.client.finalized.hash).get(
-            chain.client.runtime.balances.Account.key(BOB.public)
+    return chain.chain.runtime.balances.Account.value_type.decode(
+        chain.chain.state_at(chain.chain.finalized.hash).get(
+            chain.chain.runtime.balances.Account.key(BOB.public)
         )
     ).free
 
@@ -40,9 +40,9 @@ def _bob_free(chain: ChainNode) -> int:
 async def test_async_transfer_watched_to_finalized(url: str, chain: ChainNode) -> None:
     before = _bob_free(chain)
     async with AsyncClient(url) as c:
-        assert c.info.genesis_hash == chain.client.genesis_hash
+        assert c.info.genesis_hash == chain.chain.genesis_hash
         call = c.call_function("Balances", "transfer", dest=BOB.public, value=AMOUNT)
-        assert call == chain.client.runtime.call_by_name("Balances", "transfer", BOB.public, AMOUNT)
+        assert call == chain.chain.runtime.call_by_name("Balances", "transfer", BOB.public, AMOUNT)
         seen: list[TxStatus] = []
         async with c.submit_and_watch(call, ALICE) as statuses:
             async for status in statuses:
@@ -61,7 +61,7 @@ async def test_sync_client_sign_submit_and_watch(url: str, chain: ChainNode) -> 
         # A plain submit, then a mortal one watched from a worker thread while we author.
         tx_hash = await trio.to_thread.run_sync(lambda: client.sign_and_submit(call, ALICE))
         assert chain.pool.contains(tx_hash)
-        era = Era.mortal(64, chain.client.best.number)
+        era = Era.mortal(64, chain.chain.best.number)
         result: list[list[TxStatus]] = []
 
         async def watch() -> None:
@@ -84,9 +84,9 @@ async def test_sync_client_sign_submit_and_watch(url: str, chain: ChainNode) -> 
 
 async def test_read_storage_is_verified_against_finalized_root(url: str, chain: ChainNode) -> None:
     chain.author(finalize=True)
-    expected = chain.client.runtime.balances.Account.value_type.decode(
-        chain.client.state_at(chain.client.finalized.hash).get(
-            chain.client.runtime.balances.Account.key(BOB.public)
+    expected = chain.chain.runtime.balances.Account.value_type.decode(
+        chain.chain.state_at(chain.chain.finalized.hash).get(
+            chain.chain.runtime.balances.Account.key(BOB.public)
         )
     )
     async with AsyncClient(url) as c:
@@ -179,7 +179,7 @@ async def test_subscribe_new_heads_yields_heads(url: str, chain: ChainNode) -> N
     async with AsyncClient(url) as c, c.subscribe_new_heads() as heads:
         with trio.fail_after(10):
             first = await heads.__anext__()
-            assert first.hash == chain.client.best.hash
+            assert first.hash == chain.chain.best.hash
             authored = [chain.author(finalize=False) for _ in range(2)]
             got = [(await heads.__anext__()).hash for _ in range(2)]
     assert got == authored

@@ -17,8 +17,8 @@ from twinchain.consensus.grandpa import (
     threshold,
 )
 from twinchain.consensus.voter_store import KVVoterStore
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import local_spec
-from twinchain.node.client import Client
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Header
 from twinchain.storage.kv import MemoryStore
@@ -36,7 +36,7 @@ class Net:
     """Four voters over one shared block tree; ``views`` picks each voter's best head."""
 
     def __init__(self, online: int = 4) -> None:
-        self.client = Client(local_spec([f"//{n}" for n in NAMES]), None)
+        self.chain = Blockchain(local_spec([f"//{n}" for n in NAMES]), None)
         self.heads: dict[int, tuple[bytes, int]] = {}
         #: Each voter's durable memory (as its node's LevelDB would hold it).
         self.stores = [KVVoterStore(MemoryStore()) for _ in range(online)]
@@ -47,7 +47,7 @@ class Net:
 
     def new_voter(self, i: int) -> Voter:
         """Voter ``i`` as its node (re)starts it: its store, its node's finalized block."""
-        g = self.client.genesis_hash
+        g = self.chain.genesis_hash
         return Voter(
             genesis_hash=g,
             authorities=[k.public for k in KEYS],
@@ -55,7 +55,7 @@ class Net:
             finalized=self.finalized[i][-1]
             if i < len(self.finalized) and self.finalized[i]
             else (g, 0),
-            lookup=self.client.blocks.header,
+            lookup=self.chain.blocks.header,
             best_chain_containing=lambda base, i=i: self._best(i, base),
             keypair=KEYS[i],
             slot_ms=SLOT,
@@ -64,14 +64,14 @@ class Net:
         )
 
     def _best(self, i: int, base: tuple[bytes, int]) -> tuple[bytes, int]:
-        head = self.heads.get(i) or (self.client.best.hash, self.client.best.number)
+        head = self.heads.get(i) or (self.chain.best.hash, self.chain.best.number)
         from twinchain.consensus.grandpa import route_to
 
-        return head if route_to(self.client.blocks.header, head, base) is not None else base
+        return head if route_to(self.chain.blocks.header, head, base) is not None else base
 
     def extend(self, parent: Header, slot: int) -> Header:
         author = KEYS[slot % 4]
-        block, _ = self.client.propose(author, slot, slot * SLOT, parent=parent)
+        block, _ = self.chain.propose(author, slot, slot * SLOT, parent=parent)
         return block.header
 
     def run(self, steps: int, deliver=lambda frm, to, vote: True, node: bool = False) -> None:  # type: ignore[no-untyped-def]
@@ -101,7 +101,7 @@ class Net:
 
 
 def linear_chain(net: Net, length: int) -> Header:
-    head = net.client.best
+    head = net.chain.best
     for s in range(1, length + 1):
         head = net.extend(head, s)
     return head
@@ -114,12 +114,12 @@ def test_four_voters_finalize_the_head_and_justification_verifies() -> None:
     assert all(f and f[-1] == (head.hash, 5) for f in net.finalized)
     just = GrandpaJustification.decode(net.justifications[-1])
     auths = [k.public for k in KEYS]
-    just.verify(net.client.genesis_hash, auths, 0)
+    just.verify(net.chain.genesis_hash, auths, 0)
     with pytest.raises(JustificationError):
-        just.verify(net.client.genesis_hash, auths, 1)
+        just.verify(net.chain.genesis_hash, auths, 1)
     weak = GrandpaJustification(just.round, 0, just.block, just.precommits[:2], just.ancestry)
     with pytest.raises(JustificationError):
-        weak.verify(net.client.genesis_hash, auths, 0)
+        weak.verify(net.chain.genesis_hash, auths, 0)
 
 
 def test_finality_follows_a_growing_chain() -> None:
@@ -145,13 +145,13 @@ def test_three_of_four_still_finalize_two_of_four_do_not() -> None:
 
 def test_equivocating_voter_is_reported_and_cannot_split_finality() -> None:
     net = Net()
-    g = net.client.best
+    g = net.chain.best
     a1 = net.extend(g, 1)
     b1 = net.extend(g, 5)  # a fork at height 1, by another author
     dave = KEYS[3]
     v0 = net.voters[0]
     for target in ((a1.hash, 1), (b1.hash, 1)):
-        ok, ev = v0.on_vote(SignedVote.sign(dave, PREVOTE, 1, 0, target, net.client.genesis_hash))
+        ok, ev = v0.on_vote(SignedVote.sign(dave, PREVOTE, 1, 0, target, net.chain.genesis_hash))
         assert ok
     assert ev is not None and ev.offender == dave.public and len(v0.evidence) == 1
     # Honest voters split 2-1 between the forks: nothing conflicting can be finalized.
@@ -165,7 +165,7 @@ def test_equivocating_voter_is_reported_and_cannot_split_finality() -> None:
 
 def test_bad_votes_are_refused() -> None:
     net = Net()
-    g = net.client.genesis_hash
+    g = net.chain.genesis_hash
     v = net.voters[0]
     outsider = Keypair.from_dev_name("Mallory")
     assert v.on_vote(SignedVote.sign(outsider, PREVOTE, 1, 0, (g, 0), g)) == (False, None)
@@ -183,7 +183,7 @@ def test_a_new_block_is_finalized_without_waiting_for_the_round_timer() -> None:
     net.run(7)  # ends half a slot into a round that has every vote for block 1
     assert all(v.finalized[1] == 1 for v in net.voters)
     rounds = [v.current for v in net.voters]
-    head = net.extend(net.client.best, 2)
+    head = net.extend(net.chain.best, 2)
     net.now += 1  # no round timer can expire: every voter's round started a slot-half ago
     for _ in range(4):
         outbox = [(i, m) for i, v in enumerate(net.voters) for m in v.tick(net.now)[0]]
@@ -202,7 +202,7 @@ def test_three_prevotes_are_enough_when_the_fourth_cannot_move_the_ghost() -> No
     linear_chain(net, 1)
     net.run(7)
     assert all(v.finalized[1] == 1 for v in net.voters)
-    head = net.extend(net.client.best, 2)
+    head = net.extend(net.chain.best, 2)
     busy = net.voters[3]
     net.now += 1  # no round timer can expire
     for _ in range(4):
@@ -219,7 +219,7 @@ def test_no_precommit_while_a_missing_prevote_could_still_move_the_ghost() -> No
     net = Net()
     b = linear_chain(net, 1)
     c = net.extend(b, 2)
-    g = net.client.genesis_hash
+    g = net.chain.genesis_hash
     v0 = net.voters[0]
     net.heads[0] = (b.hash, 1)
     votes, _ = v0.tick(0)
@@ -358,7 +358,7 @@ def test_a_catch_up_without_a_supermajority_or_with_a_bad_signature_is_refused()
 
 def test_votes_far_ahead_are_checked_not_kept_and_show_the_voter_behind() -> None:
     net = Net()
-    g = net.client.genesis_hash
+    g = net.chain.genesis_hash
     v = net.voters[0]
     far = SignedVote.sign(KEYS[1], PREVOTE, v.current + FUTURE_ROUNDS + 10, 0, (g, 0), g)
     assert v.on_vote(far) == (True, None)

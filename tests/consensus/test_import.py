@@ -12,17 +12,17 @@ from twinchain.consensus.grandpa import (
     SignedVote,
     encode_justification,
 )
+from twinchain.native.merkle import merkle_root
+from twinchain.node.blockchain import Blockchain, BlockImportError
 from twinchain.node.chain_spec import dev_spec, local_spec
-from twinchain.node.client import BlockImportError, Client
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.merkle import merkle_root
 from twinchain.primitives.types import Block, Extrinsic
 
 ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
 CHARLIE = Keypair.from_dev_name("Charlie")
 
 
-def _transfers(client: Client, n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
+def _transfers(client: Blockchain, n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
     call = client.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
     return [
         (b"", Extrinsic.sign(call, ALICE, start + i, client.genesis_hash, 1).encode())
@@ -31,8 +31,8 @@ def _transfers(client: Client, n: int, start: int = 0) -> list[tuple[bytes, byte
 
 
 @pytest.fixture
-def pair() -> tuple[Client, Client, Block]:
-    author, follower = Client(dev_spec(), None), Client(dev_spec(), None)
+def pair() -> tuple[Blockchain, Blockchain, Block]:
+    author, follower = Blockchain(dev_spec(), None), Blockchain(dev_spec(), None)
     block, _ = author.propose(ALICE, 10, 10_000, _transfers(author, 4))
     return author, follower, block
 
@@ -42,7 +42,7 @@ def _resealed(block: Block, key: Keypair = ALICE, **changes: object) -> Block:
     return Block(header, block.extrinsics)
 
 
-def test_valid_block_imports_and_becomes_best(pair: tuple[Client, Client, Block]) -> None:
+def test_valid_block_imports_and_becomes_best(pair: tuple[Blockchain, Blockchain, Block]) -> None:
     _, follower, block = pair
     res = follower.import_block(block, check_time=False)
     assert res.is_best and follower.best.hash == block.hash
@@ -101,7 +101,7 @@ def test_future_and_orphan_blocks_wait(pair) -> None:  # type: ignore[no-untyped
 
 def test_wrong_author_for_slot_on_a_two_validator_chain() -> None:
     spec = local_spec(["//Alice", "//Bob"])
-    author, follower = Client(spec, None), Client(spec, None)
+    author, follower = Blockchain(spec, None), Blockchain(spec, None)
     # Slot 10 belongs to authorities[10 % 2] = Alice; Bob may not author it.
     block, _ = author.propose(BOB, 10, 10_000)
     with pytest.raises(BlockImportError, match="sealed"):
@@ -113,7 +113,7 @@ def test_wrong_author_for_slot_on_a_two_validator_chain() -> None:
 
 def test_finality_needs_a_supermajority_and_is_stored() -> None:
     spec = local_spec(["//Alice", "//Bob", "//Charlie"])
-    client = Client(spec, None)
+    client = Blockchain(spec, None)
     _, res = client.propose(BOB, 1, 1_000)
     assert not client.self_finalize(ALICE, res.hash), "one of three is not a supermajority"
     target = (res.hash, 1)
@@ -132,7 +132,7 @@ def test_finality_needs_a_supermajority_and_is_stored() -> None:
 
 def test_blocks_off_the_finalized_chain_are_refused() -> None:
     spec = local_spec(["//Alice", "//Bob"])
-    client, other = Client(spec, None), Client(spec, None)
+    client, other = Blockchain(spec, None), Blockchain(spec, None)
     a1, _ = client.propose(BOB, 1, 1_000)
     b1, _ = other.propose(ALICE, 2, 2_000)  # a sibling of a1
     b2, _ = other.propose(BOB, 3, 3_000)
@@ -148,7 +148,7 @@ def test_blocks_off_the_finalized_chain_are_refused() -> None:
 def test_unknown_blocks_at_or_below_the_finalized_height_are_stale_not_invalid() -> None:
     # Regression: a late validator relaying its old fork blocks was banned for them.
     spec = local_spec(["//Alice", "//Bob"])
-    client, other = Client(spec, None), Client(spec, None)
+    client, other = Blockchain(spec, None), Blockchain(spec, None)
     client.propose(BOB, 1, 1_000)
     a2, _ = client.propose(ALICE, 2, 2_000)
     client.finalize(a2.hash)
@@ -163,7 +163,7 @@ def test_unknown_blocks_at_or_below_the_finalized_height_are_stale_not_invalid()
 
 def test_finalizing_a_fork_moves_the_best_chain_onto_it() -> None:
     spec = local_spec(["//Alice", "//Bob"])
-    client, other = Client(spec, None), Client(spec, None)
+    client, other = Blockchain(spec, None), Blockchain(spec, None)
     client.propose(BOB, 1, 1_000)
     a2, _ = client.propose(ALICE, 2, 2_000)
     b1, _ = other.propose(BOB, 3, 3_000)
@@ -191,7 +191,7 @@ def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on(
     twin = {"manufacturer": "//Alice", "class": "cnc-mill", "model": "M", "lifecycle": "Active"}
     g["equipment"] = {"twins": [twin | {"serial": "S0"}]}
     g["telemetry"] = {"devices": [{"device": "//imp-dev", "twin": 0}], "window_ms": 10_000}
-    author, follower = Client(spec, None), Client(spec, None)
+    author, follower = Blockchain(spec, None), Blockchain(spec, None)
     dev, gw = Keypair.from_dev_name("imp-dev"), Keypair.from_dev_name("imp-gw")
     rt, gh = author.runtime, author.genesis_hash
     submit_call = rt.telemetry.calls_by_name["submit"]
@@ -223,7 +223,7 @@ def test_pool_revalidation_verifies_each_signature_once_and_still_rejects_forger
     from twinchain.runtime import executive
     from twinchain.runtime.executive import InvalidTransaction
 
-    client = Client(dev_spec(), None)
+    client = Blockchain(dev_spec(), None)
     checked: list[int] = []
     real = executive.native.verify_batch
 
@@ -253,7 +253,7 @@ def test_pool_revalidation_verifies_each_signature_once_and_still_rejects_forger
 
 
 def test_propose_stops_at_max_bytes_without_dropping_what_is_left() -> None:
-    client = Client(dev_spec(), None)
+    client = Blockchain(dev_spec(), None)
     txs = _transfers(client, 6)
     inherent = len(client.runtime.call_by_name("Timestamp", "set", 10_000).encode()) + 64
     invalid: list[bytes] = []

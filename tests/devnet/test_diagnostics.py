@@ -99,7 +99,7 @@ def test_debug_targets_round_state_metrics_and_stalled_finality(tmp_path: Path) 
             assert f"(#{row['finalized']}, " in cell and " behind)" in cell
 
             # The same from the command line, as JSON and as the table.
-            cli = [sys.executable, "-m", "twinchain.node.cli", "devnet", "status"]
+            cli = [sys.executable, "-m", "twinchain", "devnet", "status"]
             env = {**os.environ, "COLUMNS": "300"}
             out = subprocess.run(
                 [*cli, "--base-dir", str(base), "--json"],

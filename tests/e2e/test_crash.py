@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+from twinchain.rpc.chain import RpcClient, RpcError
 
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
-from twinchain.node.client import Client
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
-from twinchain.rpc.client import RpcClient, RpcError
 
 KILLS = 20
 SENDERS = ["Bob", "Charlie", "Dave", "Eve"]
@@ -37,7 +37,7 @@ def start_node(base: Path, port: int, log: Path, p2p_port: int) -> subprocess.Po
         [
             sys.executable,
             "-m",
-            "twinchain.node.cli",
+            "twinchain",
             "--log",
             "warning",
             "node",
@@ -146,8 +146,8 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     assert best_number >= 10, "the node should have authored blocks between kills"
 
     # Re-execute every block from genesis in a fresh database: same state root at the head.
-    node = Client(dev_spec(), base, pruning=None)
-    replay = Client(dev_spec(), None, pruning=None)
+    node = Blockchain(dev_spec(), base, pruning=None)
+    replay = Blockchain(dev_spec(), None, pruning=None)
     try:
         best = node.best
         transfers = 0

@@ -20,9 +20,9 @@ from realnet import finalized, heights, peers, rpc, table, wait_for
 
 from twinchain.devnet import manager
 from twinchain.devnet.manager import NodeInfo
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.node.cli import read_block_file
-from twinchain.node.client import Client
 from twinchain.primitives.types import Block
 
 SLOT_MS = 1000
@@ -70,11 +70,11 @@ def test_node_with_all_blocks_finalizes_from_a_peers_justification(tmp_path: Pat
         # The follower gets every block of Aachen's chain and not one vote or justification.
         blocks = tmp_path / "blocks.bin"
         subprocess.run(
-            [sys.executable, "-m", "twinchain.node.cli", "export-blocks",
+            [sys.executable, "-m", "twinchain", "export-blocks",
              "--chain", str(spec_path), "--base-path", a.base_path, str(blocks)],
             check=True, capture_output=True,
         )  # fmt: skip
-        client = Client(ChainSpec.load(spec_path), Path(follower.base_path))
+        client = Blockchain(ChainSpec.load(spec_path), Path(follower.base_path))
         try:
             for raw in read_block_file(blocks):
                 block = Block.decode(raw)

@@ -155,7 +155,7 @@ def node(tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "node.log"
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "twinchain.node.cli", "--log", "warning", "node",
+            sys.executable, "-m", "twinchain", "--log", "warning", "node",
             "--chain", str(spec_path), "--validator", "--key", "//Alice",
             "--base-path", str(tmp_path / "base"), "--rpc-port", str(port),
             "--no-prometheus", "--no-p2p",

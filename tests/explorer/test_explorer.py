@@ -109,7 +109,7 @@ class NodeProc:
             [
                 sys.executable,
                 "-m",
-                "twinchain.node.cli",
+                "twinchain",
                 "--log",
                 "warning",
                 "node",

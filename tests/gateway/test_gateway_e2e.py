@@ -185,7 +185,7 @@ class Rig:
             [
                 sys.executable,
                 "-m",
-                "twinchain.node.cli",
+                "twinchain",
                 "--log",
                 "warning",
                 "node",
@@ -211,7 +211,7 @@ class Rig:
             [
                 sys.executable,
                 "-m",
-                "twinchain.node.cli",
+                "twinchain",
                 "gateway",
                 "--config",
                 str(self.gw.config),

@@ -59,7 +59,7 @@ class Chain:
     def start(self, name: str, *, validator: bool) -> None:
         p2p, rpc = self.ports[name]
         cmd = [
-            sys.executable, "-m", "twinchain.node.cli", "--log", "warning", "node",
+            sys.executable, "-m", "twinchain", "--log", "warning", "node",
             "--chain", str(self.tmp / "spec.json"), "--base-path", str(self.tmp / name),
             "--port", str(p2p), "--rpc-port", str(rpc), "--no-prometheus",
         ]  # fmt: skip
@@ -116,7 +116,7 @@ def test_stalled_finality_is_reported_backed_off_and_settled_exactly_once(tmp_pa
         chain.start("bob", validator=False)  # a peer, so that Alice authors; no vote
         wait_for(lambda: rpc.call("system_health") is not None, 30, "Alice's RPC")
         gateway = subprocess.Popen(
-            [sys.executable, "-m", "twinchain.node.cli", "gateway", "--config", str(gw.config)],
+            [sys.executable, "-m", "twinchain", "gateway", "--config", str(gw.config)],
             stdout=gw_log.open("ab"),
             stderr=subprocess.STDOUT,
             env=dict(os.environ, COLUMNS="200"),  # rich wraps log lines at 80 columns

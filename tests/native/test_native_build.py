@@ -19,7 +19,7 @@ from native_helpers import native_module
 
 from twinchain import native
 from twinchain.native import _spec, fallback
-from twinchain.primitives.merkle import merkle_root
+from twinchain.native.merkle import merkle_root
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_forced_off_by_env() -> None:
 def test_missing_extension_warns_once() -> None:
     code = (
         "import sys; sys.modules['twinchain.native._native'] = None\n"  # import fails
-        "import twinchain.native as n, twinchain.primitives.merkle as m\n"
+        "import twinchain.native as n, twinchain.native.merkle as m\n"
         "import twinchain.storage.trie\n"
         "assert m.merkle_root([b'a']) == n.fallback.merkle_root([b'a'])\n"
         "print(n.available)"

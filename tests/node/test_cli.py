@@ -12,18 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from twinchain.cli import build_parser
 from twinchain.node import logspec
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
-from twinchain.node.cli import _log_values, build_parser
-from twinchain.node.client import Client
-from twinchain.node.keystore import Keystore
+from twinchain.node.cli import log_values
 from twinchain.primitives.keys import Keypair, decode_address
+from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.types import Extrinsic
 
 
 def twinchain(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "twinchain.node.cli", *args],
+        [sys.executable, "-m", "twinchain", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -94,8 +95,8 @@ def test_build_spec_round_trip(tmp_path: Path) -> None:
     assert r.returncode == 1 and "chain spec" in r.stderr
 
 
-def _make_chain(base: Path, blocks: int) -> Client:
-    client = Client(dev_spec(), base)
+def _make_chain(base: Path, blocks: int) -> Blockchain:
+    client = Blockchain(dev_spec(), base)
     alice, bob = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
     call = client.runtime.call_by_name("Balances", "transfer", bob.public, 10**12)
     nonce = 0
@@ -119,7 +120,7 @@ def test_export_import_reexecutes_to_same_state(tmp_path: Path) -> None:
     dst = tmp_path / "dst"
     r = twinchain("import-blocks", "--dev", "--base-path", str(dst), str(out_file))
     assert "imported 6 blocks" in r.stderr
-    again = Client(dev_spec(), dst)
+    again = Blockchain(dev_spec(), dst)
     try:
         assert again.best.hash == best.hash
         assert again.best.state_root == best.state_root
@@ -201,6 +202,6 @@ def test_log_option_errors_and_old_spelling() -> None:
 
 def test_log_option_parsed_before_and_after_the_subcommand() -> None:
     args = build_parser().parse_args(["-l", "info", "node", "--dev", "-l", "sync=debug"])
-    assert _log_values(args) == ["info", "sync=debug"]
+    assert log_values(args) == ["info", "sync=debug"]
     args = build_parser().parse_args(["devnet", "up", "-l", "grandpa=debug,sync=debug"])
-    assert _log_values(args) == ["grandpa=debug,sync=debug"]
+    assert log_values(args) == ["grandpa=debug,sync=debug"]

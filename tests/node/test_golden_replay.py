@@ -12,8 +12,8 @@ import json
 import struct
 from pathlib import Path
 
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import ChainSpec
-from twinchain.node.client import Client
 from twinchain.primitives.types import Block
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "replay"
@@ -34,7 +34,7 @@ def test_recorded_devnet_chain_replays_to_the_same_state_roots(tmp_path: Path) -
     spec = ChainSpec.from_json(json.loads((DATA / "devnet-spec.json").read_text()))
     blocks = recorded_blocks()
     assert [b.header.number for b in blocks] == list(range(LAST + 1))
-    chain = Client(spec, tmp_path, pruning=None)
+    chain = Blockchain(spec, tmp_path, pruning=None)
     try:
         assert chain.genesis_hash == blocks[0].hash
         for block in blocks[1:]:

@@ -25,8 +25,8 @@ def node(tmp_path: Path) -> Node:
 
 
 def _transfers(node: Node, signer: Keypair, count: int, start: int = 0) -> list[bytes]:
-    call = node.client.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
-    g = node.client.genesis_hash
+    call = node.chain.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
+    g = node.chain.genesis_hash
     return [Extrinsic.sign(call, signer, start + i, g, 1).encode() for i in range(count)]
 
 
@@ -57,10 +57,10 @@ def test_a_forged_signature_rejects_the_sender_but_keeps_the_good_ones(node: Nod
 
 
 def test_an_expired_transaction_is_not_the_senders_fault(node: Node) -> None:
-    call = node.client.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
+    call = node.chain.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
     # Born at block 5 of a chain that is still at genesis: not valid yet, but well formed.
     early = Extrinsic.sign(
-        call, ALICE, 0, node.client.genesis_hash, 1, era=Era.mortal(8, 13), birth_hash=b"\x01" * 32
+        call, ALICE, 0, node.chain.genesis_hash, 1, era=Era.mortal(8, 13), birth_hash=b"\x01" * 32
     ).encode()
     assert node.on_transactions("peer", [early]) is Verdict.ACCEPT
     assert node.pool.ready_count == 0
@@ -70,15 +70,18 @@ def test_a_reorg_puts_the_abandoned_branchs_transactions_back_in_the_pool(
     node: Node, tmp_path: Path
 ) -> None:
     from twinchain.consensus import aura
-    from twinchain.node.client import Client
+    from twinchain.node.blockchain import Blockchain
     from twinchain.primitives.types import extrinsic_hash
 
     t0, t1 = _transfers(node, ALICE, 2)
     assert node.on_transactions("peer", [t0, t1]) is Verdict.ACCEPT
-    duration = node.client.slot_duration()
+    duration = node.chain.slot_duration()
     slot = aura.now_ms() // duration - 10
     # Branch X: one block carrying t0. Branch Y: two empty blocks from the same parent.
-    x_chain, y_chain = Client(dev_spec(), tmp_path / "x"), Client(dev_spec(), tmp_path / "y")
+    x_chain, y_chain = (
+        Blockchain(dev_spec(), tmp_path / "x"),
+        Blockchain(dev_spec(), tmp_path / "y"),
+    )
     try:
         x1, _ = x_chain.propose(ALICE, slot, slot * duration, [(b"", t0)])
         y1, _ = y_chain.propose(ALICE, slot + 1, (slot + 1) * duration, [])
@@ -90,26 +93,26 @@ def test_a_reorg_puts_the_abandoned_branchs_transactions_back_in_the_pool(
     h0, h1 = extrinsic_hash(t0), extrinsic_hash(t1)
 
     assert node.on_block("peer", x1.encode()) is Verdict.ACCEPT
-    assert node.client.best.hash == x1.hash
+    assert node.chain.best.hash == x1.hash
     assert not node.pool.contains(h0) and node.pool.is_ready(h1)
 
     assert node.on_block("peer", y1.encode()) is Verdict.ACCEPT
     assert node.on_block("peer", y2.encode()) is Verdict.ACCEPT
-    assert node.client.best.hash == y2.hash, "the longer branch is best"
+    assert node.chain.best.hash == y2.hash, "the longer branch is best"
     # t0 is on no block of the best chain any more: it is back, ready, and t1 after it.
     assert node.pool.is_ready(h0) and node.pool.is_ready(h1)
-    block, _ = node.client.propose(ALICE, slot + 3, (slot + 3) * duration, node.pool.ready())
+    block, _ = node.chain.propose(ALICE, slot + 3, (slot + 3) * duration, node.pool.ready())
     assert {extrinsic_hash(x) for x in block.extrinsics} >= {h0, h1}
 
 
 def _block_elsewhere(node: Node, tmp_path: Path, raws: list[bytes]) -> Block:
     """Block #1 carrying ``raws``, authored by another node of the same chain (a past slot)."""
     from twinchain.consensus import aura
-    from twinchain.node.client import Client
+    from twinchain.node.blockchain import Blockchain
 
-    duration = node.client.slot_duration()
+    duration = node.chain.slot_duration()
     slot = aura.now_ms() // duration - 5
-    author = Client(dev_spec(), tmp_path / "author")
+    author = Blockchain(dev_spec(), tmp_path / "author")
     try:
         block, _ = author.propose(ALICE, slot, slot * duration, [(b"", r) for r in raws])
     finally:
@@ -137,11 +140,11 @@ def test_compact_blocks_rebuild_from_the_pool_or_fall_back_to_sync(
     assert node.on_transactions("peer", [t0]) is Verdict.ACCEPT
     assert compact.missing(node.pool.get) == [extrinsic_hash(t1)]
     assert node.on_block("peer", raw) is Verdict.IGNORE
-    assert node.compact_misses == 1 and node.client.best.number == 0
+    assert node.compact_misses == 1 and node.chain.best.number == 0
     # Once t1 is pooled too, the same message rebuilds the exact block.
     assert node.on_transactions("peer", [t1]) is Verdict.ACCEPT
     assert node.on_block("peer", raw) is Verdict.ACCEPT
-    assert node.client.best.hash == block.hash
+    assert node.chain.best.hash == block.hash
     assert not node.pool.contains(extrinsic_hash(t0))  # included: pruned
     # Seen again after import (its extrinsics left the pool): known, not a miss.
     assert node.on_block("peer", raw) is Verdict.IGNORE and node.compact_misses == 1
@@ -159,7 +162,7 @@ def test_a_compact_block_whose_body_does_not_match_its_header_is_rejected(
     assert len(items) == 2
     forged = CompactBlock(block.header, (*items[:1], (t1, None)))
     assert node.on_block("peer", forged.encode()) is Verdict.REJECT
-    assert node.client.best.number == 0
+    assert node.chain.best.number == 0
     from twinchain.primitives import codec
 
     for bad in (b"\xc0", codec.encode([block.header.to_wire(), [b"\x01" * 31], 1])):

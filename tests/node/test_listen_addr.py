@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from twinchain.node import cli
+from twinchain import cli
 
 
 def _parse(*argv: str) -> tuple[str, int | None]:

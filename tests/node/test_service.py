@@ -7,8 +7,8 @@ from pathlib import Path
 
 import trio
 
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec, local_spec
-from twinchain.node.client import Client
 from twinchain.node.service import Node, NodeConfig
 from twinchain.p2p.abc import Verdict
 from twinchain.primitives.keys import Keypair
@@ -27,20 +27,20 @@ async def test_dev_node_authors_finalizes_and_includes_transfers(tmp_path: Path)
             port=None,
         )
     )
-    call = node.client.runtime.call_by_name("Balances", "transfer", bob.public, 10**12)
+    call = node.chain.runtime.call_by_name("Balances", "transfer", bob.public, 10**12)
     hashes = [
-        node.submit_extrinsic(Extrinsic.sign(call, alice, n, node.client.genesis_hash, 1).encode())
+        node.submit_extrinsic(Extrinsic.sign(call, alice, n, node.chain.genesis_hash, 1).encode())
         for n in range(3)
     ]
     assert node.pool.ready_count == 3
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         with trio.fail_after(10):
-            while node.client.finalized.number < 3:
+            while node.chain.finalized.number < 3:
                 await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
     # The database was closed by the service; reopen it and check what it committed.
-    client = Client(dev_spec(), tmp_path)
+    client = Blockchain(dev_spec(), tmp_path)
     try:
         best = client.best
         assert best.number >= 3
@@ -63,14 +63,14 @@ def test_stale_gossiped_block_is_ignored_not_rejected(tmp_path: Path) -> None:
     spec = local_spec(["//Alice", "//Bob"])
     alice, bob = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
     node = Node(NodeConfig(spec=spec, base_path=tmp_path, rpc_port=None, port=None))
-    peer, late = Client(spec, None), Client(spec, None)
+    peer, late = Blockchain(spec, None), Blockchain(spec, None)
     try:
         b1, _ = peer.propose(bob, 1, 1_000)
         assert node.on_block("peer", b1.encode()) is Verdict.ACCEPT
-        node.client.finalize(b1.hash)
+        node.chain.finalize(b1.hash)
         stale, _ = late.propose(alice, 2, 2_000)  # #1 on a branch finality has left behind
         assert node.on_block("late", stale.encode()) is Verdict.IGNORE
-        assert node.client.blocks.header(stale.hash) is None
+        assert node.chain.blocks.header(stale.hash) is None
         # A bad block at a live height is still the sender's fault.
         b2, _ = peer.propose(alice, 2, 2_000)
         forged = Block(replace(b2.header, seal=bytes(64)), b2.extrinsics)
@@ -93,8 +93,8 @@ async def test_author_waits_for_the_previous_slots_block_only_from_a_producing_a
     spec = local_spec(["//Alice", "//Bob"])
     alice, bob = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
     node = Node(NodeConfig(spec=spec, base_path=tmp_path, rpc_port=None, port=None))
-    peer = Client(spec, None)
-    auths = node.client.authorities_at(node.client.best.hash)
+    peer = Blockchain(spec, None)
+    auths = node.chain.authorities_at(node.chain.best.hash)
     key = {alice.public: alice, bob.public: bob}
     slot = 11  # ours; the silent or producing author is the one of slot 10
     prev = aura.slot_author(auths, slot - 1)
@@ -121,7 +121,7 @@ async def test_author_waits_for_the_previous_slots_block_only_from_a_producing_a
 
             nursery.start_soon(deliver)
             waited = await timed_wait()
-        assert 0.09 < waited < 0.3 and node.client.best.hash == b10.hash
+        assert 0.09 < waited < 0.3 and node.chain.best.hash == b10.hash
         # Our head is the previous slot's block already: no wait.
         assert await timed_wait() < 0.05
         # Its block for slot 12 never comes: the wait is bounded.

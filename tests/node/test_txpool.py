@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
-from twinchain.node.client import Client
 from twinchain.node.txpool import PoolError, TransactionPool
 from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import Keypair
@@ -605,9 +605,9 @@ def test_revalidate_hands_the_known_hash_to_validate_hashed(chain: Chain) -> Non
 
 
 def test_client_revalidation_follows_the_best_block() -> None:
-    """The Client keeps the best block's context between validations: a new best block must
+    """The Blockchain keeps the best block's context between validations: a new best block must
     replace it, or a transaction made stale by that block would stay in the pool."""
-    client = Client(dev_spec(), None)
+    client = Blockchain(dev_spec(), None)
     try:
         check = client.validate_transaction
         pool = TransactionPool(check, validate_hashed=check)

@@ -63,7 +63,7 @@ def node(tmp_path: Path):  # type: ignore[no-untyped-def]
     port = _free_port()
     log = tmp_path / "node.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "twinchain.node.cli", "--log", "warning", "node",
+        [sys.executable, "-m", "twinchain", "--log", "warning", "node",
          "--chain", str(tmp_path / "spec.json"), "--base-path", str(tmp_path / "db"),
          "--validator", "--key", "//Alice", "--no-p2p", "--rpc-port", str(port),
          "--no-prometheus"],
@@ -150,7 +150,7 @@ def test_worker_alert_lands_on_chain_naming_the_registered_model(node: str) -> N
         # The command line worker finds the shipped models for the chain's 1 h windows, finds
         # them registered, and has nothing new to raise.
         cli = subprocess.run(
-            [sys.executable, "-m", "twinchain.node.cli", "offchain", "pdm", "--rpc", node,
+            [sys.executable, "-m", "twinchain", "offchain", "pdm", "--rpc", node,
              "--key", "//Bob", "--facility", "0", "--once"],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

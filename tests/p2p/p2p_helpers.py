@@ -1,4 +1,4 @@
-"""Helpers for the p2p tests: a NetworkHandler over a real Client, and service start-up.
+"""Helpers for the p2p tests: a NetworkHandler over a real Blockchain, and service start-up.
 
 (Imported by the tests as a plain module: pytest puts this folder on sys.path.)
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 import trio
 
 from twinchain.consensus.grandpa import JustificationError
+from twinchain.node.blockchain import Blockchain, BlockImportError
 from twinchain.node.chain_spec import dev_spec
-from twinchain.node.client import BlockImportError, Client
 from twinchain.p2p import ChainStatus, NetworkConfig, NetworkService, Verdict
 from twinchain.p2p.sync import SyncConfig
 from twinchain.primitives.codec import CodecError
@@ -28,18 +28,18 @@ FAST = NetworkConfig(sync=SyncConfig(status_interval=0.5, progress_bar=False), b
 
 
 class ClientHandler:
-    """A minimal node: imports gossiped and synced blocks into a real Client."""
+    """A minimal node: imports gossiped and synced blocks into a real Blockchain."""
 
-    def __init__(self, client: Client | None = None) -> None:
-        self.client = client or Client(dev_spec(), None)
+    def __init__(self, client: Blockchain | None = None) -> None:
+        self.chain = client or Blockchain(dev_spec(), None)
         self.votes: list[bytes] = []
         self.tx_batches: list[list[bytes]] = []
         self.gossip_accepted = 0
         self.commits: list[bytes] = []
 
     def status(self) -> ChainStatus:
-        best, fin = self.client.best, self.client.finalized
-        return ChainStatus(best.number, best.hash, fin.number, fin.hash, self.client.genesis_hash)
+        best, fin = self.chain.best, self.chain.finalized
+        return ChainStatus(best.number, best.hash, fin.number, fin.hash, self.chain.genesis_hash)
 
     def _import(self, raw: bytes, justification: bytes | None) -> Verdict:
         try:
@@ -48,19 +48,19 @@ class ClientHandler:
             return Verdict.REJECT
         verdict = Verdict.ACCEPT
         try:
-            self.client.import_block(block)
+            self.chain.import_block(block)
         except BlockImportError as exc:
             if exc.reason == "invalid":
                 return Verdict.REJECT
             if exc.reason != "known":
                 return Verdict.IGNORE
             verdict = Verdict.IGNORE
-        if justification is not None and self.client.finalized.number < block.header.number:
+        if justification is not None and self.chain.finalized.number < block.header.number:
             try:
-                self.client.verify_justification(block.hash, justification)
+                self.chain.verify_justification(block.hash, justification)
             except JustificationError:
                 return Verdict.REJECT
-            self.client.finalize(block.hash, justification)
+            self.chain.finalize(block.hash, justification)
         return verdict
 
     def on_block(self, peer_id: str, raw: bytes) -> Verdict:
@@ -81,12 +81,12 @@ class ClientHandler:
     def blocks_by_range(self, start: int, count: int) -> list[tuple[bytes, bytes | None]]:
         out: list[tuple[bytes, bytes | None]] = []
         for n in range(start, start + count):
-            h = self.client.blocks.hash_at(n)
+            h = self.chain.blocks.hash_at(n)
             if h is None:
                 break
-            raw = self.client.blocks.block_bytes(h)
+            raw = self.chain.blocks.block_bytes(h)
             assert raw is not None
-            out.append((raw, self.client.blocks.justification(h)))
+            out.append((raw, self.chain.blocks.justification(h)))
         return out
 
     def import_synced(self, raw: bytes, justification: bytes | None) -> Verdict:
@@ -97,27 +97,27 @@ class ClientHandler:
         return Verdict.IGNORE
 
     def justification_for(self, block_hash: bytes) -> bytes | None:
-        return self.client.blocks.justification(block_hash)
+        return self.chain.blocks.justification(block_hash)
 
     def import_justification(self, peer_id: str, block_hash: bytes, raw: bytes) -> Verdict:
-        if self.client.blocks.header(block_hash) is None:
+        if self.chain.blocks.header(block_hash) is None:
             return Verdict.IGNORE
         try:
-            self.client.verify_justification(block_hash, raw)
+            self.chain.verify_justification(block_hash, raw)
         except JustificationError:
             return Verdict.REJECT
-        self.client.finalize(block_hash, raw)
+        self.chain.finalize(block_hash, raw)
         return Verdict.ACCEPT
 
     def blocks_by_hash(self, block_hash: bytes, count: int) -> list[tuple[bytes, bytes | None]]:
         out: list[tuple[bytes, bytes | None]] = []
         h = block_hash
         for _ in range(count):
-            header = self.client.blocks.header(h)
-            raw = self.client.blocks.block_bytes(h)
+            header = self.chain.blocks.header(h)
+            raw = self.chain.blocks.block_bytes(h)
             if header is None or raw is None or header.number == 0:
                 break
-            out.append((raw, self.client.blocks.justification(h)))
+            out.append((raw, self.chain.blocks.justification(h)))
             h = header.parent_hash
         return out
 
@@ -132,10 +132,10 @@ class ClientHandler:
         """Build ``count`` blocks on our best chain (one per slot, Alice is the dev authority)."""
         blocks = []
         for _ in range(count):
-            slot = self.client.best.slot + 1
-            block, result = self.client.propose(ALICE, slot, slot * 1000, [])
+            slot = self.chain.best.slot + 1
+            block, result = self.chain.propose(ALICE, slot, slot * 1000, [])
             if finalize:
-                self.client.self_finalize(ALICE, result.hash)
+                self.chain.self_finalize(ALICE, result.hash)
             blocks.append(block)
         return blocks
 
@@ -152,7 +152,7 @@ async def start_service(
 ) -> NetworkService:
     svc = NetworkService(
         handler,
-        genesis_hash=handler.client.genesis_hash,
+        genesis_hash=handler.chain.genesis_hash,
         key_file=tmp_path / name / "network" / "secret_ed25519",
         listen_port=port,
         bootnodes=bootnodes,
@@ -171,7 +171,7 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 30.0, what: str 
 
 
 def same_chain(a: ClientHandler, b: ClientHandler) -> bool:
-    return a.client.best.hash == b.client.best.hash
+    return a.chain.best.hash == b.chain.best.hash
 
 
 def with_sync(config: NetworkConfig, **changes: object) -> NetworkConfig:
@@ -186,4 +186,4 @@ def make_handlers(n: int) -> Iterator[list[ClientHandler]]:
         yield made
     finally:
         for h in made:
-            h.client.close()
+            h.chain.close()

@@ -34,7 +34,7 @@ async def test_blocks_votes_and_transaction_batches_reach_all_hosts(tmp_path: Pa
                 (block,) = hb.author()
                 b.publish_block(block.encode())
                 h = block.hash
-                await wait_until(lambda h=h: ha.client.best.hash == hc.client.best.hash == h)
+                await wait_until(lambda h=h: ha.chain.best.hash == hc.chain.best.hash == h)
             assert ha.gossip_accepted == hc.gossip_accepted == 3
             assert a.sync.imported == c.sync.imported == 0
 

@@ -78,7 +78,7 @@ async def _assert_dropped_and_network_goes_on(
     # a and b carry on.
     (block,) = ha.author()
     a.publish_block(block.encode())
-    await wait_until(lambda: hb.client.best.hash == block.hash)
+    await wait_until(lambda: hb.chain.best.hash == block.hash)
 
 
 async def test_peer_sending_garbage_frames_is_banned_and_dropped(tmp_path: Path) -> None:
@@ -98,10 +98,10 @@ async def test_peer_gossiping_an_invalid_block_is_banned_and_dropped(tmp_path: P
         async with trio.open_nursery() as nursery:
             a, b, m = await _honest_pair_and_attacker(nursery, tmp_path, ha, hb, hm)
             # Bob is not an authority of the dev chain: his block's seal is invalid.
-            bad, _ = hm.client.propose(Keypair.from_dev_name("Bob"), 1, 1000, [])
+            bad, _ = hm.chain.propose(Keypair.from_dev_name("Bob"), 1, 1000, [])
             m.publish_block(bad.encode())
             await _assert_dropped_and_network_goes_on(a, b, m, ha, hb)
-            assert hb.client.blocks.header(bad.hash) is None  # never forwarded to b
+            assert hb.chain.blocks.header(bad.hash) is None  # never forwarded to b
             nursery.cancel_scope.cancel()
 
 
@@ -124,10 +124,10 @@ async def test_a_raising_handler_costs_the_sender_score_but_never_stops_the_serv
                 await wait_until(lambda: a.scores.score(b.peer_id) == -Penalty.INVALID_VOTE)
                 (block,) = hb.author()
                 b.publish_block(block.encode())
-                await wait_until(lambda: ha.client.best.hash == block.hash)
+                await wait_until(lambda: ha.chain.best.hash == block.hash)
                 nursery.cancel_scope.cancel()
         finally:
-            ha.client.close()
+            ha.chain.close()
 
 
 class _RacingStream:
@@ -190,8 +190,8 @@ async def test_an_undecodable_pubsub_rpc_costs_the_stream_not_the_node(tmp_path:
             # or re-established).
             (block,) = ha.author()
             a.publish_block(block.encode())
-            await wait_until(lambda: hb.client.best.hash == block.hash)
+            await wait_until(lambda: hb.chain.best.hash == block.hash)
             (block2,) = hb.author()
             b.publish_block(block2.encode())
-            await wait_until(lambda: ha.client.best.hash == block2.hash)
+            await wait_until(lambda: ha.chain.best.hash == block2.hash)
             nursery.cancel_scope.cancel()

@@ -33,7 +33,7 @@ async def test_cancelling_the_network_leaves_no_task_running(tmp_path: Path) -> 
             (block,) = ha.author()
             a.publish_block(block.encode())
             b.publish_transaction(b"tx")
-            await wait_until(lambda: hb.client.best.hash == block.hash)
+            await wait_until(lambda: hb.chain.best.hash == block.hash)
             assert len(_all_tasks()) > len(before) + 20
             nursery.cancel_scope.cancel()
         await trio.testing.wait_all_tasks_blocked()

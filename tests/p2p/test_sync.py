@@ -43,11 +43,11 @@ async def test_late_host_catches_up_to_finalized_then_follows_the_head(tmp_path:
                 nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],), config=config
             )
             await wait_until(lambda: same_chain(ha, hb))
-            assert hb.client.finalized.number == 300
-            assert hb.client.finalized.hash == ha.client.finalized.hash
-            assert hb.client.blocks.justification(hb.client.finalized.hash) is not None
+            assert hb.chain.finalized.number == 300
+            assert hb.chain.finalized.hash == ha.chain.finalized.hash
+            assert hb.chain.blocks.justification(hb.chain.finalized.hash) is not None
             for n in (1, 150, 320):
-                assert hb.client.blocks.hash_at(n) == ha.client.blocks.hash_at(n)
+                assert hb.chain.blocks.hash_at(n) == ha.chain.blocks.hash_at(n)
             assert b.sync.imported == 320
             await wait_until(lambda: not b.is_syncing())
 
@@ -94,7 +94,7 @@ async def test_sync_from_a_peer_on_another_branch(
             a = await start_service(nursery, ha, tmp_path, "a")
             await start_service(nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],))
             await wait_until(lambda: same_chain(ha, hb))
-            assert hb.client.best.number == 9
+            assert hb.chain.best.number == 9
             assert "on another branch" in caplog.text
             nursery.cancel_scope.cancel()
 
@@ -114,20 +114,20 @@ async def test_sync_protocol_served_to_a_raw_stream(tmp_path: Path) -> None:
 
             status = decode_status_response(await session.request(b.sync.status()))
             assert (status.best_number, status.finalized_number) == (5, 3)
-            assert status.best_hash == ha.client.best.hash
+            assert status.best_hash == ha.chain.best.hash
 
             headers = decode_headers_response(
                 await session.request(RangeRequest(Kind.HEADERS, 2, 10)), 10
             )
             assert [Header.decode(h).number for h in headers] == [2, 3, 4, 5]
-            assert Header.decode(headers[0]).hash == ha.client.blocks.hash_at(2)
+            assert Header.decode(headers[0]).hash == ha.chain.blocks.hash_at(2)
 
             blocks = decode_blocks_response(
                 await session.request(RangeRequest(Kind.BLOCKS, 3, 2)), 2
             )
             assert [Block.decode(raw).hash for raw, _ in blocks] == [
-                ha.client.blocks.hash_at(3),
-                ha.client.blocks.hash_at(4),
+                ha.chain.blocks.hash_at(3),
+                ha.chain.blocks.hash_at(4),
             ]
             assert blocks[0][1] is not None and blocks[1][1] is None  # #3 final, #4 not
             beyond = await session.request(RangeRequest(Kind.BLOCKS, 6, 5))
@@ -154,7 +154,7 @@ class _ReorgingHandler:
 async def test_a_peer_that_re_orgs_between_two_ranges_is_not_penalized(tmp_path: Path) -> None:
     with make_handlers(3) as (hy, hx, hb):
         hx.author(4)  # branch X: #1..#4
-        hy.client.propose(ALICE, 2, 2000, [])  # branch Y starts a slot later: other hashes
+        hy.chain.propose(ALICE, 2, 2000, [])  # branch Y starts a slot later: other hashes
         hy.author(5)  # Y: #1..#6
         a_handler = _ReorgingHandler(hy, hx)
         config = with_sync(FAST, batch_size=2, retry_pause=0.2)
@@ -163,7 +163,7 @@ async def test_a_peer_that_re_orgs_between_two_ranges_is_not_penalized(tmp_path:
             b = await start_service(
                 nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],), config=config
             )
-            await wait_until(lambda: hb.client.best.hash == hy.client.best.hash)
+            await wait_until(lambda: hb.chain.best.hash == hy.chain.best.hash)
             assert a_handler.calls >= 2
             assert b.scores.score(a.peer_id) == 0, "an honest re-org cost the peer its score"
             nursery.cancel_scope.cancel()
@@ -178,18 +178,18 @@ async def test_a_peer_with_the_blocks_but_not_their_finality_fetches_the_justifi
     with make_handlers(2) as (ha, hb):
         blocks = ha.author(60)
         for block in blocks:
-            hb.client.import_block(block)
-        ha.client.self_finalize(ALICE, ha.client.best.hash)
-        assert hb.client.finalized.number == 0 and hb.client.best.number == 60
+            hb.chain.import_block(block)
+        ha.chain.self_finalize(ALICE, ha.chain.best.hash)
+        assert hb.chain.finalized.number == 0 and hb.chain.best.number == 60
         async with trio.open_nursery() as nursery:
             a = await start_service(nursery, ha, tmp_path, "a", config=FAST)
             b = await start_service(
                 nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],), config=FAST
             )
             with trio.fail_after(5):
-                await wait_until(lambda: hb.client.finalized.number == 60)
-            assert hb.client.finalized.hash == ha.client.finalized.hash
-            assert hb.client.blocks.justification(hb.client.finalized.hash) is not None
+                await wait_until(lambda: hb.chain.finalized.number == 60)
+            assert hb.chain.finalized.hash == ha.chain.finalized.hash
+            assert hb.chain.blocks.justification(hb.chain.finalized.hash) is not None
             assert b.sync.imported == 0
             nursery.cancel_scope.cancel()
 
@@ -202,17 +202,17 @@ async def test_a_block_on_a_branch_the_peer_does_not_follow_is_fetched_with_its_
     with make_handlers(2) as (ha, hb):
         common = ha.author(10)
         for block in common:
-            hb.client.import_block(block)
+            hb.chain.import_block(block)
         ha.author(8)  # a's best: #18
-        fork_parent = hb.client.best
+        fork_parent = hb.chain.best
         side = []
         for i in range(4):
             slot = fork_parent.slot + 100 + i  # other slots than a's: other blocks
-            block, _ = hb.client.propose(ALICE, slot, slot * 1000, [], parent=fork_parent)
+            block, _ = hb.chain.propose(ALICE, slot, slot * 1000, [], parent=fork_parent)
             side.append(block)
             fork_parent = block.header
         tip = side[-1].header
-        assert ha.client.blocks.header(tip.hash) is None
+        assert ha.chain.blocks.header(tip.hash) is None
         async with trio.open_nursery() as nursery:
             a = await start_service(nursery, ha, tmp_path, "a", config=FAST)
             b = await start_service(
@@ -221,7 +221,7 @@ async def test_a_block_on_a_branch_the_peer_does_not_follow_is_fetched_with_its_
             await wait_until(lambda: b.peer_id in a.sync.peers and a.sync.peers[b.peer_id].session)
             assert a.sync.request_ancestry(b.peer_id, tip.hash, 14)
             with trio.fail_after(10):
-                await wait_until(lambda: ha.client.blocks.header(tip.hash) is not None)
-            assert all(ha.client.blocks.header(blk.hash) is not None for blk in side)
-            assert ha.client.best.number == 18  # a side branch, not a re-org
+                await wait_until(lambda: ha.chain.blocks.header(tip.hash) is not None)
+            assert all(ha.chain.blocks.header(blk.hash) is not None for blk in side)
+            assert ha.chain.best.number == 18  # a side branch, not a re-org
             nursery.cancel_scope.cancel()

@@ -1,4 +1,4 @@
-"""A real chain (in-memory Client, real TransactionPool) behind a stand-in node, and a live
+"""A real chain (in-memory Blockchain, real TransactionPool) behind a stand-in node, and a live
 RPC server on 127.0.0.1 with an OS-chosen port."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 import trio
 from stub_node import ALICE, BOB, StubNode
 
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
-from twinchain.node.client import Client
-from twinchain.node.keystore import Keystore
 from twinchain.node.txpool import TransactionPool
+from twinchain.primitives.keystore import Keystore
 from twinchain.rpc.server import serve_rpc
 
 __all__ = ["ALICE", "BOB", "StubNode"]
@@ -23,7 +23,7 @@ __all__ = ["ALICE", "BOB", "StubNode"]
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[StubNode]:
-    client = Client(dev_spec(), None)
+    client = Blockchain(dev_spec(), None)
     n = StubNode(client, TransactionPool(client.validate_transaction), Keystore(tmp_path / "ks"))
     yield n
     client.close()

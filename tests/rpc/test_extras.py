@@ -55,7 +55,7 @@ async def ws_call(ws: WebSocketConnection, rid: int, method: str, *params: Any) 
 
 async def test_read_proof_verifies_and_tampering_is_refused(server: str, node: StubNode) -> None:
     node.author(finalize=True)
-    account = node.client.runtime.system.Account
+    account = node.chain.runtime.system.Account
     keys = [account.key(ALICE.public), account.key(BOB.public), b"\x00missing"]
     fin = await call(server, "chain_getFinalizedHead")
     res = await call(server, "state_getReadProof", [to_hex(k) for k in keys], fin)
@@ -65,7 +65,7 @@ async def test_read_proof_verifies_and_tampering_is_refused(server: str, node: S
     nodes = [from_hex(n) for n in res["proof"]]
 
     values = verify_read_proof(root, keys, nodes)
-    state = node.client.state_at(from_hex(fin))
+    state = node.chain.state_at(from_hex(fin))
     assert values == {k: state.get(k) for k in keys}
     assert values[keys[0]] is not None and values[keys[2]] is None
 
@@ -82,7 +82,7 @@ async def test_read_proof_verifies_and_tampering_is_refused(server: str, node: S
 
     # Default block is the best one; bad params are typed errors.
     best = await call(server, "state_getReadProof", [to_hex(keys[0])])
-    assert best["at"] == to_hex(node.client.best.hash)
+    assert best["at"] == to_hex(node.chain.best.hash)
     with pytest.raises(RpcError) as info:
         await call(server, "state_getReadProof", "0x00")
     assert info.value.code == errors.INVALID_PARAMS
@@ -148,24 +148,24 @@ async def test_watch_future_then_dropped_and_unwatch(server: str, node: StubNode
 
 
 async def test_subscribe_storage_sends_changes(server: str, node: StubNode) -> None:
-    bob_key = node.client.runtime.balances.Account.key(BOB.public)
+    bob_key = node.chain.runtime.balances.Account.key(BOB.public)
     missing = b"\x00nothing-here"
     async with open_websocket_url(f"ws://{server}/") as ws:
         reply = await ws_call(ws, 1, "state_subscribeStorage", [to_hex(bob_key), to_hex(missing)])
         sub = reply["result"]
         first = await ws_recv(ws)
         assert first["method"] == "state_storage" and first["params"]["subscription"] == sub
-        bob_before = node.client.state_at().get(bob_key)
+        bob_before = node.chain.state_at().get(bob_key)
         assert bob_before is not None
         assert first["params"]["result"] == {
-            "block": to_hex(node.client.best.hash),
+            "block": to_hex(node.chain.best.hash),
             "changes": [[to_hex(bob_key), to_hex(bob_before)], [to_hex(missing), None]],
         }
 
         node.pool.submit(node.transfer(0).encode())
         h = node.author()
         got = (await ws_recv(ws))["params"]["result"]
-        bob_after = node.client.state_at(h).get(bob_key)
+        bob_after = node.chain.state_at(h).get(bob_key)
         assert bob_after is not None and bob_after != bob_before
         assert got == {"block": to_hex(h), "changes": [[to_hex(bob_key), to_hex(bob_after)]]}
 
@@ -186,7 +186,7 @@ async def test_pool_callback_is_chained_and_restored(node: StubNode) -> None:
         seen.append((tx_hash, status))
 
     node.pool.on_status = existing
-    finality_before = list(node.client.finality_listeners)
+    finality_before = list(node.chain.finality_listeners)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
             lambda task_status: serve_rpc(
@@ -200,13 +200,13 @@ async def test_pool_callback_is_chained_and_restored(node: StubNode) -> None:
         assert seen == [(xt.hash, "ready")]  # the node's own callback still runs
         nursery.cancel_scope.cancel()
     assert node.pool.on_status is existing
-    assert node.client.finality_listeners == finality_before
+    assert node.chain.finality_listeners == finality_before
 
 
 async def test_watchers_that_disconnect_are_forgotten(
     server: str, node: StubNode, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bob_key = node.client.runtime.balances.Account.key(BOB.public)
+    bob_key = node.chain.runtime.balances.Account.key(BOB.public)
     async with open_websocket_url(f"ws://{server}/") as ws:
         await ws_call(ws, 1, "author_submitAndWatchExtrinsic", to_hex(node.transfer(0).encode()))
         await ws_recv(ws)
@@ -222,10 +222,10 @@ async def test_watchers_that_disconnect_are_forgotten(
 
 
 async def test_watch_usurped_by_higher_tip(server: str, node: StubNode) -> None:
-    rt = node.client.runtime
+    rt = node.chain.runtime
     call_ = rt.call_by_name("Balances", "transfer", BOB.public, 10**12)
-    old = Extrinsic.sign(call_, ALICE, 0, node.client.genesis_hash, rt.spec_version, tip=1)
-    new = Extrinsic.sign(call_, ALICE, 0, node.client.genesis_hash, rt.spec_version, tip=2)
+    old = Extrinsic.sign(call_, ALICE, 0, node.chain.genesis_hash, rt.spec_version, tip=1)
+    new = Extrinsic.sign(call_, ALICE, 0, node.chain.genesis_hash, rt.spec_version, tip=2)
     async with open_websocket_url(f"ws://{server}/") as ws:
         sub = (await ws_call(ws, 1, "author_submitAndWatchExtrinsic", to_hex(old.encode())))[
             "result"

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trio_websocket import open_websocket_url
 
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
-from twinchain.node.client import Client
-from twinchain.node.keystore import Keystore
 from twinchain.node.txpool import TransactionPool
+from twinchain.primitives.keystore import Keystore
 from twinchain.rpc import errors
 from twinchain.rpc.server import serve_rpc
 
@@ -74,9 +74,9 @@ def _is_error(body: Any) -> bool:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One server for every example, on its own trio thread: hypothesis runs each example
     as a plain call, and the server staying up across all of them is the point."""
-    client = Client(dev_spec(), None)
+    client = Blockchain(dev_spec(), None)
     node = SimpleNamespace(
-        client=client,
+        chain=client,
         pool=TransactionPool(client.validate_transaction),
         keystore=Keystore(tmp_path_factory.mktemp("ks")),
         name="test-node",

@@ -76,8 +76,8 @@ async def test_round_state_lists_missing_voters_and_background(node: StubNode, s
         "precommits": stage(0, ALICE, BOB, CHARLIE, DAVE),
     }
 
-    best = (node.client.best.hash, node.client.best.number)
-    genesis = node.client.genesis_hash
+    best = (node.chain.best.hash, node.chain.best.number)
+    genesis = node.chain.genesis_hash
     for kind in (PREVOTE, PRECOMMIT):
         for k in (BOB, CHARLIE):
             ok, _ = voter.on_vote(SignedVote.sign(k, kind, 1, 0, best, genesis))

@@ -78,14 +78,14 @@ async def test_finality_metrics(node: StubNode, nursery: trio.Nursery) -> None:
 
     port = await nursery.start(partial(serve_metrics, node, "127.0.0.1", 0))
     url = f"127.0.0.1:{port}"
-    slot_ms = node.client.slot_duration()
+    slot_ms = node.chain.slot_duration()
     node.slot = int(time.time() * 1000) // slot_ms - 21  # author() takes the next: -20, -19
     node.author()
     node.author()
     voter = node.voter = node.dev_voter([ALICE.public, BOB.public])
     voter.tick(0)  # Alice prevotes #2
-    best = (node.client.best.hash, 2)
-    voter.on_vote(SignedVote.sign(BOB, PREVOTE, 1, 0, best, node.client.genesis_hash))
+    best = (node.chain.best.hash, 2)
+    voter.on_vote(SignedVote.sign(BOB, PREVOTE, 1, 0, best, node.chain.genesis_hash))
 
     m = await scrape(url)
     assert m[("substrate_finality_grandpa_round", ())] == 1
@@ -106,7 +106,7 @@ async def test_finality_metrics(node: StubNode, nursery: trio.Nursery) -> None:
     assert m[(weight, (("stage", "precommit"),))] == 1
     assert m[(missing, (("stage", "precommit"),))] == 1
 
-    assert node.client.self_finalize(ALICE, node.client.best.hash)
+    assert node.chain.self_finalize(ALICE, node.chain.best.hash)
     m = await scrape(url)
     assert m[("substrate_finality_lag_blocks", ())] == 0
     assert 19 * slot_ms / 1000 <= m[("substrate_finality_lag_seconds", ())] < 29 * slot_ms / 1000

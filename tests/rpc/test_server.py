@@ -131,8 +131,8 @@ async def test_chain_methods(server: str, node: StubNode) -> None:
     }
     assert genesis["digest"] == {"logs": []}
     g_hash = await call(server, "chain_getBlockHash", 0)
-    assert g_hash == to_hex(node.client.genesis_hash)
-    assert header_from_json(genesis).hash == node.client.genesis_hash
+    assert g_hash == to_hex(node.chain.genesis_hash)
+    assert header_from_json(genesis).hash == node.chain.genesis_hash
 
     h1 = node.author(finalize=True)
     assert await call(server, "chain_getBlockHash") == to_hex(h1)
@@ -156,12 +156,12 @@ async def test_chain_methods(server: str, node: StubNode) -> None:
 
 
 async def test_state_methods(server: str, node: StubNode) -> None:
-    account = node.client.runtime.system.Account
+    account = node.chain.runtime.system.Account
     key = account.key(ALICE.public)
     value = await call(server, "state_getStorage", to_hex(key))
-    stored = node.client.state_at().get(key)
+    stored = node.chain.state_at().get(key)
     assert stored is not None and value == to_hex(stored)
-    genesis = to_hex(node.client.genesis_hash)
+    genesis = to_hex(node.chain.genesis_hash)
     assert await call(server, "state_getStorage", to_hex(key), genesis) == value
     assert await call(server, "state_getStorage", "0x00") is None
 
@@ -299,7 +299,7 @@ async def test_named_params(server: str, node: StubNode) -> None:
         server,
         {"jsonrpc": "2.0", "id": 3, "method": "chain_getBlockHash", "params": {"number": 0}},
     )
-    assert r.json()["result"] == to_hex(node.client.genesis_hash)
+    assert r.json()["result"] == to_hex(node.chain.genesis_hash)
 
 
 @pytest.mark.parametrize(
@@ -483,7 +483,7 @@ async def test_new_and_finalized_heads_subscriptions(server: str, node: StubNode
         fin = (await ws_call(ws, 2, "chain_subscribeFinalizedHeads"))["result"]
         assert (await ws_recv(ws))["params"] == {
             "subscription": fin,
-            "result": (await call(server, "chain_getHeader", to_hex(node.client.genesis_hash))),
+            "result": (await call(server, "chain_getHeader", to_hex(node.chain.genesis_hash))),
         }
 
         h1 = node.author(finalize=True)
@@ -516,7 +516,7 @@ async def test_finality_without_import_is_pushed_at_once(
         await trio.sleep(0.6)  # the watch now sleeps on the long poll
         h1 = node.author()
         await trio.sleep(0.05)
-        node.client.finalize(h1)  # as the voter does when the precommits are in
+        node.chain.finalize(h1)  # as the voter does when the precommits are in
         with trio.fail_after(5):
             got = await ws_recv(ws)
         assert got["method"] == "chain_finalizedHead" and got["params"]["subscription"] == fin
@@ -539,17 +539,17 @@ async def test_subscription_limit_per_connection(start_server: StartServer) -> N
 async def test_server_stops_cleanly_and_unhooks(node: StubNode) -> None:
     from twinchain.rpc.server import serve_rpc
 
-    before = list(node.client.import_listeners)
+    before = list(node.chain.import_listeners)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
             lambda task_status: serve_rpc(
                 node, "127.0.0.1", 0, unsafe=False, task_status=task_status
             )
         )
-        assert len(node.client.import_listeners) == len(before) + 1
+        assert len(node.chain.import_listeners) == len(before) + 1
         await alive(f"127.0.0.1:{port}")
         nursery.cancel_scope.cancel()
-    assert node.client.import_listeners == before
+    assert node.chain.import_listeners == before
 
 
 # --------------------------------------------------------------------------- sync client
@@ -567,9 +567,9 @@ async def test_sync_client(server: str, node: StubNode) -> None:
             assert head is not None and head.hash == h1
             assert rpc.header(b"\x00" * 32) is None
             assert rpc.finalized_head() == h1
-            key = node.client.runtime.system.Account.key(ALICE.public)
-            assert rpc.storage(key) == node.client.state_at().get(key)
-            assert rpc.storage(key, node.client.genesis_hash) is not None
+            key = node.chain.runtime.system.Account.key(ALICE.public)
+            assert rpc.storage(key) == node.chain.state_at().get(key)
+            assert rpc.storage(key, node.chain.genesis_hash) is not None
             assert rpc.submit(xt) == extrinsic_hash(xt)
             assert rpc.next_index(ALICE.public) == 1
             with pytest.raises(RpcError) as info:
@@ -608,12 +608,12 @@ async def test_slow_subscriber_is_disconnected(
     assert text is not None and "result" in text
     for hook in hooks:
         hook()
-    node.client.import_listeners.append(app.hub.on_import)
+    node.chain.import_listeners.append(app.hub.on_import)
     try:
         for _ in range(10):
             node.author()
     finally:
-        node.client.import_listeners.remove(app.hub.on_import)
+        node.chain.import_listeners.remove(app.hub.on_import)
     assert conn.overflowed and conn.cancel_scope.cancel_called
 
 
@@ -627,7 +627,7 @@ async def test_port_in_use_is_a_plain_oserror(node: StubNode) -> None:
             await server_mod.serve_rpc(node, "127.0.0.1", port, unsafe=False)
     finally:
         listener.close()
-    assert node.client.import_listeners == []
+    assert node.chain.import_listeners == []
 
 
 @pytest.mark.parametrize("rid", [0, 7, -3, 2**53, 1.5, "a", "", None])

@@ -33,7 +33,7 @@ SPEC = Spec([(1, 60_000)], [Envelope(1, -20_000, 90_000, 0)])
 def populate(node: StubNode) -> bytes:
     """One block: roles through sudo, a verified and certified facility, a commissioned and
     active twin with a bound device, and one telemetry batch. Returns the block hash."""
-    client = node.client
+    client = node.chain
     rt = client.runtime
     nonces: dict[bytes, int] = {}
 
@@ -89,7 +89,7 @@ def test_every_twin_method_is_registered() -> None:
 
 
 def test_facilities(chain: StubNode) -> None:
-    c = chain.client
+    c = chain.chain
     [f] = twin.facilities(c, None)
     assert (f["id"], f["name"], f["status"], f["verifiedNow"]) == (0, "Plant", "Verified", True)
     assert f["operator"] == to_hex(ALICE.public) and f["validator"] == to_hex(DAVE.public)
@@ -109,7 +109,7 @@ def test_facilities(chain: StubNode) -> None:
 
 
 def test_equipment_twin(chain: StubNode) -> None:
-    c = chain.client
+    c = chain.chain
     t = twin.equipment(c, {"id": 0})
     assert (t["owner"], t["lifecycle"], t["facility"]) == (to_hex(ALICE.public), "Active", 0)
     assert (t["equipmentClass"], t["model"], t["serial"], t["operational"]) == (
@@ -126,7 +126,7 @@ def test_equipment_twin(chain: StubNode) -> None:
 
 
 def test_device_batches_and_aggregates(chain: StubNode) -> None:
-    c = chain.client
+    c = chain.chain
     d = twin.device(c, [to_hex(DEVICE.public)])
     assert (d["twin"], d["nextSeq"], d["batches"], d["readings"], d["active"]) == (0, 1, 1, 3, True)
     assert d["lastReadings"] == [
@@ -155,7 +155,7 @@ def test_device_batches_and_aggregates(chain: StubNode) -> None:
 
 
 def test_verify_reading(chain: StubNode) -> None:
-    c = chain.client
+    c = chain.chain
     dev = to_hex(DEVICE.public)
     proof = [to_hex(p) for p in reading_proof(READINGS, 1)]
     ok = twin.verify_reading_proof(c, [dev, 0, list(READINGS[1]), 1, proof])
@@ -167,7 +167,7 @@ def test_verify_reading(chain: StubNode) -> None:
 
 
 def test_roles_and_metrics(chain: StubNode) -> None:
-    c = chain.client
+    c = chain.chain
     roles = [r["role"] for r in twin.roles(c, [ALICE.address])]
     assert roles == ["EquipmentManufacturer", "FacilityOperator"]  # sorted by name
     [device_role] = twin.roles(c, [to_hex(DEVICE.public)])
@@ -177,11 +177,11 @@ def test_roles_and_metrics(chain: StubNode) -> None:
 
 
 def test_reads_at_an_older_block(node: StubNode) -> None:
-    genesis = to_hex(node.client.genesis_hash)
+    genesis = to_hex(node.chain.genesis_hash)
     populate(node)
-    assert twin.facilities(node.client, [genesis]) == []
-    assert twin.equipment(node.client, [0, genesis]) is None
-    assert len(twin.facilities(node.client, None)) == 1
+    assert twin.facilities(node.chain, [genesis]) == []
+    assert twin.equipment(node.chain, [0, genesis]) is None
+    assert len(twin.facilities(node.chain, None)) == 1
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_reads_at_an_older_block(node: StubNode) -> None:
     ],
 )
 def test_bad_params(node: StubNode, fn: Any, params: Any, code: int) -> None:
-    assert rpc_error(fn, node.client, params).code == code
+    assert rpc_error(fn, node.chain, params).code == code
 
 
 # --------------------------------------------------------------------------- over the server

@@ -45,21 +45,21 @@ class Author:
     """Signs extrinsics with the right nonces and authors blocks at chosen slots."""
 
     def __init__(self, node: StubNode) -> None:
-        self.node, self.client, self.rt = node, node.client, node.client.runtime
+        self.node, self.chain, self.rt = node, node.chain, node.chain.runtime
         self.nonces: dict[bytes, int] = {}
 
     def xt(self, who: Keypair, pallet: str, name: str, *args: Any) -> tuple[bytes, bytes]:
         n = self.nonces.get(who.public, 0)
         self.nonces[who.public] = n + 1
         call = self.rt.call_by_name(pallet, name, *args)
-        return b"", Extrinsic.sign(call, who, n, self.client.genesis_hash, 1).encode()
+        return b"", Extrinsic.sign(call, who, n, self.chain.genesis_hash, 1).encode()
 
     def sudo(self, pallet: str, name: str, *args: Any) -> tuple[bytes, bytes]:
         inner = list(self.rt.call_by_name(pallet, name, *args).to_wire())
         return self.xt(ALICE, "Sudo", "sudo", inner)
 
     def block(self, slot: int, *ready: tuple[bytes, bytes]) -> bytes:
-        _, result = self.client.propose(ALICE, slot, slot * 1000, list(ready))
+        _, result = self.chain.propose(ALICE, slot, slot * 1000, list(ready))
         assert all(o.success for o in result.outcomes), [o.error for o in result.outcomes]
         self.node.slot = slot
         return result.hash
@@ -81,7 +81,7 @@ def populate(node: StubNode) -> dict[str, bytes]:
     closed by on_initialize, a report, a data
     reward, a registered model and two anchored scenarios (one challenged and refuted)."""
     a = Author(node)
-    gen = node.client.genesis_hash
+    gen = node.chain.genesis_hash
     w0 = [(11, 500_000, 1800), (7, 500_000, 30), (8, 600_000, 29), (9, 600_000, 1),
           (5, 700_000, 900), (1, 700_000, 52_000)]  # fmt: skip
     b1 = a.block(
@@ -144,7 +144,7 @@ def test_methods_are_registered() -> None:
 
 
 def test_kpis_and_facility_kpis(chain: StubNode) -> None:
-    c = chain.client
+    c = chain.chain
     k = twin_analytics.kpis(c, [0])
     assert (k["twin"], k["periodMs"], k["idealRateMilli"], k["plannedMs"]) == (0, DAY, 60_000, DAY)
     assert (k["lastClosed"], k["firstPeriod"], k["openPeriod"]) == (0, 0, None)
@@ -168,7 +168,7 @@ def test_kpis_and_facility_kpis(chain: StubNode) -> None:
 
 
 def test_reports_and_rewards(chain: StubNode) -> None:
-    c = chain.client
+    c = chain.chain
     [r] = twin_analytics.reports(c, [0])
     assert r["scope"] == {"kind": "Twin", "id": 0} and r["period"] == 0
     assert r["figures"] == [{"name": "oee_ppm", "value": 966_666}] and r["reportHash"] == to_hex(H)
@@ -184,7 +184,7 @@ def test_reports_and_rewards(chain: StubNode) -> None:
 
 
 def test_models_scenarios_and_state(chain: StubNode) -> None:
-    c = chain.client
+    c = chain.chain
     [m] = twin_simulation.models(c, None)
     assert m["model"] == to_hex(MODEL) and m["active"] and m["kind"] == "degradation"
     assert m["decoded"]["wear_per_hour"] == 3_000 and m["params"] == to_hex(PARAMS)
@@ -224,7 +224,7 @@ def test_models_scenarios_and_state(chain: StubNode) -> None:
     ],
 )
 def test_bad_params(node: StubNode, fn: Any, params: Any) -> None:
-    assert rpc_error(fn, node.client, params).code == errors.INVALID_PARAMS
+    assert rpc_error(fn, node.chain, params).code == errors.INVALID_PARAMS
 
 
 # --------------------------------------------------------------------------- CLI over RPC
@@ -235,7 +235,7 @@ def cli(argv: list[str]) -> tuple[int, Any]:
     import contextlib
     import io
 
-    from twinchain.node.cli import main
+    from twinchain.cli import main
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -262,15 +262,15 @@ async def test_simulate_cli_run_submit_and_verify(chain: StubNode, server: str) 
     rc, out = await trio.to_thread.run_sync(cli, argv)
     assert rc == 0 and out["submitted"]["status"] == "submitted"
     chain.author()
-    assert twin_simulation.scenario(chain.client, [2]) is None  # not Charlie's twin: failed
+    assert twin_simulation.scenario(chain.chain, [2]) is None  # not Charlie's twin: failed
     argv[argv.index("//Charlie")] = "//Alice"
     rc, out = await trio.to_thread.run_sync(cli, argv)
     assert rc == 0 and out["fromState"] and out["submitted"]["status"] == "submitted"
     chain.author()
-    sc = twin_simulation.scenario(chain.client, [2])
+    sc = twin_simulation.scenario(chain.chain, [2])
     assert sc is not None and sc["outputHash"] == out["outputHash"] and sc["seed"] == 77
     # Started from the twin state: its 52 degC mean and its health score (None: as new).
-    st = twin_simulation.state(chain.client, [0])
+    st = twin_simulation.state(chain.chain, [0])
     assert sc["inputsDecoded"]["temperatureMilli"] == 52_000
     assert sc["inputsDecoded"]["startWear"] == start_wear_from_health(PUMP, st["healthBp"])
     rc, out = await trio.to_thread.run_sync(

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from stub_node import StubNode
 
+from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
-from twinchain.node.client import Client
-from twinchain.node.keystore import Keystore
 from twinchain.node.txpool import TransactionPool
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.types import Extrinsic
 from twinchain.rpc import errors, methods, twin_benchmark, twin_maintenance
 from twinchain.rpc.api import to_hex
@@ -78,7 +78,7 @@ def node(tmp_path: Path) -> Iterator[StubNode]:
     """Overrides the RPC conftest's node: the dev chain plus the world of this module."""
     spec = dev_spec()
     spec.genesis.update(genesis())
-    client = Client(spec, None)
+    client = Blockchain(spec, None)
     n = StubNode(client, TransactionPool(client.validate_transaction), Keystore(tmp_path / "ks"))
     yield n
     client.close()
@@ -88,24 +88,24 @@ class Author:
     """Signs extrinsics with per-account nonces and seals them into blocks."""
 
     def __init__(self, node: StubNode) -> None:
-        self.client = node.client
+        self.chain = node.chain
         self.nonces: dict[bytes, int] = {}
         self.seq = 0
 
     def xt(self, who: Keypair, pallet: str, name: str, *args: Any) -> tuple[bytes, bytes]:
         n = self.nonces.get(who.public, 0)
         self.nonces[who.public] = n + 1
-        rt = self.client.runtime
+        rt = self.chain.runtime
         call = rt.call_by_name(pallet, name, *args)
-        return b"", Extrinsic.sign(call, who, n, self.client.genesis_hash, rt.spec_version).encode()
+        return b"", Extrinsic.sign(call, who, n, self.chain.genesis_hash, rt.spec_version).encode()
 
     def reading(self, ts: int, temp: int) -> tuple[bytes, bytes]:
-        b = sign_batch(DEVICE, self.client.genesis_hash, 0, self.seq, [(TEMP, ts, temp)])
+        b = sign_batch(DEVICE, self.chain.genesis_hash, 0, self.seq, [(TEMP, ts, temp)])
         self.seq += 1
         return self.xt(GW, "Telemetry", "submit", [b])
 
     def block(self, slot: int, ready: list[tuple[bytes, bytes]]) -> bytes:
-        _, result = self.client.propose(ALICE, slot, slot * 1000, ready)
+        _, result = self.chain.propose(ALICE, slot, slot * 1000, ready)
         assert all(o.success for o in result.outcomes), [o.error for o in result.outcomes]
         return result.hash
 
@@ -159,7 +159,7 @@ def test_methods_are_registered() -> None:
 
 def test_benchmark_of_a_twin(chain: Any) -> None:
     node, _, _ = chain
-    b = twin_benchmark.benchmark(node.client, [0])
+    b = twin_benchmark.benchmark(node.chain, [0])
     assert (b["twin"], b["class"], b["baselineWindows"]) == (0, CLS, 2)
     assert b["windows"] == 7 and b["standardViolations"] == 0
     [m] = b["metrics"]
@@ -170,16 +170,16 @@ def test_benchmark_of_a_twin(chain: Any) -> None:
     assert m["drift"]["recent"] == [2_200, 2_200, 2_200, 0, 0]
     assert b["health"] == 10_000 - m["drift"]["ewmaBp"] and 0 < b["health"] < 10_000
     assert b["percentile"] == {"bp": 5_000, "peers": 1}
-    empty = twin_benchmark.benchmark(node.client, {"twin": 1})
+    empty = twin_benchmark.benchmark(node.chain, {"twin": 1})
     assert empty["health"] is None and empty["percentile"] is None and empty["windows"] == 0
     assert [x["metric"] for x in empty["metrics"]] == [TEMP]  # the class spec
-    assert twin_benchmark.benchmark(node.client, [9]) is None
+    assert twin_benchmark.benchmark(node.chain, [9]) is None
     json.dumps(b)
 
 
 def test_class_benchmark(chain: Any) -> None:
     node, _, _ = chain
-    c = twin_benchmark.class_benchmark(node.client, [CLS])
+    c = twin_benchmark.class_benchmark(node.chain, [CLS])
     assert c["owner"] == to_hex(ALICE.public) and c["twins"] == 2
     assert c["metrics"] == [
         {
@@ -191,13 +191,13 @@ def test_class_benchmark(chain: Any) -> None:
     ]
     [peer] = c["peers"]
     assert (peer["twin"], peer["percentileBp"], peer["facility"]) == (0, 5_000, None)
-    unknown = twin_benchmark.class_benchmark(node.client, ["lathe"])
+    unknown = twin_benchmark.class_benchmark(node.chain, ["lathe"])
     assert unknown == {"class": "lathe", "owner": None, "metrics": [], "twins": 0, "peers": []}
 
 
 def test_alerts(chain: Any) -> None:
     node, first, _ = chain
-    c = node.client
+    c = node.chain
     [a] = twin_maintenance.alerts(c, [0])
     assert (a["id"], a["kind"], a["metric"], a["deviationBp"]) == (0, "Deviation", TEMP, 2_200)
     assert (a["status"], a["workOrder"], a["open"]) == ("Resolved", 0, False)
@@ -211,7 +211,7 @@ def test_alerts(chain: Any) -> None:
 
 def test_work_orders(chain: Any) -> None:
     node, first, _ = chain
-    c = node.client
+    c = node.chain
     orders = twin_maintenance.work_orders(c, [0])
     assert [(o["id"], o["status"], o["open"]) for o in orders] == [
         (0, "Verified", False), (1, "Created", True)
@@ -254,11 +254,11 @@ def test_work_orders(chain: Any) -> None:
     ],
 )
 def test_bad_params(node: StubNode, fn: Any, params: Any) -> None:
-    assert rpc_error(fn, node.client, params).code == errors.INVALID_PARAMS
+    assert rpc_error(fn, node.chain, params).code == errors.INVALID_PARAMS
 
 
 def test_unknown_block(node: StubNode) -> None:
-    e = rpc_error(twin_maintenance.work_order, node.client, [0, "0x" + "ab" * 32])
+    e = rpc_error(twin_maintenance.work_order, node.chain, [0, "0x" + "ab" * 32])
     assert e.code == errors.STATE_UNAVAILABLE
 
 

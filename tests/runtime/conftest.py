@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from twinchain.native.merkle import merkle_root
 from twinchain.primitives import codec
 from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.merkle import merkle_root
 from twinchain.primitives.types import Block, Call, Era, Extrinsic, Header
 from twinchain.runtime.executive import ApplyOutcome, Executive, decode_events
 from twinchain.runtime.framework import DispatchError, EventRecord, Origin

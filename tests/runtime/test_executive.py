@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from twinchain.native.merkle import merkle_root
 from twinchain.primitives.codec import U64, Bool
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.merkle import merkle_root
 from twinchain.primitives.types import Block, Era, Extrinsic, Header
 from twinchain.runtime import executive as executive_mod
 from twinchain.runtime import runtime as runtime_mod

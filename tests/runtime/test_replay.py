@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from twinchain.native.merkle import merkle_root
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.merkle import merkle_root
 from twinchain.primitives.types import Block, Era, Extrinsic, Header
 from twinchain.runtime.executive import Executive, InvalidBlock, InvalidTransaction
 from twinchain.runtime.pallets import system as system_mod

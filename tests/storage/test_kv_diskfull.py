@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from twinchain.node import cli
+from twinchain import cli
+from twinchain.node import cli as node_cli
 from twinchain.storage.abc import WriteBatch
 from twinchain.storage.kv import DiskFull, LevelDBStore, StorageError
 
@@ -84,7 +85,7 @@ def test_cli_stops_with_one_line_and_status_74(
             raise BaseExceptionGroup("node", [BaseExceptionGroup("inner", [err])])
         raise err
 
-    monkeypatch.setattr(cli, "cmd_node", boom)
+    monkeypatch.setattr(node_cli, "cmd_node", boom)
     with caplog.at_level(logging.CRITICAL):
         assert cli.main(["node", "--dev"]) == 74
     assert "disk full: /x/db" in caplog.text

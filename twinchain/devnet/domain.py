@@ -36,8 +36,8 @@ from twinchain.gateway.simulator import (
     class_spec,
 )
 from twinchain.node.chain_spec import DEV_ENDOWMENT
-from twinchain.node.keystore import Keystore
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import Keystore
 
 CLASSES = ("cnc_mill", "pump", "compressor")
 WINDOW_MS = 5_000

@@ -23,8 +23,8 @@ from rich.table import Table
 from twinchain.devnet import domain
 from twinchain.devnet.domain import GatewayInfo
 from twinchain.node.chain_spec import DEV_ENDOWMENT, ChainSpec, _properties
-from twinchain.node.keystore import Keystore
 from twinchain.primitives.keys import DEV_NAMES, Keypair
+from twinchain.primitives.keystore import Keystore
 from twinchain.rpc.client import RpcClient
 
 FACILITIES = [
@@ -95,7 +95,7 @@ def plan_workers(base_dir: Path, nodes: list[NodeInfo]) -> list[WorkerInfo]:
 def start_worker(w: WorkerInfo) -> subprocess.Popen[bytes]:
     """Start one facility's PdM worker (log: ``<facility>/worker/worker.log``)."""
     cmd = [
-        sys.executable, "-m", "twinchain.node.cli", "offchain", "pdm",
+        sys.executable, "-m", "twinchain", "offchain", "pdm",
         "--rpc", w.rpc_url, "--key", w.key_file, "--facility", str(w.facility_id),
         "--evidence-dir", str(Path(w.folder) / "evidence"),
     ]  # fmt: skip
@@ -217,7 +217,7 @@ def start_node(
     pid is the node's; ``env``: its environment, e.g. libfaketime's)."""
     cmd = [
         *wrap,
-        sys.executable, "-m", "twinchain.node.cli", "node",
+        sys.executable, "-m", "twinchain", "node",
         "--chain", str(base_dir / "spec.json"),
         "--base-path", node.base_path,
         "--name", node.name,
@@ -262,7 +262,7 @@ def wait_rpc(node: NodeInfo, proc: subprocess.Popen[bytes], timeout: float = 60)
 
 def start_gateway(gw: GatewayInfo) -> subprocess.Popen[bytes]:
     """Start one facility's simulating gateway (log: ``<facility>/gateway/gateway.log``)."""
-    cmd = [sys.executable, "-m", "twinchain.node.cli", "gateway", "--config", gw.config]
+    cmd = [sys.executable, "-m", "twinchain", "gateway", "--config", gw.config]
     log = open(Path(gw.folder) / "gateway.log", "ab")
     env = dict(os.environ, COLUMNS="160")  # rich wraps log lines at 80 columns in a file
     return subprocess.Popen(

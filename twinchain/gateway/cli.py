@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> None:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from twinchain.gateway.config import ConfigError, load
-    from twinchain.node.cli import CliError
+    from twinchain.primitives.errors import CliError
 
     try:
         if args.gateway_cmd == "init":
@@ -64,7 +64,7 @@ def _status(config: Path | None, as_json: bool) -> int:
 
     from twinchain.gateway.config import load
     from twinchain.gateway.status import read_status, table
-    from twinchain.node.cli import CliError
+    from twinchain.primitives.errors import CliError
 
     if config is None:
         raise CliError("--config FILE is required")

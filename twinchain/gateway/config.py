@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twinchain.node.keystore import Keystore
 from twinchain.primitives.keys import InvalidKey, Keypair, parse_account
+from twinchain.primitives.keystore import Keystore
 from twinchain.runtime.pallets.telemetry import MAX_BATCHES, MAX_READINGS
 
 # Readings one extrinsic may carry: 18 bytes each plus ~170 per batch must stay well under

@@ -9,8 +9,8 @@ from typing import Any
 
 from twinchain.gateway.config import dump
 from twinchain.gateway.simulator import MachineConfig, class_spec
-from twinchain.node.keystore import Keystore
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import Keystore
 
 
 @dataclass

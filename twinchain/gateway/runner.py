@@ -15,7 +15,7 @@ from twinchain.gateway import sources as src
 from twinchain.gateway.config import GatewayConfig
 from twinchain.gateway.core import Gateway
 from twinchain.gateway.status import serve_prometheus, table, write_status
-from twinchain.process import tune_gc
+from twinchain.primitives.process import tune_gc
 
 log = logging.getLogger("twinchain.gateway")
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from twinchain.native.merkle import merkle_root
 from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.keys import DEV_NAMES, Keypair
-from twinchain.primitives.merkle import merkle_root
 from twinchain.primitives.types import Block, Header
 from twinchain.runtime.pallets.balances import TOKEN_DECIMALS, TOKEN_SYMBOL
 from twinchain.runtime.runtime import Runtime

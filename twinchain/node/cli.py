@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import struct
 import sys
@@ -22,22 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from twinchain import __version__
 from twinchain.node import logspec
 from twinchain.node.chain_spec import ChainSpec, ChainSpecError, resolve
-from twinchain.node.keystore import KEY_TYPES, Keystore, KeystoreError
+from twinchain.primitives.errors import CliError
 from twinchain.primitives.keys import InvalidKey, Keypair, decode_address, encode_address
-from twinchain.storage.kv import StorageError
+from twinchain.primitives.keystore import KEY_TYPES, Keystore, KeystoreError
 
 console = Console(stderr=True)
 out = Console()
-
-
-class CliError(Exception):
-    """A user error: printed in one line, exit status 1."""
 
 
 def _pruning(value: str) -> int | None:
@@ -106,7 +100,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     import trio
 
     from twinchain.node.service import Node, NodeConfig
-    from twinchain.process import tune_gc
+    from twinchain.primitives.process import tune_gc
 
     spec = _spec(args)
     dev = args.dev or args.chain == "dev"
@@ -133,7 +127,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     node = Node(cfg)
     console.print(
         f"[bold]twinchain {__version__}[/] · chain [cyan]{spec.name}[/] · "
-        f"genesis 0x{node.client.genesis_hash.hex()[:16]}… · base {node.base_path}"
+        f"genesis 0x{node.chain.genesis_hash.hex()[:16]}… · base {node.base_path}"
     )
     tune_gc()
     trio.run(node.run)
@@ -236,10 +230,10 @@ def _progress() -> Progress:
 
 
 def cmd_export_blocks(args: argparse.Namespace) -> int:
-    from twinchain.node.client import Client
+    from twinchain.node.blockchain import Blockchain
 
     spec = _spec(args)
-    client = Client(spec, args.base_path, pruning=None)
+    client = Blockchain(spec, args.base_path, pruning=None)
     try:
         end = client.best.number if args.to is None else min(args.to, client.best.number)
         start = args.from_
@@ -273,12 +267,12 @@ def read_block_file(path: Path) -> Iterator[bytes]:
 def cmd_import_blocks(args: argparse.Namespace) -> int:
     import time
 
-    from twinchain.node.client import BlockImportError, Client
+    from twinchain.node.blockchain import Blockchain, BlockImportError
     from twinchain.primitives.codec import CodecError
     from twinchain.primitives.types import Block
 
     spec = _spec(args)
-    client = Client(spec, args.base_path, pruning=args.state_pruning)
+    client = Blockchain(spec, args.base_path, pruning=args.state_pruning)
     raws = list(read_block_file(args.file))
     imported = skipped = 0
     t0 = time.perf_counter()
@@ -320,50 +314,6 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_devnet(args: argparse.Namespace) -> int:
-    from twinchain.devnet import manager
-
-    if args.devnet_cmd == "chaos":
-        from twinchain.devnet import chaos
-
-        return chaos.main(args, out)
-    base: Path = args.base_dir
-    try:
-        if args.devnet_cmd == "up":
-            console.print(f"starting {args.validators} facility validators in {base} …")
-            nodes = manager.up(
-                base,
-                args.validators,
-                args.slot_ms,
-                gateways=not args.no_gateways,
-                workers=not (args.no_workers or args.no_gateways),
-                log=",".join(_log_values(args)) or None,
-            )
-            for n in nodes:
-                console.print(f"  [green]●[/] {n.name}: {n.rpc_url}  {n.multiaddr}")
-            if args.detach:
-                console.print("detached; stop with: twinchain devnet down --base-dir " + str(base))
-                return 0
-            try:
-                manager.watch(base, console)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                stopped = manager.down(base)
-                console.print(f"stopped {stopped} nodes")
-        elif args.devnet_cmd == "status":
-            rows = manager.status(base)
-            if args.json:
-                sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-            else:
-                out.print(manager.table(rows, {}))
-        else:
-            console.print(f"stopped {manager.down(base, timeout=args.timeout)} nodes")
-    except manager.DevnetError as exc:
-        raise CliError(str(exc)) from None
-    return 0
-
-
 # ---------------------------------------------------------------------------- parser
 
 
@@ -377,17 +327,13 @@ LOG_OPTIONS: dict[str, Any] = {
 }
 
 
-def _log_values(args: argparse.Namespace) -> list[str]:
+def log_values(args: argparse.Namespace) -> list[str]:
     """Every -l given, before the subcommand and after it, in that order."""
     return [*(args.log or []), *(getattr(args, "sub_log", None) or [])]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="twinchain", description="twinchain node")
-    p.add_argument("--version", action="version", version=f"twinchain {__version__}")
-    p.add_argument(*LOG_FLAGS, dest="log", **LOG_OPTIONS)
-    sub = p.add_subparsers(dest="cmd", required=True)
-
+def add_parser(sub: Any) -> None:
+    """The node's own commands: node, key, build-spec, purge-chain, export/import-blocks."""
     n = sub.add_parser("node", help="run a node")
     _chain_args(n)
     n.add_argument("--validator", action="store_true", help="author blocks with the aura key")
@@ -466,77 +412,3 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--state-pruning", type=_pruning, default=256)
     i.add_argument("file", type=Path)
     i.set_defaults(fn=cmd_import_blocks)
-
-    dv = sub.add_parser("devnet", help="a local multi-facility devnet")
-    dsub = dv.add_subparsers(dest="devnet_cmd", required=True)
-    du = dsub.add_parser("up", help="start one validator per facility on 127.0.0.1")
-    du.add_argument("--validators", type=int, default=4)
-    du.add_argument("--slot-ms", type=int, default=1000)
-    du.add_argument("--detach", action="store_true", help="return once every node is up")
-    du.add_argument(
-        "--no-gateways", action="store_true", help="validators only: no simulating gateways"
-    )
-    du.add_argument("--no-workers", action="store_true", help="no predictive-maintenance workers")
-    du.add_argument(*LOG_FLAGS, dest="sub_log", **{**LOG_OPTIONS, "help": "passed to validators"})
-    ds = dsub.add_parser("status", help="best/finalized height and peers of every node")
-    ds.add_argument("--json", action="store_true")
-    dd = dsub.add_parser("down", help="stop the devnet (SIGTERM, then SIGKILL)")
-    dd.add_argument("--timeout", type=float, default=15)
-    from twinchain.devnet.chaos import add_arguments as chaos_arguments
-
-    chaos_arguments(dsub.add_parser("chaos", help="validators as separate hosts under faults"))
-    for sp in (du, ds, dd):
-        sp.add_argument("--base-dir", type=Path, default=Path("devnet"), help="devnet folder")
-    dv.set_defaults(fn=cmd_devnet)
-
-    # Gateway, off-chain workers, explorer and the simulation engine add their own commands.
-    from twinchain.explorer import cli as explorer_cli
-    from twinchain.gateway import cli as gateway_cli
-    from twinchain.offchain import cli as offchain_cli
-    from twinchain.twinsim import cli as twinsim_cli
-
-    for mod in (gateway_cli, offchain_cli, explorer_cli, twinsim_cli):
-        mod.add_parser(sub)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
-    handler.setFormatter(logspec.TargetFormatter("%(message)s"))
-    logging.basicConfig(format="%(message)s", handlers=[handler])
-    # Per-request lines from the HTTP client (devnet status polling) are noise at info level;
-    # set before the -l targets so that an explicit httpx=debug still wins.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logspec.apply(logspec.parse(_log_values(args)))
-    try:
-        return int(args.fn(args) or 0)
-    except CliError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return 1
-    except (ChainSpecError, KeystoreError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except StorageError as exc:
-        return _storage_failed(exc)
-    except BaseExceptionGroup as group:
-        # trio wraps what a node task raised in (nested) groups: a storage error anywhere in
-        # it is the reason the node stopped; anything else is a bug and keeps its traceback.
-        found, _ = group.split(StorageError)
-        if found is None:
-            raise
-        while isinstance(found, BaseExceptionGroup):
-            found = found.exceptions[0]
-        return _storage_failed(found)  # type: ignore[arg-type]
-
-
-def _storage_failed(exc: StorageError) -> int:
-    """One clear line, then exit 74 (EX_IOERR): the database took no half-written state."""
-    logging.getLogger("twinchain.node").critical("%s; stopping the node", exc)
-    return 74
-
-
-if __name__ == "__main__":
-    sys.exit(main())

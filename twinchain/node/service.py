@@ -33,14 +33,14 @@ from twinchain.consensus.grandpa import (
     Voter,
 )
 from twinchain.consensus.voter_store import KVVoterStore
+from twinchain.node.blockchain import Blockchain, BlockImportError, ImportResult
 from twinchain.node.chain_spec import ChainSpec
-from twinchain.node.client import BlockImportError, Client, ImportResult
-from twinchain.node.keystore import Keystore
 from twinchain.node.txpool import SOURCE_IN_BLOCK, SOURCE_NETWORK, PoolError, TransactionPool
 from twinchain.p2p.abc import ChainStatus, Verdict
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.faults import crash_point
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.types import (
     Block,
     CompactBlock,
@@ -115,12 +115,12 @@ class Node:
             base = Path(self._tmp.name)
         self.base_path = base
         self.chain_dir = base / "chains" / config.spec.id
-        self.client = Client(config.spec, base, pruning=config.pruning)
+        self.chain = Blockchain(config.spec, base, pruning=config.pruning)
         self.keystore = Keystore(self.chain_dir / "keystore")
         self.pool = TransactionPool(
-            self.client.validate_transaction,
-            validate_hashed=self.client.validate_transaction,
-            best_number=self.client.best.number,
+            self.chain.validate_transaction,
+            validate_hashed=self.chain.validate_transaction,
+            best_number=self.chain.best.number,
         )
         self.name = config.name
         self.version = __version__
@@ -140,7 +140,7 @@ class Node:
 
             self.network = NetworkService(
                 self,
-                genesis_hash=self.client.genesis_hash,
+                genesis_hash=self.chain.genesis_hash,
                 key_file=self.chain_dir / "network" / "secret_ed25519",
                 listen_host=config.listen_host,
                 listen_port=config.port,
@@ -186,35 +186,35 @@ class Node:
 
     def submit_extrinsic(self, raw: bytes) -> bytes:
         # Its signatures (the telemetry devices' too) in one batch, as for gossiped ones.
-        self.client.preverify([raw])
+        self.chain.preverify([raw])
         try:
             h = self.pool.submit(raw)
         finally:
-            self.client.clear_preverified()
+            self.chain.clear_preverified()
         if self.network is not None:
             self.network.publish_transaction(raw)
         return h
 
     # ------------------------------------------------------------------ finality voter
     def _new_voter(self) -> Voter:
-        fin = self.client.finalized
+        fin = self.chain.finalized
         return Voter(
-            genesis_hash=self.client.genesis_hash,
-            authorities=self.client.authorities_at(fin.hash),
-            set_id=self.client.set_id_at(fin.hash),
+            genesis_hash=self.chain.genesis_hash,
+            authorities=self.chain.authorities_at(fin.hash),
+            set_id=self.chain.set_id_at(fin.hash),
             finalized=(fin.hash, fin.number),
-            lookup=self.client.blocks.header,
+            lookup=self.chain.blocks.header,
             best_chain_containing=self._best_containing,
             keypair=self.author_key if self.config.validator else None,
-            slot_ms=self.client.slot_duration(),
+            slot_ms=self.chain.slot_duration(),
             now_ms=aura.now_ms(),
-            store=KVVoterStore(self.client.kv),
+            store=KVVoterStore(self.chain.kv),
         )
 
     def _maybe_new_voter_set(self) -> None:
         """Once a block that enacted a new authority set is final, vote in the new set."""
-        fin = self.client.finalized
-        if self.client.set_id_at(fin.hash) != self.voter.set_id:
+        fin = self.chain.finalized
+        if self.chain.set_id_at(fin.hash) != self.voter.set_id:
             log.info("authority set changed at #%d: new finality voter set", fin.number)
             self.voter = self._new_voter()
 
@@ -234,16 +234,16 @@ class Node:
                 return
 
     def _best_containing(self, base: tuple[bytes, int]) -> tuple[bytes, int]:
-        best = self.client.best
-        anc = self.client.blocks.header(base[0])
-        if anc is not None and self.client.descends_from(best, anc):
+        best = self.chain.best
+        anc = self.chain.blocks.header(base[0])
+        if anc is not None and self.chain.descends_from(best, anc):
             return (best.hash, best.number)
         return base
 
     def finality_step(self, now_ms: int) -> None:
         votes, done = self.voter.tick(now_ms)
         if not votes and now_ms - self._last_vote_broadcast >= REBROADCAST_SLOTS * (
-            self.client.slot_duration()
+            self.chain.slot_duration()
         ):
             votes = self.voter.own_votes()
         if votes:
@@ -253,8 +253,8 @@ class Node:
                 self.network.publish_vote(v.encode())
                 crash_point("vote-sent")
         for f in done:
-            if f.block[1] > self.client.finalized.number:
-                self.client.finalize(f.block[0], f.justification)
+            if f.block[1] > self.chain.finalized.number:
+                self.chain.finalize(f.block[0], f.justification)
                 log.info("🔒 finalized #%d (0x%s…)", f.block[1], f.block[0].hex()[:12])
                 # The commit lets a node that missed this round's votes finalize at once.
                 if self.network is not None:
@@ -268,8 +268,8 @@ class Node:
 
     # ------------------------------------------------------------------ NetworkHandler
     def status(self) -> ChainStatus:
-        best, fin = self.client.best, self.client.finalized
-        return ChainStatus(best.number, best.hash, fin.number, fin.hash, self.client.genesis_hash)
+        best, fin = self.chain.best, self.chain.finalized
+        return ChainStatus(best.number, best.hash, fin.number, fin.hash, self.chain.genesis_hash)
 
     def on_block(self, peer_id: str, raw: bytes) -> Verdict:
         try:
@@ -279,7 +279,7 @@ class Node:
         if isinstance(got, CompactBlock):
             block = got.resolve(self.pool.get)
             if block is None:
-                if self.client.blocks.header(got.header.hash) is not None:
+                if self.chain.blocks.header(got.header.hash) is not None:
                     return Verdict.IGNORE  # known already (its extrinsics left the pool)
                 # An extrinsic we never saw: IGNORE makes sync fetch the full block from
                 # this peer, which has it.
@@ -302,20 +302,20 @@ class Node:
         if verdict is Verdict.REJECT or justification is None:
             return verdict
         h = block.hash
-        if block.header.number <= self.client.finalized.number:
+        if block.header.number <= self.chain.finalized.number:
             return verdict
-        if self.client.blocks.header(h) is None:
+        if self.chain.blocks.header(h) is None:
             return verdict
         return self._finalize_justified(h, block.header.number, justification)
 
     def _finalize_justified(self, h: bytes, number: int, justification: bytes) -> Verdict:
         """Finalize known block ``h`` by a justification from a peer, if it proves it."""
         try:
-            self.client.verify_justification(h, justification)
+            self.chain.verify_justification(h, justification)
         except JustificationError as exc:
             log.warning("bad justification for #%d: %s", number, exc)
             return Verdict.REJECT
-        self.client.finalize(h, justification, durable=not self.is_syncing)
+        self.chain.finalize(h, justification, durable=not self.is_syncing)
         self.voter.note_finalized((h, number))
         self._maybe_new_voter_set()
         log.debug("finalized #%d by a peer's justification", number)
@@ -325,8 +325,8 @@ class Node:
         """A finality message names a block we lack (a branch we never imported: a vote
         for it counts for nothing here, and a round whose votes split over branches we do
         not all hold never completes). Fetch it and its ancestry from the sender."""
-        fin = self.client.finalized.number
-        if self.network is None or number <= fin or self.client.blocks.header(block_hash):
+        fin = self.chain.finalized.number
+        if self.network is None or number <= fin or self.chain.blocks.header(block_hash):
             return
         now = time.monotonic()
         if now - self._wanted.get(block_hash, -1e9) < WANTED_RETRY_S:
@@ -346,11 +346,11 @@ class Node:
         out: list[tuple[bytes, bytes | None]] = []
         h = block_hash
         for _ in range(max(0, min(count, 512))):
-            raw = self.client.blocks.block_bytes(h)
-            header = self.client.blocks.header(h)
+            raw = self.chain.blocks.block_bytes(h)
+            header = self.chain.blocks.header(h)
             if raw is None or header is None or header.number == 0:
                 break
-            out.append((raw, self.client.blocks.justification(h)))
+            out.append((raw, self.chain.blocks.justification(h)))
             h = header.parent_hash
         return out
 
@@ -359,10 +359,10 @@ class Node:
             h, number = GrandpaJustification.decode(raw).block
         except CodecError:
             return Verdict.REJECT
-        if number > self.client.finalized.number and self.client.blocks.header(h) is None:
+        if number > self.chain.finalized.number and self.chain.blocks.header(h) is None:
             self._want_block(peer_id, h, number)
             return Verdict.IGNORE  # its branch is fetched; the justification comes by status
-        if number <= self.client.finalized.number:
+        if number <= self.chain.finalized.number:
             return Verdict.IGNORE
         verdict = self._finalize_justified(h, number, raw)
         if verdict is Verdict.ACCEPT:
@@ -370,10 +370,10 @@ class Node:
         return verdict
 
     def justification_for(self, block_hash: bytes) -> bytes | None:
-        return self.client.blocks.justification(block_hash)
+        return self.chain.blocks.justification(block_hash)
 
     def import_justification(self, peer_id: str, block_hash: bytes, raw: bytes) -> Verdict:
-        header = self.client.blocks.header(block_hash)
+        header = self.chain.blocks.header(block_hash)
         if header is None:
             try:
                 number = GrandpaJustification.decode(raw).block[1]
@@ -381,7 +381,7 @@ class Node:
                 return Verdict.REJECT
             self._want_block(peer_id, block_hash, number)
             return Verdict.IGNORE
-        if header.number <= self.client.finalized.number:
+        if header.number <= self.chain.finalized.number:
             return Verdict.IGNORE
         try:
             if GrandpaJustification.decode(raw).block != (block_hash, header.number):
@@ -419,9 +419,9 @@ class Node:
         self, block: Block, justification: bytes | None, from_sync: bool = False
     ) -> Verdict:
         verified = [h for h in map(extrinsic_hash, block.extrinsics) if self.pool.contains(h)]
-        previous_best = self.client.best.hash
+        previous_best = self.chain.best.hash
         try:
-            result = self.client.import_block(
+            result = self.chain.import_block(
                 block, verified=verified, now_ms=aura.now_ms(), durable=not from_sync
             )
         except BlockImportError as exc:
@@ -443,7 +443,7 @@ class Node:
         into the pool (as Substrate's pool maintenance does), what the new branch carries
         leaves it. Without this a transaction included only on the losing fork was gone, and
         with it every later nonce of its signer waited in the pool's future queue."""
-        blocks = self.client.blocks
+        blocks = self.chain.blocks
         old = blocks.header(old_best)
         new: Header | None = new_best.header
         retracted: list[bytes] = []
@@ -490,7 +490,7 @@ class Node:
         self._finality_due.set()
         self._check_slot_equivocation(header)
         # Who authored it, by the set in force at its parent (as its seal was checked).
-        author = aura.slot_author(self.client.authorities_at(header.parent_hash), header.slot)
+        author = aura.slot_author(self.chain.authorities_at(header.parent_hash), header.slot)
         if header.slot > self._last_authored.get(author, -1):
             self._last_authored[author] = header.slot
         if result.is_best:
@@ -524,7 +524,7 @@ class Node:
         if not fresh:
             return Verdict.IGNORE
         # One batch verification for the whole gossip message, not one per transaction.
-        oks = self.client.preverify(fresh)
+        oks = self.chain.preverify(fresh)
         bogus = oks.count(False)
         try:
             for raw, ok in zip(fresh, oks, strict=True):
@@ -536,19 +536,19 @@ class Node:
                     if exc.code in ("Invalid:Decode", "LimitsExceeded"):
                         bogus += 1
         finally:
-            self.client.clear_preverified()
+            self.chain.clear_preverified()
         return Verdict.REJECT if bogus else Verdict.ACCEPT
 
     def blocks_by_range(self, start: int, count: int) -> list[tuple[bytes, bytes | None]]:
         out: list[tuple[bytes, bytes | None]] = []
         for n in range(start, start + max(0, min(count, 512))):
-            h = self.client.blocks.hash_at(n)
+            h = self.chain.blocks.hash_at(n)
             if h is None:
                 break
-            raw = self.client.blocks.block_bytes(h)
+            raw = self.chain.blocks.block_bytes(h)
             if raw is None:
                 break
-            out.append((raw, self.client.blocks.justification(h)))
+            out.append((raw, self.chain.blocks.justification(h)))
         return out
 
     # ------------------------------------------------------------------ equivocation reports
@@ -577,14 +577,14 @@ class Node:
         if self.author_key is None or key in self._reported:
             return
         self._reported.add(key)
-        rt = self.client.runtime
+        rt = self.chain.runtime
         call = rt.call_by_name("Authority", call_name, *sorted([first, second]))
-        state = self.client.state_at()
+        state = self.chain.state_at()
         raw_info = state.get(rt.system.Account.key(self.author_key.public))
         nonce = 0 if raw_info is None else rt.system.Account.value_type.decode(raw_info).nonce
         for n in range(nonce, nonce + 16):
             xt = Extrinsic.sign(
-                call, self.author_key, n, self.client.genesis_hash, rt.spec_version
+                call, self.author_key, n, self.chain.genesis_hash, rt.spec_version
             ).encode()
             try:
                 self.submit_extrinsic(xt)
@@ -634,7 +634,7 @@ class Node:
                     "node %s ready: chain %s, best #%d, rpc %s, p2p %s",
                     self.name,
                     self.config.spec.name,
-                    self.client.best.number,
+                    self.chain.best.number,
                     self.rpc_port,
                     ", ".join(self.listen_addresses) or "off",
                 )
@@ -643,7 +643,7 @@ class Node:
             self.close()
 
     def close(self) -> None:
-        self.client.close()
+        self.chain.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -670,7 +670,7 @@ class Node:
             if not self._future:
                 continue
             now = aura.now_ms()
-            duration = self.client.slot_duration()
+            duration = self.chain.slot_duration()
             due = [b for s, b in self._future if s * duration <= now + aura.MAX_DRIFT_MS]
             self._future = [(s, b) for s, b in self._future if b not in due]
             for block in sorted(due, key=lambda b: b.header.number):
@@ -678,8 +678,8 @@ class Node:
 
     async def _author_loop(self) -> None:
         assert self.author_key is not None
-        duration = self.client.slot_duration()
-        last_slot = self.client.best.slot
+        duration = self.chain.slot_duration()
+        last_slot = self.chain.best.slot
         while True:
             now = aura.now_ms()
             slot = now // duration
@@ -689,7 +689,7 @@ class Node:
             last_slot = slot
             if self.is_syncing:
                 continue
-            auths = self.client.authorities_at(self.client.best.hash)
+            auths = self.chain.authorities_at(self.chain.best.hash)
             if aura.slot_author(auths, slot) != self.author_key.public:
                 continue
             # As Substrate's slot worker: with other authorities, no peers means no authoring.
@@ -719,13 +719,13 @@ class Node:
         for its block: an author that is down costs its successor that much, not a fork. The
         time waited comes off the block's own (see ``author_block``).
         """
-        if self.client.best.slot >= slot - 1:
+        if self.chain.best.slot >= slot - 1:
             return
         previous = aura.slot_author(auths, slot - 1)
         if self._last_authored.get(previous, -1) < slot - 1 - 2 * len(auths):
             return
         give_up = time.monotonic() + duration * PARENT_WAIT_SHARE / 1000
-        while self.client.best.slot < slot - 1 and time.monotonic() < give_up:
+        while self.chain.best.slot < slot - 1 and time.monotonic() < give_up:
             await trio.sleep(0.01)
 
     def author_block(self, slot: int, now_ms: int, late_ms: int = 0) -> Block:
@@ -737,9 +737,9 @@ class Node:
         author is not late in turn (counted from our own start, lateness compounded).
         """
         assert self.author_key is not None
-        budget = propose_budget_ms(self.client.slot_duration(), late_ms)
+        budget = propose_budget_ms(self.chain.slot_duration(), late_ms)
         deadline = time.monotonic() + budget / 1000
-        parent = self.client.best
+        parent = self.chain.best
         ready = self.pool.ready()
         invalid: list[bytes] = []
 
@@ -747,7 +747,7 @@ class Node:
             ready.report_invalid(h)  # its dependants are skipped for this block
             invalid.append(h)
 
-        block, result = self.client.propose(
+        block, result = self.chain.propose(
             self.author_key,
             slot,
             now_ms,
@@ -766,7 +766,7 @@ class Node:
             self.network.publish_block(compact.encode())
         if self.config.double_sign:
             # Test-only equivocation: a second, different block for the same slot.
-            twin, twin_result = self.client.propose(
+            twin, twin_result = self.chain.propose(
                 self.author_key, slot, now_ms + 1, (), parent=parent
             )
             self._after_import(twin, twin_result)

@@ -15,9 +15,9 @@ from twinchain.primitives.types import Header
 
 if TYPE_CHECKING:
     from twinchain.consensus.grandpa import Voter
-    from twinchain.node.client import Client
-    from twinchain.node.keystore import Keystore
+    from twinchain.node.blockchain import Blockchain
     from twinchain.node.txpool import TransactionPool
+    from twinchain.primitives.keystore import Keystore
 
 
 class NodeHandle(Protocol):
@@ -25,7 +25,7 @@ class NodeHandle(Protocol):
     the node satisfy them too)."""
 
     @property
-    def client(self) -> Client:
+    def chain(self) -> Blockchain:
         """Chain database and runtime."""
 
     @property

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from twinchain.node.keystore import KEY_TYPES, KeystoreError
 from twinchain.node.txpool import PoolError
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import InvalidKey, Keypair, encode_address, parse_account
+from twinchain.primitives.keystore import KEY_TYPES, KeystoreError
 from twinchain.primitives.types import Extrinsic, Header, extrinsic_hash
 from twinchain.rpc.api import (
     NodeHandle,
@@ -147,9 +147,9 @@ def _hex(value: Any, what: str, length: int | None = None) -> bytes:
 def _block_hash(ctx: CallContext, at: Any) -> bytes:
     """The block ``at`` names (default: best); must be known."""
     if at is None:
-        return ctx.node.client.best.hash
+        return ctx.node.chain.best.hash
     h = _hex(at, "block hash", 32)
-    if ctx.node.client.blocks.header(h) is None:
+    if ctx.node.chain.blocks.header(h) is None:
         raise RpcError(STATE_UNAVAILABLE, "Unknown block", to_hex(h))
     return h
 
@@ -157,7 +157,7 @@ def _block_hash(ctx: CallContext, at: Any) -> bytes:
 def _state(ctx: CallContext, at: Any) -> StateReader:
     h = _block_hash(ctx, at)
     try:
-        return ctx.node.client.state_at(h)
+        return ctx.node.chain.state_at(h)
     except (ChainStoreError, StateError) as exc:
         raise RpcError(STATE_UNAVAILABLE, "State unavailable", str(exc)) from None
 
@@ -172,8 +172,8 @@ def _read(fn: Callable[[], Any]) -> Any:
 
 def _header_of(ctx: CallContext, hash_: Any) -> Header | None:
     if hash_ is None:
-        return ctx.node.client.best
-    return ctx.node.client.blocks.header(_hex(hash_, "block hash", 32))
+        return ctx.node.chain.best
+    return ctx.node.chain.blocks.header(_hex(hash_, "block hash", 32))
 
 
 def _account(value: Any) -> bytes:
@@ -208,17 +208,17 @@ def system_version(ctx: CallContext) -> str:
 
 @rpc("system_chain")
 def system_chain(ctx: CallContext) -> str:
-    return ctx.node.client.spec.name
+    return ctx.node.chain.spec.name
 
 
 @rpc("system_chainType")
 def system_chain_type(ctx: CallContext) -> str:
-    return ctx.node.client.spec.chain_type
+    return ctx.node.chain.spec.chain_type
 
 
 @rpc("system_properties")
 def system_properties(ctx: CallContext) -> dict[str, Any]:
-    return dict(ctx.node.client.spec.properties)
+    return dict(ctx.node.chain.spec.properties)
 
 
 @rpc("system_health")
@@ -231,7 +231,7 @@ def health(node: NodeHandle) -> dict[str, Any]:
         "peers": len(node.peers),
         "isSyncing": node.is_syncing,
         # A development chain runs alone; any other chain is expected to have peers.
-        "shouldHavePeers": node.client.spec.chain_type != "Development",
+        "shouldHavePeers": node.chain.spec.chain_type != "Development",
     }
 
 
@@ -257,7 +257,7 @@ def system_node_roles(ctx: CallContext) -> list[str]:
 
 @rpc("system_syncState")
 def system_sync_state(ctx: CallContext) -> dict[str, int]:
-    best = ctx.node.client.best.number
+    best = ctx.node.chain.best.number
     # Until the sync layer reports the best block peers announce, ours is the highest known.
     return {"startingBlock": ctx.starting_block, "currentBlock": best, "highestBlock": best}
 
@@ -266,7 +266,7 @@ def system_sync_state(ctx: CallContext) -> dict[str, int]:
 def system_account_next_index(ctx: CallContext, account: Any) -> int:
     """On-chain nonce, then one more for each consecutive nonce the pool holds for it."""
     who = _account(account)
-    client = ctx.node.client
+    client = ctx.node.chain
     item = client.runtime.system.Account
     raw = _read(lambda: client.state_at(client.best.hash).get(item.key(who)))
     nonce = 0 if raw is None else int(item.value_type.decode(raw).nonce)
@@ -294,8 +294,8 @@ def chain_get_header(ctx: CallContext, hash: Any = None) -> dict[str, Any] | Non
 
 @rpc("chain_getBlock")
 def chain_get_block(ctx: CallContext, hash: Any = None) -> dict[str, Any] | None:
-    blocks = ctx.node.client.blocks
-    h = ctx.node.client.best.hash if hash is None else _hex(hash, "block hash", 32)
+    blocks = ctx.node.chain.blocks
+    h = ctx.node.chain.best.hash if hash is None else _hex(hash, "block hash", 32)
     block = blocks.block(h)
     if block is None:
         return None
@@ -314,7 +314,7 @@ def _hash_at(ctx: CallContext, number: Any) -> str | None:
         n = number_from_json(number, "block number")
     except ValueError as exc:
         raise invalid_params(str(exc)) from None
-    h = ctx.node.client.blocks.hash_at(n)
+    h = ctx.node.chain.blocks.hash_at(n)
     return None if h is None else to_hex(h)
 
 
@@ -322,7 +322,7 @@ def _hash_at(ctx: CallContext, number: Any) -> str | None:
 def chain_get_block_hash(ctx: CallContext, number: Any = None) -> str | list[str | None] | None:
     """Best hash, the canonical hash at a number, or a list of them (Substrate's ListOrValue)."""
     if number is None:
-        return to_hex(ctx.node.client.best.hash)
+        return to_hex(ctx.node.chain.best.hash)
     if isinstance(number, list):
         if len(number) > MAX_BLOCK_HASH_LIST:
             raise invalid_params(f"at most {MAX_BLOCK_HASH_LIST} block numbers")
@@ -332,7 +332,7 @@ def chain_get_block_hash(ctx: CallContext, number: Any = None) -> str | list[str
 
 @rpc("chain_getFinalizedHead", "chain_getFinalisedHead")
 def chain_get_finalized_head(ctx: CallContext) -> str:
-    return to_hex(ctx.node.client.finalized.hash)
+    return to_hex(ctx.node.chain.finalized.hash)
 
 
 def _subscribe(ctx: CallContext, kind: str, arg: Any = None) -> str:
@@ -428,9 +428,9 @@ def state_get_read_proof(ctx: CallContext, keys: Any, at: Any = None) -> dict[st
         raise invalid_params(f"at most {MAX_PROOF_KEYS} keys")
     ks = [_hex(k, "storage key") for k in keys]
     h = _block_hash(ctx, at)
-    header = ctx.node.client.blocks.header(h)
+    header = ctx.node.chain.blocks.header(h)
     assert header is not None  # _block_hash checked it
-    statedb = ctx.node.client.statedb
+    statedb = ctx.node.chain.statedb
     nodes = _read(lambda: statedb.prove(header.state_root, ks))
     return {"at": to_hex(h), "proof": [to_hex(n) for n in nodes]}
 
@@ -456,13 +456,13 @@ def state_unsubscribe_storage(ctx: CallContext, subscription: Any) -> bool:
 def state_get_metadata(ctx: CallContext, at: Any = None) -> dict[str, Any]:
     """Our metadata is JSON already; Substrate's is SCALE hex."""
     _block_hash(ctx, at)
-    return ctx.node.client.runtime.metadata()
+    return ctx.node.chain.runtime.metadata()
 
 
 @rpc("state_getRuntimeVersion", "chain_getRuntimeVersion")
 def state_get_runtime_version(ctx: CallContext, at: Any = None) -> dict[str, Any]:
     _block_hash(ctx, at)
-    return {**ctx.node.client.runtime.version(), "apis": []}
+    return {**ctx.node.chain.runtime.version(), "apis": []}
 
 
 # --------------------------------------------------------------------------- grandpa

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_a
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from twinchain.node.client import ImportResult
+from twinchain.node.blockchain import ImportResult
 from twinchain.primitives.types import Block
 from twinchain.rpc.api import NodeHandle
 
@@ -66,7 +66,7 @@ class _NodeCollector(Collector):
         self.node = node
 
     def collect(self) -> Iterable[Metric]:
-        client = self.node.client
+        client = self.node.chain
         height = GaugeMetricFamily(
             "substrate_block_height", "Block height info of the chain", labels=["status"]
         )
@@ -87,7 +87,7 @@ class _NodeCollector(Collector):
 
     def _finality(self) -> Iterable[Metric]:
         """Finality lag, and the voter's round and vote weights (read on each scrape)."""
-        client = self.node.client
+        client = self.node.chain
         best, fin = client.best, client.finalized
         yield GaugeMetricFamily(
             "substrate_finality_lag_blocks",
@@ -159,7 +159,7 @@ VOTER_COUNTERS = (
 def finality_lag_seconds(node: NodeHandle, now: float) -> float:
     """Seconds since the finalized block's slot started. Genesis has no slot: with only it
     final, the wait is counted from block #1's slot (0 while there is no block #1)."""
-    client = node.client
+    client = node.chain
     fin = client.finalized
     if fin.number == 0:
         first = client.blocks.hash_at(1)
@@ -242,7 +242,7 @@ async def serve_metrics(
     config.read_timeout = 30
     config.graceful_timeout = 1.0
     config.include_server_header = False
-    client = node.client
+    client = node.chain
     client.import_listeners.append(app.on_import)
     listening = False
     try:

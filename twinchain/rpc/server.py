@@ -34,7 +34,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from twinchain.node.client import ImportResult
+from twinchain.node.blockchain import ImportResult
 from twinchain.primitives.types import Block, Header, extrinsic_hash
 from twinchain.rpc.api import NodeHandle, header_to_json, to_hex
 from twinchain.rpc.errors import (
@@ -255,7 +255,7 @@ class _ChainEvents:
         self._wake = trio.Event()
         self._token = trio.lowlevel.current_trio_token()
         self._thread = threading.get_ident()
-        self._last_finalized: Header = node.client.finalized
+        self._last_finalized: Header = node.chain.finalized
         self.tx_watches: dict[bytes, dict[str, _TxWatch]] = {}  # tx hash -> sid -> watch
         self.watch_of: dict[str, _TxWatch] = {}
         self.storage: dict[str, _StorageWatch] = {}
@@ -286,7 +286,7 @@ class _ChainEvents:
         if kind == "storage":
             sw = self.storage[sid]
             sw.live = True
-            best = self.node.client.best
+            best = self.node.chain.best
             self._storage_send(sw, best, everything=True)
             return
         if kind == "finalizedHeads":
@@ -294,7 +294,7 @@ class _ChainEvents:
         self.subs[kind][sid] = conn
         self.kind_of[sid] = kind
         # As Substrate does: the current head right away, so a client needs no extra call.
-        client = self.node.client
+        client = self.node.chain
         current = client.finalized if kind == "finalizedHeads" else client.best
         conn.notify(sid, kind, _dumps(header_to_json(current)))
 
@@ -366,7 +366,7 @@ class _ChainEvents:
         # average, measured at the gateways).
         self._wake.set()
         try:
-            blocks = self.node.client.blocks
+            blocks = self.node.chain.blocks
             for w in list(self.watch_of.values()):
                 b = w.block
                 if b is None or b.number > header.number:
@@ -382,7 +382,7 @@ class _ChainEvents:
     # -- storage watches
     def _storage_send(self, sw: _StorageWatch, at: Header, *, everything: bool) -> None:
         try:
-            state = self.node.client.state_at(at.hash)
+            state = self.node.chain.state_at(at.hash)
             changes: list[list[str | None]] = []
             for k in sw.keys:
                 v = state.get(k)
@@ -410,7 +410,7 @@ class _ChainEvents:
 
     # -- client hook
     def on_import(self, result: ImportResult, block: Block) -> None:
-        # Client calls this synchronously; if an import ever runs off the trio thread, hop on.
+        # Blockchain calls this synchronously; if an import ever runs off the trio thread, hop on.
         if threading.get_ident() != self._thread:
             self._token.run_sync_soon(self._imported, result, block)
         else:
@@ -441,7 +441,7 @@ class _ChainEvents:
                 log.exception("rpc: finality notification failed")
 
     def _check_finality(self) -> None:
-        client = self.node.client
+        client = self.node.chain
         fin = client.finalized
         last = self._last_finalized
         if fin.hash == last.hash:
@@ -489,7 +489,7 @@ class RpcApp:
         self.active = 0
         self.limiter = RateLimiter(max_calls_per_second)
         self.hub = _ChainEvents(node)
-        self.starting_block = node.client.best.number
+        self.starting_block = node.chain.best.number
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -835,7 +835,7 @@ async def serve_rpc(
     config.graceful_timeout = 1.0
     config.include_server_header = False
 
-    client = node.client
+    client = node.chain
     client.import_listeners.append(app.hub.on_import)
     client.finality_listeners.append(app.hub.on_finalized)
     # Chain onto the pool's status callback (the node or metrics may have one already).

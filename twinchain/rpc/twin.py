@@ -41,10 +41,10 @@ from twinchain.storage.blockstore import ChainStoreError
 from twinchain.storage.trie import StateError
 
 if TYPE_CHECKING:
-    from twinchain.node.client import Client
+    from twinchain.node.blockchain import Blockchain
 
 Params = list[Any] | dict[str, Any] | None
-TwinMethod = Callable[["Client", Params], Any]
+TwinMethod = Callable[["Blockchain", Params], Any]
 
 MAX_BATCH_PAGE = 1000
 MAX_PROOF = 64
@@ -91,7 +91,7 @@ def _account(value: Any, what: str = "account") -> bytes:
         raise invalid_params(f"{what}: {exc}") from None
 
 
-def _runtime_at(client: Client, at: Any) -> Runtime:
+def _runtime_at(client: Blockchain, at: Any) -> Runtime:
     """A runtime of its own over the state of block ``at`` (default: best)."""
     if at is None:
         h = client.best.hash
@@ -111,7 +111,7 @@ def _runtime_at(client: Client, at: Any) -> Runtime:
     return rt
 
 
-def _read(client: Client, at: Any, fn: Callable[[Runtime], Any]) -> Any:
+def _read(client: Blockchain, at: Any, fn: Callable[[Runtime], Any]) -> Any:
     rt = _runtime_at(client, at)
     try:
         return fn(rt)
@@ -144,7 +144,7 @@ def _facility_summary(rt: Runtime, fid: int, f: Any) -> dict[str, Any]:
     return out
 
 
-def facilities(client: Client, params: Params) -> list[dict[str, Any]]:
+def facilities(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     (at,) = _bind(params, ("at",), 0)
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
@@ -153,7 +153,7 @@ def facilities(client: Client, params: Params) -> list[dict[str, Any]]:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def facility(client: Client, params: Params) -> dict[str, Any] | None:
+def facility(client: Blockchain, params: Params) -> dict[str, Any] | None:
     fid_v, at = _bind(params, ("id", "at"), 1)
     fid = _int(fid_v, "facility id", 2**32 - 1)
 
@@ -187,7 +187,7 @@ def facility(client: Client, params: Params) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- equipment
 
 
-def equipment(client: Client, params: Params) -> dict[str, Any] | None:
+def equipment(client: Blockchain, params: Params) -> dict[str, Any] | None:
     tid_v, at = _bind(params, ("id", "at"), 1)
     tid = _int(tid_v, "twin id")
 
@@ -222,7 +222,7 @@ def equipment(client: Client, params: Params) -> dict[str, Any] | None:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def equipment_of(client: Client, params: Params) -> list[int]:
+def equipment_of(client: Blockchain, params: Params) -> list[int]:
     who_v, at = _bind(params, ("account", "at"), 1)
     who = _account(who_v)
 
@@ -235,7 +235,7 @@ def equipment_of(client: Client, params: Params) -> list[int]:
 # --------------------------------------------------------------------------- telemetry
 
 
-def device(client: Client, params: Params) -> dict[str, Any] | None:
+def device(client: Blockchain, params: Params) -> dict[str, Any] | None:
     dev_v, at = _bind(params, ("device", "at"), 1)
     dev = _account(dev_v, "device")
 
@@ -254,7 +254,7 @@ def device(client: Client, params: Params) -> dict[str, Any] | None:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def telemetry_batches(client: Client, params: Params) -> dict[str, Any]:
+def telemetry_batches(client: Blockchain, params: Params) -> dict[str, Any]:
     tid_v, start_v, count_v, at = _bind(params, ("twin", "start", "count", "at"), 1)
     tid = _int(tid_v, "twin id")
     start = 0 if start_v is None else _int(start_v, "start")
@@ -273,7 +273,7 @@ def telemetry_batches(client: Client, params: Params) -> dict[str, Any]:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def telemetry_aggregates(client: Client, params: Params) -> list[dict[str, Any]]:
+def telemetry_aggregates(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     tid_v, metric_v, at, since_v = _bind(params, ("twin", "metric", "at", "since"), 1)
     tid = _int(tid_v, "twin id")
     metric = None if metric_v is None else _int(metric_v, "metric", 2**16 - 1)
@@ -302,7 +302,7 @@ def _reading(value: Any) -> tuple[int, int, int]:
     )
 
 
-def verify_reading_proof(client: Client, params: Params) -> dict[str, Any]:
+def verify_reading_proof(client: Blockchain, params: Params) -> dict[str, Any]:
     """Check a disclosed reading against the batch root (and count) stored on chain."""
     dev_v, seq_v, reading_v, index_v, proof_v, at = _bind(
         params, ("device", "seq", "reading", "index", "proof", "at"), 5
@@ -331,7 +331,7 @@ def verify_reading_proof(client: Client, params: Params) -> dict[str, Any]:
 # --------------------------------------------------------------------------- roles and metrics
 
 
-def roles(client: Client, params: Params) -> list[dict[str, Any]]:
+def roles(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     who_v, at = _bind(params, ("account", "at"), 1)
     who = _account(who_v)
 
@@ -341,7 +341,7 @@ def roles(client: Client, params: Params) -> list[dict[str, Any]]:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def metrics(client: Client, params: Params) -> list[dict[str, Any]]:
+def metrics(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     (at,) = _bind(params, ("at",), 0)
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
@@ -372,7 +372,7 @@ def _handler(fn: TwinMethod) -> Callable[..., Any]:
 
     def handler(ctx: Any, *args: Any, **kwargs: Any) -> Any:
         params: Params = list(args) if args else (dict(kwargs) if kwargs else None)
-        return fn(ctx.node.client, params)
+        return fn(ctx.node.chain, params)
 
     handler.__name__ = handler.__qualname__ = fn.__name__
     handler.__doc__ = fn.__doc__

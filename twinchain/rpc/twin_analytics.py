@@ -19,7 +19,7 @@ from twinchain.runtime.pallets.analytics import treasury_account
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from twinchain.node.client import Client
+    from twinchain.node.blockchain import Blockchain
     from twinchain.runtime.runtime import Runtime
 
 Params = list[Any] | dict[str, Any] | None
@@ -33,7 +33,7 @@ def _periods(items: Any) -> list[dict[str, Any]]:
     return [to_json(r) for _, r in recs]
 
 
-def kpis(client: Client, params: Params) -> dict[str, Any]:
+def kpis(client: Blockchain, params: Params) -> dict[str, Any]:
     tid_v, at = _bind(params, ("twin", "at"), 1)
     tid = _int(tid_v, "twin id")
 
@@ -65,7 +65,7 @@ def kpis(client: Client, params: Params) -> dict[str, Any]:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def facility_kpis(client: Client, params: Params) -> dict[str, Any]:
+def facility_kpis(client: Blockchain, params: Params) -> dict[str, Any]:
     fid_v, at = _bind(params, ("facility", "at"), 1)
     fid = _int(fid_v, "facility id", 2**32 - 1)
 
@@ -89,7 +89,7 @@ def _report(rid: int, r: Any) -> dict[str, Any]:
     return out
 
 
-def reports(client: Client, params: Params) -> list[dict[str, Any]]:
+def reports(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     tid_v, at = _bind(params, ("twin", "at"), 0)
     tid = None if tid_v is None else _int(tid_v, "twin id")
 
@@ -104,7 +104,7 @@ def reports(client: Client, params: Params) -> list[dict[str, Any]]:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def rewards(client: Client, params: Params) -> dict[str, Any]:
+def rewards(client: Blockchain, params: Params) -> dict[str, Any]:
     who_v, at = _bind(params, ("account", "at"), 1)
     who = _account(who_v)
 

@@ -18,7 +18,7 @@ from twinchain.runtime.pallets.equipment import MAX_CLASS
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from twinchain.node.client import Client
+    from twinchain.node.blockchain import Blockchain
     from twinchain.runtime.runtime import Runtime
 
 
@@ -39,7 +39,7 @@ def _metric_specs(rt: Runtime, cls: str, metric: int) -> dict[str, Any]:
     }
 
 
-def benchmark(client: Client, params: Params) -> dict[str, Any] | None:
+def benchmark(client: Blockchain, params: Params) -> dict[str, Any] | None:
     """A twin's benchmark state (None for an unknown twin)."""
     tid_v, at = _bind(params, ("twin", "at"), 1)
     tid = _int(tid_v, "twin id")
@@ -86,7 +86,7 @@ def benchmark(client: Client, params: Params) -> dict[str, Any] | None:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def class_benchmark(client: Client, params: Params) -> dict[str, Any]:
+def class_benchmark(client: Blockchain, params: Params) -> dict[str, Any]:
     """A class's specs, rules, standards and ranked peers (ascending health)."""
     cls_v, at = _bind(params, ("class", "at"), 1)
     cls = _class(cls_v)

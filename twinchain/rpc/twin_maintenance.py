@@ -17,7 +17,7 @@ from twinchain.runtime.pallets.maintenance import TERMINAL
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from twinchain.node.client import Client
+    from twinchain.node.blockchain import Blockchain
     from twinchain.runtime.runtime import Runtime
 
 MAX_PAGE = 1000
@@ -46,7 +46,7 @@ def _order(oid: int, o: Any) -> dict[str, Any]:
     return {"id": oid, **to_json(o), "open": o.status not in TERMINAL}
 
 
-def alerts(client: Client, params: Params) -> list[dict[str, Any]]:
+def alerts(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     """Alerts, oldest first; ``openOnly`` keeps the open ones."""
     tid_v, open_v, at = _bind(params, ("twin", "openOnly", "at"), 0)
     tid = None if tid_v is None else _int(tid_v, "twin id")
@@ -64,7 +64,7 @@ def alerts(client: Client, params: Params) -> list[dict[str, Any]]:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def work_orders(client: Client, params: Params) -> list[dict[str, Any]]:
+def work_orders(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     """Work orders, oldest first; ``openOnly`` keeps the unfinished ones."""
     tid_v, open_v, at = _bind(params, ("twin", "openOnly", "at"), 0)
     tid = None if tid_v is None else _int(tid_v, "twin id")
@@ -82,7 +82,7 @@ def work_orders(client: Client, params: Params) -> list[dict[str, Any]]:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def work_order(client: Client, params: Params) -> dict[str, Any] | None:
+def work_order(client: Blockchain, params: Params) -> dict[str, Any] | None:
     """One work order (None if unknown) with its alert and the cost totals it feeds."""
     oid_v, at = _bind(params, ("id", "at"), 1)
     oid = _int(oid_v, "work order id")

@@ -18,7 +18,7 @@ from twinchain.twinsim import engine
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from twinchain.node.client import Client
+    from twinchain.node.blockchain import Blockchain
     from twinchain.runtime.runtime import Runtime
 
 Params = list[Any] | dict[str, Any] | None
@@ -40,7 +40,7 @@ def _model(model: bytes, info: Any) -> dict[str, Any]:
     return out
 
 
-def models(client: Client, params: Params) -> list[dict[str, Any]]:
+def models(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     (at,) = _bind(params, ("at",), 0)
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
@@ -77,7 +77,7 @@ def _scenario(rt: Runtime, sid: int, s: Any) -> dict[str, Any]:
     return out
 
 
-def scenario(client: Client, params: Params) -> dict[str, Any] | None:
+def scenario(client: Blockchain, params: Params) -> dict[str, Any] | None:
     sid_v, at = _bind(params, ("id", "at"), 1)
     sid = _int(sid_v, "scenario id")
 
@@ -88,7 +88,7 @@ def scenario(client: Client, params: Params) -> dict[str, Any] | None:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def scenarios(client: Client, params: Params) -> list[dict[str, Any]]:
+def scenarios(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     tid_v, at = _bind(params, ("twin", "at"), 1)
     tid = _int(tid_v, "twin id")
 
@@ -100,7 +100,7 @@ def scenarios(client: Client, params: Params) -> list[dict[str, Any]]:
     return _read(client, at, read)  # type: ignore[no-any-return]
 
 
-def state(client: Client, params: Params) -> dict[str, Any] | None:
+def state(client: Blockchain, params: Params) -> dict[str, Any] | None:
     tid_v, at = _bind(params, ("twin", "at"), 1)
     tid = _int(tid_v, "twin id")
 

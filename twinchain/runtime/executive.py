@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twinchain import native
+from twinchain.native.merkle import merkle_root
 from twinchain.primitives import codec
 from twinchain.primitives.codec import CodecError
-from twinchain.primitives.merkle import merkle_root
 from twinchain.primitives.types import (
     MAX_EXTRINSIC_SIZE,
     Block,

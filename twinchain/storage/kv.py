@@ -17,7 +17,7 @@ class StorageError(BaseException):
     A BaseException (as SystemExit is) on purpose: no caller can work around a store that no
     longer takes writes, and the catch-alls that keep sync and RPC going after a bug
     (``except Exception``) must let it through to the top level, which logs it in one line
-    and exits non-zero (``twinchain.node.cli``). LevelDB applies a write batch atomically, so
+    and exits non-zero (``twinchain.cli``). LevelDB applies a write batch atomically, so
     what failed is simply absent after a restart.
     """
 

@@ -1,3 +1,4 @@
 """twinchain.twinsim: the deterministic, seeded, integer-only twin simulation engine
-(:mod:`twinchain.twinsim.engine`, re-run by the Simulation pallet on a challenge) and the
-``twinchain simulate`` commands (:mod:`twinchain.twinsim.cli`)."""
+(:mod:`twinchain.twinsim.engine`), re-run by the Simulation pallet on a challenge. The
+``twinchain simulate`` commands that drive it against a node are in
+:mod:`twinchain.offchain.simulate`."""

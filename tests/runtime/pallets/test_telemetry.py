@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from twinchain import native
+from twinchain.native.merkle import merkle_root
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.merkle import merkle_root
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets import telemetry as tm
 from twinchain.runtime.pallets.equipment import OPERATE

@@ -453,12 +453,12 @@ def check_telemetry(
 def check_database(node: NodeInfo, spec_path: Path, work: Path) -> tuple[str | None, int]:
     """Open the stopped node's database, export its finalized chain and re-import it into an
     empty one (every block re-executed); (problem or None, finalized height)."""
+    from twinchain.node.blockchain import Blockchain
     from twinchain.node.chain_spec import resolve
-    from twinchain.node.client import Client
 
     spec = resolve(False, str(spec_path))
     try:
-        client = Client(spec, node.base_path, pruning=None)
+        client = Blockchain(spec, node.base_path, pruning=None)
     except BaseException as exc:  # StorageError too: it is what we are here to find
         return f"does not open: {exc}", -1
     try:
@@ -470,7 +470,7 @@ def check_database(node: NodeInfo, spec_path: Path, work: Path) -> tuple[str | N
         client.close()
     if fin.number == 0:
         return None, 0
-    py = [sys.executable, "-m", "twinchain.node.cli"]
+    py = [sys.executable, "-m", "twinchain"]
     with tempfile.TemporaryDirectory(dir=work, prefix="replay-") as tmp:
         blocks = Path(tmp) / "blocks.bin"
         r = subprocess.run(

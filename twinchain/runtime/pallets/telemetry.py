@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from twinchain import native
 from twinchain.native import fallback as native_fallback
+from twinchain.native.merkle import merkle_proof, verify_merkle_proof
 from twinchain.primitives import codec
 from twinchain.primitives.codec import (
     H256,
@@ -55,7 +56,6 @@ from twinchain.primitives.codec import (
 )
 from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import Keypair, is_valid_public, parse_account
-from twinchain.primitives.merkle import merkle_proof, verify_merkle_proof
 from twinchain.runtime.framework import (
     ROOT,
     SIGNED,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from twinchain.node.keystore import Keystore, KeystoreError
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import Keystore, KeystoreError
 
 
 def test_insert_list_and_permissions(tmp_path: Path) -> None:

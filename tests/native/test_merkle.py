@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from twinchain import native
 from twinchain.native import fallback
+from twinchain.native.merkle import merkle_proof, merkle_root, verify_merkle_proof
 from twinchain.primitives.hashing import ZERO_HASH, Domain, domain_key, hash_for
-from twinchain.primitives.merkle import merkle_proof, merkle_root, verify_merkle_proof
 
 
 def reference_root(leaves: list[bytes]) -> bytes:

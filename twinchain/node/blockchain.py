@@ -20,10 +20,10 @@ from twinchain.consensus.grandpa import (
     SignedVote,
     encode_justification,
 )
+from twinchain.native.merkle import merkle_root
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.merkle import merkle_root
 from twinchain.primitives.types import Block, Header, extrinsic_hash
 from twinchain.runtime.executive import (
     ApplyOutcome,
@@ -63,7 +63,7 @@ class ImportResult:
     seconds: float = 0.0
 
 
-class Client:
+class Blockchain:
     """The chain of one node: database, runtime, import and authoring."""
 
     def __init__(

@@ -1,0 +1,7 @@
+"""``python -m twinchain``: the same as the ``twinchain`` command."""
+
+import sys
+
+from twinchain.cli import main
+
+sys.exit(main())
