@@ -24,10 +24,14 @@ from twinchain.offchain import cli as offchain_cli
 from twinchain.offchain import simulate as simulate_cli
 from twinchain.primitives.errors import CliError
 from twinchain.primitives.keystore import KeystoreError
+from twinchain.rpc.hosting import NodeHostingOptions
 from twinchain.storage.kv import StorageError
 
-#: In the order ``twinchain --help`` lists them.
-COMMANDS = (node_cli, devnet_cli, gateway_cli, offchain_cli, explorer_cli, simulate_cli)
+#: In the order ``twinchain --help`` lists them, after the node's own.
+COMMANDS = (devnet_cli, gateway_cli, offchain_cli, explorer_cli, simulate_cli)
+#: What ``twinchain node`` hosts beside the chain, each with its flags: wired here, at the
+#: top, because the node sits below rpc and cannot import it.
+NODE_SERVICES = (NodeHostingOptions(),)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"twinchain {__version__}")
     p.add_argument(*node_cli.LOG_FLAGS, dest="log", **node_cli.LOG_OPTIONS)
     sub = p.add_subparsers(dest="cmd", required=True)
+    node_cli.add_parser(sub, services=NODE_SERVICES)
     for module in COMMANDS:
         module.add_parser(sub)
     return p

@@ -19,7 +19,7 @@ ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
 
 @pytest.fixture
 def node(tmp_path: Path) -> Node:
-    n = Node(NodeConfig(spec=dev_spec(), base_path=tmp_path, port=None, rpc_port=None))
+    n = Node(NodeConfig(spec=dev_spec(), base_path=tmp_path, port=None))
     yield n
     n.close()
 

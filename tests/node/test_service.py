@@ -23,7 +23,6 @@ async def test_dev_node_authors_finalizes_and_includes_transfers(tmp_path: Path)
             base_path=tmp_path,
             validator=True,
             author_key=alice,
-            rpc_port=None,
             port=None,
         )
     )
@@ -62,7 +61,7 @@ def test_stale_gossiped_block_is_ignored_not_rejected(tmp_path: Path) -> None:
     # repeated, banned) the peer that relayed it; a validator that started late got isolated.
     spec = local_spec(["//Alice", "//Bob"])
     alice, bob = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
-    node = Node(NodeConfig(spec=spec, base_path=tmp_path, rpc_port=None, port=None))
+    node = Node(NodeConfig(spec=spec, base_path=tmp_path, port=None))
     peer, late = Blockchain(spec, None), Blockchain(spec, None)
     try:
         b1, _ = peer.propose(bob, 1, 1_000)
@@ -92,7 +91,7 @@ async def test_author_waits_for_the_previous_slots_block_only_from_a_producing_a
 
     spec = local_spec(["//Alice", "//Bob"])
     alice, bob = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
-    node = Node(NodeConfig(spec=spec, base_path=tmp_path, rpc_port=None, port=None))
+    node = Node(NodeConfig(spec=spec, base_path=tmp_path, port=None))
     peer = Blockchain(spec, None)
     auths = node.chain.authorities_at(node.chain.best.hash)
     key = {alice.public: alice, bob.public: bob}

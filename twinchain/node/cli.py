@@ -16,9 +16,9 @@ import json
 import shutil
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from twinchain import __version__
 from twinchain.node import logspec
 from twinchain.node.chain_spec import ChainSpec, ChainSpecError, resolve
+from twinchain.node.services import NodeService
 from twinchain.primitives.errors import CliError
 from twinchain.primitives.keys import InvalidKey, Keypair, decode_address, encode_address
 from twinchain.primitives.keystore import KEY_TYPES, Keystore, KeystoreError
@@ -116,12 +117,7 @@ def cmd_node(args: argparse.Namespace) -> int:
         listen_host=args.listen_addr[0],
         bootnodes=args.bootnodes,
         double_sign=args.unsafe_double_sign,
-        rpc_host="0.0.0.0" if args.rpc_external else "127.0.0.1",
-        rpc_port=None if args.no_rpc else args.rpc_port,
-        rpc_unsafe=args.rpc_methods == "unsafe",
-        prometheus_host="0.0.0.0" if args.prometheus_external else "127.0.0.1",
-        prometheus_port=None if args.no_prometheus else args.prometheus_port,
-        rpc_cors=[c for c in (args.rpc_cors or "").split(",") if c],
+        services=[s for options in args.service_options for s in options.services(args)],
         pruning=args.state_pruning,
     )
     node = Node(cfg)
@@ -332,8 +328,24 @@ def log_values(args: argparse.Namespace) -> list[str]:
     return [*(args.log or []), *(getattr(args, "sub_log", None) or [])]
 
 
-def add_parser(sub: Any) -> None:
-    """The node's own commands: node, key, build-spec, purge-chain, export/import-blocks."""
+class ServiceOptions(Protocol):
+    """Flags of ``twinchain node`` for services the node hosts (the node cannot import what
+    serves it, e.g. ``twinchain.rpc.hosting.NodeHostingOptions``: the top-level CLI passes
+    them to :func:`add_parser`)."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add this service's flags to ``twinchain node``."""
+
+    def services(self, args: argparse.Namespace) -> list[NodeService]:
+        """The services the parsed flags ask for, in the order the node starts them."""
+        ...
+
+
+def add_parser(sub: Any, services: Sequence[ServiceOptions] = ()) -> None:
+    """The node's own commands: node, key, build-spec, purge-chain, export/import-blocks.
+
+    ``services``: what ``twinchain node`` may host beside the chain (JSON-RPC, metrics), each
+    with its flags."""
     n = sub.add_parser("node", help="run a node")
     _chain_args(n)
     n.add_argument("--validator", action="store_true", help="author blocks with the aura key")
@@ -353,28 +365,15 @@ def add_parser(sub: Any) -> None:
     n.add_argument("--no-p2p", action="store_true", help="run without networking")
     # Test-only: author two different blocks per own slot, to exercise equivocation handling.
     n.add_argument("--unsafe-double-sign", action="store_true", help=argparse.SUPPRESS)
-    n.add_argument("--rpc-port", type=int, default=9944, help="JSON-RPC port (HTTP+WS)")
-    n.add_argument("--no-rpc", action="store_true", help="do not serve JSON-RPC")
-    n.add_argument("--prometheus-port", type=int, default=9615, help="Prometheus metrics port")
-    n.add_argument("--no-prometheus", action="store_true", help="do not serve Prometheus metrics")
-    n.add_argument(
-        "--prometheus-external", action="store_true", help="serve metrics on all interfaces"
-    )
-    n.add_argument("--rpc-external", action="store_true", help="listen on all interfaces")
-    n.add_argument(
-        "--rpc-methods",
-        choices=("safe", "unsafe"),
-        default="safe",
-        help="'unsafe' answers key and peer admin methods off loopback too",
-    )
-    n.add_argument("--rpc-cors", help="comma-separated allowed origins, or 'all'")
+    for options in services:
+        options.add_arguments(n)
     n.add_argument(
         "--state-pruning",
         type=_pruning,
         default=256,
         help="states to keep (default 256) or 'archive'",
     )
-    n.set_defaults(fn=cmd_node)
+    n.set_defaults(fn=cmd_node, service_options=tuple(services))
 
     k = sub.add_parser("key", help="key utilities")
     ksub = k.add_subparsers(dest="key_cmd", required=True)

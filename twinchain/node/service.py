@@ -1,9 +1,10 @@
 """The node service: one trio nursery that owns every task of a running node.
 
 Tasks: the libp2p network (gossip, sync), the Aura authoring loop (validators), the finality
-voter, the JSON-RPC server, and a retry queue for blocks from future slots. SIGINT and SIGTERM
-cancel the nursery; the database is closed after every task has stopped, so a clean stop and a
-SIGKILL both leave a consistent database (every block is one atomic batch).
+voter, the services the node hosts (JSON-RPC, metrics: ``NodeConfig.services``), and a retry
+queue for blocks from future slots. SIGINT and SIGTERM cancel the nursery; the database is
+closed after every task has stopped, so a clean stop and a SIGKILL both leave a consistent
+database (every block is one atomic batch).
 
 The node is also the network's :class:`~twinchain.p2p.abc.NetworkHandler`: everything peers
 send arrives through the synchronous methods below, on the trio thread.
@@ -17,6 +18,7 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -35,6 +37,7 @@ from twinchain.consensus.grandpa import (
 from twinchain.consensus.voter_store import KVVoterStore
 from twinchain.node.blockchain import Blockchain, BlockImportError, ImportResult
 from twinchain.node.chain_spec import ChainSpec
+from twinchain.node.services import NodeService
 from twinchain.node.txpool import SOURCE_IN_BLOCK, SOURCE_NETWORK, PoolError, TransactionPool
 from twinchain.p2p.abc import ChainStatus, Verdict
 from twinchain.primitives.codec import CodecError
@@ -91,13 +94,9 @@ class NodeConfig:
     #: The p2p listen address (a validator in its own network namespace listens on its IP).
     listen_host: str = "127.0.0.1"
     bootnodes: list[str] = field(default_factory=list)
-    rpc_host: str = "127.0.0.1"
-    rpc_port: int | None = 9944
-    rpc_unsafe: bool = False
-    rpc_cors: list[str] = field(default_factory=list)
-    prometheus_host: str = "127.0.0.1"
-    #: None: no metrics endpoint (the CLI's default is 9615, as Substrate's).
-    prometheus_port: int | None = None
+    #: Started in the node's nursery, in this order (JSON-RPC, metrics: see
+    #: ``twinchain.node.services``); none by default.
+    services: list[NodeService] = field(default_factory=list)
     pruning: int | None = 256
     #: Test-only: author two different blocks in each of our slots (equivocation tests).
     double_sign: bool = False
@@ -124,8 +123,8 @@ class Node:
         )
         self.name = config.name
         self.version = __version__
-        self.rpc_port: int | None = None
-        self.prometheus_port: int | None = None
+        #: Port each started service listens on, by ``NodeService.name``.
+        self.service_ports: dict[str, int] = {}
         self.author_key = config.author_key
         if config.validator and self.author_key is None:
             keys = self.keystore.keys("aura")
@@ -602,29 +601,9 @@ class Node:
                 nursery.start_soon(self._signals, nursery.cancel_scope)
                 if self.network is not None:
                     await nursery.start(self.network.run)
-                if self.config.rpc_port is not None:
-                    from twinchain.rpc.server import serve_rpc
-
-                    self.rpc_port = await nursery.start(
-                        lambda task_status: serve_rpc(
-                            self,
-                            self.config.rpc_host,
-                            self.config.rpc_port,  # type: ignore[arg-type]
-                            unsafe=self.config.rpc_unsafe,
-                            cors=self.config.rpc_cors or None,
-                            task_status=task_status,
-                        )
-                    )
-                if self.config.prometheus_port is not None:
-                    from twinchain.rpc.metrics import serve_metrics
-
-                    self.prometheus_port = await nursery.start(
-                        lambda task_status: serve_metrics(
-                            self,
-                            self.config.prometheus_host,
-                            self.config.prometheus_port,  # type: ignore[arg-type]
-                            task_status=task_status,
-                        )
+                for service in self.config.services:
+                    self.service_ports[service.name] = await nursery.start(
+                        partial(service.run, self)
                     )
                 if self.config.validator:
                     nursery.start_soon(self._author_loop)
@@ -635,7 +614,7 @@ class Node:
                     self.name,
                     self.config.spec.name,
                     self.chain.best.number,
-                    self.rpc_port,
+                    self.service_ports.get("rpc"),
                     ", ".join(self.listen_addresses) or "off",
                 )
                 task_status.started()
