@@ -42,6 +42,7 @@ from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.pallets import analytics as an_mod
 from twinchain.runtime.pallets import maintenance as mt_mod
 from twinchain.runtime.pallets import simulation as sim_mod
@@ -52,7 +53,6 @@ from twinchain.runtime.pallets.maintenance import (
     MAX_OPEN_ORDERS,
     Part,
 )
-from twinchain.runtime.pallets.telemetry import sign_batch
 from twinchain.twinsim import engine
 
 CLS = "pump"

@@ -30,13 +30,11 @@ from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
+from twinchain.protocol.telemetry import batch_message, batch_root, sign_batch
 from twinchain.runtime.pallets.telemetry import (
     MAX_DEVICES_PER_TWIN,
-    batch_message,
-    batch_root,
     forget_good_signatures,
     remember_good_signatures,
-    sign_batch,
 )
 
 SLOT = 10_000

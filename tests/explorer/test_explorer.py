@@ -31,8 +31,8 @@ from twinchain.explorer.cli import add_parser
 from twinchain.explorer.data import NotAvailable
 from twinchain.node.chain_spec import dev_spec
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.rpc.client import RpcClient
-from twinchain.runtime.pallets.telemetry import sign_batch
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 DEVICE = Keypair.from_dev_name("Device1")

@@ -13,7 +13,7 @@ from twinchain.explorer.rpc import Disconnected, NodeRpc
 from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Extrinsic
-from twinchain.runtime.pallets.telemetry import sign_batch
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.runtime import Runtime
 
 ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")

@@ -19,7 +19,7 @@ from twinchain.gateway.provision import write_gateway
 from twinchain.gateway.simulator import MachineConfig
 from twinchain.gateway.spool import Spool, XtRow
 from twinchain.node.chain_spec import ChainSpec
-from twinchain.runtime.pallets.telemetry import DEFAULT_METRICS
+from twinchain.protocol.telemetry import DEFAULT_METRICS
 
 METRICS = Metrics({m[0]: (m[1], m[3]) for m in DEFAULT_METRICS})
 
@@ -219,7 +219,7 @@ def test_spliced_extrinsics_and_fast_batches_are_the_generic_bytes() -> None:
     from twinchain.primitives import codec
     from twinchain.primitives.keys import Keypair, verify
     from twinchain.primitives.types import Era, Extrinsic, signing_payload
-    from twinchain.runtime.pallets.telemetry import Batch, batch_message, batch_root, sign_batch
+    from twinchain.protocol.telemetry import Batch, batch_message, batch_root, sign_batch
 
     genesis = os.urandom(32)
     device = CachedKeypair.of(Keypair.generate())
@@ -327,7 +327,7 @@ def test_the_largest_extrinsic_the_config_allows_fits_the_pool() -> None:
     from twinchain.gateway.encoding import XtBuilder, encode_batch
     from twinchain.primitives.keys import Keypair
     from twinchain.primitives.types import MAX_EXTRINSIC_SIZE
-    from twinchain.runtime.pallets.telemetry import MAX_BATCHES, sign_batch
+    from twinchain.protocol.telemetry import MAX_BATCHES, sign_batch
 
     dev, gw = Keypair.from_dev_name("wide-dev"), Keypair.from_dev_name("wide-gw")
     per = gwconfig.MAX_READINGS_PER_XT // MAX_BATCHES

@@ -21,8 +21,8 @@ from twinchain.gateway.simulator import (
     class_spec,
     random_faults,
 )
+from twinchain.protocol.telemetry import DEFAULT_METRICS
 from twinchain.runtime.pallets.equipment import Envelope, Spec
-from twinchain.runtime.pallets.telemetry import DEFAULT_METRICS
 
 T0 = 1_750_000_000_000
 HOUR = 3_600_000

@@ -20,8 +20,8 @@ from twinchain.node.chain_spec import dev_spec
 from twinchain.offchain.cli import TRAINED
 from twinchain.offchain.worker import PdmWorker, load_models
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.telemetry import MAX_BATCHES, MAX_READINGS, sign_batch
 from twinchain.rpc.client import RpcClient
-from twinchain.runtime.pallets.telemetry import MAX_BATCHES, MAX_READINGS, sign_batch
 
 HOUR = 3_600_000
 TICK_MS = 300_000  # 5 min ticks keep the upload small; features are window means

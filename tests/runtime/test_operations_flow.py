@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.analytics import PPM, treasury_account
 from twinchain.runtime.pallets.maintenance import U128, Part
-from twinchain.runtime.pallets.telemetry import sign_batch
 from twinchain.twinsim import engine
 
 UNIT = 10**12

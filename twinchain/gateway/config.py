@@ -42,7 +42,7 @@ from typing import Any
 
 from twinchain.primitives.keys import InvalidKey, Keypair, parse_account
 from twinchain.primitives.keystore import Keystore
-from twinchain.runtime.pallets.telemetry import MAX_BATCHES, MAX_READINGS
+from twinchain.protocol.telemetry import MAX_BATCHES, MAX_READINGS
 
 # Readings one extrinsic may carry: 18 bytes each plus ~170 per batch must stay well under
 # the pool's 512 KiB extrinsic limit (MAX_BATCHES * MAX_READINGS, 65,536, would not: the

@@ -37,7 +37,7 @@ from twinchain.primitives.types import (
     SignedPart,
     signing_payload,
 )
-from twinchain.runtime.pallets.telemetry import Batch
+from twinchain.protocol.telemetry import Batch
 
 log = logging.getLogger("twinchain.gateway")
 

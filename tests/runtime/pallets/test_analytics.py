@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.analytics import (
     DEFAULT_RULES,
@@ -20,7 +21,7 @@ from twinchain.runtime.pallets.analytics import (
 )
 from twinchain.runtime.pallets.balances import EXISTENTIAL_DEPOSIT
 from twinchain.runtime.pallets.equipment import OPERATE, READ_TELEMETRY
-from twinchain.runtime.pallets.telemetry import Aggregate, sign_batch
+from twinchain.runtime.pallets.telemetry import Aggregate
 
 MAKER, OWNER, OWNER2, OP, DELEGATE, READER, NOBODY = (
     Keypair.from_dev_name(n)

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets import benchmark as bm
 from twinchain.runtime.pallets.benchmark import ConditionRule, div_round
 from twinchain.runtime.pallets.equipment import OPERATE
-from twinchain.runtime.pallets.telemetry import Aggregate, sign_batch
+from twinchain.runtime.pallets.telemetry import Aggregate
 
 MAKER, MAKER2, OWNER, OWNER2, GW, DELEGATE, NOBODY = (
     Keypair.from_dev_name(n)

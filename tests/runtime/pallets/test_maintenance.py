@@ -9,11 +9,11 @@ import pytest
 
 from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets import maintenance as mt
 from twinchain.runtime.pallets.equipment import OPERATE
 from twinchain.runtime.pallets.maintenance import Part, Threshold
-from twinchain.runtime.pallets.telemetry import sign_batch
 
 UNIT = 10**12
 ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")

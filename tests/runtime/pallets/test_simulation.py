@@ -11,10 +11,10 @@ import pytest
 
 from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.equipment import OPERATE, READ_TELEMETRY
 from twinchain.runtime.pallets.simulation import W_CHALLENGE_BASE, W_PER_PATH_STEP
-from twinchain.runtime.pallets.telemetry import sign_batch
 from twinchain.twinsim import engine
 from twinchain.twinsim.engine import DegradationModel, default_inputs, model_hash, run_encoded
 

@@ -9,13 +9,11 @@ import pytest
 
 from twinchain import native
 from twinchain.native.merkle import merkle_root
+from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
-from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets import telemetry as tm
-from twinchain.runtime.pallets.equipment import OPERATE
-from twinchain.runtime.pallets.telemetry import (
+from twinchain.protocol import telemetry as tp
+from twinchain.protocol.telemetry import (
     DEFAULT_METRICS,
-    MAX_DEVICES_PER_TWIN,
     MAX_FUTURE_DRIFT_MS,
     Batch,
     batch_root,
@@ -23,6 +21,10 @@ from twinchain.runtime.pallets.telemetry import (
     sign_batch,
     verify_reading,
 )
+from twinchain.runtime.framework import DispatchError, Origin
+from twinchain.runtime.pallets import telemetry as tm
+from twinchain.runtime.pallets.equipment import OPERATE
+from twinchain.runtime.pallets.telemetry import MAX_DEVICES_PER_TWIN
 
 ALICE, BOB, CHARLIE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie"))
 OWNER, DEV1, DEV2, DEV3, NOBODY = (
@@ -311,7 +313,7 @@ def test_gaps_are_recorded(blk: Any) -> None:
 
 def test_batch_records_are_packed_per_device_chunk_across_gaps_and_boundaries(blk: Any) -> None:
     t = blk.rt.telemetry
-    chunk = tm.BATCH_CHUNK
+    chunk = tp.BATCH_CHUNK
     seqs = [0, 1, chunk - 1, chunk, chunk + 5, 3 * chunk + 2]  # gaps, a skipped chunk
     for i, seq in enumerate(seqs):
         submit(blk, batch(blk, DEV1, seq, temps(start=NOW - 900 + 10 * i, n=1, value=i)))
@@ -326,11 +328,11 @@ def test_batch_records_are_packed_per_device_chunk_across_gaps_and_boundaries(bl
     assert t.batch(DEV2.public, 1).count == 2 and t.batch(DEV2.public, 0) is None
     # One key per device and chunk, its records in sequence order.
     raw = t.BatchChunks.get(DEV1.public, 1)
-    assert [s for s, *_ in tm._BATCH_RECORD.iter_unpack(raw)] == [chunk, chunk + 5]
+    assert [s for s, *_ in tp.BATCH_RECORD.iter_unpack(raw)] == [chunk, chunk + 5]
     assert t.BatchChunks.get(DEV1.public, 2) == b""
-    assert tm.chunk_record(raw, chunk + 1) is None
-    with pytest.raises(tm.CodecError):
-        tm._BatchRecords(chunk).encode(b"\x00" * (tm._BATCH_RECORD.size + 1))
+    assert tp.chunk_record(raw, chunk + 1) is None
+    with pytest.raises(CodecError):
+        tm._BatchRecords(chunk).encode(b"\x00" * (tp.BATCH_RECORD.size + 1))
 
 
 def test_rebinding_keeps_the_sequence(blk: Any) -> None:
@@ -609,7 +611,7 @@ def test_collect_and_note_let_the_executive_merge_batches(chain: Any) -> None:
     assert triples == [
         (
             DEV1.public,
-            tm.batch_message(chain.rt.genesis_hash, DEV1.public, 0, 0, batch_root(b.readings), 5),
+            tp.batch_message(chain.rt.genesis_hash, DEV1.public, 0, 0, batch_root(b.readings), 5),
             b.signature,
         )
     ]
@@ -793,7 +795,7 @@ def test_readings_travel_as_packed_leaves_and_bad_ones_are_refused() -> None:
     raw = rtype.encode(readings)
     assert rtype.decode(raw) == readings
     # The wire form is the concatenation of the readings' Merkle leaves.
-    assert rtype.to_wire(readings) == b"".join(tm.reading_leaf(*r) for r in readings)
+    assert rtype.to_wire(readings) == b"".join(tp.reading_leaf(*r) for r in readings)
     for bad in (
         [(TEMP, NOW, 1.5)],  # float
         [(TEMP, NOW, True)],  # bool is not an integer here
@@ -801,13 +803,13 @@ def test_readings_travel_as_packed_leaves_and_bad_ones_are_refused() -> None:
         [(TEMP, -1, 0)],  # negative timestamp
         [(TEMP, NOW, 2**63)],  # value over i64
         [(TEMP, NOW)],  # two fields
-        [(TEMP, NOW, 0)] * (tm.MAX_READINGS + 1),  # too many
+        [(TEMP, NOW, 0)] * (tp.MAX_READINGS + 1),  # too many
         "not a list",
     ):
-        with pytest.raises(tm.CodecError):
+        with pytest.raises(CodecError):
             rtype.encode(bad)
-    for wire in (b"\x00" * 17, b"\x00" * 18 * (tm.MAX_READINGS + 1), [1, 2, 3]):
-        with pytest.raises(tm.CodecError):
+    for wire in (b"\x00" * 17, b"\x00" * 18 * (tp.MAX_READINGS + 1), [1, 2, 3]):
+        with pytest.raises(CodecError):
             rtype.from_wire(wire)
 
 
@@ -815,32 +817,32 @@ def test_decoded_readings_stay_packed_and_behave_like_the_list() -> None:
     rtype = Batch.wire_type().fields[2][1]
     readings = [(GOOD, NOW + 5, 2), (TEMP, NOW, -5), (TEMP, NOW + 9, 7)]
     decoded = rtype.decode(rtype.encode(readings))
-    assert type(decoded) is tm.PackedReadings and decoded.raw == rtype.to_wire(readings)
+    assert type(decoded) is tp.PackedReadings and decoded.raw == rtype.to_wire(readings)
     assert decoded == readings and readings == decoded and decoded == tuple(readings)
     assert decoded != readings[:2] and decoded != [*readings[:2], (TEMP, NOW + 9, 8)]
     assert len(decoded) == 3 and decoded[1] == (TEMP, NOW, -5) and list(decoded) == readings
     assert rtype.to_wire(decoded) is decoded.raw  # re-encoding is free
     # What import reads instead of the tuples: metrics in first-seen order, the time span.
-    assert tm.survey_readings(decoded) == ((GOOD, TEMP), NOW, NOW + 9)
-    assert tm.survey_readings(readings) == tm.survey_readings(decoded)
-    assert tm.batch_root(decoded) == tm.batch_root(readings)
-    assert tm.batch_root(readings) == merkle_root([tm.reading_leaf(*r) for r in readings])
+    assert tp.survey_readings(decoded) == ((GOOD, TEMP), NOW, NOW + 9)
+    assert tp.survey_readings(readings) == tp.survey_readings(decoded)
+    assert tp.batch_root(decoded) == tp.batch_root(readings)
+    assert tp.batch_root(readings) == merkle_root([tp.reading_leaf(*r) for r in readings])
 
 
 def test_a_signed_batch_keeps_its_readings_packed_once() -> None:
     readings = [[TEMP, NOW, 5], (GOOD, NOW + 1, 2)]  # any (metric, ts, value) rows
     b = sign_batch(DEV1, b"\x07" * 32, 3, 0, readings)
-    assert type(b.readings) is tm.PackedReadings and b.readings == [tuple(r) for r in readings]
+    assert type(b.readings) is tp.PackedReadings and b.readings == [tuple(r) for r in readings]
     # The encoding reuses the packed bytes and equals the one of the plain list.
     plain = Batch(b.device, b.seq, [tuple(r) for r in readings], b.signature)
     assert Batch.wire_type().encode(b) == Batch.wire_type().encode(plain)
-    msg = tm.batch_message(b"\x07" * 32, DEV1.public, 3, 0, batch_root(plain.readings), 2)
+    msg = tp.batch_message(b"\x07" * 32, DEV1.public, 3, 0, batch_root(plain.readings), 2)
     assert native.verify_batch([DEV1.public], [msg], [b.signature]) == [True]
     # ``+`` gives a list, as the list it stands for did.
     assert b.readings + [(TEMP, NOW + 2, 6)] == [*plain.readings, (TEMP, NOW + 2, 6)]  # noqa: RUF005
     assert [(TEMP, 1, 1)] + b.readings == [(TEMP, 1, 1), *plain.readings]  # noqa: RUF005
-    for bad in ([(TEMP, NOW, 2**63)], [(TEMP, NOW)], [(TEMP, NOW, 0)] * (tm.MAX_READINGS + 1)):
-        with pytest.raises(tm.CodecError):
+    for bad in ([(TEMP, NOW, 2**63)], [(TEMP, NOW)], [(TEMP, NOW, 0)] * (tp.MAX_READINGS + 1)):
+        with pytest.raises(CodecError):
             sign_batch(DEV1, b"\x07" * 32, 3, 0, bad)
 
 
@@ -852,14 +854,14 @@ def test_window_aggregates_and_last_readings_round_trip_packed() -> None:
     wtype = tm._WindowAggregates()
     assert wtype.decode_stored(wtype.encode(aggs)) == aggs
     assert list(wtype.decode_stored(wtype.encode(aggs))) == [TEMP, GOOD]  # sorted by metric
-    with pytest.raises(tm.CodecError):
+    with pytest.raises(CodecError):
         wtype.encode({TEMP: tm.Aggregate(1, 0, 0, 2**127, 0, 0, 0)})  # sum over i128
-    with pytest.raises(tm.CodecError):
+    with pytest.raises(CodecError):
         wtype.encode({TEMP: (1, 2)})
     ltype = tm._LastReadings()
     lasts = {GOOD: (NOW, -1), TEMP: (NOW - 5, 20_000)}
     assert ltype.decode_stored(ltype.encode(lasts)) == lasts
-    with pytest.raises(tm.CodecError):
+    with pytest.raises(CodecError):
         ltype.from_wire(b"\x00" * 19)
 
 

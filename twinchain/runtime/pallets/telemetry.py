@@ -27,14 +27,12 @@ energy use are metrics like the others (see ``DEFAULT_METRICS``).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from twinchain import native
 from twinchain.native import fallback as native_fallback
-from twinchain.native.merkle import merkle_proof, verify_merkle_proof
-from twinchain.primitives import codec
 from twinchain.primitives.codec import (
     H256,
     I64,
@@ -48,14 +46,34 @@ from twinchain.primitives.codec import (
     Enum,
     Option,
     Record,
-    Signature,
     Str,
     Tuple,
     Type,
     Vec,
 )
-from twinchain.primitives.hashing import Domain, hash_for
-from twinchain.primitives.keys import Keypair, is_valid_public, parse_account
+from twinchain.primitives.keys import is_valid_public, parse_account
+from twinchain.protocol.telemetry import (
+    BATCH_CHUNK,
+    BATCH_RECORD,
+    DEFAULT_METRICS,
+    MAX_BATCHES,
+    MAX_FUTURE_DRIFT_MS,
+    MAX_METRIC_NAME,
+    MAX_READINGS,
+    MAX_UNIT,
+    READING,
+    Batch,
+    BatchRecord,
+    MetricInfo,
+    MetricKind,
+    Triple,
+    batch_message,
+    batch_root,
+    chunk_record,
+    packed_readings,
+    survey_readings,
+    verify_device_signatures,
+)
 from twinchain.runtime.framework import (
     ROOT,
     SIGNED,
@@ -77,18 +95,10 @@ from twinchain.runtime.pallets.roles import DEVICE, GATEWAY
 if TYPE_CHECKING:
     from twinchain.runtime.framework import CallDef
 
-# Per batch. A batch costs its import ~140 us whether it holds 12 readings or 100 (a
-# signature, a root, its records): what a device samples in a slot (300/s on the devnet's
-# loaded runs) fits one batch. 18 KB of readings at most.
-MAX_READINGS = 1024
-MAX_BATCHES = 64  # per extrinsic
 MAX_DEVICES_PER_TWIN = 64
-MAX_METRIC_NAME = 32
-MAX_UNIT = 16
 
 DEFAULT_WINDOW_MS = 3_600_000
 DEFAULT_MAX_AGE_MS = 86_400_000  # gateways may spool a day of data while offline
-MAX_FUTURE_DRIFT_MS = 60_000  # device clocks may run this far ahead of the block time
 
 # Re-measured with bench/telemetry.py (2026-11-23, one core, cold import: every signature
 # checked, state root and write included): 12-reading batches cost ~150 us each, 100-reading
@@ -131,152 +141,6 @@ _FLAG_BITS = (
     (native_fallback.FLAG_TOO_FAST, "TooFast"),
     (native_fallback.FLAG_JUMP, "ImplausibleJump"),
 )
-MetricKind = Enum("MetricKind", ("Gauge", "Delta"))
-
-# Reading: (metric id, timestamp in ms, fixed-point value).
-Reading = Tuple(U16, U64, I64)
-_LEAF = native_fallback.READING  # one definition of the packed reading, shared with C
-
-
-class PackedReadings(Sequence[tuple[int, int, int]]):
-    """A decoded batch's readings, kept as their wire bytes (``raw``: 18 per reading, the
-    Merkle leaves back to back); immutable.
-
-    Import never needs them as Python tuples: the batch's root, checks and aggregates are
-    computed from ``raw`` (``native.readings_scan``), and its metrics and time span are
-    surveyed once (``survey``, also what the weight and every pool revalidation read). Tuples
-    are built only when something indexes or iterates it. Equal to a list or tuple of the same
-    readings, as the decoded list it replaces was.
-    """
-
-    __slots__ = ("_items", "_survey", "raw")
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-        self._items: tuple[tuple[int, int, int], ...] | None = None
-        self._survey: tuple[tuple[int, ...], int, int] | None = None
-
-    def survey(self) -> tuple[tuple[int, ...], int, int]:
-        """(distinct metrics in order of first appearance, first and last timestamp)."""
-        if self._survey is None:
-            self._survey = native.readings_survey(self.raw)
-        return self._survey
-
-    def _tuples(self) -> tuple[tuple[int, int, int], ...]:
-        if self._items is None:
-            self._items = tuple(_LEAF.iter_unpack(self.raw))
-        return self._items
-
-    def __len__(self) -> int:
-        return len(self.raw) // _LEAF.size
-
-    def __getitem__(self, i: Any) -> Any:
-        return self._tuples()[i]
-
-    def __iter__(self) -> Iterator[tuple[int, int, int]]:
-        return iter(self._tuples())
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is PackedReadings:
-            return self.raw == other.raw
-        if isinstance(other, list | tuple):
-            return len(other) == len(self) and all(
-                tuple(r) == t for r, t in zip(other, self._tuples(), strict=True)
-            )
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # like the list it stands for
-
-    def __add__(self, other: object) -> list[tuple[int, int, int]]:
-        if isinstance(other, list | tuple | PackedReadings):
-            return [*self._tuples(), *other]
-        return NotImplemented
-
-    def __radd__(self, other: object) -> list[tuple[int, int, int]]:
-        if isinstance(other, list | tuple):
-            return [*other, *self._tuples()]
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return f"PackedReadings({list(self._tuples())!r})"
-
-
-def packed_readings(readings: Sequence[tuple[int, int, int]]) -> bytes:
-    """``readings`` as their wire bytes (CodecError: not (u16, u64, i64) triples)."""
-    if type(readings) is PackedReadings:
-        return readings.raw
-    return _Readings(len(readings)).to_wire(readings)  # type: ignore[no-any-return]
-
-
-def survey_readings(readings: Sequence[tuple[int, int, int]]) -> tuple[tuple[int, ...], int, int]:
-    """(distinct metrics in order of first appearance, first and last timestamp); 0, 0 for
-    none. Cached on a decoded batch's readings."""
-    if type(readings) is PackedReadings:
-        return readings.survey()
-    return native.readings_survey(packed_readings(readings))  # type: ignore[no-any-return]
-
-
-class _Readings(Type):
-    """A batch's readings on the wire: one bin of consecutive 18-byte records, each the
-    reading's Merkle leaf (:func:`reading_leaf`: big-endian u16 metric, u64 ms, i64 value).
-
-    As a msgpack array of 3-item arrays every reading cost a Python-level type check per
-    field in every decode and encode of the extrinsic (pool, author, each importer); packed,
-    a batch decodes in one C call, and the bytes are 18 per reading instead of up to 24."""
-
-    name = "Readings"
-
-    def __init__(self, max_len: int) -> None:
-        self.max_len = max_len
-
-    def to_wire(self, value: Any) -> Any:
-        if type(value) is PackedReadings:
-            if len(value) > self.max_len:
-                raise CodecError(f"Readings: expected a list of at most {self.max_len}")
-            return value.raw
-        if not isinstance(value, list | tuple) or len(value) > self.max_len:
-            raise CodecError(f"Readings: expected a list of at most {self.max_len}")
-        pack = _LEAF.pack
-        try:
-            for r in value:
-                if type(r) is not tuple and type(r) is not list:
-                    raise CodecError(f"Readings: expected (metric, ts, value), got {r!r:.40}")
-                if len(r) != 3 or type(r[0]) is not int or type(r[1]) is not int:
-                    raise CodecError(f"Readings: expected (metric, ts, value), got {r!r:.40}")
-                if type(r[2]) is not int:
-                    raise CodecError(f"Readings: expected an integer value, got {r!r:.40}")
-            return b"".join([pack(*r) for r in value])
-        except struct.error as exc:
-            raise CodecError(f"Readings: out of range: {exc}") from None
-
-    def from_wire(self, wire: Any) -> Any:
-        if type(wire) is not bytes or len(wire) % _LEAF.size or len(wire) > self.max_len * 18:
-            raise CodecError(f"Readings: expected a bin of at most {self.max_len} 18-byte records")
-        return PackedReadings(wire)
-
-    def describe(self) -> Any:
-        return {"packed": ["u16", "u64", "i64"], "max": self.max_len, "byteorder": "big"}
-
-
-# Well-known metrics every chain starts with (genesis may replace them):
-# (id, name, unit, decimal scale, kind). A Delta metric's sum over a window is its total.
-DEFAULT_METRICS: tuple[tuple[int, str, str, int, str], ...] = (
-    (1, "temperature", "degC", 3, "Gauge"),
-    (2, "vibration_rms", "mm/s", 3, "Gauge"),
-    (3, "pressure", "kPa", 3, "Gauge"),
-    (4, "power", "W", 0, "Gauge"),
-    (5, "energy", "Wh", 0, "Delta"),
-    (6, "spindle_speed", "rpm", 0, "Gauge"),
-    (7, "units_produced", "units", 0, "Delta"),
-    (8, "good_units", "units", 0, "Delta"),
-    (9, "bad_units", "units", 0, "Delta"),
-    (10, "material_used", "g", 0, "Delta"),
-    (11, "run_time", "s", 0, "Delta"),
-    (12, "downtime", "s", 0, "Delta"),
-    (13, "co2_emitted", "g", 0, "Delta"),
-    (14, "humidity", "%RH", 2, "Gauge"),
-    (15, "current", "A", 3, "Gauge"),
-)
 
 
 class _I128(Type):
@@ -299,36 +163,6 @@ class _I128(Type):
 I128 = _I128()
 
 
-@dataclass
-class Batch(Record):
-    """Readings of one device, signed by the device key (see :func:`batch_message`)."""
-
-    device: bytes
-    seq: int
-    readings: Sequence[tuple[int, int, int]]  # PackedReadings once signed or decoded
-    signature: bytes
-    FIELDS: ClassVar = {
-        "device": AccountId,
-        "seq": U64,
-        "readings": _Readings(MAX_READINGS),
-        "signature": Signature,
-    }
-
-
-@dataclass
-class MetricInfo(Record):
-    name: str
-    unit: str
-    scale: int
-    kind: str
-    FIELDS: ClassVar = {
-        "name": Str(MAX_METRIC_NAME),
-        "unit": Str(MAX_UNIT),
-        "scale": U8,
-        "kind": MetricKind,
-    }
-
-
 class _LastReadings(Type):
     """``{metric: (timestamp ms, value)}`` of one device, packed as reading leaves."""
 
@@ -338,14 +172,14 @@ class _LastReadings(Type):
         if type(value) is not dict or len(value) > _MAX_METRIC_RECORDS:
             raise CodecError("LastReadings: expected a dict of metric -> (ts, value)")
         try:
-            return b"".join([_LEAF.pack(m, *value[m]) for m in sorted(value)])
+            return b"".join([READING.pack(m, *value[m]) for m in sorted(value)])
         except (struct.error, TypeError) as exc:
             raise CodecError(f"LastReadings: {exc}") from None
 
     def from_wire(self, wire: Any) -> Any:
-        if type(wire) is not bytes or len(wire) % _LEAF.size:
-            raise CodecError(f"LastReadings: expected a bin of {_LEAF.size}-byte records")
-        return {m: (ts, v) for m, ts, v in _LEAF.iter_unpack(wire)}
+        if type(wire) is not bytes or len(wire) % READING.size:
+            raise CodecError(f"LastReadings: expected a bin of {READING.size}-byte records")
+        return {m: (ts, v) for m, ts, v in READING.iter_unpack(wire)}
 
     def describe(self) -> Any:
         return {"packed": ["u16 metric", "u64 timestamp_ms", "i64 value"], "byteorder": "big"}
@@ -394,28 +228,6 @@ class CaptureConfig(Record):
 
 
 DEFAULT_CAPTURE = CaptureConfig(0, DEFAULT_MAX_AGE_MS)
-
-
-@dataclass
-class BatchRecord(Record):
-    twin: int
-    root: bytes
-    count: int
-    first_ts: int
-    last_ts: int
-    gateway: bytes
-    block: int
-    flagged: int
-    FIELDS: ClassVar = {
-        "twin": TwinId,
-        "root": H256,
-        "count": U32,
-        "first_ts": U64,
-        "last_ts": U64,
-        "gateway": AccountId,
-        "block": U64,
-        "flagged": U32,
-    }
 
 
 @dataclass
@@ -531,15 +343,9 @@ class _BatchRefs(Type):
         return {"packed": ["[u8; 32] device", "u64 seq"], "max": self.max_len, "byteorder": "big"}
 
 
-# A device's batch records, packed, in chunks of this many consecutive sequence numbers.
-BATCH_CHUNK = 16
-# seq, twin, root, count, first_ts, last_ts, gateway, block, flagged (BatchRecord's widths)
-_BATCH_RECORD = struct.Struct(">QQ32sIQQ32sQI")
-
-
 class _BatchRecords(Type):
     """The records of up to ``max_len`` batches of one device, packed back to back in
-    ascending sequence order (``_BATCH_RECORD``, 112 bytes each); a chunk holds the
+    ascending sequence order (``BATCH_RECORD``, 112 bytes each); a chunk holds the
     sequence numbers ``[BATCH_CHUNK * c, BATCH_CHUNK * (c + 1))`` that were accepted. Kept as
     bytes: adding a batch is a concatenation, and one key per device and block is written
     instead of one per batch (a third of a loaded block's state writes)."""
@@ -550,7 +356,7 @@ class _BatchRecords(Type):
         self.max_len = max_len
 
     def to_wire(self, value: Any) -> Any:
-        size = _BATCH_RECORD.size
+        size = BATCH_RECORD.size
         if type(value) is not bytes or len(value) % size or len(value) > self.max_len * size:
             raise CodecError(f"BatchRecords: expected up to {self.max_len} {size}-byte records")
         return value
@@ -566,16 +372,6 @@ class _BatchRecords(Type):
             "max": self.max_len,
             "byteorder": "big",
         }  # fmt: skip
-
-
-def chunk_record(chunk: bytes, seq: int) -> BatchRecord | None:
-    """The record of batch ``seq`` in a device's packed chunk (``BatchChunks``), if there."""
-    for s, *fields in _BATCH_RECORD.iter_unpack(chunk):
-        if s == seq:
-            return BatchRecord(*fields)
-        if s > seq:
-            break
-    return None
 
 
 _CAPTURE = struct.Struct(">HIQ")  # metric, min_interval_ms, max_age_ms
@@ -611,68 +407,7 @@ class _CaptureTable(Type):
         }
 
 
-# --------------------------------------------------------------------------- off-chain helpers
-# Gateways, devices and verifiers use these; the pallet uses the very same functions.
-
-
-def reading_leaf(metric: int, ts: int, value: int) -> bytes:
-    """The Merkle leaf of one reading: 18 bytes, big-endian u16 ‖ u64 ‖ i64."""
-    return _LEAF.pack(metric, ts, value)
-
-
-def batch_root(readings: Sequence[tuple[int, int, int]]) -> bytes:
-    return native.merkle_root_packed(packed_readings(readings), _LEAF.size)  # type: ignore[no-any-return]
-
-
-def batch_message(
-    genesis_hash: bytes, device: bytes, twin: int, seq: int, root: bytes, count: int
-) -> bytes:
-    """The 32-byte digest a device signs: bound to the chain, the device, its twin and the
-    sequence number, so a batch can be replayed on no other chain, twin or position."""
-    payload = codec.encode([b"telemetry-batch", genesis_hash, device, twin, seq, root, count])
-    return hash_for(Domain.SIGNING, payload)
-
-
-def sign_batch(
-    device: Keypair,
-    genesis_hash: bytes,
-    twin: int,
-    seq: int,
-    readings: Sequence[tuple[int, int, int]],
-) -> Batch:
-    """Build and sign a batch at the source (the device's side of the protocol).
-
-    The readings are packed once: the root hashes those bytes and the batch keeps them
-    (``PackedReadings``), so encoding it packs nothing again (CodecError: not (u16, u64,
-    i64) triples, or more than MAX_READINGS)."""
-    rs = PackedReadings(_Readings(MAX_READINGS).to_wire([tuple(r) for r in readings]))
-    msg = batch_message(genesis_hash, device.public, twin, seq, batch_root(rs), len(rs))
-    return Batch(device.public, seq, rs, device.sign(msg))
-
-
-def reading_proof(readings: Sequence[tuple[int, int, int]], index: int) -> list[bytes]:
-    """Merkle proof of reading ``index`` of a batch (selective disclosure)."""
-    return merkle_proof([_LEAF.pack(*r) for r in readings], index)
-
-
-def verify_reading(
-    root: bytes,
-    reading: tuple[int, int, int],
-    index: int,
-    count: int,
-    proof: Sequence[bytes],
-) -> bool:
-    """Whether ``reading`` is item ``index`` of the ``count``-reading batch with ``root``."""
-    try:
-        leaf = _LEAF.pack(*reading)
-    except (struct.error, TypeError):
-        return False
-    return verify_merkle_proof(root, leaf, index, count, proof)
-
-
 # --------------------------------------------------------------------------- the pallet
-
-Triple = tuple[bytes, bytes, bytes]  # (device key, message, signature)
 
 
 @dataclass
@@ -684,13 +419,6 @@ class _Context:
     newest: dict[int, int] = field(default_factory=dict)  # twin -> latest window start seen
     envelopes: dict[int, dict[int, Any]] = field(default_factory=dict)
     captures: dict[int, dict[int, CaptureConfig]] = field(default_factory=dict)
-
-
-def _verify(triples: Sequence[Triple]) -> list[bool]:
-    """One native batch verification over (key, message, signature) triples."""
-    return native.verify_batch(
-        [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
-    )
 
 
 # Device signatures known good, process-wide. A verdict depends on the three byte strings
@@ -975,7 +703,7 @@ class Telemetry(Pallet):
         good = _GOOD_SIGNATURES
         todo = [t for t in triples if t not in verified and t not in good]
         if todo:
-            if not all(_verify(todo)):
+            if not all(verify_device_signatures(todo)):
                 raise self.Error.BadDeviceSignature()
             remember_good_signatures(todo)
         # 3. Apply.
@@ -1085,7 +813,7 @@ class Telemetry(Pallet):
             flag_event = self.Event.ReadingFlagged
             for i, f in enumerate(flags):
                 if f:
-                    m, ts, v = _LEAF.unpack_from(raw, i * _LEAF.size)
+                    m, ts, v = READING.unpack_from(raw, i * READING.size)
                     for bit, name in _FLAG_BITS:
                         if f & bit:
                             self.deposit(flag_event(twin, b.device, b.seq, i, m, name, v, ts))
@@ -1120,7 +848,7 @@ class Telemetry(Pallet):
             b.device,
             c,
             self.BatchChunks.get(b.device, c)
-            + _BATCH_RECORD.pack(
+            + BATCH_RECORD.pack(
                 b.seq,
                 twin,
                 root,
@@ -1210,7 +938,7 @@ class Telemetry(Pallet):
         """
         triples = self.unverified(self.collect_device_signatures(calls))
         if triples:
-            self.note_verified(triples, _verify(triples))
+            self.note_verified(triples, verify_device_signatures(triples))
         return len(triples)
 
     # ------------------------------------------------------------------ genesis
