@@ -28,7 +28,7 @@ from rich.table import Table
 from twinchain.client import Client
 from twinchain.primitives.keys import DEV_NAMES, Keypair
 from twinchain.primitives.types import Extrinsic
-from twinchain.rpc.api import to_hex
+from twinchain.protocol.jsonrpc import to_hex
 from twinchain.rpc.client import RpcClient
 
 

@@ -11,7 +11,7 @@ import trio
 from twinchain.client import AsyncClient, Client, ProofMismatch, TxStatus, VersionMismatch
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Era
-from twinchain.rpc.api import from_hex, to_hex
+from twinchain.protocol.jsonrpc import from_hex, to_hex
 
 if TYPE_CHECKING:
     from tests.chain.conftest import ChainNode

@@ -12,9 +12,8 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
-from twinchain.rpc import errors
-from twinchain.rpc.api import from_hex, to_hex
-from twinchain.rpc.errors import RpcError
+from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol.jsonrpc import RpcError, from_hex, to_hex
 from twinchain.rpc.server import serve_rpc
 from twinchain.storage.proof import ProofError, verify_read_proof
 

@@ -22,7 +22,7 @@ from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
 from twinchain.node.txpool import TransactionPool
 from twinchain.primitives.keystore import Keystore
-from twinchain.rpc import errors
+from twinchain.protocol import jsonrpc as errors
 from twinchain.rpc.server import serve_rpc
 
 JSON = {"content-type": "application/json"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from twinchain.rpc.errors import RATE_LIMITED
+from twinchain.protocol.jsonrpc import RATE_LIMITED
 from twinchain.rpc.server import RateLimiter
 
 

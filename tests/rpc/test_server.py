@@ -13,11 +13,11 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
-from twinchain.rpc import errors, methods
+from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol.jsonrpc import RpcError, header_from_json, to_hex
+from twinchain.rpc import methods
 from twinchain.rpc import server as server_mod
-from twinchain.rpc.api import header_from_json, to_hex
 from twinchain.rpc.client import RpcClient
-from twinchain.rpc.errors import RpcError
 from twinchain.rpc.server import RpcApp
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ import pytest
 
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
-from twinchain.rpc import errors, methods, twin
-from twinchain.rpc.api import to_hex
-from twinchain.rpc.errors import RpcError
+from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol.jsonrpc import RpcError, to_hex
+from twinchain.rpc import methods, twin
 from twinchain.runtime.pallets.equipment import Envelope, Spec
 from twinchain.runtime.pallets.telemetry import batch_root, reading_proof, sign_batch
 

@@ -12,9 +12,9 @@ import trio
 
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
-from twinchain.rpc import errors, methods, twin, twin_analytics, twin_simulation
-from twinchain.rpc.api import to_hex
-from twinchain.rpc.errors import RpcError
+from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol.jsonrpc import RpcError, to_hex
+from twinchain.rpc import methods, twin, twin_analytics, twin_simulation
 from twinchain.runtime.pallets.analytics import treasury_account
 from twinchain.runtime.pallets.equipment import Spec
 from twinchain.runtime.pallets.telemetry import sign_batch

@@ -18,9 +18,9 @@ from twinchain.node.txpool import TransactionPool
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.types import Extrinsic
-from twinchain.rpc import errors, methods, twin_benchmark, twin_maintenance
-from twinchain.rpc.api import to_hex
-from twinchain.rpc.errors import RpcError
+from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol.jsonrpc import RpcError, to_hex
+from twinchain.rpc import methods, twin_benchmark, twin_maintenance
 from twinchain.runtime.pallets.maintenance import Part
 from twinchain.runtime.pallets.telemetry import sign_batch
 

@@ -29,8 +29,7 @@ from twinchain.client.common import (
 )
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic, Header
-from twinchain.rpc.api import from_hex, header_from_json, to_hex
-from twinchain.rpc.errors import SERVER_ERROR, RpcError
+from twinchain.protocol.jsonrpc import SERVER_ERROR, RpcError, from_hex, header_from_json, to_hex
 
 T = TypeVar("T")
 

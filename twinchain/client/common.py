@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from twinchain.primitives.types import Call, Header
-from twinchain.rpc.api import from_hex, header_from_json
+from twinchain.protocol.jsonrpc import from_hex, header_from_json
 from twinchain.runtime.framework import StorageItem
 from twinchain.runtime.runtime import Runtime
 from twinchain.storage.proof import ProofError, verify_read_proof
 
 
 class ClientError(Exception):
-    """Base of the client's own errors (RPC errors stay ``twinchain.rpc.errors.RpcError``)."""
+    """Base of the client's own errors (RPC errors stay ``twinchain.protocol.jsonrpc.RpcError``)."""
 
 
 class VersionMismatch(ClientError):

@@ -24,7 +24,7 @@ from twinchain.client.common import (
 )
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic
-from twinchain.rpc.api import from_hex, to_hex
+from twinchain.protocol.jsonrpc import from_hex, to_hex
 from twinchain.rpc.client import RpcClient
 
 

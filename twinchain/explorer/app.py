@@ -32,8 +32,7 @@ from twinchain.explorer.data import (
 )
 from twinchain.explorer.rpc import DEFAULT_URL, Disconnected, NodeRpc
 from twinchain.primitives.keys import parse_account
-from twinchain.rpc.api import from_hex, header_from_json, to_hex
-from twinchain.rpc.errors import RpcError
+from twinchain.protocol.jsonrpc import RpcError, from_hex, header_from_json, to_hex
 
 MAX_ROWS = 1000
 BACKFILL = 30  # blocks loaded on (re)connect and the largest gap filled from the chain

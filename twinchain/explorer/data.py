@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from twinchain.consensus.grandpa import GrandpaJustification
+from twinchain.consensus.proofs import GrandpaJustification
 from twinchain.explorer.decode import (
     DecodedEvent,
     DecodedExtrinsic,
@@ -24,8 +24,7 @@ from twinchain.explorer.rpc import NodeRpc, is_method_not_found
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import DEV_NAMES, InvalidKey, Keypair, encode_address, parse_account
 from twinchain.primitives.types import Header
-from twinchain.rpc.api import from_hex, header_from_json, to_hex
-from twinchain.rpc.errors import RpcError
+from twinchain.protocol.jsonrpc import RpcError, from_hex, header_from_json, to_hex
 
 SEARCH_DEPTH = 512  # blocks scanned back for an extrinsic hash (the node keeps no index)
 CACHE_BLOCKS = 256

@@ -30,7 +30,7 @@ from wsproto.events import (
 )
 
 from twinchain.client.aio import rpc_result, ws_url
-from twinchain.rpc.errors import METHOD_NOT_FOUND, RpcError
+from twinchain.protocol.jsonrpc import METHOD_NOT_FOUND, RpcError
 
 log = logging.getLogger("twinchain.explorer")
 

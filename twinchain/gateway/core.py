@@ -64,8 +64,7 @@ from twinchain.gateway.payloads import Metrics, Rejected
 from twinchain.gateway.spool import BatchRow, PendingRow, ReadingT, Segments, Spool, XtRow, unpack
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
-from twinchain.rpc.api import from_hex, to_hex
-from twinchain.rpc.errors import RpcError
+from twinchain.protocol.jsonrpc import RpcError, from_hex, to_hex
 from twinchain.runtime.pallets.telemetry import (
     BATCH_CHUNK,
     DEFAULT_METRICS,

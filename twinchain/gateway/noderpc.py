@@ -18,7 +18,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from twinchain.client.aio import rpc_result, ws_url
-from twinchain.rpc.errors import RpcError
+from twinchain.protocol.jsonrpc import RpcError
 
 
 class NodeUnavailable(ConnectionError):

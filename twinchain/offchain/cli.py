@@ -46,7 +46,7 @@ def cmd_pdm(args: argparse.Namespace) -> int:
     from twinchain.offchain.models import DEFAULT_KIND
     from twinchain.offchain.training import PROFILES
     from twinchain.offchain.worker import PdmWorker, WorkerError, keypair_from, load_models
-    from twinchain.rpc.errors import RpcError
+    from twinchain.protocol.jsonrpc import RpcError
 
     log = logging.getLogger("twinchain.offchain.pdm")
     try:

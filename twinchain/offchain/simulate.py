@@ -96,7 +96,7 @@ def _client(url: str) -> Any:
 
 
 def _submit(client: Any, call: Any, keypair: Any, wait: bool, timeout: float) -> dict[str, Any]:
-    from twinchain.rpc.api import to_hex
+    from twinchain.protocol.jsonrpc import to_hex
 
     if not wait:
         return {"extrinsic": to_hex(client.sign_and_submit(call, keypair)), "status": "submitted"}

@@ -41,7 +41,7 @@ from twinchain.primitives import codec
 from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
-from twinchain.rpc.api import from_hex, to_hex
+from twinchain.protocol.jsonrpc import from_hex, to_hex
 from twinchain.runtime.executive import decode_events
 
 log = logging.getLogger("twinchain.offchain.pdm")

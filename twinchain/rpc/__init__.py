@@ -1,5 +1,2 @@
 """JSON-RPC 2.0 over HTTP and WebSocket (one port), with Substrate's method names."""
 
-from twinchain.rpc.errors import RpcError
-
-__all__ = ["RpcError"]

@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 
 from twinchain.primitives.types import Header
-from twinchain.rpc.api import from_hex, header_from_json, to_hex
-from twinchain.rpc.errors import SERVER_ERROR, RpcError
+from twinchain.protocol.jsonrpc import SERVER_ERROR, RpcError, from_hex, header_from_json, to_hex
 
 DEFAULT_URL = "http://127.0.0.1:9944"
 

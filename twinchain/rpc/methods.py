@@ -19,22 +19,19 @@ from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import InvalidKey, Keypair, encode_address, parse_account
 from twinchain.primitives.keystore import KEY_TYPES, KeystoreError
 from twinchain.primitives.types import Extrinsic, Header, extrinsic_hash
-from twinchain.rpc.api import (
-    NodeHandle,
-    from_hex,
-    header_to_json,
-    number_from_json,
-    to_hex,
-)
-from twinchain.rpc.errors import (
+from twinchain.protocol.jsonrpc import (
     INVALID_COUNT,
     METHOD_NOT_FOUND,
     STATE_UNAVAILABLE,
     UNSUPPORTED_KEY_TYPE,
     RpcError,
-    invalid_params,
-    pool_error,
+    from_hex,
+    header_to_json,
+    number_from_json,
+    to_hex,
 )
+from twinchain.rpc.api import NodeHandle
+from twinchain.rpc.errors import invalid_params, pool_error
 from twinchain.rpc.twin import register as register_twin_methods
 from twinchain.runtime.executive import InvalidTransaction
 from twinchain.storage.abc import StateReader

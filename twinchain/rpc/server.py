@@ -36,8 +36,7 @@ from hypercorn.trio import serve
 
 from twinchain.node.blockchain import ImportResult
 from twinchain.primitives.types import Block, Header, extrinsic_hash
-from twinchain.rpc.api import NodeHandle, header_to_json, to_hex
-from twinchain.rpc.errors import (
+from twinchain.protocol.jsonrpc import (
     BATCH_TOO_LARGE,
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -48,7 +47,10 @@ from twinchain.rpc.errors import (
     SERVER_BUSY,
     TOO_MANY_SUBSCRIPTIONS,
     RpcError,
+    header_to_json,
+    to_hex,
 )
+from twinchain.rpc.api import NodeHandle
 from twinchain.rpc.methods import (
     METHODS,
     NOTIFICATIONS,

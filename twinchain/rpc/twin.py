@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from twinchain.primitives.codec import Record
 from twinchain.primitives.keys import InvalidKey, parse_account
-from twinchain.rpc.api import from_hex, to_hex
-from twinchain.rpc.errors import STATE_UNAVAILABLE, RpcError, invalid_params
+from twinchain.protocol.jsonrpc import STATE_UNAVAILABLE, RpcError, from_hex, to_hex
+from twinchain.rpc.errors import invalid_params
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.telemetry import verify_reading
 from twinchain.runtime.runtime import Runtime

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twinchain.rpc.api import to_hex
+from twinchain.protocol.jsonrpc import to_hex
 from twinchain.rpc.twin import _account, _bind, _int, _read, to_json
 from twinchain.runtime.pallets.analytics import treasury_account
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twinchain.rpc.api import to_hex
+from twinchain.protocol.jsonrpc import to_hex
 from twinchain.rpc.errors import invalid_params
 from twinchain.rpc.twin import Params, _bind, _int, _read, to_json
 from twinchain.runtime.pallets.equipment import MAX_CLASS

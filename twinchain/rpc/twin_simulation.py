@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from twinchain.rpc.api import to_hex
+from twinchain.protocol.jsonrpc import to_hex
 from twinchain.rpc.twin import _bind, _int, _read, to_json
 from twinchain.twinsim import engine
 
