@@ -13,9 +13,9 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol import jsonrpc as errors
 from twinchain.protocol.jsonrpc import RpcError, to_hex
+from twinchain.protocol.telemetry import batch_root, reading_proof, sign_batch
 from twinchain.rpc import methods, twin
 from twinchain.runtime.pallets.equipment import Envelope, Spec
-from twinchain.runtime.pallets.telemetry import batch_root, reading_proof, sign_batch
 
 if TYPE_CHECKING:
     from stub_node import StubNode

@@ -14,10 +14,10 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol import jsonrpc as errors
 from twinchain.protocol.jsonrpc import RpcError, to_hex
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.rpc import methods, twin, twin_analytics, twin_simulation
 from twinchain.runtime.pallets.analytics import treasury_account
 from twinchain.runtime.pallets.equipment import Spec
-from twinchain.runtime.pallets.telemetry import sign_batch
 from twinchain.twinsim.engine import (
     DegradationModel,
     default_inputs,

@@ -20,9 +20,9 @@ from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol import jsonrpc as errors
 from twinchain.protocol.jsonrpc import RpcError, to_hex
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.rpc import methods, twin_benchmark, twin_maintenance
 from twinchain.runtime.pallets.maintenance import Part
-from twinchain.runtime.pallets.telemetry import sign_batch
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 GW, OWNER, SP = BOB, CHARLIE, DAVE

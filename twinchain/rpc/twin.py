@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 from twinchain.primitives.codec import Record
 from twinchain.primitives.keys import InvalidKey, parse_account
 from twinchain.protocol.jsonrpc import STATE_UNAVAILABLE, RpcError, from_hex, to_hex
+from twinchain.protocol.telemetry import verify_reading
 from twinchain.rpc.errors import invalid_params
 from twinchain.runtime.overlay import Overlay
-from twinchain.runtime.pallets.telemetry import verify_reading
 from twinchain.runtime.runtime import Runtime
 from twinchain.storage.blockstore import ChainStoreError
 from twinchain.storage.trie import StateError
