@@ -16,7 +16,7 @@ from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
 from twinchain.node.txpool import TransactionPool
 from twinchain.primitives.keystore import Keystore
-from twinchain.rpc.server import serve_rpc
+from twinchain.rpc.hosting import serve_rpc
 
 __all__ = ["ALICE", "BOB", "StubNode"]
 

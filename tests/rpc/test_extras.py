@@ -14,7 +14,7 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol import jsonrpc as errors
 from twinchain.protocol.jsonrpc import RpcError, from_hex, to_hex
-from twinchain.rpc.server import serve_rpc
+from twinchain.rpc.hosting import serve_rpc
 from twinchain.storage.proof import ProofError, verify_read_proof
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from twinchain.node.chain_spec import dev_spec
 from twinchain.node.txpool import TransactionPool
 from twinchain.primitives.keystore import Keystore
 from twinchain.protocol import jsonrpc as errors
-from twinchain.rpc.server import serve_rpc
+from twinchain.rpc.hosting import serve_rpc
 
 JSON = {"content-type": "application/json"}
 LIMIT = 256 * 1024  # max_request_bytes of the server under test

@@ -11,7 +11,7 @@ import httpx
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from twinchain.rpc.metrics import serve_metrics
+from twinchain.rpc.hosting import serve_metrics
 
 if TYPE_CHECKING:
     from tests.rpc.conftest import StubNode

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from twinchain.protocol.jsonrpc import RATE_LIMITED
-from twinchain.rpc.server import RateLimiter
+from twinchain.rpc.transport import RateLimiter
 
 
 def test_token_bucket_refills_and_caps_bursts() -> None:

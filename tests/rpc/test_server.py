@@ -15,10 +15,10 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
 from twinchain.protocol import jsonrpc as errors
 from twinchain.protocol.jsonrpc import RpcError, header_from_json, to_hex
-from twinchain.rpc import methods
-from twinchain.rpc import server as server_mod
+from twinchain.rpc import methods, subscriptions
 from twinchain.rpc.client import RpcClient
-from twinchain.rpc.server import RpcApp
+from twinchain.rpc.hosting import serve_rpc
+from twinchain.rpc.transport import RpcApp
 
 if TYPE_CHECKING:
     from tests.rpc.conftest import StartServer, StubNode
@@ -512,7 +512,7 @@ async def test_finality_without_import_is_pushed_at_once(
     async with open_websocket_url(f"ws://{server}/") as ws:
         fin = (await ws_call(ws, 1, "chain_subscribeFinalizedHeads"))["result"]
         await ws_recv(ws)  # genesis, right away
-        monkeypatch.setattr(server_mod, "FINALITY_POLL_S", 3600)
+        monkeypatch.setattr(subscriptions, "FINALITY_POLL_S", 3600)
         await trio.sleep(0.6)  # the watch now sleeps on the long poll
         h1 = node.author()
         await trio.sleep(0.05)
@@ -537,8 +537,6 @@ async def test_subscription_limit_per_connection(start_server: StartServer) -> N
 
 
 async def test_server_stops_cleanly_and_unhooks(node: StubNode) -> None:
-    from twinchain.rpc.server import serve_rpc
-
     before = list(node.chain.import_listeners)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
@@ -599,9 +597,9 @@ async def test_oversized_responses(start_server: StartServer) -> None:
 async def test_slow_subscriber_is_disconnected(
     node: StubNode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(server_mod, "MAX_QUEUED_BYTES", 3000)
+    monkeypatch.setattr(subscriptions, "MAX_QUEUED_BYTES", 3000)
     app = RpcApp(node, unsafe=False)
-    conn = server_mod._WsConnection(app.hub, limit=8)  # no writer: nothing drains
+    conn = subscriptions.WsConnection(app.hub, limit=8)  # no writer: nothing drains
     text, hooks = await app.handle(
         '{"jsonrpc":"2.0","id":1,"method":"chain_subscribeAllHeads"}', "127.0.0.1", conn
     )
@@ -624,7 +622,7 @@ async def test_port_in_use_is_a_plain_oserror(node: StubNode) -> None:
     port = listener.getsockname()[1]
     try:
         with pytest.raises(OSError, match="cannot listen on"):
-            await server_mod.serve_rpc(node, "127.0.0.1", port, unsafe=False)
+            await serve_rpc(node, "127.0.0.1", port, unsafe=False)
     finally:
         listener.close()
     assert node.chain.import_listeners == []

@@ -1,4 +1,5 @@
-"""JSON-RPC and Prometheus hosted in a node: the ``NodeService`` objects and their flags.
+"""JSON-RPC and Prometheus hosted in a node: the servers, the ``NodeService`` objects that
+start them in the node's nursery, and the flags of ``twinchain node`` that ask for them.
 
 The node never imports rpc; ``twinchain node`` (wired in ``twinchain.cli``) adds the flags
 below to its parser and hands the services they ask for to ``NodeConfig.services``. A test
@@ -8,17 +9,104 @@ that wants a node with RPC does the same: ``NodeConfig(..., services=[RpcService
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass, field
 
 import trio
 
 from twinchain.node.services import NodeService
 from twinchain.rpc.api import NodeHandle
+from twinchain.rpc.asgi import bind_address, hypercorn_config, serve_asgi
 from twinchain.rpc.metrics import DEFAULT_PORT as METRICS_PORT
-from twinchain.rpc.metrics import serve_metrics
-from twinchain.rpc.server import serve_rpc
+from twinchain.rpc.metrics import MetricsApp
+from twinchain.rpc.subscriptions import MiB
+from twinchain.rpc.transport import RpcApp, is_loopback
+
+log = logging.getLogger("twinchain.rpc")
+metrics_log = logging.getLogger("twinchain.rpc.metrics")
 
 RPC_PORT = 9944  # Substrate's
+
+
+async def serve_rpc(
+    node: NodeHandle,
+    host: str,
+    port: int,
+    *,
+    unsafe: bool,
+    cors: list[str] | None = None,
+    max_request_bytes: int = 10 * MiB,
+    max_connections: int = 100,
+    max_subscriptions_per_connection: int = 1024,
+    max_response_bytes: int = 20 * MiB,
+    max_calls_per_second: float = 1000.0,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve JSON-RPC on ``host:port`` (HTTP and WebSocket) until cancelled.
+
+    ``task_status.started(port)`` reports the bound port (useful with ``port=0``). ``unsafe``
+    answers unsafe methods (author_insertKey, ...) from any address; without it they are
+    answered only to loopback peers. ``cors``: allowed browser origins (see OriginPolicy).
+    """
+    app = RpcApp(
+        node,
+        unsafe=unsafe,
+        cors=cors,
+        max_request_bytes=max_request_bytes,
+        max_connections=max_connections,
+        max_subscriptions_per_connection=max_subscriptions_per_connection,
+        max_response_bytes=max_response_bytes,
+        max_calls_per_second=max_calls_per_second,
+    )
+    # A peer that sends nothing for read_timeout is dropped (slow-loris request bodies, dead
+    # sockets); WebSocket clients answer the pings, so quiet subscribers stay connected.
+    config = hypercorn_config(host, port, errorlog="twinchain.rpc.http", read_timeout=60)
+    config.websocket_max_message_size = max_request_bytes
+    config.websocket_ping_interval = 20.0
+    config.keep_alive_timeout = 5.0  # idle keep-alive sockets are not counted as connections
+
+    def listening(bound: int) -> None:
+        where = bind_address(host, bound)
+        log.info("JSON-RPC on http://%s and ws://%s", where, where)
+        if not unsafe and not is_loopback(host):
+            log.info("unsafe RPC methods are answered to loopback peers only")
+
+    with app.hub.attached():
+        await serve_asgi(
+            app,
+            config,
+            what="JSON-RPC",
+            on_listening=listening,
+            beside=app.hub.run,
+            task_status=task_status,
+        )
+
+
+async def serve_metrics(
+    node: NodeHandle,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve Prometheus metrics on ``host:port`` until cancelled; ``task_status.started(port)``
+    reports the bound port (useful with ``port=0``)."""
+    app = MetricsApp(node)
+    config = hypercorn_config(host, port, errorlog="twinchain.rpc.metrics.http", read_timeout=30)
+    client = node.chain
+    client.import_listeners.append(app.on_import)
+    try:
+        await serve_asgi(
+            app,
+            config,
+            what="Prometheus",
+            on_listening=lambda bound: metrics_log.info(
+                "Prometheus metrics on http://%s/metrics", bind_address(host, bound)
+            ),
+            task_status=task_status,
+        )
+    finally:
+        client.import_listeners.remove(app.on_import)
 
 
 @dataclass
@@ -101,4 +189,11 @@ class NodeHostingOptions:
         return out
 
 
-__all__ = ["RPC_PORT", "MetricsService", "NodeHostingOptions", "RpcService"]
+__all__ = [
+    "RPC_PORT",
+    "MetricsService",
+    "NodeHostingOptions",
+    "RpcService",
+    "serve_metrics",
+    "serve_rpc",
+]

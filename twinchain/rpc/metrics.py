@@ -4,18 +4,14 @@ Chain and pool gauges are read from the node at scrape time (never stale, nothin
 step); block import time is observed by a client import listener; RPC call counters are
 module-level because the RPC server and this endpoint are started separately (two nodes in
 one process, as in tests, share them). prometheus_client appends ``_total`` to counter names.
+:func:`twinchain.rpc.hosting.serve_metrics` serves :class:`MetricsApp`.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Iterable
 
-import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -23,18 +19,9 @@ from prometheus_client.registry import Collector
 from twinchain.node.blockchain import ImportResult
 from twinchain.primitives.types import Block
 from twinchain.rpc.api import NodeHandle
-
-if TYPE_CHECKING:
-    from hypercorn.typing import ASGIFramework
-
-log = logging.getLogger("twinchain.rpc.metrics")
+from twinchain.rpc.asgi import Receive, Scope, Send, lifespan
 
 DEFAULT_PORT = 9615
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 RPC_REGISTRY = CollectorRegistry()
 RPC_CALLS_STARTED = Counter(
@@ -198,13 +185,8 @@ class MetricsApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
+            return
         if kind != "http":
             await send({"type": "websocket.close", "code": 1003})
             return
@@ -222,51 +204,4 @@ class MetricsApp:
         await send({"type": "http.response.body", "body": b"Use GET /metrics"})
 
 
-async def serve_metrics(
-    node: NodeHandle,
-    host: str,
-    port: int,
-    *,
-    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve Prometheus metrics on ``host:port`` until cancelled; ``task_status.started(port)``
-    reports the bound port (useful with ``port=0``)."""
-    # Imported here: the RPC server imports this module for its call counters.
-    from twinchain.rpc.server import _bind, _first_leaf, _port_of
-
-    app = MetricsApp(node)
-    config = Config()
-    config.bind = [_bind(host, port)]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("twinchain.rpc.metrics.http")
-    config.read_timeout = 30
-    config.graceful_timeout = 1.0
-    config.include_server_header = False
-    client = node.chain
-    client.import_listeners.append(app.on_import)
-    listening = False
-    try:
-        async with trio.open_nursery() as nursery:
-
-            async def http_server(task_status: trio.TaskStatus[list[str]]) -> None:
-                asgi = cast("ASGIFramework", app)
-                await serve(asgi, config, mode="asgi", task_status=task_status)
-
-            binds: list[str] = await nursery.start(http_server)
-            listening = True
-            bound = _port_of(binds)
-            log.info("Prometheus metrics on http://%s/metrics", _bind(host, bound))
-            task_status.started(bound)
-    except BaseExceptionGroup as group:
-        bind_errors, rest = group.split(OSError)
-        if listening or bind_errors is None or rest is not None:
-            raise
-        exc = _first_leaf(bind_errors)
-        raise OSError(
-            exc.errno, f"Prometheus cannot listen on {_bind(host, port)}: {exc.strerror}"
-        ) from None
-    finally:
-        client.import_listeners.remove(app.on_import)
-
-
-__all__ = ["DEFAULT_PORT", "MetricsApp", "rpc_call_finished", "rpc_call_started", "serve_metrics"]
+__all__ = ["DEFAULT_PORT", "MetricsApp", "rpc_call_finished", "rpc_call_started"]
