@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from twinchain.consensus.grandpa import (
-    FUTURE_ROUNDS,
-    PRECOMMIT,
-    PREVOTE,
+from twinchain.consensus.grandpa import FUTURE_ROUNDS, Voter
+from twinchain.consensus.proofs import (
     CatchUp,
     CatchUpError,
     GrandpaJustification,
     JustificationError,
-    SignedVote,
-    Voter,
-    threshold,
 )
+from twinchain.consensus.rounds import threshold
 from twinchain.consensus.voter_store import KVVoterStore
 from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import local_spec
+from twinchain.primitives.finality import PRECOMMIT, PREVOTE, SignedVote
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Header
 from twinchain.storage.kv import MemoryStore
@@ -65,7 +62,7 @@ class Net:
 
     def _best(self, i: int, base: tuple[bytes, int]) -> tuple[bytes, int]:
         head = self.heads.get(i) or (self.chain.best.hash, self.chain.best.number)
-        from twinchain.consensus.grandpa import route_to
+        from twinchain.consensus.rounds import route_to
 
         return head if route_to(self.chain.blocks.header, head, base) is not None else base
 

@@ -6,15 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from twinchain.consensus.grandpa import (
-    PRECOMMIT,
-    JustificationError,
-    SignedVote,
-    encode_justification,
-)
+from twinchain.consensus.proofs import JustificationError, encode_justification
 from twinchain.native.merkle import merkle_root
 from twinchain.node.blockchain import Blockchain, BlockImportError
 from twinchain.node.chain_spec import dev_spec, local_spec
+from twinchain.primitives.finality import PRECOMMIT, SignedVote
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
 
@@ -22,10 +18,10 @@ ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
 CHARLIE = Keypair.from_dev_name("Charlie")
 
 
-def _transfers(client: Blockchain, n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
-    call = client.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
+def _transfers(chain: Blockchain, n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
+    call = chain.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
     return [
-        (b"", Extrinsic.sign(call, ALICE, start + i, client.genesis_hash, 1).encode())
+        (b"", Extrinsic.sign(call, ALICE, start + i, chain.genesis_hash, 1).encode())
         for i in range(n)
     ]
 
@@ -113,65 +109,65 @@ def test_wrong_author_for_slot_on_a_two_validator_chain() -> None:
 
 def test_finality_needs_a_supermajority_and_is_stored() -> None:
     spec = local_spec(["//Alice", "//Bob", "//Charlie"])
-    client = Blockchain(spec, None)
-    _, res = client.propose(BOB, 1, 1_000)
-    assert not client.self_finalize(ALICE, res.hash), "one of three is not a supermajority"
+    chain = Blockchain(spec, None)
+    _, res = chain.propose(BOB, 1, 1_000)
+    assert not chain.self_finalize(ALICE, res.hash), "one of three is not a supermajority"
     target = (res.hash, 1)
-    gh = client.genesis_hash
+    gh = chain.genesis_hash
     votes = [SignedVote.sign(k, PRECOMMIT, 1, 0, target, gh) for k in (ALICE, BOB, CHARLIE)]
     # Two of three is exactly 2/3, not more: with three authorities all three must vote.
     for weak in (votes[:2], [votes[0], votes[1], votes[0]]):
         with pytest.raises(JustificationError):
-            client.verify_justification(res.hash, encode_justification(1, 0, target, weak, []))
+            chain.verify_justification(res.hash, encode_justification(1, 0, target, weak, []))
     just = encode_justification(1, 0, target, votes, [])
-    client.verify_justification(res.hash, just)
-    client.finalize(res.hash, just)
-    assert client.finalized.hash == res.hash
-    assert client.blocks.justification(res.hash) == just
+    chain.verify_justification(res.hash, just)
+    chain.finalize(res.hash, just)
+    assert chain.finalized.hash == res.hash
+    assert chain.blocks.justification(res.hash) == just
 
 
 def test_blocks_off_the_finalized_chain_are_refused() -> None:
     spec = local_spec(["//Alice", "//Bob"])
-    client, other = Blockchain(spec, None), Blockchain(spec, None)
-    a1, _ = client.propose(BOB, 1, 1_000)
+    chain, other = Blockchain(spec, None), Blockchain(spec, None)
+    a1, _ = chain.propose(BOB, 1, 1_000)
     b1, _ = other.propose(ALICE, 2, 2_000)  # a sibling of a1
     b2, _ = other.propose(BOB, 3, 3_000)
-    client.import_block(b1, check_time=False)
-    client.finalize(a1.hash)
+    chain.import_block(b1, check_time=False)
+    chain.finalize(a1.hash)
     with pytest.raises(BlockImportError, match="finalized chain") as err:
-        client.import_block(b2, check_time=False)
+        chain.import_block(b2, check_time=False)
     # Refused, but "stale": an author that had not seen the finality yet is not malicious.
     assert err.value.reason == "stale"
-    assert client.best.hash == a1.hash and client.finalized.hash == a1.hash
+    assert chain.best.hash == a1.hash and chain.finalized.hash == a1.hash
 
 
 def test_unknown_blocks_at_or_below_the_finalized_height_are_stale_not_invalid() -> None:
     # Regression: a late validator relaying its old fork blocks was banned for them.
     spec = local_spec(["//Alice", "//Bob"])
-    client, other = Blockchain(spec, None), Blockchain(spec, None)
-    client.propose(BOB, 1, 1_000)
-    a2, _ = client.propose(ALICE, 2, 2_000)
-    client.finalize(a2.hash)
+    chain, other = Blockchain(spec, None), Blockchain(spec, None)
+    chain.propose(BOB, 1, 1_000)
+    a2, _ = chain.propose(ALICE, 2, 2_000)
+    chain.finalize(a2.hash)
     b1, _ = other.propose(ALICE, 2, 2_000)  # a sibling of a1: known parent (genesis)
-    b2, _ = other.propose(BOB, 3, 3_000)  # at the finalized height, parent unknown to client
+    b2, _ = other.propose(BOB, 3, 3_000)  # at the finalized height, parent unknown to chain
     for block in (b1, b2):
         with pytest.raises(BlockImportError) as err:
-            client.import_block(block, check_time=False)
+            chain.import_block(block, check_time=False)
         assert err.value.reason == "stale", err.value
-    assert client.best.hash == a2.hash and client.blocks.header(b1.hash) is None
+    assert chain.best.hash == a2.hash and chain.blocks.header(b1.hash) is None
 
 
 def test_finalizing_a_fork_moves_the_best_chain_onto_it() -> None:
     spec = local_spec(["//Alice", "//Bob"])
-    client, other = Blockchain(spec, None), Blockchain(spec, None)
-    client.propose(BOB, 1, 1_000)
-    a2, _ = client.propose(ALICE, 2, 2_000)
+    chain, other = Blockchain(spec, None), Blockchain(spec, None)
+    chain.propose(BOB, 1, 1_000)
+    a2, _ = chain.propose(ALICE, 2, 2_000)
     b1, _ = other.propose(BOB, 3, 3_000)
-    client.import_block(b1, check_time=False)
-    assert client.best.hash == a2.hash
-    client.finalize(b1.hash)
-    assert client.best.hash == b1.hash and client.blocks.hash_at(1) == b1.hash
-    assert client.blocks.hash_at(2) is None
+    chain.import_block(b1, check_time=False)
+    assert chain.best.hash == a2.hash
+    chain.finalize(b1.hash)
+    assert chain.best.hash == b1.hash and chain.blocks.hash_at(1) == b1.hash
+    assert chain.blocks.hash_at(2) is None
 
 
 def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on(
@@ -182,7 +178,8 @@ def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on(
     # second of two submits for one twin got another weight (so fee), and every other node
     # rejected the block with a state root mismatch. (Its weight no longer depends on the
     # state; here it depends on the closes queued so far, as a call's weight may.)
-    from twinchain.runtime.pallets.telemetry import W_SUBMIT_BASE, sign_batch
+    from twinchain.protocol.telemetry import sign_batch
+    from twinchain.runtime.pallets.telemetry import W_SUBMIT_BASE
 
     spec = dev_spec()
     g = spec.genesis
@@ -223,7 +220,7 @@ def test_pool_revalidation_verifies_each_signature_once_and_still_rejects_forger
     from twinchain.runtime import executive
     from twinchain.runtime.executive import InvalidTransaction
 
-    client = Blockchain(dev_spec(), None)
+    chain = Blockchain(dev_spec(), None)
     checked: list[int] = []
     real = executive.native.verify_batch
 
@@ -232,33 +229,33 @@ def test_pool_revalidation_verifies_each_signature_once_and_still_rejects_forger
         return real(*args)
 
     monkeypatch.setattr(executive.native, "verify_batch", counting)
-    (_, raw), (_, raw2) = _transfers(client, 2)
+    (_, raw), (_, raw2) = _transfers(chain, 2)
     for _ in range(3):  # as after three blocks
-        assert client.validate_transaction(raw).nonce == 0
-    assert client.preverify([raw, raw2]) == [True, True]
-    assert client.validate_transaction(raw2).nonce == 1
+        assert chain.validate_transaction(raw).nonce == 0
+    assert chain.preverify([raw, raw2]) == [True, True]
+    assert chain.validate_transaction(raw2).nonce == 1
     assert checked == [1, 1], "raw once, raw2 once (in the batch); no re-verification"
     xt = Extrinsic.decode(raw)
     assert xt.signed is not None
     forged = replace(xt, signed=replace(xt.signed, signature=bytes(64))).encode()
     for _ in range(2):
         with pytest.raises(InvalidTransaction, match="signature"):
-            client.validate_transaction(forged)
-    assert client.preverify([forged]) == [False]
+            chain.validate_transaction(forged)
+    assert chain.preverify([forged]) == [False]
     # Cached decodings do not hide state changes: once included, the transfer is stale.
-    client.propose(ALICE, 10, 10_000, [(b"", raw)])
+    chain.propose(ALICE, 10, 10_000, [(b"", raw)])
     with pytest.raises(InvalidTransaction) as err:
-        client.validate_transaction(raw)
+        chain.validate_transaction(raw)
     assert err.value.code == "Stale"
 
 
 def test_propose_stops_at_max_bytes_without_dropping_what_is_left() -> None:
-    client = Blockchain(dev_spec(), None)
-    txs = _transfers(client, 6)
-    inherent = len(client.runtime.call_by_name("Timestamp", "set", 10_000).encode()) + 64
+    chain = Blockchain(dev_spec(), None)
+    txs = _transfers(chain, 6)
+    inherent = len(chain.runtime.call_by_name("Timestamp", "set", 10_000).encode()) + 64
     invalid: list[bytes] = []
     cap = inherent + 3 * len(txs[0][1])
-    block, res = client.propose(
+    block, res = chain.propose(
         ALICE, 10, 10_000, txs, max_bytes=cap, on_invalid=lambda h, e: invalid.append(h)
     )
     assert block.extrinsics[1:] == tuple(raw for _, raw in txs[: len(block.extrinsics) - 1])

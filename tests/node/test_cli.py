@@ -19,6 +19,7 @@ from twinchain.node.chain_spec import dev_spec
 from twinchain.node.cli import log_values
 from twinchain.primitives.keys import Keypair, decode_address
 from twinchain.primitives.keystore import Keystore
+from twinchain.primitives.log import TRACE
 from twinchain.primitives.types import Extrinsic
 
 
@@ -96,25 +97,25 @@ def test_build_spec_round_trip(tmp_path: Path) -> None:
 
 
 def _make_chain(base: Path, blocks: int) -> Blockchain:
-    client = Blockchain(dev_spec(), base)
+    chain = Blockchain(dev_spec(), base)
     alice, bob = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
-    call = client.runtime.call_by_name("Balances", "transfer", bob.public, 10**12)
+    call = chain.runtime.call_by_name("Balances", "transfer", bob.public, 10**12)
     nonce = 0
     for i in range(blocks):
         xts = []
         for _ in range(5):
-            xts.append((b"", Extrinsic.sign(call, alice, nonce, client.genesis_hash, 1).encode()))
+            xts.append((b"", Extrinsic.sign(call, alice, nonce, chain.genesis_hash, 1).encode()))
             nonce += 1
-        _, res = client.propose(alice, 100 + i, (100 + i) * 1000, xts)
-        client.self_finalize(alice, res.hash)
-    return client
+        _, res = chain.propose(alice, 100 + i, (100 + i) * 1000, xts)
+        chain.self_finalize(alice, res.hash)
+    return chain
 
 
 def test_export_import_reexecutes_to_same_state(tmp_path: Path) -> None:
     src = tmp_path / "src"
-    client = _make_chain(src, 6)
-    best = client.best
-    client.close()
+    chain = _make_chain(src, 6)
+    best = chain.best
+    chain.close()
     out_file = tmp_path / "blocks.bin"
     twinchain("export-blocks", "--dev", "--base-path", str(src), str(out_file))
     dst = tmp_path / "dst"
@@ -158,13 +159,13 @@ def test_log_spec_default_targets_and_mixes() -> None:
     spec = logspec.parse(["info,gossip=trace", "WARN,p2p.host=error,libp2p.pubsub=debug"])
     assert spec.default == logging.WARNING
     assert spec.targets == {
-        "twinchain.p2p.gossip": logspec.TRACE,
+        "twinchain.p2p.gossip": TRACE,
         "twinchain.p2p.host": logging.ERROR,  # any other name goes under twinchain.
         "libp2p.pubsub": logging.DEBUG,  # a library's own logger stays as it is
     }
     # A later item for the same target wins.
     assert logspec.parse("rpc=debug,rpc=off").targets == {"twinchain.rpc": logging.CRITICAL + 10}
-    assert logspec.logger_name("twinchain.client") == "twinchain.client"
+    assert logspec.logger_name("twinchain.chain") == "twinchain.chain"
     assert logspec.logger_name("txpool") == "twinchain.node.txpool"
     for bad, why in (
         ("sync=verbose", "unknown log level 'verbose'"),

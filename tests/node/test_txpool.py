@@ -576,7 +576,7 @@ def test_random_operations_keep_pool_consistent(chain: Chain, clock: Clock) -> N
     assert built > 10  # the walk did build blocks
 
 
-# ---------------------------------------------------------------------- known hashes, real client
+# ---------------------------------------------------------------------- known hashes, real chain
 
 
 def test_revalidate_hands_the_known_hash_to_validate_hashed(chain: Chain) -> None:
@@ -604,28 +604,28 @@ def test_revalidate_hands_the_known_hash_to_validate_hashed(chain: Chain) -> Non
     check_consistent(pool)
 
 
-def test_client_revalidation_follows_the_best_block() -> None:
+def test_chain_revalidation_follows_the_best_block() -> None:
     """The Blockchain keeps the best block's context between validations: a new best block must
     replace it, or a transaction made stale by that block would stay in the pool."""
-    client = Blockchain(dev_spec(), None)
+    chain = Blockchain(dev_spec(), None)
     try:
-        check = client.validate_transaction
+        check = chain.validate_transaction
         pool = TransactionPool(check, validate_hashed=check)
-        rt = client.runtime
+        rt = chain.runtime
 
         def transfer(nonce: int, value: int) -> bytes:
             call = rt.call_by_name("Balances", "transfer", BOB.public, value)
-            xt = Extrinsic.sign(call, ALICE, nonce, client.genesis_hash, rt.spec_version)
+            xt = Extrinsic.sign(call, ALICE, nonce, chain.genesis_hash, rt.spec_version)
             return xt.encode()
 
         h0 = pool.submit(transfer(0, 10**12))
         h1 = pool.submit(transfer(1, 10**12))
         assert pool.revalidate()["invalid"] == 0 and order(pool) == [h0, h1]
         other = transfer(0, 2 * 10**12)  # reaches the chain without passing through this pool
-        _, result = client.propose(ALICE, 1_001, 1_001_000, [(extrinsic_hash(other), other)])
+        _, result = chain.propose(ALICE, 1_001, 1_001_000, [(extrinsic_hash(other), other)])
         assert result.outcomes[-1].hash == extrinsic_hash(other) and result.outcomes[-1].success
         pool.prune([o.hash for o in result.outcomes], number=result.number)
         assert pool.revalidate() == {"checked": 2, "invalid": 1, "stale": 0}
         assert not pool.contains(h0) and order(pool) == [h1]  # nonce 1 is next on chain now
     finally:
-        client.close()
+        chain.close()

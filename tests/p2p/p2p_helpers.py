@@ -12,11 +12,11 @@ from pathlib import Path
 
 import trio
 
-from twinchain.consensus.grandpa import JustificationError
+from twinchain.consensus.proofs import JustificationError
 from twinchain.node.blockchain import Blockchain, BlockImportError
 from twinchain.node.chain_spec import dev_spec
 from twinchain.p2p import ChainStatus, NetworkConfig, NetworkService, Verdict
-from twinchain.p2p.sync import SyncConfig
+from twinchain.p2p.sync_session import SyncConfig
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block
@@ -27,11 +27,11 @@ ALICE = Keypair.from_dev_name("Alice")
 FAST = NetworkConfig(sync=SyncConfig(status_interval=0.5, progress_bar=False), ban_seconds=60.0)
 
 
-class ClientHandler:
+class ChainHandler:
     """A minimal node: imports gossiped and synced blocks into a real Blockchain."""
 
-    def __init__(self, client: Blockchain | None = None) -> None:
-        self.chain = client or Blockchain(dev_spec(), None)
+    def __init__(self, chain: Blockchain | None = None) -> None:
+        self.chain = chain or Blockchain(dev_spec(), None)
         self.votes: list[bytes] = []
         self.tx_batches: list[list[bytes]] = []
         self.gossip_accepted = 0
@@ -73,6 +73,9 @@ class ClientHandler:
             return Verdict.REJECT
         self.votes.append(raw)
         return Verdict.ACCEPT
+
+    def describe_vote(self, raw: bytes) -> str:
+        return f"test vote {raw!r}"
 
     def on_transactions(self, peer_id: str, raws: list[bytes]) -> Verdict:
         self.tx_batches.append(raws)
@@ -142,7 +145,7 @@ class ClientHandler:
 
 async def start_service(
     nursery: trio.Nursery,
-    handler: ClientHandler,
+    handler: ChainHandler,
     tmp_path: Path,
     name: str,
     *,
@@ -170,7 +173,7 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 30.0, what: str 
             await trio.sleep(0.05)
 
 
-def same_chain(a: ClientHandler, b: ClientHandler) -> bool:
+def same_chain(a: ChainHandler, b: ChainHandler) -> bool:
     return a.chain.best.hash == b.chain.best.hash
 
 
@@ -179,9 +182,9 @@ def with_sync(config: NetworkConfig, **changes: object) -> NetworkConfig:
 
 
 @contextmanager
-def make_handlers(n: int) -> Iterator[list[ClientHandler]]:
+def make_handlers(n: int) -> Iterator[list[ChainHandler]]:
     """``n`` fresh in-memory dev chains, closed afterwards."""
-    made = [ClientHandler() for _ in range(n)]
+    made = [ChainHandler() for _ in range(n)]
     try:
         yield made
     finally:

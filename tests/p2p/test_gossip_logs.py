@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from twinchain.consensus.grandpa import PREVOTE, SignedVote
 from twinchain.p2p.abc import Verdict
 from twinchain.p2p.gossip import GossipLimits, GossipService, Topics
 from twinchain.p2p.wire import GossipKind, encode_gossip
+from twinchain.primitives.finality import PREVOTE, SignedVote, describe_vote
 from twinchain.primitives.keys import Keypair
 
 ALICE = Keypair.from_dev_name("Alice")
@@ -22,6 +22,9 @@ class Handler:
 
     def on_vote(self, peer_id: str, raw: bytes) -> Verdict:
         return Verdict.REJECT
+
+    def describe_vote(self, raw: bytes) -> str:
+        return describe_vote(raw)
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"unexpected handler call {name}")

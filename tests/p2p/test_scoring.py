@@ -9,7 +9,7 @@ import pytest
 import trio
 from libp2p.peer.id import ID
 from libp2p.pubsub.pubsub import Pubsub
-from p2p_helpers import ClientHandler, make_handlers, start_service, wait_until
+from p2p_helpers import ChainHandler, make_handlers, start_service, wait_until
 
 from twinchain.p2p import NetworkService, Verdict
 from twinchain.p2p.host import (
@@ -52,7 +52,7 @@ def test_penalties_ban_recover_and_expire() -> None:
 
 
 async def _honest_pair_and_attacker(
-    nursery: trio.Nursery, tmp_path: Path, ha: ClientHandler, hb: ClientHandler, hm: ClientHandler
+    nursery: trio.Nursery, tmp_path: Path, ha: ChainHandler, hb: ChainHandler, hm: ChainHandler
 ) -> tuple[NetworkService, NetworkService, NetworkService]:
     a = await start_service(nursery, ha, tmp_path, "a")
     b = await start_service(nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],))
@@ -62,7 +62,7 @@ async def _honest_pair_and_attacker(
 
 
 async def _assert_dropped_and_network_goes_on(
-    a: NetworkService, b: NetworkService, m: NetworkService, ha: ClientHandler, hb: ClientHandler
+    a: NetworkService, b: NetworkService, m: NetworkService, ha: ChainHandler, hb: ChainHandler
 ) -> None:
     await wait_until(lambda: m.peer_id in a.banned_peers())
     assert a.host is not None
@@ -105,7 +105,7 @@ async def test_peer_gossiping_an_invalid_block_is_banned_and_dropped(tmp_path: P
             nursery.cancel_scope.cancel()
 
 
-class RaisingHandler(ClientHandler):
+class RaisingHandler(ChainHandler):
     def on_vote(self, peer_id: str, raw: bytes) -> Verdict:
         raise RuntimeError("bug in the node")
 

@@ -19,7 +19,7 @@ from p2p_helpers import (
 )
 
 from twinchain.p2p.host import parse_bootnode
-from twinchain.p2p.sync import RequestSession
+from twinchain.p2p.sync_session import RequestSession
 from twinchain.p2p.wire import (
     FramedStream,
     Kind,

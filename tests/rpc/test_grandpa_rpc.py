@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from stub_node import ALICE, BOB
 
-from twinchain.consensus.grandpa import PRECOMMIT, PREVOTE, SignedVote
+from twinchain.primitives.finality import PRECOMMIT, PREVOTE, SignedVote
 from twinchain.primitives.keys import Keypair, decode_address
 
 if TYPE_CHECKING:

@@ -74,7 +74,7 @@ async def test_finality_metrics(node: StubNode, nursery: trio.Nursery) -> None:
     """Round, vote weights and finality lag, from the node's real voter and chain."""
     from stub_node import ALICE, BOB
 
-    from twinchain.consensus.grandpa import PREVOTE, SignedVote
+    from twinchain.primitives.finality import PREVOTE, SignedVote
 
     port = await nursery.start(partial(serve_metrics, node, "127.0.0.1", 0))
     url = f"127.0.0.1:{port}"

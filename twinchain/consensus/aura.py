@@ -1,6 +1,7 @@
-"""Aura: slot-based authorship. The author of slot ``s`` is ``authorities[s mod n]``, read from
-the parent block's state; a block must be sealed by that author, its slot must advance past
-its parent's, and a block from a future slot waits until its slot has begun."""
+"""Aura: slot-based authorship. The author of slot ``s`` is ``authorities[s mod n]``, the set in
+the parent block's state (the node reads it through the runtime and passes it in); a block must
+be sealed by that author, its slot must advance past its parent's, and a block from a future
+slot waits until its slot has begun."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import time
 
 from twinchain.primitives.keys import verify
 from twinchain.primitives.types import Header
-from twinchain.runtime.runtime import Runtime
-from twinchain.storage.abc import StateReader
 
 # A block may arrive this early (clock skew between facilities) before it is put on hold.
 MAX_DRIFT_MS = 500
@@ -31,12 +30,6 @@ def current_slot(slot_duration_ms: int, at_ms: int | None = None) -> int:
     return (now_ms() if at_ms is None else at_ms) // slot_duration_ms
 
 
-def authorities(rt: Runtime, state: StateReader) -> list[bytes]:
-    """The authority set stored in ``state`` (read through the runtime's storage layout)."""
-    raw = state.get(rt.authority.Authorities.key())
-    return [] if raw is None else rt.authority.Authorities.value_type.decode(raw)
-
-
 def slot_author(auths: list[bytes], slot: int) -> bytes:
     if not auths:
         raise BadSeal("empty authority set")
@@ -44,20 +37,19 @@ def slot_author(auths: list[bytes], slot: int) -> bytes:
 
 
 def check_header(
-    rt: Runtime,
-    parent_state: StateReader,
+    authorities: list[bytes],
     parent: Header,
     header: Header,
     slot_duration_ms: int,
     now_ms: int | None = None,
 ) -> bytes:
-    """Check slot and seal; return the author. ``now_ms=None`` skips the clock check (replay
-    of stored blocks)."""
+    """Check slot and seal against ``authorities`` (the set in the parent's state); return the
+    author. ``now_ms=None`` skips the clock check (replay of stored blocks)."""
     if header.number > 0 and header.slot <= parent.slot:
         raise BadSeal(f"slot {header.slot} does not advance past parent slot {parent.slot}")
     if now_ms is not None and header.slot * slot_duration_ms > now_ms + MAX_DRIFT_MS:
         raise FutureBlock(f"slot {header.slot} starts in the future")
-    author = slot_author(authorities(rt, parent_state), header.slot)
+    author = slot_author(authorities, header.slot)
     if len(header.seal) != 64 or not verify(author, header.seal_message(), header.seal):
         raise BadSeal(f"block #{header.number} is not sealed by the slot's author")
     return author

@@ -27,27 +27,34 @@ Restarts and lagging voters (as GRANDPA's voter persistence and catch-up):
   distinct authorities), it adopts that round's estimate and moves to the next round.
 
 The gadget is synchronous and network-agnostic: the node feeds it messages and ticks, and
-sends what it returns.
+sends what it returns. This module is the voter; vote counting and rounds are in
+:mod:`twinchain.consensus.rounds`, justifications and catch-ups in
+:mod:`twinchain.consensus.proofs`, and the signed vote in :mod:`twinchain.primitives.finality`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from twinchain.primitives import codec
-from twinchain.primitives.codec import CodecError
+from twinchain.consensus.proofs import CatchUp, CatchUpError, encode_justification
+from twinchain.consensus.rounds import (
+    Equivocation,
+    HeaderLookup,
+    Round,
+    ghost,
+    route_to,
+    threshold,
+)
 from twinchain.primitives.faults import crash_point
-from twinchain.primitives.hashing import Domain, hash_for
-from twinchain.primitives.keys import Keypair, verify
+from twinchain.primitives.finality import PRECOMMIT, PREVOTE, Block, SignedVote
+from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Header
 
 log = logging.getLogger("twinchain.grandpa")
 
-PREVOTE, PRECOMMIT = 0, 1
-MAX_ANCESTRY = 4096
 #: Votes of rounds further ahead than this are checked (they show we are behind) but not kept.
 FUTURE_ROUNDS = 64
 #: Ask for a catch-up when authorities vote this many rounds ahead of us (GRANDPA's threshold),
@@ -56,164 +63,6 @@ CATCH_UP_THRESHOLD = 2
 STUCK_SLOTS = 2
 #: Rounds whose own votes the store keeps (older ones are pruned at each round start).
 KEEP_ROUNDS = 16
-
-Block = tuple[bytes, int]  # (hash, number)
-HeaderLookup = Callable[[bytes], Header | None]
-
-
-def threshold(n: int) -> int:
-    """Votes needed for a supermajority of ``n``: more than two thirds."""
-    return n - (n - 1) // 3
-
-
-def message_digest(genesis_hash: bytes, set_id: int, round: int, kind: int, target: Block) -> bytes:
-    return hash_for(
-        Domain.VOTE, codec.encode([genesis_hash, set_id, round, kind, target[0], target[1]])
-    )
-
-
-@dataclass(frozen=True)
-class SignedVote:
-    kind: int
-    round: int
-    set_id: int
-    target_hash: bytes
-    target_number: int
-    voter: bytes
-    signature: bytes
-
-    @property
-    def target(self) -> Block:
-        return (self.target_hash, self.target_number)
-
-    @classmethod
-    def sign(
-        cls,
-        keypair: Keypair,
-        kind: int,
-        round: int,
-        set_id: int,
-        target: Block,
-        genesis_hash: bytes,
-    ) -> SignedVote:
-        sig = keypair.sign(message_digest(genesis_hash, set_id, round, kind, target))
-        return cls(kind, round, set_id, target[0], target[1], keypair.public, sig)
-
-    def verify(self, genesis_hash: bytes) -> bool:
-        msg = message_digest(genesis_hash, self.set_id, self.round, self.kind, self.target)
-        return verify(self.voter, msg, self.signature)
-
-    def to_wire(self) -> list[object]:
-        return [
-            self.kind,
-            self.round,
-            self.set_id,
-            self.target_hash,
-            self.target_number,
-            self.voter,
-            self.signature,
-        ]
-
-    def encode(self) -> bytes:
-        return codec.encode(self.to_wire())
-
-    @classmethod
-    def from_wire(cls, w: object) -> SignedVote:
-        if type(w) is not list or len(w) != 7 or w[0] not in (PREVOTE, PRECOMMIT):
-            raise CodecError("vote must be [kind, round, set, hash, number, voter, signature]")
-        return cls(
-            w[0],
-            codec.U64.from_wire(w[1]),
-            codec.U64.from_wire(w[2]),
-            codec.H256.from_wire(w[3]),
-            codec.U64.from_wire(w[4]),
-            codec.AccountId.from_wire(w[5]),
-            codec.Signature.from_wire(w[6]),
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> SignedVote:
-        return cls.from_wire(codec.decode(data, 4096))
-
-
-@dataclass(frozen=True)
-class Equivocation:
-    """Two different votes of one kind by one voter in one round: the offence's proof."""
-
-    first: SignedVote
-    second: SignedVote
-
-    @property
-    def offender(self) -> bytes:
-        return self.first.voter
-
-
-# ----------------------------------------------------------------------------- ancestry
-
-
-def route_to(lookup: HeaderLookup, block: Block, base: Block) -> list[bytes] | None:
-    """Hashes from ``block`` down to (excluding) ``base``, or None if ``block`` does not descend
-    from ``base`` (or its ancestry is unknown)."""
-    h, n = block
-    path: list[bytes] = []
-    while n > base[1]:
-        if len(path) > MAX_ANCESTRY:
-            return None
-        path.append(h)
-        hdr = lookup(h)
-        if hdr is None:
-            return None
-        h, n = hdr.parent_hash, hdr.number - 1
-    return path if (h, n) == base else None
-
-
-def ghost(
-    lookup: HeaderLookup,
-    base: Block,
-    votes: dict[bytes, Block],
-    equivocators: int,
-    need: int,
-) -> Block | None:
-    """Highest block (descending from ``base``) that ``need`` voters vote for or beyond."""
-    counts: dict[bytes, int] = {}
-    numbers: dict[bytes, int] = {}
-    on_base = 0
-    for target in votes.values():
-        path = route_to(lookup, target, base)
-        if path is None:
-            continue
-        on_base += 1
-        for i, h in enumerate(path):
-            counts[h] = counts.get(h, 0) + 1
-            numbers[h] = target[1] - i
-    best: Block | None = base if on_base + equivocators >= need else None
-    for h, c in counts.items():
-        if c + equivocators >= need and (best is None or numbers[h] > best[1]):
-            best = (h, numbers[h])
-    return best
-
-
-# ----------------------------------------------------------------------------- rounds
-
-
-@dataclass
-class Round:
-    number: int
-    prevotes: dict[bytes, SignedVote] = field(default_factory=dict)
-    precommits: dict[bytes, SignedVote] = field(default_factory=dict)
-    equivocators: dict[int, set[bytes]] = field(
-        default_factory=lambda: {PREVOTE: set(), PRECOMMIT: set()}
-    )
-    started_ms: int = 0
-    prevoted: bool = False
-    precommitted: bool = False
-
-    def votes(self, kind: int) -> dict[bytes, SignedVote]:
-        return self.prevotes if kind == PREVOTE else self.precommits
-
-    def targets(self, kind: int) -> dict[bytes, Block]:
-        bad = self.equivocators[kind]
-        return {v: m.target for v, m in self.votes(kind).items() if v not in bad}
 
 
 @dataclass
@@ -252,42 +101,6 @@ class VoterStore(Protocol):
     def save_round(self, set_id: int, round: int, estimate: Block) -> None:
         """Record that the voter entered ``round`` with ``estimate`` as its base."""
         ...
-
-
-@dataclass(frozen=True)
-class CatchUp:
-    """A completed round's votes, sent to a voter that fell behind (GRANDPA's catch-up)."""
-
-    set_id: int
-    round: int
-    prevotes: tuple[SignedVote, ...]
-    precommits: tuple[SignedVote, ...]
-
-    def encode(self) -> bytes:
-        return codec.encode(
-            [
-                self.set_id,
-                self.round,
-                [m.to_wire() for m in self.prevotes],
-                [m.to_wire() for m in self.precommits],
-            ]
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> CatchUp:
-        w = codec.decode(data, 1 << 20)
-        if type(w) is not list or len(w) != 4 or type(w[2]) is not list or type(w[3]) is not list:
-            raise CodecError("catch-up must be [set, round, prevotes, precommits]")
-        return cls(
-            codec.U64.from_wire(w[0]),
-            codec.U64.from_wire(w[1]),
-            tuple(SignedVote.from_wire(m) for m in w[2]),
-            tuple(SignedVote.from_wire(m) for m in w[3]),
-        )
-
-
-class CatchUpError(Exception):
-    """A catch-up message that proves nothing (bad signatures, no supermajority...)."""
 
 
 class Voter:
@@ -711,69 +524,3 @@ class Voter:
 def _first_per_voter(book: dict[bytes, SignedVote]) -> list[SignedVote]:
     """One vote per voter (an equivocator's first: the book keeps it), in a stable order."""
     return [book[v] for v in sorted(book)]
-
-
-# ----------------------------------------------------------------------------- justifications
-
-
-class JustificationError(Exception):
-    """The justification does not prove finality of its block."""
-
-
-def encode_justification(
-    round: int, set_id: int, block: Block, precommits: Iterable[SignedVote], ancestry: list[Header]
-) -> bytes:
-    return codec.encode(
-        [
-            round,
-            set_id,
-            block[0],
-            block[1],
-            [m.to_wire() for m in precommits],
-            [h.to_wire() for h in ancestry],
-        ]
-    )
-
-
-@dataclass(frozen=True)
-class GrandpaJustification:
-    round: int
-    set_id: int
-    block: Block
-    precommits: tuple[SignedVote, ...]
-    ancestry: tuple[Header, ...]
-
-    @classmethod
-    def decode(cls, data: bytes) -> GrandpaJustification:
-        w = codec.decode(data, 4 << 20)
-        if type(w) is not list or len(w) != 6 or type(w[4]) is not list or type(w[5]) is not list:
-            raise CodecError("bad justification")
-        return cls(
-            codec.U64.from_wire(w[0]),
-            codec.U64.from_wire(w[1]),
-            (codec.H256.from_wire(w[2]), codec.U64.from_wire(w[3])),
-            tuple(SignedVote.from_wire(m) for m in w[4]),
-            tuple(Header.from_wire(h) for h in w[5]),
-        )
-
-    def verify(self, genesis_hash: bytes, authorities: list[bytes], set_id: int) -> None:
-        """Raise JustificationError unless ``t`` distinct authorities precommitted to the block
-        or to descendants linked to it by the included headers."""
-        if self.set_id != set_id:
-            raise JustificationError("wrong authority set")
-        headers = {h.hash: h for h in self.ancestry}
-        voters: set[bytes] = set()
-        for m in self.precommits:
-            if m.kind != PRECOMMIT or m.round != self.round or m.set_id != set_id:
-                raise JustificationError("vote of another round, set or kind")
-            if m.voter not in authorities or m.voter in voters:
-                raise JustificationError("unknown or duplicate voter")
-            if not m.verify(genesis_hash):
-                raise JustificationError("bad vote signature")
-            if m.target != self.block and route_to(headers.get, m.target, self.block) is None:
-                raise JustificationError("precommit target does not descend from the block")
-            voters.add(m.voter)
-        if len(voters) < threshold(len(authorities)):
-            raise JustificationError(
-                f"{len(voters)} of {len(authorities)} precommits is not a supermajority"
-            )

@@ -9,9 +9,10 @@ the current one, and of earlier sets, are deleted at round starts.
 
 from __future__ import annotations
 
-from twinchain.consensus.grandpa import KEEP_ROUNDS, Block, PersistedVoter, SignedVote
+from twinchain.consensus.grandpa import KEEP_ROUNDS, PersistedVoter
 from twinchain.primitives import codec
 from twinchain.primitives.codec import CodecError
+from twinchain.primitives.finality import Block, SignedVote
 from twinchain.storage import columns as col
 from twinchain.storage.abc import KeyValueStore, WriteBatch
 

@@ -1,4 +1,4 @@
-"""The client: the chain database, the runtime, block building and block import in one place.
+"""The chain: the chain database, the runtime, block building and block import in one place.
 
 It is synchronous (plain method calls); the node's trio tasks call it. Every state-changing
 method ends in one atomic WriteBatch.
@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twinchain.consensus import aura
-from twinchain.consensus.grandpa import (
-    PRECOMMIT,
+from twinchain.consensus.proofs import (
     GrandpaJustification,
     JustificationError,
-    SignedVote,
     encode_justification,
 )
 from twinchain.native.merkle import merkle_root
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.primitives.codec import CodecError
+from twinchain.primitives.finality import PRECOMMIT, SignedVote
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Header, extrinsic_hash
 from twinchain.runtime.executive import (
@@ -39,7 +38,7 @@ from twinchain.storage.kv import LevelDBStore, MemoryStore
 from twinchain.storage.statedb import StateDB
 from twinchain.storage.trie import StateError
 
-log = logging.getLogger("twinchain.client")
+log = logging.getLogger("twinchain.chain")
 
 
 class BlockImportError(Exception):
@@ -143,7 +142,14 @@ class Blockchain:
         return cur is not None and cur.hash == ancestor.hash
 
     def authorities_at(self, block_hash: bytes) -> list[bytes]:
-        return aura.authorities(self.runtime, self.state_at(block_hash))
+        """The authority set in force after ``block_hash``: the authors of its children."""
+        return self._authorities(self.state_at(block_hash))
+
+    def _authorities(self, state: StateReader) -> list[bytes]:
+        """The authority set stored in ``state`` (through the runtime's storage layout)."""
+        item = self.runtime.authority.Authorities
+        raw = state.get(item.key())
+        return [] if raw is None else item.value_type.decode(raw)
 
     def set_id_at(self, block_hash: bytes) -> int:
         """Index of the authority set in force after ``block_hash`` (finality votes name it)."""
@@ -282,8 +288,7 @@ class Blockchain:
         try:
             parent_state = self.state_at(parent.hash)
             aura.check_header(
-                self.runtime,
-                parent_state,
+                self._authorities(parent_state),
                 parent,
                 header,
                 self.slot_duration(),

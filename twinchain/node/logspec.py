@@ -12,9 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-#: Substrate's lowest level; Python has none below DEBUG.
-TRACE = 5
-logging.addLevelName(TRACE, "TRACE")
+from twinchain.primitives.log import TRACE
 
 LEVELS: dict[str, int] = {
     "trace": TRACE,
@@ -40,7 +38,7 @@ TARGETS: dict[str, str] = {
     "metrics": "twinchain.rpc.metrics",
     "prometheus": "twinchain.rpc.metrics",
     "txpool": "twinchain.node.txpool",
-    "client": "twinchain.client",
+    "chain": "twinchain.chain",
     "node": "twinchain.node",
     "service": "twinchain.node",
     "native": "twinchain.native",
@@ -152,7 +150,6 @@ def apply(spec: LogSpec, root: logging.Logger | None = None) -> None:
 __all__ = [
     "LEVELS",
     "TARGETS",
-    "TRACE",
     "LogSpec",
     "LogSpecError",
     "TargetFormatter",

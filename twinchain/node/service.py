@@ -25,15 +25,14 @@ import trio
 
 from twinchain import __version__
 from twinchain.consensus import aura
-from twinchain.consensus.grandpa import (
+from twinchain.consensus.grandpa import Voter
+from twinchain.consensus.proofs import (
     CatchUp,
     CatchUpError,
-    Equivocation,
     GrandpaJustification,
     JustificationError,
-    SignedVote,
-    Voter,
 )
+from twinchain.consensus.rounds import Equivocation
 from twinchain.consensus.voter_store import KVVoterStore
 from twinchain.node.blockchain import Blockchain, BlockImportError, ImportResult
 from twinchain.node.chain_spec import ChainSpec
@@ -42,6 +41,7 @@ from twinchain.node.txpool import SOURCE_IN_BLOCK, SOURCE_NETWORK, PoolError, Tr
 from twinchain.p2p.abc import ChainStatus, Verdict
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.faults import crash_point
+from twinchain.primitives.finality import SignedVote, describe_vote
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.types import (
@@ -517,6 +517,9 @@ class Node:
         if ok:
             self._finality_due.set()
         return Verdict.ACCEPT if ok else Verdict.REJECT
+
+    def describe_vote(self, raw: bytes) -> str:
+        return describe_vote(raw)
 
     def on_transactions(self, peer_id: str, raws: list[bytes]) -> Verdict:
         fresh = [r for r in raws if not self.pool.contains(extrinsic_hash(r))]

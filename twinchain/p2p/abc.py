@@ -57,6 +57,11 @@ class NetworkHandler(Protocol):
         """A finality vote from gossip (opaque bytes, defined by the finality gadget)."""
         ...
 
+    def describe_vote(self, raw: bytes) -> str:
+        """A finality vote from gossip for a debug line (the network layer does not know the
+        format); it must not raise for undecodable bytes."""
+        ...
+
     def on_commit(self, peer_id: str, raw: bytes) -> Verdict:
         """A finality commit from gossip (a justification): finalize its block if it is ours.
         IGNORE when already final or the block is unknown (sync fetches it)."""

@@ -31,7 +31,6 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
-from twinchain.node.logspec import TRACE
 from twinchain.p2p.abc import NetworkHandler, Verdict
 from twinchain.p2p.scoring import Penalty
 from twinchain.p2p.wire import (
@@ -42,6 +41,7 @@ from twinchain.p2p.wire import (
     encode_gossip,
 )
 from twinchain.primitives.codec import CodecError
+from twinchain.primitives.log import TRACE
 from twinchain.primitives.types import Header, decode_block_or_compact
 
 log = logging.getLogger("twinchain.p2p.gossip")
@@ -129,20 +129,6 @@ _VOTE_VERDICTS = {
     Verdict.IGNORE: "ignored (a round too far from ours)",
     Verdict.REJECT: "rejected (undecodable, another set, not an authority or a bad signature)",
 }
-
-
-def _describe_vote(payload: bytes) -> str:
-    """A vote for a debug line: kind, round, set, target and voter."""
-    from twinchain.consensus.grandpa import PREVOTE, SignedVote  # pure; only when logging
-
-    try:
-        v = SignedVote.decode(payload)
-    except CodecError:
-        return f"undecodable vote ({len(payload)} bytes)"
-    return (
-        f"{'prevote' if v.kind == PREVOTE else 'precommit'} round {v.round} set {v.set_id} "
-        f"for #{v.target_number} (0x{v.target_hash.hex()[:12]}…) by 0x{v.voter.hex()[:12]}…"
-    )
 
 
 #: (peer, header, verdict) of each gossiped block the node was given.
@@ -381,7 +367,11 @@ class GossipService:
             level = TRACE if verdict is Verdict.ACCEPT else logging.DEBUG
             if log.isEnabledFor(level) and isinstance(payload, bytes):
                 log.log(
-                    level, "%s from %s: %s", _describe_vote(payload), peer, _VOTE_VERDICTS[verdict]
+                    level,
+                    "%s from %s: %s",
+                    self.handler.describe_vote(payload),
+                    peer,
+                    _VOTE_VERDICTS[verdict],
                 )
             if verdict is Verdict.REJECT:
                 self._report(peer, Penalty.INVALID_VOTE, "invalid vote")

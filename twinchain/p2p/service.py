@@ -37,7 +37,8 @@ from twinchain.p2p.host import (
     peer_id_of,
 )
 from twinchain.p2p.scoring import PeerScores
-from twinchain.p2p.sync import SyncConfig, SyncService
+from twinchain.p2p.sync import SyncService
+from twinchain.p2p.sync_session import SyncConfig
 from twinchain.p2p.wire import MAX_GOSSIP_BYTES, GossipKind
 from twinchain.primitives.types import Header
 
@@ -321,7 +322,7 @@ class NetworkService:
         self._host, self._pubsub, self._router = host, pubsub, router
         events_send, events_recv = trio.open_memory_channel[ConnectionEvent](1024)
         host.get_network().register_notifee(ConnectionNotifee(events_send))
-        host.set_stream_handler(self.sync.protocol, self.sync.handle_inbound)
+        host.set_stream_handler(self.sync.protocol, self.sync.responder.handle_inbound)
         # py-libp2p's teardown is not cancellation-safe: a connection task cancelled together
         # with everything else marks its connection closed, then is cancelled before closing
         # the socket, and the peer never learns we left. So libp2p runs shielded from outside

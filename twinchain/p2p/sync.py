@@ -13,7 +13,10 @@ initial catch-up (to the peer's finalized block and on to its best), following t
 gossip is lost, and the gaps that gossip reveals (a block whose parent we lack wakes it at once).
 If the peer's chain does not attach to our best block, it restarts from our finalized block so
 the node's fork choice can see both branches. Far behind, progress shows as a rich progress bar
-(on a terminal) and as a log line every few seconds.
+(on a terminal) and as a log line every few seconds (``sync_progress``).
+
+Here is the requesting side; our session and what we know of each peer are in
+``sync_session``, and answering peers' requests is ``sync_responder``.
 """
 
 from __future__ import annotations
@@ -21,22 +24,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-from libp2p.abc import IHost, INetStream
-from libp2p.custom_types import TProtocol
+from libp2p.abc import IHost
 from libp2p.peer.id import ID
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from twinchain.p2p.abc import ChainStatus, NetworkHandler, Verdict
-from twinchain.p2p.gossip import Reporter, TokenBucket, call_handler
+from twinchain.p2p.gossip import Reporter, call_handler
 from twinchain.p2p.scoring import Penalty
+from twinchain.p2p.sync_progress import SyncProgress
+from twinchain.p2p.sync_responder import SyncResponder
+from twinchain.p2p.sync_session import (
+    OpenFailed,
+    PeerState,
+    RequestSession,
+    RequestTimeout,
+    SyncConfig,
+    sync_protocol,
+)
 from twinchain.p2p.wire import (
     MAX_RANGE,
-    MAX_RESPONSE_BYTES,
     AncestryRequest,
     CatchUpRequest,
     FramedStream,
@@ -45,177 +53,15 @@ from twinchain.p2p.wire import (
     ProtocolError,
     RangeRequest,
     RemoteError,
-    Request,
     StreamGone,
     decode_blocks_response,
     decode_optional_bytes_response,
-    decode_request,
     decode_status_response,
-    encode_request,
-    error_response,
-    status_to_wire,
 )
-from twinchain.primitives import codec
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.types import Block
 
 log = logging.getLogger("twinchain.p2p.sync")
-
-
-#: Inbound sync streams served at once per peer.
-MAX_INBOUND_STREAMS = 4
-
-
-def sync_protocol(genesis_hash: bytes) -> TProtocol:
-    return TProtocol(f"/twinchain/{genesis_hash.hex()}/sync/1")
-
-
-@dataclass(frozen=True)
-class SyncConfig:
-    #: Blocks asked for in one request.
-    batch_size: int = 128
-    #: How often each peer is asked for its status (the fallback when gossip is lost).
-    status_interval: float = 2.0
-    #: How long one request may take before the stream is given up.
-    request_timeout: float = 20.0
-    #: Opening a sync stream: attempts and the pause between them.
-    open_attempts: int = 3
-    open_retry: float = 1.0
-    #: One block behind: give gossip this long to deliver it before asking for it.
-    follow_grace: float = 0.6
-    #: After a round that made no progress, do not ask the same peer again before this.
-    retry_pause: float = 1.0
-    #: Behind by more than this many blocks: "major sync" (``is_syncing()`` is true).
-    major_sync_blocks: int = 8
-    #: Behind by at least this many blocks: show the progress bar.
-    progress_min_blocks: int = 256
-    #: Progress bar on the terminal: None means "if stderr is a terminal".
-    progress_bar: bool | None = None
-    #: Inbound requests per second allowed per peer (and burst).
-    requests_rate: float = 500.0
-    requests_burst: float = 1000.0
-
-
-class RequestTimeout(Exception):
-    pass
-
-
-class RequestSession:
-    """Our outbound sync stream to one peer: requests go out one at a time, in order."""
-
-    def __init__(self, framed: FramedStream, timeout: float) -> None:
-        self.framed = framed
-        self.timeout = timeout
-        self.broken = False
-        self._lock = trio.Lock()
-
-    async def request(self, req: Request) -> object:
-        """Send ``req`` and return the raw response value.
-
-        Raises StreamGone, RequestTimeout or ProtocolError; after any of them (or a
-        cancellation mid-request) the stream is out of step and the session is broken.
-        """
-        async with self._lock:
-            if self.broken:
-                raise StreamGone("session already broken")
-            done = False
-            try:
-                with trio.move_on_after(self.timeout) as scope:
-                    await self.framed.write(encode_request(req))
-                    response = await self.framed.read()
-                    done = True
-                if scope.cancelled_caught:
-                    raise RequestTimeout(f"no answer within {self.timeout:.0f} s")
-                return response
-            finally:
-                if not done:
-                    self.broken = True
-                    with trio.CancelScope(shield=True):
-                        await self.framed.reset()
-
-
-@dataclass
-class PeerState:
-    peer_id: str
-    address: str = ""
-    status: ChainStatus | None = None
-    #: Best block known to be held by the peer: its status, raised by gossip from it.
-    best_number: int = 0
-    best_hash: bytes = b""
-    session: RequestSession | None = None
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    no_sync: bool = False  # the peer does not serve our sync protocol (e.g. a foreign client)
-    ahead_since: float | None = None
-    retry_after: float = 0.0
-    #: The peer's finalized block whose justification we last asked it for.
-    justification_asked: bytes = b""
-    #: A catch-up or ancestry request to this peer is in flight.
-    request_in_flight: bool = False
-
-    def raise_best(self, number: int, block_hash: bytes) -> None:
-        if number > self.best_number:
-            self.best_number = number
-            self.best_hash = block_hash
-
-
-class SyncProgress:
-    """A rich progress bar for long catch-ups, plus a log line every few seconds."""
-
-    LOG_EVERY = 5.0
-
-    def __init__(self, enabled: bool | None) -> None:
-        console = Console(stderr=True)
-        self.enabled = console.is_terminal if enabled is None else enabled
-        self._console = console
-        self._progress: Progress | None = None
-        self._task: object = None
-        self._start = 0
-        self._t0 = 0.0
-        self._last_log = 0.0
-
-    def start(self, current: int, target: int) -> None:
-        self._start, self._t0, self._last_log = current, time.monotonic(), time.monotonic()
-        log.info("⚙️  syncing from #%d to #%d", current, target)
-        if not self.enabled:
-            return
-        self._progress = Progress(
-            TextColumn("[bold blue]⚙️  Syncing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("blocks · {task.fields[speed]:.0f} blocks/s"),
-            TimeRemainingColumn(),
-            console=self._console,
-            transient=True,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task("sync", total=target, completed=current, speed=0.0)
-
-    def update(self, current: int, target: int) -> None:
-        now = time.monotonic()
-        speed = (current - self._start) / max(now - self._t0, 1e-6)
-        if self._progress is not None:
-            self._progress.update(self._task, completed=current, total=target, speed=speed)  # type: ignore[arg-type]
-        if now - self._last_log >= self.LOG_EVERY:
-            self._last_log = now
-            log.info("⚙️  syncing #%d / #%d (%.0f blocks/s)", current, target, speed)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-    def stop(self, current: int) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-        elapsed = time.monotonic() - self._t0
-        log.info(
-            "sync reached #%d: %d blocks in %.1f s (%.0f blocks/s)",
-            current,
-            current - self._start,
-            elapsed,
-            (current - self._start) / max(elapsed, 1e-6),
-        )
 
 
 class SyncService:
@@ -239,10 +85,15 @@ class SyncService:
         self.peers: dict[str, PeerState] = {}
         self._host: IHost | None = None
         self._nursery: trio.Nursery | None = None
-        self._inbound_send, self._inbound_recv = trio.open_memory_channel[
-            tuple[INetStream, trio.Event]
-        ](64)
-        self._serving: dict[str, int] = {}
+        #: Answers peers' requests; py-libp2p hands it their streams (``handle_inbound``).
+        self.responder = SyncResponder(
+            handler,
+            status=self.status,
+            on_status=self._peer_status,
+            report=report,
+            is_banned=is_banned,
+            config=self.config,
+        )
         self._wake = trio.Event()
         self._major_sync = False
         self._progress = SyncProgress(self.config.progress_bar)
@@ -299,7 +150,7 @@ class SyncService:
             while failures < cfg.open_attempts:
                 try:
                     await self._session(st)
-                except _OpenFailed as exc:
+                except OpenFailed as exc:
                     failures += 1
                     log.debug("cannot open a sync stream to %s: %s", st.peer_id, exc)
                 except (StreamGone, RemoteError) as exc:
@@ -327,7 +178,7 @@ class SyncService:
             with trio.fail_after(cfg.request_timeout):
                 stream = await self._host.new_stream(ID.from_base58(st.peer_id), [self.protocol])
         except Exception as exc:  # py-libp2p raises many types for a failed negotiation
-            raise _OpenFailed(f"{type(exc).__name__}: {exc}") from None
+            raise OpenFailed(f"{type(exc).__name__}: {exc}") from None
         session = RequestSession(FramedStream(stream), cfg.request_timeout)
         st.session = session
         try:
@@ -471,6 +322,13 @@ class SyncService:
         if status.genesis_hash != self.genesis_hash:
             raise ProtocolError(f"peer {peer} is on another chain")
 
+    def _peer_status(self, peer: str, status: ChainStatus) -> None:
+        """A peer's status request (served by the responder): its chain, as its answer is."""
+        self._check_genesis(peer, status)
+        st = self.peers.get(peer)
+        if st is not None:
+            self._on_status(st, status)
+
     def _on_status(self, st: PeerState, status: ChainStatus) -> None:
         if log.isEnabledFor(logging.DEBUG):
             ours = self.handler.status()
@@ -490,117 +348,6 @@ class SyncService:
         st.raise_best(status.best_number, status.best_hash)
         if st.best_number > self.handler.status().best_number:
             self.wake()
-
-    # ------------------------------------------------------------------ inbound
-    async def handle_inbound(self, stream: INetStream) -> None:
-        """py-libp2p stream handler: hand the stream to our nursery and wait until served.
-
-        Serving happens in this service's own task, so shutting the service down stops it; the
-        handler task (owned by the connection) only waits.
-        """
-        done = trio.Event()
-        try:
-            self._inbound_send.send_nowait((stream, done))
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-            with trio.CancelScope(shield=True):
-                await FramedStream(stream).reset()
-            return
-        await done.wait()
-
-    async def _accept_inbound(self) -> None:
-        assert self._nursery is not None
-        async for stream, done in self._inbound_recv:
-            self._nursery.start_soon(self._serve, stream, done)
-
-    async def _serve(self, stream: INetStream, done: trio.Event) -> None:
-        framed = FramedStream(stream)
-        try:
-            peer = stream.muxed_conn.peer_id.to_base58()
-        except Exception:  # connection already torn down
-            done.set()
-            return
-        bucket = TokenBucket(self.config.requests_rate, self.config.requests_burst, time.monotonic)
-        self._serving[peer] = self._serving.get(peer, 0) + 1
-        try:
-            # An honest peer keeps one request stream open; a few allow for reconnect races.
-            if self._is_banned(peer) or self._serving[peer] > MAX_INBOUND_STREAMS:
-                return
-            while True:
-                req = decode_request(await framed.read())
-                if not bucket.take():
-                    self._report(peer, Penalty.RATE_LIMIT, "sync request rate exceeded")
-                    await framed.write(error_response("rate limited"))
-                    continue
-                await framed.write(self._answer(peer, req))
-                await trio.lowlevel.checkpoint()
-        except ProtocolError as exc:
-            self._report(peer, Penalty.GARBAGE, f"sync request: {exc}")
-        except StreamGone:
-            pass
-        except Exception:
-            log.exception("serving sync requests from %s failed", peer)
-        finally:
-            self._serving[peer] -= 1
-            if not self._serving[peer]:
-                del self._serving[peer]
-            with trio.CancelScope(shield=True):
-                await framed.reset()
-            done.set()
-
-    def _answer(self, peer: str, req: Request) -> list[object]:
-        if isinstance(req, ChainStatus):
-            self._check_genesis(peer, req)
-            st = self.peers.get(peer)
-            if st is not None:
-                self._on_status(st, req)
-            return [Kind.STATUS.value, status_to_wire(self.status())]
-        if isinstance(req, JustificationRequest):
-            try:
-                return [Kind.JUSTIFICATION.value, self.handler.justification_for(req.block_hash)]
-            except Exception:
-                log.exception("network handler justification_for raised")
-                return error_response("internal error")
-        if isinstance(req, CatchUpRequest):
-            try:
-                return [Kind.CATCH_UP.value, self.handler.catch_up_for(req.set_id, req.round)]
-            except Exception:
-                log.exception("network handler catch_up_for raised")
-                return error_response("internal error")
-        if isinstance(req, AncestryRequest):
-            log.debug(
-                "serving 0x%s… and %d ancestors to %s",
-                req.block_hash.hex()[:12],
-                req.count - 1,
-                peer,
-            )
-            try:
-                items = self.handler.blocks_by_hash(req.block_hash, req.count)
-            except Exception:
-                log.exception("network handler blocks_by_hash raised")
-                return error_response("internal error")
-            return [Kind.ANCESTRY.value, _bounded(items, req.count)]
-        assert isinstance(req, RangeRequest)
-        log.debug("serving %s #%d+%d to %s", req.kind.name.lower(), req.start, req.count, peer)
-        try:
-            items = self.handler.blocks_by_range(req.start, req.count)
-        except Exception:
-            log.exception("network handler blocks_by_range(%d, %d) raised", req.start, req.count)
-            return error_response("internal error")
-        body: list[object] = []
-        size = 0
-        for raw, justification in items[: req.count]:
-            size += len(raw) + len(justification or b"") + 16
-            if body and size > MAX_RESPONSE_BYTES:
-                break
-            if req.kind is Kind.HEADERS:
-                try:
-                    body.append(codec.encode(codec.decode(raw)[0]))
-                except (CodecError, IndexError, TypeError, KeyError):
-                    log.error("handler returned an undecodable block")
-                    return error_response("internal error")
-            else:
-                body.append([raw, justification])
-        return [req.kind.value, body]
 
     # ------------------------------------------------------------------ catching up
     def _pick(self, now: float) -> tuple[PeerState | None, float]:
@@ -807,26 +554,9 @@ class SyncService:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._accept_inbound)
+                nursery.start_soon(self.responder.run)
                 nursery.start_soon(self._sync_loop)
                 task_status.started()
         finally:
             self._nursery = None
-            self._inbound_send.close()
             self._progress.close()
-
-
-class _OpenFailed(Exception):
-    pass
-
-
-def _bounded(items: list[tuple[bytes, bytes | None]], count: int) -> list[object]:
-    """At most ``count`` items and about ``MAX_RESPONSE_BYTES`` (always at least one)."""
-    body: list[object] = []
-    size = 0
-    for raw, justification in items[:count]:
-        size += len(raw) + len(justification or b"") + 16
-        if body and size > MAX_RESPONSE_BYTES:
-            break
-        body.append([raw, justification])
-    return body

@@ -24,7 +24,7 @@ when the response would exceed :data:`MAX_RESPONSE_BYTES`.
 Requests 4 and 5 serve finality: ``[4, block_hash]`` asks for the justification of a block
 (answer ``[4, justification|nil]``), ``[5, set_id, round]`` asks a finality voter for the votes
 of a round it completed, at least ``round`` (answer ``[5, catch_up|nil]``; see
-``twinchain.consensus.grandpa.CatchUp``). ``[6, block_hash, count]`` asks for a block and its
+``twinchain.consensus.proofs.CatchUp``). ``[6, block_hash, count]`` asks for a block and its
 ancestors, newest first (answer as a blocks answer, kind 6): the way to a block a finality vote
 names on a branch we never imported (it is not on the peer's best chain by number, so a range
 request cannot reach it).

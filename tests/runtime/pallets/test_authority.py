@@ -169,7 +169,7 @@ def test_block_equivocation_needs_real_evidence(block: Any, case: str) -> None:
 
 
 def test_vote_equivocation_is_recorded(block: Any) -> None:
-    from twinchain.consensus.grandpa import PREVOTE, SignedVote
+    from twinchain.primitives.finality import PREVOTE, SignedVote
 
     gh = block.rt.genesis_hash
     v1 = SignedVote.sign(ALICE, PREVOTE, 3, 0, (b"\x05" * 32, 2), gh)

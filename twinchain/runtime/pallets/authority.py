@@ -120,8 +120,8 @@ class Authority(Pallet):
     def report_vote_equivocation(self, origin: Origin, first: bytes, second: bytes) -> None:
         """Record two different finality votes of one kind by one authority in one round."""
         ensure_signed(origin)
-        from twinchain.consensus.grandpa import SignedVote
         from twinchain.primitives.codec import CodecError
+        from twinchain.primitives.finality import SignedVote
 
         try:
             a, b = SignedVote.decode(first), SignedVote.decode(second)
