@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twinchain.gateway.provision import dev_chain_spec, write_gateway
-from twinchain.gateway.simulator import default_machines
+from twinchain.gateway.provision import with_gateway, write_gateway
+from twinchain.machines.simulator import default_machines
+from twinchain.node.chain_spec import dev_spec
 from twinchain.rpc.client import RpcClient
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -95,8 +96,8 @@ def run(
                 "low_water": 200_000,
             },
         )
-        spec = dev_chain_spec(gw, ms, tick_ms=tick_ms)
-        (base / "spec.json").write_text(json.dumps(spec.to_json()))
+        spec = with_gateway(dev_spec().to_json(), gw, ms, tick_ms=tick_ms)
+        (base / "spec.json").write_text(json.dumps(spec))
         node_cmd = [
             sys.executable, "-m", "twinchain", "--log", "warning", "node",
             "--chain", str(base / "spec.json"), "--validator", "--key", "//Alice",

@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from twinchain.gateway.simulator import EQUIPMENT_CLASSES
+from twinchain.machines.classes import EQUIPMENT_CLASSES
 from twinchain.offchain.cli import TRAINED
 from twinchain.offchain.models import KINDS, Model
 from twinchain.offchain.training import PROFILES, Evaluation, evaluate, profile_runs

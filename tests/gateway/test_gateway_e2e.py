@@ -26,8 +26,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from twinchain.devnet.chaos.invariants import twin_totals
-from twinchain.gateway.provision import Provisioned, dev_chain_spec, write_gateway
-from twinchain.gateway.simulator import MachineConfig
+from twinchain.gateway.provision import Provisioned, with_gateway, write_gateway
+from twinchain.machines.simulator import MachineConfig
+from twinchain.node.chain_spec import dev_spec
 from twinchain.rpc.client import RpcClient
 
 AMQTT = Path(sys.executable).with_name("amqtt")
@@ -155,8 +156,8 @@ class Rig:
             batching={"max_delay_ms": 200, "max_readings_per_xt": 600, "resubmit_after_s": 4.0},
             prometheus_port=self.metrics_port,
         )
-        spec = dev_chain_spec(self.gw, MACHINES, window_ms=10_000)
-        (tmp / "spec.json").write_text(json.dumps(spec.to_json()))
+        spec = with_gateway(dev_spec().to_json(), self.gw, MACHINES, window_ms=10_000)
+        (tmp / "spec.json").write_text(json.dumps(spec))
         self.rpc = RpcClient(f"http://127.0.0.1:{self.rpc_port}", timeout=5)
 
     def _start_broker(self) -> None:
@@ -423,7 +424,7 @@ def test_simulator_readings_exactly_once_through_sigkills_at_random_moments(
     import random
     import sqlite3
 
-    from twinchain.gateway.simulator import FactorySimulator
+    from twinchain.machines.simulator import FactorySimulator
 
     rng = random.Random(20261123)
     machines = [MachineConfig("mill-1", "cnc_mill"), MachineConfig("comp-1", "compressor")]
@@ -440,8 +441,8 @@ def test_simulator_readings_exactly_once_through_sigkills_at_random_moments(
     )
     text = gw.config.read_text().replace("realtime = false", f"realtime = false\nticks = {ticks}")
     gw.config.write_text(text)
-    spec = dev_chain_spec(gw, machines)
-    (tmp_path / "spec.json").write_text(json.dumps(spec.to_json()))
+    spec = with_gateway(dev_spec().to_json(), gw, machines)
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
     rig = Rig.__new__(Rig)  # only its process helpers: no broker or OPC-UA server here
     rig.tmp, rig.rpc_port, rig.gw, rig.procs = tmp_path, rpc_port, gw, {}
     rig.rpc = RpcClient(f"http://127.0.0.1:{rpc_port}", timeout=5)

@@ -16,8 +16,8 @@ from twinchain.gateway import sources
 from twinchain.gateway.core import Gateway, _take
 from twinchain.gateway.payloads import Metrics, Rejected, decode_body, parse_message
 from twinchain.gateway.provision import write_gateway
-from twinchain.gateway.simulator import MachineConfig
 from twinchain.gateway.spool import Spool, XtRow
+from twinchain.machines.simulator import MachineConfig
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.protocol.telemetry import DEFAULT_METRICS
 

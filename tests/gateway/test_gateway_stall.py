@@ -23,8 +23,9 @@ import pytest
 from realnet import wait_for
 
 from twinchain.devnet.chaos.invariants import twin_totals
-from twinchain.gateway.provision import dev_chain_spec, write_gateway
-from twinchain.gateway.simulator import FactorySimulator, MachineConfig
+from twinchain.gateway.provision import with_gateway, write_gateway
+from twinchain.machines.simulator import FactorySimulator, MachineConfig
+from twinchain.node.chain_spec import ChainSpec, dev_spec
 from twinchain.p2p.host import load_or_create_identity, peer_id_of
 from twinchain.rpc.client import RpcClient
 
@@ -100,7 +101,7 @@ def test_stalled_finality_is_reported_backed_off_and_settled_exactly_once(tmp_pa
             "finality_lag_alert": LAG_ALERT,
         },
     )
-    chain = Chain(tmp_path, dev_chain_spec(gw, MACHINES))
+    chain = Chain(tmp_path, ChainSpec.from_json(with_gateway(dev_spec().to_json(), gw, MACHINES)))
     text = gw.config.read_text().replace("http://127.0.0.1:1", chain.rpc_url)
     gw.config.write_text(text.replace("realtime = true", f"realtime = true\nticks = {TICKS}"))
     status_file = gw.folder / "status.json"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from twinchain.client import Client
-from twinchain.gateway.simulator import FactorySimulator, Fault, MachineConfig, class_spec
+from twinchain.machines.classes import class_spec
+from twinchain.machines.simulator import FactorySimulator, Fault, MachineConfig
 from twinchain.node.chain_spec import dev_spec
 from twinchain.offchain.cli import TRAINED
 from twinchain.offchain.worker import PdmWorker, load_models

@@ -7,17 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twinchain.gateway.simulator import (
-    DOWNTIME,
-    EQUIPMENT_CLASSES,
-    POWER,
-    RUN_TIME,
-    TEMPERATURE,
-    UNITS_PRODUCED,
-    VIBRATION,
-    FactorySimulator,
-    MachineConfig,
-)
+from twinchain.machines.classes import EQUIPMENT_CLASSES
+from twinchain.machines.simulator import FactorySimulator, MachineConfig
 from twinchain.offchain.cli import TRAINED
 from twinchain.offchain.features import Agg, Rated, TwinFeatures, instant_features, windows_of
 from twinchain.offchain.models import (
@@ -39,6 +30,14 @@ from twinchain.offchain.training import (
 )
 from twinchain.offchain.worker import WorkerError, evidence_of, load_models
 from twinchain.primitives import codec
+from twinchain.protocol.telemetry import (
+    DOWNTIME,
+    POWER,
+    RUN_TIME,
+    TEMPERATURE,
+    UNITS_PRODUCED,
+    VIBRATION,
+)
 
 EVAL_SEED = 4242  # disjoint from the training seeds (1, 2) and the benchmark's (1000+)
 PLANT = TRAINED / "plant"

@@ -27,17 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from twinchain.gateway.provision import device_entries, twin_entries, write_gateway
-from twinchain.gateway.simulator import (
-    POWER,
-    TEMPERATURE,
-    UNITS_PRODUCED,
-    VIBRATION,
-    MachineConfig,
-    class_spec,
-)
+from twinchain.machines.classes import class_spec
+from twinchain.machines.simulator import MachineConfig
 from twinchain.node.chain_spec import DEV_ENDOWMENT
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
+from twinchain.protocol.telemetry import POWER, TEMPERATURE, UNITS_PRODUCED, VIBRATION
 
 CLASSES = ("cnc_mill", "pump", "compressor")
 WINDOW_MS = 5_000

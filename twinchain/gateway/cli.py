@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,8 @@ def _status(config: Path | None, as_json: bool) -> int:
 def _init(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from twinchain.gateway.provision import dev_chain_spec, write_gateway
-    from twinchain.gateway.simulator import default_machines
+    from twinchain.gateway.provision import with_gateway, write_gateway
+    from twinchain.machines.simulator import default_machines
 
     machines = default_machines(args.machines, args.seed)
     p = write_gateway(
@@ -97,9 +98,9 @@ def _init(args: argparse.Namespace) -> int:
         tick_ms=args.tick_ms,
         prometheus_port=args.prometheus_port,
     )
-    spec = dev_chain_spec(p, machines, tick_ms=args.tick_ms)
+    spec = with_gateway(_dev_spec(), p, machines, tick_ms=args.tick_ms)
     spec_path = args.dir / "spec.json"
-    spec_path.write_text(json.dumps(spec.to_json(), indent=2))
+    spec_path.write_text(json.dumps(spec, indent=2))
     c = Console()
     c.print(f"gateway key {p.gateway.address} (0x{p.gateway.public.hex()})")
     for name, kp in p.devices.items():
@@ -112,3 +113,16 @@ def _init(args: argparse.Namespace) -> int:
         f"  twinchain gateway --config {p.config} --live"
     )
     return 0
+
+
+def _dev_spec() -> dict[str, Any]:
+    """The node's ``--dev`` chain spec, as ``twinchain build-spec --dev`` prints it: asked of
+    the node program, as an operator would, since the gateway does not import node code."""
+    from twinchain.primitives.errors import CliError
+
+    cmd = [sys.executable, "-m", "twinchain", "build-spec", "--dev"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise CliError(f"twinchain build-spec --dev failed: {done.stderr.strip()[-500:]}")
+    spec: dict[str, Any] = json.loads(done.stdout)
+    return spec

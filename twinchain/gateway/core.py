@@ -65,7 +65,7 @@ from twinchain.gateway.spool import BatchRow, PendingRow, ReadingT, Segments, Sp
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
 from twinchain.protocol.jsonrpc import RpcError, from_hex, to_hex
-from twinchain.runtime.pallets.telemetry import (
+from twinchain.protocol.telemetry import (
     BATCH_CHUNK,
     DEFAULT_METRICS,
     MAX_FUTURE_DRIFT_MS,

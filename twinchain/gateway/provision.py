@@ -3,12 +3,14 @@ and the chain-spec genesis entries that make its devices known on chain."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from twinchain.gateway.config import dump
-from twinchain.gateway.simulator import MachineConfig, class_spec
+from twinchain.machines.classes import class_spec
+from twinchain.machines.simulator import MachineConfig
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
 
@@ -116,17 +118,23 @@ def device_entries(p: Provisioned, first_twin: int, machines: list[MachineConfig
     ]
 
 
-def dev_chain_spec(
-    p: Provisioned, machines: list[MachineConfig], *, tick_ms: int = 1000, window_ms: int = 60_000
-) -> Any:
-    """The ``--dev`` chain (Alice validates) with the gateway's twins and devices at genesis:
-    Alice makes and owns the twins, the gateway account is endowed and holds Gateway."""
-    from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
-
-    spec = dev_spec()
-    g = spec.genesis
+def with_gateway(
+    spec: dict[str, Any],
+    p: Provisioned,
+    machines: list[MachineConfig],
+    *,
+    tick_ms: int = 1000,
+    window_ms: int = 60_000,
+) -> dict[str, Any]:
+    """A copy of ``spec`` (a chain spec's JSON, as ``twinchain build-spec --dev`` prints it)
+    whose genesis also knows this gateway: Alice makes and owns the twins, and the gateway
+    account holds Gateway, endowed as the spec's richest account (the dev accounts, in a dev
+    spec)."""
+    spec = copy.deepcopy(spec)
+    g = spec["genesis"]
     gw = "0x" + p.gateway.public.hex()
-    g["balances"]["balances"].append([gw, DEV_ENDOWMENT])
+    balances = g["balances"]["balances"]
+    balances.append([gw, max(amount for _, amount in balances)])
     g["roles"] = {"grants": [["//Alice", "EquipmentManufacturer"], [gw, "Gateway"]]}
     g["equipment"] = {
         "twins": twin_entries(

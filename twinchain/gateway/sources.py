@@ -61,7 +61,7 @@ def build(index: int, cfg: dict[str, Any]) -> Source:
 
 
 async def run_simulator(gw: Gateway, index: int, cfg: dict[str, Any]) -> None:
-    from twinchain.gateway.simulator import FactorySimulator, MachineConfig
+    from twinchain.machines.simulator import FactorySimulator, MachineConfig
 
     assert gw.spool is not None
     seed = int(cfg.get("seed", 0))

@@ -79,7 +79,7 @@ def cmd_pdm(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register this package's subcommands on the main CLI's subparsers."""
-    from twinchain.gateway.simulator import EQUIPMENT_CLASSES
+    from twinchain.machines.classes import EQUIPMENT_CLASSES
 
     p = sub.add_parser("offchain", help="off-chain workers (predictive maintenance)")
     osub = p.add_subparsers(dest="offchain_cmd", required=True)

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from twinchain.gateway.simulator import (
+from twinchain.machines.simulator import SimReading
+from twinchain.protocol.telemetry import (
     BAD_UNITS,
     DOWNTIME,
     POWER,
@@ -32,7 +33,6 @@ from twinchain.gateway.simulator import (
     TEMPERATURE,
     UNITS_PRODUCED,
     VIBRATION,
-    SimReading,
 )
 
 MIN_RUN_FRACTION = 0.5

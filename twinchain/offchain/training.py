@@ -16,13 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from twinchain.gateway.simulator import (
-    FAULT_KINDS,
-    FactorySimulator,
-    Fault,
-    MachineConfig,
-    class_spec,
-)
+from twinchain.machines.classes import FAULT_KINDS, class_spec
+from twinchain.machines.simulator import FactorySimulator, Fault, MachineConfig
 from twinchain.offchain.features import BASELINE_WINDOWS, Agg, Rated, TwinFeatures
 from twinchain.offchain.models import (
     KINDS,
@@ -245,7 +240,7 @@ def train(
         "calibration_machines": len(calibration_runs),
         "days": days,
         "tick_ms": tick_ms,
-        "simulator": "twinchain.gateway.simulator",
+        "simulator": "twinchain.machines.simulator",
     }
     placeholder = Calibration([0.0, 0.0], 0.0)
     model = Model(

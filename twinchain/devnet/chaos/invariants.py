@@ -327,7 +327,7 @@ class Monitor(threading.Thread):
 def expected_readings(gw: GatewayInfo) -> dict[tuple[str, int], tuple[int, int]] | None:
     """(count, sum) per (machine, metric) of every reading the gateway's seeded simulator made
     (None until it has finished its ``ticks``): the simulator replayed from its spool's start."""
-    from twinchain.gateway.simulator import FactorySimulator, MachineConfig
+    from twinchain.machines.simulator import FactorySimulator, MachineConfig
 
     cfg = tomllib.loads(Path(gw.config).read_text())
     sim_cfg = next(s for s in cfg["sources"] if s["type"] == "simulator")

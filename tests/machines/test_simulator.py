@@ -6,22 +6,21 @@ import statistics
 
 import pytest
 
-from twinchain.gateway.simulator import (
-    DOWNTIME,
-    EQUIPMENT_CLASSES,
-    FAULT_KINDS,
-    TEMPERATURE,
-    UNITS_PRODUCED,
-    VIBRATION,
+from twinchain.machines.classes import EQUIPMENT_CLASSES, FAULT_KINDS, SimulatorError, class_spec
+from twinchain.machines.simulator import (
     FactorySimulator,
     Fault,
     MachineConfig,
     SimReading,
-    SimulatorError,
-    class_spec,
     random_faults,
 )
-from twinchain.protocol.telemetry import DEFAULT_METRICS
+from twinchain.protocol.telemetry import (
+    DEFAULT_METRICS,
+    DOWNTIME,
+    TEMPERATURE,
+    UNITS_PRODUCED,
+    VIBRATION,
+)
 from twinchain.runtime.pallets.equipment import Envelope, Spec
 
 T0 = 1_750_000_000_000
