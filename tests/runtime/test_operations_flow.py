@@ -557,10 +557,10 @@ def test_due_periods_full_never_fails_a_submit(
     It now goes under the latest key, and on_initialize never closes it before its end.
     (Telemetry no longer lets readings from beyond the allowed clock drift open a window; the
     drift is widened here so that the Analytics guard is still exercised.)"""
-    from twinchain.runtime.pallets import telemetry as tm
     from twinchain.runtime.pallets.analytics import MAX_DUE_PERIODS
+    from twinchain.runtime.pallets.telemetry import ingest
 
-    monkeypatch.setattr(tm, "MAX_FUTURE_DRIFT_MS", 10**15)
+    monkeypatch.setattr(ingest, "MAX_FUTURE_DRIFT_MS", 10**15)
     chain = make_chain(extra=world())
     an = chain.rt.analytics
     chain.start_block(3)

@@ -22,9 +22,15 @@ from twinchain.protocol.telemetry import (
     verify_reading,
 )
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets import telemetry as tm
 from twinchain.runtime.pallets.equipment import OPERATE
-from twinchain.runtime.pallets.telemetry import MAX_DEVICES_PER_TWIN
+from twinchain.runtime.pallets.telemetry import (
+    MAX_DEVICES_PER_TWIN,
+    forget_good_signatures,
+    ingest,
+    windows,
+)
+from twinchain.runtime.pallets.telemetry import types as tt
+from twinchain.runtime.pallets.telemetry import weights as tw
 
 ALICE, BOB, CHARLIE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie"))
 OWNER, DEV1, DEV2, DEV3, NOBODY = (
@@ -332,7 +338,7 @@ def test_batch_records_are_packed_per_device_chunk_across_gaps_and_boundaries(bl
     assert t.BatchChunks.get(DEV1.public, 2) == b""
     assert tp.chunk_record(raw, chunk + 1) is None
     with pytest.raises(CodecError):
-        tm._BatchRecords(chunk).encode(b"\x00" * (tp.BATCH_RECORD.size + 1))
+        tt.BatchRecords(chunk).encode(b"\x00" * (tp.BATCH_RECORD.size + 1))
 
 
 def test_rebinding_keeps_the_sequence(blk: Any) -> None:
@@ -510,9 +516,9 @@ def test_device_limit_per_twin(blk: Any) -> None:
 
 def test_twin_batch_log_spans_chunks(blk: Any) -> None:
     t = blk.rt.telemetry
-    refs = [(bytes([i % 3]) * 32, i) for i in range(2 * tm.BATCH_LOG_CHUNK + 5)]
+    refs = [(bytes([i % 3]) * 32, i) for i in range(2 * tt.BATCH_LOG_CHUNK + 5)]
     for i, (dev, seq) in enumerate(refs):
-        t._log_batch(0, dev, seq)
+        ingest.log_batch(t, 0, dev, seq)
         assert t.twin_batch_count(0) == i + 1 and t.twin_batch(0, i) == (dev, seq)
     assert [t.twin_batch(0, n) for n in range(len(refs))] == refs
     assert t.twin_batch(0, len(refs)) is None and t.twin_batch_count(1) == 0
@@ -531,8 +537,8 @@ def test_capture_config(blk: Any) -> None:
     tel = blk.rt.telemetry
     c = tel.capture(0, TEMP)
     assert (c.min_interval_ms, c.max_age_ms) == (500, 3_600_000)
-    assert tel.capture(0, GOOD) == tm.CaptureConfig(7, 9_000)  # one table, both entries
-    assert tel.capture(0, ENERGY) == tel.capture(1, TEMP) == tm.DEFAULT_CAPTURE
+    assert tel.capture(0, GOOD) == tt.CaptureConfig(7, 9_000)  # one table, both entries
+    assert tel.capture(0, ENERGY) == tel.capture(1, TEMP) == tt.DEFAULT_CAPTURE
     for who, metric, max_age, error in [
         (NOBODY, TEMP, 1, "NoPermission"),
         (OWNER, 999, 1, "UnknownMetric"),
@@ -644,7 +650,7 @@ def test_device_signatures_checked_on_admission_are_not_checked_again(
     # Two extrinsic signatures and the bad device one, which its submit checks again to fail.
     assert batches == [3, 1]
     # Without the memo the import checks both devices.
-    tm._GOOD_SIGNATURES.clear()
+    forget_good_signatures()
     batches.clear()
     chain.ex.execute_block(chain.pre_states[-1], chain.blocks[-1])
     assert batches == [4, 1]
@@ -719,21 +725,21 @@ def test_window_closes_are_weighed_where_they_run(blk: Any) -> None:
         return submit_call.weigh(blk.rt, [list(batches)])
 
     first = batch(blk, DEV1, 0, [(TEMP, w0 + 1_000, 20_000)])
-    base = tm.W_SUBMIT_BASE + tm.W_PER_BATCH + tm.W_CLOSE_QUEUE + tm.W_PER_READING
+    base = tw.W_SUBMIT_BASE + tw.W_PER_BATCH + tw.W_CLOSE_QUEUE + tw.W_PER_READING
     assert weight(first) == base
     submit(blk, first)
     later = batch(blk, DEV1, 1, [(TEMP, w0 + WINDOW, 20_000), (TEMP, w0 + WINDOW + 1, 20_000)])
     other = batch(blk, DEV2, 0, [(TEMP, w0 + WINDOW + 1, 20_000)])
-    assert weight(later) == base + tm.W_PER_READING
-    assert weight(later, other) == 2 * base - tm.W_SUBMIT_BASE + tm.W_PER_READING
+    assert weight(later) == base + tw.W_PER_READING
+    assert weight(later, other) == 2 * base - tw.W_SUBMIT_BASE + tw.W_PER_READING
     future = batch(blk, DEV1, 1, [(TEMP, NOW + MAX_FUTURE_DRIFT_MS + WINDOW, 20_000)])
     evs = submit(blk, future)  # a reading from the future closes nothing
     assert "Telemetry.WindowClosed" not in blk.names(evs)
     assert blk.rt.telemetry.OpenWindow.get(0) == w0
-    assert blk.rt.telemetry.on_initialize(2) == tm.W_CLOSE_INIT  # nothing queued
+    assert blk.rt.telemetry.on_initialize(2) == tw.W_CLOSE_INIT  # nothing queued
     submit(blk, batch(blk, DEV1, 2, [(TEMP, w0 + WINDOW, 20_000)]))
     assert blk.rt.telemetry.queued_closes() == 1
-    assert blk.rt.telemetry.on_initialize(2) == tm.W_CLOSE_INIT + tm.W_WINDOW_CLOSE
+    assert blk.rt.telemetry.on_initialize(2) == tw.W_CLOSE_INIT + tw.W_WINDOW_CLOSE
 
 
 def _wave_world(n: int) -> dict[str, Any]:
@@ -752,7 +758,7 @@ def test_a_wave_of_closes_spreads_over_blocks_oldest_first(
 ) -> None:
     """Twins' windows end together; their closes run at most MAX_CLOSES_PER_BLOCK a block,
     in the order they were queued, each counted in the weight of the block that runs it."""
-    monkeypatch.setattr(tm, "MAX_CLOSES_PER_BLOCK", 2)
+    monkeypatch.setattr(windows, "MAX_CLOSES_PER_BLOCK", 2)
     chain = make_chain(extra=_wave_world(5))
     devs = [Keypair.from_dev_name(f"Wave{i}") for i in range(5)]
     tel = chain.rt.telemetry
@@ -781,7 +787,7 @@ def test_a_wave_of_closes_spreads_over_blocks_oldest_first(
     assert tel.queued_closes() == 0
     assert order == [("initialization", i) for i in range(5)]
     base = weights[-1]  # nothing left to close
-    assert weights[:3] == [base + 2 * tm.W_WINDOW_CLOSE] * 2 + [base + tm.W_WINDOW_CLOSE]
+    assert weights[:3] == [base + 2 * tw.W_WINDOW_CLOSE] * 2 + [base + tw.W_WINDOW_CLOSE]
     # Every twin's window closed exactly once, with its aggregates.
     assert sorted(chain.rt.benchmark.Twins.get(i).windows for i in range(5)) == [1] * 5
 
@@ -848,17 +854,17 @@ def test_a_signed_batch_keeps_its_readings_packed_once() -> None:
 
 def test_window_aggregates_and_last_readings_round_trip_packed() -> None:
     aggs = {
-        TEMP: tm.Aggregate(3, -7, 9, -(2**100), 4, NOW, 1),
-        GOOD: tm.Aggregate(1, 5, 5, 2**120, 5, NOW + 1, 0),
+        TEMP: tt.Aggregate(3, -7, 9, -(2**100), 4, NOW, 1),
+        GOOD: tt.Aggregate(1, 5, 5, 2**120, 5, NOW + 1, 0),
     }
-    wtype = tm._WindowAggregates()
+    wtype = tt.WindowAggregates()
     assert wtype.decode_stored(wtype.encode(aggs)) == aggs
     assert list(wtype.decode_stored(wtype.encode(aggs))) == [TEMP, GOOD]  # sorted by metric
     with pytest.raises(CodecError):
-        wtype.encode({TEMP: tm.Aggregate(1, 0, 0, 2**127, 0, 0, 0)})  # sum over i128
+        wtype.encode({TEMP: tt.Aggregate(1, 0, 0, 2**127, 0, 0, 0)})  # sum over i128
     with pytest.raises(CodecError):
         wtype.encode({TEMP: (1, 2)})
-    ltype = tm._LastReadings()
+    ltype = tt.LastReadings()
     lasts = {GOOD: (NOW, -1), TEMP: (NOW - 5, 20_000)}
     assert ltype.decode_stored(ltype.encode(lasts)) == lasts
     with pytest.raises(CodecError):

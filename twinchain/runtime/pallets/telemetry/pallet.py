@@ -1,0 +1,503 @@
+"""The Telemetry pallet: storage, events, errors, calls, hooks and its API to the others."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from twinchain.primitives.codec import (
+    H256,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    AccountId,
+    Bool,
+    Option,
+    Str,
+    Tuple,
+    Vec,
+)
+from twinchain.primitives.keys import is_valid_public, parse_account
+from twinchain.protocol.telemetry import (
+    BATCH_CHUNK,
+    DEFAULT_METRICS,
+    MAX_BATCHES,
+    MAX_FUTURE_DRIFT_MS,
+    MAX_METRIC_NAME,
+    MAX_READINGS,
+    MAX_UNIT,
+    Batch,
+    BatchRecord,
+    MetricInfo,
+    MetricKind,
+    Triple,
+    batch_message,
+    chunk_record,
+    survey_readings,
+    verify_device_signatures,
+)
+from twinchain.runtime.framework import (
+    ROOT,
+    SIGNED,
+    DispatchError,
+    Origin,
+    Pallet,
+    PalletErrors,
+    PalletEvents,
+    StorageDoubleMap,
+    StorageMap,
+    StorageValue,
+    call,
+    ensure_root,
+    ensure_signed,
+)
+from twinchain.runtime.pallets.equipment.types import OPERATE, TwinId
+from twinchain.runtime.pallets.roles import DEVICE, GATEWAY
+from twinchain.runtime.pallets.telemetry import ingest, signatures, windows
+from twinchain.runtime.pallets.telemetry.ingest import IngestContext
+from twinchain.runtime.pallets.telemetry.types import (
+    BATCH_LOG_CHUNK,
+    BATCH_REF_SIZE,
+    DEFAULT_CAPTURE,
+    DEFAULT_MAX_AGE_MS,
+    DEFAULT_WINDOW_MS,
+    FLAGS,
+    MAX_DEVICES_PER_TWIN,
+    Aggregate,
+    BatchRecords,
+    BatchRefs,
+    CaptureConfig,
+    CaptureTable,
+    DeviceInfo,
+    Flag,
+    WindowAggregates,
+)
+from twinchain.runtime.pallets.telemetry.weights import (
+    W_CLOSE_QUEUE,
+    W_PER_BATCH,
+    W_PER_READING,
+    W_SMALL,
+    W_SUBMIT_BASE,
+)
+
+if TYPE_CHECKING:
+    from twinchain.runtime.framework import CallDef
+
+
+class Telemetry(Pallet):
+    name = "Telemetry"
+
+    Metrics = StorageMap(U16, MetricInfo.wire_type(), doc="Registered metrics.")
+    WindowMs = StorageValue(U64, DEFAULT_WINDOW_MS, doc="Length of an aggregation window.")
+    Devices = StorageMap(AccountId, DeviceInfo.wire_type(), doc="Device keys and their state.")
+    TwinDevices = StorageDoubleMap(TwinId, AccountId, Bool, doc="Active devices of each twin.")
+    TwinDeviceCount = StorageMap(TwinId, U32, 0, doc="Active devices per twin.")
+    Capture = StorageMap(
+        TwinId,
+        CaptureTable(),
+        doc="Capture frequency per twin, by metric (one value: a batch reads it once).",
+    )
+    BatchChunks = StorageDoubleMap(
+        AccountId,
+        U64,
+        BatchRecords(BATCH_CHUNK),
+        b"",
+        doc="Batch records (roots) by device and chunk (sequence // BATCH_CHUNK), packed; "
+        "read one with chunk_record.",
+    )
+    TwinBatchLog = StorageMap(
+        TwinId,
+        Tuple(U64, BatchRefs(BATCH_LOG_CHUNK)),
+        (0, b""),
+        doc="Batches accepted per twin, and the (device, seq) of the latest ones: those since "
+        "the last full chunk.",
+    )
+    TwinBatchChunks = StorageDoubleMap(
+        TwinId,
+        U64,
+        BatchRefs(BATCH_LOG_CHUNK),
+        doc="(device, seq) of each twin's batches in order, in full chunks by chunk index.",
+    )
+    Aggregates = StorageDoubleMap(
+        TwinId,
+        U64,
+        WindowAggregates(),
+        doc="Per-metric aggregates of each twin's windows, by window start (ms).",
+    )
+    OpenWindow = StorageMap(
+        TwinId, U64, doc="Start of each twin's latest window with readings (not yet closed)."
+    )
+    CloseQueue = StorageMap(
+        U64,
+        Tuple(TwinId, U64, U64),
+        doc="Closed windows (twin, start, window ms) whose hooks have not run, by position.",
+    )
+    CloseQueueBounds = StorageValue(
+        Tuple(U64, U64), (0, 0), doc="CloseQueue's first position and the next free one."
+    )
+
+    class Event(PalletEvents):
+        MetricRegistered = (("metric", U16), ("name", Str(MAX_METRIC_NAME)))
+        DeviceBound = (("device", AccountId), ("twin", TwinId), ("gateway", Option(AccountId)))
+        DeviceUnbound = (("device", AccountId), ("twin", TwinId))
+        CaptureConfigured = (
+            ("twin", TwinId),
+            ("metric", U16),
+            ("min_interval_ms", U32),
+            ("max_age_ms", U64),
+        )
+        BatchAccepted = (
+            ("twin", TwinId),
+            ("device", AccountId),
+            ("seq", U64),
+            ("root", H256),
+            ("count", U32),
+            ("flagged", U32),
+        )
+        SequenceGap = (("device", AccountId), ("expected", U64), ("got", U64))
+        WindowClosed = (("twin", TwinId), ("start", U64))
+        WindowCloseFailed = (("twin", TwinId), ("start", U64))
+        ReadingFlagged = (
+            ("twin", TwinId),
+            ("device", AccountId),
+            ("seq", U64),
+            ("index", U32),
+            ("metric", U16),
+            ("flag", Flag),
+            ("value", I64),
+            ("timestamp", U64),
+        )
+
+    class Error(PalletErrors):
+        NotGateway = "the sender does not hold the Gateway role"
+        NotOwner = "the sender is not the owner of the device's twin"
+        NoPermission = "the sender is neither the twin's owner nor an OPERATE delegate"
+        UnknownTwin = "no twin with this id"
+        TwinNotOperational = "the twin is not commissioned, active or in maintenance"
+        InvalidDeviceKey = "the device key is not a valid x-only public key"
+        DeviceAlreadyBound = "the device key is bound to a twin already"
+        TooManyDevices = "the twin has the maximum number of devices"
+        UnknownDevice = "the device is not bound (or its Device role was revoked)"
+        WrongGateway = "the device is pinned to another gateway"
+        EmptyBatch = "no batches, or a batch without readings"
+        UnknownMetric = "a reading names an unregistered metric"
+        BadDeviceSignature = "a batch's device signature does not verify"
+        DuplicateBatch = "the batch's sequence number was used already (replay)"
+        InvalidCaptureConfig = "max_age_ms must be positive"
+        MetricExists = "a metric with this id is registered already"
+        Overflow = "a counter overflowed"
+
+    # ------------------------------------------------------------------ binding
+    @call(
+        0,
+        weight=W_SMALL,
+        origin=SIGNED,
+        args=(("twin", TwinId), ("device", AccountId), ("gateway", Option(AccountId))),
+    )
+    def bind_device(self, origin: Origin, twin: int, device: bytes, gateway: bytes | None) -> None:
+        """Bind a device key to a twin (the twin's owner), optionally pinned to one gateway;
+        grants the key the Device role."""
+        who = ensure_signed(origin)
+        t = self.runtime.equipment.twin(twin)
+        if t is None:
+            raise self.Error.UnknownTwin()
+        if t.owner != who:
+            raise self.Error.NotOwner()
+        if t.lifecycle == "Decommissioned":
+            raise self.Error.TwinNotOperational()
+        if not is_valid_public(device):
+            raise self.Error.InvalidDeviceKey()
+        d: DeviceInfo | None = self.Devices.get(device)
+        if d is not None and d.active:
+            raise self.Error.DeviceAlreadyBound()
+        self.do_bind(twin, device, gateway, who, d)
+
+    @call(1, weight=W_SMALL, origin=SIGNED, args=(("device", AccountId),))
+    def unbind_device(self, origin: Origin, device: bytes) -> None:
+        """Unbind a device (the owner of its twin); its sequence state stays."""
+        who = ensure_signed(origin)
+        d: DeviceInfo | None = self.Devices.get(device)
+        if d is None or not d.active:
+            raise self.Error.UnknownDevice()
+        t = self.runtime.equipment.twin(d.twin)
+        if t is None or t.owner != who:
+            raise self.Error.NotOwner()
+        d.active = False
+        self.Devices.insert(device, d)
+        self.TwinDevices.remove(d.twin, device)
+        self.TwinDeviceCount.insert(d.twin, self.TwinDeviceCount.get(d.twin) - 1)
+        self.runtime.roles.revoke_internal(device, DEVICE, who)
+        self.deposit(self.Event.DeviceUnbound(device, d.twin))
+
+    @call(
+        2,
+        weight=W_SMALL,
+        origin=SIGNED,
+        args=(
+            ("twin", TwinId),
+            ("metric", U16),
+            ("min_interval_ms", U32),
+            ("max_age_ms", U64),
+        ),
+    )
+    def set_capture_config(
+        self, origin: Origin, twin: int, metric: int, min_interval_ms: int, max_age_ms: int
+    ) -> None:
+        """Configure the capture frequency of a metric (the owner or an OPERATE delegate)."""
+        who = ensure_signed(origin)
+        eq = self.runtime.equipment
+        t = eq.twin(twin)
+        if t is None:
+            raise self.Error.UnknownTwin()
+        if t.lifecycle == "Decommissioned" or not eq.has_right(twin, who, OPERATE, t):
+            raise self.Error.NoPermission()
+        if not self.Metrics.contains(metric):
+            raise self.Error.UnknownMetric()
+        if max_age_ms == 0:
+            raise self.Error.InvalidCaptureConfig()
+        self._set_capture(twin, metric, CaptureConfig(min_interval_ms, max_age_ms))
+        self.deposit(self.Event.CaptureConfigured(twin, metric, min_interval_ms, max_age_ms))
+
+    @call(
+        3,
+        weight=W_SMALL,
+        origin=ROOT,
+        args=(
+            ("metric", U16),
+            ("name", Str(MAX_METRIC_NAME)),
+            ("unit", Str(MAX_UNIT)),
+            ("scale", U8),
+            ("kind", MetricKind),
+        ),
+    )
+    def register_metric(
+        self, origin: Origin, metric: int, name: str, unit: str, scale: int, kind: str
+    ) -> None:
+        """Register a new metric (root: governance)."""
+        ensure_root(origin)
+        if self.Metrics.contains(metric):
+            raise self.Error.MetricExists()
+        self.Metrics.insert(metric, MetricInfo(name, unit, scale, kind))
+        self.deposit(self.Event.MetricRegistered(metric, name))
+
+    # ------------------------------------------------------------------ submission
+    @call(
+        4,
+        weight=lambda rt, batches: (
+            W_SUBMIT_BASE
+            + (W_PER_BATCH + W_CLOSE_QUEUE) * len(batches)
+            + W_PER_READING * sum(len(b.readings) for b in batches)
+        ),
+        origin=SIGNED,
+        args=(("batches", Vec(Batch.wire_type(), MAX_BATCHES)),),
+    )
+    def submit(self, origin: Origin, batches: list[Batch]) -> None:
+        """Submit device-signed batches (Gateway). Fails whole on any bad device signature,
+        replayed sequence number, unknown device or metric; flags odd readings in events."""
+        gateway = ensure_signed(origin)
+        roles = self.runtime.roles
+        if not roles.has(gateway, GATEWAY):
+            raise self.Error.NotGateway()
+        if not batches:
+            raise self.Error.EmptyBatch()
+        # 1. Checks and roots, no writes.
+        devices: dict[bytes, DeviceInfo] = {}
+        expected: dict[bytes, int] = {}
+        known_metrics: set[int] = set()
+        roots: list[bytes] = []
+        for b in batches:
+            d = devices.get(b.device)
+            if d is None:
+                d = self.Devices.get(b.device)
+                if d is None or not d.active or not roles.has(b.device, DEVICE):
+                    raise self.Error.UnknownDevice()
+                if not self.runtime.equipment.is_operational(d.twin):
+                    raise self.Error.TwinNotOperational()
+                devices[b.device] = d
+                expected[b.device] = d.next_seq
+            if d.gateway is not None and d.gateway != gateway:
+                raise self.Error.WrongGateway()
+            if not b.readings:
+                raise self.Error.EmptyBatch()
+            if b.seq < expected[b.device]:
+                raise self.Error.DuplicateBatch(f"seq {b.seq} < {expected[b.device]}")
+            if b.seq >= U64.max:
+                raise self.Error.Overflow("sequence number exhausted")
+            expected[b.device] = b.seq + 1
+            for m in set(survey_readings(b.readings)[0]) - known_metrics:
+                if not self.Metrics.contains(m):
+                    raise self.Error.UnknownMetric(str(m))
+                known_metrics.add(m)
+            roots.append(signatures.root_of(self, b.readings))
+        # 2. Device signatures: one batch verification for what the block did not pre-verify.
+        genesis = self.runtime.genesis_hash
+        triples: list[Triple] = []
+        for b, root in zip(batches, roots, strict=True):
+            twin = devices[b.device].twin
+            msg = batch_message(genesis, b.device, twin, b.seq, root, len(b.readings))
+            triples.append((b.device, msg, b.signature))
+        if not signatures.check_submitted(self, triples):
+            raise self.Error.BadDeviceSignature()
+        # 3. Apply.
+        ctx = IngestContext(int(self.runtime.timestamp.Now.get()), self.WindowMs.get())
+        for b, root in zip(batches, roots, strict=True):
+            ingest.apply_batch(self, ctx, gateway, devices[b.device], b, root)
+        for dev, d in devices.items():
+            self.Devices.insert(dev, d)
+        # 4. Windows: a reading in a later window closes the twin's open one (queued).
+        ingest.queue_closes(self, ctx)
+
+    # ------------------------------------------------------------------ hooks
+    def on_initialize(self, number: int) -> int:
+        """Run queued window closes (:func:`.windows.run_queued_closes`)."""
+        return windows.run_queued_closes(self)
+
+    def queued_closes(self) -> int:
+        """Closed windows whose hooks have not run yet."""
+        return windows.queued_closes(self)
+
+    # ------------------------------------------------------------------ block-level verification
+    def collect_device_signatures(
+        self, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]
+    ) -> list[Triple]:
+        """See :func:`.signatures.collect_device_signatures`."""
+        return signatures.collect_device_signatures(self, calls)
+
+    def note_verified(self, triples: Sequence[Triple], oks: Sequence[bool]) -> None:
+        """See :func:`.signatures.note_verified`."""
+        signatures.note_verified(self, triples, oks)
+
+    def unverified(self, triples: Sequence[Triple]) -> list[Triple]:
+        """See :func:`.signatures.unverified`."""
+        return signatures.unverified(self, triples)
+
+    def pre_verify(self, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]) -> int:
+        """Verify every device signature of a block in ONE ``native.verify_batch`` call.
+
+        The executive calls it once per block after ``initialize_block``, with the decoded
+        ``(pallet, call, args)`` of the block's signed extrinsics (or merges
+        :meth:`collect_device_signatures` into its own batch and calls :meth:`note_verified`).
+        It only ever saves work: a signature it did not verify is checked by ``submit``.
+        Returns how many signatures it checked.
+        """
+        triples = self.unverified(self.collect_device_signatures(calls))
+        if triples:
+            self.note_verified(triples, verify_device_signatures(triples))
+        return len(triples)
+
+    # ------------------------------------------------------------------ genesis
+    def genesis(self, config: dict[str, Any]) -> None:
+        """``window_ms``; ``metrics``: [[id, name, unit, scale, kind]] (default: the
+        well-known set); ``devices``: [{device, twin, gateway?}]; ``capture``:
+        [[twin, metric, min_interval_ms, max_age_ms]]."""
+        window = int(config.get("window_ms", DEFAULT_WINDOW_MS))
+        if window <= 0:
+            raise ValueError("telemetry window_ms must be positive")
+        self.WindowMs.put(window)
+        for mid, name, unit, scale, kind in config.get("metrics", DEFAULT_METRICS):
+            self.Metrics.insert(int(mid), MetricInfo(str(name), str(unit), int(scale), kind))
+        for spec in config.get("devices", []):
+            device = parse_account(spec["device"])
+            twin = int(spec["twin"])
+            t = self.runtime.equipment.twin(twin)
+            if t is None:
+                raise ValueError(f"genesis device bound to unknown twin {twin}")
+            if self.Devices.contains(device):
+                raise ValueError(f"genesis binds device {spec['device']!r} twice")
+            gw = spec.get("gateway")
+            try:
+                self.do_bind(twin, device, None if gw is None else parse_account(gw), t.owner, None)
+            except DispatchError as exc:  # chain specs report ValueError
+                raise ValueError(f"genesis device {spec['device']!r}: {exc}") from exc
+        for twin, metric, min_interval, max_age in config.get("capture", []):
+            self._set_capture(
+                int(twin), int(metric), CaptureConfig(int(min_interval), int(max_age))
+            )
+
+    def _set_capture(self, twin: int, metric: int, config: CaptureConfig) -> None:
+        table: dict[int, CaptureConfig] = self.Capture.get(twin) or {}
+        table[metric] = config
+        self.Capture.insert(twin, table)
+
+    # ------------------------------------------------------------------ API
+    def capture(self, twin: int, metric: int) -> CaptureConfig:
+        """The capture settings of a twin's metric (the defaults unless configured)."""
+        table: dict[int, CaptureConfig] = self.Capture.get_shared(twin) or {}
+        return table.get(metric, DEFAULT_CAPTURE)
+
+    def do_bind(
+        self,
+        twin: int,
+        device: bytes,
+        gateway: bytes | None,
+        by: bytes,
+        previous: DeviceInfo | None,
+    ) -> None:
+        count = self.TwinDeviceCount.get(twin)
+        if count >= MAX_DEVICES_PER_TWIN:
+            raise self.Error.TooManyDevices()
+        d = previous or DeviceInfo(twin, by, gateway, True, 0, 0, 0, 0, 0, {})
+        d.twin, d.bound_by, d.gateway, d.active = twin, by, gateway, True
+        self.Devices.insert(device, d)
+        self.TwinDevices.insert(twin, device, True)
+        self.TwinDeviceCount.insert(twin, count + 1)
+        self.runtime.roles.grant_internal(device, DEVICE, by)
+        self.deposit(self.Event.DeviceBound(device, twin, gateway))
+
+    def device(self, device: bytes) -> DeviceInfo | None:
+        return self.Devices.get(device)  # type: ignore[no-any-return]
+
+    def batch(self, device: bytes, seq: int) -> BatchRecord | None:
+        if not 0 <= seq < 1 << 64:
+            return None
+        return chunk_record(self.BatchChunks.get(device, seq // BATCH_CHUNK), seq)
+
+    def twin_batch_count(self, twin: int) -> int:
+        """How many batches the twin's devices have had accepted."""
+        return self.TwinBatchLog.get(twin)[0]  # type: ignore[no-any-return]
+
+    def twin_batch(self, twin: int, n: int) -> tuple[bytes, int] | None:
+        """(device, seq) of the twin's ``n``-th accepted batch (0: the first), None past the end."""
+        count, tail = self.TwinBatchLog.get(twin)
+        if not 0 <= n < count:
+            return None
+        chunk, i = divmod(n, BATCH_LOG_CHUNK)
+        refs = tail if chunk == count // BATCH_LOG_CHUNK else self.TwinBatchChunks.get(twin, chunk)
+        ref = refs[i * BATCH_REF_SIZE : (i + 1) * BATCH_REF_SIZE]
+        return ref[:32], int.from_bytes(ref[32:], "big")
+
+    def aggregates(self, twin: int) -> list[tuple[tuple[int, int], Aggregate]]:
+        """All aggregates of a twin, sorted by (metric, window start)."""
+        return sorted(
+            ((m, start), agg)
+            for start, table in self.Aggregates.iter_prefix(twin)
+            for m, agg in table.items()
+        )
+
+    def window_aggregates(self, twin: int, start: int) -> dict[int, Aggregate]:
+        """``{metric: aggregate}`` of the twin's window starting at ``start`` (ms)."""
+        return self.Aggregates.get(twin, start) or {}  # type: ignore[no-any-return]
+
+    def aggregate(self, twin: int, metric: int, start: int) -> Aggregate | None:
+        return self.window_aggregates(twin, start).get(metric)
+
+    def last_readings(self, device: bytes) -> dict[int, tuple[int, int]]:
+        """``{metric: (timestamp ms, value)}`` of the device's latest readings."""
+        d: DeviceInfo | None = self.Devices.get(device)
+        return {} if d is None else d.last
+
+    def last_reading(self, device: bytes, metric: int) -> tuple[int, int] | None:
+        return self.last_readings(device).get(metric)
+
+    def constants(self) -> dict[str, Any]:
+        return {
+            "MaxReadingsPerBatch": MAX_READINGS,
+            "MaxBatchesPerExtrinsic": MAX_BATCHES,
+            "MaxDevicesPerTwin": MAX_DEVICES_PER_TWIN,
+            "DefaultMaxAgeMs": DEFAULT_MAX_AGE_MS,
+            "MaxFutureDriftMs": MAX_FUTURE_DRIFT_MS,
+            "Flags": list(FLAGS),
+            "ReadingLeaf": "u16 metric ‖ u64 timestamp_ms ‖ i64 value, big-endian",
+        }
