@@ -1,4 +1,4 @@
-"""``twin_*`` JSON-RPC reads of the Analytics pallet (merged into :mod:`twinchain.rpc.twin`).
+"""``twin_*`` JSON-RPC reads of the Analytics pallet (registered by :mod:`twinchain.rpc.twin`).
 
     twin_kpis(twin, [at])               the twin's KPI periods (latest last), open sums, baseline
     twin_facilityKpis(facility, [at])   a facility's KPI periods (sums of its twins)
@@ -13,16 +13,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twinchain.protocol.jsonrpc import to_hex
-from twinchain.rpc.twin import _account, _bind, _int, _read, to_json
+from twinchain.rpc.twin.common import (
+    Params,
+    TwinMethod,
+    account_param,
+    bind_params,
+    int_param,
+    read_at,
+    to_json,
+)
 from twinchain.runtime.pallets.analytics import treasury_account
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from twinchain.node.blockchain import Blockchain
     from twinchain.runtime.runtime import Runtime
 
-Params = list[Any] | dict[str, Any] | None
 
 MAX_PERIODS = 100  # newest closed periods returned
 MAX_REPORTS = 1000
@@ -34,8 +39,8 @@ def _periods(items: Any) -> list[dict[str, Any]]:
 
 
 def kpis(client: Blockchain, params: Params) -> dict[str, Any]:
-    tid_v, at = _bind(params, ("twin", "at"), 1)
-    tid = _int(tid_v, "twin id")
+    tid_v, at = bind_params(params, ("twin", "at"), 1)
+    tid = int_param(tid_v, "twin id")
 
     def read(rt: Runtime) -> dict[str, Any]:
         an = rt.analytics
@@ -62,12 +67,12 @@ def kpis(client: Blockchain, params: Params) -> dict[str, Any]:
             "improvementClaims": sorted(p for p, _ in an.ImprovementClaimed.iter_prefix(tid)),
         }
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
 def facility_kpis(client: Blockchain, params: Params) -> dict[str, Any]:
-    fid_v, at = _bind(params, ("facility", "at"), 1)
-    fid = _int(fid_v, "facility id", 2**32 - 1)
+    fid_v, at = bind_params(params, ("facility", "at"), 1)
+    fid = int_param(fid_v, "facility id", 2**32 - 1)
 
     def read(rt: Runtime) -> dict[str, Any]:
         an = rt.analytics
@@ -79,7 +84,7 @@ def facility_kpis(client: Blockchain, params: Params) -> dict[str, Any]:
             "periods": periods,
         }
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
 def _report(rid: int, r: Any) -> dict[str, Any]:
@@ -90,8 +95,8 @@ def _report(rid: int, r: Any) -> dict[str, Any]:
 
 
 def reports(client: Blockchain, params: Params) -> list[dict[str, Any]]:
-    tid_v, at = _bind(params, ("twin", "at"), 0)
-    tid = None if tid_v is None else _int(tid_v, "twin id")
+    tid_v, at = bind_params(params, ("twin", "at"), 0)
+    tid = None if tid_v is None else int_param(tid_v, "twin id")
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
         an = rt.analytics
@@ -101,12 +106,12 @@ def reports(client: Blockchain, params: Params) -> list[dict[str, Any]]:
             ids = sorted(rid for rid, _ in an.ReportsByScope.iter_prefix(("Twin", tid)))
         return [_report(rid, an.Reports.get(rid)) for rid in ids[-MAX_REPORTS:]]
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
 def rewards(client: Blockchain, params: Params) -> dict[str, Any]:
-    who_v, at = _bind(params, ("account", "at"), 1)
-    who = _account(who_v)
+    who_v, at = bind_params(params, ("account", "at"), 1)
+    who = account_param(who_v)
 
     def read(rt: Runtime) -> dict[str, Any]:
         an = rt.analytics
@@ -125,10 +130,10 @@ def rewards(client: Blockchain, params: Params) -> dict[str, Any]:
             "rules": to_json(an.Rules.get()),
         }
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
-METHODS: dict[str, Callable[..., Any]] = {
+METHODS: dict[str, TwinMethod] = {
     "twin_kpis": kpis,
     "twin_facilityKpis": facility_kpis,
     "twin_reports": reports,

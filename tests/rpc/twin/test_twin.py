@@ -15,6 +15,7 @@ from twinchain.protocol import jsonrpc as errors
 from twinchain.protocol.jsonrpc import RpcError, to_hex
 from twinchain.protocol.telemetry import batch_root, reading_proof, sign_batch
 from twinchain.rpc import methods, twin
+from twinchain.rpc.twin import registry, telemetry
 from twinchain.runtime.pallets.equipment import Envelope, Spec
 
 if TYPE_CHECKING:
@@ -84,17 +85,17 @@ def rpc_error(fn: Any, *args: Any) -> RpcError:
 
 
 def test_every_twin_method_is_registered() -> None:
-    assert set(twin.TWIN_METHODS) <= set(methods.METHODS)
-    assert all(n.startswith("twin_") for n in twin.TWIN_METHODS)
+    assert set(twin.all_methods()) <= set(methods.METHODS)
+    assert all(n.startswith("twin_") for n in twin.all_methods())
 
 
 def test_facilities(chain: StubNode) -> None:
     c = chain.chain
-    [f] = twin.facilities(c, None)
+    [f] = registry.facilities(c, None)
     assert (f["id"], f["name"], f["status"], f["verifiedNow"]) == (0, "Plant", "Verified", True)
     assert f["operator"] == to_hex(ALICE.public) and f["validator"] == to_hex(DAVE.public)
     assert f["verification"]["auditor"] == to_hex(BOB.public)
-    full = twin.facility(c, [0])
+    full = registry.facility(c, [0])
     assert full["now"] == NOW
     [cert] = full["certifications"]
     assert (cert["standard"], cert["counts"], cert["issuer"]) == (
@@ -104,13 +105,13 @@ def test_facilities(chain: StubNode) -> None:
         "Registered", "Verified", "CertificationIssued"
     ]  # fmt: skip
     assert full["validatorProposal"] is None
-    assert twin.facility(c, [5]) is None
+    assert registry.facility(c, [5]) is None
     json.dumps(full)
 
 
 def test_equipment_twin(chain: StubNode) -> None:
     c = chain.chain
-    t = twin.equipment(c, {"id": 0})
+    t = registry.equipment(c, {"id": 0})
     assert (t["owner"], t["lifecycle"], t["facility"]) == (to_hex(ALICE.public), "Active", 0)
     assert (t["equipmentClass"], t["model"], t["serial"], t["operational"]) == (
         "mill", "M-1", "SN-1", True
@@ -119,87 +120,91 @@ def test_equipment_twin(chain: StubNode) -> None:
     assert [p["kind"] for p in t["provenance"]] == ["Minted", "Commissioned", "Activated"]
     assert t["devices"] == [to_hex(DEVICE.public)]
     assert t["warranty"] is None and t["access"] == [] and t["serviceHistory"] == []
-    assert twin.equipment_of(c, [ALICE.address]) == [0]
-    assert twin.equipment_of(c, [to_hex(BOB.public)]) == []
-    assert twin.equipment(c, [9]) is None
+    assert registry.equipment_of(c, [ALICE.address]) == [0]
+    assert registry.equipment_of(c, [to_hex(BOB.public)]) == []
+    assert registry.equipment(c, [9]) is None
     json.dumps(t)
 
 
 def test_device_batches_and_aggregates(chain: StubNode) -> None:
     c = chain.chain
-    d = twin.device(c, [to_hex(DEVICE.public)])
+    d = telemetry.device(c, [to_hex(DEVICE.public)])
     assert (d["twin"], d["nextSeq"], d["batches"], d["readings"], d["active"]) == (0, 1, 1, 3, True)
     assert d["lastReadings"] == [
         {"metric": 1, "timestamp": NOW - 2_000, "value": 95_000},
         {"metric": 8, "timestamp": NOW - 1_000, "value": 5},
     ]
-    page = twin.telemetry_batches(c, [0])
+    page = telemetry.telemetry_batches(c, [0])
     assert page["total"] == 1
     [b] = page["batches"]
     assert (b["device"], b["seq"], b["count"], b["flagged"]) == (to_hex(DEVICE.public), 0, 3, 1)
     assert b["root"] == to_hex(batch_root(READINGS))
     assert b["gateway"] == to_hex(CHARLIE.public)
-    assert twin.telemetry_batches(c, [0, 1, 10])["batches"] == []
-    aggs = twin.telemetry_aggregates(c, [0])
+    assert telemetry.telemetry_batches(c, [0, 1, 10])["batches"] == []
+    aggs = telemetry.telemetry_aggregates(c, [0])
     assert [(a["metric"], a["count"], a["min"], a["max"], a["sum"], a["last"]) for a in aggs] == [
         (1, 2, 20_000, 95_000, 115_000, 95_000), (8, 1, 5, 5, 5, 5)
     ]  # fmt: skip
     assert aggs[0]["flagged"] == 1 and aggs[0]["windowMs"] == 3_600_000
-    assert [a["metric"] for a in twin.telemetry_aggregates(c, {"twin": 0, "metric": 8})] == [8]
+    assert [a["metric"] for a in telemetry.telemetry_aggregates(c, {"twin": 0, "metric": 8})] == [8]
     start = aggs[0]["windowStart"]
-    assert len(twin.telemetry_aggregates(c, {"twin": 0, "since": start})) == 2
-    assert twin.telemetry_aggregates(c, {"twin": 0, "since": start + 1}) == []
+    assert len(telemetry.telemetry_aggregates(c, {"twin": 0, "since": start})) == 2
+    assert telemetry.telemetry_aggregates(c, {"twin": 0, "since": start + 1}) == []
     with pytest.raises(RpcError):
-        twin.telemetry_aggregates(c, {"twin": 0, "since": -1})
-    assert twin.device(c, [to_hex(BOB.public)]) is None
+        telemetry.telemetry_aggregates(c, {"twin": 0, "since": -1})
+    assert telemetry.device(c, [to_hex(BOB.public)]) is None
 
 
 def test_verify_reading(chain: StubNode) -> None:
     c = chain.chain
     dev = to_hex(DEVICE.public)
     proof = [to_hex(p) for p in reading_proof(READINGS, 1)]
-    ok = twin.verify_reading_proof(c, [dev, 0, list(READINGS[1]), 1, proof])
+    ok = telemetry.verify_reading_proof(c, [dev, 0, list(READINGS[1]), 1, proof])
     assert ok == {"valid": True, "root": to_hex(batch_root(READINGS)), "count": 3, "twin": 0}
     tampered = [1, NOW - 2_000, 95_001]
-    assert not twin.verify_reading_proof(c, [dev, 0, tampered, 1, proof])["valid"]
-    assert not twin.verify_reading_proof(c, [dev, 0, list(READINGS[1]), 2, proof])["valid"]
-    assert twin.verify_reading_proof(c, [dev, 7, list(READINGS[1]), 1, proof])["root"] is None
+    assert not telemetry.verify_reading_proof(c, [dev, 0, tampered, 1, proof])["valid"]
+    assert not telemetry.verify_reading_proof(c, [dev, 0, list(READINGS[1]), 2, proof])["valid"]
+    assert telemetry.verify_reading_proof(c, [dev, 7, list(READINGS[1]), 1, proof])["root"] is None
 
 
 def test_roles_and_metrics(chain: StubNode) -> None:
     c = chain.chain
-    roles = [r["role"] for r in twin.roles(c, [ALICE.address])]
+    roles = [r["role"] for r in registry.roles(c, [ALICE.address])]
     assert roles == ["EquipmentManufacturer", "FacilityOperator"]  # sorted by name
-    [device_role] = twin.roles(c, [to_hex(DEVICE.public)])
+    [device_role] = registry.roles(c, [to_hex(DEVICE.public)])
     assert device_role == {"role": "Device", "grantedBy": to_hex(ALICE.public), "since": 1}
-    ms = twin.metrics(c, None)
+    ms = telemetry.metrics(c, None)
     assert {"id": 8, "name": "good_units", "unit": "units", "scale": 0, "kind": "Delta"} in ms
 
 
 def test_reads_at_an_older_block(node: StubNode) -> None:
     genesis = to_hex(node.chain.genesis_hash)
     populate(node)
-    assert twin.facilities(node.chain, [genesis]) == []
-    assert twin.equipment(node.chain, [0, genesis]) is None
-    assert len(twin.facilities(node.chain, None)) == 1
+    assert registry.facilities(node.chain, [genesis]) == []
+    assert registry.equipment(node.chain, [0, genesis]) is None
+    assert len(registry.facilities(node.chain, None)) == 1
 
 
 @pytest.mark.parametrize(
     ("fn", "params", "code"),
     [
-        (twin.facility, [], errors.INVALID_PARAMS),
-        (twin.facility, ["0"], errors.INVALID_PARAMS),
-        (twin.facility, [-1], errors.INVALID_PARAMS),
-        (twin.facility, [0, "0x00"], errors.INVALID_PARAMS),
-        (twin.facility, [0, "0x" + "ab" * 32], errors.STATE_UNAVAILABLE),
-        (twin.facility, {"idd": 0}, errors.INVALID_PARAMS),
-        (twin.facilities, [None, 1], errors.INVALID_PARAMS),
-        (twin.equipment_of, ["not-an-address"], errors.INVALID_PARAMS),
-        (twin.telemetry_batches, [0, 0, 5000], errors.INVALID_PARAMS),
-        (twin.verify_reading_proof, [to_hex(H), 0, [1, 2], 0, []], errors.INVALID_PARAMS),
-        (twin.verify_reading_proof, [to_hex(H), 0, [1, 2, 3], 0, ["0x12"]], errors.INVALID_PARAMS),
-        (twin.verify_reading_proof, [to_hex(H), 0, [1, 2, 3], 0, "x"], errors.INVALID_PARAMS),
-        (twin.metrics, "x", errors.INVALID_PARAMS),
+        (registry.facility, [], errors.INVALID_PARAMS),
+        (registry.facility, ["0"], errors.INVALID_PARAMS),
+        (registry.facility, [-1], errors.INVALID_PARAMS),
+        (registry.facility, [0, "0x00"], errors.INVALID_PARAMS),
+        (registry.facility, [0, "0x" + "ab" * 32], errors.STATE_UNAVAILABLE),
+        (registry.facility, {"idd": 0}, errors.INVALID_PARAMS),
+        (registry.facilities, [None, 1], errors.INVALID_PARAMS),
+        (registry.equipment_of, ["not-an-address"], errors.INVALID_PARAMS),
+        (telemetry.telemetry_batches, [0, 0, 5000], errors.INVALID_PARAMS),
+        (telemetry.verify_reading_proof, [to_hex(H), 0, [1, 2], 0, []], errors.INVALID_PARAMS),
+        (
+            telemetry.verify_reading_proof,
+            [to_hex(H), 0, [1, 2, 3], 0, ["0x12"]],
+            errors.INVALID_PARAMS,
+        ),
+        (telemetry.verify_reading_proof, [to_hex(H), 0, [1, 2, 3], 0, "x"], errors.INVALID_PARAMS),
+        (telemetry.metrics, "x", errors.INVALID_PARAMS),
     ],
 )
 def test_bad_params(node: StubNode, fn: Any, params: Any, code: int) -> None:
@@ -241,4 +246,4 @@ async def test_over_the_server(chain: StubNode, server: str) -> None:
         await call(server, "twin_facility", [])
     assert info.value.code == errors.INVALID_PARAMS
     names = (await call(server, "rpc_methods", None))["methods"]
-    assert set(twin.TWIN_METHODS) <= set(names)
+    assert set(twin.all_methods()) <= set(names)

@@ -1,4 +1,4 @@
-"""``twin_*`` JSON-RPC reads of the Benchmark pallet (merged into :mod:`twinchain.rpc.twin`).
+"""``twin_*`` JSON-RPC reads of the Benchmark pallet (registered by :mod:`twinchain.rpc.twin`).
 
 twin_benchmark(twin, [at])          a twin's benchmark: health, peer percentile, and per
                                     metric its class spec, standard, condition rules,
@@ -12,12 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from twinchain.protocol.jsonrpc import to_hex
 from twinchain.rpc.errors import invalid_params
-from twinchain.rpc.twin import Params, _bind, _int, _read, to_json
+from twinchain.rpc.twin.common import (
+    Params,
+    TwinMethod,
+    bind_params,
+    int_param,
+    read_at,
+    to_json,
+)
 from twinchain.runtime.pallets.equipment import MAX_CLASS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from twinchain.node.blockchain import Blockchain
     from twinchain.runtime.runtime import Runtime
 
@@ -41,8 +46,8 @@ def _metric_specs(rt: Runtime, cls: str, metric: int) -> dict[str, Any]:
 
 def benchmark(client: Blockchain, params: Params) -> dict[str, Any] | None:
     """A twin's benchmark state (None for an unknown twin)."""
-    tid_v, at = _bind(params, ("twin", "at"), 1)
-    tid = _int(tid_v, "twin id")
+    tid_v, at = bind_params(params, ("twin", "at"), 1)
+    tid = int_param(tid_v, "twin id")
 
     def read(rt: Runtime) -> dict[str, Any] | None:
         t = rt.equipment.twin(tid)
@@ -83,12 +88,12 @@ def benchmark(client: Blockchain, params: Params) -> dict[str, Any] | None:
             "metrics": metrics,
         }
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
 def class_benchmark(client: Blockchain, params: Params) -> dict[str, Any]:
     """A class's specs, rules, standards and ranked peers (ascending health)."""
-    cls_v, at = _bind(params, ("class", "at"), 1)
+    cls_v, at = bind_params(params, ("class", "at"), 1)
     cls = _class(cls_v)
 
     def read(rt: Runtime) -> dict[str, Any]:
@@ -119,10 +124,10 @@ def class_benchmark(client: Blockchain, params: Params) -> dict[str, Any]:
             "peers": peers,
         }
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
-METHODS: dict[str, Callable[..., Any]] = {
+METHODS: dict[str, TwinMethod] = {
     "twin_benchmark": benchmark,
     "twin_classBenchmark": class_benchmark,
 }

@@ -15,7 +15,9 @@ from twinchain.primitives.types import Extrinsic
 from twinchain.protocol import jsonrpc as errors
 from twinchain.protocol.jsonrpc import RpcError, to_hex
 from twinchain.protocol.telemetry import sign_batch
-from twinchain.rpc import methods, twin, twin_analytics, twin_simulation
+from twinchain.rpc import methods, twin
+from twinchain.rpc.twin import analytics as twin_analytics
+from twinchain.rpc.twin import simulation as twin_simulation
 from twinchain.runtime.pallets.analytics import treasury_account
 from twinchain.runtime.pallets.equipment import Spec
 from twinchain.twinsim.engine import (

@@ -21,7 +21,9 @@ from twinchain.primitives.types import Extrinsic
 from twinchain.protocol import jsonrpc as errors
 from twinchain.protocol.jsonrpc import RpcError, to_hex
 from twinchain.protocol.telemetry import sign_batch
-from twinchain.rpc import methods, twin_benchmark, twin_maintenance
+from twinchain.rpc import methods
+from twinchain.rpc.twin import benchmark as twin_benchmark
+from twinchain.rpc.twin import maintenance as twin_maintenance
 from twinchain.runtime.pallets.maintenance import Part
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))

@@ -1,4 +1,4 @@
-"""``twin_*`` JSON-RPC reads of the Simulation pallet (merged into :mod:`twinchain.rpc.twin`).
+"""``twin_*`` JSON-RPC reads of the Simulation pallet (registered by :mod:`twinchain.rpc.twin`).
 
 twin_models([at])              registered models (degradation params decoded)
 twin_scenario(id, [at])        one anchored scenario, its inputs decoded
@@ -12,16 +12,20 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from twinchain.protocol.jsonrpc import to_hex
-from twinchain.rpc.twin import _bind, _int, _read, to_json
+from twinchain.rpc.twin.common import (
+    Params,
+    TwinMethod,
+    bind_params,
+    int_param,
+    read_at,
+    to_json,
+)
 from twinchain.twinsim import engine
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from twinchain.node.blockchain import Blockchain
     from twinchain.runtime.runtime import Runtime
 
-Params = list[Any] | dict[str, Any] | None
 
 MAX_SCENARIOS = 1000
 
@@ -41,12 +45,12 @@ def _model(model: bytes, info: Any) -> dict[str, Any]:
 
 
 def models(client: Blockchain, params: Params) -> list[dict[str, Any]]:
-    (at,) = _bind(params, ("at",), 0)
+    (at,) = bind_params(params, ("at",), 0)
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
         return [_model(m, info) for m, info in sorted(rt.simulation.Models.iter())]
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
 def inputs_json(data: bytes) -> dict[str, Any] | None:
@@ -56,7 +60,7 @@ def inputs_json(data: bytes) -> dict[str, Any] | None:
     except engine.EngineError:
         return None
     out = {k: v for k, v in asdict(inp).items() if k != "schedules"}
-    out = {_camel(k): v for k, v in out.items()}
+    out = {camel(k): v for k, v in out.items()}
     out["schedules"] = [
         [{"steps": s.steps, "loadPpm": s.load_ppm, "dutyPpm": s.duty_ppm} for s in sch]
         for sch in inp.schedules
@@ -65,7 +69,7 @@ def inputs_json(data: bytes) -> dict[str, Any] | None:
     return out
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p.title() for p in rest)
 
@@ -78,31 +82,31 @@ def _scenario(rt: Runtime, sid: int, s: Any) -> dict[str, Any]:
 
 
 def scenario(client: Blockchain, params: Params) -> dict[str, Any] | None:
-    sid_v, at = _bind(params, ("id", "at"), 1)
-    sid = _int(sid_v, "scenario id")
+    sid_v, at = bind_params(params, ("id", "at"), 1)
+    sid = int_param(sid_v, "scenario id")
 
     def read(rt: Runtime) -> dict[str, Any] | None:
         s = rt.simulation.scenario(sid)
         return None if s is None else _scenario(rt, sid, s)
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
 def scenarios(client: Blockchain, params: Params) -> list[dict[str, Any]]:
-    tid_v, at = _bind(params, ("twin", "at"), 1)
-    tid = _int(tid_v, "twin id")
+    tid_v, at = bind_params(params, ("twin", "at"), 1)
+    tid = int_param(tid_v, "twin id")
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
         sim = rt.simulation
         ids = sim.scenarios_of(tid)[-MAX_SCENARIOS:]
         return [_scenario(rt, sid, sim.scenario(sid)) for sid in ids]
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
 def state(client: Blockchain, params: Params) -> dict[str, Any] | None:
-    tid_v, at = _bind(params, ("twin", "at"), 1)
-    tid = _int(tid_v, "twin id")
+    tid_v, at = bind_params(params, ("twin", "at"), 1)
+    tid = int_param(tid_v, "twin id")
 
     def read(rt: Runtime) -> dict[str, Any] | None:
         st = rt.simulation.twin_state(tid)
@@ -114,10 +118,10 @@ def state(client: Blockchain, params: Params) -> dict[str, Any] | None:
         out["now"] = rt.timestamp.Now.get()
         return out
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
-METHODS: dict[str, Callable[..., Any]] = {
+METHODS: dict[str, TwinMethod] = {
     "twin_models": models,
     "twin_scenario": scenario,
     "twin_scenarios": scenarios,

@@ -1,4 +1,4 @@
-"""``twin_*`` JSON-RPC reads of the Maintenance pallet (merged into :mod:`twinchain.rpc.twin`).
+"""``twin_*`` JSON-RPC reads of the Maintenance pallet (registered by :mod:`twinchain.rpc.twin`).
 
 twin_alerts([twin, openOnly, at])       alerts, of one twin or the latest MAX_PAGE overall
 twin_workOrders([twin, openOnly, at])   work orders, of one twin or the latest MAX_PAGE
@@ -11,11 +11,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twinchain.rpc.errors import invalid_params
-from twinchain.rpc.twin import Params, _bind, _int, _read, to_json
+from twinchain.rpc.twin.common import (
+    Params,
+    TwinMethod,
+    bind_params,
+    int_param,
+    read_at,
+    to_json,
+)
 from twinchain.runtime.pallets.maintenance import TERMINAL
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from twinchain.node.blockchain import Blockchain
     from twinchain.runtime.runtime import Runtime
@@ -48,8 +55,8 @@ def _order(oid: int, o: Any) -> dict[str, Any]:
 
 def alerts(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     """Alerts, oldest first; ``openOnly`` keeps the open ones."""
-    tid_v, open_v, at = _bind(params, ("twin", "openOnly", "at"), 0)
-    tid = None if tid_v is None else _int(tid_v, "twin id")
+    tid_v, open_v, at = bind_params(params, ("twin", "openOnly", "at"), 0)
+    tid = None if tid_v is None else int_param(tid_v, "twin id")
     open_only = _bool(open_v, "openOnly")
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
@@ -61,13 +68,13 @@ def alerts(client: Blockchain, params: Params) -> list[dict[str, Any]]:
                 out.append(_alert(aid, a))
         return out
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
 def work_orders(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     """Work orders, oldest first; ``openOnly`` keeps the unfinished ones."""
-    tid_v, open_v, at = _bind(params, ("twin", "openOnly", "at"), 0)
-    tid = None if tid_v is None else _int(tid_v, "twin id")
+    tid_v, open_v, at = bind_params(params, ("twin", "openOnly", "at"), 0)
+    tid = None if tid_v is None else int_param(tid_v, "twin id")
     open_only = _bool(open_v, "openOnly")
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
@@ -79,13 +86,13 @@ def work_orders(client: Blockchain, params: Params) -> list[dict[str, Any]]:
                 out.append(_order(oid, o))
         return out
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
 def work_order(client: Blockchain, params: Params) -> dict[str, Any] | None:
     """One work order (None if unknown) with its alert and the cost totals it feeds."""
-    oid_v, at = _bind(params, ("id", "at"), 1)
-    oid = _int(oid_v, "work order id")
+    oid_v, at = bind_params(params, ("id", "at"), 1)
+    oid = int_param(oid_v, "work order id")
 
     def read(rt: Runtime) -> dict[str, Any] | None:
         m = rt.maintenance
@@ -102,10 +109,10 @@ def work_order(client: Blockchain, params: Params) -> dict[str, Any] | None:
         out["twinLifecycle"] = rt.equipment.twin(o.twin).lifecycle
         return out
 
-    return _read(client, at, read)  # type: ignore[no-any-return]
+    return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
-METHODS: dict[str, Callable[..., Any]] = {
+METHODS: dict[str, TwinMethod] = {
     "twin_alerts": alerts,
     "twin_workOrders": work_orders,
     "twin_workOrder": work_order,
