@@ -2,5 +2,6 @@
 
 ``rpc`` is the reconnecting JSON-RPC client (asyncio, WebSocket), ``decode`` decodes calls,
 events and storage from the node's runtime metadata, ``data`` fetches what the screens show,
-and ``app`` is the Textual application.
+``app`` is the Textual application, which composes the tabs of ``tabs`` (one module each) and
+pushes the block and account screens of ``screens``; ``widgets`` holds what they share.
 """

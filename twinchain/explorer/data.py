@@ -1,8 +1,9 @@
 """What the explorer shows, fetched over JSON-RPC and decoded from the metadata: block
 summaries and details, search, node and peer info, and the twin-domain reads.
 
-Nothing here touches Textual: the widgets in :mod:`twinchain.explorer.app` render these
-dataclasses, and tests can call it against a node directly.
+Nothing here touches Textual: the tabs and screens (:mod:`twinchain.explorer.tabs`,
+:mod:`twinchain.explorer.screens`) render these dataclasses, and tests can call it against a
+node directly.
 """
 
 from __future__ import annotations
