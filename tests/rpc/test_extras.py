@@ -12,7 +12,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
-from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, from_hex, to_hex
 from twinchain.rpc.hosting import serve_rpc
 from twinchain.storage.proof import ProofError, verify_read_proof
@@ -79,15 +79,15 @@ async def test_read_proof_verifies_and_tampering_is_refused(server: str, node: S
     with pytest.raises(ProofError):
         verify_read_proof(b"\x11" * 32, keys, nodes)
 
-    # Default block is the best one; bad params are typed errors.
+    # Default block is the best one; bad params are typed jsonrpc.
     best = await call(server, "state_getReadProof", [to_hex(keys[0])])
     assert best["at"] == to_hex(node.chain.best.hash)
     with pytest.raises(RpcError) as info:
         await call(server, "state_getReadProof", "0x00")
-    assert info.value.code == errors.INVALID_PARAMS
+    assert info.value.code == jsonrpc.INVALID_PARAMS
     with pytest.raises(RpcError) as info:
         await call(server, "state_getReadProof", [to_hex(keys[0])], "0x" + "11" * 32)
-    assert info.value.code == errors.STATE_UNAVAILABLE
+    assert info.value.code == jsonrpc.STATE_UNAVAILABLE
 
 
 # --------------------------------------------------------------------------- extrinsic watch
@@ -114,7 +114,7 @@ async def test_submit_and_watch_ready_in_block_finalized(server: str, node: Stub
 
         # A resubmission is refused with an error and opens no subscription.
         reply = await ws_call(ws, 3, "author_submitAndWatchExtrinsic", to_hex(xt.encode()))
-        assert reply["error"]["code"] in (errors.POOL_INVALID_TX, errors.POOL_TEMPORARILY_BANNED)
+        assert reply["error"]["code"] in (jsonrpc.POOL_INVALID_TX, jsonrpc.POOL_TEMPORARILY_BANNED)
 
 
 async def test_watch_future_then_dropped_and_unwatch(server: str, node: StubNode) -> None:
@@ -140,7 +140,7 @@ async def test_watch_future_then_dropped_and_unwatch(server: str, node: StubNode
 
     with pytest.raises(RpcError) as info:
         await call(server, "author_submitAndWatchExtrinsic", to_hex(node.transfer(0).encode()))
-    assert info.value.code == errors.METHOD_NOT_FOUND
+    assert info.value.code == jsonrpc.METHOD_NOT_FOUND
 
 
 # --------------------------------------------------------------------------- storage
@@ -175,7 +175,7 @@ async def test_subscribe_storage_sends_changes(server: str, node: StubNode) -> N
         assert (await ws_call(ws, 3, "system_name"))["result"] == "test-node"
 
         bad = await ws_call(ws, 4, "state_subscribeStorage", [])
-        assert bad["error"]["code"] == errors.INVALID_PARAMS
+        assert bad["error"]["code"] == jsonrpc.INVALID_PARAMS
 
 
 async def test_pool_callback_is_chained_and_restored(node: StubNode) -> None:

@@ -22,7 +22,7 @@ from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
 from twinchain.node.txpool import TransactionPool
 from twinchain.primitives.keystore import Keystore
-from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol import jsonrpc
 from twinchain.rpc.hosting import serve_rpc
 
 JSON = {"content-type": "application/json"}
@@ -119,7 +119,7 @@ def test_hostile_http_requests_get_errors(live: str, http: httpx.Client, data: b
     r = http.post(f"http://{live}/", content=data, headers=JSON)
     if len(data) > LIMIT:
         assert r.status_code == 413
-        assert r.json()["error"]["code"] == errors.OVERSIZED_REQUEST
+        assert r.json()["error"]["code"] == jsonrpc.OVERSIZED_REQUEST
     else:
         assert r.status_code == 200, (r.status_code, data[:80])
         assert _is_error(r.json()), r.text[:200]

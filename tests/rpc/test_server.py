@@ -13,7 +13,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
-from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, header_from_json, to_hex
 from twinchain.rpc import methods, subscriptions
 from twinchain.rpc.client import RpcClient
@@ -179,9 +179,9 @@ async def test_state_methods(server: str, node: StubNode) -> None:
     assert version["specName"] == "twinchain" and version["specVersion"] >= 1
 
     err = await call_error(server, "state_getStorage", to_hex(key), "0x" + "11" * 32)
-    assert err.code == errors.STATE_UNAVAILABLE
+    assert err.code == jsonrpc.STATE_UNAVAILABLE
     err = await call_error(server, "state_getKeysPaged", prefix, 1001)
-    assert err.code == errors.INVALID_COUNT
+    assert err.code == jsonrpc.INVALID_COUNT
 
 
 # --------------------------------------------------------------------------- author
@@ -200,7 +200,7 @@ async def test_submit_pending_and_next_index(server: str, node: StubNode) -> Non
     assert await call(server, "system_accountNextIndex", ALICE.address) == 1
 
     err = await call_error(server, "author_submitExtrinsic", to_hex(raw))
-    assert err.code == errors.POOL_ALREADY_IMPORTED
+    assert err.code == jsonrpc.POOL_ALREADY_IMPORTED
 
     node.author()
     assert await call(server, "system_accountNextIndex", ALICE.address) == 1
@@ -213,14 +213,14 @@ async def test_bad_signature_is_typed_1010(server: str, node: StubNode) -> None:
     sig = bytes([xt.signed.signature[0] ^ 1]) + xt.signed.signature[1:]
     forged = replace(xt, signed=replace(xt.signed, signature=sig))
     err = await call_error(server, "author_submitExtrinsic", to_hex(forged.encode()))
-    assert err.code == errors.POOL_INVALID_TX
+    assert err.code == jsonrpc.POOL_INVALID_TX
     assert err.message == "Invalid Transaction"
     assert err.data["code"] == "Invalid:BadProof"
 
     err = await call_error(server, "author_submitExtrinsic", "0xdeadbeef")
-    assert err.code == errors.POOL_INVALID_TX and err.data["code"].startswith("Invalid:")
+    assert err.code == jsonrpc.POOL_INVALID_TX and err.data["code"].startswith("Invalid:")
     err = await call_error(server, "author_submitExtrinsic", "not hex")
-    assert err.code == errors.INVALID_PARAMS
+    assert err.code == jsonrpc.INVALID_PARAMS
     assert await call(server, "author_pendingExtrinsics") == []
 
 
@@ -237,9 +237,9 @@ async def test_unsafe_methods_allowed_on_loopback(server: str, node: StubNode) -
     assert await call(server, "author_hasKey", rotated, "aura") is True
 
     err = await call_error(server, "author_insertKey", "aura", seed, to_hex(BOB.public))
-    assert err.code == errors.INVALID_PARAMS
+    assert err.code == jsonrpc.INVALID_PARAMS
     err = await call_error(server, "author_insertKey", "nope", seed, to_hex(kp.public))
-    assert err.code == errors.UNSUPPORTED_KEY_TYPE
+    assert err.code == jsonrpc.UNSUPPORTED_KEY_TYPE
     err = await call_error(server, "author_insertKey", "aura", "0x1234", to_hex(kp.public))
     assert "1234" not in json.dumps(err.data)  # a secret is never echoed back
 
@@ -259,7 +259,7 @@ async def test_unsafe_methods_refused_from_remote_peers(node: StubNode) -> None:
     app = RpcApp(node, unsafe=False)
     for method in ("author_rotateKeys", "system_peers"):
         reply = await _asgi_call(app, "203.0.113.7", method)
-        assert reply["error"]["code"] == errors.METHOD_NOT_FOUND
+        assert reply["error"]["code"] == jsonrpc.METHOD_NOT_FOUND
         assert "unsafe" in reply["error"]["message"]
     assert node.keystore.keys("aura") == []
     listed = (await _asgi_call(app, "203.0.113.7", "rpc_methods"))["result"]["methods"]
@@ -305,17 +305,17 @@ async def test_named_params(server: str, node: StubNode) -> None:
 @pytest.mark.parametrize(
     ("payload", "code"),
     [
-        (b"{not json", errors.PARSE_ERROR),
-        (b"\xff\xfe\x00garbage", errors.PARSE_ERROR),
-        (b"[" * 100_000, errors.PARSE_ERROR),
-        (b'{"jsonrpc":"2.0","id":1,"method":"system_name","params":[NaN]}', errors.PARSE_ERROR),
-        (b"[]", errors.INVALID_REQUEST),
-        (b"42", errors.INVALID_REQUEST),
-        (b'{"jsonrpc":"1.0","id":1,"method":"system_name"}', errors.INVALID_REQUEST),
-        (b'{"jsonrpc":"2.0","id":1,"method":5}', errors.INVALID_REQUEST),
-        (b'{"jsonrpc":"2.0","id":[1],"method":"system_name"}', errors.INVALID_REQUEST),
-        (b'{"jsonrpc":"2.0","id":1,"method":"system_name","params":"x"}', errors.INVALID_REQUEST),
-        (b'{"jsonrpc":"2.0","id":1,"method":"nope_nothing"}', errors.METHOD_NOT_FOUND),
+        (b"{not json", jsonrpc.PARSE_ERROR),
+        (b"\xff\xfe\x00garbage", jsonrpc.PARSE_ERROR),
+        (b"[" * 100_000, jsonrpc.PARSE_ERROR),
+        (b'{"jsonrpc":"2.0","id":1,"method":"system_name","params":[NaN]}', jsonrpc.PARSE_ERROR),
+        (b"[]", jsonrpc.INVALID_REQUEST),
+        (b"42", jsonrpc.INVALID_REQUEST),
+        (b'{"jsonrpc":"1.0","id":1,"method":"system_name"}', jsonrpc.INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":1,"method":5}', jsonrpc.INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":[1],"method":"system_name"}', jsonrpc.INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":1,"method":"system_name","params":"x"}', jsonrpc.INVALID_REQUEST),
+        (b'{"jsonrpc":"2.0","id":1,"method":"nope_nothing"}', jsonrpc.METHOD_NOT_FOUND),
         (b'{"jsonrpc":"2.0","id":1,"method":"chain_getHeader","params":[1,2]}', -32602),
         (b'{"jsonrpc":"2.0","id":1,"method":"chain_getHeader","params":[12]}', -32602),
         (b'{"jsonrpc":"2.0","id":1,"method":"chain_getHeader","params":{"x":1}}', -32602),
@@ -345,8 +345,8 @@ async def test_batch_items_fail_independently(server: str) -> None:
     )
     by = r.json()
     assert by[0] == {"jsonrpc": "2.0", "result": "test-node", "id": 1}
-    assert by[1]["error"]["code"] == errors.INVALID_REQUEST and by[1]["id"] is None
-    assert by[2]["error"]["code"] == errors.METHOD_NOT_FOUND and by[2]["id"] == 2
+    assert by[1]["error"]["code"] == jsonrpc.INVALID_REQUEST and by[1]["id"] is None
+    assert by[2]["error"]["code"] == jsonrpc.METHOD_NOT_FOUND and by[2]["id"] == 2
 
 
 async def test_internal_error_hides_details(
@@ -359,7 +359,7 @@ async def test_internal_error_hides_details(
     r = await post(server, {"jsonrpc": "2.0", "id": 9, "method": "author_pendingExtrinsics"})
     assert r.json() == {
         "jsonrpc": "2.0",
-        "error": {"code": errors.INTERNAL_ERROR, "message": "Internal error"},
+        "error": {"code": jsonrpc.INTERNAL_ERROR, "message": "Internal error"},
         "id": 9,
     }
     assert "secret" not in r.text and "Traceback" not in r.text
@@ -370,7 +370,7 @@ async def test_http_limits_and_hostile_requests(server: str) -> None:
     big = {"jsonrpc": "2.0", "id": 1, "method": "system_name", "params": ["x" * 300_000]}
     r = await post(server, big)
     assert r.status_code == 413
-    assert r.json()["error"]["code"] == errors.OVERSIZED_REQUEST
+    assert r.json()["error"]["code"] == jsonrpc.OVERSIZED_REQUEST
 
     # Chunked, so no Content-Length to refuse it early.
     async def chunks() -> Any:
@@ -388,7 +388,7 @@ async def test_http_limits_and_hostile_requests(server: str) -> None:
         assert r.status_code == 405
         huge_batch = [{"jsonrpc": "2.0", "id": i, "method": "system_name"} for i in range(1001)]
         r = await http.post(f"http://{server}/", json=huge_batch)
-        assert r.json()["error"]["code"] == errors.BATCH_TOO_LARGE
+        assert r.json()["error"]["code"] == jsonrpc.BATCH_TOO_LARGE
     # Raw garbage and broken HTTP on the socket: refused, and the server carries on.
     assert (await raw_http(server, b"\x00\x01GARBAGE\r\n\r\n" * 50)).startswith(b"HTTP/1.1 400")
     bad_length = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -441,7 +441,7 @@ async def test_max_connections(start_server: StartServer) -> None:
         assert reply["result"] == "test-node"
         r = await post(url, {"jsonrpc": "2.0", "id": 1, "method": "system_name"})
         assert r.status_code == 503
-        assert r.json()["error"]["code"] == errors.SERVER_BUSY
+        assert r.json()["error"]["code"] == jsonrpc.SERVER_BUSY
     with trio.fail_after(5):
         while (
             await post(url, {"jsonrpc": "2.0", "id": 1, "method": "system_name"})
@@ -456,9 +456,9 @@ async def test_websocket_calls_and_garbage(server: str) -> None:
     async with open_websocket_url(f"ws://{server}/") as ws:
         assert (await ws_call(ws, 1, "system_chain"))["result"] == "Development"
         await ws.send_message("{{{")
-        assert (await ws_recv(ws))["error"]["code"] == errors.PARSE_ERROR
+        assert (await ws_recv(ws))["error"]["code"] == jsonrpc.PARSE_ERROR
         await ws.send_message(b"\xff\xff")
-        assert (await ws_recv(ws))["error"]["code"] == errors.PARSE_ERROR
+        assert (await ws_recv(ws))["error"]["code"] == jsonrpc.PARSE_ERROR
         await ws.send_message(json.dumps([{"jsonrpc": "2.0", "id": 5, "method": "system_name"}]))
         assert (await ws_recv(ws)) == [{"jsonrpc": "2.0", "result": "test-node", "id": 5}]
         assert (await ws_call(ws, 2, "system_name"))["result"] == "test-node"
@@ -501,7 +501,7 @@ async def test_new_and_finalized_heads_subscriptions(server: str, node: StubNode
         assert (await ws_call(ws, 6, "system_name"))["result"] == "test-node"  # nothing else
 
     err = await call_error(server, "chain_subscribeNewHeads")
-    assert err.code == errors.METHOD_NOT_FOUND
+    assert err.code == jsonrpc.METHOD_NOT_FOUND
 
 
 async def test_finality_without_import_is_pushed_at_once(
@@ -530,7 +530,7 @@ async def test_subscription_limit_per_connection(start_server: StartServer) -> N
             assert "result" in await ws_call(ws, i, "chain_subscribeAllHeads")
             await ws_recv(ws)
         reply = await ws_call(ws, 9, "chain_subscribeAllHeads")
-        assert reply["error"]["code"] == errors.TOO_MANY_SUBSCRIPTIONS
+        assert reply["error"]["code"] == jsonrpc.TOO_MANY_SUBSCRIPTIONS
     # A new connection has its own budget.
     async with open_websocket_url(f"ws://{url}/") as ws:
         assert "result" in await ws_call(ws, 1, "chain_subscribeAllHeads")
@@ -572,10 +572,10 @@ async def test_sync_client(server: str, node: StubNode) -> None:
             assert rpc.next_index(ALICE.public) == 1
             with pytest.raises(RpcError) as info:
                 rpc.submit(xt)
-            assert info.value.code == errors.POOL_ALREADY_IMPORTED
+            assert info.value.code == jsonrpc.POOL_ALREADY_IMPORTED
             with pytest.raises(RpcError) as info:
                 rpc.call("nope")
-            assert info.value.code == errors.METHOD_NOT_FOUND
+            assert info.value.code == jsonrpc.METHOD_NOT_FOUND
             assert rpc.batch([("system_name", []), ("system_chain", [])]) == [
                 "test-node",
                 "Development",
@@ -587,10 +587,10 @@ async def test_sync_client(server: str, node: StubNode) -> None:
 async def test_oversized_responses(start_server: StartServer) -> None:
     url = await start_server(max_response_bytes=4000)
     err = await call_error(url, "state_getMetadata")
-    assert err.code == errors.OVERSIZED_RESPONSE
+    assert err.code == jsonrpc.OVERSIZED_RESPONSE
     batch = [{"jsonrpc": "2.0", "id": i, "method": "system_name"} for i in range(200)]
     r = await post(url, batch)
-    assert r.json()["error"]["code"] == errors.OVERSIZED_RESPONSE
+    assert r.json()["error"]["code"] == jsonrpc.OVERSIZED_RESPONSE
     await alive(url)
 
 
@@ -638,4 +638,4 @@ async def test_every_valid_id_type_is_echoed(server: str, rid: Any) -> None:
 async def test_ids_of_other_json_types_are_invalid_requests(server: str, rid: Any) -> None:
     r = await post(server, {"jsonrpc": "2.0", "id": rid, "method": "system_name"})
     body = r.json()
-    assert body["error"]["code"] == errors.INVALID_REQUEST and body["id"] is None
+    assert body["error"]["code"] == jsonrpc.INVALID_REQUEST and body["id"] is None

@@ -11,7 +11,7 @@ import pytest
 
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
-from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, to_hex
 from twinchain.protocol.telemetry import batch_root, reading_proof, sign_batch
 from twinchain.rpc import methods, twin
@@ -188,23 +188,23 @@ def test_reads_at_an_older_block(node: StubNode) -> None:
 @pytest.mark.parametrize(
     ("fn", "params", "code"),
     [
-        (registry.facility, [], errors.INVALID_PARAMS),
-        (registry.facility, ["0"], errors.INVALID_PARAMS),
-        (registry.facility, [-1], errors.INVALID_PARAMS),
-        (registry.facility, [0, "0x00"], errors.INVALID_PARAMS),
-        (registry.facility, [0, "0x" + "ab" * 32], errors.STATE_UNAVAILABLE),
-        (registry.facility, {"idd": 0}, errors.INVALID_PARAMS),
-        (registry.facilities, [None, 1], errors.INVALID_PARAMS),
-        (registry.equipment_of, ["not-an-address"], errors.INVALID_PARAMS),
-        (telemetry.telemetry_batches, [0, 0, 5000], errors.INVALID_PARAMS),
-        (telemetry.verify_reading_proof, [to_hex(H), 0, [1, 2], 0, []], errors.INVALID_PARAMS),
+        (registry.facility, [], jsonrpc.INVALID_PARAMS),
+        (registry.facility, ["0"], jsonrpc.INVALID_PARAMS),
+        (registry.facility, [-1], jsonrpc.INVALID_PARAMS),
+        (registry.facility, [0, "0x00"], jsonrpc.INVALID_PARAMS),
+        (registry.facility, [0, "0x" + "ab" * 32], jsonrpc.STATE_UNAVAILABLE),
+        (registry.facility, {"idd": 0}, jsonrpc.INVALID_PARAMS),
+        (registry.facilities, [None, 1], jsonrpc.INVALID_PARAMS),
+        (registry.equipment_of, ["not-an-address"], jsonrpc.INVALID_PARAMS),
+        (telemetry.telemetry_batches, [0, 0, 5000], jsonrpc.INVALID_PARAMS),
+        (telemetry.verify_reading_proof, [to_hex(H), 0, [1, 2], 0, []], jsonrpc.INVALID_PARAMS),
         (
             telemetry.verify_reading_proof,
             [to_hex(H), 0, [1, 2, 3], 0, ["0x12"]],
-            errors.INVALID_PARAMS,
+            jsonrpc.INVALID_PARAMS,
         ),
-        (telemetry.verify_reading_proof, [to_hex(H), 0, [1, 2, 3], 0, "x"], errors.INVALID_PARAMS),
-        (telemetry.metrics, "x", errors.INVALID_PARAMS),
+        (telemetry.verify_reading_proof, [to_hex(H), 0, [1, 2, 3], 0, "x"], jsonrpc.INVALID_PARAMS),
+        (telemetry.metrics, "x", jsonrpc.INVALID_PARAMS),
     ],
 )
 def test_bad_params(node: StubNode, fn: Any, params: Any, code: int) -> None:
@@ -244,6 +244,6 @@ async def test_over_the_server(chain: StubNode, server: str) -> None:
     assert [f["id"] for f in await call(server, "twin_facilities", None)] == [0]
     with pytest.raises(RpcError) as info:
         await call(server, "twin_facility", [])
-    assert info.value.code == errors.INVALID_PARAMS
+    assert info.value.code == jsonrpc.INVALID_PARAMS
     names = (await call(server, "rpc_methods", None))["methods"]
     assert set(twin.all_methods()) <= set(names)

@@ -12,7 +12,7 @@ import trio
 
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
-from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, to_hex
 from twinchain.protocol.telemetry import sign_batch
 from twinchain.rpc import methods, twin
@@ -226,7 +226,7 @@ def test_models_scenarios_and_state(chain: StubNode) -> None:
     ],
 )
 def test_bad_params(node: StubNode, fn: Any, params: Any) -> None:
-    assert rpc_error(fn, node.chain, params).code == errors.INVALID_PARAMS
+    assert rpc_error(fn, node.chain, params).code == jsonrpc.INVALID_PARAMS
 
 
 # --------------------------------------------------------------------------- CLI over RPC

@@ -18,7 +18,7 @@ from twinchain.node.txpool import TransactionPool
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.types import Extrinsic
-from twinchain.protocol import jsonrpc as errors
+from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, to_hex
 from twinchain.protocol.telemetry import sign_batch
 from twinchain.rpc import methods
@@ -256,12 +256,12 @@ def test_work_orders(chain: Any) -> None:
     ],
 )
 def test_bad_params(node: StubNode, fn: Any, params: Any) -> None:
-    assert rpc_error(fn, node.chain, params).code == errors.INVALID_PARAMS
+    assert rpc_error(fn, node.chain, params).code == jsonrpc.INVALID_PARAMS
 
 
 def test_unknown_block(node: StubNode) -> None:
     e = rpc_error(twin_maintenance.work_order, node.chain, [0, "0x" + "ab" * 32])
-    assert e.code == errors.STATE_UNAVAILABLE
+    assert e.code == jsonrpc.STATE_UNAVAILABLE
 
 
 async def call(url: str, method: str, params: Any) -> Any:
@@ -284,4 +284,4 @@ async def test_over_the_server(chain: Any, server: str) -> None:
     assert (await call(server, "twin_classBenchmark", [CLS]))["owner"] == to_hex(ALICE.public)
     with pytest.raises(RpcError) as info:
         await call(server, "twin_workOrder", [])
-    assert info.value.code == errors.INVALID_PARAMS
+    assert info.value.code == jsonrpc.INVALID_PARAMS
