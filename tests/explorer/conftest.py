@@ -267,7 +267,7 @@ class Explorer:
 
     async def show(self, app: ExplorerApp, pilot: Any, tab_class: type[T]) -> T:
         """Press the tab's key; the tab, once it has rendered."""
-        tab = app.query_one(tab_class)
+        tab = app.tab_of(tab_class)
         await pilot.press(tab.KEY)
         await self.until(pilot, lambda: tab.text, 10, f"the {tab.NAME} tab")
         return tab

@@ -42,7 +42,7 @@ def test_block_screen_by_extrinsic_hash(chain: Chain, explorer: Explorer) -> Non
 
 
 def test_block_screen_by_number_shows_the_justification(chain: Chain, explorer: Explorer) -> None:
-    """A finalized block with who voted for it."""
+    """A finalized block with who voted for it, under the status bar."""
 
     async def scenario(app: ExplorerApp, pilot: Any) -> None:
         await explorer.connected(app, pilot)
@@ -53,7 +53,13 @@ def test_block_screen_by_number_shows_the_justification(chain: Chain, explorer: 
         j = screen.detail.justification
         assert j is not None and [v.label for v in j.voters] == [chain.facility]
         assert j.target_number >= screen.detail.summary.number
-        assert "Justification" in explorer.screen_text(app)
+        # The status bar is drawn over the screen too, and blocks keep coming in below it.
+        text = explorer.screen_text(app)
+        assert "Justification" in text and chain.name in text and "best #" in text, text
+        rows = app.blocks.rows
+        shown = max(rows)
+        await explorer.until(pilot, lambda: max(rows) > shown, 10, "a block under the screen")
+        assert isinstance(app.screen, BlockScreen)
 
     explorer.run(scenario)
 

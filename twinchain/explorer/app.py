@@ -9,7 +9,7 @@ switches tabs and runs searches, and each tab renders its own part.
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.text import Text
 from textual import work
@@ -25,6 +25,7 @@ from twinchain.explorer.widgets import StatusBar, Tab
 from twinchain.protocol.jsonrpc import RpcError, header_from_json
 
 STATUS_POLL_S = 2.0
+T = TypeVar("T", bound=Tab)
 
 
 class ExplorerApp(App[None]):
@@ -59,6 +60,7 @@ class ExplorerApp(App[None]):
         self.peers = 0
         self.ready = 0
         self.view = TABS[0].NAME
+        self.tabs: dict[str, Tab] = {}  # by name, whichever screen is on top
         self.last_search: SearchResult | None = None
         self._refreshing = False
 
@@ -71,8 +73,9 @@ class ExplorerApp(App[None]):
             disabled=True,
         )
         with ContentSwitcher(initial=self.view, id="views"):
-            for tab in TABS:
-                yield tab()
+            for tab_class in TABS:
+                tab = self.tabs[tab_class.NAME] = tab_class()
+                yield tab
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -87,11 +90,16 @@ class ExplorerApp(App[None]):
 
     def tab(self, name: str | None = None) -> Tab:
         """The tab called ``name``, or the one shown."""
-        return self.query_one(f"#{name or self.view}", Tab)
+        return self.tabs[name or self.view]
+
+    def tab_of(self, tab_class: type[T]) -> T:
+        tab = self.tabs[tab_class.NAME]
+        assert isinstance(tab, tab_class)
+        return tab
 
     @property
     def blocks(self) -> BlocksTab:
-        return self.query_one(BlocksTab)
+        return self.tab_of(BlocksTab)
 
     # -- status
     def status_text(self) -> Text:
@@ -123,9 +131,9 @@ class ExplorerApp(App[None]):
     def render_status(self, bar: StatusBar | None = None) -> None:
         try:
             bars = [bar] if bar is not None else list(self.screen.query(StatusBar))
-            text = self.status_text()
         except Exception:
             return
+        text = self.status_text()
         for b in bars:
             b.update(text)
             b.set_class(not self.connected, "disconnected")
@@ -166,7 +174,7 @@ class ExplorerApp(App[None]):
         self.connected, self.disconnect_reason = True, ""
         if changed:
             self.best_number = self.finalized_number = -1
-        for tab in self.query(Tab):
+        for tab in self.tabs.values():
             await tab.after_connect(changed)
         await self.refresh_view()
 
@@ -258,7 +266,7 @@ class ExplorerApp(App[None]):
         elif res.kind == "account":
             self.push_screen(AccountScreen(res))
         elif res.kind == "twin" and res.twin is not None:
-            self.query_one(TwinsTab).twin_id = res.twin
+            self.tab_of(TwinsTab).twin_id = res.twin
             self.action_view(TwinsTab.NAME)
         else:
             self.notify(res.message or "nothing found", severity="warning")

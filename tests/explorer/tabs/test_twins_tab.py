@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def test_twin_detail_and_chart(chain: Chain, explorer: Explorer) -> None:
     async def scenario(app: ExplorerApp, pilot: Any) -> None:
-        tab = app.query_one(TwinsTab)
+        tab = app.tab_of(TwinsTab)
         await explorer.connected(app, pilot)
         # Search "twin 0" opens the twin view with its telemetry.
         await explorer.search(app, pilot, "twin 0")
