@@ -39,20 +39,20 @@ async def test_dev_node_authors_finalizes_and_includes_transfers(tmp_path: Path)
                 await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
     # The database was closed by the service; reopen it and check what it committed.
-    client = Blockchain(dev_spec(), tmp_path)
+    chain = Blockchain(dev_spec(), tmp_path)
     try:
-        best = client.best
+        best = chain.best
         assert best.number >= 3
-        assert client.finalized.number >= 3
-        assert client.blocks.justification(client.finalized.hash) is not None
-        included = {client.blocks.extrinsic_location(h) is not None for h in hashes}
+        assert chain.finalized.number >= 3
+        assert chain.blocks.justification(chain.finalized.hash) is not None
+        included = {chain.blocks.extrinsic_location(h) is not None for h in hashes}
         assert included == {True}
         slots = [
-            client.blocks.header(client.blocks.hash_at(n)).slot for n in range(1, best.number + 1)
+            chain.blocks.header(chain.blocks.hash_at(n)).slot for n in range(1, best.number + 1)
         ]
         assert slots == sorted(set(slots)), "one block per slot, slots increasing"
     finally:
-        client.close()
+        chain.close()
     assert len(node.pool) == 0
 
 
@@ -87,7 +87,7 @@ async def test_author_waits_for_the_previous_slots_block_only_from_a_producing_a
     # Under load the previous slot's block arrives late; building on the block before it
     # forked the devnet for slots at a time. An author that is down costs a bounded wait.
     from twinchain.consensus import aura
-    from twinchain.node.service import PARENT_WAIT_SHARE
+    from twinchain.node.authoring import PARENT_WAIT_SHARE
 
     spec = local_spec(["//Alice", "//Bob"])
     alice, bob = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
@@ -100,7 +100,7 @@ async def test_author_waits_for_the_previous_slots_block_only_from_a_producing_a
 
     async def timed_wait(slot: int = slot) -> float:
         t0 = trio.current_time()
-        await node._await_previous_block(slot, auths, 1000)
+        await node.authoring.await_previous_block(slot, auths, 1000)
         return trio.current_time() - t0
 
     try:
@@ -133,7 +133,7 @@ async def test_author_waits_for_the_previous_slots_block_only_from_a_producing_a
 def test_a_late_author_gets_less_time_to_build_but_never_none() -> None:
     # Counted from the slot's start: a late author's smaller block lets the next one start
     # on time (counted from its own start, lateness compounded into forks under load).
-    from twinchain.node.service import MIN_PROPOSE_SHARE, PROPOSE_SHARE, propose_budget_ms
+    from twinchain.node.authoring import MIN_PROPOSE_SHARE, PROPOSE_SHARE, propose_budget_ms
 
     assert propose_budget_ms(1000, 0) == PROPOSE_SHARE * 1000
     assert propose_budget_ms(1000, 100) == PROPOSE_SHARE * 1000 - 100

@@ -229,18 +229,18 @@ def cmd_export_blocks(args: argparse.Namespace) -> int:
     from twinchain.node.blockchain import Blockchain
 
     spec = _spec(args)
-    client = Blockchain(spec, args.base_path, pruning=None)
+    chain = Blockchain(spec, args.base_path, pruning=None)
     try:
-        end = client.best.number if args.to is None else min(args.to, client.best.number)
+        end = chain.best.number if args.to is None else min(args.to, chain.best.number)
         start = args.from_
         with open(args.file, "wb") as fh, _progress() as prog:
             task = prog.add_task("exporting", total=end - start + 1, rate="")
-            for raw in client.iter_blocks(start, end):
+            for raw in chain.iter_blocks(start, end):
                 fh.write(struct.pack(">I", len(raw)))
                 fh.write(raw)
                 prog.advance(task)
     finally:
-        client.close()
+        chain.close()
     console.print(f"exported blocks #{start}..#{end} to {args.file}")
     return 0
 
@@ -268,7 +268,7 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
     from twinchain.primitives.types import Block
 
     spec = _spec(args)
-    client = Blockchain(spec, args.base_path, pruning=args.state_pruning)
+    chain = Blockchain(spec, args.base_path, pruning=args.state_pruning)
     raws = list(read_block_file(args.file))
     imported = skipped = 0
     t0 = time.perf_counter()
@@ -281,12 +281,12 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
                 except CodecError as exc:
                     raise CliError(f"bad block in file: {exc}") from None
                 if block.header.number == 0:
-                    if block.hash != client.genesis_hash:
+                    if block.hash != chain.genesis_hash:
                         raise CliError("the file's genesis differs from this chain's")
                     skipped += 1
                 else:
                     try:
-                        client.import_block(block, check_time=False)
+                        chain.import_block(block, check_time=False)
                         imported += 1
                     except BlockImportError as exc:
                         if exc.reason != "known":
@@ -294,19 +294,19 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
                                 f"block #{block.header.number} rejected: {exc}"
                             ) from None
                         skipped += 1
-                if block.header.number > 0 and client.blocks.header(block.hash) is not None:
+                if block.header.number > 0 and chain.blocks.header(block.hash) is not None:
                     # Blocks from a file were finalized where they came from; re-check is the
                     # re-execution above, so they may be finalized here too.
-                    client.finalize(block.hash)
+                    chain.finalize(block.hash)
                 rate = imported / max(time.perf_counter() - t0, 1e-9)
                 prog.update(task, advance=1, rate=f"{rate:,.0f} blocks/s")
-        best = client.best
+        best = chain.best
         console.print(
             f"imported {imported} blocks ({skipped} already known); best #{best.number} "
             f"0x{best.hash.hex()} state root 0x{best.state_root.hex()}"
         )
     finally:
-        client.close()
+        chain.close()
     return 0
 
 
