@@ -92,7 +92,7 @@ class PeerState:
     best_hash: bytes = b""
     session: RequestSession | None = None
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    no_sync: bool = False  # the peer does not serve our sync protocol (e.g. a foreign client)
+    no_sync: bool = False  # the peer does not serve our sync protocol (another implementation)
     ahead_since: float | None = None
     retry_after: float = 0.0
     #: The peer's finalized block whose justification we last asked it for.
