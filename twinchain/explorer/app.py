@@ -17,8 +17,10 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import ContentSwitcher, Footer, Input
 
+from twinchain.client import NodeUnavailable as Disconnected
+from twinchain.client import ReconnectingClient as NodeRpc
+from twinchain.client.aio import DEFAULT_WS_URL as DEFAULT_URL
 from twinchain.explorer.data import ChainData, SearchResult
-from twinchain.explorer.rpc import DEFAULT_URL, Disconnected, NodeRpc
 from twinchain.explorer.screens import AccountScreen, BlockScreen
 from twinchain.explorer.tabs import TABS, BlocksTab, TwinsTab
 from twinchain.explorer.widgets import StatusBar, Tab
@@ -93,6 +95,7 @@ class ExplorerApp(App[None]):
         return self.tabs[name or self.view]
 
     def tab_of(self, tab_class: type[T]) -> T:
+        """The tab of that class."""
         tab = self.tabs[tab_class.NAME]
         assert isinstance(tab, tab_class)
         return tab

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from rich import box
@@ -102,13 +103,19 @@ def generic_table(title: str, items: list[dict[str, Any]], keys: int = 6) -> Tab
     return out
 
 
-def add_columns(data_table: DataTable[Any], *columns: str) -> None:
-    """Columns keyed by their own labels."""
-    for c in columns:
-        data_table.add_column(c, key=c)
+# --------------------------------------------------------------------------- widgets and seams
 
 
-# --------------------------------------------------------------------------- seams
+class RecordTable(DataTable[Any]):
+    """A table of records with a row cursor; its columns are keyed by their labels."""
+
+    def __init__(self, columns: Sequence[str], *, id: str) -> None:
+        super().__init__(id=id, cursor_type="row")
+        self.labels = tuple(columns)
+
+    def on_mount(self) -> None:
+        for c in self.labels:
+            self.add_column(c, key=c)
 
 
 class StatusBar(Static):
@@ -173,10 +180,10 @@ class Tab(Vertical):
 
 __all__ = [
     "ExplorerHost",
+    "RecordTable",
     "StatusBar",
     "Tab",
     "account_label",
-    "add_columns",
     "check",
     "clock",
     "fmt",

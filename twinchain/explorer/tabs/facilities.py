@@ -10,9 +10,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from twinchain.explorer.widgets import (
+    RecordTable,
     Tab,
     account_label,
-    add_columns,
     check,
     clock,
     fmt,
@@ -34,11 +34,8 @@ class FacilitiesTab(Tab):
     """
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="facility-table", cursor_type="row")
+        yield RecordTable(COLUMNS, id="facility-table")
         yield VerticalScroll(Static("", id="facility-detail-text"), id="facility-detail")
-
-    def on_mount(self) -> None:
-        add_columns(self.query_one("#facility-table", DataTable), *COLUMNS)
 
     async def reload(self) -> None:
         facs = await self.data.facilities()

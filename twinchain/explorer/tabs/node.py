@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from twinchain.explorer.data import NotAvailable
-from twinchain.explorer.widgets import Tab, add_columns, fmt, grid
+from twinchain.explorer.widgets import RecordTable, Tab, fmt, grid
 
 PEER_COLUMNS = ("peer id", "address", "best", "final", "score")
 
@@ -22,10 +22,7 @@ class NodeTab(Tab):
 
     def compose(self) -> ComposeResult:
         yield Static("node info", id="node-info")
-        yield DataTable(id="peers", cursor_type="row")
-
-    def on_mount(self) -> None:
-        add_columns(self.query_one("#peers", DataTable), *PEER_COLUMNS)
+        yield RecordTable(PEER_COLUMNS, id="peers")
 
     async def reload(self) -> None:
         info = await self.data.node_info()

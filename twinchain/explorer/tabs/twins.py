@@ -12,9 +12,9 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from twinchain.explorer.data import NotAvailable, short_address
 from twinchain.explorer.widgets import (
+    RecordTable,
     Tab,
     account_label,
-    add_columns,
     check,
     clock,
     fmt,
@@ -52,12 +52,9 @@ class TwinsTab(Tab):
         self.chart: list[int] = []
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="twin-table", cursor_type="row")
+        yield RecordTable(COLUMNS, id="twin-table")
         yield Sparkline([], id="twin-chart")
         yield VerticalScroll(Static("", id="twin-detail-text"), id="twin-detail")
-
-    def on_mount(self) -> None:
-        add_columns(self.query_one("#twin-table", DataTable), *COLUMNS)
 
     async def after_connect(self, chain_changed: bool) -> None:
         try:
