@@ -43,16 +43,19 @@ from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
 from twinchain.protocol.telemetry import sign_batch
-from twinchain.runtime.pallets import analytics as an_mod
-from twinchain.runtime.pallets import maintenance as mt_mod
-from twinchain.runtime.pallets import simulation as sim_mod
-from twinchain.runtime.pallets import telemetry as tel_mod
-from twinchain.runtime.pallets.maintenance import (
+from twinchain.runtime.pallets.analytics.types import MAX_CLOSE_PER_BLOCK
+from twinchain.runtime.pallets.maintenance.features.orders import W_SCHEDULE
+from twinchain.runtime.pallets.maintenance.types import (
     MAX_COMPLETIONS_PER_CLOSE,
     MAX_EXPIRIES_PER_BLOCK,
     MAX_OPEN_ORDERS,
     Part,
 )
+from twinchain.runtime.pallets.telemetry import MAX_CLOSES_PER_BLOCK
+from twinchain.runtime.weights import analytics as an_w
+from twinchain.runtime.weights import maintenance as mt_w
+from twinchain.runtime.weights import simulation as sim_w
+from twinchain.runtime.weights import telemetry as tel_w
 from twinchain.twinsim import engine
 
 CLS = "pump"
@@ -262,7 +265,7 @@ def window_close(twins: int, measured: int, repeat: int) -> dict[str, float]:
         # Window 4 opens period 1; set B runs 50 % hot in it.
         rest = [t for t in everyone if t not in b_set]
         ch.window(now(4), ch.submit(b_set, 4, 150) + ch.submit(rest, 4), [])
-        parent = ch.client.best
+        parent = ch.chain.best
         seqs = dict(ch.seqs)
         nonce = ch.nonces[GW.public]
 
@@ -277,7 +280,7 @@ def window_close(twins: int, measured: int, repeat: int) -> dict[str, float]:
         (s_a, x_a), (s_b, x_b), (s_c, x_c) = (sibling(s, 5) for s in (a_set, b_set, c_set))
         s_y, y = sibling(c_set, 4, offset=30_000)
         # The work really happened in the candidates.
-        st = ch.client.state_at(x_a.header.hash)
+        st = ch.chain.state_at(x_a.header.hash)
         ch.rt.state = _overlay(st)
         verified = sum(
             1 for oid in range(MAX_OPEN_ORDERS * measured)
@@ -285,10 +288,10 @@ def window_close(twins: int, measured: int, repeat: int) -> dict[str, float]:
         )  # fmt: skip
         closed = sum(1 for t in a_set if ch.rt.analytics.kpis(t, 0) is not None)
         ranked = len(ch.rt.benchmark.ClassPeers.get(CLS) or [])
-        ch.rt.state = _overlay(ch.client.state_at(x_b.header.hash))
+        ch.rt.state = _overlay(ch.chain.state_at(x_b.header.hash))
         alerts = int(ch.rt.maintenance.NextAlertId.get())
         prep = [*ch.blocks, s_a, s_b, s_c, s_y]
-        ch.client.close()
+        ch.chain.close()
     assert verified == MAX_COMPLETIONS_PER_CLOSE * measured, verified
     assert closed == measured and ranked == min(twins, 256), (closed, ranked)
     assert alerts == len(GAUGES) * measured, alerts
@@ -313,7 +316,7 @@ def _overlay(st: Any) -> Any:
 
 
 def on_initialize_and_challenge(repeat: int) -> dict[str, float]:
-    twins = 2 * an_mod.MAX_CLOSE_PER_BLOCK
+    twins = 2 * MAX_CLOSE_PER_BLOCK
     per = MAX_OPEN_ORDERS
     spec = _spec(twins, deadline_blocks=3)
     with tempfile.TemporaryDirectory() as d:
@@ -372,7 +375,7 @@ def on_initialize_and_challenge(repeat: int) -> dict[str, float]:
             ch.block(at, xts)
             at += 10_000
         rt = ch.rt
-        rt.state = _overlay(ch.client.state_at(ch.client.best.hash))
+        rt.state = _overlay(ch.chain.state_at(ch.chain.best.hash))
         expired = sum(
             1 for oid in range(MAX_EXPIRIES_PER_BLOCK)
             if rt.maintenance.Orders.get(oid).status == "Expired"
@@ -380,7 +383,7 @@ def on_initialize_and_challenge(repeat: int) -> dict[str, float]:
         inspected = sum(1 for o in ids if rt.maintenance.Orders.get(o).status == "Verified")
         kpis = sum(1 for t in everyone if rt.analytics.kpis(t, 0) is not None)
         blocks = ch.blocks
-        ch.client.close()
+        ch.chain.close()
     assert expired == MAX_EXPIRIES_PER_BLOCK and kpis == twins, (expired, kpis)
     assert inspected == MAX_EXPIRIES_PER_BLOCK, inspected
     prep = blocks[:3]
@@ -395,8 +398,8 @@ def on_initialize_and_challenge(repeat: int) -> dict[str, float]:
     return per_call | {
         "expiries": MAX_EXPIRIES_PER_BLOCK,
         "expiry_ns": (t_exp - c_exp) / MAX_EXPIRIES_PER_BLOCK * 1e9,
-        "period_closes": an_mod.MAX_CLOSE_PER_BLOCK,
-        "period_close_ns": (min(t_close1, t_close2) - c_close) / an_mod.MAX_CLOSE_PER_BLOCK * 1e9,
+        "period_closes": MAX_CLOSE_PER_BLOCK,
+        "period_close_ns": (min(t_close1, t_close2) - c_close) / MAX_CLOSE_PER_BLOCK * 1e9,
         "challenge_work": engine.MAX_WORK,
         "challenge_ns": (t_chal - c_chal) * 1e9,
         "challenge_offchain_ns": offchain_s * 1e9,
@@ -422,7 +425,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     threads = native.set_threads(1) if native.available else 1
     try:
-        measured = min(args.measured, args.twins // 3, tel_mod.MAX_CLOSES_PER_BLOCK)
+        measured = min(args.measured, args.twins // 3, MAX_CLOSES_PER_BLOCK)
         wc = window_close(args.twins, measured, args.repeat)
         oi = on_initialize_and_challenge(args.repeat)
     finally:
@@ -435,26 +438,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t.add_column("weight", justify="right")
     t.add_column("weight / measured", justify="right")
     _row(t, "window close, an order completes, period closes", r["close_completions_ns"],
-         tel_mod.W_WINDOW_CLOSE)  # fmt: skip
+         tel_w.W_WINDOW_CLOSE)  # fmt: skip
     _row(t, "window close, 7 alerts raised, period closes", r["close_alerts_ns"],
-         tel_mod.W_WINDOW_CLOSE)  # fmt: skip
+         tel_w.W_WINDOW_CLOSE)  # fmt: skip
     _row(t, "window close, no alert nor order, period closes", r["close_plain_ns"],
-         tel_mod.W_WINDOW_CLOSE)  # fmt: skip
+         tel_w.W_WINDOW_CLOSE)  # fmt: skip
     _row(t, "  of which the completing close over a plain one (orders, completion)",
          r["completion_ns"], None)  # fmt: skip
     _row(t, "Maintenance.on_initialize, per expired order", r["expiry_ns"],
-         mt_mod.W_EXPIRY_READ + mt_mod.W_EXPIRE)  # fmt: skip
+         mt_w.W_EXPIRY_READ + mt_w.W_EXPIRE)  # fmt: skip
     _row(t, "Analytics.on_initialize, per period closed", r["period_close_ns"],
-         an_mod.W_SWEEP + an_mod.W_CLOSE)  # fmt: skip
+         an_w.W_SWEEP + an_w.W_CLOSE)  # fmt: skip
     _row(t, f"Simulation.challenge at MAX_WORK ({engine.MAX_WORK})", r["challenge_ns"],
-         sim_mod.W_CHALLENGE_BASE + sim_mod.W_PER_PATH_STEP * engine.MAX_WORK)  # fmt: skip
+         sim_w.W_CHALLENGE_BASE + sim_w.W_PER_PATH_STEP * engine.MAX_WORK)  # fmt: skip
     for name, w in (
-        ("create", mt_mod.W_ORDER),
-        ("assign", mt_mod.W_SMALL),
-        ("schedule", mt_mod.W_SCHEDULE),
-        ("start", mt_mod.W_ORDER),
-        ("claim_completion", mt_mod.W_ORDER),
-        ("inspect", mt_mod.W_COMPLETE),
+        ("create", mt_w.W_ORDER),
+        ("assign", mt_w.W_SMALL),
+        ("schedule", W_SCHEDULE),
+        ("start", mt_w.W_ORDER),
+        ("claim_completion", mt_w.W_ORDER),
+        ("inspect", mt_w.W_COMPLETE),
     ):
         _row(t, f"Maintenance.{name} (call, vs a remark)", r[f"call_{name}_ns"], w)  # fmt: skip
     Console().print(t)

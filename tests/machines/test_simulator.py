@@ -21,7 +21,7 @@ from twinchain.protocol.telemetry import (
     UNITS_PRODUCED,
     VIBRATION,
 )
-from twinchain.runtime.pallets.equipment import Envelope, Spec
+from twinchain.runtime.pallets.equipment.types import Envelope, Spec
 
 T0 = 1_750_000_000_000
 HOUR = 3_600_000

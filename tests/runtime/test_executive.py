@@ -25,8 +25,10 @@ from twinchain.runtime.framework import (
     ensure_signed,
 )
 from twinchain.runtime.overlay import Overlay
-from twinchain.runtime.pallets.balances import FEE_AUTHOR_PERCENT, W_TRANSFER, Balances
-from twinchain.runtime.pallets.system import EXTRINSIC_BASE_WEIGHT, MAX_BLOCK_WEIGHT
+from twinchain.runtime.pallets.balances import FEE_AUTHOR_PERCENT, Balances
+from twinchain.runtime.pallets.system import MAX_BLOCK_WEIGHT
+from twinchain.runtime.weights.balances import W_TRANSFER
+from twinchain.runtime.weights.system import EXTRINSIC_BASE_WEIGHT
 from twinchain.runtime.runtime import Runtime
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
+from twinchain.primitives.codec import U128
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets.analytics import PPM, treasury_account
-from twinchain.runtime.pallets.maintenance import U128, Part
+from twinchain.runtime.pallets.analytics.types import PPM, treasury_account
+from twinchain.runtime.pallets.maintenance.types import Part
 from twinchain.twinsim import engine
 
 UNIT = 10**12
@@ -557,7 +558,7 @@ def test_due_periods_full_never_fails_a_submit(
     It now goes under the latest key, and on_initialize never closes it before its end.
     (Telemetry no longer lets readings from beyond the allowed clock drift open a window; the
     drift is widened here so that the Analytics guard is still exercised.)"""
-    from twinchain.runtime.pallets.analytics import MAX_DUE_PERIODS
+    from twinchain.runtime.pallets.analytics.types import MAX_DUE_PERIODS
     from twinchain.runtime.pallets.telemetry import ingest
 
     monkeypatch.setattr(ingest, "MAX_FUTURE_DRIFT_MS", 10**15)
@@ -643,8 +644,8 @@ def test_dispatch_errors_are_typed(make_chain: Any) -> None:
 def test_on_initialize_returns_the_weight_it_used(make_chain: Any) -> None:
     """Both hooks charge their reads even when nothing is due, and each expiry or period
     close on top; the executive adds what they return to the block's weight."""
-    from twinchain.runtime.pallets import analytics as an_mod
-    from twinchain.runtime.pallets import maintenance as mt_mod
+    from twinchain.runtime.weights import analytics as an_w
+    from twinchain.runtime.weights import maintenance as mt_w
 
     # Story.block makes two blocks: the order's deadline is 2 blocks after the second.
     chain = make_chain(extra=world() | {"maintenance": {"deadline_blocks": 3}})
@@ -661,15 +662,15 @@ def test_on_initialize_returns_the_weight_it_used(make_chain: Any) -> None:
     deadline = chain.rt.maintenance.order(0).deadline
     assert deadline == chain.head_number + 2
     chain.start_block(chain.slot + 1)
-    assert chain.rt.maintenance.on_initialize(chain.head_number) == mt_mod.W_INIT
+    assert chain.rt.maintenance.on_initialize(chain.head_number) == mt_w.W_INIT
     chain.finish_block()
     base = chain.rt.system.BlockWeight.get()
     chain.start_block(chain.slot + 1)  # the deadline block: its on_initialize expires it
     chain.finish_block()
     assert chain.head_number == deadline
     assert chain.rt.maintenance.order(0).status == "Expired"
-    used = mt_mod.W_INIT + mt_mod.W_EXPIRY_READ + mt_mod.W_EXPIRE
-    assert chain.rt.system.BlockWeight.get() - base == used - mt_mod.W_INIT
+    used = mt_w.W_INIT + mt_w.W_EXPIRY_READ + mt_w.W_EXPIRE
+    assert chain.rt.system.BlockWeight.get() - base == used - mt_w.W_INIT
     # Analytics: the open periods of the four twins close once their end plus grace passed.
     an = chain.rt.analytics
     assert all(an.Cursors.get(t).open == 0 for t in range(4))
@@ -679,6 +680,6 @@ def test_on_initialize_returns_the_weight_it_used(make_chain: Any) -> None:
     before = chain.rt.system.BlockWeight.get()
     chain.start_block(slot + 1)  # sees the previous block's time: past the grace
     chain.finish_block()
-    closes = an_mod.W_SWEEP + 4 * (an_mod.W_SWEEP + an_mod.W_CLOSE)  # one key, four twins
+    closes = an_w.W_SWEEP + 4 * (an_w.W_SWEEP + an_w.W_CLOSE)  # one key, four twins
     assert chain.rt.system.BlockWeight.get() - before == closes
     assert all(an.kpis(t, 0) is not None for t in range(4))

@@ -27,13 +27,13 @@ from twinchain.primitives.types import (
 from twinchain.runtime.framework import BlockRejected, DispatchError, EventRecord, Origin
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.system import (
-    EXTRINSIC_BASE_WEIGHT,
     MAX_BLOCK_WEIGHT,
     PHASE_APPLY,
     PHASE_FINAL,
     PHASE_INIT,
 )
 from twinchain.runtime.runtime import BlockContext, Runtime
+from twinchain.runtime.weights.system import EXTRINSIC_BASE_WEIGHT
 from twinchain.storage.abc import StateReader
 from twinchain.storage.trie import StateError
 

@@ -16,7 +16,7 @@ from twinchain.protocol.jsonrpc import RpcError, to_hex
 from twinchain.protocol.telemetry import batch_root, reading_proof, sign_batch
 from twinchain.rpc import methods, twin
 from twinchain.rpc.twin import registry, telemetry
-from twinchain.runtime.pallets.equipment import Envelope, Spec
+from twinchain.runtime.pallets.equipment.types import Envelope, Spec
 
 if TYPE_CHECKING:
     from stub_node import StubNode

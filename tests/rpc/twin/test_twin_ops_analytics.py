@@ -18,8 +18,8 @@ from twinchain.protocol.telemetry import sign_batch
 from twinchain.rpc import methods, twin
 from twinchain.rpc.twin import analytics as twin_analytics
 from twinchain.rpc.twin import simulation as twin_simulation
-from twinchain.runtime.pallets.analytics import treasury_account
-from twinchain.runtime.pallets.equipment import Spec
+from twinchain.runtime.pallets.analytics.types import treasury_account
+from twinchain.runtime.pallets.equipment.types import Spec
 from twinchain.twinsim.engine import (
     DegradationModel,
     default_inputs,

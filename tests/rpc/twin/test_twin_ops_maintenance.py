@@ -24,7 +24,7 @@ from twinchain.protocol.telemetry import sign_batch
 from twinchain.rpc import methods
 from twinchain.rpc.twin import benchmark as twin_benchmark
 from twinchain.rpc.twin import maintenance as twin_maintenance
-from twinchain.runtime.pallets.maintenance import Part
+from twinchain.runtime.pallets.maintenance.types import Part
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 GW, OWNER, SP = BOB, CHARLIE, DAVE

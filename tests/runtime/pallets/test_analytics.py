@@ -11,7 +11,7 @@ import pytest
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets.analytics import (
+from twinchain.runtime.pallets.analytics.types import (
     DEFAULT_RULES,
     KPI_FIGURES,
     PPM,
@@ -20,7 +20,7 @@ from twinchain.runtime.pallets.analytics import (
     treasury_account,
 )
 from twinchain.runtime.pallets.balances import EXISTENTIAL_DEPOSIT
-from twinchain.runtime.pallets.equipment import OPERATE, READ_TELEMETRY
+from twinchain.runtime.pallets.equipment.types import OPERATE, READ_TELEMETRY
 from twinchain.runtime.pallets.telemetry import Aggregate
 
 MAKER, OWNER, OWNER2, OP, DELEGATE, READER, NOBODY = (
@@ -207,7 +207,7 @@ def test_kpis_owner_rate_planned_time_and_overspeed(blk: Any) -> None:
 
 
 def test_compute_kpis_never_divides_by_zero() -> None:
-    from twinchain.runtime.pallets.analytics import empty_acc
+    from twinchain.runtime.pallets.analytics.types import empty_acc
 
     k = compute_kpis(7, 1, None, empty_acc())
     assert (k.availability_ppm, k.performance_ppm, k.quality_ppm, k.oee_ppm) == (0, 0, 0, 0)
@@ -394,11 +394,23 @@ def test_improvement_reward_once_and_only_with_improvement(blk: Any) -> None:
 
 
 def test_energy_improvement_counts_too(blk: Any) -> None:
+    an = blk.rt.analytics
     for p in range(2):
         feed(blk, 0, p * HOUR, run=3600, units=60, good=50, bad=10, energy=1000)
     for p in range(2, 5):  # same OEE, 20 % less energy per good unit
         feed(blk, 0, p * HOUR, run=3600, units=60, good=50, bad=10, energy=800)
-    blk.dispatch(signed(OWNER), "Analytics", "claim_improvement_reward", 0, 3)
+    base = an.Baselines.get(0)
+    assert base.established and base.energy_per_good_mwh == 1000 * 1000 // 50
+    for p in (2, 3):  # no better in OEE: only the energy improvement can pay
+        k = an.kpis(0, p)
+        assert k.oee_ppm == base.oee_ppm and k.energy_per_good_mwh == 800 * 1000 // 50
+    before = blk.free(OWNER.public)
+    evs = blk.dispatch(signed(OWNER), "Analytics", "claim_improvement_reward", 0, 3)
+    assert blk.args(evs[-1]) == {
+        "twin": 0, "period": 3, "beneficiary": OWNER.public, "amount": 50 * UNIT
+    }  # fmt: skip
+    assert blk.free(OWNER.public) == before + 50 * UNIT
+    assert an.LastImprovementClaim.get(0) == 3
 
 
 def test_no_baseline_no_reward(blk: Any) -> None:

@@ -10,9 +10,15 @@ import pytest
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets import benchmark as bm
-from twinchain.runtime.pallets.benchmark import ConditionRule, div_round
-from twinchain.runtime.pallets.equipment import OPERATE
+from twinchain.runtime.pallets.benchmark.arithmetic import bp_of, div_round
+from twinchain.runtime.pallets.benchmark.features import drift
+from twinchain.runtime.pallets.benchmark.types import (
+    DRIFT_CLAMP_BP,
+    MAX_ADJ_BP,
+    RING,
+    ConditionRule,
+)
+from twinchain.runtime.pallets.equipment.types import OPERATE
 from twinchain.runtime.pallets.telemetry import Aggregate
 
 MAKER, MAKER2, OWNER, OWNER2, GW, DELEGATE, NOBODY = (
@@ -105,8 +111,8 @@ def snapshot(chain: Any) -> list[tuple[bytes, bytes]]:
 
 def test_integer_rounding() -> None:
     assert [div_round(a, 2) for a in (3, -3, 1, -1, 4)] == [2, -2, 1, -1, 2]
-    assert bm.bp_of(105, 100) == 500 and bm.bp_of(95, 100) == -500 and bm.bp_of(3, 0) == 30_000
-    assert bm.bp_of(10**15, 1) == bm.DRIFT_CLAMP_BP
+    assert bp_of(105, 100) == 500 and bp_of(95, 100) == -500 and bp_of(3, 0) == 30_000
+    assert bp_of(10**15, 1) == DRIFT_CLAMP_BP
 
 
 # --------------------------------------------------------------------------- baselines & drift
@@ -143,7 +149,7 @@ def test_trend_over_the_ring_and_health_floor(blk: Any) -> None:
         f.window({TEMP: v})
     f.window({TEMP: 40_000})  # closes the last climb window
     d = blk.rt.benchmark.Drifts.get(0, TEMP)
-    assert len(d.recent) == bm.RING and d.windows == 10
+    assert len(d.recent) == RING and d.windows == 10
     assert d.recent == sorted(d.recent) and d.trend_bp == 4 * 2_000  # +2000 bp per window
     f.windows(12, {TEMP: 40_000})  # 300 % drift: health bottoms out at 0
     assert blk.rt.benchmark.health_bp(0) == 0
@@ -203,7 +209,7 @@ def test_condition_rules_adjust_the_target(blk: Any) -> None:
     f.window({TEMP: 60_000})  # no drivers in this window: the plain spec
     assert b.target(0, TEMP, 2 * WINDOW) == (60_000, 3_000)
     f.window({TEMP: 1, POWER: 500_000})  # 100x load: clamped at MAX_ADJ_BP
-    assert b.target(0, TEMP, 3 * WINDOW)[0] == 60_000 * (10_000 + bm.MAX_ADJ_BP) // 10_000
+    assert b.target(0, TEMP, 3 * WINDOW)[0] == 60_000 * (10_000 + MAX_ADJ_BP) // 10_000
     # Clearing the rules with an empty list.
     blk.dispatch(ROOT, "Benchmark", "set_condition_rules", CLS, TEMP, [])
     assert b.ConditionRules.get(CLS, TEMP) is None
@@ -239,7 +245,7 @@ def test_peer_percentiles_across_the_class(blk: Any) -> None:
 
 
 def test_peer_list_is_bounded(blk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bm, "MAX_PEERS", 2)
+    monkeypatch.setattr(drift, "MAX_PEERS", 2)  # the ranking's bound
     feeders = [Feeder(blk, twin) for twin in range(3)]
     for f in feeders:
         f.windows(5, {TEMP: 50_000})
@@ -429,7 +435,7 @@ def test_peer_list_packs_and_rejects_bad_values() -> None:
     """The class peer list is one packed bin (10-byte records): it round-trips, orders by
     (health, twin), and refuses what does not fit with a typed codec error."""
     from twinchain.primitives.codec import CodecError
-    from twinchain.runtime.pallets.benchmark import MAX_PEERS, PeerList
+    from twinchain.runtime.pallets.benchmark.types import MAX_PEERS, PeerList
 
     peers = [(0, 7), (9_999, 2**64 - 1), (10_000, 0)]
     raw = PeerList.encode(peers)

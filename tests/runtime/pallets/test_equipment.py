@@ -10,7 +10,7 @@ import pytest
 from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.keys import Keypair
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets.equipment import (
+from twinchain.runtime.pallets.equipment.types import (
     LIFECYCLE,
     OPERATE,
     READ_TELEMETRY,
@@ -19,8 +19,8 @@ from twinchain.runtime.pallets.equipment import (
     Envelope,
     Spec,
 )
-from twinchain.runtime.pallets.facility import chain_entry
 from twinchain.runtime.pallets.multisig import multi_account_id
+from twinchain.runtime.pallets.support import chain_entry
 
 ALICE, BOB, CHARLIE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie"))
 MAKER, OWNER, OWNER2, AUD, SP, OP, NOBODY = (

@@ -10,15 +10,15 @@ import pytest
 from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.keys import Keypair
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets import facility as fac_mod
-from twinchain.runtime.pallets.facility import (
+from twinchain.runtime.pallets.facility.types import (
     REPUTATION_AUDIT_FAILED,
     REPUTATION_AUDIT_PASSED,
     REPUTATION_INITIAL,
     REPUTATION_MAINTENANCE,
+    REPUTATION_MAX,
     REPUTATION_PER_SEVERITY,
-    chain_entry,
 )
+from twinchain.runtime.pallets.support import chain_entry
 
 OP, OP2, AUD, AUD2, NOBODY = (
     Keypair.from_dev_name(n) for n in ("Operator", "Operator2", "Auditor", "Auditor2", "Nobody")
@@ -378,7 +378,7 @@ def test_reputation_clamps_at_the_top(blk: Any) -> None:
     fid = register(blk)
     for _ in range(20):
         verify(blk, fid)
-    assert info(blk, fid).reputation == fac_mod.REPUTATION_MAX
+    assert info(blk, fid).reputation == REPUTATION_MAX
 
 
 # --------------------------------------------------------------------------- audit log

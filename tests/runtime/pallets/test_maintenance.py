@@ -11,9 +11,15 @@ from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets import maintenance as mt
-from twinchain.runtime.pallets.equipment import OPERATE
-from twinchain.runtime.pallets.maintenance import Part, Threshold
+from twinchain.runtime.pallets.equipment.types import OPERATE
+from twinchain.runtime.pallets.maintenance import Maintenance
+from twinchain.runtime.pallets.maintenance.features import orders
+from twinchain.runtime.pallets.maintenance.types import (
+    MAX_DOWNTIME_MS,
+    MAX_OPEN_ORDERS,
+    Part,
+    Threshold,
+)
 
 UNIT = 10**12
 ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
@@ -173,14 +179,11 @@ def claimed(chain: Any, twin: int = 0, **kw: Any) -> int:
     return oid
 
 
-def register_model(chain: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The model through Simulation's own call when it has one (else its API is stubbed)."""
-    sim = chain.rt.simulation
-    if "register_model" in type(sim).calls_by_name:
-        params = codec.encode(["artifact", 1])
-        chain.dispatch(signed(WORKER), "Simulation", "register_model", MODEL, CLS, "gbm", params, 1)
-    else:  # pragma: no cover - before the Simulation pallet landed
-        monkeypatch.setattr(sim, "model_active", lambda m: m == MODEL, raising=False)
+def register_model(chain: Any) -> None:
+    """The predictive model, registered (and so active) in Simulation by the worker."""
+    params = codec.encode(["artifact", 1])
+    chain.dispatch(signed(WORKER), "Simulation", "register_model", MODEL, CLS, "gbm", params, 1)
+    assert chain.rt.simulation.model_active(MODEL)
 
 
 # --------------------------------------------------------------------------- the window hook
@@ -267,13 +270,13 @@ def test_dismissed_deviation_can_be_raised_again(blk: Any) -> None:
 # --------------------------------------------------------------------------- predictions
 
 
-def test_predictions(blk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_predictions(blk: Any) -> None:
     m = blk.rt.maintenance
     args = (0, 7_500, 3_600_000, MODEL, H1)
     with pytest.raises(DispatchError) as e:
         blk.dispatch(signed(WORKER), "Maintenance", "submit_prediction", *args)
     assert err(e) == "Maintenance.ModelNotActive"
-    register_model(blk, monkeypatch)
+    register_model(blk)
     evs = blk.dispatch(signed(WORKER), "Maintenance", "submit_prediction", *args)
     [raised] = ev(blk, evs, "AlertRaised")
     assert (raised["kind"], raised["probability_bp"], raised["metric"]) == (
@@ -311,10 +314,8 @@ def test_predictions(blk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         (WORKER, (0, 100, 1, H2, H1), "ModelNotActive"),
     ],
 )
-def test_prediction_rejects(
-    blk: Any, monkeypatch: pytest.MonkeyPatch, who: Keypair, args: tuple[Any, ...], error: str
-) -> None:
-    register_model(blk, monkeypatch)
+def test_prediction_rejects(blk: Any, who: Keypair, args: tuple[Any, ...], error: str) -> None:
+    register_model(blk)
     before = snapshot(blk)
     with pytest.raises(DispatchError) as e:
         blk.dispatch(signed(who), "Maintenance", "submit_prediction", *args)
@@ -325,19 +326,12 @@ def test_prediction_rejects(
 # --------------------------------------------------------------------------- the full path
 
 
-def test_alert_to_paid_order_verified_by_telemetry(
-    blk: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_alert_to_paid_order_verified_by_telemetry(blk: Any) -> None:
     rt, m = blk.rt, blk.rt.maintenance
-    notes: list[tuple[str, int, int, int | None]] = []
-    monkeypatch.setattr(
-        rt.analytics, "note_failure", lambda t, at: notes.append(("failure", t, at, None)),
-        raising=False,
-    )  # fmt: skip
-    monkeypatch.setattr(
-        rt.analytics, "note_repair", lambda t, s, e: notes.append(("repair", t, s, e)),
-        raising=False,
-    )  # fmt: skip
+
+    def analytics_period() -> Any:  # the twin's open Analytics period (one day: period 0)
+        return rt.analytics.Acc.get(0, 0)
+
     f = Feeder(blk, 0)
     aid = raise_alert(blk, f)
     free0 = blk.free(OWNER.public)
@@ -346,7 +340,7 @@ def test_alert_to_paid_order_verified_by_telemetry(
         {"order": 0, "twin": 0, "payer": OWNER.public, "alert": aid, "payment": PAY}
     ]
     assert blk.free(OWNER.public) == free0 - PAY and blk.reserved(OWNER.public) == PAY
-    assert notes == [("failure", 0, m.Alerts.get(aid).raised_at, None)]
+    assert analytics_period().failures == 1  # Analytics counts the failure (for MTBF)
     assert m.Alerts.get(aid).work_order == 0 and order(blk).kind == "Corrective"
     blk.dispatch(signed(OWNER), "Maintenance", "assign", 0, SP.public)
     blk.dispatch(signed(SP), "Maintenance", "schedule", 0, NOW, NOW + 3_600_000)
@@ -382,7 +376,8 @@ def test_alert_to_paid_order_verified_by_telemetry(
     assert m.Alerts.get(aid).status == "Resolved" and m.open_alerts(0) == 0
     assert m.Verifying.get(0) is None and m.OpenOrders.get(0) == 0
     assert m.Expiries.get(1 + DEADLINE, 0) is None
-    assert notes[-1] == ("repair", 0, NOW, NOW)
+    acc = analytics_period()  # and the repair, started and verified at NOW (for MTTR)
+    assert (acc.failures, acc.repairs, acc.repair_ms) == (1, 1, 0)
     assert rt.facility.audit_log(0)[-1].kind == "MaintenanceVerified"
 
 
@@ -440,13 +435,13 @@ def test_unverified_order_expires_and_escrow_returns(chain: Any) -> None:
 
 
 def test_expiry_queue_is_bounded_per_block(blk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mt, "MAX_EXPIRIES_PER_BLOCK", 1)
+    monkeypatch.setattr(orders, "MAX_EXPIRIES_PER_BLOCK", 1)
     a = scheduled(blk, 0)
     b = scheduled(blk, 1)
     blk.dispatch(signed(SP), "Maintenance", "start", a)
     blk.dispatch(signed(SP), "Maintenance", "start", b)
     assert (order(blk, a).deadline, order(blk, b).deadline) == (1 + DEADLINE, 2 + DEADLINE)
-    monkeypatch.setattr(mt, "MAX_DEADLINE_PUSH", 1)
+    monkeypatch.setattr(orders, "MAX_DEADLINE_PUSH", 1)
     c = scheduled(blk, 1, start=NOW + 70_000, end=NOW + 80_000)
     blk.rt.timestamp.Now.put(NOW + 70_000)
     with pytest.raises(DispatchError) as e:
@@ -540,7 +535,7 @@ def test_start_waits_for_the_window(blk: Any) -> None:
 
 
 def test_open_orders_per_twin_are_bounded(blk: Any) -> None:
-    for _ in range(mt.MAX_OPEN_ORDERS):
+    for _ in range(MAX_OPEN_ORDERS):
         new_order(blk)
     with pytest.raises(DispatchError) as e:
         new_order(blk)
@@ -609,7 +604,7 @@ MATRIX: dict[str, dict[str, str | None]] = {
 }  # fmt: skip
 
 
-def prepare(chain: Any, name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+def prepare(chain: Any, name: str) -> tuple[Any, ...]:
     """Bring the world to where ``name`` may run; return its arguments."""
     chain.dispatch(signed(OWNER), "Equipment", "grant_access", 0, DELEGATE.public, OPERATE, FAR)
     if name == "set_twin_threshold":
@@ -617,7 +612,7 @@ def prepare(chain: Any, name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any
     if name == "set_class_threshold":
         return (CLS, VIB, TH)
     if name == "submit_prediction":
-        register_model(chain, monkeypatch)
+        register_model(chain)
         return (0, 5_000, 60_000, MODEL, H1)
     if name in ("dismiss_alert", "create_from_alert"):
         aid = raise_alert(chain, Feeder(chain, 0))
@@ -645,11 +640,9 @@ def prepare(chain: Any, name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any
 
 @pytest.mark.parametrize("party", list(PARTIES))
 @pytest.mark.parametrize("name", list(MATRIX))
-def test_permission_matrix(
-    blk: Any, monkeypatch: pytest.MonkeyPatch, name: str, party: str
-) -> None:
+def test_permission_matrix(blk: Any, name: str, party: str) -> None:
     assert set(MATRIX[name]) == set(PARTIES)
-    args = prepare(blk, name, monkeypatch)
+    args = prepare(blk, name)
     expected = MATRIX[name][party]
     before = snapshot(blk)
     if expected is None:
@@ -663,7 +656,7 @@ def test_permission_matrix(
 
 
 def test_every_call_is_in_the_matrix() -> None:
-    assert set(MATRIX) == set(mt.Maintenance.calls_by_name)
+    assert set(MATRIX) == set(Maintenance.calls_by_name)
 
 
 # --------------------------------------------------------------------------- invalid input
@@ -704,7 +697,7 @@ def test_invalid_input_changes_nothing(
 
 @pytest.mark.parametrize(
     ("start", "end"),
-    [(NOW + 10, NOW + 10), (NOW - 5_000, NOW - 1), (NOW, NOW + mt.MAX_DOWNTIME_MS + 1)],
+    [(NOW + 10, NOW + 10), (NOW - 5_000, NOW - 1), (NOW, NOW + MAX_DOWNTIME_MS + 1)],
 )
 def test_invalid_windows(blk: Any, start: int, end: int) -> None:
     oid = new_order(blk)

@@ -10,7 +10,6 @@ from twinchain.primitives import codec
 from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import Keypair
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets import multisig as ms_mod
 from twinchain.runtime.pallets.multisig import (
     DEPOSIT_BASE,
     DEPOSIT_FACTOR,
@@ -19,6 +18,7 @@ from twinchain.runtime.pallets.multisig import (
     call_hash_of,
     multi_account_id,
 )
+from twinchain.runtime.weights.multisig import MULTISIG_OVERHEAD
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 UNIT = 10**12
@@ -603,6 +603,6 @@ def test_weights_cover_the_nested_call(chain: Any) -> None:
     inner_w = rt.weigh_wire(inner)
     cd = rt.multisig.calls_by_name["as_multi"]
     args = cd.decode_args(chain.call("Multisig", "as_multi", 2, trio(), None, inner, 0).args)
-    assert cd.weigh(rt, args) == ms_mod.MULTISIG_OVERHEAD + inner_w
+    assert cd.weigh(rt, args) == MULTISIG_OVERHEAD + inner_w
     cd1 = rt.multisig.calls_by_name["as_multi_threshold_1"]
-    assert cd1.weigh(rt, [[BOB.public], inner]) == ms_mod.MULTISIG_OVERHEAD + inner_w
+    assert cd1.weigh(rt, [[BOB.public], inner]) == MULTISIG_OVERHEAD + inner_w

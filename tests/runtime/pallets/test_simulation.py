@@ -13,8 +13,8 @@ from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets.equipment import OPERATE, READ_TELEMETRY
-from twinchain.runtime.pallets.simulation import W_CHALLENGE_BASE, W_PER_PATH_STEP
+from twinchain.runtime.pallets.equipment.types import OPERATE, READ_TELEMETRY
+from twinchain.runtime.weights.simulation import W_CHALLENGE_BASE, W_PER_PATH_STEP
 from twinchain.twinsim import engine
 from twinchain.twinsim.engine import DegradationModel, default_inputs, model_hash, run_encoded
 
@@ -368,12 +368,13 @@ def test_challenge_as_a_real_extrinsic_is_weighed_by_its_work(chain: Any) -> Non
 # --------------------------------------------------------------------------- twin state
 
 
-def test_window_close_synchronizes_twin_state(chain: Any, monkeypatch: Any) -> None:
-    sim = chain.rt.simulation
+def test_window_close_synchronizes_twin_state(chain: Any) -> None:
+    sim, bench, maint = chain.rt.simulation, chain.rt.benchmark, chain.rt.maintenance
     chain.start_block(100)
-    # Benchmark and Maintenance are written in parallel: stand in for their APIs.
-    monkeypatch.setattr(chain.rt.benchmark, "health_bp", lambda twin: 8_200, raising=False)
-    monkeypatch.setattr(chain.rt.maintenance, "last_alert", lambda twin: 7, raising=False)
+    # The twin's health and last alert, as Benchmark and Maintenance keep them: metric 1
+    # drifting 18 % (health 8200 once its window closes) and alert 7 its latest.
+    bench.Ewmas.insert(0, [(1, 1_800)])
+    maint.LastAlert.insert(0, 7)
     readings = [(1, 81_000, 50_000), (1, 82_000, 52_001), (4, 83_000, 1_500), (7, 84_000, 3)]
     chain.dispatch(
         signed_gw(), "Telemetry", "submit", [sign_batch(DEV, chain.rt.genesis_hash, 0, 0, readings)]
@@ -391,15 +392,16 @@ def test_window_close_synchronizes_twin_state(chain: Any, monkeypatch: Any) -> N
         7,
         1,
     )
+    assert (st.health_bp, st.last_alert) == (bench.health_bp(0), maint.last_alert(0))
     assert [(m.metric, m.count, m.mean, m.min, m.max, m.last) for m in st.metrics] == [
         (1, 2, 51_000, 50_000, 52_001, 52_001), (4, 1, 1_500, 1_500, 1_500, 1_500),
         (7, 1, 3, 3, 3, 3),
     ]  # fmt: skip
     assert "Simulation.TwinStateUpdated" in chain.names(evs)
-    # An out-of-range health score is not trusted.
-    monkeypatch.setattr(chain.rt.benchmark, "health_bp", lambda twin: 20_000, raising=False)
-    chain.rt.simulation.on_window_closed(0, 90_000, 10_000, {})
-    assert sim.twin_state(0).health_bp is None
+    # A twin with neither a drift nor an alert yet: None for both.
+    sim.on_window_closed(1, 90_000, 10_000, {})
+    st1 = sim.twin_state(1)
+    assert (st1.health_bp, st1.last_alert, st1.metrics) == (None, None, [])
 
 
 def signed_gw() -> Origin:

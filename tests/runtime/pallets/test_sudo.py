@@ -9,7 +9,7 @@ import pytest
 from twinchain.primitives.keys import Keypair
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.balances import EXISTENTIAL_DEPOSIT as ED
-from twinchain.runtime.pallets.sudo import SUDO_OVERHEAD
+from twinchain.runtime.weights.sudo import SUDO_OVERHEAD
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 UNIT = 10**12

@@ -22,7 +22,7 @@ from twinchain.protocol.telemetry import (
     verify_reading,
 )
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets.equipment import OPERATE
+from twinchain.runtime.pallets.equipment.types import OPERATE
 from twinchain.runtime.pallets.telemetry import (
     MAX_DEVICES_PER_TWIN,
     forget_good_signatures,

@@ -16,9 +16,9 @@ from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
-from twinchain.runtime.pallets.equipment import LIFECYCLE, OPERATE, SERVICE, Envelope, Spec
-from twinchain.runtime.pallets.facility import chain_entry
+from twinchain.runtime.pallets.equipment.types import LIFECYCLE, OPERATE, SERVICE, Envelope, Spec
 from twinchain.runtime.pallets.multisig import multi_account_id
+from twinchain.runtime.pallets.support import chain_entry
 from twinchain.runtime.runtime import Runtime
 
 FAR = 10**12

@@ -22,7 +22,7 @@ from twinchain.rpc.twin.common import (
     read_at,
     to_json,
 )
-from twinchain.runtime.pallets.analytics import treasury_account
+from twinchain.runtime.pallets.analytics.types import treasury_account
 
 if TYPE_CHECKING:
     from twinchain.node.blockchain import Blockchain

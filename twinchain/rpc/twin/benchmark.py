@@ -20,7 +20,7 @@ from twinchain.rpc.twin.common import (
     read_at,
     to_json,
 )
-from twinchain.runtime.pallets.equipment import MAX_CLASS
+from twinchain.runtime.pallets.equipment.types import MAX_CLASS
 
 if TYPE_CHECKING:
     from twinchain.node.blockchain import Blockchain

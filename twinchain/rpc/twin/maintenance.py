@@ -19,7 +19,7 @@ from twinchain.rpc.twin.common import (
     read_at,
     to_json,
 )
-from twinchain.runtime.pallets.maintenance import TERMINAL
+from twinchain.runtime.pallets.maintenance.types import TERMINAL
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

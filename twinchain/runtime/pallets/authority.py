@@ -26,6 +26,7 @@ from twinchain.runtime.framework import (
     call,
     ensure_signed,
 )
+from twinchain.runtime.weights import authority as weights
 
 MAX_AUTHORITIES = 100
 AuthorityList = Vec(AccountId, MAX_AUTHORITIES)
@@ -67,7 +68,12 @@ class Authority(Pallet):
         InvalidEvidence = "the two messages do not prove an equivocation"
         DuplicateReport = "this offence is already recorded"
 
-    @call(0, weight=50_000, origin=ROOT_OR_SIGNED, args=(("authorities", AuthorityList),))
+    @call(
+        0,
+        weight=weights.W_SET_AUTHORITIES,
+        origin=ROOT_OR_SIGNED,
+        args=(("authorities", AuthorityList),),
+    )
     def set_authorities(self, origin: Origin, authorities: list[bytes]) -> None:
         """Queue a new authority set for the next session boundary.
 
@@ -90,7 +96,7 @@ class Authority(Pallet):
 
     @call(
         1,
-        weight=400_000,
+        weight=weights.W_REPORT_EQUIVOCATION,
         origin=SIGNED,
         args=(("first", Bytes(64 * 1024)), ("second", Bytes(64 * 1024))),
     )
@@ -113,7 +119,7 @@ class Authority(Pallet):
 
     @call(
         2,
-        weight=400_000,
+        weight=weights.W_REPORT_EQUIVOCATION,
         origin=SIGNED,
         args=(("first", Bytes(4096)), ("second", Bytes(4096))),
     )

@@ -29,6 +29,7 @@ from twinchain.runtime.framework import (
     ensure_root,
     ensure_signed,
 )
+from twinchain.runtime.weights import balances as weights
 
 EXISTENTIAL_DEPOSIT = 1_000_000_000  # 0.001 TWIN at 12 decimals
 TOKEN_DECIMALS = 12
@@ -38,8 +39,6 @@ BASE_FEE = 1_000_000
 FEE_PER_BYTE = 1_000
 WEIGHT_PER_FEE_UNIT = 1  # one fee unit per nanosecond of weight
 FEE_AUTHOR_PERCENT = 80
-
-W_TRANSFER = 150_000
 
 
 @dataclass
@@ -74,13 +73,13 @@ class Balances(Pallet):
         Overflow = "arithmetic overflow"
 
     # -- calls
-    @call(0, weight=W_TRANSFER, origin=SIGNED, args=(("dest", AccountId), ("value", U128)))
+    @call(0, weight=weights.W_TRANSFER, origin=SIGNED, args=(("dest", AccountId), ("value", U128)))
     def transfer(self, origin: Origin, dest: bytes, value: int) -> None:
         """Transfer free balance; the sender may be reaped if left below the deposit."""
         who = ensure_signed(origin)
         self.do_transfer(who, dest, value, keep_alive=False)
 
-    @call(1, weight=W_TRANSFER, origin=SIGNED, args=(("dest", AccountId), ("value", U128)))
+    @call(1, weight=weights.W_TRANSFER, origin=SIGNED, args=(("dest", AccountId), ("value", U128)))
     def transfer_keep_alive(self, origin: Origin, dest: bytes, value: int) -> None:
         """Transfer free balance, failing rather than reaping the sender."""
         who = ensure_signed(origin)
@@ -88,7 +87,7 @@ class Balances(Pallet):
 
     @call(
         2,
-        weight=W_TRANSFER,
+        weight=weights.W_TRANSFER,
         origin=ROOT,
         args=(("source", AccountId), ("dest", AccountId), ("value", U128)),
     )
@@ -97,7 +96,12 @@ class Balances(Pallet):
         ensure_root(origin)
         self.do_transfer(source, dest, value, keep_alive=False)
 
-    @call(3, weight=100_000, origin=ROOT, args=(("who", AccountId), ("free", U128)))
+    @call(
+        3,
+        weight=weights.W_FORCE_SET_BALANCE,
+        origin=ROOT,
+        args=(("who", AccountId), ("free", U128)),
+    )
     def force_set_balance(self, origin: Origin, who: bytes, free: int) -> None:
         """Set an account's free balance, minting or burning the difference (root only)."""
         ensure_root(origin)

@@ -45,6 +45,7 @@ from twinchain.runtime.framework import (
     ensure_signed,
     nested_call_weight,
 )
+from twinchain.runtime.weights import multisig as weights
 
 MAX_SIGNATORIES = 100
 # Deposit held while an operation is pending: pays for its storage record, which grows with
@@ -52,9 +53,6 @@ MAX_SIGNATORIES = 100
 DEPOSIT_BASE = 100_000_000_000
 DEPOSIT_FACTOR = 10_000_000_000
 
-MULTISIG_OVERHEAD = 60_000
-W_APPROVE = 50_000
-W_CANCEL = 40_000
 
 Timepoint = Tuple(U64, U32)
 Signatories = Vec(AccountId, MAX_SIGNATORIES)
@@ -145,7 +143,7 @@ class Multisig(Pallet):
     # -- calls
     @call(
         0,
-        weight=nested_call_weight(MULTISIG_OVERHEAD, 1),
+        weight=nested_call_weight(weights.MULTISIG_OVERHEAD, 1),
         origin=SIGNED,
         args=(("other_signatories", Signatories), ("call", RuntimeCall)),
     )
@@ -162,7 +160,7 @@ class Multisig(Pallet):
 
     @call(
         1,
-        weight=nested_call_weight(MULTISIG_OVERHEAD, 3),
+        weight=nested_call_weight(weights.MULTISIG_OVERHEAD, 3),
         origin=SIGNED,
         args=(
             ("threshold", U16),
@@ -193,7 +191,7 @@ class Multisig(Pallet):
 
     @call(
         2,
-        weight=W_APPROVE,
+        weight=weights.W_APPROVE,
         origin=SIGNED,
         args=(
             ("threshold", U16),
@@ -220,7 +218,7 @@ class Multisig(Pallet):
 
     @call(
         3,
-        weight=W_CANCEL,
+        weight=weights.W_CANCEL,
         origin=SIGNED,
         args=(
             ("threshold", U16),

@@ -31,6 +31,7 @@ from twinchain.runtime.framework import (
     ensure_root,
     ensure_signed,
 )
+from twinchain.runtime.weights import roles as weights
 
 FACILITY_OPERATOR = "FacilityOperator"
 CERTIFIED_AUDITOR = "CertifiedAuditor"
@@ -66,8 +67,6 @@ GRANTORS: dict[str, tuple[str, ...]] = {
     PREDICTIVE_WORKER: (FACILITY_OPERATOR,),
 }
 
-W_GRANT = 30_000
-
 
 @dataclass
 class Grant(Record):
@@ -96,7 +95,7 @@ class Roles(Pallet):
         NotGranter = "only the account that granted a role (or root) may revoke it"
 
     # -- calls
-    @call(0, weight=W_GRANT, origin=ROOT, args=(("who", AccountId), ("role", Role)))
+    @call(0, weight=weights.W_GRANT, origin=ROOT, args=(("who", AccountId), ("role", Role)))
     def force_grant(self, origin: Origin, who: bytes, role: str) -> None:
         """Grant any role (root: governance)."""
         ensure_root(origin)
@@ -104,7 +103,7 @@ class Roles(Pallet):
             raise self.Error.AlreadyGranted()
         self.grant_internal(who, role, None)
 
-    @call(1, weight=W_GRANT, origin=ROOT, args=(("who", AccountId), ("role", Role)))
+    @call(1, weight=weights.W_GRANT, origin=ROOT, args=(("who", AccountId), ("role", Role)))
     def force_revoke(self, origin: Origin, who: bytes, role: str) -> None:
         """Revoke any role (root: governance)."""
         ensure_root(origin)
@@ -112,7 +111,7 @@ class Roles(Pallet):
             raise self.Error.NotGranted()
         self.revoke_internal(who, role, None)
 
-    @call(2, weight=W_GRANT, origin=SIGNED, args=(("who", AccountId), ("role", Role)))
+    @call(2, weight=weights.W_GRANT, origin=SIGNED, args=(("who", AccountId), ("role", Role)))
     def grant(self, origin: Origin, who: bytes, role: str) -> None:
         """Grant ``role`` as a holder of one of the roles that own it (see GRANTORS)."""
         sender = ensure_signed(origin)
@@ -122,7 +121,7 @@ class Roles(Pallet):
             raise self.Error.AlreadyGranted()
         self.grant_internal(who, role, sender)
 
-    @call(3, weight=W_GRANT, origin=SIGNED, args=(("who", AccountId), ("role", Role)))
+    @call(3, weight=weights.W_GRANT, origin=SIGNED, args=(("who", AccountId), ("role", Role)))
     def revoke(self, origin: Origin, who: bytes, role: str) -> None:
         """Revoke a role this sender granted."""
         sender = ensure_signed(origin)
@@ -133,7 +132,7 @@ class Roles(Pallet):
             raise self.Error.NotGranter()
         self.revoke_internal(who, role, sender)
 
-    @call(4, weight=W_GRANT, origin=SIGNED, args=(("role", Role),))
+    @call(4, weight=weights.W_GRANT, origin=SIGNED, args=(("role", Role),))
     def renounce(self, origin: Origin, role: str) -> None:
         """Give up a role of one's own."""
         who = ensure_signed(origin)

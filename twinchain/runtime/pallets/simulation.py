@@ -26,9 +26,8 @@ challenge period anyone may ``release_bond`` (it returns to the submitter, statu
 
 Twin state. ``on_window_closed`` keeps each twin's latest state: the closed window's
 per-metric count, mean (sum // count, floored), min, max and last; the health score from
-``runtime.benchmark.health_bp`` and the last alert from ``runtime.maintenance.last_alert``
-(both None where those pallets do not provide them). Scenarios start from it (the CLI reads
-it through ``twin_state``).
+``Benchmark.health_bp`` and the last alert from ``Maintenance.last_alert`` (None before
+the twin has either). Scenarios start from it (the CLI reads it through ``twin_state``).
 """
 
 from __future__ import annotations
@@ -70,27 +69,19 @@ from twinchain.runtime.framework import (
     call,
     ensure_signed,
 )
-from twinchain.runtime.pallets.equipment import OPERATE, EquipmentClass, TwinId
+from twinchain.runtime.pallets.equipment.types import OPERATE, EquipmentClass, TwinId
 from twinchain.runtime.pallets.roles import (
     EQUIPMENT_MANUFACTURER,
     FACILITY_OPERATOR,
     PREDICTIVE_WORKER,
 )
+from twinchain.runtime.weights import simulation as weights
 from twinchain.twinsim import engine
 
 MAX_KIND = 32
 MAX_STATE_METRICS = 32
 DEFAULT_BOND = 10 * 10**12  # 10 TWIN
 DEFAULT_CHALLENGE_BLOCKS = 600
-
-W_REGISTER = 120_000  # plus 20 per byte of params
-W_SMALL = 120_000  # 70-95 us measured for a call reading and writing a few values
-W_ANCHOR = 300_000  # decoding and validating the inputs, the bond reserve (not measured)
-W_CHALLENGE_BASE = 200_000
-# Measured on one core at MAX_WORK with nothing failing early: ~0.6-1 us per unit
-# of work in pure Python (bench/operations.py: ~30 ms of import at MAX_WORK); weighed at
-# 2 us so a challenge never under-charges.
-W_PER_PATH_STEP = 2_000
 
 ScenarioKind = Enum("ScenarioKind", engine.KINDS)
 ScenarioStatus = Enum("ScenarioStatus", ("Anchored", "Refuted", "Final"))
@@ -197,12 +188,12 @@ def _challenge_weight(rt: Any, scenario_id: int) -> int:
     """Declared weight of a challenge: the base plus the anchored scenario's work."""
     s: Scenario | None = rt.simulation.Scenarios.get(scenario_id)
     if s is None:
-        return W_CHALLENGE_BASE
+        return weights.W_CHALLENGE_BASE
     try:
         work = engine.ScenarioInputs.decode(s.inputs).work
     except engine.EngineError:
         work = 0
-    return W_CHALLENGE_BASE + W_PER_PATH_STEP * work
+    return weights.W_CHALLENGE_BASE + weights.W_PER_PATH_STEP * work
 
 
 class Simulation(Pallet):
@@ -293,7 +284,9 @@ class Simulation(Pallet):
     # ------------------------------------------------------------------ calls
     @call(
         0,
-        weight=lambda rt, model, cls, kind, params, version: W_REGISTER + 20 * len(params),
+        weight=lambda rt, model, cls, kind, params, version: (
+            weights.W_REGISTER + weights.W_PER_PARAM_BYTE * len(params)
+        ),
         origin=SIGNED,
         args=(
             ("model", H256),
@@ -333,7 +326,7 @@ class Simulation(Pallet):
         self.Models.insert(model, info)
         self.deposit(self.Event.ModelRegistered(model, equipment_class, kind, version, who))
 
-    @call(1, weight=W_SMALL, origin=ROOT_OR_SIGNED, args=(("model", H256),))
+    @call(1, weight=weights.W_SMALL, origin=ROOT_OR_SIGNED, args=(("model", H256),))
     def deactivate_model(self, origin: Origin, model: bytes) -> None:
         """Retire a model (its registrant, or root): no new scenarios or predictions use it."""
         if origin.kind not in ("root", "signed"):
@@ -351,7 +344,7 @@ class Simulation(Pallet):
 
     @call(
         2,
-        weight=W_ANCHOR,
+        weight=weights.W_ANCHOR,
         origin=SIGNED,
         args=(
             ("twin", TwinId),
@@ -445,7 +438,7 @@ class Simulation(Pallet):
         self.Scenarios.insert(scenario_id, s)
         self.deposit(self.Event.ScenarioRefuted(scenario_id, who, expected, slashed))
 
-    @call(4, weight=W_SMALL, origin=SIGNED, args=(("scenario_id", U64),))
+    @call(4, weight=weights.W_SMALL, origin=SIGNED, args=(("scenario_id", U64),))
     def release_bond(self, origin: Origin, scenario_id: int) -> None:
         """After the challenge period, return the bond to the submitter (anyone may call)."""
         ensure_signed(origin)
@@ -471,26 +464,11 @@ class Simulation(Pallet):
             a = aggs[m]
             mean = max(I64.lo, min(I64.hi, a.sum // a.count))
             metrics.append(MetricState(m, a.count, mean, a.min, a.max, a.last))
-        health = self._ask("benchmark", "health_bp", twin)
-        if health is not None and not 0 <= health <= engine.BP:
-            health = None
-        alert = self._ask("maintenance", "last_alert", twin)
-        if alert is not None and not 0 <= alert <= U64.max:
-            alert = None
+        health = self.runtime.benchmark.health_bp(twin)
+        alert = self.runtime.maintenance.last_alert(twin)
         state = TwinState(start, window_ms, metrics, health, alert, self.runtime.block.number)
         self.TwinStates.insert(twin, state)
         self.deposit(self.Event.TwinStateUpdated(twin, start, health))
-
-    def _ask(self, pallet: str, api: str, twin: int) -> int | None:
-        """A read of a pallet written in parallel: None if it lacks the API or fails typed."""
-        fn = getattr(getattr(self.runtime, pallet, None), api, None)
-        if fn is None:
-            return None
-        try:
-            v = fn(twin)
-        except DispatchError:
-            return None
-        return v if type(v) is int else None
 
     # ------------------------------------------------------------------ genesis
     def genesis(self, config: dict[str, Any]) -> None:
@@ -544,7 +522,7 @@ class Simulation(Pallet):
             "MaxParams": engine.MAX_PARAMS,
             "MaxInputs": engine.MAX_INPUTS,
             "MaxWork": engine.MAX_WORK,
-            "WeightPerPathStep": W_PER_PATH_STEP,
+            "WeightPerPathStep": weights.W_PER_PATH_STEP,
             "ScenarioKinds": list(engine.KINDS),
             "SimulatableKind": engine.DEGRADATION,
         }

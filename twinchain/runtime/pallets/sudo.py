@@ -19,8 +19,7 @@ from twinchain.runtime.framework import (
     ensure_signed,
     nested_call_weight,
 )
-
-SUDO_OVERHEAD = 20_000
+from twinchain.runtime.weights import sudo as weights
 
 
 class Sudo(Pallet):
@@ -50,14 +49,17 @@ class Sudo(Pallet):
         return ("ok", "") if err is None else ("err", f"{err.module}.{err.error}")
 
     @call(
-        0, weight=nested_call_weight(SUDO_OVERHEAD, 0), origin=SIGNED, args=(("call", RuntimeCall),)
+        0,
+        weight=nested_call_weight(weights.SUDO_OVERHEAD, 0),
+        origin=SIGNED,
+        args=(("call", RuntimeCall),),
     )
     def sudo(self, origin: Origin, call: Any) -> None:
         """Dispatch ``call`` with root origin."""
         self._ensure_sudo(origin)
         self.deposit(self.Event.Sudid(*self._run(Origin.root(), call)))
 
-    @call(1, weight=20_000, origin=SIGNED, args=(("new", AccountId),))
+    @call(1, weight=weights.W_SET_KEY, origin=SIGNED, args=(("new", AccountId),))
     def set_key(self, origin: Origin, new: bytes) -> None:
         """Hand the sudo key to another account."""
         old = self._ensure_sudo(origin)
@@ -66,7 +68,7 @@ class Sudo(Pallet):
 
     @call(
         2,
-        weight=nested_call_weight(SUDO_OVERHEAD, 1),
+        weight=nested_call_weight(weights.SUDO_OVERHEAD, 1),
         origin=SIGNED,
         args=(("who", AccountId), ("call", RuntimeCall)),
     )

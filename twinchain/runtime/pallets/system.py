@@ -19,13 +19,12 @@ from twinchain.runtime.framework import (
     ensure_root,
     ensure_signed,
 )
+from twinchain.runtime.weights import system as weights
 
 # Keep this many recent block hashes: mortal transactions must be born inside this window.
 BLOCK_HASH_COUNT = 2400
 # Weight is in nanoseconds of reference execution time.
 MAX_BLOCK_WEIGHT = 2_000_000_000
-# Charged to every extrinsic on top of its call (decode, signature, nonce, fee).
-EXTRINSIC_BASE_WEIGHT = 40_000
 
 PHASE_INIT, PHASE_APPLY, PHASE_FINAL = 0, 1, 2
 
@@ -71,7 +70,7 @@ class System(Pallet):
     # -- calls
     @call(
         0,
-        weight=lambda rt, remark: 10_000 + len(remark),
+        weight=lambda rt, remark: weights.W_REMARK + weights.W_REMARK_PER_BYTE * len(remark),
         origin="signed",
         args=(("remark", Bytes(4096)),),
     )
@@ -80,7 +79,7 @@ class System(Pallet):
         who = ensure_signed(origin)
         self.deposit(self.Event.Remarked(who, hash_for(Domain.EXTRINSIC, remark)))
 
-    @call(1, weight=20_000, origin=ROOT, args=(("name", Str(64)),))
+    @call(1, weight=weights.W_SET_CHAIN_NAME, origin=ROOT, args=(("name", Str(64)),))
     def set_chain_name(self, origin: Origin, name: str) -> None:
         """Rename the chain (root only)."""
         ensure_root(origin)
@@ -136,5 +135,5 @@ class System(Pallet):
         return {
             "BlockHashCount": BLOCK_HASH_COUNT,
             "MaxBlockWeight": MAX_BLOCK_WEIGHT,
-            "ExtrinsicBaseWeight": EXTRINSIC_BASE_WEIGHT,
+            "ExtrinsicBaseWeight": weights.EXTRINSIC_BASE_WEIGHT,
         }

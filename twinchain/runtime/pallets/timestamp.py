@@ -15,6 +15,7 @@ from twinchain.runtime.framework import (
     call,
     ensure_none,
 )
+from twinchain.runtime.weights import timestamp as weights
 
 
 class Timestamp(Pallet):
@@ -28,7 +29,7 @@ class Timestamp(Pallet):
         TooEarly = "timestamp is not later than the previous one by the minimum period"
         WrongSlot = "timestamp does not fall into the block's slot"
 
-    @call(0, weight=10_000, origin=NONE, args=(("now", U64),), inherent=True)
+    @call(0, weight=weights.W_SET, origin=NONE, args=(("now", U64),), inherent=True)
     def set(self, origin: Origin, now: int) -> None:
         """Set the block time (inherent, first extrinsic of every block)."""
         ensure_none(origin)
