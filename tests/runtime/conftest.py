@@ -23,7 +23,7 @@ from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Call, Era, Extrinsic, Header
 from twinchain.runtime.executive import ApplyOutcome, Executive, decode_events
-from twinchain.runtime.framework import DispatchError, EventRecord, Origin
+from twinchain.runtime.framework import EventRecord, Origin
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets import telemetry
 from twinchain.runtime.runtime import Runtime
@@ -223,22 +223,17 @@ class Chain:
 
     # -- direct dispatch (pallet unit tests)
     def dispatch(self, origin: Origin, pallet: str, name: str, *args: Any) -> list[EventRecord]:
-        """Run one call in its own layer of the open block, as the executive does.
+        """Run one call in its own layer of the open block, with the executive's own layering
+        (``Executive.dispatch``, as an extrinsic's call runs).
 
         Returns the events it deposited; raises its DispatchError after reverting its writes.
         """
-        c = self.call(pallet, name, *args)
-        p, cd, decoded = self.rt.resolve_call(c)
-        st = self.rt.state
-        mark = len(st.events)
-        st.start_transaction()
-        try:
-            self.rt.dispatch(origin, p, cd, decoded)
-        except DispatchError:
-            st.rollback_transaction()
-            raise
-        st.commit_transaction()
-        return [ev for _, ev in st.events[mark:]]
+        p, cd, decoded = self.rt.resolve_call(self.call(pallet, name, *args))
+        mark = len(self.rt.state.events)
+        error = self.ex.dispatch(origin, p, cd, decoded)
+        if error is not None:
+            raise error
+        return [ev for _, ev in self.rt.state.events[mark:]]
 
     def close_windows(self) -> list[EventRecord]:
         """Run the window closes queued so far in the open block (Telemetry's on_initialize,

@@ -24,7 +24,17 @@ from twinchain.primitives.types import (
     extrinsic_hash,
     signing_payload,
 )
-from twinchain.runtime.framework import BlockRejected, DispatchError, EventRecord, Origin
+from twinchain.runtime.framework import (
+    BlockRejected,
+    CallDef,
+    DecodedCall,
+    DispatchError,
+    EventRecord,
+    Origin,
+    Pallet,
+    SignatureCheck,
+    transactional,
+)
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.system import (
     MAX_BLOCK_WEIGHT,
@@ -320,35 +330,25 @@ class Executive:
         if not rt.balances.withdraw_fee(s.signer, c.fee):
             raise InvalidTransaction("Payment", "cannot pay fee")
         rt.system.inc_nonce(s.signer)
-        error = self._dispatch(Origin.signed(s.signer), c)
+        error = self.dispatch(Origin.signed(s.signer), c.pallet, c.call, c.args)
         rt.balances.distribute_fee(c.fee, rt.block.author)
         rt.balances.deposit(rt.balances.Event.FeePaid(s.signer, c.fee, s.tip))
         return self._record(c, error)
 
     def _apply_inherent(self, c: _Checked) -> ApplyOutcome:
-        error = self._dispatch(Origin.none(), c)
+        error = self.dispatch(Origin.none(), c.pallet, c.call, c.args)
         if error is not None:
             raise InvalidTransaction("BadInherent", str(error))
         return self._record(c, None)
 
-    def _dispatch(self, origin: Origin, c: _Checked) -> DispatchError | None:
-        st = self.rt.state
-        depth = st.depth
-        st.start_transaction()
-        try:
-            self.rt.dispatch(origin, c.pallet, c.call, c.args)
-        except DispatchError as err:
-            error: DispatchError = err
-        except (CodecError, ArithmeticError, ValueError, KeyError, TypeError) as exc:
-            # A pallet bug or an argument the pallet did not anticipate: fail the call, never
-            # the node. Every node runs the same code, so this stays deterministic.
-            error = DispatchError("System", "Other", f"{type(exc).__name__}: {exc}")
-        else:
-            st.commit_transaction()
-            return None
-        while st.depth > depth:  # also closes layers a buggy pallet left open
-            st.rollback_transaction()
-        return error
+    def dispatch(
+        self, origin: Origin, pallet: Pallet, call: CallDef, args: list[Any]
+    ) -> DispatchError | None:
+        """Run one decoded call in its own transactional layer of the current block, as every
+        extrinsic runs: its failure (a pallet bug included) reverts only its own writes and
+        events, and is returned, never raised."""
+        rt = self.rt
+        return transactional(rt.state, lambda: rt.dispatch(origin, pallet, call, args))
 
     def _record(self, c: _Checked, error: DispatchError | None) -> ApplyOutcome:
         sysp = self.rt.system
@@ -400,23 +400,22 @@ class Executive:
                     todo.append(c)
         except InvalidTransaction as exc:
             raise InvalidBlock(f"extrinsic {exc}") from exc
-        # Every signature of the block in ONE batch: extrinsics' and telemetry devices'.
-        telemetry = self.rt.telemetry
-        device = telemetry.unverified(
-            telemetry.collect_device_signatures(
-                (c.pallet, c.call, c.args) for c in checked if c.xt.signed is not None
-            )
+        # Every signature of the block in ONE batch: the extrinsics' and those their calls
+        # carry for a pallet to check (telemetry devices').
+        extra = self._extra_signatures(
+            [(c.pallet, c.call, c.args) for c in checked if c.xt.signed is not None]
         )
-        if todo or device:
+        flat = [t for _, checks in extra for t in checks]
+        if todo or flat:
             oks = native.verify_batch(
-                [c.xt.signed.signer for c in todo] + [d[0] for d in device],  # type: ignore[union-attr]
-                [c.message for c in todo] + [d[1] for d in device],
-                [c.xt.signed.signature for c in todo] + [d[2] for d in device],  # type: ignore[union-attr]
+                [c.xt.signed.signer for c in todo] + [t[0] for t in flat],  # type: ignore[union-attr]
+                [c.message for c in todo] + [t[1] for t in flat],
+                [c.xt.signed.signature for c in todo] + [t[2] for t in flat],  # type: ignore[union-attr]
             )
             if not all(oks[: len(todo)]):
                 raise InvalidBlock("bad extrinsic signature")
-            # A bad device signature only fails its own extrinsic, inside Telemetry.submit.
-            telemetry.note_verified(device, oks[len(todo) :])
+            # A bad extra signature only fails its own extrinsic, inside its pallet's call.
+            self._note_verified(extra, oks[len(todo) :])
         for i, c in enumerate(checked):
             # Weigh on the state this extrinsic really runs on, as the author did: a weight
             # may read state (Telemetry.submit pays for the windows it closes, which depends
@@ -438,16 +437,17 @@ class Executive:
         gossiped batch). False: undecodable, unsigned or a bad signature; None: well formed
         but invalid before the signature (e.g. an expired era) — not the sender's fault.
 
-        The telemetry device signatures the transactions carry are verified in the same call
-        and remembered (``Telemetry.note_verified``): checked on arrival, spread over the
-        slot, instead of on the critical path of authoring and import. A bad one is not
-        the sender's verdict here: its extrinsic fails on chain, as before."""
+        The signatures the transactions' calls carry for a pallet to check (telemetry
+        devices') are verified in the same call and handed back to their pallets
+        (``Pallet.note_verified``): checked on arrival, spread over the slot, instead of on
+        the critical path of authoring and import. A bad one is not the sender's verdict
+        here: its extrinsic fails on chain, as before."""
         self.rt.state = Overlay(base)
         self.rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
         triples: list[tuple[bytes, bytes, bytes]] = []
         index: list[int] = []
         hashes: list[bytes] = []
-        calls: list[tuple[Any, Any, list[Any]]] = []
+        calls: list[DecodedCall] = []
         oks: list[bool | None] = [False] * len(raws)
         for i, raw in enumerate(raws):
             try:
@@ -466,19 +466,45 @@ class Executive:
             except InvalidTransaction as exc:
                 if exc.code not in ("Decode", "TooLarge", "Unsigned", "Call"):
                     oks[i] = None
-        telemetry = self.rt.telemetry
-        try:
-            device = telemetry.unverified(telemetry.collect_device_signatures(calls))
-        except (DispatchError, CodecError, StateError):
-            device = []  # only ever saves work: submit verifies what is not known good
-        if triples or device:
-            verdicts = native.verify_batch(*zip(*(triples + device), strict=True))
+        # Only ever saves work: a pallet verifies, while its call runs, what is not known good.
+        extra = self._extra_signatures(calls, tolerant=True)
+        flat = [t for _, checks in extra for t in checks]
+        if triples or flat:
+            verdicts = native.verify_batch(*zip(*(triples + flat), strict=True))
             for i, h, t, ok in zip(index, hashes, triples, verdicts[: len(triples)], strict=True):
                 oks[i] = ok
                 if ok:
                     self._remember_signature(h, t[1])
-            telemetry.note_verified(device, verdicts[len(triples) :])
+            self._note_verified(extra, verdicts[len(triples) :])
         return oks
+
+    def _extra_signatures(
+        self, calls: Sequence[DecodedCall], *, tolerant: bool = False
+    ) -> list[tuple[Pallet, list[SignatureCheck]]]:
+        """Every pallet's :meth:`Pallet.extra_signatures` of ``calls``, in pallet order.
+        ``tolerant``: a pallet that cannot read them (pool validation on a state that lacks
+        what it needs) contributes none."""
+        out: list[tuple[Pallet, list[SignatureCheck]]] = []
+        for _, p in sorted(self.rt.pallets.items()):
+            try:
+                checks = p.extra_signatures(calls)
+            except (DispatchError, CodecError, StateError):
+                if not tolerant:
+                    raise
+                checks = []
+            if checks:
+                out.append((p, checks))
+        return out
+
+    @staticmethod
+    def _note_verified(
+        extra: Sequence[tuple[Pallet, list[SignatureCheck]]], oks: Sequence[bool]
+    ) -> None:
+        """Hand each pallet the verdicts of its checks (``oks``: theirs, in ``extra``'s order)."""
+        at = 0
+        for p, checks in extra:
+            p.note_verified(checks, oks[at : at + len(checks)])
+            at += len(checks)
 
     def _remember_signature(self, h: bytes, msg: bytes) -> None:
         # Same bytes, same signing message: the same verdict, so a pool entry's signature is

@@ -104,6 +104,50 @@ def ensure_none(origin: Origin) -> None:
         raise bad_origin(NONE)
 
 
+# What a call may raise that fails the call, never the node: a DispatchError, or a pallet bug
+# or an argument the pallet did not anticipate (reported as ``System.Other``). Every node
+# runs the same code, so this stays deterministic.
+CALL_FAILURES: tuple[type[Exception], ...] = (
+    DispatchError,
+    CodecError,
+    ArithmeticError,
+    ValueError,
+    KeyError,
+    TypeError,
+)
+
+
+def transactional(state: Overlay, fn: Callable[[], object]) -> DispatchError | None:
+    """Run ``fn`` in its own transactional layer of ``state``: the one layering of every
+    call and hook (the executive's extrinsics, nested calls, hooks' ``in_layer``).
+
+    ``fn`` returns: its layer is committed, and None returned. It raises one of
+    ``CALL_FAILURES``: its writes and events are rolled back, with any layer it left open,
+    and the failure is returned as a DispatchError. Anything else is rolled back likewise
+    and raised.
+    """
+    depth = state.depth
+    state.start_transaction()
+    try:
+        fn()
+    except CALL_FAILURES as exc:
+        error = (
+            exc
+            if isinstance(exc, DispatchError)
+            else DispatchError("System", "Other", f"{type(exc).__name__}: {exc}")
+        )
+    except BaseException:
+        while state.depth > depth:
+            state.rollback_transaction()
+        raise
+    else:
+        state.commit_transaction()
+        return None
+    while state.depth > depth:  # also closes layers a buggy pallet left open
+        state.rollback_transaction()
+    return error
+
+
 # --------------------------------------------------------------------------- errors & events
 
 
@@ -515,6 +559,11 @@ class StorageDoubleMap(StorageItem):
 
 # --------------------------------------------------------------------------- pallets
 
+# A signed call as the executive holds it once decoded: (pallet, call, decoded arguments).
+DecodedCall = tuple["Pallet", CallDef, list[Any]]
+# A signature to verify: (public key, message, signature).
+SignatureCheck = tuple[bytes, bytes, bytes]
+
 
 class Pallet:
     """Base class of a pallet. Subclasses set ``name`` and declare items, calls, events, errors.
@@ -562,39 +611,44 @@ class Pallet:
     def on_finalize(self, number: int) -> None:
         return None
 
-    def on_window_closed(self, twin: int, start: int, window_ms: int, aggs: dict[int, Any]) -> None:
-        """A twin's telemetry window ``[start, start + window_ms)`` has closed: ``aggs`` maps
-        each metric with readings in it to its ``telemetry.Aggregate``. Runs at the start of
-        a block after the submission that closed the window (Telemetry's queue), in
-        pallet-index order, in one layer per close; it must not raise for business reasons
-        (the whole close would be reverted and reported), only record.
+    def extra_signatures(self, calls: Sequence[DecodedCall]) -> list[SignatureCheck]:
+        """Signatures other than the extrinsics' own that ``calls`` (a block's or a gossiped
+        batch's decoded signed calls) carry for this pallet to verify while they run, less
+        those already known good: ``(public key, message, signature)``.
+
+        The executive verifies them together with the extrinsics' signatures in ONE
+        ``native.verify_batch`` call and hands the verdicts back to :meth:`note_verified`.
+        It only ever saves work: a pallet still verifies, while the call runs, whatever no
+        one vouched for. Default: none.
         """
+        return []
+
+    def note_verified(self, checks: Sequence[SignatureCheck], oks: Sequence[bool]) -> None:
+        """The verdicts, in order, of the ``checks`` :meth:`extra_signatures` returned.
+        Default: nothing to remember."""
         return None
+
+    def configure(self, config: object) -> None:
+        """Hand the pallet its ``Config``: the sibling APIs it declares it uses (each a small
+        Protocol), bound to the pallets that serve them. FRAME's ``Config`` trait, bound by
+        ``construct_runtime``: here the runtime calls this once, after building every pallet.
+        """
+        self.config = config
 
     # -- helpers
     def _now(self) -> int:
         """The block's timestamp in ms (Timestamp.Now, set by the block's inherent)."""
-        return int(self.runtime.timestamp.Now.get())
+        return self.runtime.now()
 
     def deposit(self, event: EventRecord) -> None:
         self.runtime.state.deposit_event(event)
 
     def in_layer(self, fn: Callable[[], object]) -> bool:
-        """Run ``fn`` in its own transactional layer; a failure reverts only it. Hooks use
-        this: it also catches what the executive turns into ``System.Other`` (an encoding
-        overflow, a pallet bug), which raised from a hook would fail a gateway's submit or,
-        from ``on_initialize``, the block itself."""
-        st = self.runtime.state
-        depth = st.depth
-        st.start_transaction()
-        try:
-            fn()
-        except (DispatchError, CodecError, ArithmeticError, ValueError, KeyError, TypeError):
-            while st.depth > depth:
-                st.rollback_transaction()
-            return False
-        st.commit_transaction()
-        return True
+        """Run ``fn`` in its own transactional layer (:func:`transactional`); a failure
+        reverts only it. Hooks use this: it also catches what the executive turns into
+        ``System.Other`` (an encoding overflow, a pallet bug), which raised from a hook would
+        fail a gateway's submit or, from ``on_initialize``, the block itself."""
+        return transactional(self.runtime.state, fn) is None
 
     def dispatch_nested(self, origin: Origin, call_wire: Any) -> int:
         """Dispatch a call carried inside this one (sudo, multisig); returns its weight."""

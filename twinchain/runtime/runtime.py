@@ -8,7 +8,14 @@ from typing import Any
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.types import Call
-from twinchain.runtime.framework import CallDef, DispatchError, Origin, Pallet, bad_origin
+from twinchain.runtime.framework import (
+    CallDef,
+    DispatchError,
+    Origin,
+    Pallet,
+    bad_origin,
+    transactional,
+)
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.analytics import Analytics
 from twinchain.runtime.pallets.authority import Authority
@@ -23,6 +30,7 @@ from twinchain.runtime.pallets.simulation import Simulation
 from twinchain.runtime.pallets.sudo import Sudo
 from twinchain.runtime.pallets.system import System
 from twinchain.runtime.pallets.telemetry import Telemetry
+from twinchain.runtime.pallets.telemetry.config import Config as TelemetryConfig
 from twinchain.runtime.pallets.timestamp import Timestamp
 from twinchain.storage.abc import StateReader
 
@@ -104,6 +112,28 @@ class Runtime:
         self.maintenance: Maintenance = self.by_name["Maintenance"]  # type: ignore[assignment]
         self.analytics: Analytics = self.by_name["Analytics"]  # type: ignore[assignment]
         self.simulation: Simulation = self.by_name["Simulation"]  # type: ignore[assignment]
+        self._wire()
+
+    def _wire(self) -> None:
+        """Each pallet's ``Config`` (``Pallet.configure``): which sibling serves each API it
+        declares it uses, as FRAME's ``construct_runtime`` binds the ``Config`` types."""
+        self.telemetry.configure(
+            TelemetryConfig(
+                twins=self.equipment,
+                roles=self.roles,
+                # Told of each closed window in this order, all in the close's one layer.
+                window_listeners=(
+                    self.benchmark,
+                    self.maintenance,
+                    self.analytics,
+                    self.simulation,
+                ),
+            )
+        )
+
+    def now(self) -> int:
+        """The block's timestamp in ms (``Timestamp.Now``, set by the block's inherent)."""
+        return int(self.timestamp.Now.get())
 
     # -- calls
     def resolve_call(self, call: Call) -> tuple[Pallet, CallDef, list[Any]]:
@@ -142,25 +172,7 @@ class Runtime:
     def dispatch_in_layer(self, origin: Origin, call_wire: Any) -> DispatchError | None:
         """Dispatch a nested call in its own transactional layer; its failure (a pallet bug
         included) reverts only its own writes and is returned, never raised."""
-        st = self.state
-        depth = st.depth
-        st.start_transaction()
-        try:
-            self.dispatch_wire(origin, call_wire)
-        except DispatchError as err:
-            result: DispatchError | None = err
-        except (CodecError, ArithmeticError, ValueError, KeyError, TypeError) as exc:
-            result = DispatchError("System", "Other", f"{type(exc).__name__}: {exc}")
-        except BaseException:
-            while st.depth > depth:
-                st.rollback_transaction()
-            raise
-        else:
-            st.commit_transaction()
-            return None
-        while st.depth > depth:
-            st.rollback_transaction()
-        return result
+        return transactional(self.state, lambda: self.dispatch_wire(origin, call_wire))
 
     def weigh_wire(self, call_wire: Any) -> int:
         """Declared weight of a nested call, 0 if it does not decode (it will then fail)."""

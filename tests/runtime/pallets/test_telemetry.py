@@ -613,7 +613,7 @@ def test_collect_and_note_let_the_executive_merge_batches(chain: Any) -> None:
     b = batch(chain, DEV1, 0, temps())
     chain.start_block(SLOT)
     t = chain.rt.telemetry
-    triples = t.collect_device_signatures([(t, t.calls_by_name["submit"], [[b]])])
+    triples = t.extra_signatures([(t, t.calls_by_name["submit"], [[b]])])
     assert triples == [
         (
             DEV1.public,
@@ -683,7 +683,7 @@ def test_genesis_rejects_bad_devices(make_chain: Any, devices: list[Any], match:
         make_chain(extra=cfg)
 
 
-def test_a_later_window_closes_the_open_one_for_every_pallet(
+def test_a_later_window_closes_the_open_one_for_every_listener(
     blk: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, int, int, int, dict[int, int]]] = []
@@ -691,7 +691,7 @@ def test_a_later_window_closes_the_open_one_for_every_pallet(
     def spy(self: Any, twin: int, start: int, window_ms: int, aggs: dict[int, Any]) -> None:
         seen.append((self.name, twin, start, window_ms, {m: a.count for m, a in aggs.items()}))
 
-    for p in blk.rt.pallets.values():
+    for p in blk.rt.telemetry.config.window_listeners:
         monkeypatch.setattr(type(p), "on_window_closed", spy)
     w0 = NOW - NOW % WINDOW - 2 * WINDOW
     first = [(TEMP, w0 + 1_000, 20_000), (ENERGY, w0 + 2_000, 5), (TEMP, w0 + 3_000, 20_100)]
@@ -704,7 +704,7 @@ def test_a_later_window_closes_the_open_one_for_every_pallet(
     assert seen == [] and blk.rt.telemetry.queued_closes() == 1  # for the next block's start
     evs += blk.close_windows()
     assert blk.rt.telemetry.queued_closes() == 0
-    names = [p.name for _, p in sorted(blk.rt.pallets.items())]
+    names = ["Benchmark", "Maintenance", "Analytics", "Simulation"]  # wired in this order
     assert seen == [(n, 0, w0, WINDOW, {TEMP: 3, ENERGY: 1}) for n in names]
     assert [blk.args(e) for e in evs if e.name == "WindowClosed"] == [{"twin": 0, "start": w0}]
     assert blk.rt.telemetry.OpenWindow.get(0) == w0 + WINDOW

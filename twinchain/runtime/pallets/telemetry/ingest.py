@@ -59,7 +59,7 @@ def apply_batch(
     now, window = ctx.now, ctx.window
     envelopes = ctx.envelopes.get(twin)
     if envelopes is None:
-        envelopes = ctx.envelopes[twin] = tel.runtime.equipment.envelopes(twin)
+        envelopes = ctx.envelopes[twin] = tel.config.twins.envelopes(twin)
     captures = ctx.captures.get(twin)
     if captures is None:
         captures = ctx.captures[twin] = tel.Capture.get_shared(twin) or {}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from twinchain.primitives.codec import (
     H256,
@@ -41,6 +41,7 @@ from twinchain.protocol.telemetry import (
 from twinchain.runtime.framework import (
     ROOT,
     SIGNED,
+    DecodedCall,
     DispatchError,
     Origin,
     Pallet,
@@ -56,6 +57,7 @@ from twinchain.runtime.framework import (
 from twinchain.runtime.pallets.equipment.types import OPERATE, TwinId
 from twinchain.runtime.pallets.roles import DEVICE, GATEWAY
 from twinchain.runtime.pallets.telemetry import ingest, signatures, windows
+from twinchain.runtime.pallets.telemetry.config import Config
 from twinchain.runtime.pallets.telemetry.ingest import IngestContext
 from twinchain.runtime.pallets.telemetry.types import (
     BATCH_LOG_CHUNK,
@@ -82,12 +84,10 @@ from twinchain.runtime.pallets.telemetry.weights import (
     W_SUBMIT_BASE,
 )
 
-if TYPE_CHECKING:
-    from twinchain.runtime.framework import CallDef
-
 
 class Telemetry(Pallet):
     name = "Telemetry"
+    config: Config
 
     Metrics = StorageMap(U16, MetricInfo.wire_type(), doc="Registered metrics.")
     WindowMs = StorageValue(U64, DEFAULT_WINDOW_MS, doc="Length of an aggregation window.")
@@ -200,7 +200,7 @@ class Telemetry(Pallet):
         """Bind a device key to a twin (the twin's owner), optionally pinned to one gateway;
         grants the key the Device role."""
         who = ensure_signed(origin)
-        t = self.runtime.equipment.twin(twin)
+        t = self.config.twins.twin(twin)
         if t is None:
             raise self.Error.UnknownTwin()
         if t.owner != who:
@@ -221,14 +221,14 @@ class Telemetry(Pallet):
         d: DeviceInfo | None = self.Devices.get(device)
         if d is None or not d.active:
             raise self.Error.UnknownDevice()
-        t = self.runtime.equipment.twin(d.twin)
+        t = self.config.twins.twin(d.twin)
         if t is None or t.owner != who:
             raise self.Error.NotOwner()
         d.active = False
         self.Devices.insert(device, d)
         self.TwinDevices.remove(d.twin, device)
         self.TwinDeviceCount.insert(d.twin, self.TwinDeviceCount.get(d.twin) - 1)
-        self.runtime.roles.revoke_internal(device, DEVICE, who)
+        self.config.roles.revoke_internal(device, DEVICE, who)
         self.deposit(self.Event.DeviceUnbound(device, d.twin))
 
     @call(
@@ -247,7 +247,7 @@ class Telemetry(Pallet):
     ) -> None:
         """Configure the capture frequency of a metric (the owner or an OPERATE delegate)."""
         who = ensure_signed(origin)
-        eq = self.runtime.equipment
+        eq = self.config.twins
         t = eq.twin(twin)
         if t is None:
             raise self.Error.UnknownTwin()
@@ -297,7 +297,7 @@ class Telemetry(Pallet):
         """Submit device-signed batches (Gateway). Fails whole on any bad device signature,
         replayed sequence number, unknown device or metric; flags odd readings in events."""
         gateway = ensure_signed(origin)
-        roles = self.runtime.roles
+        roles = self.config.roles
         if not roles.has(gateway, GATEWAY):
             raise self.Error.NotGateway()
         if not batches:
@@ -313,7 +313,7 @@ class Telemetry(Pallet):
                 d = self.Devices.get(b.device)
                 if d is None or not d.active or not roles.has(b.device, DEVICE):
                     raise self.Error.UnknownDevice()
-                if not self.runtime.equipment.is_operational(d.twin):
+                if not self.config.twins.is_operational(d.twin):
                     raise self.Error.TwinNotOperational()
                 devices[b.device] = d
                 expected[b.device] = d.next_seq
@@ -341,7 +341,7 @@ class Telemetry(Pallet):
         if not signatures.check_submitted(self, triples):
             raise self.Error.BadDeviceSignature()
         # 3. Apply.
-        ctx = IngestContext(int(self.runtime.timestamp.Now.get()), self.WindowMs.get())
+        ctx = IngestContext(self._now(), self.WindowMs.get())
         for b, root in zip(batches, roots, strict=True):
             ingest.apply_batch(self, ctx, gateway, devices[b.device], b, root)
         for dev, d in devices.items():
@@ -359,30 +359,20 @@ class Telemetry(Pallet):
         return windows.queued_closes(self)
 
     # ------------------------------------------------------------------ block-level verification
-    def collect_device_signatures(
-        self, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]
-    ) -> list[Triple]:
-        """See :func:`.signatures.collect_device_signatures`."""
-        return signatures.collect_device_signatures(self, calls)
+    def extra_signatures(self, calls: Sequence[DecodedCall]) -> list[Triple]:
+        """The device signatures of the batches ``calls`` submit, less those known good
+        (:mod:`.signatures`); the executive verifies them with the block's own."""
+        return signatures.unverified(self, signatures.collect_device_signatures(self, calls))
 
-    def note_verified(self, triples: Sequence[Triple], oks: Sequence[bool]) -> None:
-        """See :func:`.signatures.note_verified`."""
-        signatures.note_verified(self, triples, oks)
+    def note_verified(self, checks: Sequence[Triple], oks: Sequence[bool]) -> None:
+        """Remember the good ones, so that ``submit`` does not check them again."""
+        signatures.note_verified(self, checks, oks)
 
-    def unverified(self, triples: Sequence[Triple]) -> list[Triple]:
-        """See :func:`.signatures.unverified`."""
-        return signatures.unverified(self, triples)
-
-    def pre_verify(self, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]) -> int:
-        """Verify every device signature of a block in ONE ``native.verify_batch`` call.
-
-        The executive calls it once per block after ``initialize_block``, with the decoded
-        ``(pallet, call, args)`` of the block's signed extrinsics (or merges
-        :meth:`collect_device_signatures` into its own batch and calls :meth:`note_verified`).
-        It only ever saves work: a signature it did not verify is checked by ``submit``.
-        Returns how many signatures it checked.
-        """
-        triples = self.unverified(self.collect_device_signatures(calls))
+    def pre_verify(self, calls: Sequence[DecodedCall]) -> int:
+        """Verify every device signature ``calls`` carry in ONE ``native.verify_batch`` call
+        (what the executive does with the block's other signatures merged in); returns how
+        many it checked. It only ever saves work: ``submit`` checks what it did not."""
+        triples = self.extra_signatures(calls)
         if triples:
             self.note_verified(triples, verify_device_signatures(triples))
         return len(triples)
@@ -401,7 +391,7 @@ class Telemetry(Pallet):
         for spec in config.get("devices", []):
             device = parse_account(spec["device"])
             twin = int(spec["twin"])
-            t = self.runtime.equipment.twin(twin)
+            t = self.config.twins.twin(twin)
             if t is None:
                 raise ValueError(f"genesis device bound to unknown twin {twin}")
             if self.Devices.contains(device):
@@ -443,7 +433,7 @@ class Telemetry(Pallet):
         self.Devices.insert(device, d)
         self.TwinDevices.insert(twin, device, True)
         self.TwinDeviceCount.insert(twin, count + 1)
-        self.runtime.roles.grant_internal(device, DEVICE, by)
+        self.config.roles.grant_internal(device, DEVICE, by)
         self.deposit(self.Event.DeviceBound(device, twin, gateway))
 
     def device(self, device: bytes) -> DeviceInfo | None:

@@ -1,6 +1,7 @@
 """Telemetry's window closes: queued by ``submit`` (:func:`.ingest.queue_closes`), run at
 most ``MAX_CLOSES_PER_BLOCK`` a block, oldest first, by ``on_initialize``; each hands the
-closed window's aggregates to the window-close listeners."""
+closed window's aggregates to the window-close listeners the runtime wires in
+(:class:`.config.Config`)."""
 
 from __future__ import annotations
 
@@ -38,10 +39,10 @@ def queued_closes(tel: Telemetry) -> int:
 
 
 def close_window(tel: Telemetry, twin: int, start: int, window_ms: int) -> None:
-    """Hand a closed window's aggregates to every pallet's ``on_window_closed``."""
+    """Hand a closed window's aggregates to the window-close listeners, in order."""
     aggs = {m: a for m, a in tel.window_aggregates(twin, start).items() if a.count}
     if not aggs:
         return
     tel.deposit(tel.Event.WindowClosed(twin, start))
-    for _, p in sorted(tel.runtime.pallets.items()):
-        p.on_window_closed(twin, start, window_ms, aggs)
+    for listener in tel.config.window_listeners:
+        listener.on_window_closed(twin, start, window_ms, aggs)
