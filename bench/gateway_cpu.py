@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from twinchain.client import RpcClient
 from twinchain.gateway.provision import with_gateway, write_gateway
 from twinchain.machines.simulator import default_machines
 from twinchain.node.chain_spec import dev_spec
-from twinchain.rpc.client import RpcClient
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -20,11 +20,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from twinchain.client import RpcClient
 from twinchain.devnet import manager
 from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
 from twinchain.primitives.keys import Keypair
-from twinchain.rpc.client import RpcClient
 
 
 def finality_latency(seconds: float = 60, slot_ms: int = 1000) -> dict[str, Any]:

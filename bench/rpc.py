@@ -25,11 +25,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from twinchain.client import Client
+from twinchain.client import Client, RpcClient
 from twinchain.primitives.keys import DEV_NAMES, Keypair
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol.jsonrpc import to_hex
-from twinchain.rpc.client import RpcClient
 
 
 def _free_port() -> int:

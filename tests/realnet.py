@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from twinchain.client import RpcClient
 from twinchain.devnet import manager
 from twinchain.devnet.manager import NodeInfo
-from twinchain.rpc.client import RpcClient
 
 # What a node logs when it puts vote (or block) equivocation evidence on chain.
 EQUIVOCATION_LOG = re.compile(r"report_vote_equivocation|equivocation evidence submitted")

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from twinchain.client import RpcClient
 from twinchain.devnet import manager
 from twinchain.primitives.keys import encode_address
-from twinchain.rpc.client import RpcClient
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:

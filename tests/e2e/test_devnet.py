@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from twinchain.client import RpcClient
 from twinchain.devnet import manager
 from twinchain.devnet.manager import NodeInfo
-from twinchain.rpc.client import RpcClient
 
 SLOT_MS = 1000
 

@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from twinchain.explorer.rpc import Disconnected, NodeRpc
+from twinchain.client import NodeUnavailable as Disconnected
+from twinchain.client import ReconnectingClient as NodeRpc
 
 
 def test_rpc_client_without_a_node_reports_disconnected() -> None:

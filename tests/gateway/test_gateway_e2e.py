@@ -25,11 +25,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from twinchain.client import RpcClient
 from twinchain.devnet.chaos.invariants import twin_totals
 from twinchain.gateway.provision import Provisioned, with_gateway, write_gateway
 from twinchain.machines.simulator import MachineConfig
 from twinchain.node.chain_spec import dev_spec
-from twinchain.rpc.client import RpcClient
 
 AMQTT = Path(sys.executable).with_name("amqtt")
 MACHINES = [

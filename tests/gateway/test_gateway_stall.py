@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from realnet import wait_for
 
+from twinchain.client import RpcClient
 from twinchain.devnet.chaos.invariants import twin_totals
 from twinchain.gateway.provision import with_gateway, write_gateway
 from twinchain.machines.simulator import FactorySimulator, MachineConfig
 from twinchain.node.chain_spec import ChainSpec, dev_spec
 from twinchain.p2p.host import load_or_create_identity, peer_id_of
-from twinchain.rpc.client import RpcClient
 
 MACHINES = [MachineConfig("mill-1", "cnc_mill"), MachineConfig("comp-1", "compressor")]
 TICKS, SEED = 75, 11

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from twinchain.client import Client
+from twinchain.client import Client, RpcClient
 from twinchain.machines.classes import class_spec
 from twinchain.machines.simulator import FactorySimulator, Fault, MachineConfig
 from twinchain.node.chain_spec import dev_spec
@@ -22,7 +22,6 @@ from twinchain.offchain.cli import TRAINED
 from twinchain.offchain.worker import PdmWorker, load_models
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.telemetry import MAX_BATCHES, MAX_READINGS, sign_batch
-from twinchain.rpc.client import RpcClient
 
 HOUR = 3_600_000
 TICK_MS = 300_000  # 5 min ticks keep the upload small; features are window means

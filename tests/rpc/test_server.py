@@ -11,12 +11,12 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
+from twinchain.client import RpcClient
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
 from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, header_from_json, to_hex
 from twinchain.rpc import methods, subscriptions
-from twinchain.rpc.client import RpcClient
 from twinchain.rpc.hosting import serve_rpc
 from twinchain.rpc.transport import RpcApp
 

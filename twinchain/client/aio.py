@@ -1,147 +1,196 @@
-"""The trio client: calls over httpx.AsyncClient, subscriptions over trio-websocket.
+"""The asyncio client: JSON-RPC to a node over one WebSocket (the gateway and the explorer
+use it; the blocking client watches extrinsics with it).
 
-Subscriptions are async context managers that hand out an async iterator
-(``async with c.subscribe_new_heads() as heads: async for h in heads``): each one owns a
-WebSocket with a background reader, and trio needs that nursery scoped by the caller rather
-than hidden inside an async generator, where cancellation would reach the wrong task.
+Requests and subscriptions share the connection: a reader task hands each reply to the
+request that waits for it and each notification to its subscription. When the connection
+drops, every waiting request raises :class:`NodeUnavailable` and every subscription ends;
+a new :class:`AsyncClient` connects again (:class:`ReconnectingClient` does so by itself).
+
+``async with AsyncClient(url) as c`` connects and caches the chain's metadata, genesis hash
+and runtime version, for building calls by name, signing and proof-checked reads (the same
+plans as the blocking client: :mod:`twinchain.client.plans`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-import httpx
-import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+import websockets
+from websockets.asyncio.client import connect
 
+from twinchain.client import plans
 from twinchain.client.common import (
+    DEFAULT_URL,
     ChainInfo,
     ClientError,
     Codec,
+    NodeUnavailable,
     TxStatus,
-    check_read,
-    checked_header,
+    batch_results,
+    request,
+    result_of,
+    ws_url,
 )
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic, Header
-from twinchain.protocol.jsonrpc import SERVER_ERROR, RpcError, from_hex, header_from_json, to_hex
+from twinchain.protocol.jsonrpc import RpcError, from_hex, header_from_json, to_hex
+
+log = logging.getLogger("twinchain.client")
 
 T = TypeVar("T")
+_END = object()  # queued when a subscription ends
 
 
-def http_url(url: str) -> str:
-    """``host:port``, ``http://``, or ``ws://`` forms all map to the HTTP endpoint."""
-    if url.startswith(("ws://", "wss://")):
-        url = "http" + url[2:]
-    elif not url.startswith(("http://", "https://")):
-        url = "http://" + url
-    return url.rstrip("/") + "/"
+def _same(x: Any) -> Any:
+    return x
 
 
-def ws_url(url: str) -> str:
-    return "ws" + http_url(url)[4:]
-
-
-def rpc_result(reply: Any) -> Any:
-    """The result of a JSON-RPC reply, or its error raised as RpcError."""
-    if not isinstance(reply, dict):
-        raise RpcError(SERVER_ERROR, "malformed response", reply)
-    err = reply.get("error")
-    if isinstance(err, dict):
-        code = err.get("code")
-        raise RpcError(
-            code if type(code) is int else SERVER_ERROR,
-            str(err.get("message", "Server error")),
-            err.get("data"),
-        )
-    if "result" not in reply:
-        raise RpcError(SERVER_ERROR, "malformed response", reply)
-    return reply["result"]
-
-
-class Subscription(Generic[T]):
-    """Notifications of one subscription as an async iterator, converted by ``convert``;
-    it ends when ``is_final`` says so or the connection closes."""
-
-    def __init__(
-        self,
-        ws: WebSocketConnection,
-        sid: str,
-        early: list[Any],
-        convert: Callable[[Any], T],
-        is_final: Callable[[T], bool],
-    ) -> None:
-        self.ws, self.id = ws, sid
-        self._early = early
-        self._convert, self._is_final = convert, is_final
-        self._done = False
-
-    def __aiter__(self) -> Subscription[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        if self._done:
-            raise StopAsyncIteration
-        while True:
-            if self._early:
-                msg = self._early.pop(0)
-            else:
-                try:
-                    msg = json.loads(await self.ws.get_message())
-                except ConnectionClosed:
-                    self._done = True
-                    raise StopAsyncIteration from None
-            params = msg.get("params") if isinstance(msg, dict) else None
-            if isinstance(params, dict) and params.get("subscription") == self.id:
-                item = self._convert(params.get("result"))
-                self._done = self._is_final(item)
-                return item
-
-
-@asynccontextmanager
-async def open_subscription(
-    url: str,
-    method: str,
-    params: list[Any],
-    convert: Callable[[Any], T],
-    is_final: Callable[[T], bool] = lambda _: False,
-) -> AsyncIterator[Subscription[T]]:
-    """A subscription on its own WebSocket; the connection closes when the block exits."""
-    async with open_websocket_url(ws_url(url)) as ws:
-        await ws.send_message(
-            json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-        )
-        early: list[Any] = []  # notifications that overtake the reply are kept, not lost
-        while True:
-            msg = json.loads(await ws.get_message())
-            if isinstance(msg, dict) and msg.get("id") == 1:
-                sid = rpc_result(msg)
-                break
-            early.append(msg)
-        yield Subscription(ws, sid, early, convert, is_final)
+def _never(_: Any) -> bool:
+    return False
 
 
 def _final(s: TxStatus) -> bool:
     return s.is_final
 
 
-class AsyncClient:
-    """``async with AsyncClient(url) as c:`` connects and caches the chain's metadata,
-    genesis hash and runtime version."""
+class Subscription(Generic[T]):
+    """The notifications of one subscription, converted by ``convert``: ``await get()`` (None
+    once it has ended), ``await latest()``, or ``async for``. It ends when the connection
+    closes, after an item ``is_final`` says is the last, or on :meth:`close`."""
 
-    def __init__(self, url: str = "127.0.0.1:9944", *, timeout: float = 10.0) -> None:
-        self.url = http_url(url)
-        self._http = httpx.AsyncClient(timeout=timeout)
+    def __init__(
+        self,
+        client: AsyncClient,
+        convert: Callable[[Any], T],
+        is_final: Callable[[T], bool],
+        unsubscribe: str | None,
+        sink: Callable[[T], None] | None,
+    ) -> None:
+        self.client = client
+        self.id: Any = None
+        self._convert, self._is_final = convert, is_final
+        self._unsubscribe, self._sink = unsubscribe, sink
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._done = False
+
+    def _push(self, result: Any) -> None:
+        if self._sink is not None:
+            self._sink(self._convert(result))
+        else:
+            self._queue.put_nowait(result)
+
+    def _end(self) -> None:
+        self._queue.put_nowait(_END)
+
+    def _take(self, raw: Any) -> T | None:
+        if raw is _END:
+            self._done = True
+            return None
+        item = self._convert(raw)
+        self._done = self._is_final(item)
+        return item
+
+    async def get(self) -> T | None:
+        """The next notification; None once the subscription has ended."""
+        if self._done:
+            return None
+        return self._take(await self._queue.get())
+
+    async def latest(self) -> T | None:
+        """Waits for a notification, then skips to the newest one queued (None once the
+        subscription has ended): for followers that only care where the chain is now."""
+        if self._done:
+            return None
+        raw = await self._queue.get()
+        while raw is not _END and not self._queue.empty():
+            raw = self._queue.get_nowait()
+        return self._take(raw)
+
+    def __aiter__(self) -> Subscription[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        item = await self.get()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    async def close(self) -> None:
+        """Stop routing its notifications and, while connected, unsubscribe on the node."""
+        self._done = True
+        if self.client._subs.pop(self.id, None) is None or self._unsubscribe is None:
+            return
+        with contextlib.suppress(NodeUnavailable, RpcError):
+            await self.client.call(self._unsubscribe, self.id)
+
+
+class AsyncClient:
+    """One WebSocket to a node. ``await connect()`` (NodeUnavailable if the node cannot be
+    reached); ``call``, ``batch`` and ``subscribe`` while connected; ``close()`` at the end.
+    A request that gets no reply within ``timeout`` seconds raises NodeUnavailable."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        timeout: float = 15.0,
+        connect_timeout: float | None = None,
+    ) -> None:
+        self.url = ws_url(url)
+        self.timeout = timeout
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
+        self.closed = asyncio.Event()
+        self._ws: Any = None
         self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._subscribing: dict[int, Subscription[Any]] = {}
+        self._subs: dict[Any, Subscription[Any]] = {}
+        self._reader: asyncio.Task[None] | None = None
         self._codec: Codec | None = None
+
+    # -- connection
+    async def connect(self) -> AsyncClient:
+        try:
+            # No permessage-deflate: extrinsics are hex of hashes, signatures and packed
+            # integers, and deflating hundreds of kB per submission costs both ends more CPU
+            # than a gateway spends on the readings in them.
+            self._ws = await asyncio.wait_for(
+                connect(
+                    self.url, max_size=None, ping_interval=20, ping_timeout=30, compression=None
+                ),
+                self.connect_timeout,
+            )
+        except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+            raise NodeUnavailable(f"cannot connect to {self.url}: {exc}") from None
+        self._reader = asyncio.create_task(self._read(), name="rpc-reader")
+        return self
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+        self._fail_all()
 
     async def __aenter__(self) -> AsyncClient:
         await self.connect()
+        try:
+            await self.refresh()
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def __aexit__(
@@ -150,33 +199,145 @@ class AsyncClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        await self.close()
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def _fail_all(self) -> None:
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(NodeUnavailable("connection to the node closed"))
+        self._waiting.clear()
+        for sub in self._subs.values():
+            sub._end()
+        self.closed.set()
 
-    async def call(self, method: str, *params: Any) -> Any:
-        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
-        resp = await self._http.post(self.url, json=body)
+    async def _read(self) -> None:
         try:
-            reply = resp.json()
-        except ValueError:
-            raise RpcError(SERVER_ERROR, f"HTTP {resp.status_code}: not JSON") from None
-        return rpc_result(reply)
+            async for raw in self._ws:
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    continue
+                for m in msg if isinstance(msg, list) else [msg]:  # a batch reply: a list
+                    self._dispatch(m)
+        except (websockets.WebSocketException, OSError) as exc:
+            log.debug("websocket read ended: %s", exc)
+        finally:
+            self._fail_all()
+
+    def _dispatch(self, msg: Any) -> None:
+        if not isinstance(msg, dict):
+            return
+        rid = msg.get("id")
+        if rid is not None:
+            sub = self._subscribing.pop(rid, None)
+            sid = msg.get("result")
+            if sub is not None and isinstance(sid, str | int) and "error" not in msg:
+                # Routed from now on: a notification right behind the reply is not lost.
+                sub.id = sid
+                self._subs[sid] = sub
+            fut = self._waiting.pop(rid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+            return
+        params = msg.get("params")
+        if isinstance(params, dict):
+            sub = self._subs.get(params.get("subscription"))
+            if sub is not None:
+                sub._push(params.get("result"))
+
+    async def _send(self, payload: Any, ids: list[int], timeout: float | None) -> list[Any]:
+        if self._ws is None or self.closed.is_set():
+            raise NodeUnavailable("not connected")
+        loop = asyncio.get_running_loop()
+        futs = []
+        for i in ids:
+            fut: asyncio.Future[Any] = loop.create_future()
+            self._waiting[i] = fut
+            futs.append(fut)
+        wait = self.timeout if timeout is None else timeout
+        try:
+            await self._ws.send(json.dumps(payload))
+            return list(await asyncio.wait_for(asyncio.gather(*futs), wait))
+        except (websockets.WebSocketException, OSError) as exc:
+            raise NodeUnavailable(str(exc)) from None
+        except TimeoutError:
+            raise NodeUnavailable(f"no reply within {wait} s") from None
+        finally:
+            for i in ids:
+                self._waiting.pop(i, None)
+
+    # -- calls
+    async def call(self, method: str, *params: Any, timeout: float | None = None) -> Any:
+        """Call ``method``; its result, or RpcError for an error reply."""
+        rid = next(self._ids)
+        (reply,) = await self._send(request(rid, method, params), [rid], timeout)
+        return result_of(reply, rid)
+
+    async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several calls in one message; results in the order of ``calls``. An error in any
+        call raises its RpcError (after the whole batch ran)."""
+        if not calls:
+            return []
+        ids = [next(self._ids) for _ in calls]
+        payload = [request(i, m, p) for i, (m, p) in zip(ids, calls, strict=True)]
+        return batch_results(await self._send(payload, ids, None), ids)
+
+    async def subscribe(
+        self,
+        method: str,
+        *params: Any,
+        convert: Callable[[Any], T] = _same,
+        is_final: Callable[[T], bool] = _never,
+        unsubscribe: str | None = None,
+        sink: Callable[[T], None] | None = None,
+    ) -> Subscription[T]:
+        """Subscribe with ``method``; its notifications' results, converted. With ``sink``,
+        each one is handed to it as it arrives (in the order they come, from the reader
+        task) instead of being queued. ``unsubscribe``: the method that ends it on the node
+        when it is closed."""
+        sub = Subscription(self, convert, is_final, unsubscribe, sink)
+        rid = next(self._ids)
+        self._subscribing[rid] = sub
+        try:
+            (reply,) = await self._send(request(rid, method, params), [rid], None)
+        finally:
+            self._subscribing.pop(rid, None)
+        result_of(reply, rid)
+        if self.closed.is_set():
+            sub._end()
+        return sub
+
+    @asynccontextmanager
+    async def subscription(
+        self,
+        method: str,
+        *params: Any,
+        convert: Callable[[Any], T] = _same,
+        is_final: Callable[[T], bool] = _never,
+        unsubscribe: str | None = None,
+    ) -> AsyncIterator[Subscription[T]]:
+        """:meth:`subscribe` as a context manager that closes the subscription on exit."""
+        sub = await self.subscribe(
+            method, *params, convert=convert, is_final=is_final, unsubscribe=unsubscribe
+        )
+        try:
+            yield sub
+        finally:
+            await sub.close()
 
     # -- chain info
-    async def connect(self) -> ChainInfo:
+    async def refresh(self) -> ChainInfo:
         """(Re)fetch the metadata, genesis hash and runtime version."""
-        genesis = from_hex(await self.call("chain_getBlockHash", 0), "genesis hash", 32)
-        version = await self.call("state_getRuntimeVersion")
-        metadata = await self.call("state_getMetadata")
-        self._codec = Codec(ChainInfo(genesis, version, metadata))
+        self._codec = Codec(await self._run(plans.chain_info()))
         return self._codec.info
+
+    async def _run(self, plan: plans.Plan[T]) -> T:
+        return await plans.run_async(plan, self.call)
 
     @property
     def codec(self) -> Codec:
         if self._codec is None:
-            raise ClientError("not connected: use `async with AsyncClient(url)` or connect()")
+            raise ClientError("no chain info: use `async with AsyncClient(url)` or refresh()")
         return self._codec
 
     @property
@@ -194,24 +355,7 @@ class AsyncClient:
         self, call: Call, keypair: Keypair, *, tip: int = 0, era: Era | None = None
     ) -> Extrinsic:
         """Sign with the next nonce (chain plus pool); a mortal era is born at the best block."""
-        nonce = await self.call("system_accountNextIndex", to_hex(keypair.public))
-        birth_hash = None
-        if era is not None and not era.is_immortal:
-            best = header_from_json(await self.call("chain_getHeader"))
-            birth_hash = from_hex(
-                await self.call("chain_getBlockHash", era.birth(best.number)), "birth hash", 32
-            )
-        info = self.info
-        return Extrinsic.sign(
-            call,
-            keypair,
-            nonce,
-            info.genesis_hash,
-            info.spec_version,
-            tip=tip,
-            era=era,
-            birth_hash=birth_hash,
-        )
+        return await self._run(plans.sign(self.info, call, keypair, tip=tip, era=era))
 
     async def submit(self, xt: Extrinsic) -> bytes:
         return from_hex(await self.call("author_submitExtrinsic", to_hex(xt.encode())), "hash", 32)
@@ -232,61 +376,173 @@ class AsyncClient:
         era: Era | None = None,
     ) -> AsyncIterator[Subscription[TxStatus]]:
         """Submit (signing ``call`` with ``keypair`` unless it is an Extrinsic already) and
-        yield an async iterator of its statuses, which ends after a final one (finalized,
-        invalid, dropped, usurped)."""
+        yield its statuses, which end after a final one (finalized, invalid, dropped,
+        usurped)."""
         if isinstance(call, Extrinsic):
             xt = call
         elif keypair is None:
             raise ClientError("a Call needs a keypair to sign it")
         else:
             xt = await self.sign(call, keypair, tip=tip, era=era)
-        async with open_subscription(
-            self.url,
+        async with self.subscription(
             "author_submitAndWatchExtrinsic",
-            [to_hex(xt.encode())],
-            TxStatus.from_json,
-            _final,
+            to_hex(xt.encode()),
+            convert=TxStatus.from_json,
+            is_final=_final,
+            unsubscribe="author_unwatchExtrinsic",
         ) as sub:
             yield sub
 
-    # -- storage
+    # -- storage and events
     async def read_storage(
         self, pallet: str, item: str, *keys: Any, at: bytes | None = None, verify: bool = True
     ) -> Any:
         """Read and decode ``pallet.item[keys]`` at ``at`` (default: the finalized head).
         With ``verify`` the value is checked against a read proof and the state root of that
         block's header; ProofMismatch if anything disagrees."""
-        key = self.codec.storage_key(pallet, item, keys)
-        if at is None:
-            at = from_hex(await self.call("chain_getFinalizedHead"), "hash", 32)
-        value_json = await self.call("state_getStorage", to_hex(key), to_hex(at))
-        if not verify:
-            raw = None if value_json is None else from_hex(value_json, "storage value")
-            return self.codec.decode_value(pallet, item, raw)
-        header = checked_header(at, await self.call("chain_getHeader", to_hex(at)))
-        proof = await self.call("state_getReadProof", [to_hex(key)], to_hex(at))
-        return self.codec.decode_value(pallet, item, check_read(key, header, proof, value_json))
+        return await self._run(
+            plans.read_storage(self.codec, pallet, item, keys, at=at, verify=verify)
+        )
+
+    async def events(self, at: bytes) -> list[dict[str, Any]]:
+        """The events of block ``at``, decoded with the local runtime's types."""
+        return await self._run(plans.events(self.codec, at))
 
     # -- heads
     def subscribe_new_heads(self) -> AbstractAsyncContextManager[Subscription[Header]]:
         """``async with c.subscribe_new_heads() as heads: async for header in heads`` (the
         first one is the current best head)."""
-        return open_subscription(self.url, "chain_subscribeNewHeads", [], header_from_json)
+        return self.subscription(
+            "chain_subscribeNewHeads",
+            convert=header_from_json,
+            unsubscribe="chain_unsubscribeNewHeads",
+        )
 
     def subscribe_finalized_heads(self) -> AbstractAsyncContextManager[Subscription[Header]]:
-        return open_subscription(self.url, "chain_subscribeFinalizedHeads", [], header_from_json)
+        return self.subscription(
+            "chain_subscribeFinalizedHeads",
+            convert=header_from_json,
+            unsubscribe="chain_unsubscribeFinalizedHeads",
+        )
 
 
-async def collect_statuses(url: str, xt: Extrinsic, timeout: float) -> list[TxStatus]:
-    """Submit ``xt`` and gather its statuses up to a final one (used by the sync client)."""
-    out: list[TxStatus] = []
-    with trio.fail_after(timeout):
-        async with open_subscription(
-            url, "author_submitAndWatchExtrinsic", [to_hex(xt.encode())], TxStatus.from_json, _final
-        ) as sub:
-            async for status in sub:
-                out.append(status)
-    return out
+# --------------------------------------------------------------------------- reconnecting
+
+DEFAULT_WS_URL = "ws://127.0.0.1:9944"
+#: Event kind -> subscription method, renewed on each connection.
+HEAD_SUBSCRIPTIONS: Mapping[str, str] = {
+    "newHead": "chain_subscribeNewHeads",
+    "finalizedHead": "chain_subscribeFinalizedHeads",
+}
 
 
-__all__ = ["AsyncClient", "Subscription", "collect_statuses", "open_subscription"]
+@dataclass(frozen=True)
+class ConnectionEvent:
+    """``kind``: "connected" (``data``: the URL), "disconnected" (``data``: the reason), or
+    the kind of a subscription's notification (``data``: its result; by default "newHead"
+    and "finalizedHead", with the header JSON)."""
+
+    kind: str
+    data: Any = None
+
+
+class ReconnectingClient:
+    """An :class:`AsyncClient` kept connected, for programs that stay up while the node
+    comes and goes (the explorer). ``start()`` launches the connect loop: it reconnects with
+    exponential back-off whenever the connection drops, and on every connection renews the
+    ``subscriptions`` (event kind -> method). Connection changes and notifications arrive in
+    order as :class:`ConnectionEvent` items on ``events``.
+
+    ``await call(method, *params)`` while connected (NodeUnavailable otherwise, RpcError for
+    an error reply); a node that leaves a call unanswered for ``call_timeout`` seconds is
+    treated as gone (reconnect rather than hang)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_WS_URL,
+        *,
+        subscriptions: Mapping[str, str] = HEAD_SUBSCRIPTIONS,
+        call_timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+        backoff: tuple[float, float] = (0.2, 2.0),
+    ) -> None:
+        self.url = ws_url(url)
+        self.subscriptions = dict(subscriptions)
+        self.call_timeout, self.connect_timeout = call_timeout, connect_timeout
+        self.backoff = backoff
+        self.events: asyncio.Queue[ConnectionEvent] = asyncio.Queue()
+        self.client: AsyncClient | None = None
+        self.connected = False
+        self.attempts = 0  # failed connection attempts since the last success
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="rpc-reconnect")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.client is not None:
+            await self.client.close()
+
+    async def call(self, method: str, *params: Any, timeout: float | None = None) -> Any:
+        client = self.client
+        if client is None or client.closed.is_set():
+            raise NodeUnavailable("not connected to the node")
+        try:
+            wait = self.call_timeout if timeout is None else timeout
+            return await client.call(method, *params, timeout=wait)
+        except NodeUnavailable:
+            await client.close()  # the connect loop notices, and connects again
+            raise
+
+    def _emit(self, kind: str) -> Callable[[Any], None]:
+        return lambda result: self.events.put_nowait(ConnectionEvent(kind, result))
+
+    async def _run(self) -> None:
+        low, high = self.backoff
+        delay = low
+        while True:
+            client = AsyncClient(
+                self.url, timeout=self.call_timeout, connect_timeout=self.connect_timeout
+            )
+            try:
+                await client.connect()
+            except NodeUnavailable as exc:
+                self.attempts += 1
+                if self.connected or self.attempts == 1:
+                    self.connected = False
+                    self.events.put_nowait(ConnectionEvent("disconnected", str(exc)))
+                await asyncio.sleep(delay)
+                delay = min(high, delay * 2)
+                continue
+            self.client = client
+            self.connected, self.attempts, delay = True, 0, low
+            self.events.put_nowait(ConnectionEvent("connected", self.url))
+            try:
+                for kind, method in self.subscriptions.items():
+                    await client.subscribe(method, sink=self._emit(kind))
+            except (NodeUnavailable, RpcError) as exc:
+                log.debug("subscribe failed: %s", exc)
+                await client.close()
+            try:
+                await client.closed.wait()
+            finally:
+                await client.close()
+            self.client = None
+            self.connected = False
+            self.events.put_nowait(ConnectionEvent("disconnected", "connection lost"))
+
+
+__all__ = [
+    "DEFAULT_WS_URL",
+    "HEAD_SUBSCRIPTIONS",
+    "AsyncClient",
+    "ConnectionEvent",
+    "ReconnectingClient",
+    "Subscription",
+]

@@ -1,5 +1,6 @@
-"""What the sync and async clients share: metadata lookups, call building, storage keys,
-proof checking and transaction statuses. Nothing here does I/O."""
+"""What the blocking and asyncio clients share: endpoint URLs, the JSON-RPC envelope,
+metadata lookups, call building, storage keys, event decoding, proof checking and
+transaction statuses. Nothing here does I/O."""
 
 from __future__ import annotations
 
@@ -7,14 +8,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from twinchain.primitives.types import Call, Header
-from twinchain.protocol.jsonrpc import from_hex, header_from_json
+from twinchain.protocol.jsonrpc import (
+    METHOD_NOT_FOUND,
+    SERVER_ERROR,
+    RpcError,
+    from_hex,
+    header_from_json,
+)
+from twinchain.runtime.executive import decode_events
 from twinchain.runtime.framework import StorageItem
 from twinchain.runtime.runtime import Runtime
 from twinchain.storage.proof import ProofError, verify_read_proof
 
+DEFAULT_URL = "127.0.0.1:9944"
+
 
 class ClientError(Exception):
-    """Base of the client's own errors (RPC errors stay ``twinchain.protocol.jsonrpc.RpcError``)."""
+    """Base of the client's own errors (an error reply raises
+    :class:`twinchain.protocol.jsonrpc.RpcError`)."""
+
+
+class NodeUnavailable(ConnectionError):
+    """The node cannot be reached, or the connection to it dropped or stopped answering."""
 
 
 class VersionMismatch(ClientError):
@@ -27,6 +42,51 @@ class ProofMismatch(ClientError):
 
 class WatchTimeout(ClientError):
     """A watched extrinsic did not reach a final status in time."""
+
+
+def http_url(url: str) -> str:
+    """``host:port``, ``http://``, or ``ws://`` forms all map to the HTTP endpoint."""
+    if url.startswith(("ws://", "wss://")):
+        url = "http" + url[2:]
+    elif not url.startswith(("http://", "https://")):
+        url = "http://" + url
+    return url.rstrip("/") + "/"
+
+
+def ws_url(url: str) -> str:
+    """The WebSocket endpoint of the same forms (the node serves both on one port)."""
+    return "ws" + http_url(url)[4:]
+
+
+def request(rid: int, method: str, params: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "method": method, "params": list(params)}
+
+
+def result_of(reply: Any, rid: Any = None) -> Any:
+    """The result of a JSON-RPC reply, or its error raised as RpcError."""
+    if not isinstance(reply, dict):
+        if reply is None:
+            raise RpcError(SERVER_ERROR, "no response for the request", {"id": rid})
+        raise RpcError(SERVER_ERROR, "malformed response", reply)
+    if isinstance(reply.get("error"), dict):
+        raise RpcError.from_json(reply["error"])
+    if "result" not in reply:
+        raise RpcError(SERVER_ERROR, "malformed response", reply)
+    return reply["result"]
+
+
+def batch_results(replies: Any, ids: list[int]) -> list[Any]:
+    """The results of a batch reply in the order of ``ids`` (replies may come in any order);
+    the first error raises its RpcError."""
+    if not isinstance(replies, list):
+        return [result_of(replies)]
+    by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
+    return [result_of(by_id.get(i), i) for i in ids]
+
+
+def is_method_not_found(exc: BaseException) -> bool:
+    """Whether ``exc`` is the node's answer to a method it does not have."""
+    return isinstance(exc, RpcError) and exc.code == METHOD_NOT_FOUND
 
 
 # Pool / chain statuses after which a watch ends (as the server closes the subscription).
@@ -137,6 +197,12 @@ class Codec:
         if raw is None:
             return getattr(obj, "default", None)
         return obj.value_type.decode(raw)  # type: ignore[attr-defined]
+
+    def decode_events(self, raw: bytes | None) -> list[dict[str, Any]]:
+        """A block's ``System.Events`` value as readable dicts (phase, extrinsic, pallet,
+        event, args)."""
+        self.check_version()
+        return decode_events(self.runtime, raw or b"")
 
 
 def checked_header(block_hash: bytes, header_json: Any) -> Header:

@@ -1,40 +1,137 @@
-"""The blocking client: calls over httpx (``twinchain.rpc.client.RpcClient``, keep-alive).
+"""The blocking clients, over HTTP (httpx, keep-alive).
 
-Never call it from a trio task of the thread that serves the node: it blocks that thread.
-``submit_and_watch`` runs a short private trio loop for its WebSocket, so it too must be
-called outside a running trio loop (use ``trio.to_thread.run_sync`` from trio code).
+:class:`RpcClient` makes JSON-RPC calls (tests, the devnet and tools use it);
+:class:`Client` adds the chain's metadata on top: calls built by name, signing, watching
+to finality, proof-checked storage reads and events, with the same plans as the asyncio
+client (:mod:`twinchain.client.plans`).
+
+Never call them from a task of the event loop that serves the node: they block that thread.
+``submit_and_watch`` runs a short private asyncio loop for its WebSocket, so it too must be
+called outside a running event loop (from trio code, use ``trio.to_thread.run_sync``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from types import TracebackType
 from typing import Any
 
-import trio
+import httpx
 
-from twinchain.client.aio import collect_statuses, http_url
+from twinchain.client import plans
+from twinchain.client.aio import AsyncClient
 from twinchain.client.common import (
+    DEFAULT_URL,
     ChainInfo,
     ClientError,
     Codec,
     TxStatus,
     WatchTimeout,
-    check_read,
-    checked_header,
+    batch_results,
+    http_url,
+    request,
+    result_of,
 )
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.types import Call, Era, Extrinsic
-from twinchain.protocol.jsonrpc import from_hex, to_hex
-from twinchain.rpc.client import RpcClient
+from twinchain.primitives.types import Call, Era, Extrinsic, Header
+from twinchain.protocol.jsonrpc import SERVER_ERROR, RpcError, from_hex, header_from_json, to_hex
+
+
+class RpcClient:
+    """JSON-RPC calls over HTTP. ``call`` raises :class:`RpcError` for an error response (and
+    for an HTTP error status, with code -32000 and the status in ``data``); a node that cannot
+    be reached raises httpx's ``TransportError`` (``ConnectError``, ``ReadTimeout``...) so
+    callers can retry on those."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
+        self.url = http_url(url)
+        self._http = httpx.Client(timeout=timeout)
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RpcClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- raw calls
+    def call(self, method: str, *params: Any) -> Any:
+        """Call ``method`` with positional ``params``; return its result or raise RpcError."""
+        rid = next(self._ids)
+        return result_of(self._post(request(rid, method, params)), rid)
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several calls in one request; results in the order of ``calls``. An error in any
+        call raises its RpcError (after the whole batch ran)."""
+        if not calls:
+            return []
+        ids = [next(self._ids) for _ in calls]
+        reqs = [request(i, m, p) for i, (m, p) in zip(ids, calls, strict=True)]
+        return batch_results(self._post(reqs), ids)
+
+    def _post(self, payload: Any) -> Any:
+        resp = self._http.post(self.url, json=payload)
+        if resp.status_code == 204:
+            return None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code != 200:
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                raise RpcError.from_json(body["error"])
+            raise RpcError(SERVER_ERROR, f"HTTP {resp.status_code}", {"status": resp.status_code})
+        if body is None:
+            raise RpcError(SERVER_ERROR, "response is not JSON")
+        return body
+
+    # -- helpers
+    def submit(self, xt: bytes) -> bytes:
+        """author_submitExtrinsic; returns the extrinsic hash."""
+        return from_hex(self.call("author_submitExtrinsic", to_hex(xt)), "hash", 32)
+
+    def header(self, block_hash: bytes | None = None) -> Header | None:
+        """The header of ``block_hash`` (default: best), None if unknown."""
+        d = self.call("chain_getHeader", *([] if block_hash is None else [to_hex(block_hash)]))
+        return None if d is None else header_from_json(d)
+
+    def finalized_head(self) -> bytes:
+        return plans.run(plans.finalized_head(), self.call)
+
+    def block_hash(self, number: int | None = None) -> bytes | None:
+        """Canonical hash at ``number`` (default: best), None if there is no such block."""
+        h = self.call("chain_getBlockHash", *([] if number is None else [number]))
+        return None if h is None else from_hex(h, "hash", 32)
+
+    def storage(self, key: bytes, at: bytes | None = None) -> bytes | None:
+        params = [to_hex(key)] + ([] if at is None else [to_hex(at)])
+        v = self.call("state_getStorage", *params)
+        return None if v is None else from_hex(v, "storage value")
+
+    def next_index(self, account: bytes) -> int:
+        """The nonce the account's next transaction should use (chain plus pool)."""
+        n = self.call("system_accountNextIndex", to_hex(account))
+        if type(n) is not int:
+            raise RpcError(SERVER_ERROR, "system_accountNextIndex did not return an integer")
+        return n
 
 
 class Client:
     """Connects on construction: fetches and caches metadata, genesis hash and version."""
 
-    def __init__(self, url: str = "127.0.0.1:9944", *, timeout: float = 10.0) -> None:
-        self.url = http_url(url)
-        self.rpc = RpcClient(self.url, timeout=timeout)
-        self.codec = self._fetch()
+    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
+        self.rpc = RpcClient(url, timeout=timeout)
+        self.url = self.rpc.url
+        self.codec = Codec(self._run(plans.chain_info()))
 
     def close(self) -> None:
         self.rpc.close()
@@ -53,15 +150,12 @@ class Client:
     def call(self, method: str, *params: Any) -> Any:
         return self.rpc.call(method, *params)
 
-    def _fetch(self) -> Codec:
-        genesis = from_hex(self.call("chain_getBlockHash", 0), "genesis hash", 32)
-        version = self.call("state_getRuntimeVersion")
-        metadata = self.call("state_getMetadata")
-        return Codec(ChainInfo(genesis, version, metadata))
+    def _run(self, plan: plans.Plan[Any]) -> Any:
+        return plans.run(plan, self.call)
 
     def refresh(self) -> ChainInfo:
         """Re-read the chain info (after a runtime upgrade)."""
-        self.codec = self._fetch()
+        self.codec = Codec(self._run(plans.chain_info()))
         return self.codec.info
 
     @property
@@ -79,24 +173,8 @@ class Client:
         self, call: Call, keypair: Keypair, *, tip: int = 0, era: Era | None = None
     ) -> Extrinsic:
         """Sign with the next nonce (chain plus pool); a mortal era is born at the best block."""
-        nonce = self.rpc.next_index(keypair.public)
-        birth_hash = None
-        if era is not None and not era.is_immortal:
-            best = self.rpc.header()
-            if best is None:
-                raise ClientError("the node has no best header")
-            birth_hash = self.rpc.block_hash(era.birth(best.number))
-        info = self.info
-        return Extrinsic.sign(
-            call,
-            keypair,
-            nonce,
-            info.genesis_hash,
-            info.spec_version,
-            tip=tip,
-            era=era,
-            birth_hash=birth_hash,
-        )
+        xt: Extrinsic = self._run(plans.sign(self.info, call, keypair, tip=tip, era=era))
+        return xt
 
     def sign_and_submit(
         self, call: Call, keypair: Keypair, *, tip: int = 0, era: Era | None = None
@@ -122,8 +200,8 @@ class Client:
         else:
             xt = self.sign(call, keypair, tip=tip, era=era)
         try:
-            return trio.run(collect_statuses, self.url, xt, timeout)
-        except trio.TooSlowError:
+            return asyncio.run(_collect_statuses(self.url, xt, timeout))
+        except TimeoutError:
             raise WatchTimeout(f"no final status within {timeout}s") from None
 
     # -- storage
@@ -133,13 +211,26 @@ class Client:
         """Read and decode ``pallet.item[keys]`` at ``at`` (default: the finalized head).
         With ``verify`` the value is checked against a read proof and the state root of that
         block's header; ProofMismatch if anything disagrees."""
-        key = self.codec.storage_key(pallet, item, keys)
-        if at is None:
-            at = self.rpc.finalized_head()
-        value_json = self.call("state_getStorage", to_hex(key), to_hex(at))
-        if not verify:
-            raw = None if value_json is None else from_hex(value_json, "storage value")
-            return self.codec.decode_value(pallet, item, raw)
-        header = checked_header(at, self.call("chain_getHeader", to_hex(at)))
-        proof = self.call("state_getReadProof", [to_hex(key)], to_hex(at))
-        return self.codec.decode_value(pallet, item, check_read(key, header, proof, value_json))
+        return self._run(plans.read_storage(self.codec, pallet, item, keys, at=at, verify=verify))
+
+    def events(self, at: bytes) -> list[dict[str, Any]]:
+        """The events of block ``at``, decoded with the local runtime's types."""
+        found: list[dict[str, Any]] = self._run(plans.events(self.codec, at))
+        return found
+
+
+async def _collect_statuses(url: str, xt: Extrinsic, timeout: float) -> list[TxStatus]:
+    """Submit ``xt`` over a WebSocket and gather its statuses up to a final one."""
+    out: list[TxStatus] = []
+    async with asyncio.timeout(timeout):
+        client = await AsyncClient(url, timeout=timeout).connect()
+        try:
+            async with client.submit_and_watch(xt) as statuses:
+                async for status in statuses:
+                    out.append(status)
+        finally:
+            await client.close()
+    return out
+
+
+__all__ = ["Client", "RpcClient"]

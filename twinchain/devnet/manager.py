@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from twinchain.client import RpcClient
 from twinchain.devnet import domain
 from twinchain.devnet.domain import GatewayInfo
 from twinchain.node.chain_spec import DEV_ENDOWMENT, ChainSpec, _properties
 from twinchain.primitives.keys import DEV_NAMES, Keypair
 from twinchain.primitives.keystore import Keystore
-from twinchain.rpc.client import RpcClient
 
 FACILITIES = [
     "Aachen Press Shop",

@@ -13,6 +13,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from twinchain.client import ReconnectingClient as NodeRpc
+from twinchain.client import is_method_not_found
 from twinchain.consensus.proofs import GrandpaJustification
 from twinchain.explorer.decode import (
     DecodedEvent,
@@ -21,7 +23,6 @@ from twinchain.explorer.decode import (
     Metadata,
     apply_outcomes,
 )
-from twinchain.explorer.rpc import NodeRpc, is_method_not_found
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import DEV_NAMES, InvalidKey, Keypair, encode_address, parse_account
 from twinchain.primitives.types import Header

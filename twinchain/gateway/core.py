@@ -56,10 +56,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from twinchain.client.common import ChainInfo, Codec
+from twinchain.client import AsyncClient, NodeUnavailable, Subscription
+from twinchain.client.common import Codec
 from twinchain.gateway.config import GatewayConfig
 from twinchain.gateway.encoding import CachedKeypair, XtBuilder, encode_batch
-from twinchain.gateway.noderpc import NodeRpc, NodeUnavailable
 from twinchain.gateway.payloads import Metrics, Rejected
 from twinchain.gateway.spool import BatchRow, PendingRow, ReadingT, Segments, Spool, XtRow, unpack
 from twinchain.primitives.keys import Keypair
@@ -220,7 +220,7 @@ class Gateway:
         self._next_flush_ms = 0
         self.submit_index: tuple[int, int] | None = None
         self.next_nonce = 0
-        self.rpc: NodeRpc | None = None
+        self.rpc: AsyncClient | None = None
         self.connected = False
         self.node_error = ""
         self.finalized_number = 0
@@ -603,7 +603,7 @@ class Gateway:
     async def _node_loop(self) -> None:
         delay = 0.5
         while True:
-            rpc = NodeRpc(self.cfg.node)
+            rpc = AsyncClient(self.cfg.node)
             try:
                 await rpc.connect()
                 self.rpc = rpc
@@ -652,20 +652,19 @@ class Gateway:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _on_connect(self, rpc: NodeRpc) -> None:
+    async def _on_connect(self, rpc: AsyncClient) -> None:
         assert self.spool is not None
-        genesis = from_hex(await rpc.call("chain_getBlockHash", 0), "genesis", 32)
+        info = await rpc.refresh()
+        genesis = info.genesis_hash
         if self.genesis is not None and genesis != self.genesis:
             raise SystemExit(
                 f"the spool {self.cfg.spool} belongs to chain 0x{self.genesis.hex()[:16]}…, the "
                 f"node runs 0x{genesis.hex()[:16]}…: use another spool file"
             )
-        version = await rpc.call("state_getRuntimeVersion")
-        metadata = await rpc.call("state_getMetadata")
-        self._codec = Codec(ChainInfo(genesis, version, metadata))
+        self._codec = rpc.codec
         probe = self._codec.build_call("Telemetry", "submit", {"batches": []})
         self.submit_index = (probe.pallet, probe.index)
-        self.spec_version = int(version["specVersion"])
+        self.spec_version = info.spec_version
         slot = await rpc.call("state_getStorage", self._key("Authority", "SlotDuration"))
         self.slot_ms = int(self._decode("Authority", "SlotDuration", slot))
         metrics = await rpc.call("twin_metrics")
@@ -769,7 +768,7 @@ class Gateway:
         self.spool.store_xts([(x, [b.id for b in g]) for x, g in zip(xts, groups, strict=True)])
         return xts
 
-    async def _packer(self, rpc: NodeRpc) -> None:
+    async def _packer(self, rpc: AsyncClient) -> None:
         assert self.spool is not None
         spool = self.spool
         while True:
@@ -808,7 +807,7 @@ class Gateway:
             1 - 0.2 * random.random()
         )
 
-    async def _submit(self, rpc: NodeRpc, f: InFlight) -> bool:
+    async def _submit(self, rpc: AsyncClient, f: InFlight) -> bool:
         f.submitted_at = time.monotonic()
         f.tries += 1
         f.due_at = f.submitted_at + self._backoff(f.tries)
@@ -852,7 +851,7 @@ class Gateway:
         f.on_best = True
         f.due_at = time.monotonic() + self.b.resubmit_after_s
 
-    async def _best_nonce(self, rpc: NodeRpc) -> int:
+    async def _best_nonce(self, rpc: AsyncClient) -> int:
         """The gateway account's nonce in the best block's state (no pool, unlike
         ``system_accountNextIndex``)."""
         acct = await rpc.call(
@@ -913,17 +912,12 @@ class Gateway:
             if any(f.due_at <= now for f in self.inflight.values()):
                 await self._resubmit_due("extrinsics not final in time")
 
-    async def _head_follower(self, heads: asyncio.Queue[Any]) -> None:
+    async def _head_follower(self, heads: Subscription[Any]) -> None:
         """Track the node's best block, to tell how far finality is behind it."""
         while True:
-            head = await heads.get()
+            head = await heads.latest()
             if head is None:
                 return  # connection closed
-            while not heads.empty():
-                nxt = heads.get_nowait()
-                if nxt is None:
-                    return
-                head = nxt
             self.best_number = int(head["number"], 16)
             self._check_lag()
 
@@ -977,16 +971,11 @@ class Gateway:
                 self.backlog() - waiting,
             )
 
-    async def _settler(self, rpc: NodeRpc, heads: asyncio.Queue[Any]) -> None:
+    async def _settler(self, rpc: AsyncClient, heads: Subscription[Any]) -> None:
         while True:
-            head = await heads.get()
+            head = await heads.latest()  # only the newest finalized head matters
             if head is None:
                 return  # connection closed
-            while not heads.empty():  # only the newest finalized head matters
-                nxt = heads.get_nowait()
-                if nxt is None:
-                    return
-                head = nxt
             number = int(head["number"], 16)
             block = await rpc.call("chain_getBlockHash", number)
             if block is None:
@@ -1005,7 +994,7 @@ class Gateway:
         raw = None if value is None else from_hex(value, "storage value")
         return self._codec.decode_value(pallet, item, raw)
 
-    async def _settle(self, rpc: NodeRpc, block: str, number: int) -> None:
+    async def _settle(self, rpc: AsyncClient, block: str, number: int) -> None:
         if not self.inflight:
             return
         assert self.spool is not None
@@ -1064,7 +1053,7 @@ class Gateway:
         if self.on_settled is not None:
             self.on_settled()
 
-    async def _on_chain(self, rpc: NodeRpc, block: str, batches: list[BatchRow]) -> list[bool]:
+    async def _on_chain(self, rpc: AsyncClient, block: str, batches: list[BatchRow]) -> list[bool]:
         """Whether each batch's record is in the state at ``block`` (one read per chunk)."""
         chunks = sorted({(b.device, b.seq // BATCH_CHUNK) for b in batches})
         values = await rpc.batch(
@@ -1075,8 +1064,6 @@ class Gateway:
         )
         packed: dict[tuple[bytes, int], bytes] = {}
         for key, v in zip(chunks, values, strict=True):
-            if isinstance(v, RpcError):
-                raise v
             packed[key] = self._decode("Telemetry", "BatchChunks", v)
         return [
             chunk_record(packed[(b.device, b.seq // BATCH_CHUNK)], b.seq) is not None
@@ -1085,7 +1072,7 @@ class Gateway:
 
     async def _sort_failed(
         self,
-        rpc: NodeRpc,
+        rpc: AsyncClient,
         block: str,
         f: InFlight,
         confirmed: list[BatchRow],
@@ -1099,8 +1086,6 @@ class Gateway:
         )
         next_seq = {}
         for dev, v in zip(devs, infos, strict=True):
-            if isinstance(v, RpcError):
-                raise v
             d = self._decode("Telemetry", "Devices", v)
             next_seq[dev] = 0 if d is None else d.next_seq
         for b, found in zip(f.batches, recs, strict=True):

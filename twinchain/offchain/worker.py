@@ -42,7 +42,6 @@ from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
 from twinchain.protocol.jsonrpc import from_hex, to_hex
-from twinchain.runtime.executive import decode_events
 
 log = logging.getLogger("twinchain.offchain.pdm")
 
@@ -188,10 +187,7 @@ class PdmWorker:
         data = self.client.call("chain_getBlock", to_hex(block))
         raws = [from_hex(x, "extrinsic") for x in data["block"]["extrinsics"]]
         index = next(i for i, r in enumerate(raws) if extrinsic_hash(r) == xt_hash)
-        key = self.client.codec.storage_key("System", "Events", ())
-        raw = self.client.call("state_getStorage", to_hex(key), to_hex(block))
-        events = decode_events(self.client.codec.runtime, from_hex(raw, "events") if raw else b"")
-        for e in events:
+        for e in self.client.events(block):
             if e["extrinsic"] == index and e["event"] == "ExtrinsicFailed":
                 return f"{e['args']['module']}.{e['args']['error']}"
         return None

@@ -35,9 +35,9 @@ from typing import Any
 
 import psutil
 
+from twinchain.client import RpcClient
 from twinchain.devnet.domain import GatewayInfo
 from twinchain.devnet.manager import NodeInfo
-from twinchain.rpc.client import RpcClient
 
 log = logging.getLogger("twinchain.chaos")
 

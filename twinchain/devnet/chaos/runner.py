@@ -36,6 +36,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from twinchain.client import RpcClient
 from twinchain.devnet import manager
 from twinchain.devnet.chaos import faults as fx
 from twinchain.devnet.chaos import invariants as inv
@@ -49,7 +50,6 @@ from twinchain.devnet.chaos.netns import (
 )
 from twinchain.devnet.chaos.netns import teardown as net_teardown
 from twinchain.devnet.domain import GatewayInfo
-from twinchain.rpc.client import RpcClient
 
 log = logging.getLogger("twinchain.chaos")
 STATE_DIR = Path("/run/twinchain-chaos")
