@@ -179,7 +179,7 @@ def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on(
     # rejected the block with a state root mismatch. (Its weight no longer depends on the
     # state; here it depends on the closes queued so far, as a call's weight may.)
     from twinchain.protocol.telemetry import sign_batch
-    from twinchain.runtime.pallets.telemetry import W_SUBMIT_BASE
+    from twinchain.runtime.weights.telemetry import W_SUBMIT_BASE
 
     spec = dev_spec()
     g = spec.genesis

@@ -27,9 +27,9 @@ from twinchain.runtime.framework import (
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.balances import FEE_AUTHOR_PERCENT, Balances
 from twinchain.runtime.pallets.system import MAX_BLOCK_WEIGHT
+from twinchain.runtime.runtime import Runtime
 from twinchain.runtime.weights.balances import W_TRANSFER
 from twinchain.runtime.weights.system import EXTRINSIC_BASE_WEIGHT
-from twinchain.runtime.runtime import Runtime
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 UNIT = 10**12

@@ -30,7 +30,7 @@ from twinchain.runtime.pallets.telemetry import (
     windows,
 )
 from twinchain.runtime.pallets.telemetry import types as tt
-from twinchain.runtime.pallets.telemetry import weights as tw
+from twinchain.runtime.weights import telemetry as tw
 
 ALICE, BOB, CHARLIE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie"))
 OWNER, DEV1, DEV2, DEV3, NOBODY = (

@@ -26,8 +26,9 @@ Production counts, good and bad parts, material and energy use are metrics like 
 (see ``DEFAULT_METRICS`` in the protocol).
 
 Laid out FRAME-style: :mod:`.pallet` (storage, events, errors, calls, hooks, API),
-:mod:`.types` (constants, records, packed storage encodings), :mod:`.weights`, and the
-features :mod:`.ingest`, :mod:`.windows` and :mod:`.signatures`.
+:mod:`.types` (constants, records, packed storage encodings), :mod:`.config` (the sibling
+APIs it uses), the features :mod:`.ingest`, :mod:`.windows` and :mod:`.signatures`; its
+weights are :mod:`twinchain.runtime.weights.telemetry`.
 """
 
 from twinchain.runtime.pallets.telemetry.pallet import Telemetry

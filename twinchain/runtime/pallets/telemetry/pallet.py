@@ -76,13 +76,7 @@ from twinchain.runtime.pallets.telemetry.types import (
     Flag,
     WindowAggregates,
 )
-from twinchain.runtime.pallets.telemetry.weights import (
-    W_CLOSE_QUEUE,
-    W_PER_BATCH,
-    W_PER_READING,
-    W_SMALL,
-    W_SUBMIT_BASE,
-)
+from twinchain.runtime.weights import telemetry as weights
 
 
 class Telemetry(Pallet):
@@ -192,7 +186,7 @@ class Telemetry(Pallet):
     # ------------------------------------------------------------------ binding
     @call(
         0,
-        weight=W_SMALL,
+        weight=weights.W_SMALL,
         origin=SIGNED,
         args=(("twin", TwinId), ("device", AccountId), ("gateway", Option(AccountId))),
     )
@@ -214,7 +208,7 @@ class Telemetry(Pallet):
             raise self.Error.DeviceAlreadyBound()
         self.do_bind(twin, device, gateway, who, d)
 
-    @call(1, weight=W_SMALL, origin=SIGNED, args=(("device", AccountId),))
+    @call(1, weight=weights.W_SMALL, origin=SIGNED, args=(("device", AccountId),))
     def unbind_device(self, origin: Origin, device: bytes) -> None:
         """Unbind a device (the owner of its twin); its sequence state stays."""
         who = ensure_signed(origin)
@@ -233,7 +227,7 @@ class Telemetry(Pallet):
 
     @call(
         2,
-        weight=W_SMALL,
+        weight=weights.W_SMALL,
         origin=SIGNED,
         args=(
             ("twin", TwinId),
@@ -262,7 +256,7 @@ class Telemetry(Pallet):
 
     @call(
         3,
-        weight=W_SMALL,
+        weight=weights.W_SMALL,
         origin=ROOT,
         args=(
             ("metric", U16),
@@ -286,9 +280,9 @@ class Telemetry(Pallet):
     @call(
         4,
         weight=lambda rt, batches: (
-            W_SUBMIT_BASE
-            + (W_PER_BATCH + W_CLOSE_QUEUE) * len(batches)
-            + W_PER_READING * sum(len(b.readings) for b in batches)
+            weights.W_SUBMIT_BASE
+            + (weights.W_PER_BATCH + weights.W_CLOSE_QUEUE) * len(batches)
+            + weights.W_PER_READING * sum(len(b.readings) for b in batches)
         ),
         origin=SIGNED,
         args=(("batches", Vec(Batch.wire_type(), MAX_BATCHES)),),

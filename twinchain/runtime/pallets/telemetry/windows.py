@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from twinchain.runtime.pallets.telemetry.types import MAX_CLOSES_PER_BLOCK
-from twinchain.runtime.pallets.telemetry.weights import W_CLOSE_INIT, W_WINDOW_CLOSE
+from twinchain.runtime.weights import telemetry as weights
 
 if TYPE_CHECKING:
     from twinchain.runtime.pallets.telemetry.pallet import Telemetry
@@ -21,7 +21,7 @@ def run_queued_closes(tel: Telemetry) -> int:
     with ``WindowCloseFailed``; raised from here it would fail the block, every block."""
     head, tail = tel.CloseQueueBounds.get()
     if head == tail:
-        return W_CLOSE_INIT
+        return weights.W_CLOSE_INIT
     end = min(tail, head + MAX_CLOSES_PER_BLOCK)
     for pos in range(head, end):
         twin, start, window_ms = tel.CloseQueue.get(pos)
@@ -29,7 +29,7 @@ def run_queued_closes(tel: Telemetry) -> int:
         if not tel.in_layer(lambda t=twin, s=start, w=window_ms: close_window(tel, t, s, w)):
             tel.deposit(tel.Event.WindowCloseFailed(twin, start))
     tel.CloseQueueBounds.put((end, tail))
-    return W_CLOSE_INIT + W_WINDOW_CLOSE * (end - head)
+    return weights.W_CLOSE_INIT + weights.W_WINDOW_CLOSE * (end - head)
 
 
 def queued_closes(tel: Telemetry) -> int:
