@@ -1,7 +1,7 @@
 """twinchain.explorer: the block explorer TUI (``twinchain explorer [--rpc URL]``).
 
-``rpc`` is the reconnecting JSON-RPC client (asyncio, WebSocket), ``decode`` decodes calls,
-events and storage from the node's runtime metadata, ``data`` fetches what the screens show,
+``decode`` decodes calls, events and storage from the node's runtime metadata, ``data``
+fetches what the screens show over :class:`twinchain.client.ReconnectingClient`,
 ``app`` is the Textual application, which composes the tabs of ``tabs`` (one module each) and
 pushes the block and account screens of ``screens``; ``widgets`` holds what they share.
 """

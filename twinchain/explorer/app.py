@@ -1,8 +1,8 @@
 """The Textual block explorer: a status header, a search box, and the tabs (blocks, node,
 facilities, twins, maintenance) of :mod:`twinchain.explorer.tabs`.
 
-All data comes from :class:`twinchain.explorer.data.ChainData` over one reconnecting
-:class:`twinchain.explorer.rpc.NodeRpc`; the application owns the connection and the status,
+All data comes from :class:`twinchain.explorer.data.ChainData` over one
+:class:`twinchain.client.ReconnectingClient`; the application owns the connection and the status,
 switches tabs and runs searches, and each tab renders its own part.
 """
 
@@ -17,9 +17,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import ContentSwitcher, Footer, Input
 
-from twinchain.client import NodeUnavailable as Disconnected
-from twinchain.client import ReconnectingClient as NodeRpc
-from twinchain.client.aio import DEFAULT_WS_URL as DEFAULT_URL
+from twinchain.client import NodeUnavailable, ReconnectingClient
+from twinchain.client.aio import DEFAULT_WS_URL
 from twinchain.explorer.data import ChainData, SearchResult
 from twinchain.explorer.screens import AccountScreen, BlockScreen
 from twinchain.explorer.tabs import TABS, BlocksTab, TwinsTab
@@ -50,9 +49,9 @@ class ExplorerApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, url: str = DEFAULT_URL) -> None:
+    def __init__(self, url: str = DEFAULT_WS_URL) -> None:
         super().__init__()
-        self.rpc = NodeRpc(url)
+        self.rpc = ReconnectingClient(url)
         self.data = ChainData(self.rpc)
         self.connected = False
         self.disconnect_reason = ""
@@ -146,7 +145,7 @@ class ExplorerApp(App[None]):
             return
         try:
             st = await self.data.status()
-        except (Disconnected, RpcError):
+        except (NodeUnavailable, RpcError):
             return
         self.peers, self.ready = st["peers"], st["ready"]
 
@@ -166,7 +165,7 @@ class ExplorerApp(App[None]):
                 elif ev.kind == "finalizedHead":
                     self.finalized_number = header_from_json(ev.data).number
                     self.blocks.mark_finalized(self.finalized_number)
-            except (Disconnected, ConnectionError):
+            except ConnectionError:  # NodeUnavailable among them
                 continue
             except Exception as exc:  # odd data from a node must not end the explorer
                 self.log.warning(f"explorer: {ev.kind}: {exc!r}")

@@ -13,8 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from twinchain.client import ReconnectingClient as NodeRpc
-from twinchain.client import is_method_not_found
+from twinchain.client import ReconnectingClient, is_method_not_found
 from twinchain.consensus.proofs import GrandpaJustification
 from twinchain.explorer.decode import (
     DecodedEvent,
@@ -102,9 +101,10 @@ def short_address(a: bytes) -> str:
 
 
 class ChainData:
-    """Decoded reads over one :class:`NodeRpc`; ``refresh()`` after each (re)connection."""
+    """Decoded reads over one :class:`ReconnectingClient`; ``refresh()`` after each
+    (re)connection."""
 
-    def __init__(self, rpc: NodeRpc) -> None:
+    def __init__(self, rpc: ReconnectingClient) -> None:
         self.rpc = rpc
         self.meta: Metadata | None = None
         self.genesis: bytes | None = None
