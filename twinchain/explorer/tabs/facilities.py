@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
@@ -67,11 +67,9 @@ class FacilitiesTab(Tab):
         except Exception as exc:  # as for a tab's reload: the last content stays
             self.log.warning(f"facility {fid}: {exc}")
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.show_facility(int(event.row_key.value))
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(DataTable.RowSelected)
+    @on(DataTable.RowHighlighted)
+    def _row_chosen(self, event: DataTable.RowSelected | DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None:
             self.show_facility(int(event.row_key.value))
 
