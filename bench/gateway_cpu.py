@@ -176,13 +176,13 @@ def _profiled_gateway(config: Path, out: Path) -> None:
     import cProfile
     import threading
 
-    from twinchain.gateway import core, runner
+    from twinchain.gateway import runner, state
     from twinchain.gateway.config import load
 
     workers: dict[int, cProfile.Profile] = {}
-    plain = core.Gateway.db
+    plain = state.GatewayState.db
 
-    async def db(self: core.Gateway, fn: Any, *args: Any) -> Any:
+    async def db(self: state.GatewayState, fn: Any, *args: Any) -> Any:
         def profiled(*a: Any) -> Any:
             p = workers.get(threading.get_ident())
             if p is None:
@@ -195,7 +195,7 @@ def _profiled_gateway(config: Path, out: Path) -> None:
 
         return await plain(self, profiled, *args)
 
-    core.Gateway.db = db  # type: ignore[method-assign]
+    state.GatewayState.db = db  # type: ignore[method-assign]
     prof = cProfile.Profile(time.thread_time)  # CPU time: waits (fsync, idle loop) are free
     prof.enable()
     try:

@@ -13,7 +13,8 @@ import pytest
 from twinchain.devnet import manager
 from twinchain.gateway import config as gwconfig
 from twinchain.gateway import sources
-from twinchain.gateway.core import Gateway, _take
+from twinchain.gateway.core import Gateway
+from twinchain.gateway.cutting import take
 from twinchain.gateway.payloads import Metrics, Rejected, decode_body, parse_message
 from twinchain.gateway.provision import write_gateway
 from twinchain.gateway.spool import Spool, XtRow
@@ -66,9 +67,9 @@ def test_payloads_decode_scale_and_refuse_with_a_reason() -> None:
 
 def test_take_splits_receive_runs() -> None:
     segs = [(100, 3), (200, 2), (300, 4)]
-    assert _take(segs, 0, 3) == [(100, 3)]
-    assert _take(segs, 2, 4) == [(100, 1), (200, 2), (300, 1)]
-    assert _take(segs, 8, 1) == [(300, 1)]
+    assert take(segs, 0, 3) == [(100, 3)]
+    assert take(segs, 2, 4) == [(100, 1), (200, 2), (300, 1)]
+    assert take(segs, 8, 1) == [(300, 1)]
 
 
 def test_spool_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
@@ -139,7 +140,7 @@ def test_back_pressure_bounds_the_spool_while_the_node_is_down(tmp_path: Path) -
 
     async def again() -> int:
         await gw2.open()
-        n = gw2.backlog()
+        n = gw2.state.backlog()
         gw2.stop()
         await gw2.run([])
         return n
@@ -152,15 +153,16 @@ def test_out_of_order_and_unknown_metrics_are_refused_and_counted(tmp_path: Path
 
     async def main() -> None:
         await gw.open()
-        d = gw.device_for("m1")
-        ok = gw.accept(d, [(1, 100, 1), (1, 90, 2), (1, 100, 3), (99, 101, 4), (1, 101, 5)], "t")
-        await gw._commit_queued()
+        d = gw.intake.device_for("m1")
+        readings = [(1, 100, 1), (1, 90, 2), (1, 100, 3), (99, 101, 4), (1, 101, 5)]
+        ok = gw.intake.accept(d, readings, "t")
+        await gw.intake.commit_queued()
         assert await ok == 2
         with pytest.raises(Rejected):
-            gw.device_for("ghost")
+            gw.intake.device_for("ghost")
 
     asyncio.run(main())
-    assert gw.stats.rejected == {"out_of_order": 2, "unknown_metric": 1}
+    assert gw.state.stats.rejected == {"out_of_order": 2, "unknown_metric": 1}
 
 
 def test_config_errors_are_typed(tmp_path: Path) -> None:
@@ -195,19 +197,20 @@ def test_devnet_domain_genesis_builds(tmp_path: Path) -> None:
 
 def test_the_in_flight_window_halves_when_slow_and_grows_when_fast(tmp_path: Path) -> None:
     gw = _gateway(tmp_path, max_in_flight=16)
-    target = gw.b.target_latency_s
-    assert gw.window == 4
-    gw._adapt_window([1.0] * 4)  # slow start: a window's worth settled in time doubles it
-    assert gw.window == 8
-    gw._adapt_window([1.0, target + 1])  # one too slow: half, and slow start is over
-    assert gw.window == 4
-    gw._adapt_window([target + 1])  # not twice within one target latency
-    assert gw.window == 4
-    gw._adapt_window([1.0] * 4)  # then a window's worth settled in time: one more
-    assert gw.window == 5
+    sub = gw.submitter
+    target = gw.cfg.batching.target_latency_s
+    assert sub.window == 4
+    sub.adapt_window([1.0] * 4)  # slow start: a window's worth settled in time doubles it
+    assert sub.window == 8
+    sub.adapt_window([1.0, target + 1])  # one too slow: half, and slow start is over
+    assert sub.window == 4
+    sub.adapt_window([target + 1])  # not twice within one target latency
+    assert sub.window == 4
+    sub.adapt_window([1.0] * 4)  # then a window's worth settled in time: one more
+    assert sub.window == 5
     for _ in range(200):
-        gw._adapt_window([0.5] * 8)
-    assert gw.window == 16  # never above max_in_flight
+        sub.adapt_window([0.5] * 8)
+    assert sub.window == 16  # never above max_in_flight
 
 
 def test_spliced_extrinsics_and_fast_batches_are_the_generic_bytes() -> None:
@@ -270,55 +273,58 @@ def test_accept_many_checks_each_device_and_a_reopen_remembers(tmp_path: Path) -
 
     async def main() -> int:
         await gw.open()
-        m1, m2 = gw.device_for("m1"), gw.device_for("m2")
-        fut = gw.accept_many(
+        m1, m2 = gw.intake.device_for("m1"), gw.intake.device_for("m2")
+        fut = gw.intake.accept_many(
             [(m1, [(1, 100, 1), (2, 100, 2)]), (m2, [(1, 100, 3), (1, 100, 4), (99, 101, 5)])],
             "t",
             meta={"k": b"v"},
         )
-        await gw._commit_queued()
+        await gw.intake.commit_queued()
         n = await fut
         gw.stop()
         await gw.run([])
         return n
 
     assert asyncio.run(main()) == 3
-    assert gw.stats.rejected == {"out_of_order": 1, "unknown_metric": 1}
-    assert gw.stats.received == {"t": 5} and gw.stats.spooled == 3
+    stats = gw.state.stats
+    assert stats.rejected == {"out_of_order": 1, "unknown_metric": 1}
+    assert stats.received == {"t": 5} and stats.spooled == 3
 
     gw2 = Gateway(gwconfig.load(tmp_path / "gateway.toml"))
 
     async def again() -> int:
         await gw2.open()
-        assert await gw2.db(gw2.spool.get_meta, "k") == b"v"  # type: ignore[union-attr]
-        m1 = gw2.device_for("m1")
-        fut = gw2.accept(m1, [(1, 100, 1), (2, 101, 2)], "t")  # the first was spooled before
-        await gw2._commit_queued()
+        state = gw2.state
+        assert await state.db(state.spool.get_meta, "k") == b"v"  # type: ignore[union-attr]
+        m1 = gw2.intake.device_for("m1")
+        fut = gw2.intake.accept(m1, [(1, 100, 1), (2, 101, 2)], "t")  # spooled before: 1
+        await gw2.intake.commit_queued()
         n = await fut
         gw2.stop()
         await gw2.run([])
         return n
 
     assert asyncio.run(again()) == 1
-    assert gw2.stats.rejected == {"out_of_order": 1}
+    assert gw2.state.stats.rejected == {"out_of_order": 1}
 
 
 def test_partial_batches_flush_together_just_before_each_slot(tmp_path: Path) -> None:
     gw = _gateway(tmp_path)
-    assert (gw.b.slot_lead_ms, gw.b.max_delay_ms) == (300, 1000)
-    assert not gw._flush_due(10_000)  # the slot length is not known before connecting
-    gw.slot_ms = 1000
-    assert not gw._flush_due(10_000)  # the first call only finds the next flush point
-    assert gw._next_flush_ms == 10_700  # 300 ms before the slot starting at 11,000
-    assert not gw._flush_due(10_699)
-    assert gw._flush_due(10_700)
-    assert gw._next_flush_ms == 11_700
-    assert not gw._flush_due(10_750)  # once a slot
-    assert gw._flush_due(12_950)  # a late wake-up flushes once and finds the next point
-    assert gw._next_flush_ms == 13_700 and not gw._flush_due(13_000)
+    cut = gw.cutter
+    assert (cut.b.slot_lead_ms, cut.b.max_delay_ms) == (300, 1000)
+    assert not cut.flush_due(10_000)  # the slot length is not known before connecting
+    gw.state.chain.slot_ms = 1000
+    assert not cut.flush_due(10_000)  # the first call only finds the next flush point
+    assert cut.next_flush_ms == 10_700  # 300 ms before the slot starting at 11,000
+    assert not cut.flush_due(10_699)
+    assert cut.flush_due(10_700)
+    assert cut.next_flush_ms == 11_700
+    assert not cut.flush_due(10_750)  # once a slot
+    assert cut.flush_due(12_950)  # a late wake-up flushes once and finds the next point
+    assert cut.next_flush_ms == 13_700 and not cut.flush_due(13_000)
     off = _gateway(tmp_path / "off", slot_lead_ms=0)
-    off.slot_ms = 1000
-    assert not any(off._flush_due(t) for t in range(10_000, 13_000, 50))
+    off.state.chain.slot_ms = 1000
+    assert not any(off.cutter.flush_due(t) for t in range(10_000, 13_000, 50))
 
 
 def test_the_largest_extrinsic_the_config_allows_fits_the_pool() -> None:
@@ -344,7 +350,7 @@ def test_resubmissions_back_off_doubling_up_to_the_cap(tmp_path: Path) -> None:
     gw = _gateway(tmp_path, resubmit_after_s=2, resubmit_max_s=30)
     for tries, full in ((1, 2), (2, 4), (3, 8), (4, 16), (5, 30), (9, 30), (200, 30)):
         for _ in range(20):  # jitter only ever shortens the wait, by at most a fifth
-            assert 0.8 * full <= gw._backoff(tries) <= full
+            assert 0.8 * full <= gw.submitter.backoff(tries) <= full
     with pytest.raises(gwconfig.ConfigError, match="resubmit_after_s"):
         _gateway(tmp_path / "bad", resubmit_after_s=60, resubmit_max_s=30)
 
@@ -354,18 +360,19 @@ def test_a_stalled_finality_is_said_once_then_every_30s_and_once_it_recovers(
 ) -> None:
     from rich.console import Console
 
-    from twinchain.gateway import core
+    from twinchain.gateway.finality import LAG_LOG_EVERY_S
     from twinchain.gateway.status import table
 
     gw = _gateway(tmp_path, finality_lag_alert=10)
-    gw.connected = True
+    fin = gw.finality
+    gw.state.connected = True
     caplog.set_level("INFO", logger="twinchain.gateway")
-    gw.best_number, gw.finalized_number = 10, 0
-    gw._check_lag()  # 10 behind: not more than the limit
-    assert gw.stalled_since is None and "stalled" not in gw.status()["finality"]
+    fin.best_number, fin.finalized_number = 10, 0
+    fin.check()  # 10 behind: not more than the limit
+    assert fin.stalled_since is None and "stalled" not in gw.status()["finality"]
     for best in (14, 15, 16):
-        gw.best_number = best
-        gw._check_lag()
+        fin.best_number = best
+        fin.check()
     said = [r.getMessage() for r in caplog.records if "behind the best block" in r.message]
     assert said == [said[0]] and said[0].startswith("finality is 14 blocks behind the best block")
     s = gw.status()
@@ -375,17 +382,17 @@ def test_a_stalled_finality_is_said_once_then_every_30s_and_once_it_recovers(
     text.print(table(s))
     assert "finality is 16 blocks behind the best block" in text.export_text()
 
-    assert gw.stalled_since is not None
-    gw.stalled_since -= core.LAG_LOG_EVERY_S
-    gw._lag_logged -= core.LAG_LOG_EVERY_S  # 30 s later, still stalled: said again
-    gw._check_lag()
-    gw._check_lag()
+    assert fin.stalled_since is not None
+    fin.stalled_since -= LAG_LOG_EVERY_S
+    fin.lag_logged -= LAG_LOG_EVERY_S  # 30 s later, still stalled: said again
+    fin.check()
+    fin.check()
     again = [r.getMessage() for r in caplog.records if "behind the best block" in r.message]
     assert len(again) == 2 and "for 30 s" in again[1]
 
-    gw.finalized_number = 11  # 5 behind: within half the limit, finality is back
-    gw._check_lag()
-    gw._check_lag()
+    fin.finalized_number = 11  # 5 behind: within half the limit, finality is back
+    fin.check()
+    fin.check()
     back = [r.getMessage() for r in caplog.records if r.message.startswith("finality resumed")]
     assert len(back) == 1 and "5 blocks behind" in back[0]
     assert gw.status()["finality_stalled_s"] is None

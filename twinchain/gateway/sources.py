@@ -1,9 +1,10 @@
 """Where readings come from: the built-in factory simulator, MQTT and OPC-UA.
 
 Each source is an ``async def run(gateway)`` built from its ``[[sources]]`` table by
-:func:`build`. Sources hand readings to :meth:`Gateway.accept` in arrival order and
-acknowledge them only when its future resolves (the readings are durable in the spool); they
-wait on :meth:`Gateway.wait_space` first, which is the back-pressure.
+:func:`build`. Sources hand readings to the gateway's intake (:meth:`Intake.accept
+<twinchain.gateway.intake.Intake.accept>`) in arrival order and acknowledge them only when its
+future resolves (the readings are durable in the spool); they wait on ``Intake.wait_space``
+first, which is the back-pressure.
 
 ``simulator``: ``seed``, ``tick_ms`` (1000), ``realtime`` (true: one tick per ``tick_ms``
 of wall time, timestamps from the wall clock at the first start; false: as fast as the spool
@@ -38,8 +39,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from twinchain.gateway.core import Gateway, now_ms
+from twinchain.gateway.core import Gateway
 from twinchain.gateway.payloads import Rejected, decode_body, parse_message
+from twinchain.gateway.state import now_ms
 
 log = logging.getLogger("twinchain.gateway.sources")
 
@@ -63,7 +65,9 @@ def build(index: int, cfg: dict[str, Any]) -> Source:
 async def run_simulator(gw: Gateway, index: int, cfg: dict[str, Any]) -> None:
     from twinchain.machines.simulator import FactorySimulator, MachineConfig
 
-    assert gw.spool is not None
+    intake, state = gw.intake, gw.state
+    spool = state.spool
+    assert spool is not None
     seed = int(cfg.get("seed", 0))
     tick = int(cfg.get("tick_ms", 1000))
     realtime = bool(cfg.get("realtime", True))
@@ -76,14 +80,14 @@ async def run_simulator(gw: Gateway, index: int, cfg: dict[str, Any]) -> None:
         )
         for m in cfg.get("machines", [])
     ]
-    devices = {m.name: gw.device_for(m.name) for m in machines}
+    devices = {m.name: intake.device_for(m.name) for m in machines}
     k_start, k_ticks = f"sim:{index}:start", f"sim:{index}:ticks"
-    start_b = await gw.db(gw.spool.get_meta, k_start)
+    start_b = await state.db(spool.get_meta, k_start)
     if start_b:
         start = int(start_b)
     else:  # unpaced runs start a day back, so that they do not run ahead of the clock soon
         start = (now_ms() - (0 if realtime else 86_000_000)) // tick * tick
-    done_b = await gw.db(gw.spool.get_meta, k_ticks)
+    done_b = await state.db(spool.get_meta, k_ticks)
     done = int(done_b) if done_b else 0
     sim = FactorySimulator(seed, machines, start_ms=start, tick_ms=tick)
     for f in cfg.get("faults", []):
@@ -106,14 +110,14 @@ async def run_simulator(gw: Gateway, index: int, cfg: dict[str, Any]) -> None:
     k = done
     last = int(cfg.get("ticks", 0))  # 0: forever
     while not last or k < last:
-        await gw.wait_space()
+        await intake.wait_space()
         if realtime:
             due = (start + (k + 1) * tick) / 1000 - time.time()
             if due > 0:
                 await asyncio.sleep(due)
         k += 1
         # A tick's readings and the tick counter: one future, one transaction.
-        fut = gw.accept_many(
+        fut = intake.accept_many(
             [(devices[name], rs) for name, rs in sim.step_rows()],
             "simulator",
             meta=dict(meta, **{k_ticks: str(k).encode()}),
@@ -163,7 +167,7 @@ async def run_mqtt(gw: Gateway, cfg: dict[str, Any]) -> None:
                 delay = 0.5
                 acks: set[asyncio.Task[None]] = set()
                 async for msg in client.messages:
-                    await gw.wait_space()
+                    await gw.intake.wait_space()
                     fut = _mqtt_accept(gw, msg, fmt)
                     task = asyncio.create_task(_ack_after(client, msg, fut))
                     acks.add(task)
@@ -177,19 +181,20 @@ async def run_mqtt(gw: Gateway, cfg: dict[str, Any]) -> None:
 def _mqtt_accept(gw: Gateway, msg: Any, fmt: str) -> asyncio.Future[int] | None:
     topic = str(msg.topic)
     body = msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload).encode()
+    intake, state = gw.intake, gw.state
     try:
         obj = decode_body(bytes(body), fmt)
-        by_topic = gw.by_topic.get(topic)
-        name, readings = parse_message(obj, gw.metrics, by_topic.name if by_topic else None)
-        device = gw.device_for(name)
+        by_topic = state.by_topic.get(topic)
+        name, readings = parse_message(obj, state.metrics, by_topic.name if by_topic else None)
+        device = intake.device_for(name)
     except Rejected as exc:
-        gw.stats.received["mqtt"] = gw.stats.received.get("mqtt", 0) + 1
-        gw.reject("mqtt", exc, f" topic {topic}")
+        state.stats.received["mqtt"] = state.stats.received.get("mqtt", 0) + 1
+        intake.reject("mqtt", exc, f" topic {topic}")
         return None
     except Exception as exc:  # a payload must never stop the source
-        gw.reject("mqtt", Rejected("malformed", f"{type(exc).__name__}: {exc}"), f" {topic}")
+        intake.reject("mqtt", Rejected("malformed", f"{type(exc).__name__}: {exc}"), f" {topic}")
         return None
-    return gw.accept(device, readings, "mqtt")
+    return intake.accept(device, readings, "mqtt")
 
 
 async def _ack_after(client: Any, msg: Any, fut: asyncio.Future[int] | None) -> None:
@@ -247,24 +252,25 @@ async def run_opcua(gw: Gateway, cfg: dict[str, Any]) -> None:
                 delay = 0.5
                 while True:
                     node, val, data = await queue.get()
-                    await gw.wait_space()
+                    await gw.intake.wait_space()
                     spec = by_node.get(node.nodeid.to_string())
                     if spec is None:
                         continue
                     try:
-                        device = gw.device_for(str(spec["device"]))
-                        metric = gw.metrics.resolve(spec["metric"])
+                        device = gw.intake.device_for(str(spec["device"]))
+                        metric = gw.state.metrics.resolve(spec["metric"])
                         dv = data.monitored_item.Value
                         ts = _ms(dv.SourceTimestamp) or _ms(dv.ServerTimestamp) or now_ms()
                         if spec.get("raw") and isinstance(val, int) and not isinstance(val, bool):
                             raw = val
                         else:
-                            raw = gw.metrics.to_raw(metric, val)
+                            raw = gw.state.metrics.to_raw(metric, val)
                     except Rejected as exc:
-                        gw.stats.received["opcua"] = gw.stats.received.get("opcua", 0) + 1
-                        gw.reject("opcua", exc, f" node {spec.get('node')}")
+                        received = gw.state.stats.received
+                        received["opcua"] = received.get("opcua", 0) + 1
+                        gw.intake.reject("opcua", exc, f" node {spec.get('node')}")
                         continue
-                    gw.accept(device, [(metric, ts, raw)], "opcua")
+                    gw.intake.accept(device, [(metric, ts, raw)], "opcua")
         except (OSError, TimeoutError, ua.UaError) as exc:
             log.warning("OPC-UA %s: %s; reconnecting in %.1f s", endpoint, exc, delay)
         with contextlib.suppress(Exception):

@@ -29,7 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from rich.table import Table
 
-from twinchain.gateway.core import LATENCY_BUCKET_MS
+from twinchain.gateway.state import LATENCY_BUCKET_MS
 
 if TYPE_CHECKING:
     from twinchain.gateway.core import Gateway
@@ -43,7 +43,8 @@ class GatewayCollector(Collector):
         self.gw = gw
 
     def collect(self) -> Iterable[Metric]:
-        gw, st = self.gw, self.gw.stats
+        gw, state = self.gw, self.gw.state
+        st = state.stats
         c = CounterMetricFamily(P + "readings_received", "Readings from sources", labels=["source"])
         for k, v in list(st.received.items()):
             c.add_metric([k], v)
@@ -67,17 +68,17 @@ class GatewayCollector(Collector):
         ):
             yield CounterMetricFamily(P + name, doc, value=v)
         g = GaugeMetricFamily(P + "spool_readings", "Readings in the spool", labels=["stage"])
-        g.add_metric(["pending"], sum(d.pending_n for d in list(gw.devices.values())))
-        g.add_metric(["batched"], gw.unpacked_n)
-        g.add_metric(["in_flight"], sum(x.row.readings for x in list(gw.inflight.values())))
+        g.add_metric(["pending"], sum(d.pending_n for d in list(state.devices.values())))
+        g.add_metric(["batched"], state.unpacked_n)
+        g.add_metric(["in_flight"], sum(x.row.readings for x in list(state.inflight.values())))
         yield g
         for name, doc, v in (
-            ("extrinsics_in_flight", "Extrinsics submitted, not settled", len(gw.inflight)),
-            ("backpressure", "1 while the sources are paused", int(gw.backpressure)),
-            ("node_connected", "1 while connected to the node", int(gw.connected)),
-            ("finalized_block", "Latest finalized block seen", gw.finalized_number),
-            ("best_block", "Latest best block seen", gw.best_number),
-            ("finality_lag_blocks", "Best minus finalized block number", gw.finality_lag()),
+            ("extrinsics_in_flight", "Extrinsics submitted, not settled", len(state.inflight)),
+            ("backpressure", "1 while the sources are paused", int(gw.intake.backpressure)),
+            ("node_connected", "1 while connected to the node", int(state.connected)),
+            ("finalized_block", "Latest finalized block seen", gw.finality.finalized_number),
+            ("best_block", "Latest best block seen", gw.finality.best_number),
+            ("finality_lag_blocks", "Best minus finalized block number", gw.finality.lag()),
         ):
             yield GaugeMetricFamily(P + name, doc, value=v)
         lat = list(st.latency)

@@ -1,0 +1,269 @@
+"""Submission: signed batches into extrinsics, and extrinsics to the node until they settle.
+
+* the *packer* puts up to ``max_batches_per_xt`` batches into a ``Telemetry.submit``
+  extrinsic signed by the gateway key with the next nonce (immortal era), stores its exact
+  bytes, then submits them, keeping a window of extrinsics unsettled (at most
+  ``max_in_flight``; halved when one takes longer than ``target_latency_s`` to finalize,
+  grown while they are fast: the chain is not fed faster than it finalizes);
+* the *resubmitter* sends an unsettled extrinsic again after ``resubmit_after_s``, then after
+  twice as long each time up to ``resubmit_max_s`` (with jitter), except one whose nonce the
+  best chain has already used: that one is in a block that is not final yet, and sending it
+  again only earns ``Stale``; finality settles it (it is sent again only if a reorg frees its
+  nonce).
+
+The stored bytes are what is sent, every time: the chain refuses a used nonce and a used
+sequence number, so nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from twinchain.client import AsyncClient, NodeUnavailable
+from twinchain.gateway.encoding import XtBuilder
+from twinchain.gateway.finality import FinalityWatch
+from twinchain.gateway.spool import BatchRow, XtRow
+from twinchain.gateway.state import GatewayState, InFlight, now_ms
+from twinchain.primitives.types import extrinsic_hash
+from twinchain.protocol.jsonrpc import RpcError, to_hex
+
+log = logging.getLogger("twinchain.gateway")
+
+
+class Submitter:
+    def __init__(self, state: GatewayState, finality: FinalityWatch) -> None:
+        self.state = state
+        self.b = state.b
+        self.finality = finality
+        self.window = float(min(4, self.b.max_in_flight))  # extrinsics in flight, adaptive
+        self._window_cut_at = -1e9
+        self._slow_start = True
+        self.next_nonce = 0
+        self._xt_builder: XtBuilder | None = None
+        self._submits: set[asyncio.Task[bool]] = set()
+
+    # ------------------------------------------------------------------ packing
+    def _make_xt(self, batches: list[BatchRow], nonce: int) -> XtRow:
+        s = self.state
+        chain = s.chain
+        assert chain.submit_index is not None and chain.genesis is not None
+        xb = self._xt_builder
+        if xb is None or (xb.genesis, xb.spec_version, xb.call_index) != (
+            chain.genesis,
+            chain.spec_version,
+            chain.submit_index,
+        ):
+            xb = self._xt_builder = XtBuilder(
+                s.keypair, chain.genesis, chain.spec_version, chain.submit_index
+            )
+        raw = xb.build([b.body for b in batches], nonce)
+        return XtRow(
+            nonce, extrinsic_hash(raw), raw, now_ms(), len(batches), sum(b.n for b in batches)
+        )
+
+    def _group(self, rows: list[BatchRow], slots: int) -> list[list[BatchRow]]:
+        """Consecutive batches into at most ``slots`` extrinsics within the size limits."""
+        usable = {d.key for d in self.state.devices.values() if d.usable}
+        groups: list[list[BatchRow]] = []
+        cur: list[BatchRow] = []
+        n = 0
+        for r in rows:
+            if r.device not in usable:
+                continue  # held until the chain says the device is ours again
+            if cur and (
+                n + r.n > self.b.max_readings_per_xt or len(cur) >= self.b.max_batches_per_xt
+            ):
+                groups.append(cur)
+                if len(groups) >= slots:
+                    return groups
+                cur, n = [], 0
+            cur.append(r)
+            n += r.n
+        if cur:
+            groups.append(cur)
+        return groups[:slots]
+
+    def adapt_window(self, latencies: list[float]) -> None:
+        """Congestion control (AIMD, as TCP does): the extrinsics in flight may grow by one
+        per window of settled ones while they settle within ``target_latency_s``, and halve
+        (at most once per target) when one takes longer. A chain fed beyond what its
+        validators can import and finalize in time forks and slows down; the readings wait
+        better in the spool than in the pool."""
+        if not latencies:
+            return
+        now = time.monotonic()
+        target = self.b.target_latency_s
+        if max(latencies) > target:
+            if now - self._window_cut_at >= target:
+                self._window_cut_at = now
+                self._slow_start = False
+                self.window = max(1.0, self.window / 2)
+        else:
+            # Slow start until the first cut: the window doubles per round trip (a round
+            # trip is a few seconds here: inclusion, then finality), instead of taking a
+            # minute of linear growth to carry the offered load.
+            grow = len(latencies) if self._slow_start else len(latencies) / self.window
+            self.window = min(float(self.b.max_in_flight), self.window + grow)
+
+    def _sign_and_store(self, groups: list[list[BatchRow]], first: int) -> list[XtRow]:
+        """Sign the extrinsics and store them, in one transaction (in the spool's thread)."""
+        spool = self.state.spool
+        assert spool is not None
+        xts = [self._make_xt(g, first + i) for i, g in enumerate(groups)]
+        spool.store_xts([(x, [b.id for b in g]) for x, g in zip(xts, groups, strict=True)])
+        return xts
+
+    async def run_packer(self, rpc: AsyncClient) -> None:
+        """The packer task, for one connection."""
+        s = self.state
+        assert s.spool is not None
+        spool = s.spool
+        while True:
+            slots = int(self.window) - len(s.inflight)
+            if slots <= 0 or s.unpacked_n == 0:
+                s.pack_ready.clear()
+                await s.pack_ready.wait()
+                continue
+            rows = await s.db(spool.unpacked, slots * self.b.max_batches_per_xt)
+            groups = self._group(rows, slots)
+            if not groups:
+                s.pack_ready.clear()
+                await s.pack_ready.wait()
+                continue
+            first = self.next_nonce
+
+            xts = await s.db(self._sign_and_store, groups, first)
+            self.next_nonce = first + len(xts)
+            for xt, g in zip(xts, groups, strict=True):
+                for b in g:
+                    b.xt = xt.nonce
+                f = s.inflight[xt.nonce] = InFlight(xt, g)
+                s.unpacked_n -= xt.readings
+                # Not awaited: the requests leave in nonce order on the one connection, and
+                # the next extrinsics are packed while the node validates these.
+                t = asyncio.create_task(self.submit(rpc, f))
+                self._submits.add(t)
+                t.add_done_callback(self._submits.discard)
+
+    # ------------------------------------------------------------------ sending
+    def backoff(self, tries: int) -> float:
+        """Seconds until an extrinsic sent ``tries`` times is sent again: doubling from
+        ``resubmit_after_s`` up to ``resubmit_max_s``, less up to 20 % jitter (gateways that
+        saw the same stall do not all come back in the same second)."""
+        b = self.b
+        return min(b.resubmit_max_s, b.resubmit_after_s * 2 ** min(tries - 1, 30)) * (
+            1 - 0.2 * random.random()
+        )
+
+    async def submit(self, rpc: AsyncClient, f: InFlight) -> bool:
+        stats = self.state.stats
+        f.submitted_at = time.monotonic()
+        f.tries += 1
+        f.due_at = f.submitted_at + self.backoff(f.tries)
+        stats.submit_attempts += 1
+        try:
+            await rpc.call("author_submitExtrinsic", to_hex(f.row.raw))
+            stats.xts_submitted += 1
+            return True
+        except NodeUnavailable:
+            return False  # resubmitted after the reconnect
+        except RpcError as exc:
+            data = exc.data if isinstance(exc.data, dict) else {}
+            kind = str(data.get("code") or exc.message)[:40]
+            reason = f"{kind}: {data.get('detail', '')}"
+            stats.submit_errors[kind] = stats.submit_errors.get(kind, 0) + 1
+            if kind == "Invalid:Stale":
+                # Its nonce is used on the best chain, most likely by this very extrinsic in
+                # a block that is not final yet: sending it again cannot help.
+                if not f.on_best:
+                    log.info(
+                        "extrinsic #%d: nonce already used on the best chain (%s): "
+                        "not sent again, finality settles it",
+                        f.row.nonce,
+                        reason,
+                    )
+                self.hold_on_best(f)
+            # Already in the pool or on chain: the settler will see it. Anything else is
+            # retried with the same bytes later, backing off.
+            elif exc.code not in (1013, 1012):
+                log.info(
+                    "extrinsic #%d not accepted now (%s): will retry in %.0f s",
+                    f.row.nonce,
+                    reason,
+                    f.due_at - f.submitted_at,
+                )
+            return False
+
+    def hold_on_best(self, f: InFlight) -> None:
+        """Wait for finality instead of resending; look again later, in case a reorg drops
+        the block that holds it (then its nonce is free again and it is sent again)."""
+        f.on_best = True
+        f.due_at = time.monotonic() + self.b.resubmit_after_s
+
+    async def best_nonce(self, rpc: AsyncClient) -> int:
+        """The gateway account's nonce in the best block's state (no pool, unlike
+        ``system_accountNextIndex``)."""
+        chain = self.state.chain
+        me = self.state.keypair.public
+        acct = await rpc.call("state_getStorage", chain.key("System", "Account", me))
+        info = chain.decode("System", "Account", acct)
+        return 0 if info is None else int(info.nonce)
+
+    async def resubmit_due(self, rpc: AsyncClient, why: str, *, everything: bool = False) -> None:
+        """Send again the unsettled extrinsics whose back-off ran out (``everything``: all
+        of them), except those the best chain already holds."""
+        inflight = self.state.inflight
+        if not inflight:
+            return
+        now = time.monotonic()
+        due = [f for _, f in sorted(inflight.items()) if everything or f.due_at <= now]
+        if not due:
+            return
+        used = await self.best_nonce(rpc)
+        send: list[InFlight] = []
+        held = 0
+        for f in due:
+            if f.row.nonce < used:
+                held += not f.on_best
+                self.hold_on_best(f)
+                continue
+            if f.on_best:
+                log.warning(
+                    "extrinsic #%d is no longer on the best chain (a reorg): sending it again",
+                    f.row.nonce,
+                )
+                f.on_best = False
+            send.append(f)
+        if held:
+            log.info(
+                "%d extrinsics are in blocks not final yet (nonces below %d used on the best "
+                "chain): not sent again, finality settles them",
+                held,
+                used,
+            )
+        if not send:
+            return
+        log.info(
+            "%s: submitting %d of %d unsettled extrinsics again",
+            why,
+            len(send),
+            len(inflight),
+        )
+        for f in send:
+            if inflight.get(f.row.nonce) is f:
+                await self.submit(rpc, f)
+
+    async def run_resubmitter(self, rpc: AsyncClient) -> None:
+        """The resubmitter task, for one connection (it also keeps the lag status fresh)."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.finality.check()
+            now = time.monotonic()
+            if any(f.due_at <= now for f in self.state.inflight.values()):
+                await self.resubmit_due(rpc, "extrinsics not final in time")
+
+
+__all__ = ["Submitter"]
