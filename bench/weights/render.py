@@ -61,7 +61,9 @@ def charge(raw_ns: float, per_unit: bool) -> int:
 
 
 def _comment(text: str) -> list[str]:
-    return textwrap.wrap(text, 96, initial_indent="# ", subsequent_indent="# ")
+    return textwrap.wrap(
+        text, 96, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False
+    )
 
 
 def render(
@@ -82,7 +84,12 @@ def render(
         f"{origin.note} {REGENERATE}",
     ]
     wrapped = [
-        textwrap.wrap(p, 92, subsequent_indent="    " if p[:5] in ("Machi", "Date:") else "")
+        textwrap.wrap(
+            p,
+            92,
+            subsequent_indent="    " if p[:5] in ("Machi", "Date:") else "",
+            break_on_hyphens=False,
+        )
         for p in paras
     ]
     lines = ['"""' + wrapped[0][0], *wrapped[0][1:]]
