@@ -18,19 +18,28 @@ from twinchain.runtime.framework import (
 )
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.analytics import Analytics
+from twinchain.runtime.pallets.analytics.config import Config as AnalyticsConfig
 from twinchain.runtime.pallets.authority import Authority
 from twinchain.runtime.pallets.balances import Balances
+from twinchain.runtime.pallets.balances import Config as BalancesConfig
 from twinchain.runtime.pallets.benchmark import Benchmark
+from twinchain.runtime.pallets.benchmark.config import Config as BenchmarkConfig
 from twinchain.runtime.pallets.equipment import Equipment
+from twinchain.runtime.pallets.equipment.config import Config as EquipmentConfig
 from twinchain.runtime.pallets.facility import Facility
+from twinchain.runtime.pallets.facility.config import Config as FacilityConfig
 from twinchain.runtime.pallets.maintenance import Maintenance
+from twinchain.runtime.pallets.maintenance.config import Config as MaintenanceConfig
+from twinchain.runtime.pallets.multisig import Config as MultisigConfig
 from twinchain.runtime.pallets.multisig import Multisig
 from twinchain.runtime.pallets.roles import Roles
+from twinchain.runtime.pallets.simulation import Config as SimulationConfig
 from twinchain.runtime.pallets.simulation import Simulation
 from twinchain.runtime.pallets.sudo import Sudo
 from twinchain.runtime.pallets.system import System
 from twinchain.runtime.pallets.telemetry import Telemetry
 from twinchain.runtime.pallets.telemetry.config import Config as TelemetryConfig
+from twinchain.runtime.pallets.timestamp import Config as TimestampConfig
 from twinchain.runtime.pallets.timestamp import Timestamp
 from twinchain.storage.abc import StateReader
 
@@ -116,7 +125,13 @@ class Runtime:
 
     def _wire(self) -> None:
         """Each pallet's ``Config`` (``Pallet.configure``): which sibling serves each API it
-        declares it uses, as FRAME's ``construct_runtime`` binds the ``Config`` types."""
+        declares it uses (``runtime/traits.py``), as FRAME's ``construct_runtime`` binds the
+        ``Config`` types."""
+        self.balances.configure(BalancesConfig(providers=self.system))
+        self.timestamp.configure(TimestampConfig(slots=self.authority))
+        self.multisig.configure(MultisigConfig(currency=self.balances))
+        self.facility.configure(FacilityConfig(roles=self.roles))
+        self.equipment.configure(EquipmentConfig(roles=self.roles, facilities=self.facility))
         self.telemetry.configure(
             TelemetryConfig(
                 twins=self.equipment,
@@ -128,6 +143,42 @@ class Runtime:
                     self.analytics,
                     self.simulation,
                 ),
+            )
+        )
+        self.benchmark.configure(
+            BenchmarkConfig(twins=self.equipment, roles=self.roles, telemetry=self.telemetry)
+        )
+        self.maintenance.configure(
+            MaintenanceConfig(
+                twins=self.equipment,
+                twin_service=self.equipment,
+                roles=self.roles,
+                facilities=self.facility,
+                verified_maintenance=self.facility,
+                currency=self.balances,
+                telemetry=self.telemetry,
+                deviations=self.benchmark,
+                failures=self.analytics,
+                models=self.simulation,
+            )
+        )
+        self.analytics.configure(
+            AnalyticsConfig(
+                twins=self.equipment,
+                facilities=self.facility,
+                roles=self.roles,
+                currency=self.balances,
+                telemetry=self.telemetry,
+            )
+        )
+        self.simulation.configure(
+            SimulationConfig(
+                twins=self.equipment,
+                facilities=self.facility,
+                roles=self.roles,
+                currency=self.balances,
+                health=self.benchmark,
+                alerts=self.maintenance,
             )
         )
 

@@ -1,8 +1,11 @@
-"""The sibling APIs pallets use, as FRAME's traits: small Protocols a pallet's ``Config``
-names, each served by one pallet of the runtime, which ``runtime.py`` wires in.
+"""The sibling APIs pallets use, as FRAME's traits: small Protocols that a pallet's ``Config``
+names, each served by one pallet of the runtime, which ``runtime.py`` wires in
+(``Runtime._wire``).
 
 A pallet never reaches a sibling through the runtime (``self.runtime.<pallet>``): it states
 in its ``Config`` which of these it uses and calls them there (``self.config.roles.has``).
+A trait is a capability, not a pallet: a consumer that needs less names less, and a pallet
+may serve several (Equipment serves :class:`TwinRegistry` and :class:`TwinService`).
 """
 
 from __future__ import annotations
@@ -10,14 +13,73 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from twinchain.runtime.pallets.equipment.types import Envelope, TwinInfo
+    from twinchain.protocol.telemetry import MetricInfo
+    from twinchain.runtime.pallets.equipment.types import Envelope, Spec, TwinInfo
+    from twinchain.runtime.pallets.facility.types import FacilityInfo
+    from twinchain.runtime.pallets.roles import Grant
+    from twinchain.runtime.pallets.telemetry.types import Aggregate
+
+# --------------------------------------------------------------------------- accounts
 
 
-class Roles(Protocol):
-    """Role grants (served by Roles)."""
+class AccountProviders(Protocol):
+    """Account lifetimes: an account exists while something provides for it (System)."""
+
+    def inc_providers(self, who: bytes) -> None:
+        """One more provider (a balance came into existence): creates the account record."""
+        ...
+
+    def dec_providers(self, who: bytes) -> None:
+        """One provider fewer (a balance was reaped); the record and its nonce stay."""
+        ...
+
+
+class Currency(Protocol):
+    """The native token: free and reserved balances (Balances). Each method raises the
+    Balances error that stops it (a DispatchError) and changes nothing then."""
+
+    def free_balance(self, who: bytes) -> int:
+        """``who``'s free (spendable) balance."""
+        ...
+
+    def do_transfer(self, src: bytes, dest: bytes, value: int, keep_alive: bool) -> None:
+        """Move ``value`` of free balance; ``keep_alive``: never reap ``src``."""
+        ...
+
+    def reserve(self, who: bytes, amount: int) -> None:
+        """Move ``amount`` from free to reserved (escrow, deposits)."""
+        ...
+
+    def unreserve(self, who: bytes, amount: int) -> None:
+        """Move ``amount`` from reserved back to free."""
+        ...
+
+    def repatriate_reserved(self, src: bytes, dest: bytes, amount: int) -> None:
+        """Pay ``amount`` out of ``src``'s reserve into ``dest``'s free balance."""
+        ...
+
+    def mint(self, who: bytes, amount: int) -> None:
+        """Create ``amount`` new tokens in ``who``'s free balance."""
+        ...
+
+
+class SlotClock(Protocol):
+    """The consensus slot length (Authority)."""
+
+    def slot_duration(self) -> int:
+        """Milliseconds per slot."""
+        ...
+
+
+class RoleRegistry(Protocol):
+    """Role grants (Roles)."""
 
     def has(self, who: bytes, role: str) -> bool:
         """Whether ``who`` holds ``role``."""
+        ...
+
+    def grant_of(self, who: bytes, role: str) -> Grant | None:
+        """Who granted ``who`` its ``role`` and when; None if not held."""
         ...
 
     def grant_internal(self, who: bytes, role: str, by: bytes | None) -> None:
@@ -29,11 +91,38 @@ class Roles(Protocol):
         ...
 
 
-class Twins(Protocol):
-    """The equipment twins' registry (served by Equipment)."""
+# --------------------------------------------------------------------------- registries
+
+
+class FacilityRegistry(Protocol):
+    """Facilities and their verification (Facility)."""
+
+    def facility(self, fid: int) -> FacilityInfo | None:
+        """The facility's record, None for an unknown id."""
+        ...
+
+    def is_verified(self, fid: int) -> bool:
+        """Verified by an unexpired passed audit, and neither suspended nor revoked."""
+        ...
+
+
+class VerifiedMaintenance(Protocol):
+    """Where a facility's verified maintenance counts (Facility's reputation)."""
+
+    def note_verified_maintenance(self, fid: int, reference: bytes) -> None:
+        """A completed work order at the facility was verified (``reference``: its report)."""
+        ...
+
+
+class TwinRegistry(Protocol):
+    """The equipment twins (Equipment): records, rights and manufacturer specifications."""
 
     def twin(self, twin: int) -> TwinInfo | None:
         """The twin's record, None for an unknown id."""
+        ...
+
+    def spec(self, twin: int) -> Spec | None:
+        """The twin's manufacturer specification (rated values, operating envelope)."""
         ...
 
     def envelopes(self, twin: int) -> dict[int, Envelope]:
@@ -47,4 +136,96 @@ class Twins(Protocol):
     def has_right(self, twin: int, who: bytes, right: int, t: TwinInfo | None = None) -> bool:
         """Whether ``who`` owns the twin or holds an unexpired delegation of ``right``
         (``t``: the twin's record when the caller has it)."""
+        ...
+
+
+class TwinService(Protocol):
+    """What maintenance work does to a twin (Equipment)."""
+
+    def set_lifecycle_by(self, twin: int, to: str, actor: bytes | None) -> None:
+        """Move the twin along an allowed lifecycle transition on ``actor``'s behalf."""
+        ...
+
+    def record_service_by(
+        self,
+        twin: int,
+        provider: bytes,
+        kind: str,
+        report: bytes,
+        cost: int,
+        work_order: int | None,
+    ) -> int:
+        """Append a service record to the twin's history; returns its index."""
+        ...
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class TelemetryReads(Protocol):
+    """The metric registry and the twins' window aggregates (Telemetry)."""
+
+    def metric(self, metric: int) -> MetricInfo | None:
+        """A registered metric, None if unknown."""
+        ...
+
+    def window_ms(self) -> int:
+        """Length of an aggregation window."""
+        ...
+
+    def aggregate(self, twin: int, metric: int, start: int) -> Aggregate | None:
+        """The twin's aggregate of ``metric`` in the window starting at ``start``."""
+        ...
+
+
+class Deviations(Protocol):
+    """How far a window's value is from its target (Benchmark)."""
+
+    def deviation_bp(
+        self,
+        twin: int,
+        metric: int,
+        agg: Aggregate,
+        *,
+        cls: str | None = None,
+        aggs: dict[int, Aggregate] | None = None,
+    ) -> int | None:
+        """Signed deviation in basis points from the condition-adjusted class target (or
+        the twin's baseline); None without either (``cls``, ``aggs``: fewer reads)."""
+        ...
+
+
+class TwinHealth(Protocol):
+    """A twin's condition from its drift (Benchmark)."""
+
+    def health_bp(self, twin: int) -> int | None:
+        """0..10000 (10000 = as new); None before any drift was measured."""
+        ...
+
+
+class AlertLog(Protocol):
+    """A twin's alerts (Maintenance)."""
+
+    def last_alert(self, twin: int) -> int | None:
+        """Id of the twin's latest alert, None if it never had one."""
+        ...
+
+
+class FailureLog(Protocol):
+    """Failures and repairs for reliability figures (Analytics)."""
+
+    def note_failure(self, twin: int, at_ms: int) -> None:
+        """A failure of the twin (a corrective work order raised from an alert)."""
+        ...
+
+    def note_repair(self, twin: int, start_ms: int, end_ms: int) -> None:
+        """A verified repair of the twin lasting ``end_ms - start_ms``."""
+        ...
+
+
+class ModelRegistry(Protocol):
+    """The registered predictive models (Simulation)."""
+
+    def model_active(self, model: bytes) -> bool:
+        """Whether ``model`` is registered and active."""
         ...

@@ -12,7 +12,7 @@ transactions cannot be replayed when it is funded again).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from twinchain.primitives.codec import U128, AccountId, Record
 from twinchain.primitives.keys import parse_account
@@ -31,6 +31,9 @@ from twinchain.runtime.framework import (
 )
 from twinchain.runtime.weights import balances as weights
 
+if TYPE_CHECKING:
+    from twinchain.runtime.traits import AccountProviders
+
 EXISTENTIAL_DEPOSIT = 1_000_000_000  # 0.001 TWIN at 12 decimals
 TOKEN_DECIMALS = 12
 TOKEN_SYMBOL = "TWIN"
@@ -48,8 +51,16 @@ class AccountData(Record):
     FIELDS: ClassVar = {"free": U128, "reserved": U128}
 
 
+@dataclass(frozen=True)
+class Config:
+    """What Balances uses of its siblings (its FRAME ``Config``), wired by the runtime."""
+
+    providers: AccountProviders  # accounts come and go with their balances (System)
+
+
 class Balances(Pallet):
     name = "Balances"
+    config: Config
 
     Account = StorageMap(AccountId, AccountData.wire_type(), doc="Free and reserved balances.")
     TotalIssuance = StorageValue(U128, 0, doc="Total tokens in existence.")
@@ -120,7 +131,7 @@ class Balances(Pallet):
             if amount < EXISTENTIAL_DEPOSIT:
                 raise ValueError(f"genesis balance of {who_s} is below the existential deposit")
             self.Account.insert(who, AccountData(amount, 0))
-            self.runtime.system.inc_providers(who)
+            self.config.providers.inc_providers(who)
             total += amount
         self.TotalIssuance.put(total)
 
@@ -145,13 +156,13 @@ class Balances(Pallet):
                     self.TotalIssuance.put(self.TotalIssuance.get() - total)
                     self.deposit(self.Event.DustLost(who, total))
                 self.Account.remove(who)
-                self.runtime.system.dec_providers(who)
+                self.config.providers.dec_providers(who)
             elif total:
                 raise self.Error.ExistentialDeposit()
             return
         self.Account.insert(who, data)
         if not existed:
-            self.runtime.system.inc_providers(who)
+            self.config.providers.inc_providers(who)
             self.deposit(self.Event.Endowed(who, data.free))
 
     def do_transfer(self, src: bytes, dest: bytes, value: int, keep_alive: bool) -> None:

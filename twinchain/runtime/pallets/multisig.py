@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from twinchain.primitives import codec
 from twinchain.primitives.codec import (
@@ -46,6 +46,9 @@ from twinchain.runtime.framework import (
     nested_call_weight,
 )
 from twinchain.runtime.weights import multisig as weights
+
+if TYPE_CHECKING:
+    from twinchain.runtime.traits import Currency
 
 MAX_SIGNATORIES = 100
 # Deposit held while an operation is pending: pays for its storage record, which grows with
@@ -90,8 +93,16 @@ def deposit_for(signatory_count: int) -> int:
     return DEPOSIT_BASE + DEPOSIT_FACTOR * signatory_count
 
 
+@dataclass(frozen=True)
+class Config:
+    """What Multisig uses of its siblings (its FRAME ``Config``), wired by the runtime."""
+
+    currency: Currency  # the depositor's reserved deposit (Balances)
+
+
 class Multisig(Pallet):
     name = "Multisig"
+    config: Config
 
     Multisigs = StorageDoubleMap(
         AccountId,
@@ -248,7 +259,7 @@ class Multisig(Pallet):
             raise self.Error.WrongTimepoint()
         if m.depositor != who:
             raise self.Error.NotOwner()
-        self.runtime.balances.unreserve(m.depositor, m.deposit)
+        self.config.currency.unreserve(m.depositor, m.deposit)
         self.Multisigs.remove(multisig, call_hash)
         self.deposit(self.Event.MultisigCancelled(who, m.when, multisig, call_hash))
 
@@ -290,7 +301,7 @@ class Multisig(Pallet):
             if maybe_timepoint is not None:
                 raise self.Error.UnexpectedTimepoint()
             deposit = deposit_for(len(signatories))
-            self.runtime.balances.reserve(who, deposit)
+            self.config.currency.reserve(who, deposit)
             when = (self.runtime.block.number, self.runtime.block.extrinsic_index)
             self.Multisigs.insert(multisig, call_hash, MultisigRecord(when, deposit, who, [who]))
             self.deposit(self.Event.NewMultisig(who, multisig, call_hash))
@@ -309,7 +320,7 @@ class Multisig(Pallet):
             # The operation is over whatever the call does: drop it and return the deposit
             # first, so a failing call cannot leave it stuck.
             self.Multisigs.remove(multisig, call_hash)
-            self.runtime.balances.unreserve(m.depositor, m.deposit)
+            self.config.currency.unreserve(m.depositor, m.deposit)
             ok, error = self._run(Origin.signed(multisig), call_wire)
             self.deposit(self.Event.MultisigExecuted(who, m.when, multisig, call_hash, ok, error))
             return

@@ -151,6 +151,10 @@ class Roles(Pallet):
     def has(self, who: bytes, role: str) -> bool:
         return self.Grants.contains(who, role)
 
+    def grant_of(self, who: bytes, role: str) -> Grant | None:
+        """Who granted ``who`` its ``role`` and when; None if not held."""
+        return self.Grants.get(who, role)  # type: ignore[no-any-return]
+
     def roles_of(self, who: bytes) -> list[tuple[str, Grant]]:
         return list(self.Grants.iter_prefix(who))
 

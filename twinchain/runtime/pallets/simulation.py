@@ -33,7 +33,7 @@ the twin has either). Scenarios start from it (the CLI reads it through ``twin_s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from twinchain.primitives import codec
 from twinchain.primitives.codec import (
@@ -77,6 +77,16 @@ from twinchain.runtime.pallets.roles import (
 )
 from twinchain.runtime.weights import simulation as weights
 from twinchain.twinsim import engine
+
+if TYPE_CHECKING:
+    from twinchain.runtime.traits import (
+        AlertLog,
+        Currency,
+        FacilityRegistry,
+        RoleRegistry,
+        TwinHealth,
+        TwinRegistry,
+    )
 
 MAX_KIND = 32
 MAX_STATE_METRICS = 32
@@ -196,8 +206,21 @@ def _challenge_weight(rt: Any, scenario_id: int) -> int:
     return weights.W_CHALLENGE_BASE + weights.W_PER_PATH_STEP * work
 
 
+@dataclass(frozen=True)
+class Config:
+    """What Simulation uses of its siblings (its FRAME ``Config``), wired by the runtime."""
+
+    twins: TwinRegistry  # twin records and rights (Equipment)
+    facilities: FacilityRegistry  # a twin's facility and its operator (Facility)
+    roles: RoleRegistry  # who may register models and run scenarios (Roles)
+    currency: Currency  # scenario bonds (Balances)
+    health: TwinHealth  # a twin's condition in its state (Benchmark)
+    alerts: AlertLog  # a twin's latest alert in its state (Maintenance)
+
+
 class Simulation(Pallet):
     name = "Simulation"
+    config: Config
 
     Models = StorageMap(H256, ModelInfo.wire_type(), doc="Registered models by hash.")
     NextScenarioId = StorageValue(U64, 0, doc="Id the next anchored scenario gets.")
@@ -263,7 +286,7 @@ class Simulation(Pallet):
 
     # ------------------------------------------------------------------ helpers
     def _may_register(self, who: bytes) -> bool:
-        roles = self.runtime.roles
+        roles = self.config.roles
         return any(
             roles.has(who, r)
             for r in (EQUIPMENT_MANUFACTURER, FACILITY_OPERATOR, PREDICTIVE_WORKER)
@@ -271,14 +294,14 @@ class Simulation(Pallet):
 
     def is_worker_for(self, who: bytes, facility: int | None) -> bool:
         """A PredictiveWorker granted by root/genesis, or by the operator of ``facility``."""
-        g = self.runtime.roles.Grants.get(who, PREDICTIVE_WORKER)
+        g = self.config.roles.grant_of(who, PREDICTIVE_WORKER)
         if g is None:
             return False
         if g.granted_by is None:
             return True
         if facility is None:
             return False
-        f = self.runtime.facility.facility(facility)
+        f = self.config.facilities.facility(facility)
         return f is not None and f.operator == g.granted_by
 
     # ------------------------------------------------------------------ calls
@@ -368,7 +391,7 @@ class Simulation(Pallet):
         owner, an OPERATE delegate or a PredictiveWorker for its facility); reserves the
         bond until the challenge period is over."""
         who = ensure_signed(origin)
-        eq = self.runtime.equipment
+        eq = self.config.twins
         t = eq.twin(twin)
         if t is None:
             raise self.Error.UnknownTwin()
@@ -402,7 +425,7 @@ class Simulation(Pallet):
         bond = self.ScenarioBond.get()
         if bond:
             try:
-                self.runtime.balances.reserve(who, bond)
+                self.config.currency.reserve(who, bond)
             except DispatchError:
                 raise self.Error.InsufficientBond() from None
         self.NextScenarioId.put(sid + 1)
@@ -433,7 +456,7 @@ class Simulation(Pallet):
             raise self.Error.ChallengeFailed()
         slashed = s.bond
         if slashed:
-            self.runtime.balances.repatriate_reserved(s.submitter, who, slashed)
+            self.config.currency.repatriate_reserved(s.submitter, who, slashed)
         s.status, s.challenger, s.bond = "Refuted", who, 0
         self.Scenarios.insert(scenario_id, s)
         self.deposit(self.Event.ScenarioRefuted(scenario_id, who, expected, slashed))
@@ -451,7 +474,7 @@ class Simulation(Pallet):
             raise self.Error.ChallengePeriodOpen()
         amount = s.bond
         if amount:
-            self.runtime.balances.unreserve(s.submitter, amount)
+            self.config.currency.unreserve(s.submitter, amount)
         s.status, s.bond = "Final", 0
         self.Scenarios.insert(scenario_id, s)
         self.deposit(self.Event.BondReleased(scenario_id, s.submitter, amount))
@@ -464,8 +487,8 @@ class Simulation(Pallet):
             a = aggs[m]
             mean = max(I64.lo, min(I64.hi, a.sum // a.count))
             metrics.append(MetricState(m, a.count, mean, a.min, a.max, a.last))
-        health = self.runtime.benchmark.health_bp(twin)
-        alert = self.runtime.maintenance.last_alert(twin)
+        health = self.config.health.health_bp(twin)
+        alert = self.config.alerts.last_alert(twin)
         state = TwinState(start, window_ms, metrics, health, alert, self.runtime.block.number)
         self.TwinStates.insert(twin, state)
         self.deposit(self.Event.TwinStateUpdated(twin, start, health))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from twinchain.primitives.codec import U64, Bool
 from twinchain.runtime.framework import (
@@ -17,9 +18,20 @@ from twinchain.runtime.framework import (
 )
 from twinchain.runtime.weights import timestamp as weights
 
+if TYPE_CHECKING:
+    from twinchain.runtime.traits import SlotClock
+
+
+@dataclass(frozen=True)
+class Config:
+    """What Timestamp uses of its siblings (its FRAME ``Config``), wired by the runtime."""
+
+    slots: SlotClock  # the slot length the time must follow (Authority)
+
 
 class Timestamp(Pallet):
     name = "Timestamp"
+    config: Config
 
     Now = StorageValue(U64, 0, doc="Unix time in milliseconds of the current block.")
     DidUpdate = StorageValue(Bool, False, doc="Whether the inherent ran in this block.")
@@ -36,7 +48,7 @@ class Timestamp(Pallet):
         if self.DidUpdate.get():
             raise self.Error.AlreadySet()
         prev = self.Now.get()
-        duration = self.runtime.authority.slot_duration()
+        duration = self.config.slots.slot_duration()
         if prev and now < prev + duration // 2:
             raise self.Error.TooEarly()
         if now // duration != self.runtime.block.slot:

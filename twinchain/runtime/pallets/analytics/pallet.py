@@ -72,6 +72,7 @@ from twinchain.runtime.framework import (
     StorageMap,
     StorageValue,
 )
+from twinchain.runtime.pallets.analytics.config import Config
 from twinchain.runtime.pallets.analytics.features.periods import PeriodsFeature
 from twinchain.runtime.pallets.analytics.features.reports import ReportsFeature
 from twinchain.runtime.pallets.analytics.features.rewards import RewardsFeature
@@ -101,6 +102,7 @@ from twinchain.runtime.pallets.support import found
 
 class Analytics(PeriodsFeature, ReportsFeature, RewardsFeature, Pallet):
     name = "Analytics"
+    config: Config
 
     PeriodMs = StorageValue(U64, DEFAULT_PERIOD_MS, doc="Length of a KPI period.")
     CloseGraceMs = StorageValue(U64, 0, doc="Wait after a period's end before closing it.")
@@ -177,11 +179,11 @@ class Analytics(PeriodsFeature, ReportsFeature, RewardsFeature, Pallet):
 
     # ------------------------------------------------------------------ helpers
     def _twin(self, twin: int) -> TwinInfo:
-        return found(self.runtime.equipment.twin(twin), self.Error.UnknownTwin)
+        return found(self.config.twins.twin(twin), self.Error.UnknownTwin)
 
     def _ensure_operate(self, who: bytes, twin: int) -> TwinInfo:
         t = self._twin(twin)
-        if not self.runtime.equipment.has_right(twin, who, OPERATE, t):
+        if not self.config.twins.has_right(twin, who, OPERATE, t):
             raise self.Error.NoPermission()
         return t
 
@@ -198,7 +200,7 @@ class Analytics(PeriodsFeature, ReportsFeature, RewardsFeature, Pallet):
         self.PeriodMs.put(pm)
         grace = config.get("close_grace_ms")
         if grace is None:
-            grace = 2 * self.runtime.telemetry.WindowMs.get()
+            grace = 2 * self.config.telemetry.window_ms()
         self.CloseGraceMs.put(int(grace))
         r = dict(config.get("rewards", {}))
         unknown = set(r) - {f.name for f in fields(RewardRules)}
@@ -217,7 +219,7 @@ class Analytics(PeriodsFeature, ReportsFeature, RewardsFeature, Pallet):
         if treasury:
             if treasury < EXISTENTIAL_DEPOSIT:
                 raise ValueError("analytics treasury below the existential deposit")
-            self.runtime.balances.mint(treasury_account(), treasury)
+            self.config.currency.mint(treasury_account(), treasury)
         for twin, rate in config.get("ideal_rates", []):
             self.IdealRate.insert(int(twin), int(rate))
         for twin, planned in config.get("planned", []):

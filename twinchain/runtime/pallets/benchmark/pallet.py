@@ -53,6 +53,7 @@ from twinchain.runtime.framework import (
     StorageMap,
     StorageValue,
 )
+from twinchain.runtime.pallets.benchmark.config import Config
 from twinchain.runtime.pallets.benchmark.features.classes import ClassesFeature
 from twinchain.runtime.pallets.benchmark.features.drift import DriftFeature
 from twinchain.runtime.pallets.benchmark.features.targets import TargetsFeature
@@ -86,6 +87,7 @@ _KINDS = "benchmark/metric-kinds"
 
 class Benchmark(ClassesFeature, DriftFeature, TargetsFeature, Pallet):
     name = "Benchmark"
+    config: Config
 
     BaselineWindows = StorageValue(
         U32, DEFAULT_BASELINE_WINDOWS, doc="Closed windows a twin's baseline is learned from."
@@ -170,14 +172,14 @@ class Benchmark(ClassesFeature, DriftFeature, TargetsFeature, Pallet):
         kinds: dict[int, str] = cached[1]
         kind = kinds.get(metric)
         if kind is None:
-            info = self.runtime.telemetry.Metrics.get(metric)
+            info = self.config.telemetry.metric(metric)
             if info is None:
                 return None
             kind = kinds[metric] = str(info.kind)
         return kind
 
     def _ensure_metric(self, metric: int) -> None:
-        if not self.runtime.telemetry.Metrics.contains(metric):
+        if self.config.telemetry.metric(metric) is None:
             raise self.Error.UnknownMetric(str(metric))
 
     # ------------------------------------------------------------------ genesis
@@ -192,13 +194,13 @@ class Benchmark(ClassesFeature, DriftFeature, TargetsFeature, Pallet):
         self.BaselineWindows.put(n)
         for cls, who in config.get("class_owners", []):
             self.ClassOwner.insert(str(cls), parse_account(who))
-        metrics = self.runtime.telemetry.Metrics
+        telemetry = self.config.telemetry
         for cls, metric, *_ in (
             *config.get("class_specs", []),
             *config.get("condition_rules", []),
             *config.get("standards", []),
         ):
-            if not metrics.contains(int(metric)) or not cls:
+            if telemetry.metric(int(metric)) is None or not cls:
                 raise ValueError(f"benchmark genesis: unknown metric {metric} or empty class")
         for cls, metric, expected, tolerance in config.get("class_specs", []):
             self.ClassSpecs.insert(

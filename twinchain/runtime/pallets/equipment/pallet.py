@@ -49,6 +49,7 @@ from twinchain.runtime.framework import (
     call,
     ensure_signed,
 )
+from twinchain.runtime.pallets.equipment.config import Config
 from twinchain.runtime.pallets.equipment.features.access import AccessFeature
 from twinchain.runtime.pallets.equipment.features.lifecycle import LifecycleFeature
 from twinchain.runtime.pallets.equipment.features.records import RecordsFeature
@@ -85,6 +86,7 @@ from twinchain.runtime.weights import equipment as weights
 
 class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
     name = "Equipment"
+    config: Config
 
     NextTwinId = StorageValue(TwinId, 0, doc="Id the next minted twin gets.")
     Twins = StorageMap(TwinId, TwinInfo.wire_type(), doc="Twin tokens.")
@@ -181,7 +183,7 @@ class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
         return t
 
     def _ensure_recipient(self, who: bytes, manufacturer: bytes) -> None:
-        if who != manufacturer and not self.runtime.roles.has(who, EQUIPMENT_OWNER):
+        if who != manufacturer and not self.config.roles.has(who, EQUIPMENT_OWNER):
             raise self.Error.RecipientNotOwner()
 
     def _record(
@@ -232,7 +234,7 @@ class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
         """Mint a twin (EquipmentManufacturer) owned by ``owner``: the manufacturer itself or
         an account holding the EquipmentOwner role."""
         who = ensure_signed(origin)
-        if not self.runtime.roles.has(who, EQUIPMENT_MANUFACTURER):
+        if not self.config.roles.has(who, EQUIPMENT_MANUFACTURER):
             raise self.Error.NotManufacturer()
         self.do_mint(who, equipment_class, model, serial, spec, owner)
 

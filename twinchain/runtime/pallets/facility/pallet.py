@@ -37,6 +37,7 @@ from twinchain.runtime.framework import (
     ensure_root,
     ensure_signed,
 )
+from twinchain.runtime.pallets.facility.config import Config
 from twinchain.runtime.pallets.facility.features.audits import AuditsFeature
 from twinchain.runtime.pallets.facility.features.compliance import ComplianceFeature
 from twinchain.runtime.pallets.facility.features.validators import ValidatorsFeature
@@ -74,6 +75,7 @@ def _bad_capabilities(caps: list[str]) -> bool:
 
 class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
     name = "Facility"
+    config: Config
 
     NextFacilityId = StorageValue(FacilityId, 0, doc="Id the next registered facility gets.")
     Facilities = StorageMap(FacilityId, FacilityInfo.wire_type(), doc="Registered facilities.")
@@ -177,7 +179,7 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
 
     def _ensure_operator_of(self, who: bytes, fid: int) -> FacilityInfo:
         f = self._live(fid)
-        if f.operator != who or not self.runtime.roles.has(who, FACILITY_OPERATOR):
+        if f.operator != who or not self.config.roles.has(who, FACILITY_OPERATOR):
             raise self.Error.NotFacilityOperator()
         return f
 
@@ -217,7 +219,7 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
     ) -> None:
         """Register a facility operated by the sender (FacilityOperator); it starts Pending."""
         who = ensure_signed(origin)
-        if not self.runtime.roles.has(who, FACILITY_OPERATOR):
+        if not self.config.roles.has(who, FACILITY_OPERATOR):
             raise self.Error.NotOperator()
         if not name:
             raise self.Error.EmptyName()

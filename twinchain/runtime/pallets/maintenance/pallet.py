@@ -76,6 +76,7 @@ from twinchain.runtime.framework import (
     StorageValue,
 )
 from twinchain.runtime.pallets.equipment.types import OPERATE, EquipmentClass, TwinId
+from twinchain.runtime.pallets.maintenance.config import Config
 from twinchain.runtime.pallets.maintenance.features.alerts import AlertsFeature
 from twinchain.runtime.pallets.maintenance.features.orders import WorkOrdersFeature
 from twinchain.runtime.pallets.maintenance.types import (
@@ -106,6 +107,7 @@ if TYPE_CHECKING:
 
 class Maintenance(AlertsFeature, WorkOrdersFeature, Pallet):
     name = "Maintenance"
+    config: Config
 
     VerifyWindows = StorageValue(
         U8, DEFAULT_VERIFY_WINDOWS, doc="Consecutive good windows that verify a completion (K)."
@@ -240,7 +242,7 @@ class Maintenance(AlertsFeature, WorkOrdersFeature, Pallet):
     # ------------------------------------------------------------------ helpers
     def _live(self, twin: int) -> TwinInfo:
         return live(
-            self.runtime.equipment.twin(twin),
+            self.config.twins.twin(twin),
             self.Error.UnknownTwin,
             field="lifecycle",
             ended="Decommissioned",
@@ -249,14 +251,14 @@ class Maintenance(AlertsFeature, WorkOrdersFeature, Pallet):
 
     def _ensure_operate(self, who: bytes, twin: int) -> TwinInfo:
         t = self._live(twin)
-        if not self.runtime.equipment.has_right(twin, who, OPERATE, t):
+        if not self.config.twins.has_right(twin, who, OPERATE, t):
             raise self.Error.NoPermission()
         return t
 
     # ------------------------------------------------------------------ window hook
     def on_window_closed(self, twin: int, start: int, window_ms: int, aggs: dict[int, Any]) -> None:
         """Raise or clear deviation alerts; count good windows of claimed orders."""
-        t = self.runtime.equipment.twin(twin)
+        t = self.config.twins.twin(twin)
         if t is None:
             return
         devs = self._measure_deviations(twin, t.equipment_class, start, aggs)
@@ -293,7 +295,7 @@ class Maintenance(AlertsFeature, WorkOrdersFeature, Pallet):
                     items.insert(int(scope), int(metric), th)
                     self._index_twin_threshold(int(scope), int(metric), True)
         for twin, line in config.get("lines", []):
-            if self.runtime.equipment.twin(int(twin)) is None:
+            if self.config.twins.twin(int(twin)) is None:
                 raise ValueError(f"genesis line for unknown twin {twin}")
             self.Lines.insert(int(twin), int(line))
 

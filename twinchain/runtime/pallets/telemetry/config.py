@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from twinchain.runtime.pallets.telemetry.types import Aggregate
-    from twinchain.runtime.traits import Roles, Twins
+    from twinchain.runtime.traits import RoleRegistry, TwinRegistry
 
 
 class WindowCloseListener(Protocol):
@@ -32,6 +32,6 @@ class WindowCloseListener(Protocol):
 class Config:
     """Telemetry's sibling APIs."""
 
-    twins: Twins  # twin records, rights, operating envelopes (Equipment)
-    roles: Roles  # the Gateway role of submitters; the Device role of bound keys (Roles)
+    twins: TwinRegistry  # twin records, rights, operating envelopes (Equipment)
+    roles: RoleRegistry  # the Gateway role of submitters; the Device role of bound keys (Roles)
     window_listeners: Sequence[WindowCloseListener]  # told of each closed window, in order

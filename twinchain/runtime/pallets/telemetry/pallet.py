@@ -464,6 +464,14 @@ class Telemetry(Pallet):
         """``{metric: aggregate}`` of the twin's window starting at ``start`` (ms)."""
         return self.Aggregates.get(twin, start) or {}  # type: ignore[no-any-return]
 
+    def metric(self, metric: int) -> MetricInfo | None:
+        """A registered metric, None if unknown."""
+        return self.Metrics.get(metric)  # type: ignore[no-any-return]
+
+    def window_ms(self) -> int:
+        """Length of an aggregation window (ms)."""
+        return int(self.WindowMs.get())
+
     def aggregate(self, twin: int, metric: int, start: int) -> Aggregate | None:
         return self.window_aggregates(twin, start).get(metric)
 

@@ -41,7 +41,7 @@ class PeriodsFeature:
         rate: int | None = self.IdealRate.get(twin)
         if rate is not None:
             return rate
-        spec = self.runtime.equipment.spec(twin)
+        spec = self.config.twins.spec(twin)
         for metric, value in spec.rated if spec is not None else []:
             if metric == M_UNITS:
                 return max(0, value) * 1000
@@ -138,7 +138,7 @@ class PeriodsFeature:
         acc.planned_s = self.planned_ms(twin) // 1000
         acc.calendar_s = pm // 1000
         acc.ideal_milli = min(U64_MAX, self.ideal_rate(twin) * acc.run_s // 3600)
-        t = self.runtime.equipment.twin(twin)
+        t = self.config.twins.twin(twin)
         facility = None if t is None else t.facility
         rec = compute_kpis(period, 1, facility, acc)
         self.Kpis.insert(twin, period, rec)

@@ -41,13 +41,13 @@ class ReportsFeature:
         kind, sid = scope
         if kind == "Twin":
             t = self._twin(sid)
-            if not self.runtime.equipment.has_right(sid, who, OPERATE, t) and not (
+            if not self.config.twins.has_right(sid, who, OPERATE, t) and not (
                 t.facility is not None and self._is_operator(who, t.facility)
             ):
                 raise self.Error.NoPermission()
             rec: KpiRecord | None = self.Kpis.get(sid, period)
         else:
-            if sid > U32_MAX or self.runtime.facility.facility(sid) is None:
+            if sid > U32_MAX or self.config.facilities.facility(sid) is None:
                 raise self.Error.UnknownFacility()
             if not self._is_operator(who, sid):
                 raise self.Error.NotFacilityOperator()
@@ -75,7 +75,5 @@ class ReportsFeature:
         self.deposit(self.Event.ReportAnchored(rid, (kind, sid), period, report_hash))
 
     def _is_operator(self, who: bytes, facility: int) -> bool:
-        f = self.runtime.facility.facility(facility)
-        return (
-            f is not None and f.operator == who and self.runtime.roles.has(who, FACILITY_OPERATOR)
-        )
+        f = self.config.facilities.facility(facility)
+        return f is not None and f.operator == who and self.config.roles.has(who, FACILITY_OPERATOR)

@@ -128,7 +128,7 @@ class RewardsFeature:
 
     def _pay(self, kind: str, twin: int, first: int, last: int, amount: int, to: bytes) -> int:
         treasury = treasury_account()
-        bal = self.runtime.balances
+        bal = self.config.currency
         if amount > U128.max or bal.free_balance(treasury) < amount + EXISTENTIAL_DEPOSIT:
             raise self.Error.TreasuryEmpty()
         bal.do_transfer(treasury, to, amount, keep_alive=True)

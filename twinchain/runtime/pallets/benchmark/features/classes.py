@@ -36,7 +36,7 @@ class ClassesFeature:
         if origin.kind == ROOT:
             return None
         who = ensure_signed(origin)
-        if not self.runtime.roles.has(who, EQUIPMENT_MANUFACTURER):
+        if not self.config.roles.has(who, EQUIPMENT_MANUFACTURER):
             raise self.Error.NotManufacturer()
         owner = self.ClassOwner.get(cls)
         if owner is None:

@@ -31,10 +31,10 @@ class DriftFeature:
         """Forget a twin's baseline and drift and learn them again from its next windows (the
         owner or an OPERATE delegate, e.g. after an overhaul)."""
         who = ensure_signed(origin)
-        t = self.runtime.equipment.twin(twin)
+        t = self.config.twins.twin(twin)
         if t is None:
             raise self.Error.UnknownTwin()
-        if not self.runtime.equipment.has_right(twin, who, OPERATE, t):
+        if not self.config.twins.has_right(twin, who, OPERATE, t):
             raise self.Error.NoPermission()
         self.Learning.remove_prefix(twin)
         self.Baselines.remove_prefix(twin)
@@ -47,7 +47,7 @@ class DriftFeature:
     # ------------------------------------------------------------------ window hook
     def on_window_closed(self, twin: int, start: int, window_ms: int, aggs: dict[int, Any]) -> None:
         """Learn the baseline, track drift and health, count standard violations, rank."""
-        t = self.runtime.equipment.twin(twin)
+        t = self.config.twins.twin(twin)
         if t is None:
             return
         cls = t.equipment_class
@@ -129,7 +129,7 @@ class DriftFeature:
 
     def percentile_bp(self, twin: int) -> tuple[int, int] | None:
         """(percent rank in bp, peers ranked) of the twin among its class, or None."""
-        t = self.runtime.equipment.twin(twin)
+        t = self.config.twins.twin(twin)
         if t is None:
             return None
         peers: list[tuple[int, int]] = self.ClassPeers.get(t.equipment_class) or []

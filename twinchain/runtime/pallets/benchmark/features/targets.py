@@ -42,7 +42,7 @@ class TargetsFeature:
         ``start`` (no adjustment without a window), or None if its class has no spec.
         ``cls`` and ``aggs`` (the window's aggregates, from a window hook) save reads."""
         if cls is None:
-            t = self.runtime.equipment.twin(twin)
+            t = self.config.twins.twin(twin)
             if t is None:
                 return None
             cls = t.equipment_class
@@ -52,7 +52,7 @@ class TargetsFeature:
         rules: list[ConditionRule] = self.ConditionRules.get(cls, metric) or []
         if start is None or not rules:
             return spec.expected, spec.tolerance
-        tel = self.runtime.telemetry
+        tel = self.config.telemetry
         rated: dict[int, int] | None = None
         adj = 0
         for r in rules:
@@ -63,7 +63,7 @@ class TargetsFeature:
             x = window_value(agg, kind)
             if r.relative:
                 if rated is None:
-                    spec_t = self.runtime.equipment.spec(twin)
+                    spec_t = self.config.twins.spec(twin)
                     rated = dict(spec_t.rated) if spec_t is not None else {}
                 r_val = rated.get(r.driver)
                 if not r_val:
@@ -91,7 +91,7 @@ class TargetsFeature:
         if kind is None:
             return None
         value = window_value(agg, kind)
-        window = self.runtime.telemetry.WindowMs.get()
+        window = self.config.telemetry.window_ms()
         start = agg.last_ts - agg.last_ts % window
         tgt = self.target(twin, metric, start, cls=cls, aggs=aggs)
         if tgt is not None:

@@ -25,7 +25,7 @@ class LifecycleFeature:
         """Install the twin at a verified facility (the owner): Manufactured → Commissioned."""
         who = ensure_signed(origin)
         t = self._ensure_owner(who, twin)
-        fac = self.runtime.facility
+        fac = self.config.facilities
         if fac.facility(facility) is None:
             raise self.Error.UnknownFacility()
         if not fac.is_verified(facility):

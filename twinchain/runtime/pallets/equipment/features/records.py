@@ -41,7 +41,7 @@ class RecordsFeature:
         """Set the warranty terms (the twin's manufacturer)."""
         who = ensure_signed(origin)
         t = self._live(twin)
-        if t.manufacturer != who or not self.runtime.roles.has(who, EQUIPMENT_MANUFACTURER):
+        if t.manufacturer != who or not self.config.roles.has(who, EQUIPMENT_MANUFACTURER):
             raise self.Error.NotManufacturer()
         if ends <= starts or ends <= self._now():
             raise self.Error.InvalidValidity()
@@ -72,7 +72,7 @@ class RecordsFeature:
     ) -> None:
         """Certify the calibration of one measured metric (CertifiedAuditor)."""
         who = ensure_signed(origin)
-        if not self.runtime.roles.has(who, CERTIFIED_AUDITOR):
+        if not self.config.roles.has(who, CERTIFIED_AUDITOR):
             raise self.Error.NotAuditor()
         t = self._live(twin)
         if t.owner == who:
@@ -120,7 +120,7 @@ class RecordsFeature:
         """Attach a document hash (manual, drawing, certificate): the owner or manufacturer."""
         who = ensure_signed(origin)
         t = self._live(twin)
-        is_maker = t.manufacturer == who and self.runtime.roles.has(who, EQUIPMENT_MANUFACTURER)
+        is_maker = t.manufacturer == who and self.config.roles.has(who, EQUIPMENT_MANUFACTURER)
         if who != t.owner and not is_maker:
             raise self.Error.NoPermission()
         docs = self.Documents.get(twin) or []
@@ -146,7 +146,7 @@ class RecordsFeature:
     ) -> None:
         """Record a service visit (a ServiceProvider holding the SERVICE right on the twin)."""
         who = ensure_signed(origin)
-        if not self.runtime.roles.has(who, SERVICE_PROVIDER):
+        if not self.config.roles.has(who, SERVICE_PROVIDER):
             raise self.Error.NotServiceProvider()
         t = self._live(twin)
         if not self.has_right(twin, who, SERVICE, t) or who == t.owner:

@@ -28,7 +28,7 @@ class AuditsFeature:
     """Auditors' acts on the Facility pallet's sites."""
 
     def _ensure_auditor(self, who: bytes) -> None:
-        if not self.runtime.roles.has(who, CERTIFIED_AUDITOR):
+        if not self.config.roles.has(who, CERTIFIED_AUDITOR):
             raise self.Error.NotAuditor()
 
     @call(
@@ -149,7 +149,7 @@ class AuditsFeature:
         cert: Certification | None = self.Certifications.get(facility, certification)
         if cert is None:
             raise self.Error.UnknownCertification()
-        if cert.issuer != who or not self.runtime.roles.has(who, CERTIFIED_AUDITOR):
+        if cert.issuer != who or not self.config.roles.has(who, CERTIFIED_AUDITOR):
             raise self.Error.NotIssuer()
         if cert.revoked:
             raise self.Error.AlreadyRevoked()

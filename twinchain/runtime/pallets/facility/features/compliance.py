@@ -121,8 +121,8 @@ class ComplianceFeature:
         operator or a certified auditor)."""
         who = ensure_signed(origin)
         f = self._live(facility)
-        is_op = f.operator == who and self.runtime.roles.has(who, FACILITY_OPERATOR)
-        if not is_op and not self.runtime.roles.has(who, CERTIFIED_AUDITOR):
+        is_op = f.operator == who and self.config.roles.has(who, FACILITY_OPERATOR)
+        if not is_op and not self.config.roles.has(who, CERTIFIED_AUDITOR):
             raise self.Error.NotOperatorOrAuditor()
         rs: RuleSet | None = self.RuleSets.get(rule_set)
         if rs is None:

@@ -106,20 +106,19 @@ class AlertsFeature:
         """Raise (or update) a predicted-failure alert (a PredictiveWorker authorized for the
         twin's facility, running a model active in Simulation)."""
         who = ensure_signed(origin)
-        roles = self.runtime.roles
-        grant = roles.Grants.get(who, PREDICTIVE_WORKER)
+        grant = self.config.roles.grant_of(who, PREDICTIVE_WORKER)
         if grant is None:
             raise self.Error.NotPredictiveWorker()
         t = self._live(twin)
         if grant.granted_by is not None:
-            f = None if t.facility is None else self.runtime.facility.facility(t.facility)
+            f = None if t.facility is None else self.config.facilities.facility(t.facility)
             if f is None or f.operator != grant.granted_by:
                 raise self.Error.NotAuthorizedForFacility()
         if probability_bp > BP:
             raise self.Error.InvalidProbability()
         if horizon_ms == 0:
             raise self.Error.InvalidHorizon()
-        if not self.runtime.simulation.model_active(model):
+        if not self.config.models.model_active(model):
             raise self.Error.ModelNotActive()
         now = self._now()
         aid = self.OpenPrediction.get(twin, model)
@@ -161,7 +160,7 @@ class AlertsFeature:
             raise self.Error.InvalidThreshold()
 
     def _ensure_metric(self, metric: int) -> None:
-        if not self.runtime.telemetry.Metrics.contains(metric):
+        if self.config.telemetry.metric(metric) is None:
             raise self.Error.UnknownMetric(str(metric))
 
     def threshold(self, twin: int, metric: int, cls: str | None = None) -> Threshold | None:
@@ -170,7 +169,7 @@ class AlertsFeature:
         if th is not None:
             return th
         if cls is None:
-            t = self.runtime.equipment.twin(twin)
+            t = self.config.twins.twin(twin)
             if t is None:
                 return None
             cls = t.equipment_class
@@ -209,7 +208,7 @@ class AlertsFeature:
     ) -> dict[int, tuple[int, Threshold]]:
         """Raise or clear the deviation alerts of a closed window; returns each thresholded
         metric's deviation (for the work orders its telemetry verifies)."""
-        bench = self.runtime.benchmark
+        bench = self.config.deviations
         own = set(self.TwinThresholdMetrics.get(twin) or [])
         devs: dict[int, tuple[int, Threshold]] = {}
         for metric, agg in sorted(aggs.items()):

@@ -90,13 +90,13 @@ class WorkOrdersFeature:
     ) -> int:
         if self.OpenOrders.get(twin) >= MAX_OPEN_ORDERS:
             raise self.Error.TooManyOpenOrders()
-        if payment and self.runtime.balances.free_balance(payer) < payment:
+        if payment and self.config.currency.free_balance(payer) < payment:
             raise self.Error.InsufficientBalance()
         oid = self.NextOrderId.get()
         if oid >= U64.max:
             raise self.Error.Overflow()
         if payment:
-            self.runtime.balances.reserve(payer, payment)
+            self.config.currency.reserve(payer, payment)
         self.NextOrderId.put(oid + 1)
         o = WorkOrder(
             twin, payer, alert, kind, description, payment, verification, None, "Created",
@@ -115,9 +115,9 @@ class WorkOrdersFeature:
         delegate, or the facility's operator)."""
         who = ensure_signed(origin)
         t = self._live(twin)
-        if not self.runtime.equipment.has_right(twin, who, OPERATE, t):
-            f = None if t.facility is None else self.runtime.facility.facility(t.facility)
-            if f is None or f.operator != who or not self.runtime.roles.has(who, FACILITY_OPERATOR):
+        if not self.config.twins.has_right(twin, who, OPERATE, t):
+            f = None if t.facility is None else self.config.facilities.facility(t.facility)
+            if f is None or f.operator != who or not self.config.roles.has(who, FACILITY_OPERATOR):
                 raise self.Error.NotLineSetter()
         old = self._line_key(twin, t)
         if old is not None:  # bounded: at most MAX_LINE_DOWNTIMES windows per line
@@ -186,7 +186,7 @@ class WorkOrdersFeature:
         oid = self._create(who, a.twin, alert, "Corrective", description, payment, verification)
         a.work_order = oid
         self.Alerts.insert(alert, a)
-        self.runtime.analytics.note_failure(a.twin, a.raised_at)
+        self.config.failures.note_failure(a.twin, a.raised_at)
 
     @call(7, weight=weights.W_SMALL, origin=SIGNED, args=(("order", U64), ("provider", AccountId)))
     def assign(self, origin: Origin, order: int, provider: bytes) -> None:
@@ -196,7 +196,7 @@ class WorkOrdersFeature:
         if o.payer != who:
             raise self.Error.NotPayer()
         self._status(o, "Created", "Assigned")
-        if not self.runtime.roles.has(provider, SERVICE_PROVIDER):
+        if not self.config.roles.has(provider, SERVICE_PROVIDER):
             raise self.Error.NotServiceProvider()
         o.provider, o.status = provider, "Assigned"
         self.Orders.insert(order, o)
@@ -258,7 +258,7 @@ class WorkOrdersFeature:
         else:
             raise self.Error.SchedulerFull()
         if t.lifecycle == "Active":
-            self.runtime.equipment.set_lifecycle_by(o.twin, "Maintenance", who)
+            self.config.twin_service.set_lifecycle_by(o.twin, "Maintenance", who)
         self.Expiries.insert(block, order, True)
         self.ExpiryCount.insert(block, self.ExpiryCount.get(block) + 1)
         o.status, o.started_at, o.deadline = "InProgress", now, block
@@ -300,7 +300,7 @@ class WorkOrdersFeature:
         """Approve (verify: the escrow is released) or reject (back to rework) a claimed
         completion as certified inspector (a CertifiedAuditor with no stake in the order)."""
         who = ensure_signed(origin)
-        if not self.runtime.roles.has(who, CERTIFIED_AUDITOR):
+        if not self.config.roles.has(who, CERTIFIED_AUDITOR):
             raise self.Error.NotInspector()
         o = self._order(order)
         t = self._live(o.twin)
@@ -325,7 +325,7 @@ class WorkOrdersFeature:
             raise self.Error.NotPayer()
         self._status(o, "Created", "Assigned", "Scheduled")
         if o.payment:
-            self.runtime.balances.unreserve(o.payer, o.payment)
+            self.config.currency.unreserve(o.payer, o.payment)
             self.deposit(self.Event.EscrowReturned(order, o.payer, o.payment))
         self._finish(order, o, "Cancelled")
         self.deposit(self.Event.WorkOrderCancelled(order))
@@ -335,17 +335,17 @@ class WorkOrdersFeature:
         """The order is verified: pay, record service and parts, totals, lifecycle, alert."""
         if o.provider is None:  # claimed orders always have one
             raise self.Error.WrongStatus("no provider")
-        rt = self.runtime
+        cfg = self.config
         now = self._now()
         if o.payment:
-            rt.balances.repatriate_reserved(o.payer, o.provider, o.payment)
+            cfg.currency.repatriate_reserved(o.payer, o.provider, o.payment)
         o.completed_at, o.verified_by = now, by
         self._finish(oid, o, "Verified")
         t = self._live(o.twin)
         if t.lifecycle == "Maintenance":
-            rt.equipment.set_lifecycle_by(o.twin, "Active", o.provider)
+            cfg.twin_service.set_lifecycle_by(o.twin, "Active", o.provider)
         report = o.report or b"\x00" * 32
-        rt.equipment.record_service_by(o.twin, o.provider, o.kind, report, o.payment, oid)
+        cfg.twin_service.record_service_by(o.twin, o.provider, o.kind, report, o.payment, oid)
         n = self.PartCount.get(o.twin)
         parts_cost = 0
         for p in o.parts:
@@ -370,16 +370,17 @@ class WorkOrdersFeature:
             a: Alert | None = self.Alerts.get(o.alert)
             if a is not None and a.status in ("Open", "Cleared"):
                 self._close_alert(o.alert, a, "Resolved")
-        rt.analytics.note_repair(o.twin, o.started_at, now)
+        cfg.failures.note_repair(o.twin, o.started_at, now)
         if t.facility is not None:
-            self.in_layer(lambda: rt.facility.note_verified_maintenance(t.facility, report))
+            note = cfg.verified_maintenance.note_verified_maintenance
+            self.in_layer(lambda: note(t.facility, report))
         if o.payment:
             self.deposit(self.Event.EscrowReleased(oid, o.provider, o.payment))
         self.deposit(self.Event.WorkOrderVerified(oid, o.twin, o.provider, by))
 
     def _expire(self, oid: int, o: WorkOrder) -> None:
         if o.payment:
-            self.runtime.balances.unreserve(o.payer, o.payment)
+            self.config.currency.unreserve(o.payer, o.payment)
         if o.provider is not None:
             s: ProviderStats = self.Providers.get(o.provider) or ProviderStats(0, 0, 0)
             s.expired = min(s.expired + 1, U32.max)
@@ -414,7 +415,7 @@ class WorkOrdersFeature:
         verifying: list[int] = self.Verifying.get(twin) or []
         if not verifying:
             return
-        env = self.runtime.equipment.envelopes(twin)
+        env = self.config.twins.envelopes(twin)
         good = all(
             env[m].min <= agg.min and agg.max <= env[m].max for m, agg in aggs.items() if m in env
         ) and all(abs(dev) <= th.clear_bp for dev, th in devs.values())
