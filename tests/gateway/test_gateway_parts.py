@@ -396,3 +396,24 @@ def test_a_stalled_finality_is_said_once_then_every_30s_and_once_it_recovers(
     back = [r.getMessage() for r in caplog.records if r.message.startswith("finality resumed")]
     assert len(back) == 1 and "5 blocks behind" in back[0]
     assert gw.status()["finality_stalled_s"] is None
+
+
+def test_gateway_init_writes_keys_config_and_a_dev_spec_that_knows_the_devices(
+    tmp_path: Path,
+) -> None:
+    from twinchain.cli import main
+    from twinchain.node.chain_spec import dev_spec
+
+    assert main(["gateway", "init", "--dir", str(tmp_path), "--machines", "2"]) == 0
+    cfg = gwconfig.load(tmp_path / "gateway.toml")
+    spec = ChainSpec.load(tmp_path / "spec.json")
+    assert spec.genesis_storage()  # the runtime takes the genesis as it is
+    g, gw = spec.genesis, "0x" + cfg.gateway_keypair().public.hex()
+    base = dev_spec().genesis
+    assert g["authority"] == base["authority"]  # the node's dev spec, with the gateway added
+    assert g["balances"]["balances"] == base["balances"]["balances"] + [[gw, 10**24]]
+    assert [gw, "Gateway"] in g["roles"]["grants"]
+    assert [t["class"] for t in g["equipment"]["twins"]] == ["cnc_mill", "pump"]
+    devices = g["telemetry"]["devices"]
+    assert [d["device"] for d in devices] == ["0x" + d.key.hex() for d in cfg.devices]
+    assert all(d["gateway"] == gw for d in devices)
