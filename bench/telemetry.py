@@ -30,7 +30,17 @@ from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import DEV_ENDOWMENT, dev_spec
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
-from twinchain.protocol.telemetry import batch_message, batch_root, sign_batch
+from twinchain.protocol.telemetry import (
+    BAD_UNITS,
+    ENERGY,
+    GOOD_UNITS,
+    POWER,
+    TEMPERATURE,
+    UNITS_PRODUCED,
+    batch_message,
+    batch_root,
+    sign_batch,
+)
 from twinchain.runtime.pallets.telemetry import (
     MAX_DEVICES_PER_TWIN,
     forget_good_signatures,
@@ -39,7 +49,7 @@ from twinchain.runtime.pallets.telemetry import (
 
 SLOT = 10_000
 NOW = SLOT * 1000
-METRICS = (1, 4, 5, 7, 8, 9)  # temperature, power, energy, units, good, bad
+METRICS = (TEMPERATURE, POWER, ENERGY, UNITS_PRODUCED, GOOD_UNITS, BAD_UNITS)
 
 
 def _spec(devices: int, gateways: int) -> Any:

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from twinchain import native
-from twinchain.native.merkle import merkle_root
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol import telemetry as tp
@@ -793,63 +792,6 @@ def test_a_wave_of_closes_spreads_over_blocks_oldest_first(
 
 
 # --------------------------------------------------------------------------- packed encodings
-
-
-def test_readings_travel_as_packed_leaves_and_bad_ones_are_refused() -> None:
-    rtype = Batch.wire_type().fields[2][1]
-    readings = [(TEMP, NOW, -5), (GOOD, 2**64 - 1, 2**63 - 1), (65_535, 0, -(2**63))]
-    raw = rtype.encode(readings)
-    assert rtype.decode(raw) == readings
-    # The wire form is the concatenation of the readings' Merkle leaves.
-    assert rtype.to_wire(readings) == b"".join(tp.reading_leaf(*r) for r in readings)
-    for bad in (
-        [(TEMP, NOW, 1.5)],  # float
-        [(TEMP, NOW, True)],  # bool is not an integer here
-        [(65_536, NOW, 0)],  # metric over u16
-        [(TEMP, -1, 0)],  # negative timestamp
-        [(TEMP, NOW, 2**63)],  # value over i64
-        [(TEMP, NOW)],  # two fields
-        [(TEMP, NOW, 0)] * (tp.MAX_READINGS + 1),  # too many
-        "not a list",
-    ):
-        with pytest.raises(CodecError):
-            rtype.encode(bad)
-    for wire in (b"\x00" * 17, b"\x00" * 18 * (tp.MAX_READINGS + 1), [1, 2, 3]):
-        with pytest.raises(CodecError):
-            rtype.from_wire(wire)
-
-
-def test_decoded_readings_stay_packed_and_behave_like_the_list() -> None:
-    rtype = Batch.wire_type().fields[2][1]
-    readings = [(GOOD, NOW + 5, 2), (TEMP, NOW, -5), (TEMP, NOW + 9, 7)]
-    decoded = rtype.decode(rtype.encode(readings))
-    assert type(decoded) is tp.PackedReadings and decoded.raw == rtype.to_wire(readings)
-    assert decoded == readings and readings == decoded and decoded == tuple(readings)
-    assert decoded != readings[:2] and decoded != [*readings[:2], (TEMP, NOW + 9, 8)]
-    assert len(decoded) == 3 and decoded[1] == (TEMP, NOW, -5) and list(decoded) == readings
-    assert rtype.to_wire(decoded) is decoded.raw  # re-encoding is free
-    # What import reads instead of the tuples: metrics in first-seen order, the time span.
-    assert tp.survey_readings(decoded) == ((GOOD, TEMP), NOW, NOW + 9)
-    assert tp.survey_readings(readings) == tp.survey_readings(decoded)
-    assert tp.batch_root(decoded) == tp.batch_root(readings)
-    assert tp.batch_root(readings) == merkle_root([tp.reading_leaf(*r) for r in readings])
-
-
-def test_a_signed_batch_keeps_its_readings_packed_once() -> None:
-    readings = [[TEMP, NOW, 5], (GOOD, NOW + 1, 2)]  # any (metric, ts, value) rows
-    b = sign_batch(DEV1, b"\x07" * 32, 3, 0, readings)
-    assert type(b.readings) is tp.PackedReadings and b.readings == [tuple(r) for r in readings]
-    # The encoding reuses the packed bytes and equals the one of the plain list.
-    plain = Batch(b.device, b.seq, [tuple(r) for r in readings], b.signature)
-    assert Batch.wire_type().encode(b) == Batch.wire_type().encode(plain)
-    msg = tp.batch_message(b"\x07" * 32, DEV1.public, 3, 0, batch_root(plain.readings), 2)
-    assert native.verify_batch([DEV1.public], [msg], [b.signature]) == [True]
-    # ``+`` gives a list, as the list it stands for did.
-    assert b.readings + [(TEMP, NOW + 2, 6)] == [*plain.readings, (TEMP, NOW + 2, 6)]  # noqa: RUF005
-    assert [(TEMP, 1, 1)] + b.readings == [(TEMP, 1, 1), *plain.readings]  # noqa: RUF005
-    for bad in ([(TEMP, NOW, 2**63)], [(TEMP, NOW)], [(TEMP, NOW, 0)] * (tp.MAX_READINGS + 1)):
-        with pytest.raises(CodecError):
-            sign_batch(DEV1, b"\x07" * 32, 3, 0, bad)
 
 
 def test_window_aggregates_and_last_readings_round_trip_packed() -> None:

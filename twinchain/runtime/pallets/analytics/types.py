@@ -35,9 +35,6 @@ MAX_CLAIM_PERIODS = 64
 MAX_FIGURES = 32
 MAX_FIGURE_NAME = 32
 
-# Metric ids (telemetry.DEFAULT_METRICS).
-M_ENERGY, M_UNITS, M_GOOD, M_BAD, M_RUN, M_DOWN = 5, 7, 8, 9, 11, 12
-
 ScopeKind = Enum("ReportScope", ("Twin", "Facility"))
 Scope = Tuple(ScopeKind, U64)
 RewardKind = Enum("RewardKind", ("Improvement", "Data"))

@@ -7,14 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from twinchain.primitives.codec import U64, Option
+from twinchain.protocol.telemetry import (
+    BAD_UNITS,
+    DOWNTIME,
+    ENERGY,
+    GOOD_UNITS,
+    RUN_TIME,
+    UNITS_PRODUCED,
+)
 from twinchain.runtime.framework import SIGNED, Origin, call, ensure_signed
 from twinchain.runtime.pallets.analytics.types import (
-    M_BAD,
-    M_DOWN,
-    M_ENERGY,
-    M_GOOD,
-    M_RUN,
-    M_UNITS,
     MAX_CLOSE_PER_BLOCK,
     MAX_DUE_PERIODS,
     U32_MAX,
@@ -43,7 +45,7 @@ class PeriodsFeature:
             return rate
         spec = self.config.twins.spec(twin)
         for metric, value in spec.rated if spec is not None else []:
-            if metric == M_UNITS:
+            if metric == UNITS_PRODUCED:
                 return max(0, value) * 1000
         return 0
 
@@ -186,12 +188,12 @@ class PeriodsFeature:
         valid = all(a.flagged == 0 for a in aggs.values())
 
         def add(acc: PeriodAcc) -> None:
-            acc.run_s = min(U64_MAX, acc.run_s + total(M_RUN))
-            acc.down_s = min(U64_MAX, acc.down_s + total(M_DOWN))
-            acc.units = min(U64_MAX, acc.units + total(M_UNITS))
-            acc.good = min(U64_MAX, acc.good + total(M_GOOD))
-            acc.bad = min(U64_MAX, acc.bad + total(M_BAD))
-            acc.energy_wh = min(U64_MAX, acc.energy_wh + total(M_ENERGY))
+            acc.run_s = min(U64_MAX, acc.run_s + total(RUN_TIME))
+            acc.down_s = min(U64_MAX, acc.down_s + total(DOWNTIME))
+            acc.units = min(U64_MAX, acc.units + total(UNITS_PRODUCED))
+            acc.good = min(U64_MAX, acc.good + total(GOOD_UNITS))
+            acc.bad = min(U64_MAX, acc.bad + total(BAD_UNITS))
+            acc.energy_wh = min(U64_MAX, acc.energy_wh + total(ENERGY))
             acc.windows = min(U32_MAX, acc.windows + 1)
             acc.valid_windows = min(U32_MAX, acc.valid_windows + int(valid))
 
