@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from twinchain import native
 from twinchain.native.merkle import merkle_root
 from twinchain.primitives.codec import U64, Bool
+from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Era, Extrinsic, Header
 from twinchain.runtime import executive as executive_mod
@@ -74,6 +76,30 @@ def probe(monkeypatch: pytest.MonkeyPatch, make_chain: Any) -> Any:
     return make_chain()
 
 
+class Witness(Probe):
+    """A Probe whose ``poke`` calls carry a signature for the pallet to check (DAVE's over
+    the poked value: good for even values, garbage for odd ones), collected through the
+    executive's generic hook as Telemetry's device signatures are."""
+
+    def __init__(self, runtime: Runtime, index: int) -> None:
+        super().__init__(runtime, index)
+        self.noted: list[tuple[int, bool]] = []
+
+    @staticmethod
+    def check_of(value: int) -> tuple[bytes, bytes, bytes]:
+        msg = hash_for(Domain.SIGNING, value.to_bytes(8, "big"))
+        return DAVE.public, msg, DAVE.sign(msg) if value % 2 == 0 else bytes(64)
+
+    def extra_signatures(self, calls: Any) -> list[tuple[bytes, bytes, bytes]]:
+        poke = self.calls_by_name["poke"]
+        return [self.check_of(args[0]) for p, cd, args in calls if p is self and cd is poke]
+
+    def note_verified(self, checks: Any, oks: Any) -> None:
+        for (_, msg, _), ok in zip(checks, oks, strict=True):
+            value = next(v for v in range(16) if self.check_of(v)[1] == msg)
+            self.noted.append((value, ok))
+
+
 def marker(chain: Any) -> int:
     return chain.rt.pallets[PROBE_INDEX].Marker.get()
 
@@ -98,6 +124,39 @@ def reexecute(chain: Any, block: Block, **kw: Any) -> Any:
     """Execute ``block`` on the head state with a fresh runtime, as an importing node does."""
     rt = Runtime(genesis_hash=chain.rt.genesis_hash)
     return Executive(rt).execute_block(chain.state, block, **kw)
+
+
+# --------------------------------------------------------------------------- extra signatures
+
+
+def test_extra_signatures_of_every_pallet_join_the_blocks_one_batch(
+    monkeypatch: pytest.MonkeyPatch, make_chain: Any
+) -> None:
+    """The executive names no pallet: it asks each for the signatures its calls carry, checks
+    them with the extrinsics' in ONE verify_batch call and hands back the verdicts."""
+    monkeypatch.setattr(runtime_mod, "PALLETS", [*runtime_mod.PALLETS, (PROBE_INDEX, Witness)])
+    chain = make_chain()
+    raws = [
+        chain.sign(BOB, chain.call("Probe", "poke", 2, False)),
+        chain.sign(CHARLIE, chain.call("Probe", "poke", 3, False)),
+    ]
+    chain.produce(*raws)
+    sizes: list[int] = []
+    real = native.verify_batch
+
+    def counting(*args: Any) -> list[bool]:
+        sizes.append(len(args[0]))
+        return real(*args)
+
+    monkeypatch.setattr(native, "verify_batch", counting)
+    rt = Runtime(genesis_hash=chain.rt.genesis_hash)
+    Executive(rt).execute_block(chain.pre_states[-1], chain.blocks[-1])
+    assert sizes == [4]  # two extrinsic signatures, two the pokes carry
+    assert rt.pallets[PROBE_INDEX].noted == [(2, True), (3, False)]
+    # Pool admission batches them the same way.
+    sizes.clear()
+    oks = Executive(rt).signature_batch(chain.pre_states[-1], raws, 0, chain.hashes[0])
+    assert oks == [True, True] and sizes == [4]
 
 
 # --------------------------------------------------------------------------- transactionality
