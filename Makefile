@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run dev test bench lint venv clean chaos chaos-prereqs
+.PHONY: run dev test bench weights lint venv clean chaos chaos-prereqs
 
 venv: $(STAMP)
 
@@ -25,7 +25,9 @@ dev: $(STAMP)
 	$(BIN)/twinchain node --dev
 
 # The suite's 2-minute chaos run uses libfaketime for its clock-skew fault (see chaos-prereqs).
+# The import contract (pyproject.toml, [tool.importlinter]) first: an upward import fails here.
 test: $(STAMP) chaos-prereqs
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 # 10 minutes, 40 seeded faults on validators in network namespaces (root); table + JSON.
@@ -49,9 +51,15 @@ chaos-prereqs:
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Re-measure every pallet's call weights into twinchain/runtime/weights/ (a runtime change:
+# bump SPEC_VERSION and re-record the golden chains in tests/data/replay when values move).
+weights: $(STAMP)
+	$(BIN)/python -m bench.weights
+
 lint: $(STAMP)
 	$(BIN)/ruff check twinchain tests bench
 	$(BIN)/ruff format --check twinchain tests bench
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) build *.egg-info

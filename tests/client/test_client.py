@@ -34,7 +34,7 @@ from twinchain.primitives.types import Era
 from twinchain.protocol.jsonrpc import METHOD_NOT_FOUND, RpcError, from_hex, to_hex
 
 if TYPE_CHECKING:
-    from tests.chain.conftest import ChainNode
+    from tests.client.conftest import ChainNode
 
 ALICE = Keypair.from_dev_name("Alice")
 BOB = Keypair.from_dev_name("Bob")

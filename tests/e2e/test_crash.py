@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
-from twinchain.rpc.chain import RpcClient, RpcError
 
+from twinchain.client import RpcClient
 from twinchain.node.blockchain import Blockchain
 from twinchain.node.chain_spec import dev_spec
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
+from twinchain.protocol.jsonrpc import RpcError
 
 KILLS = 20
 SENDERS = ["Bob", "Charlie", "Dave", "Eve"]
