@@ -26,9 +26,9 @@ from twinchain.client import Client
 from twinchain.node.chain_spec import dev_spec
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.jsonrpc import from_hex, to_hex
+from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.executive import decode_events
 from twinchain.runtime.pallets.maintenance.types import Part
-from twinchain.runtime.pallets.telemetry import sign_batch
 from twinchain.runtime.runtime import Runtime
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
