@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -215,7 +216,8 @@ async def test_watchers_that_disconnect_are_forgotten(
     with caplog.at_level("WARNING", logger="twinchain.rpc"):
         node.author(finalize=True)
         await trio.sleep(0.1)
-    assert not caplog.records
+    # Nothing went wrong (the server's own start-up lines may be captured at info).
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     async with open_websocket_url(f"ws://{server}/") as ws:
         assert (await ws_call(ws, 1, "system_name"))["result"] == "test-node"
 
