@@ -232,6 +232,61 @@ def test_no_precommit_while_a_missing_prevote_could_still_move_the_ghost() -> No
     assert [(m.kind, m.target) for m in votes if m.kind == PRECOMMIT] == [(PRECOMMIT, (c.hash, 2))]
 
 
+def test_a_voter_does_not_leave_a_round_with_fewer_than_t_precommits() -> None:
+    """GRANDPA's completability: the precommits seen must reach the threshold first. Two of
+    four precommits for the GHOST, a grown chain and an expired timer are not enough."""
+    net = Net()
+    b = linear_chain(net, 1)
+    g = net.chain.genesis_hash
+    v0 = net.voters[0]
+    rnd = v0.current
+    (prevote,) = v0.tick(0)[0]
+    assert prevote.target == (b.hash, 1)
+    for i in (1, 2):
+        v0.on_vote(SignedVote.sign(KEYS[i], PREVOTE, rnd, 0, (b.hash, 1), g))
+    votes, _ = v0.tick(1)
+    assert [(m.kind, m.target) for m in votes] == [(PRECOMMIT, (b.hash, 1))]
+    v0.on_vote(SignedVote.sign(KEYS[1], PRECOMMIT, rnd, 0, (b.hash, 1), g))
+    net.extend(b, 2)  # the chain grew past the estimate, and the round timer runs out
+    votes, done = v0.tick(2 * SLOT)
+    assert v0.current == rnd and votes == [] and done == []
+    v0.on_vote(SignedVote.sign(KEYS[2], PRECOMMIT, rnd, 0, (b.hash, 1), g))
+    votes, done = v0.tick(2 * SLOT + 1)
+    assert [f.block for f in done] == [(b.hash, 1)]
+    assert v0.current == rnd + 1 and [m.kind for m in votes] == [PREVOTE]
+
+
+def test_a_voter_that_missed_a_prevote_for_a_while_is_not_left_behind_for_good() -> None:
+    """Charlie hears nothing from Alice for eight slots and nothing from Dave, whose
+    precommits reach no one (a one-way loss on his link); Alice, Bob and Charlie are up.
+    When rounds could be left on two precommits, Alice and Bob went on round after round
+    with Dave's prevotes and without finalizing, Charlie stayed in the round whose prevote
+    he had missed (once they were two rounds on, nobody re-sent it, and with no round
+    holding a supermajority of precommits nobody could answer his catch-up): finality
+    stopped for good. Now Alice and Bob wait in that round for Charlie's precommit, which
+    follows Alice's re-sent prevote, and all finalize."""
+    net = Net()
+    head = linear_chain(net, 1)
+    net.run(6, node=True)
+    assert all(v.finalized[1] == 1 for v in net.voters)
+    until = net.now + 8 * SLOT
+
+    def deliver(frm: int, to: int, m: object) -> bool:
+        if frm == 3 and (to == 2 or getattr(m, "kind", None) == PRECOMMIT):
+            return False
+        return not (frm == 0 and to == 2 and net.now < until)
+
+    for step in range(40):
+        if step % 2 == 0:
+            head = net.extend(head, head.slot + 1)
+        net.run(1, deliver=deliver, node=True)
+    alice, bob, charlie = net.voters[:3]
+    assert charlie.current + 1 >= alice.current, "Charlie was left behind"
+    assert all(v.finalized[1] >= head.number - 2 for v in (alice, bob, charlie)), [
+        v.finalized[1] for v in net.voters
+    ]
+
+
 # ----------------------------------------------------------------------------- restarts
 
 

@@ -225,3 +225,57 @@ async def test_a_block_on_a_branch_the_peer_does_not_follow_is_fetched_with_its_
             assert all(ha.chain.blocks.header(blk.hash) is not None for blk in side)
             assert ha.chain.best.number == 18  # a side branch, not a re-org
             nursery.cancel_scope.cancel()
+
+
+class _FinalizingWhileServing:
+    """a's handler; while serving b's first range request it makes b finalize a's branch
+    (b's voter finalizing by votes while the request is in flight)."""
+
+    def __init__(self, a: object, on_first_range: object) -> None:
+        self._a, self._hook, self.calls = a, on_first_range, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._a, name)
+
+    def blocks_by_range(self, start: int, count: int) -> list[tuple[bytes, bytes | None]]:
+        self.calls += 1
+        if self.calls == 1:
+            self._hook()  # type: ignore[operator]
+        return self._a.blocks_by_range(start, count)  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_finality_moving_on_during_a_sync_request_does_not_ban_the_peer(
+    tmp_path: Path,
+) -> None:
+    """The chaos run's lost link: Detroit resumed from a pause with a block #68' of its own
+    as best, asked Brno for #69.. (parent #68'), and while the request was in flight its
+    voter finalized Brno's #68 and #69. Brno's #69 did not attach to #68' ("fork"), and the
+    conflict check compared only numbers (finalized #69 >= #69) and banned Brno for 300 s,
+    though Brno's chain holds Detroit's finalized block. b here: #4' of its own; a: #1..#6;
+    b finalizes a's #5 while a serves #5.. to it."""
+    with make_handlers(2) as (ha, hb):
+        common = ha.author(3)
+        for block in common:
+            hb.chain.import_block(block)
+        ha_blocks = ha.author(3)  # a: #4..#6
+        hb.author(1)  # b: #4' (another slot than a's #4)
+        assert hb.chain.best.hash != ha.chain.blocks.hash_at(4)
+
+        def b_finalizes_a_branch() -> None:
+            for block in ha_blocks[:2]:
+                hb.chain.import_block(block)
+            hb.chain.self_finalize(ALICE, ha_blocks[1].hash)  # a's #5
+
+        a_handler = _FinalizingWhileServing(ha, b_finalizes_a_branch)
+        async with trio.open_nursery() as nursery:
+            a = await start_service(nursery, a_handler, tmp_path, "a", config=FAST)  # type: ignore[arg-type]
+            b = await start_service(
+                nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],), config=FAST
+            )
+            with trio.fail_after(10):
+                await wait_until(lambda: same_chain(ha, hb))
+            assert a_handler.calls >= 2
+            assert hb.chain.finalized.hash == ha_blocks[1].hash
+            assert not b.scores.is_banned(a.peer_id)
+            assert b.scores.score(a.peer_id) == 0, "an honest peer was penalized"
+            nursery.cancel_scope.cancel()

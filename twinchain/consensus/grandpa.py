@@ -8,9 +8,10 @@ A vote for block B counts for B and every ancestor of B. With ``n`` equal-weight
 3. the highest block with ``t`` precommits is **final**; its justification is those precommits
    plus the headers linking each precommit target down to it;
 4. the round's **estimate** is the highest ancestor of ``g`` that could still collect ``t``
-   precommits; the next round starts once the round is completable, and honest prevotes in it
-   must build on that estimate — this is what makes two conflicting finalizations need more
-   than a third of the voters to equivocate.
+   precommits; the next round starts once the round is completable (``t`` precommits seen,
+   and no child of ``g`` can still reach ``t``, or the estimate is below ``g``), and honest
+   prevotes in it must build on that estimate — this is what makes two conflicting
+   finalizations need more than a third of the voters to equivocate.
 
 An equivocator (two different votes of one kind in one round) is counted as voting for
 everything, as GRANDPA does, and both signed messages are kept as evidence.
@@ -487,6 +488,17 @@ class Voter:
         return beyond + missing + len(rnd.equivocators[kind]) < self.t
 
     def _completable(self, rnd: Round, g: Block) -> bool:
+        """As GRANDPA (and the finality-grandpa crate): a round is completable only once the
+        precommits seen reach the threshold, and then if its estimate is below the
+        prevote-GHOST or no child of the GHOST can still reach ``t`` precommits.
+
+        Without the first condition two voters of four left a round on their own two
+        precommits: no one then held ``t`` precommits of it, so no one could ever finalize
+        in it or answer a catch-up for it, and a voter still in it (it had missed a prevote)
+        stayed there once the others had moved two rounds on and stopped re-sending it.
+        """
+        if len(rnd.precommits) < self.t:
+            return False
         est = self._estimate(rnd, g)
         if est is None:
             return False

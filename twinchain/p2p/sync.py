@@ -416,8 +416,15 @@ class SyncService:
             outcome = await self._fetch_and_import(st, start, parent, show)
             if outcome != "fork":
                 return
+            # Block ``start`` does not attach to ``parent``, our best block when we asked.
+            # That proves a conflict with our finalized chain only if ``parent`` *is* our
+            # finalized block. Finality may also have moved on during the download (our
+            # voter finalized the peer's branch meanwhile: a validator resumed on a stale
+            # branch of its own): then the peer's chain is tried again from our finalized
+            # block as it is now, as for any other branch. Comparing numbers alone banned
+            # honest validators for a finalization racing the request.
             ours = self.status()
-            if ours.finalized_number + 1 >= start:
+            if ours.finalized_hash == parent:
                 self._report(st.peer_id, Penalty.BAD_RESPONSE, "chain conflicts with our finalized")
                 return
             log.info(
