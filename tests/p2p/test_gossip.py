@@ -63,3 +63,61 @@ async def test_blocks_votes_and_transaction_batches_reach_all_hosts(tmp_path: Pa
             b.publish_vote(big)
             await wait_until(lambda: big in ha.votes and big in hc.votes)
             nursery.cancel_scope.cancel()
+
+
+def test_a_peer_whose_queue_never_drains_does_not_hold_back_every_publish() -> None:
+    """Back-pressure waits for full peer queues to drain, at most a second per message. A
+    peer behind a cut link (its TCP connection not yet known dead) never drains: it cost
+    each of our publishes the whole second, so in the chaos run's 3|1 partition the three
+    connected validators' blocks and votes went out at one a second and finality stalled.
+    Such a queue is left out after one full wait; the queues of the others still count,
+    and a queue that drains counts again."""
+    from types import SimpleNamespace
+
+    import trio.testing
+
+    from twinchain.p2p.gossip import GossipLimits, GossipService, Topics
+
+    svc = GossipService(
+        None,  # type: ignore[arg-type]
+        Topics(b"\x00" * 32),
+        report=lambda *a: None,
+        is_banned=lambda p: False,
+        on_block_seen=lambda *a: None,
+        limits=GossipLimits(queue_high_water=24, backpressure_max_wait=1.0),
+    )
+    cut, busy = "cut-peer", "busy-peer"
+    queues: dict[str, list[int]] = {cut: [0] * 32, busy: []}
+    pubsub = SimpleNamespace(peer_queues=queues)
+    waited: list[float] = []
+
+    async def main() -> None:
+        for _ in range(5):
+            t0 = trio.current_time()
+            await svc._wait_for_room(pubsub)  # type: ignore[arg-type]
+            waited.append(trio.current_time() - t0)
+        # Another peer's queue is full for a moment: that is still waited for.
+        queues[busy] = [0] * 30
+
+        async def drain() -> None:
+            await trio.sleep(0.3)
+            queues[busy] = []
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            t0 = trio.current_time()
+            await svc._wait_for_room(pubsub)  # type: ignore[arg-type]
+            waited.append(trio.current_time() - t0)
+        # The cut peer's queue drains (the link is back), then fills: it counts again.
+        queues[cut] = []
+        await svc._wait_for_room(pubsub)  # type: ignore[arg-type]
+        queues[cut] = [0] * 32
+        t0 = trio.current_time()
+        await svc._wait_for_room(pubsub)  # type: ignore[arg-type]
+        waited.append(trio.current_time() - t0)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert 0.99 <= waited[0] <= 1.1, waited
+    assert all(w < 0.05 for w in waited[1:5]), waited
+    assert 0.29 <= waited[5] <= 0.4, waited
+    assert 0.99 <= waited[6] <= 1.1, waited
