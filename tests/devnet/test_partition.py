@@ -1,8 +1,7 @@
 """Partitions of a 4-validator devnet whose validators are separate hosts (one network
 namespace each, a bridge between): 2|2 stops finality until the heal, and it is back within
-10 slots after; 3|1 lets the three go on and the one catch up after the heal, within seconds
-of it; never two finalized blocks at one height. Needs root and network namespaces (skipped
-otherwise)."""
+10 slots after; 3|1 lets the three go on and the one catch up after the heal; never two
+finalized blocks at one height. Needs root and network namespaces (skipped otherwise)."""
 
 from __future__ import annotations
 
@@ -123,30 +122,3 @@ def test_partition_3_1_the_three_go_on_and_the_one_catches_up(devnet: Devnet) ->
     ahead = max(d.finalized(i) for i in three)
     assert _wait(lambda: d.finalized(one) >= ahead, 10), "the one did not catch up"
     assert not [v for v in d.mon.violations if v.kind == "safety"]
-
-
-#: How soon after a heal a cut-off validator must have caught up with the others.
-HEARD_WITHIN_S = 5.0
-
-
-def test_a_cut_off_validator_hears_its_peers_within_seconds_of_the_heal(devnet: Devnet) -> None:
-    """Its TCP connections to the others may survive a cut on retransmission back-off (seen in
-    a chaos run: 12 s of silence after the heal); the p2p liveness pings close silent
-    connections and the bootnode dialers dial afresh. Whether TCP's back-off bites depends on
-    its RTO and the cut's length, so this does not fail every time without liveness."""
-    d = devnet
-    three, one = [0, 1, 2], 3
-    # Two cut lengths: where TCP's next retransmission falls after the heal depends on its
-    # RTO and the cut's length; one of the two lands far from it.
-    for cut_s in (13.0, 19.0):
-        d.net.partition([three, [one]])
-        try:
-            time.sleep(cut_s)
-            ahead = max(d.finalized(i) for i in three)
-        finally:
-            d.net.heal()
-        healed = time.monotonic()
-        caught_up = _wait(lambda a=ahead: d.finalized(one) >= a, 30)
-        took = time.monotonic() - healed
-        assert caught_up, f"the cut-off validator did not finalize #{ahead} within 30 s"
-        assert took <= HEARD_WITHIN_S, f"the cut-off validator took {took:.1f} s to catch up"
