@@ -36,7 +36,6 @@ from twinchain.p2p.host import (
     parse_bootnode,
     peer_id_of,
 )
-from twinchain.p2p.liveness import Liveness
 from twinchain.p2p.scoring import PeerScores
 from twinchain.p2p.sync import SyncService
 from twinchain.p2p.sync_session import SyncConfig
@@ -58,17 +57,10 @@ class NetworkConfig:
     ban_seconds: float = 300.0
     #: Score points a penalised peer recovers per second.
     score_recovery_per_second: float = 1.0
-    #: Bootnode redial back-off: first pause, cap, and the timeout of one dial. Bootnodes are
-    #: the known validators: a short cap and dial timeout put a fresh SYN on the wire within
-    #: a couple of seconds of a healed link (a longer one would wait for SYN back-off).
+    #: Bootnode redial back-off: first pause, cap, and the timeout of one dial.
     dial_backoff_min: float = 0.5
-    dial_backoff_max: float = 2.0
-    dial_timeout: float = 3.0
-    #: Liveness: every connected peer is pinged every ``ping_interval``; one that answers no
-    #: ping for ``silence_timeout`` (about two status intervals) has its connection closed, so
-    #: that it is dialed afresh instead of waiting for TCP's retransmission back-off.
-    ping_interval: float = 1.0
-    silence_timeout: float = 4.0
+    dial_backoff_max: float = 30.0
+    dial_timeout: float = 10.0
     #: How long a clean shutdown may take to close connections before giving up.
     close_timeout: float = 5.0
 
@@ -122,12 +114,6 @@ class NetworkService:
             is_banned=self.scores.is_banned,
             on_block_seen=self._on_block_seen,
             limits=cfg.limits,
-        )
-        self.liveness = Liveness(
-            interval=cfg.ping_interval,
-            timeout=cfg.silence_timeout,
-            close_timeout=min(cfg.close_timeout, 2.0),
-            on_silent=self._peer_gone,
         )
         self._host: IHost | None = None
         self._pubsub: Pubsub | None = None
@@ -316,11 +302,6 @@ class NetworkService:
                 await trio.sleep(max(left, 0.1))
                 continue
             if not is_connected(self._host, peer):
-                # py-libp2p refuses for 60 s to dial a peer all of whose addresses failed
-                # once (its negative cache); our own back-off paces the redials instead.
-                unblock = getattr(self._host.get_network(), "unblock_peer", None)
-                if unblock is not None:
-                    unblock(info.peer_id)
                 try:
                     with trio.fail_after(cfg.dial_timeout):
                         await self._host.connect(info)
@@ -357,7 +338,6 @@ class NetworkService:
                 nursery.start_soon(self._connection_events, events_recv)
                 nursery.start_soon(self._disconnector)
                 nursery.start_soon(self._maintenance)
-                await nursery.start(self.liveness.run, host)
                 for info in self._bootnodes:
                     nursery.start_soon(self._keep_dialing, info)
                 self.listen_addrs = list(multiaddrs(host))
