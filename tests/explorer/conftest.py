@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -295,6 +295,26 @@ class Explorer:
         )
         await pilot.pause(0.2)
         return screen  # type: ignore[no-any-return]
+
+    async def shows(
+        self, app: ExplorerApp, pilot: Any, words: Iterable[str], absent: Iterable[str] = (),
+        timeout: float = 5,
+    ) -> str:
+        """The screen's text once it shows every word in ``words`` and none in ``absent``.
+
+        A screenshot can catch the compositor between two refreshes, with only the widgets that
+        changed drawn, so one-shot checks of the screen are flaky; this polls instead."""
+        words, absent = tuple(words), tuple(absent)
+        end = time.monotonic() + timeout
+        while True:
+            text = self.screen_text(app)
+            if all(w in text for w in words) and not any(w in text for w in absent):
+                return text
+            if time.monotonic() >= end:
+                missing = [w for w in words if w not in text]
+                present = [w for w in absent if w in text]
+                raise AssertionError(f"screen lacks {missing} / shows {present}:\n{text}")
+            await pilot.pause(0.1)
 
     @staticmethod
     def screen_text(app: ExplorerApp) -> str:
