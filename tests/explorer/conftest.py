@@ -297,7 +297,11 @@ class Explorer:
         return screen  # type: ignore[no-any-return]
 
     async def shows(
-        self, app: ExplorerApp, pilot: Any, words: Iterable[str], absent: Iterable[str] = (),
+        self,
+        app: ExplorerApp,
+        pilot: Any,
+        words: Iterable[str],
+        absent: Iterable[str] = (),
         timeout: float = 5,
     ) -> str:
         """The screen's text once it shows every word in ``words`` and none in ``absent``.

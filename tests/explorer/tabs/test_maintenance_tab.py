@@ -26,9 +26,8 @@ def test_maintenance_tables_and_a_missing_source(
         await explorer.connected(app, pilot)
         tab = await explorer.show(app, pilot, MaintenanceTab)
         assert "Open alerts: " in tab.text and "Open work orders: " in tab.text, tab.text
-        text = explorer.screen_text(app)
-        assert "Open alerts" in text and "Open work orders" in text, text
-        assert "Missing" in text and "not available on this node" in text, text
+        words = ("Open alerts", "Open work orders", "Missing", "not available on this node")
+        await explorer.shows(app, pilot, words)
         with pytest.raises(NotAvailable):
             await app.data.optional("twin_noSuchMethod")
 

@@ -16,7 +16,11 @@ def test_node_info_and_peers(chain: Chain, explorer: Explorer) -> None:
         await explorer.connected(app, pilot)
         tab = await explorer.show(app, pilot, NodeTab)
         assert chain.node_name in tab.text and chain.name in tab.text
-        text = explorer.screen_text(app)
-        assert "no peers connected" in text or "not available" in text, text
+
+        def says_no_peers() -> bool:
+            text = explorer.screen_text(app)
+            return "no peers connected" in text or "not available" in text
+
+        await explorer.until(pilot, says_no_peers, 5, "the peer list to say there are none")
 
     explorer.run(scenario)
