@@ -40,6 +40,7 @@ class Domain(enum.Enum):
     VOTE = "finality vote"
     SEAL = "block seal"
     SIMULATION = "twin simulation"
+    REQUEST = "signed rpc request"
 
 
 def domain_key(domain: Domain) -> bytes:

@@ -1,22 +1,30 @@
-"""Telemetry's protocol: what a device, a gateway, the chain and a verifier agree on.
+"""Telemetry's protocol: what a device, a gateway, the chain, the facility archive and a
+verifier agree on.
 
 * **Metric registry.** Well-known metric ids (``TEMPERATURE`` ... ``CURRENT``) and
   ``DEFAULT_METRICS``, the set every chain starts with (genesis may replace it): the one
   source of metric ids for the pallet, the gateway, the off-chain worker and the tools.
+  ``DEFAULT_PUBLIC`` is the disclosure policy a twin starts with: condition metrics public,
+  production, scrap, material, energy and utilisation private.
 * **Wire format.** A reading is ``(metric, timestamp ms, value)`` with an i64 fixed-point
   value in the metric's scale (``value / 10**scale`` units). A batch's readings travel packed
   (:class:`Readings`): one bin of 18-byte big-endian records, each the reading's Merkle leaf
   (:func:`reading_leaf`); decoded they stay packed (:class:`PackedReadings`).
-* **Device batch signing and verification.** A device signs each batch of its readings at
-  the source (:func:`sign_batch`): the signature covers :func:`batch_message`, which binds
-  the chain, the device, its twin, the sequence number and the batch's Merkle root
-  (:func:`batch_root`). :func:`verify_device_signatures` checks many (device, message,
-  signature) triples in one ``native.verify_batch`` call.
+* **Batches and commitments.** A device signs each batch of its readings at the source
+  (:func:`sign_batch`). The signature covers :func:`commitment_message`: the chain, the
+  device, its twin, the sequence number, the count, the time span, the batch's Merkle root
+  (:func:`batch_root`) and the public summaries (:class:`MetricSummary`, one per public
+  metric present). The chain receives only the :class:`Commitment` (the batch without its
+  readings, :meth:`Batch.commitment`); the readings go to the owner's facility archive, which
+  checks them against the finalized commitment (:func:`check_batch`).
+  :func:`verify_device_signatures` checks many (device, message, signature) triples in one
+  ``native.verify_batch`` call.
 * **Reading proofs.** Any single reading can be disclosed with :func:`reading_proof` and
   checked with :func:`verify_reading` against the batch root the chain keeps.
-* **Batch records.** The chain keeps each accepted batch's record (its root among others),
-  packed in chunks of ``BATCH_CHUNK`` consecutive sequence numbers per device; a gateway
-  reads a chunk from storage and finds a batch in it with :func:`chunk_record`.
+* **Batch records.** The chain keeps each accepted commitment's record (its root among
+  others), packed in chunks of ``BATCH_CHUNK`` consecutive sequence numbers per device; a
+  gateway or verifier reads a chunk from storage and finds a batch in it with
+  :func:`chunk_record`.
 
 Imports only ``primitives`` and ``native``: the runtime builds on it, and the edge programs
 use it without importing any on-chain code.
@@ -25,9 +33,9 @@ use it without importing any on-chain code.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from twinchain import native
 from twinchain.native import fallback as native_fallback
@@ -56,6 +64,7 @@ __all__ = [
     "CO2_EMITTED",
     "CURRENT",
     "DEFAULT_METRICS",
+    "DEFAULT_PUBLIC",
     "DELTAS",
     "DOWNTIME",
     "ENERGY",
@@ -66,6 +75,7 @@ __all__ = [
     "MAX_BATCHES",
     "MAX_FUTURE_DRIFT_MS",
     "MAX_METRIC_NAME",
+    "MAX_PUBLIC",
     "MAX_READINGS",
     "MAX_UNIT",
     "POWER",
@@ -78,18 +88,23 @@ __all__ = [
     "VIBRATION",
     "Batch",
     "BatchRecord",
+    "Commitment",
     "MetricInfo",
     "MetricKind",
+    "MetricSummary",
     "PackedReadings",
     "Readings",
+    "Summaries",
     "Triple",
-    "batch_message",
     "batch_root",
+    "check_batch",
     "chunk_record",
+    "commitment_message",
     "packed_readings",
     "reading_leaf",
     "reading_proof",
     "sign_batch",
+    "summarize",
     "survey_readings",
     "verify_device_signatures",
     "verify_reading",
@@ -97,11 +112,13 @@ __all__ = [
 
 # --------------------------------------------------------------------------- limits
 
-# Per batch. A batch costs its import ~140 us whether it holds 12 readings or 100 (a
-# signature, a root, its records): what a device samples in a slot (300/s on the devnet's
-# loaded runs) fits one batch. 18 KB of readings at most.
-MAX_READINGS = 1024
-MAX_BATCHES = 64  # per extrinsic
+# Per batch. Its readings never reach the chain (only its commitment: ~160 bytes and 46 per
+# public metric), so a batch is as large as what a device samples between two cuts; the
+# larger, the fewer chain bytes per reading. 147 KB of readings at most, delivered to the
+# facility archive in one piece.
+MAX_READINGS = 8192
+MAX_BATCHES = 256  # per extrinsic
+MAX_PUBLIC = 32  # public metric summaries per batch
 MAX_METRIC_NAME = 32
 MAX_UNIT = 16
 MAX_FUTURE_DRIFT_MS = 60_000  # device clocks may run this far ahead of the block time
@@ -147,6 +164,13 @@ DEFAULT_METRICS: tuple[tuple[int, str, str, int, str], ...] = (
 # device's previous reading of it.
 GAUGES: tuple[int, ...] = tuple(m[0] for m in DEFAULT_METRICS if m[4] == "Gauge")
 DELTAS: tuple[int, ...] = tuple(m[0] for m in DEFAULT_METRICS if m[4] == "Delta")
+
+# The disclosure policy a twin starts with: what a careful plant manager lets competitors
+# see. Condition metrics (how the machine feels) are public, so that the consortium's
+# benchmarks, maintenance and simulation can use them; what the plant makes, wastes and
+# spends (units, scrap, material, energy, power, current, run and down time, CO2) is
+# private. A metric not registered here (one a chain adds) starts private.
+DEFAULT_PUBLIC: frozenset[int] = frozenset({TEMPERATURE, VIBRATION, PRESSURE, HUMIDITY})
 
 MetricKind = Enum("MetricKind", ("Gauge", "Delta"))
 
@@ -298,23 +322,110 @@ def reading_leaf(metric: int, ts: int, value: int) -> bytes:
     return READING.pack(metric, ts, value)
 
 
+# --------------------------------------------------------------------------- summaries
+
+# One public metric's summary of one batch: metric, count, min, max, sum, the latest
+# reading's timestamp and value (46 bytes, big-endian).
+SUMMARY = struct.Struct(">HIqqqQq")
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class MetricSummary(NamedTuple):
+    """What a batch makes public of one metric: exactly what the chain's window aggregates
+    and the pallets built on them need, never a single reading. ``last`` is the value of the
+    reading with the latest timestamp (the later one in the batch on a tie)."""
+
+    metric: int
+    count: int
+    min: int
+    max: int
+    sum: int
+    last_ts: int
+    last: int
+
+
+class Summaries(Type):
+    """A batch's public summaries on the wire: one bin of ``SUMMARY`` records in strictly
+    ascending metric order, at most ``MAX_PUBLIC``; decoded, a tuple of
+    :class:`MetricSummary`. The bytes are what the device signs (:func:`commitment_message`)."""
+
+    name = "Summaries"
+
+    def to_wire(self, value: Any) -> Any:
+        if not isinstance(value, tuple | list) or len(value) > MAX_PUBLIC:
+            raise CodecError(f"Summaries: expected at most {MAX_PUBLIC} metric summaries")
+        out = []
+        previous = -1
+        try:
+            for m in value:
+                if not isinstance(m, MetricSummary):
+                    raise CodecError(f"Summaries: MetricSummary expected, got {m!r:.40}")
+                if m.metric <= previous or m.count < 1 or m.min > m.max:
+                    raise CodecError(f"Summaries: malformed or out of order: {m!r:.60}")
+                previous = m.metric
+                out.append(SUMMARY.pack(*m))
+        except struct.error as exc:
+            raise CodecError(f"Summaries: out of range: {exc}") from None
+        return b"".join(out)
+
+    def from_wire(self, wire: Any) -> Any:
+        size = SUMMARY.size
+        if type(wire) is not bytes or len(wire) % size or len(wire) > MAX_PUBLIC * size:
+            raise CodecError(
+                f"Summaries: expected a bin of at most {MAX_PUBLIC} {size}-byte records"
+            )
+        out = tuple(MetricSummary(*r) for r in SUMMARY.iter_unpack(wire))
+        previous = -1
+        for m in out:
+            if m.metric <= previous or m.count < 1 or m.min > m.max:
+                raise CodecError(f"Summaries: malformed or out of order: {m!r:.60}")
+            previous = m.metric
+        return out
+
+    def describe(self) -> Any:
+        return {
+            "packed": ["u16 metric", "u32 count", "i64 min", "i64 max", "i64 sum",
+                       "u64 last_ts", "i64 last"],
+            "max": MAX_PUBLIC,
+            "byteorder": "big",
+        }  # fmt: skip
+
+
+SUMMARIES = Summaries()
+
+
+def summarize(
+    readings: Sequence[tuple[int, int, int]], public: Collection[int]
+) -> tuple[MetricSummary, ...]:
+    """The summaries of the ``public`` metrics present in ``readings``, in metric order
+    (CodecError: a sum beyond i64: such a batch must be cut smaller)."""
+    acc: dict[int, list[int]] = {}  # metric -> [count, min, max, sum, last_ts, last]
+    raw = packed_readings(readings)
+    for m, ts, v in READING.iter_unpack(raw):
+        if m not in public:
+            continue
+        a = acc.get(m)
+        if a is None:
+            acc[m] = [1, v, v, v, ts, v]
+            continue
+        a[0] += 1
+        if v < a[1]:
+            a[1] = v
+        elif v > a[2]:
+            a[2] = v
+        a[3] += v
+        if ts >= a[4]:
+            a[4], a[5] = ts, v
+    out = []
+    for m in sorted(acc):
+        count, lo, hi, total, last_ts, last = acc[m]
+        if not _I64_MIN <= total <= _I64_MAX:
+            raise CodecError(f"summarize: the sum of metric {m} overflows i64; cut smaller batches")
+        out.append(MetricSummary(m, count, lo, hi, total, last_ts, last))
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- batches
-
-
-@dataclass
-class Batch(Record):
-    """Readings of one device, signed by the device key (see :func:`batch_message`)."""
-
-    device: bytes
-    seq: int
-    readings: Sequence[tuple[int, int, int]]  # PackedReadings once signed or decoded
-    signature: bytes
-    FIELDS: ClassVar = {
-        "device": AccountId,
-        "seq": U64,
-        "readings": Readings(MAX_READINGS),
-        "signature": Signature,
-    }
 
 
 def batch_root(readings: Sequence[tuple[int, int, int]]) -> bytes:
@@ -322,13 +433,98 @@ def batch_root(readings: Sequence[tuple[int, int, int]]) -> bytes:
     return native.merkle_root_packed(packed_readings(readings), READING.size)  # type: ignore[no-any-return]
 
 
-def batch_message(
-    genesis_hash: bytes, device: bytes, twin: int, seq: int, root: bytes, count: int
+def commitment_message(
+    genesis_hash: bytes,
+    device: bytes,
+    twin: int,
+    seq: int,
+    count: int,
+    first_ts: int,
+    last_ts: int,
+    root: bytes,
+    public: Sequence[MetricSummary],
 ) -> bytes:
     """The 32-byte digest a device signs: bound to the chain, the device, its twin and the
-    sequence number, so a batch can be replayed on no other chain, twin or position."""
-    payload = codec.encode([b"telemetry-batch", genesis_hash, device, twin, seq, root, count])
+    sequence number (no replay on another chain, twin or position), and covering the count,
+    time span, Merkle root and public summaries (nothing the chain sees can be altered)."""
+    payload = codec.encode(
+        [
+            b"telemetry-commitment",
+            genesis_hash,
+            device,
+            twin,
+            seq,
+            count,
+            first_ts,
+            last_ts,
+            root,
+            SUMMARIES.to_wire(tuple(public)),
+        ]
+    )
     return hash_for(Domain.SIGNING, payload)
+
+
+@dataclass
+class Commitment(Record):
+    """What the chain receives of a device batch: everything but the readings, signed by the
+    device (see :func:`commitment_message`)."""
+
+    device: bytes
+    seq: int
+    count: int
+    first_ts: int
+    last_ts: int
+    root: bytes
+    public: tuple[MetricSummary, ...]
+    signature: bytes
+    FIELDS: ClassVar = {
+        "device": AccountId,
+        "seq": U64,
+        "count": U32,
+        "first_ts": U64,
+        "last_ts": U64,
+        "root": H256,
+        "public": SUMMARIES,
+        "signature": Signature,
+    }
+
+    def message(self, genesis_hash: bytes, twin: int) -> bytes:
+        """The digest the device signed, for a batch of ``twin`` on the chain ``genesis_hash``."""
+        return commitment_message(
+            genesis_hash, self.device, twin, self.seq, self.count, self.first_ts,
+            self.last_ts, self.root, self.public,
+        )  # fmt: skip
+
+
+@dataclass
+class Batch(Record):
+    """Readings of one device with the summaries it made public, signed by the device key
+    over the batch's :class:`Commitment`. Travels only from the device to its owner's
+    facility archive; the chain gets :meth:`commitment`."""
+
+    device: bytes
+    seq: int
+    readings: Sequence[tuple[int, int, int]]  # PackedReadings once signed or decoded
+    public: tuple[MetricSummary, ...]
+    signature: bytes
+    FIELDS: ClassVar = {
+        "device": AccountId,
+        "seq": U64,
+        "readings": Readings(MAX_READINGS),
+        "public": SUMMARIES,
+        "signature": Signature,
+    }
+
+    def commitment(self) -> Commitment:
+        """The batch without its readings: count, time span and Merkle root computed from
+        them (CodecError: no readings)."""
+        if not len(self.readings):
+            raise CodecError("a batch without readings has no commitment")
+        _, first_ts, last_ts = survey_readings(self.readings)
+        return Commitment(
+            self.device, self.seq, len(self.readings), first_ts, last_ts,
+            batch_root(self.readings), tuple(self.public), self.signature,
+        )  # fmt: skip
 
 
 def sign_batch(
@@ -337,15 +533,45 @@ def sign_batch(
     twin: int,
     seq: int,
     readings: Sequence[tuple[int, int, int]],
+    public: Collection[int] = (),
 ) -> Batch:
-    """Build and sign a batch at the source (the device's side of the protocol).
+    """Build and sign a batch at the source (the device's side of the protocol), summarizing
+    the ``public`` metrics (the twin's disclosure policy).
 
     The readings are packed once: the root hashes those bytes and the batch keeps them
     (``PackedReadings``), so encoding it packs nothing again (CodecError: not (u16, u64,
-    i64) triples, or more than MAX_READINGS)."""
+    i64) triples, none, or more than MAX_READINGS)."""
     rs = PackedReadings(Readings(MAX_READINGS).to_wire([tuple(r) for r in readings]))
-    msg = batch_message(genesis_hash, device.public, twin, seq, batch_root(rs), len(rs))
-    return Batch(device.public, seq, rs, device.sign(msg))
+    if not len(rs):
+        raise CodecError("a batch needs at least one reading")
+    summaries = summarize(rs, public)
+    _, first_ts, last_ts = rs.survey()
+    root = batch_root(rs)
+    msg = commitment_message(
+        genesis_hash, device.public, twin, seq, len(rs), first_ts, last_ts, root, summaries
+    )
+    return Batch(device.public, seq, rs, summaries, device.sign(msg))
+
+
+def check_batch(batch: Batch, record: BatchRecord) -> str | None:
+    """Whether a delivered batch is the one the chain accepted (``record``, its finalized
+    batch record): None if its readings give the record's root, count and time span and its
+    summaries are what its readings give, else why not. A batch that passes is exactly what
+    the device signed: the chain checked that signature over these values."""
+    if not len(batch.readings):
+        return "no readings"
+    c = batch.commitment()
+    if c.root != record.root:
+        return "the readings do not give the committed Merkle root"
+    if c.count != record.count or (c.first_ts, c.last_ts) != (record.first_ts, record.last_ts):
+        return "count or time span differ from the commitment"
+    try:
+        again = summarize(batch.readings, {m.metric for m in batch.public})
+    except CodecError as exc:
+        return str(exc)
+    if again != tuple(batch.public):
+        return "the public summaries are not those of the readings"
+    return None
 
 
 Triple = tuple[bytes, bytes, bytes]  # (device key, message, signature)
