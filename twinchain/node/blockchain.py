@@ -71,6 +71,7 @@ class Blockchain:
         base_path: str | Path | None,
         *,
         pruning: int | None = 256,
+        blocks_pruning: int | None = None,
         kv: KeyValueStore | None = None,
     ) -> None:
         self.spec = spec
@@ -83,7 +84,7 @@ class Blockchain:
                 kv = LevelDBStore(db)
         self.kv = kv
         self.statedb = StateDB(kv, pruning=pruning)
-        self.blocks = BlockStore(kv, self.statedb)
+        self.blocks = BlockStore(kv, self.statedb, blocks_pruning=blocks_pruning)
         genesis = spec.genesis_block()
         self.genesis_hash = genesis.hash
         stored = self.blocks.genesis_hash
@@ -384,5 +385,9 @@ class Blockchain:
             if h is None:
                 return
             raw = self.blocks.block_bytes(h)
-            assert raw is not None
+            if raw is None:
+                raise ChainStoreError(
+                    f"the body of block #{n} was pruned (--blocks-pruning); export from an "
+                    "archive node"
+                )
             yield raw

@@ -1,7 +1,7 @@
 """``twinchain``: the node's command line, spelled as Substrate's.
 
 twinchain [-l LOG] node [--dev | --chain SPEC] [--base-path DIR] [--validator] [--port N]
-               [--rpc-port N] [--state-pruning N|archive] [-l LOG]
+               [--rpc-port N] [--state-pruning N|archive] [--blocks-pruning N|archive] [-l LOG]
 twinchain key generate | inspect | insert
 twinchain build-spec [--dev | --chain SPEC]
 twinchain purge-chain [--dev | --chain SPEC] --base-path DIR [-y]
@@ -44,6 +44,25 @@ def _pruning(value: str) -> int | None:
         raise argparse.ArgumentTypeError("--state-pruning takes a number or 'archive'") from None
     if n < 1:
         raise argparse.ArgumentTypeError("--state-pruning must keep at least 1 state")
+    return n
+
+
+# Gateways settle by reading recent finalized bodies, and peers that fall behind sync them
+# from us: keep at least this many.
+MIN_BLOCKS_PRUNING = 256
+
+
+def _blocks_pruning(value: str) -> int | None:
+    if value in ("archive", "archive-canonical"):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--blocks-pruning takes a number or 'archive'") from None
+    if n < MIN_BLOCKS_PRUNING:
+        raise argparse.ArgumentTypeError(
+            f"--blocks-pruning must keep at least {MIN_BLOCKS_PRUNING} finalized blocks' bodies"
+        )
     return n
 
 
@@ -119,6 +138,7 @@ def cmd_node(args: argparse.Namespace) -> int:
         double_sign=args.unsafe_double_sign,
         services=[s for options in args.service_options for s in options.services(args)],
         pruning=args.state_pruning,
+        blocks_pruning=args.blocks_pruning,
     )
     node = Node(cfg)
     console.print(
@@ -227,6 +247,7 @@ def _progress() -> Progress:
 
 def cmd_export_blocks(args: argparse.Namespace) -> int:
     from twinchain.node.blockchain import Blockchain
+    from twinchain.storage.blockstore import ChainStoreError
 
     spec = _spec(args)
     chain = Blockchain(spec, args.base_path, pruning=None)
@@ -239,6 +260,8 @@ def cmd_export_blocks(args: argparse.Namespace) -> int:
                 fh.write(struct.pack(">I", len(raw)))
                 fh.write(raw)
                 prog.advance(task)
+    except ChainStoreError as exc:
+        raise CliError(str(exc)) from None
     finally:
         chain.close()
     console.print(f"exported blocks #{start}..#{end} to {args.file}")
@@ -372,6 +395,13 @@ def add_parser(sub: Any, services: Sequence[ServiceOptions] = ()) -> None:
         type=_pruning,
         default=256,
         help="states to keep (default 256) or 'archive'",
+    )
+    n.add_argument(
+        "--blocks-pruning",
+        type=_blocks_pruning,
+        default=None,
+        help="keep the bodies of the last N finalized blocks only, or 'archive' (default: "
+        "every body); headers and justifications are always kept",
     )
     n.set_defaults(fn=cmd_node, service_options=tuple(services))
 

@@ -68,6 +68,8 @@ class NodeConfig:
     #: ``twinchain.node.services``); none by default.
     services: list[NodeService] = field(default_factory=list)
     pruning: int | None = 256
+    #: Keep the bodies of the last N finalized blocks only (None: all, an archive node).
+    blocks_pruning: int | None = None
     #: Test-only: author two different blocks in each of our slots (equivocation tests).
     double_sign: bool = False
 
@@ -84,7 +86,9 @@ class Node:
             base = Path(self._tmp.name)
         self.base_path = base
         self.chain_dir = base / "chains" / config.spec.id
-        self.chain = Blockchain(config.spec, base, pruning=config.pruning)
+        self.chain = Blockchain(
+            config.spec, base, pruning=config.pruning, blocks_pruning=config.blocks_pruning
+        )
         self.keystore = Keystore(self.chain_dir / "keystore")
         self.pool = TransactionPool(
             self.chain.validate_transaction,

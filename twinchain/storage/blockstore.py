@@ -20,6 +20,11 @@ META_GENESIS = b"genesis"
 META_BEST = b"best"
 META_FINALIZED = b"finalized"
 META_SPEC = b"spec-id"
+META_BODIES_PRUNED = b"bodies-pruned"  # highest block number whose body was dropped
+
+# Bodies dropped per finalization at most: a node that turns pruning on over a long history
+# catches up over the next finalizations instead of in one huge write batch.
+MAX_PRUNED_PER_FINALIZATION = 1024
 
 
 _num = col.number_key
@@ -30,11 +35,21 @@ class ChainStoreError(Exception):
 
 
 class BlockStore:
-    """Block data and head pointers. Reads go to the store; writes go through one batch."""
+    """Block data and head pointers. Reads go to the store; writes go through one batch.
 
-    def __init__(self, kv: KeyValueStore, statedb: StateDB) -> None:
+    ``blocks_pruning`` = N drops the body (and extrinsic index) of each canonical block once
+    N blocks after it are final, as Substrate's ``--blocks-pruning N``; headers and
+    justifications stay, so the chain still verifies. None keeps every body (an archive
+    node)."""
+
+    def __init__(
+        self, kv: KeyValueStore, statedb: StateDB, *, blocks_pruning: int | None = None
+    ) -> None:
+        if blocks_pruning is not None and blocks_pruning < 1:
+            raise ValueError("blocks pruning must keep at least 1 block (or None: archive)")
         self.kv = kv
         self.statedb = statedb
+        self.blocks_pruning = blocks_pruning
         self._header_cache: dict[bytes, Header] = {}
 
     # -- reads
@@ -175,9 +190,35 @@ class BlockStore:
         for n, ch in canonical:
             discarded.extend(x for x in self.hashes_at(n) if x != ch)
         self.statedb.finalize(batch, canonical, discarded)
+        if self.blocks_pruning is not None:
+            self._prune_bodies(batch, header.number - self.blocks_pruning)
         if justification is not None:
             batch.put(col.col(col.JUSTIFICATION, block_hash), justification)
         batch.put(col.col(col.META, META_FINALIZED), block_hash)
+
+    def bodies_pruned_to(self) -> int:
+        """The highest block number whose body this store dropped (0: none)."""
+        raw = self.meta(META_BODIES_PRUNED)
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def _prune_bodies(self, batch: WriteBatch, upto: int) -> None:
+        """Drop the bodies of canonical blocks up to ``upto`` (finalized, so canonical for
+        good), in the finalization's own write batch: a crash leaves both or neither."""
+        done = self.bodies_pruned_to()
+        last = min(upto, done + MAX_PRUNED_PER_FINALIZATION)
+        if last <= done:
+            return
+        for n in range(done + 1, last + 1):
+            h = self.hash_at(n)
+            if h is None:
+                continue
+            raw = self.kv.get(col.col(col.BLOCK, h))
+            if raw is None:
+                continue
+            for xt in Block.decode(raw).extrinsics:
+                batch.delete(col.col(col.TX_INDEX, extrinsic_hash(xt)))
+            batch.delete(col.col(col.BLOCK, h))
+        batch.put(col.col(col.META, META_BODIES_PRUNED), last.to_bytes(8, "big"))
 
     def init_genesis(self, batch: WriteBatch, block: Block, update: TrieUpdate) -> bytes:
         h = self.write_block(batch, block, update, set_best=True)
