@@ -77,7 +77,7 @@ def test_spool_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
     dev = b"\x01" * 32
     ids = sp.ingest([(dev, [(1, 10, 5), (1, 11, 6)], 1000)], {(dev, 1): 11}, {"k": b"v"})
     sp.ingest([(dev, [(1, 12, 7)], 1001)], {(dev, 1): 12})
-    rid = sp.store_batches(dev, [(0, 2, [(1000, 2)], b"body0")], ids[0], None, 1)
+    rid = sp.store_batches(dev, [(0, 2, [(1000, 2)], b"body0", b"commit0")], ids[0], None, 1)
     assert rid is None
     sp.store_xt(XtRow(7, b"h" * 32, b"raw", 1, 1, 2), [sp.unpacked(10)[0].id])
     sp.close()
@@ -90,10 +90,19 @@ def test_spool_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
     (xt,) = sp.xts()
     assert (xt.nonce, xt.raw) == (7, b"raw")
     (b,) = sp.xt_batches(7)
-    assert (b.seq, b.n, b.body) == (0, 2, b"body0")
-    sp.settle([b.id], [], [], [7], (dev, 0, 42))
+    assert (b.seq, b.n, b.body, b.commit) == (0, 2, b"body0", b"commit0")
+    sp.settle([b.id], [], [], [7], (dev, 0, 42), 42, 5000)
     assert sp.xts() == [] and sp.xt_batches(7) == []
     assert sp.counters()["readings_finalized"] == 2
+    # Final, the batch stays (readings and all) until the archive holds it.
+    (f,) = sp.to_archive()
+    assert (f.id, f.final, f.final_ms, f.body) == (b.id, 42, 5000, b"body0")
+    assert sp.unpacked(10) == []
+    sp.close()
+    sp = Spool(tmp_path / "s.sqlite")
+    assert [r.id for r in sp.to_archive()] == [b.id]
+    sp.archived([b.id])
+    assert sp.to_archive() == [] and sp.counters()["readings_archived"] == 2
     # A remainder keeps the id of the last row it came from: it stays ahead of newer rows.
     p1 = sp.load_pending()[0].id
     (p2,) = sp.ingest([(dev, [(1, 13, 8)], 1002)], {(dev, 1): 13})
@@ -170,10 +179,10 @@ def test_config_errors_are_typed(tmp_path: Path) -> None:
     bad.write_text('[[sources]]\ntype = "carrier-pigeon"\n')
     with pytest.raises(gwconfig.ConfigError, match="unknown source type"):
         gwconfig.load(bad)
-    bad.write_text("[batching]\nmax_readings = 5000\n")
+    bad.write_text("[batching]\nmax_readings = 8193\n")  # the protocol's MAX_READINGS
     with pytest.raises(gwconfig.ConfigError, match="max_readings"):
         gwconfig.load(bad)
-    bad.write_text("[batching]\nmax_readings_per_xt = 16385\n")  # would not fit the pool
+    bad.write_text("[batching]\nmax_readings_per_xt = 2097153\n")
     with pytest.raises(gwconfig.ConfigError, match="max_readings_per_xt"):
         gwconfig.load(bad)
     bad.write_text("not toml [")
@@ -218,11 +227,16 @@ def test_spliced_extrinsics_and_fast_batches_are_the_generic_bytes() -> None:
     canonical bytes, decodable, with signatures (CachedKeypair's) that verify."""
     import os
 
-    from twinchain.gateway.encoding import CachedKeypair, XtBuilder, encode_batch
+    from twinchain.gateway.encoding import (
+        CachedKeypair,
+        XtBuilder,
+        encode_batch,
+        encode_commitment,
+    )
     from twinchain.primitives import codec
     from twinchain.primitives.keys import Keypair, verify
     from twinchain.primitives.types import Era, Extrinsic, signing_payload
-    from twinchain.protocol.telemetry import Batch, batch_message, batch_root, sign_batch
+    from twinchain.protocol.telemetry import DEFAULT_PUBLIC, Batch, Commitment, sign_batch
 
     genesis = os.urandom(32)
     device = CachedKeypair.of(Keypair.generate())
@@ -230,11 +244,12 @@ def test_spliced_extrinsics_and_fast_batches_are_the_generic_bytes() -> None:
     bodies = []
     for seq, n in enumerate((1, 7, 256)):
         readings = [(1 + i % 15, 1_750_000_000_000 + i, (-1) ** i * i * 1000) for i in range(n)]
-        batch = sign_batch(device, genesis, 3, seq, readings)
-        msg = batch_message(genesis, device.public, 3, seq, batch_root(readings), n)
-        assert verify(device.public, msg, batch.signature)
-        body = encode_batch(batch)
-        assert body == codec.encode(Batch.wire_type().to_wire(batch))
+        batch = sign_batch(device, genesis, 3, seq, readings, public=DEFAULT_PUBLIC)
+        c = batch.commitment()
+        assert verify(device.public, c.message(genesis, 3), batch.signature)
+        assert encode_batch(batch) == codec.encode(Batch.wire_type().to_wire(batch))
+        body = encode_commitment(c)
+        assert body == codec.encode(Commitment.wire_type().to_wire(c))
         bodies.append(body)
     gateway = CachedKeypair.of(Keypair.generate())
     xb = XtBuilder(gateway, genesis, 7, (12, 0))
@@ -260,7 +275,7 @@ def test_newest_timestamps_survive_without_a_row_per_commit(tmp_path: Path) -> N
     assert [r.id for r in sp.load_pending()] == [*ids, more]  # ids as stored
     assert sp.load_last_ts() == {(a, 1): 12, (a, 2): 11, (b, 1): 20}  # from pending rows
     # Batched, device a's readings leave pending: the table keeps their newest timestamps.
-    sp.store_batches(a, [(0, 3, [(5, 2), (6, 1)], b"body")], more, None, 1, {1: 12, 2: 11})
+    sp.store_batches(a, [(0, 3, [(5, 2), (6, 1)], b"b", b"c")], more, None, 1, {1: 12, 2: 11})
     assert [r.device for r in sp.load_pending()] == [b]
     sp.close()
     sp = Spool(tmp_path / "s.sqlite")
@@ -328,20 +343,20 @@ def test_partial_batches_flush_together_just_before_each_slot(tmp_path: Path) ->
 
 
 def test_the_largest_extrinsic_the_config_allows_fits_the_pool() -> None:
-    """MAX_BATCHES small batches carrying MAX_READINGS_PER_XT readings of the widest
-    encoding, in a real signed extrinsic: under the pool's size limit."""
-    from twinchain.gateway.encoding import XtBuilder, encode_batch
+    """MAX_BATCHES commitments of full batches, each summarizing MAX_PUBLIC public metrics
+    (the widest commitment), in a real signed extrinsic: under the pool's size limit."""
+    from twinchain.gateway.encoding import XtBuilder, encode_commitment
     from twinchain.primitives.keys import Keypair
     from twinchain.primitives.types import MAX_EXTRINSIC_SIZE
-    from twinchain.protocol.telemetry import MAX_BATCHES, sign_batch
+    from twinchain.protocol.telemetry import MAX_BATCHES, MAX_PUBLIC, MAX_READINGS, sign_batch
 
     dev, gw = Keypair.from_dev_name("wide-dev"), Keypair.from_dev_name("wide-gw")
-    per = gwconfig.MAX_READINGS_PER_XT // MAX_BATCHES
-    widest = [(65_535, 2**60 + j, -(2**62)) for j in range(per)]
-    bodies = [
-        encode_batch(sign_batch(dev, b"\xff" * 32, 2**40, 2**40 + i, widest))
-        for i in range(MAX_BATCHES)
-    ]
+    assert gwconfig.MAX_READINGS_PER_XT == MAX_BATCHES * MAX_READINGS
+    metrics = range(65_535 - MAX_PUBLIC + 1, 65_536)
+    widest = [(m, 2**60 + j, -(2**50)) for j in range(MAX_READINGS // MAX_PUBLIC) for m in metrics]
+    c = sign_batch(dev, b"\xff" * 32, 2**40, 2**40, widest, public=set(metrics)).commitment()
+    assert len(c.public) == MAX_PUBLIC and c.count == MAX_READINGS
+    bodies = [encode_commitment(c)] * MAX_BATCHES
     raw = XtBuilder(gw, b"\xff" * 32, 2**31, (255, 255)).build(bodies, 2**40)
     assert len(raw) < MAX_EXTRINSIC_SIZE
 

@@ -3,17 +3,18 @@
 Paths in the file are relative to the file's folder. A minimal file::
 
     [gateway]
-    node = "http://127.0.0.1:9944"      # the node's JSON-RPC (HTTP or ws URL)
+    node = "http://127.0.0.1:9944"      # the node's JSON-RPC (http/ws, or https/wss: TLS)
+    ca_file = "ca.pem"                  # optional: the CA that issued the node's certificate
     keystore = "keystore"               # gateway key ("gate") and device keys ("devc")
     spool = "spool.sqlite"
     prometheus_port = 9616              # 0: no metrics endpoint
 
     [batching]                          # all optional
-    max_readings = 1024                 # per device batch (the chain's limit)
+    max_readings = 8192                 # per device batch (the protocol's limit)
     max_delay_ms = 1000                 # a partial batch leaves after this long at most
     slot_lead_ms = 300                  # all of them this long before a slot starts (0: off)
-    max_batches_per_xt = 64
-    max_readings_per_xt = 4096
+    max_batches_per_xt = 256            # commitments per extrinsic
+    max_readings_per_xt = 65536         # readings those commitments stand for
     max_in_flight = 16                  # extrinsics submitted, not yet finalized (at most)
     target_latency_s = 6.0              # submit to finalized: fewer in flight above this
     resubmit_after_s = 12.0             # an unsettled extrinsic is sent again after this,
@@ -21,6 +22,9 @@ Paths in the file are relative to the file's folder. A minimal file::
     finality_lag_alert = 10             # best - finalized above this: finality is stalled
     high_water = 200000                 # spooled readings: sources pause above this
     low_water = 100000                  # ... and resume below this
+    policy_refresh_blocks = 10          # the twins' disclosure policies, read again this often
+    archive_retry_s = 2.0               # a batch the archive only staged is delivered again
+    archive_max_bytes = 2097152         # batch bytes per archive_deliver request
 
     [[devices]]
     name = "press-1"
@@ -44,10 +48,10 @@ from twinchain.primitives.keys import InvalidKey, Keypair, parse_account
 from twinchain.primitives.keystore import Keystore
 from twinchain.protocol.telemetry import MAX_BATCHES, MAX_READINGS
 
-# Readings one extrinsic may carry: 18 bytes each plus ~170 per batch must stay well under
-# the pool's 512 KiB extrinsic limit (MAX_BATCHES * MAX_READINGS, 65,536, would not: the
-# node would refuse every such extrinsic, and the gateway would send it again forever).
-MAX_READINGS_PER_XT = 16_384
+# Readings the commitments of one extrinsic may stand for. The readings are not in it (a
+# commitment is ~170 bytes and 46 per public metric, whatever its count), so only the
+# commitments per extrinsic bound its size; this knob paces how much the packer holds back.
+MAX_READINGS_PER_XT = MAX_BATCHES * MAX_READINGS
 
 
 class ConfigError(ValueError):
@@ -68,7 +72,7 @@ class BatchingConfig:
     max_delay_ms: int = 1000
     slot_lead_ms: int = 300
     max_batches_per_xt: int = MAX_BATCHES
-    max_readings_per_xt: int = 4096
+    max_readings_per_xt: int = 65_536
     max_in_flight: int = 16
     high_water: int = 200_000
     low_water: int = 100_000
@@ -76,6 +80,9 @@ class BatchingConfig:
     resubmit_max_s: float = 120.0
     target_latency_s: float = 6.0
     finality_lag_alert: int = 10
+    policy_refresh_blocks: int = 10
+    archive_retry_s: float = 2.0
+    archive_max_bytes: int = 2 << 20
 
 
 @dataclass
@@ -91,6 +98,7 @@ class GatewayConfig:
     prometheus_host: str = "127.0.0.1"
     status_file: Path | None = None
     name: str = "gateway"
+    ca_file: Path | None = None
 
     def gateway_keypair(self) -> Keypair:
         ks = Keystore(self.keystore)
@@ -140,7 +148,7 @@ def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
         max_delay_ms=_int(b, "max_delay_ms", 1000, 0, 3_600_000),
         slot_lead_ms=_int(b, "slot_lead_ms", 300, 0, 60_000),
         max_batches_per_xt=_int(b, "max_batches_per_xt", MAX_BATCHES, 1, MAX_BATCHES),
-        max_readings_per_xt=_int(b, "max_readings_per_xt", 4096, 1, MAX_READINGS_PER_XT),
+        max_readings_per_xt=_int(b, "max_readings_per_xt", 65_536, 1, MAX_READINGS_PER_XT),
         max_in_flight=_int(b, "max_in_flight", 16, 1, 1024),
         high_water=_int(b, "high_water", 200_000, 1),
         low_water=_int(b, "low_water", 100_000, 0),
@@ -148,6 +156,9 @@ def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
         resubmit_max_s=float(b.get("resubmit_max_s", 120.0)),
         target_latency_s=float(b.get("target_latency_s", 6.0)),
         finality_lag_alert=_int(b, "finality_lag_alert", 10, 1, 1_000_000),
+        policy_refresh_blocks=_int(b, "policy_refresh_blocks", 10, 1, 1_000_000),
+        archive_retry_s=float(b.get("archive_retry_s", 2.0)),
+        archive_max_bytes=_int(b, "archive_max_bytes", 2 << 20, 1 << 16, 4 << 20),
     )
     if not 0 < batching.resubmit_after_s <= batching.resubmit_max_s:
         raise ConfigError("batching.resubmit_after_s must be positive and at most resubmit_max_s")
@@ -193,6 +204,7 @@ def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
         prometheus_host=str(gw.get("prometheus_host", "127.0.0.1")),
         status_file=None if not status else base / str(status),
         name=str(gw.get("name", "gateway")),
+        ca_file=None if gw.get("ca_file") is None else base / str(gw["ca_file"]),
     )
 
 

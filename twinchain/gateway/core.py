@@ -1,5 +1,6 @@
 """The gateway: accept readings from sources, spool them, batch and sign them per device,
-submit them in telemetry extrinsics, and forget them once they are in a finalized block.
+submit their commitments in telemetry extrinsics, deliver the batches themselves to the
+facility archive, and forget them once the commitment is final and the archive holds them.
 
 One asyncio loop (uvloop when installed), SQLite work in one worker thread. The
 :class:`Gateway` owns the life cycle and the connection to the node, and runs the stages,
@@ -7,18 +8,22 @@ each in its own module over the state they share (:mod:`.state`):
 
 * :mod:`.intake`: the sources' readings checked, made durable (group commit) and only then
   acknowledged; back-pressure;
-* :mod:`.cutting`: per-device batches, signed with the device key and a fixed sequence
-  number;
-* :mod:`.submission`: the packer (extrinsics signed by the gateway key, an adaptive window in
-  flight) and the resubmitter (back-off, and no resending of what the best chain holds);
-* :mod:`.settlement`: extrinsics settled from finalized state, and their batches found,
-  given back or counted lost;
+* :mod:`.cutting`: per-device batches within one of the chain's telemetry windows, signed
+  with the device key and a fixed sequence number, summarizing the metrics the twin's
+  disclosure policy makes public (:mod:`.disclosure`);
+* :mod:`.submission`: the packer (extrinsics of commitments signed by the gateway key, an
+  adaptive window in flight) and the resubmitter (back-off, and no resending of what the
+  best chain holds);
+* :mod:`.settlement`: extrinsics settled from finalized state, and their batches found
+  (final), given back (signed again if the policy changed) or counted lost;
+* :mod:`.archiving`: final batches delivered to the facility archive until it holds them;
 * :mod:`.finality`: how far finality is behind the best block (log and status).
 
 Exactly once: a batch's sequence number is fixed when it is signed, and after any restart the
 stored extrinsic bytes are sent again unchanged: the chain refuses a used nonce and a used
-sequence number, so nothing is applied twice, and nothing leaves the spool before a
-finalized block holds it.
+sequence number, so nothing is applied twice; the archive takes a batch once per (device,
+seq) however often it is delivered; and nothing leaves the spool before a finalized block
+holds its commitment and the archive has answered "archived" for it.
 """
 
 from __future__ import annotations
@@ -33,13 +38,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from twinchain.client import AsyncClient, NodeUnavailable
+from twinchain.gateway.archiving import Archiver
 from twinchain.gateway.config import GatewayConfig
 from twinchain.gateway.cutting import Cutter
+from twinchain.gateway.disclosure import Disclosure
 from twinchain.gateway.finality import FinalityWatch
 from twinchain.gateway.intake import Intake
 from twinchain.gateway.payloads import Metrics
 from twinchain.gateway.settlement import Settler
-from twinchain.gateway.spool import Spool, unpack
+from twinchain.gateway.spool import Spool, SpoolError, unpack
 from twinchain.gateway.state import LATENCY_BUCKET_MS, GatewayState, InFlight
 from twinchain.gateway.submission import Submitter
 from twinchain.protocol.jsonrpc import RpcError, to_hex
@@ -55,11 +62,14 @@ class Gateway:
         self.cutter = Cutter(state)
         self.finality = FinalityWatch(state)
         self.submitter = Submitter(state, self.finality)
+        self.disclosure = Disclosure(state)
+        self.archiver = Archiver(state)
         self.settler = Settler(
             state,
             intake=self.intake,
             submitter=self.submitter,
             finality=self.finality,
+            disclosure=self.disclosure,
             on_settled=on_settled,
         )
         self.rpc: AsyncClient | None = None
@@ -72,7 +82,10 @@ class Gateway:
     async def open(self) -> None:
         """Open the spool and reload what a previous run left in it."""
         s = self.state
-        s.spool = sp = await s.db(Spool, self.cfg.spool)
+        try:
+            s.spool = sp = await s.db(Spool, self.cfg.spool)
+        except SpoolError as exc:
+            raise SystemExit(str(exc)) from None
         for (key, metric), ts in (await s.db(sp.load_last_ts)).items():
             dev = s.by_key.get(key)
             if dev is not None:
@@ -95,6 +108,13 @@ class Gateway:
         m = await s.db(sp.get_meta, "metrics")
         if m:
             s.metrics = Metrics({int(k): (n, sc) for k, (n, sc) in json.loads(m).items()})
+        w = await s.db(sp.get_meta, "window_ms")
+        s.chain.window_ms = int(w.decode()) if w else 0
+        self.disclosure.load(await s.db(sp.get_meta, "policy"))
+        for b in await s.db(sp.to_archive):
+            s.to_archive[b.id] = b
+            s.archive_n += b.n
+        s.refused_n = await s.db(sp.refused_count)
         for xt in await s.db(sp.xts):
             s.inflight[xt.nonce] = InFlight(xt, await s.db(sp.xt_batches, xt.nonce))
         p, u, f, _ = await s.db(sp.batch_totals)
@@ -104,12 +124,15 @@ class Gateway:
             dev, seq, blk = unpack(lf)
             s.last_final = (bytes(dev), seq, blk)
         log.info(
-            "spool %s: %d readings waiting, %d batched, %d in %d unsettled extrinsics",
+            "spool %s: %d readings waiting, %d batched, %d in %d unsettled extrinsics, "
+            "%d final for the archive, %d batches the archive refused",
             self.cfg.spool,
             p,
             u,
             f,
             len(s.inflight),
+            s.archive_n,
+            s.refused_n,
         )
         self.intake.update_space()
 
@@ -161,7 +184,7 @@ class Gateway:
         s = self.state
         delay = 0.5
         while True:
-            rpc = AsyncClient(self.cfg.node)
+            rpc = AsyncClient(self.cfg.node, ca_file=self.cfg.ca_file)
             try:
                 await rpc.connect()
                 self.rpc = rpc
@@ -180,6 +203,7 @@ class Gateway:
                     asyncio.create_task(self.finality.follow_best(best)),
                     asyncio.create_task(self.submitter.run_packer(rpc)),
                     asyncio.create_task(self.submitter.run_resubmitter(rpc)),
+                    asyncio.create_task(self.archiver.run(rpc)),
                 ]
                 try:
                     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -229,6 +253,10 @@ class Gateway:
         chain.spec_version = info.spec_version
         slot = await rpc.call("state_getStorage", chain.key("Authority", "SlotDuration"))
         chain.slot_ms = int(chain.decode("Authority", "SlotDuration", slot))
+        window = await rpc.call("state_getStorage", chain.key("Telemetry", "WindowMs"))
+        chain.window_ms = int(chain.decode("Telemetry", "WindowMs", window))
+        await s.db(s.spool.set_meta, "window_ms", str(chain.window_ms).encode())
+        await self.disclosure.refresh(rpc)
         metrics = await rpc.call("twin_metrics")
         s.metrics = Metrics({m["id"]: (m["name"], m["scale"]) for m in metrics})
         await s.db(s.spool.set_meta, "genesis", genesis)
@@ -288,7 +316,7 @@ class Gateway:
             "spool_pending": pending,
             "spool_batched": s.unpacked_n,
             "spool_in_flight": flying,
-            "backlog": pending + s.unpacked_n + flying,
+            "backlog": s.backlog(),
             "backpressure": self.intake.backpressure,
             "backpressure_pauses": self.intake.pauses,
             "xts_in_flight": len(s.inflight),
@@ -301,7 +329,20 @@ class Gateway:
             "batches_final": stats.batches_final,
             "batches_requeued": stats.batches_requeued,
             "batches_lost": stats.batches_lost,
+            "batches_resigned": stats.batches_resigned,
             "readings_final": stats.readings_final,
+            "archive_pending": s.archive_n,
+            "archive_pending_batches": len(s.to_archive),
+            "archive_lag_s": round(s.archive_lag_s(), 1),
+            "archive_error": s.archive_error,
+            "batches_archived": stats.batches_archived,
+            "readings_archived": stats.readings_archived,
+            "archive_refused": dict(stats.archive_refused),
+            "archive_refused_kept": s.refused_n,
+            "final_to_archived_p50_s": stats.percentile(0.5, stats.archive_latency),
+            "final_to_archived_p99_s": stats.percentile(0.99, stats.archive_latency),
+            "window_ms": s.chain.window_ms,
+            "public_metrics": {str(t): sorted(p) for t, p in sorted(s.policy.items())},
             "finalized_block": fin.finalized_number,
             "best_block": fin.best_number,
             "finality_lag": fin.lag(),

@@ -4,10 +4,10 @@ Every byte produced here is the byte :mod:`twinchain.primitives` would produce; 
 work differs, and :meth:`XtBuilder.build` checks its first extrinsic against the generic
 path (falling back to it for good on any difference):
 
-* a batch's wire form (``Batch.wire_type().to_wire``, which checks every field) is packed
+* a batch's or commitment's wire form (``wire_type().to_wire``, which checks every field) is packed
   with msgpack directly: the canonical profile's second walk over the value
   (``codec.encode``) adds nothing for a value the type system just built;
-* an extrinsic carries batches the spool already holds canonically encoded, and a msgpack
+* an extrinsic carries commitments the spool already holds canonically encoded, and a msgpack
   array is its header followed by its items' encodings: the call, the signing payload and
   the extrinsic are spliced from those bytes instead of decoding every batch and encoding
   everything twice more (the payload, then the extrinsic);
@@ -37,7 +37,7 @@ from twinchain.primitives.types import (
     SignedPart,
     signing_payload,
 )
-from twinchain.protocol.telemetry import Batch
+from twinchain.protocol.telemetry import Batch, Commitment
 
 log = logging.getLogger("twinchain.gateway")
 
@@ -60,7 +60,16 @@ def _array_header(n: int) -> bytes:
 
 def encode_batch(batch: Batch) -> bytes:
     """``codec.encode(Batch.wire_type().to_wire(batch))``, without the second walk."""
-    wire = Batch.wire_type().to_wire(batch)
+    return _encode_record(Batch, batch)
+
+
+def encode_commitment(c: Commitment) -> bytes:
+    """``codec.encode(Commitment.wire_type().to_wire(c))``, without the second walk."""
+    return _encode_record(Commitment, c)
+
+
+def _encode_record(cls: Any, value: Any) -> bytes:
+    wire = cls.wire_type().to_wire(value)
     try:
         # strict_types: a tuple (which the canonical profile turns into a list) or any other
         # non-plain value raises instead of packing differently; the generic path decides.
@@ -99,8 +108,8 @@ class CachedKeypair(Keypair):
 
 
 class XtBuilder:
-    """Signed, immortal ``call_index`` extrinsics whose one argument is a list of batches,
-    from the batches' canonical encodings."""
+    """Signed, immortal ``call_index`` extrinsics whose one argument is a list of items
+    (commitments), from the items' canonical encodings."""
 
     def __init__(
         self, keypair: Keypair, genesis: bytes, spec_version: int, call_index: tuple[int, int]
@@ -118,7 +127,7 @@ class XtBuilder:
         self._payload_tail = b"".join(codec.encode(x) for x in tail)
 
     def build(self, bodies: Sequence[bytes], nonce: int) -> bytes:
-        """The encoded extrinsic carrying the batches ``bodies`` (each ``encode_batch``)."""
+        """The encoded extrinsic carrying the items ``bodies`` (each ``encode_commitment``)."""
         if not self.spliced:
             return self._generic(bodies, nonce)
         call = self._call_head + _array_header(len(bodies)) + b"".join(bodies)
@@ -157,4 +166,4 @@ class XtBuilder:
         return Extrinsic(call, signed).encode() == raw
 
 
-__all__ = ["CachedKeypair", "XtBuilder", "encode_batch"]
+__all__ = ["CachedKeypair", "XtBuilder", "encode_batch", "encode_commitment"]

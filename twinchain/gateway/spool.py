@@ -5,18 +5,24 @@ A reading moves through three tables, each move one transaction:
 * ``pending``: accepted from a source (the source is acknowledged only after this commit),
   with the wall-clock time it was received (for the reading-to-finalized latency);
 * ``batches``: cut into a device batch, given the device's next sequence number and signed by
-  the device key; ``xt`` is the nonce of the extrinsic that carries it, NULL until packed;
+  the device key: ``body`` is the whole signed batch (its readings, for the facility
+  archive), ``commit`` its commitment (what the chain gets); ``xt`` is the nonce of the
+  extrinsic that carries the commitment, NULL until packed; ``final`` the finalized block
+  that holds it, NULL until then; ``archive`` NULL until the archive refused it
+  (``refused``, with its ``reason``: kept for the operator);
 * ``xts``: the signed extrinsic itself (exact bytes, immortal era), so that after a restart of
   the gateway or of the node the *same* bytes are submitted again: the chain's nonce and the
   per-device sequence numbers make a repeat harmless.
 
-An extrinsic and its batches are deleted once the extrinsic's nonce is used in a finalized
-block and its batches are confirmed on chain. The newest accepted timestamp per device and
-metric survives a restart, so that a redelivered or out-of-order reading is refused then
-too: for readings still in ``pending`` it is read from them, for readings that left it the
-``newest`` table has it, one row per device (written in the transaction that moves them
-out: writing it with every ingest cost a row per device and metric each commit). Spools of
-earlier versions keep theirs in ``last_ts``, a row per device and metric; it is still read.
+An extrinsic is deleted once its nonce is used in a finalized block; its batches are then
+marked final, and deleted only once the facility archive answered "archived" for them
+(delivery is idempotent: after any crash, what is still here is delivered again). The
+newest accepted timestamp per device and metric survives a restart, so that a redelivered
+or out-of-order reading is refused then too: for readings still in ``pending`` it is read
+from them, for readings that left it the ``newest`` table has it, one row per device
+(written in the transaction that moves them out: writing it with every ingest cost a row
+per device and metric each commit). Spools of earlier versions keep theirs in ``last_ts``,
+a row per device and metric; it is still read.
 
 Durability: ``synchronous=FULL`` (the WAL is fsynced at commit) for what is acknowledged or
 sent out: ingested readings (a source's acknowledgement) and signed extrinsics (submitted
@@ -57,6 +63,7 @@ CREATE TABLE IF NOT EXISTS pending(
 CREATE TABLE IF NOT EXISTS batches(
     id INTEGER PRIMARY KEY AUTOINCREMENT, device BLOB NOT NULL, seq INTEGER NOT NULL,
     n INTEGER NOT NULL, segs BLOB NOT NULL, body BLOB NOT NULL, xt INTEGER,
+    "commit" BLOB, final INTEGER, final_ms INTEGER, archive TEXT, reason TEXT,
     UNIQUE(device, seq));
 CREATE INDEX IF NOT EXISTS batches_xt ON batches(xt);
 CREATE TABLE IF NOT EXISTS xts(
@@ -71,6 +78,10 @@ def pack(obj: Any) -> bytes:
 
 def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False)
+
+
+class SpoolError(RuntimeError):
+    """The spool cannot be used by this gateway version."""
 
 
 @dataclass
@@ -88,8 +99,17 @@ class BatchRow:
     seq: int
     n: int
     segs: Segments
-    body: bytes  # the Batch's wire form, msgpack-encoded
+    body: bytes  # the Batch's wire form, msgpack-encoded (readings included: the archive's)
     xt: int | None
+    commit: bytes = b""  # its Commitment's wire form, msgpack-encoded (the chain's)
+    final: int | None = None  # the finalized block that holds the commitment
+    final_ms: int = 0  # when the gateway saw it final
+    archive: str | None = None  # "refused" (kept for the operator), else None
+    reason: str = ""
+
+
+# Every column of a BatchRow, in its order.
+_BATCH_COLS = 'id, device, seq, n, segs, body, xt, "commit", final, final_ms, archive, reason'
 
 
 @dataclass
@@ -111,12 +131,29 @@ class Spool:
         self.db.execute("PRAGMA synchronous=FULL")
         self._full = True
         self.db.executescript(SCHEMA)
+        self._migrate()
         self._packer = msgpack.Packer(use_bin_type=True)  # this thread's; reused per row
         # Device -> the ``newest`` row's map, as stored (it is rewritten whole per cut).
         self._newest: dict[bytes, dict[int, int]] = {
             bytes(d): {m: ts for m, ts in unpack(b)}
             for d, b in self.db.execute("SELECT device, ts FROM newest")
         }
+
+    def _migrate(self) -> None:
+        """A spool of the gateway before commitments: its batches table gains the columns
+        (it must hold no batch: those carried readings to the chain, which no chain of this
+        version takes)."""
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(batches)")}
+        if "commit" in cols:
+            return
+        if self.db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]:
+            raise SpoolError(
+                f"{self.path} holds batches of an earlier gateway version (readings on chain): "
+                "let that version finish them, or use a new spool file"
+            )
+        for col in ('"commit" BLOB', "final INTEGER", "final_ms INTEGER", "archive TEXT",
+                    "reason TEXT"):  # fmt: skip
+            self.db.execute(f"ALTER TABLE batches ADD COLUMN {col}")
 
     def _sync(self, full: bool) -> None:
         """``synchronous`` for the next transactions (see the module's Durability)."""
@@ -214,16 +251,16 @@ class Spool:
     def store_batches(
         self,
         device: bytes,
-        batches: Sequence[tuple[int, int, Segments, bytes]],
+        batches: Sequence[tuple[int, int, Segments, bytes, bytes]],
         consumed_upto: int,
         remainder: tuple[Segments, list[ReadingT]] | None,
         next_seq: int,
         newest: dict[int, int] | None = None,
     ) -> int | None:
-        """Signed batches ``(seq, n, segs, body)`` of ``device`` replace its pending rows with
-        id <= ``consumed_upto``; what was not batched goes back as one pending row (its id is
-        returned: it takes the id of the last consumed row). ``newest``: the newest timestamp
-        per metric of the readings batched. One transaction."""
+        """Signed batches ``(seq, n, segs, body, commit)`` of ``device`` replace its pending
+        rows with id <= ``consumed_upto``; what was not batched goes back as one pending row
+        (its id is returned: it takes the id of the last consumed row). ``newest``: the
+        newest timestamp per metric of the readings batched. One transaction."""
         ids = [
             i
             for (i,) in self.db.execute(
@@ -239,7 +276,7 @@ class Spool:
         cuts: Sequence[
             tuple[
                 bytes,
-                Sequence[tuple[int, int, Segments, bytes]],
+                Sequence[tuple[int, int, Segments, bytes, bytes]],
                 Sequence[int],
                 tuple[Segments, list[ReadingT]] | None,
                 int,
@@ -258,8 +295,9 @@ class Spool:
         try:
             for device, batches, consumed, remainder, next_seq, newest in cuts:
                 cur.executemany(
-                    "INSERT INTO batches(device, seq, n, segs, body) VALUES(?, ?, ?, ?, ?)",
-                    [(device, seq, n, pack(segs), body) for seq, n, segs, body in batches],
+                    'INSERT INTO batches(device, seq, n, segs, body, "commit") '
+                    "VALUES(?, ?, ?, ?, ?, ?)",
+                    [(device, seq, n, pack(segs), b, c) for seq, n, segs, b, c in batches],
                 )
                 cur.executemany("DELETE FROM pending WHERE id=?", [(i,) for i in consumed])
                 consumed_upto = consumed[-1]
@@ -293,9 +331,9 @@ class Spool:
         self.db.execute("INSERT OR REPLACE INTO seqs VALUES(?, ?)", (device, next_seq))
 
     def unpacked(self, limit: int) -> list[BatchRow]:
-        """Batches not in any extrinsic yet, oldest first."""
+        """Batches not in any extrinsic yet and not final, oldest first."""
         rows = self.db.execute(
-            "SELECT id, device, seq, n, segs, body, xt FROM batches WHERE xt IS NULL "
+            f"SELECT {_BATCH_COLS} FROM batches WHERE xt IS NULL AND final IS NULL "
             "ORDER BY id LIMIT ?",
             (limit,),
         )
@@ -304,13 +342,92 @@ class Spool:
     def batch_totals(self) -> tuple[int, int, int, int]:
         """(pending readings, batched-unpacked readings, packed readings, batches packed)."""
         p = self.db.execute("SELECT COALESCE(SUM(n), 0) FROM pending").fetchone()[0]
-        u = self.db.execute("SELECT COALESCE(SUM(n), 0) FROM batches WHERE xt IS NULL").fetchone()[
-            0
-        ]
+        u = self.db.execute(
+            "SELECT COALESCE(SUM(n), 0) FROM batches WHERE xt IS NULL AND final IS NULL"
+        ).fetchone()[0]
         s, c = self.db.execute(
             "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM batches WHERE xt IS NOT NULL"
         ).fetchone()
         return int(p), int(u), int(s), int(c)
+
+    def resign(self, items: Sequence[tuple[int, bytes, bytes]]) -> None:
+        """Batches signed again under their sequence numbers: ``(id, body, commit)``."""
+        self._sync(True)
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany(
+                'UPDATE batches SET body=?, "commit"=? WHERE id=?', [(b, c, i) for i, b, c in items]
+            )
+            self._bump("batches_resigned", len(items))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------------ archive delivery
+    def to_archive(self) -> list[BatchRow]:
+        """Final batches the archive has not taken (nor refused) yet, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_BATCH_COLS} FROM batches WHERE final IS NOT NULL AND archive IS NULL "
+            "ORDER BY id"
+        )
+        return [_batch(r) for r in rows]
+
+    def archived(self, ids: Sequence[int]) -> None:
+        """The archive holds these batches: they leave the spool. One transaction."""
+        self._sync(False)
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            n = 0
+            for chunk in _chunks(ids, 500):
+                q = ",".join("?" * len(chunk))
+                n += cur.execute(
+                    f"SELECT COALESCE(SUM(n), 0) FROM batches WHERE id IN ({q})", chunk
+                ).fetchone()[0]
+                cur.execute(f"DELETE FROM batches WHERE id IN ({q})", chunk)
+            self._bump("readings_archived", int(n))
+            self._bump("batches_archived", len(ids))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def refuse(self, items: Sequence[tuple[int, str]]) -> None:
+        """The archive refused these batches ``(id, reason)``: kept, not delivered again."""
+        self._sync(True)
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany(
+                "UPDATE batches SET archive='refused', reason=? WHERE id=?",
+                [(r, i) for i, r in items],
+            )
+            self._bump("batches_refused", len(items))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def refused(self) -> list[BatchRow]:
+        """The batches the archive refused, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_BATCH_COLS} FROM batches WHERE archive='refused' ORDER BY id"
+        )
+        return [_batch(r) for r in rows]
+
+    def refused_count(self) -> int:
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM batches WHERE archive='refused'").fetchone()[0]
+        )
+
+    def retry_refused(self) -> int:
+        """Deliver the refused batches again (the operator fixed the cause); how many."""
+        self._sync(True)
+        return self.db.execute(
+            "UPDATE batches SET archive=NULL, reason=NULL WHERE archive='refused'"
+        ).rowcount
 
     # ------------------------------------------------------------------ extrinsics
     def store_xt(self, xt: XtRow, batch_ids: Iterable[int]) -> None:
@@ -343,8 +460,7 @@ class Spool:
 
     def xt_batches(self, nonce: int) -> list[BatchRow]:
         rows = self.db.execute(
-            "SELECT id, device, seq, n, segs, body, xt FROM batches WHERE xt=? ORDER BY id",
-            (nonce,),
+            f"SELECT {_BATCH_COLS} FROM batches WHERE xt=? ORDER BY id", (nonce,)
         )
         return [_batch(r) for r in rows]
 
@@ -359,14 +475,21 @@ class Spool:
         lost: Sequence[int],
         xt_nonces: Sequence[int],
         last: tuple[bytes, int, int] | None,
+        final: int = 0,
+        final_ms: int = 0,
     ) -> None:
-        """After a finalized block: delete confirmed (and lost) batches, give requeued ones
-        back to the packer, delete the settled extrinsics. One transaction."""
+        """After finalized block ``final``: mark confirmed batches final (they stay until the
+        archive has them), delete lost ones, give requeued ones back to the packer, delete
+        the settled extrinsics. One transaction."""
         self._sync(False)
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            done = list(confirmed) + list(lost)
+            cur.executemany(
+                "UPDATE batches SET final=?, final_ms=?, xt=NULL WHERE id=?",
+                [(final, final_ms, i) for i in confirmed],
+            )
+            done = list(lost)
             if confirmed:
                 n = 0
                 for chunk in _chunks(confirmed, 500):
@@ -399,5 +522,8 @@ def _chunks(items: Sequence[int], size: int) -> Iterable[list[int]]:
 
 
 def _batch(r: tuple[Any, ...]) -> BatchRow:
-    i, d, seq, n, segs, body, xt = r
-    return BatchRow(i, bytes(d), seq, n, [tuple(s) for s in unpack(segs)], bytes(body), xt)  # type: ignore[misc]
+    i, d, seq, n, segs, body, xt, commit, final, final_ms, archive, reason = r
+    return BatchRow(
+        i, bytes(d), seq, n, [tuple(s) for s in unpack(segs)], bytes(body), xt,  # type: ignore[misc]
+        bytes(commit or b""), final, final_ms or 0, archive, reason or "",
+    )  # fmt: skip

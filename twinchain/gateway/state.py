@@ -4,7 +4,11 @@ extrinsics in flight, the counters, and the signals between the stages: ``batch_
 wakes the cutter, ``pack_ready`` the packer.
 
 Each stage keeps its own state to itself (the intake its queue and back-pressure, the cutter
-its flush point, the submitter its window and nonce, the finality watch the heads).
+its flush point, the submitter its window and nonce, the finality watch the heads, the
+archiver its retry timer).
+
+``to_archive`` holds the batches whose commitments are final and that wait for the facility
+archive to answer "archived"; ``archive_ready`` wakes the archiver.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from twinchain.gateway.payloads import Metrics
 from twinchain.gateway.spool import BatchRow, PendingRow, Spool, XtRow
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.jsonrpc import from_hex, to_hex
-from twinchain.protocol.telemetry import DEFAULT_METRICS
+from twinchain.protocol.telemetry import DEFAULT_METRICS, DEFAULT_PUBLIC
 
 T = TypeVar("T")
 
@@ -76,6 +80,12 @@ class Stats:
         self.batches_final = 0
         self.batches_lost = 0
         self.batches_requeued = 0
+        self.batches_resigned = 0  # signed again with the twin's current disclosure policy
+        self.batches_archived = 0
+        self.readings_archived = 0
+        self.archive_refused: dict[str, int] = {}  # by reason
+        self.archive_attempts = 0  # archive_deliver calls
+        self.archive_latency = [0] * LATENCY_BUCKETS  # seen final -> archived
         self.latency = [0] * LATENCY_BUCKETS  # reading arrival -> seen finalized
         self.chain_latency = [0] * LATENCY_BUCKETS  # extrinsic submitted -> seen finalized
         self._recent: deque[tuple[float, int, int]] = deque()  # (t, spooled, final)
@@ -118,6 +128,7 @@ class ChainFacts:
     genesis: bytes | None = None
     spec_version: int = 0
     slot_ms: int = 0  # the chain's slot length (0: not known yet)
+    window_ms: int = 0  # Telemetry's window: no batch spans two (0: not known yet)
     submit_index: tuple[int, int] | None = None  # Telemetry.submit's (pallet, call) index
     codec: Codec | None = None
 
@@ -153,6 +164,14 @@ class GatewayState:
         self.spool: Spool | None = None
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self.inflight: dict[int, InFlight] = {}
+        # Twin -> its public metrics (the chain's disclosure policy; DEFAULT_PUBLIC until
+        # the chain says otherwise): what a new batch summarizes.
+        self.policy: dict[int, frozenset[int]] = {d.twin: DEFAULT_PUBLIC for d in cfg.devices}
+        self.to_archive: dict[int, BatchRow] = {}  # batch id -> final batch, not archived
+        self.archive_n = 0  # readings in ``to_archive``
+        self.refused_n = 0  # batches the archive refused, kept in the spool
+        self.archive_error = ""  # why the archive cannot be reached ("" when it answers)
+        self.archive_ready = asyncio.Event()
         self.unpacked_n = 0  # readings in batches not yet packed
         self.last_final: tuple[bytes, int, int] | None = None  # (device, seq, block)
         self.connected = False  # to the node
@@ -174,9 +193,26 @@ class GatewayState:
         """Readings in extrinsics submitted and not settled."""
         return sum(x.row.readings for x in self.inflight.values())
 
+    def archive_readings(self) -> int:
+        """Readings final on chain that the archive has not taken yet."""
+        return self.archive_n
+
+    def archive_lag_s(self) -> float:
+        """How long the oldest final batch has waited for the archive (0: none waits)."""
+        if not self.to_archive:
+            return 0.0
+        oldest = min(b.final_ms for b in self.to_archive.values())
+        return max(0.0, (now_ms() - oldest) / 1000)
+
     def backlog(self) -> int:
-        """Readings in the spool that are not final yet."""
-        return self.pending_readings() + self.unpacked_n + self.flying_readings()
+        """Readings in the spool that are not final yet, or final and not archived: what
+        back-pressure bounds (an archive that does not answer pauses the sources too)."""
+        return (
+            self.pending_readings()
+            + self.unpacked_n
+            + self.flying_readings()
+            + self.archive_readings()
+        )
 
 
 __all__ = [

@@ -7,8 +7,12 @@ Prometheus names (``twinchain_gateway_*``): ``readings_received_total{source}``,
 ``extrinsics_submitted_total``, ``submit_errors_total{reason}``, ``spool_readings{stage}``
 (pending, batched, in_flight), ``extrinsics_in_flight``, ``backpressure``,
 ``node_connected``, ``finalized_block``, ``best_block``, ``finality_lag_blocks``,
-``submit_attempts_total`` (every submission, accepted or not), and the histogram
-``reading_to_finalized_seconds``. Values are read from the gateway at scrape time.
+``submit_attempts_total`` (every submission, accepted or not), the archive's
+``batches_archived_total``, ``readings_archived_total``, ``archive_refused_total{reason}``,
+``batches_resigned_total``, ``archive_lag_seconds`` (how long the oldest final batch has
+waited for the archive), ``archive_reachable``, ``spool_readings{stage="final"}`` (final,
+waiting for the archive), and the histogram ``reading_to_finalized_seconds``. Values are
+read from the gateway at scrape time.
 """
 
 from __future__ import annotations
@@ -57,6 +61,12 @@ class GatewayCollector(Collector):
         for k, v in list(st.submit_errors.items()):
             c.add_metric([k], v)
         yield c
+        c = CounterMetricFamily(
+            P + "archive_refused", "Batches the facility archive refused", labels=["reason"]
+        )
+        for k, v in list(st.archive_refused.items()):
+            c.add_metric([k], v)
+        yield c
         for name, doc, v in (
             ("readings_spooled", "Readings committed to the spool", st.spooled),
             ("readings_finalized", "Readings in finalized blocks", st.readings_final),
@@ -65,12 +75,16 @@ class GatewayCollector(Collector):
             ("batches_lost", "Batches that can no longer be applied", st.batches_lost),
             ("extrinsics_submitted", "Extrinsics accepted by the node's pool", st.xts_submitted),
             ("submit_attempts", "Extrinsic submissions, accepted or not", st.submit_attempts),
+            ("batches_archived", "Batches the facility archive holds", st.batches_archived),
+            ("readings_archived", "Readings the facility archive holds", st.readings_archived),
+            ("batches_resigned", "Batches signed again for a changed policy", st.batches_resigned),
         ):
             yield CounterMetricFamily(P + name, doc, value=v)
         g = GaugeMetricFamily(P + "spool_readings", "Readings in the spool", labels=["stage"])
         g.add_metric(["pending"], sum(d.pending_n for d in list(state.devices.values())))
         g.add_metric(["batched"], state.unpacked_n)
         g.add_metric(["in_flight"], sum(x.row.readings for x in list(state.inflight.values())))
+        g.add_metric(["final"], state.archive_n)
         yield g
         for name, doc, v in (
             ("extrinsics_in_flight", "Extrinsics submitted, not settled", len(state.inflight)),
@@ -79,6 +93,12 @@ class GatewayCollector(Collector):
             ("finalized_block", "Latest finalized block seen", gw.finality.finalized_number),
             ("best_block", "Latest best block seen", gw.finality.best_number),
             ("finality_lag_blocks", "Best minus finalized block number", gw.finality.lag()),
+            (
+                "archive_lag_seconds",
+                "Age of the oldest final batch not archived",
+                state.archive_lag_s(),
+            ),
+            ("archive_reachable", "0 while archive_deliver fails", int(not state.archive_error)),
         ):
             yield GaugeMetricFamily(P + name, doc, value=v)
         lat = list(st.latency)
@@ -159,6 +179,19 @@ def table(s: dict[str, Any]) -> Table:
     if "finality" in s:  # absent in a status file of an older gateway
         style = "red" if s.get("finality_stalled_s") is not None else "green"
         t.add_row("finality", f"[{style}]{s['finality']}[/]  (finalized #{s['finalized_block']})")
+    if "archive_pending" in s:  # absent in a status file of an older gateway
+        refused = sum(s["archive_refused"].values())
+        kept = s["archive_refused_kept"]
+        style = "red" if s["archive_error"] or kept else "green"
+        line = (
+            f"[{style}]{_n(s['archive_pending'])} final readings wait "
+            f"(oldest {s['archive_lag_s']} s), {_n(s['readings_archived'])} archived this run[/]"
+        )
+        if kept or refused:
+            line += f"  [red]{kept} refused batches kept[/]"
+        if s["archive_error"]:
+            line += f"  [red]{s['archive_error'][:60]}[/]"
+        t.add_row("archive", line)
     lf = s.get("last_final_batch")
     t.add_row(
         "last final batch",

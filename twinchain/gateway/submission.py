@@ -1,6 +1,7 @@
-"""Submission: signed batches into extrinsics, and extrinsics to the node until they settle.
+"""Submission: signed batches' commitments into extrinsics, and extrinsics to the node until
+they settle (the readings themselves never go to the chain: see :mod:`.archiving`).
 
-* the *packer* puts up to ``max_batches_per_xt`` batches into a ``Telemetry.submit``
+* the *packer* puts up to ``max_batches_per_xt`` commitments into a ``Telemetry.submit``
   extrinsic signed by the gateway key with the next nonce (immortal era), stores its exact
   bytes, then submits them, keeping a window of extrinsics unsettled (at most
   ``max_in_flight``; halved when one takes longer than ``target_latency_s`` to finalize,
@@ -59,7 +60,7 @@ class Submitter:
             xb = self._xt_builder = XtBuilder(
                 s.keypair, chain.genesis, chain.spec_version, chain.submit_index
             )
-        raw = xb.build([b.body for b in batches], nonce)
+        raw = xb.build([b.commit for b in batches], nonce)
         return XtRow(
             nonce, extrinsic_hash(raw), raw, now_ms(), len(batches), sum(b.n for b in batches)
         )

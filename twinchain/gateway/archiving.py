@@ -1,0 +1,187 @@
+"""Archiving: a final batch goes to the facility archive, and leaves the spool once the
+archive holds it.
+
+The chain keeps only each batch's commitment; the readings themselves go to the archive of
+the facility that owns the twin, hosted by the node the gateway talks to. The *archiver*
+delivers every batch whose commitment is final with ``archive_deliver`` (the whole signed
+batch, a request signed with the gateway key: ``protocol.access``), in requests of at most
+``archive_max_bytes``, and acts on the answer per batch:
+
+* ``archived``: the archive checked it against the finalized commitment and holds it
+  durably: it leaves the spool;
+* ``staged``: the archive keeps it but has not checked it yet (its view of the chain is
+  behind ours): delivered again after the next finalized block or ``archive_retry_s``;
+* ``refused``: it will never take it (its readings do not match the commitment, another
+  facility's device...): logged, counted by reason in the status, and kept in the spool,
+  out of the way, for the operator (``twinchain gateway refused``: list, export, retry).
+
+Delivery is idempotent on (device, seq), so after a crash of the gateway or the node what is
+still in the spool is simply delivered again: every batch lands in the archive exactly once.
+An archive that cannot be reached (a node without ``--archive-facility``, a refused
+signature) is retried with back-off, said in the log and the status; meanwhile its batches
+count against the spool's high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from twinchain.client import AsyncClient, NodeUnavailable
+from twinchain.gateway.spool import BatchRow
+from twinchain.gateway.state import GatewayState, now_ms
+from twinchain.protocol.access import sign_request
+from twinchain.protocol.jsonrpc import RpcError, to_hex
+
+log = logging.getLogger("twinchain.gateway")
+
+METHOD = "archive_deliver"
+ERROR_LOG_EVERY_S = 30.0
+
+
+class Archiver:
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+        self.b = state.b
+        self._backoff = 0.0  # seconds to wait after a failed delivery (0: none failed)
+        self._error_logged = -1e9
+        # Batch id -> when the archive answered "staged": not sent again (whole readings)
+        # before archive_retry_s.
+        self._staged_at: dict[int, float] = {}
+
+    async def run(self, rpc: AsyncClient) -> None:
+        """The archiver task, for one connection."""
+        s = self.state
+        s.archive_ready.set()  # what a previous connection or run left
+        while True:
+            if self._backoff:  # after a failure, wait it out even if batches keep coming
+                await asyncio.sleep(self._backoff)
+            else:
+                wait = self.b.archive_retry_s if s.to_archive else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.archive_ready.wait(), wait)
+            s.archive_ready.clear()
+            if s.to_archive:
+                await self.deliver_due(rpc)
+
+    def _requests(self) -> list[list[BatchRow]]:
+        """The batches waiting, oldest first, in requests of at most ``archive_max_bytes``."""
+        out: list[list[BatchRow]] = []
+        cur: list[BatchRow] = []
+        size = 0
+        soon = time.monotonic() - self.b.archive_retry_s
+        for b in sorted(self.state.to_archive.values(), key=lambda r: r.id):
+            if self._staged_at.get(b.id, -1e9) > soon:
+                continue
+            if cur and size + len(b.body) > self.b.archive_max_bytes:
+                out.append(cur)
+                cur, size = [], 0
+            cur.append(b)
+            size += len(b.body)
+        if cur:
+            out.append(cur)
+        return out
+
+    async def deliver_due(self, rpc: AsyncClient) -> None:
+        """Deliver every final batch not archived yet (False on a failure)."""
+        for rows in self._requests():
+            if not await self.deliver(rpc, rows):
+                return
+
+    async def deliver(self, rpc: AsyncClient, rows: list[BatchRow]) -> bool:
+        """One ``archive_deliver`` request; act on its answers (False: it failed)."""
+        s = self.state
+        genesis = s.chain.genesis
+        assert genesis is not None and s.spool is not None
+        batches = [to_hex(b.body) for b in rows]
+        # Signed over the params by name, as the node checks them (client.plans.deliver's
+        # form; the gateway sends the bytes it holds rather than decoding every batch).
+        auth = sign_request(s.keypair, genesis, METHOD, {"batches": batches})
+        s.stats.archive_attempts += 1
+        try:
+            answers = await rpc.call(METHOD, batches, auth)
+        except NodeUnavailable:
+            return False  # delivered again after the reconnect
+        except RpcError as exc:
+            self._failed(f"{exc.code}: {exc.message}" + (f" ({exc.data})" if exc.data else ""))
+            return False
+        if not isinstance(answers, list):
+            self._failed(f"{METHOD} answered {str(answers)[:80]!r}, not a list")
+            return False
+        by_key = {(b.device, b.seq): b for b in rows}
+        archived: list[BatchRow] = []
+        refused: list[tuple[BatchRow, str]] = []
+        for a in answers:
+            b = by_key.get(_key(a))
+            if b is None:
+                continue
+            status = a.get("status")
+            if status == "archived":
+                archived.append(b)
+            elif status == "refused":
+                refused.append((b, str(a.get("reason") or "refused")))
+            else:  # staged (or an answer we do not know): kept, delivered again later
+                self._staged_at[b.id] = time.monotonic()
+        self._ok()
+        if archived:
+            await s.db(s.spool.archived, [b.id for b in archived])
+        if refused:
+            await s.db(s.spool.refuse, [(b.id, r) for b, r in refused])
+        t = now_ms()
+        stats = s.stats
+        for b in archived:
+            self._staged_at.pop(b.id, None)
+            s.to_archive.pop(b.id, None)
+            s.archive_n -= b.n
+            stats.batches_archived += 1
+            stats.readings_archived += b.n
+            stats.observe_latency(t - b.final_ms, b.n, stats.archive_latency)
+        for b, reason in refused:
+            self._staged_at.pop(b.id, None)
+            s.to_archive.pop(b.id, None)
+            s.archive_n -= b.n
+            s.refused_n += 1
+            stats.archive_refused[reason] = stats.archive_refused.get(reason, 0) + 1
+            log.error(
+                "the archive refused batch %d of device 0x%s (%d readings): %s; kept in the "
+                "spool for the operator (twinchain gateway refused)",
+                b.seq,
+                b.device.hex()[:16],
+                b.n,
+                reason,
+            )
+        return True
+
+    def _failed(self, why: str) -> None:
+        s = self.state
+        s.archive_error = why[:200]
+        self._backoff = min(max(self._backoff * 2, 1.0), 30.0)
+        t = time.monotonic()
+        if t - self._error_logged >= ERROR_LOG_EVERY_S:
+            self._error_logged = t
+            log.error(
+                "the facility archive did not take %d final batches (%s): they stay in the "
+                "spool and are delivered again (is the node run with --archive-facility?)",
+                len(s.to_archive),
+                s.archive_error,
+            )
+
+    def _ok(self) -> None:
+        if self.state.archive_error:
+            log.info("the facility archive answers again")
+        self.state.archive_error = ""
+        self._backoff = 0.0
+
+
+def _key(answer: Any) -> tuple[bytes, int] | None:
+    """(device, seq) of one answer, None if malformed."""
+    try:
+        return bytes.fromhex(str(answer["device"]).removeprefix("0x")), int(answer["seq"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+__all__ = ["Archiver"]
