@@ -102,3 +102,38 @@ def test_a_chain_just_started_is_not_stalled_since_1970(monkeypatch: pytest.Monk
     r = manager.node_status(node, SLOT_MS)
     assert (r["best"], r["finalized"], r["finality"]) == (3, 0, "ok")
     assert r["finality_lag_blocks"] == 3 and 2 <= r["finality_lag_s"] < 4
+
+
+def test_the_archived_cell_says_what_the_facility_archive_holds_and_what_is_wrong() -> None:
+    assert manager.archived_text({"readings_archived": 12_345}) == "12,345"
+    text = manager.archived_text(
+        {"readings_archived": 5, "archive_lag_s": 42.0, "archive_refused_kept": 2}
+    )
+    assert text == "5 [yellow]lag 42s[/] [red]2 refused[/]"
+    assert "unreachable" in manager.archived_text({"archive_error": "-32601: no method"})
+
+
+def test_each_validator_keeps_its_own_facility_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan_all numbers the nodes as domain.build numbers the facilities; start_node asks
+    each for --archive-facility with its own."""
+    _, nodes, gws = manager.plan_all(tmp_path, 2, SLOT_MS)
+    assert [n.facility for n in nodes] == [0, 1]
+    seen: list[list[str]] = []
+
+    class Popen:
+        def __init__(self, cmd: list[str], **_: Any) -> None:
+            seen.append(cmd)
+
+    monkeypatch.setattr(manager.subprocess, "Popen", Popen)
+    for n in nodes:
+        manager.start_node(tmp_path, n, [])
+    for i, cmd in enumerate(seen):
+        assert cmd[cmd.index("--archive-facility") + 1] == str(i)
+    # ... and each facility's gateway talks to its own facility's node.
+    assert [g.slug for g in gws] == [n.slug for n in nodes]
+    import tomllib
+
+    for g, n in zip(gws, nodes, strict=True):
+        assert tomllib.loads(Path(g.config).read_text())["gateway"]["node"] == n.rpc_url

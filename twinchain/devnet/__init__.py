@@ -9,7 +9,9 @@ node's address is known in advance), a chain spec naming them as the authorities
 facilities' domain at genesis (:mod:`twinchain.devnet.domain`: each facility verified, with
 an operator, an owner, three twins with device keys, a gateway and a predictive worker), a
 base path per node and free ports; it starts every node at once, each dialing all others (a
-full mesh), then one simulating gateway per facility (``twinchain gateway``), and shows a
+full mesh), each keeping its own facility's archive (``--archive-facility``), then one
+simulating gateway per facility (``twinchain gateway``) talking to its facility's node (the
+chain gets its batches' commitments, that node's archive their readings), and shows a
 live table (blocks, finality, readings per second into and out of each gateway) until Ctrl-C
 (which stops gateways and nodes) unless ``--detach``. Logs go to ``DIR/<facility>/node.log``
 and ``DIR/<facility>/gateway/gateway.log``; ``DIR/devnet.json`` describes the running devnet

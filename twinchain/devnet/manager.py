@@ -61,6 +61,9 @@ class NodeInfo:
     multiaddr: str = ""
     #: Where the node listens (p2p and RPC): 127.0.0.1, or its own IP in a network namespace.
     host: str = "127.0.0.1"
+    #: The facility whose archive the node keeps (its own; -1: none): the facility's gateway
+    #: delivers its raw readings there.
+    facility: int = -1
 
     @property
     def rpc_url(self) -> str:
@@ -188,7 +191,7 @@ def plan_all(
         host = hosts[i] if hosts else "127.0.0.1"
         addr = f"/ip4/{host}/tcp/{p2p}/p2p/{peer_id_of(net)}"
         nodes.append(
-            NodeInfo(name, slug, str(base), p2p, rpc, kp.public.hex(), prom, 0, addr, host)
+            NodeInfo(name, slug, str(base), p2p, rpc, kp.public.hex(), prom, 0, addr, host, i)
         )
     genesis, gateways = domain.build(
         base_dir,
@@ -231,6 +234,8 @@ def start_node(
     )
     if validator:
         cmd.append("--validator")
+    if node.facility >= 0:  # the custodian of its facility's raw readings
+        cmd += ["--archive-facility", str(node.facility)]
     if node.host != "127.0.0.1":  # its own IP: peers and the gateway reach it there
         cmd += ["--listen-addr", node.host, "--rpc-external"]
     for b in bootnodes:
@@ -436,6 +441,11 @@ def gateway_status(gw: GatewayInfo) -> dict[str, Any]:
             "last_final_batch",
             "finality_lag",
             "finality_stalled_s",
+            "readings_archived",
+            "archive_pending",
+            "archive_lag_s",
+            "archive_refused_kept",
+            "archive_error",
         ):
             out[k] = s.get(k)
     return out
@@ -579,23 +589,25 @@ def status(base_dir: Path) -> list[dict[str, Any]]:
 def table(rows: list[dict[str, Any]], rates: dict[str, float]) -> Table:
     t = Table(title="twinchain devnet", expand=False)
     cols = ("facility", "rpc", "best", "finalized", "finality", "peers", "ready txs",
-            "blocks/min", "gateway readings/s", "on chain", "spool", "open alerts")  # fmt: skip
+            "blocks/min", "gateway readings/s", "on chain", "archived", "spool",
+            "open alerts")  # fmt: skip
     for col in cols:
         left = col in ("facility", "rpc", "finality")
         t.add_column(col, justify="left" if left else "right")
     for r in rows:
         g = r.get("gateway") or {}
         if not g:
-            gcols = ["", "", ""]
+            gcols = ["", "", "", ""]
         elif not g.get("running"):
-            gcols = ["[red]down[/]", "", ""]
+            gcols = ["[red]down[/]", "", "", ""]
         elif not g.get("connected"):
             gcols = ["[yellow]no node[/]", f"{g.get('readings_final') or 0:,}",
-                     f"{g.get('backlog') or 0:,}"]  # fmt: skip
+                     archived_text(g), f"{g.get('backlog') or 0:,}"]  # fmt: skip
         else:
             gcols = [
                 f"{g.get('rate_in') or 0:,.0f} in / {g.get('rate_final') or 0:,.0f} final",
                 f"{g.get('readings_final') or 0:,}",
+                archived_text(g),
                 f"{g.get('backlog') or 0:,}",
             ]
         al = r.get("alerts") or {}
@@ -615,6 +627,19 @@ def table(rows: list[dict[str, Any]], rates: dict[str, float]) -> Table:
             *gcols,
         )
     return t
+
+
+def archived_text(g: dict[str, Any]) -> str:
+    """The table's "archived" cell: readings the facility archive holds (this gateway run),
+    and what is wrong: an archive that does not answer, refused batches kept."""
+    text = f"{g.get('readings_archived') or 0:,}"
+    if g.get("archive_error"):
+        text += " [red]unreachable[/]"
+    elif (g.get("archive_lag_s") or 0) > 10:
+        text += f" [yellow]lag {g['archive_lag_s']:.0f}s[/]"
+    if g.get("archive_refused_kept"):
+        text += f" [red]{g['archive_refused_kept']} refused[/]"
+    return text
 
 
 def watch(base_dir: Path, console: Console, until: float | None = None) -> None:

@@ -35,6 +35,7 @@ from twinchain.gateway.spool import BatchRow
 from twinchain.gateway.state import GatewayState, now_ms
 from twinchain.protocol.access import sign_request
 from twinchain.protocol.jsonrpc import RpcError, to_hex
+from twinchain.protocol.telemetry import MAX_BATCHES
 
 log = logging.getLogger("twinchain.gateway")
 
@@ -68,7 +69,8 @@ class Archiver:
                 await self.deliver_due(rpc)
 
     def _requests(self) -> list[list[BatchRow]]:
-        """The batches waiting, oldest first, in requests of at most ``archive_max_bytes``."""
+        """The batches waiting, oldest first, in requests of at most ``archive_max_bytes`` and
+        MAX_BATCHES batches (the node's limits per request)."""
         out: list[list[BatchRow]] = []
         cur: list[BatchRow] = []
         size = 0
@@ -76,7 +78,7 @@ class Archiver:
         for b in sorted(self.state.to_archive.values(), key=lambda r: r.id):
             if self._staged_at.get(b.id, -1e9) > soon:
                 continue
-            if cur and size + len(b.body) > self.b.archive_max_bytes:
+            if cur and (size + len(b.body) > self.b.archive_max_bytes or len(cur) >= MAX_BATCHES):
                 out.append(cur)
                 cur, size = [], 0
             cur.append(b)
