@@ -44,7 +44,12 @@ NONCE_BYTES = 16
 
 
 class AuthError(ValueError):
-    """A signed request that is malformed, stale, replayed or not signed by its account."""
+    """A signed request that is malformed, stale, replayed or not signed by its account;
+    ``reason`` says which: "malformed", "stale", "replayed" or "bad-signature"."""
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,9 @@ class NonceCache:
             if ts >= horizon:
                 self._floor = max(self._floor, ts)
         if timestamp <= self._floor:
-            raise AuthError("request too old to tell from a replay; sign it again")
+            raise AuthError("request too old to tell from a replay; sign it again", "replayed")
         if (account, nonce) in self._seen:
-            raise AuthError("replayed request (nonce already used)")
+            raise AuthError("replayed request (nonce already used)", "replayed")
         self._seen[(account, nonce)] = timestamp
 
 
@@ -158,10 +163,11 @@ def check_request(
     if abs(auth.timestamp - now_ms) > max_skew_ms:
         raise AuthError(
             f"request timestamp is {abs(auth.timestamp - now_ms)} ms from the node's clock "
-            f"(at most {max_skew_ms})"
+            f"(at most {max_skew_ms})",
+            "stale",
         )
     msg = request_message(genesis_hash, method, params, auth.account, auth.timestamp, auth.nonce)
     if not verify(auth.account, msg, auth.signature):
-        raise AuthError("bad signature")
+        raise AuthError("bad signature", "bad-signature")
     nonces.use(auth.account, auth.nonce, auth.timestamp, now_ms)
     return auth.account

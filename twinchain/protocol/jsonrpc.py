@@ -46,6 +46,17 @@ UNSUPPORTED_KEY_TYPE = 1017
 INVALID_COUNT = 4002
 STATE_UNAVAILABLE = 4003
 
+# Authorized reads and archive deliveries (ours; as HTTP's 401, 403 and 404).
+# No credentials, or bad ones: malformed, stale, replayed or forged signed requests; unknown,
+# expired or revoked API keys. Sign again (or get a key).
+UNAUTHORIZED = 5001
+# The caller is known but may not do this: no right to the twin's metric over that range, an
+# API key without the scope, a gateway delivering for a device that is not its own.
+FORBIDDEN = 5003
+# This node keeps no facility archive, or not the twin's: ask the twin's facility's node.
+NO_ARCHIVE = 5004
+ACCESS_CODES = frozenset({UNAUTHORIZED, FORBIDDEN})
+
 _MESSAGES = {
     PARSE_ERROR: "Parse error",
     INVALID_REQUEST: "Invalid request",
@@ -73,16 +84,23 @@ class RpcError(Exception):
 
     @classmethod
     def from_json(cls, err: Any) -> RpcError:
-        """The error object of a reply (lenient: a malformed one still gives an RpcError)."""
+        """The error object of a reply (lenient: a malformed one still gives an RpcError);
+        an access refusal (UNAUTHORIZED, FORBIDDEN) as :class:`AccessDenied`."""
         if not isinstance(err, dict):
             return cls(SERVER_ERROR, "malformed error", err)
         code = err.get("code")
         message = err.get("message")
-        return cls(
+        kind = AccessDenied if code in ACCESS_CODES else cls
+        return kind(
             code if type(code) is int else SERVER_ERROR,
             message if isinstance(message, str) else "Server error",
             err.get("data"),
         )
+
+
+class AccessDenied(RpcError):
+    """The node refused the caller: credentials missing or bad (``UNAUTHORIZED``) or no right
+    to what it asked (``FORBIDDEN``); ``message`` says which and why."""
 
 
 # --------------------------------------------------------------------------- wire helpers

@@ -1,11 +1,13 @@
 """The RPC seam: what the server needs from a node.
 
 ``NodeHandle`` is implemented by ``twinchain.node.service.Node``; tests use a small stand-in.
+``ArchiveStore`` is the facility archive (``twinchain.archive``), when the node keeps one.
 The JSON shapes both ends share are in :mod:`twinchain.protocol.jsonrpc`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -13,6 +15,7 @@ if TYPE_CHECKING:
     from twinchain.node.blockchain import Blockchain
     from twinchain.node.txpool import TransactionPool
     from twinchain.primitives.keystore import Keystore
+    from twinchain.protocol.telemetry import Batch
 
 
 class NodeHandle(Protocol):
@@ -67,3 +70,53 @@ class NodeHandle(Protocol):
     def submit_extrinsic(self, raw: bytes) -> bytes:
         """Validate and pool ``raw``; return its hash. Raises ``PoolError``."""
         ...
+
+
+class Delivery(Protocol):
+    """The archive's answer for one delivered batch."""
+
+    device: bytes
+    seq: int
+    status: str  # "staged" | "archived" | "refused"
+    reason: str | None
+
+
+class ArchivedBatch(Protocol):
+    """One archived batch: the device, its sequence number and ALL its readings (a proof of
+    one reading needs the whole batch's leaves)."""
+
+    device: bytes
+    seq: int
+    readings: Sequence[tuple[int, int, int]]
+
+
+class ArchiveStore(Protocol):
+    """The facility archive as the RPC server uses it (``twinchain.archive.ArchiveStore``)."""
+
+    facility: int
+
+    def deliver(self, gateway: bytes, batches: list[Batch]) -> Sequence[Delivery]:
+        """Stage a gateway's batches (thread-safe, sync); one delivery per batch, in order."""
+        ...
+
+    def readings(
+        self, twin: int, metric: int | None, from_ms: int, to_ms: int, limit: int
+    ) -> Sequence[ArchivedBatch]:
+        """The archived batches of ``twin`` overlapping ``[from_ms, to_ms]``, at most
+        ``limit``."""
+        ...
+
+
+#: What a server is given for its archive: the store, or a function returning it (None until
+#: the archive service has opened it).
+ArchiveSource = ArchiveStore | Callable[[], ArchiveStore | None] | None
+
+
+def archive_getter(source: ArchiveSource) -> Callable[[], ArchiveStore | None] | None:
+    """``source`` as a function that returns the store (None: no archive yet, or none)."""
+    if source is None:
+        return None
+    if hasattr(source, "readings"):
+        store: ArchiveStore = source  # type: ignore[assignment]
+        return lambda: store
+    return source  # type: ignore[return-value]

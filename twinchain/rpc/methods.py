@@ -30,7 +30,9 @@ from twinchain.protocol.jsonrpc import (
     number_from_json,
     to_hex,
 )
-from twinchain.rpc.api import NodeHandle
+from twinchain.rpc import custody
+from twinchain.rpc.api import ArchiveStore, NodeHandle
+from twinchain.rpc.auth import Authenticator
 from twinchain.rpc.errors import invalid_params, pool_error
 from twinchain.rpc.twin import register as register_twin_methods
 from twinchain.runtime.executive import InvalidTransaction
@@ -78,6 +80,10 @@ class CallContext:
     starting_block: int = 0  # best block number when the server started (system_syncState)
     # Run after the response (or whole batch response) is queued to the client.
     after_response: list[Callable[[], None]] = field(default_factory=list)
+    #: The server's checker of authenticated calls (its nonce cache, its API keys).
+    auth: Authenticator | None = None
+    #: The facility archive this node keeps, if any (see rpc.custody).
+    archive: Callable[[], ArchiveStore | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -593,3 +599,5 @@ def new_subscription_id() -> str:
 
 
 register_twin_methods(rpc)
+for _name, _fn in custody.METHODS.items():
+    rpc(_name)(_fn)

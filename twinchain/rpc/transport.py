@@ -41,8 +41,9 @@ from twinchain.protocol.jsonrpc import (
     SERVER_BUSY,
     RpcError,
 )
-from twinchain.rpc.api import NodeHandle
+from twinchain.rpc.api import ArchiveSource, NodeHandle, archive_getter
 from twinchain.rpc.asgi import Receive, Scope, Send, lifespan
+from twinchain.rpc.auth import ApiKeyStore, Authenticator
 from twinchain.rpc.methods import METHODS, CallContext, call_method, health
 from twinchain.rpc.metrics import rpc_call_finished, rpc_call_started
 from twinchain.rpc.subscriptions import ChainEvents, MiB, WsConnection, dumps
@@ -147,8 +148,13 @@ class RpcApp:
         max_subscriptions_per_connection: int = 1024,
         max_response_bytes: int = 20 * MiB,
         max_calls_per_second: float = 1000.0,
+        archive: ArchiveSource = None,
+        api_keys: ApiKeyStore | None = None,
     ) -> None:
         self.node = node
+        # One per server: a signed request accepted here is a replay here from then on.
+        self.auth = Authenticator(node.chain.genesis_hash, api_keys)
+        self.archive = archive_getter(archive)
         self.unsafe = unsafe
         self.origins = OriginPolicy(cors)
         self.max_request_bytes = max_request_bytes
@@ -185,6 +191,8 @@ class RpcApp:
             allow_unsafe=self.unsafe or is_loopback(peer),
             subscriptions=conn,
             starting_block=self.starting_block,
+            auth=self.auth,
+            archive=self.archive,
         )
         try:
             text = payload.decode("utf-8") if isinstance(payload, bytes) else payload

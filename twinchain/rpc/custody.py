@@ -1,0 +1,242 @@
+"""The facility archive over JSON-RPC: gateways deliver raw readings, authorized readers read
+them with proofs. Both methods take an ``auth`` param (:mod:`twinchain.rpc.auth`).
+
+    archive_deliver(batches, auth)            a gateway delivers signed device batches (0x-hex
+                                              of ``Batch.to_bytes()``), signed with its key;
+                                              one {device, seq, status, reason} per batch
+    twin_readings(twin, metric, from, to, auth)
+                                              the twin's raw readings of ``metric`` with
+                                              ``from <= timestamp <= to`` (ms), for a caller
+                                              the chain lets read them; each with its Merkle
+                                              proof against its batch's root on chain
+
+Rights are the chain's (``Telemetry.may_read`` at the finalized block): the twin's owner, a
+grantee with READ_TELEMETRY, the auditor of the twin's facility, or a disclosure covering the
+range. A caller without the right gets FORBIDDEN, never an empty answer; a node without an
+archive (or with another facility's) answers NO_ARCHIVE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from twinchain.primitives.codec import CodecError
+from twinchain.primitives.hashing import Domain, hash_for
+from twinchain.primitives.keys import encode_address
+from twinchain.protocol.jsonrpc import (
+    NO_ARCHIVE,
+    OVERSIZED_RESPONSE,
+    RpcError,
+    from_hex,
+    to_hex,
+)
+from twinchain.protocol.telemetry import MAX_BATCHES, READING, Batch
+from twinchain.rpc.auth import Authenticator, Caller, forbidden
+from twinchain.rpc.errors import invalid_params
+from twinchain.rpc.twin.common import Params, bind_params, int_param, read_at
+
+if TYPE_CHECKING:
+    from twinchain.rpc.api import ArchiveStore
+    from twinchain.rpc.methods import CallContext
+    from twinchain.runtime.runtime import Runtime
+
+#: At most this many readings (each ~1 kB with its proof) or batches in one answer: a larger
+#: range is refused with a clear error rather than cut short.
+MAX_ANSWER_READINGS = 10_000
+MAX_ANSWER_BATCHES = 1_000
+
+
+# --------------------------------------------------------------------------- proofs
+
+
+def merkle_proofs(leaves: Sequence[bytes], indices: Sequence[int]) -> list[list[bytes]]:
+    """The proofs of several leaves from one pass over the tree: the same sibling paths as
+    ``twinchain.native.merkle.merkle_proof`` (a promoted odd node adds no sibling), which
+    rebuilds the whole tree for each leaf."""
+    level = [hash_for(Domain.MERKLE_LEAF, x) for x in leaves]
+    proofs: list[list[bytes]] = [[] for _ in indices]
+    pos = list(indices)
+    while len(level) > 1:
+        for k, i in enumerate(pos):
+            sib = i ^ 1
+            if sib < len(level):
+                proofs[k].append(level[sib])
+            pos[k] = i // 2
+        nxt = [
+            hash_for(Domain.MERKLE_NODE, level[i] + level[i + 1])
+            for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return proofs
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _archive(ctx: CallContext) -> ArchiveStore:
+    store = ctx.archive() if ctx.archive is not None else None
+    if store is None:
+        raise RpcError(NO_ARCHIVE, "this node keeps no archive", {"reason": "no-archive"})
+    return store
+
+
+def _authenticator(ctx: CallContext) -> Authenticator:
+    if ctx.auth is None:  # a server always has one; a bare CallContext (tests) may not
+        ctx.auth = Authenticator(ctx.node.chain.genesis_hash)
+    return ctx.auth
+
+
+def _bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Params:
+    return list(args) if args else (dict(kwargs) if kwargs else None)
+
+
+def _finalized(ctx: CallContext, fn: Callable[[Runtime], Any]) -> Any:
+    return read_at(ctx.node.chain, to_hex(ctx.node.chain.finalized.hash), fn)
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def archive_deliver(ctx: CallContext, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Stage a gateway's batches in this node's archive; the archive checks that each device
+    is this facility's and bound to the gateway, and archives a batch once its commitment is
+    final and matches."""
+    batches_v, auth = bind_params(_bind(args, kwargs), ("batches", "auth"), 1)
+    store = _archive(ctx)
+    if not isinstance(batches_v, list) or not 1 <= len(batches_v) <= MAX_BATCHES:
+        raise invalid_params(f"batches must be a list of 1..{MAX_BATCHES} 0x-hex batches")
+    caller = _authenticator(ctx).authenticate(
+        "archive_deliver", {"batches": batches_v}, auth, "deliver"
+    )
+    batches = []
+    for i, b in enumerate(batches_v):
+        try:
+            batches.append(Batch.from_bytes(from_hex(b, f"batches[{i}]")))
+        except (ValueError, CodecError) as exc:
+            raise invalid_params(f"batches[{i}] is not a batch: {exc}") from None
+    return [_delivery_json(d) for d in store.deliver(caller.account, batches)]
+
+
+def _delivery_json(d: Any) -> dict[str, Any]:
+    device = d.device
+    return {
+        "device": to_hex(device) if isinstance(device, bytes) else device,
+        "seq": d.seq,
+        "status": d.status,
+        "reason": getattr(d, "reason", None),
+    }
+
+
+def twin_readings(ctx: CallContext, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """The readings of ``metric`` of ``twin`` in ``[from, to]`` with their proofs, grouped by
+    batch (device, seq, count, root), for a caller the chain lets read them."""
+    names = ("twin", "metric", "from", "to", "auth")
+    twin_v, metric_v, from_v, to_v, auth = bind_params(_bind(args, kwargs), names, 4)
+    store = _archive(ctx)
+    caller = _authenticator(ctx).authenticate(
+        "twin_readings",
+        {"twin": twin_v, "metric": metric_v, "from": from_v, "to": to_v},
+        auth,
+        "readings",
+    )
+    twin = int_param(twin_v, "twin id")
+    metric = int_param(metric_v, "metric", 2**16 - 1)
+    lo, hi = int_param(from_v, "from (ms)"), int_param(to_v, "to (ms)")
+    if lo > hi:
+        raise invalid_params("from must not be later than to")
+
+    def answer(rt: Runtime) -> list[dict[str, Any]]:
+        info = rt.equipment.twin(twin)
+        if info is None:
+            raise invalid_params(f"no twin {twin}")
+        _check_custodian(store, rt, twin, info.facility)
+        # Rights as of the finalized block, expiries against its time.
+        if not rt.telemetry.may_read(twin, metric, caller.account, lo, hi, rt.timestamp.Now.get()):
+            raise _no_right(caller, twin, metric, lo, hi)
+        archived = store.readings(twin, metric, lo, hi, MAX_ANSWER_BATCHES + 1)
+        if len(archived) > MAX_ANSWER_BATCHES:
+            raise _too_much(f"more than {MAX_ANSWER_BATCHES} batches")
+        out: list[dict[str, Any]] = []
+        total = 0
+        for ab in archived:
+            rec = rt.telemetry.batch(ab.device, ab.seq)
+            if rec is None or rec.twin != twin:
+                continue  # not a final batch of this twin: nothing to prove against
+            rows = list(READING.iter_unpack(_raw(ab.readings)))
+            picked = [i for i, (m, ts, _) in enumerate(rows) if m == metric and lo <= ts <= hi]
+            if not picked:
+                continue
+            total += len(picked)
+            if total > MAX_ANSWER_READINGS:
+                raise _too_much(f"more than {MAX_ANSWER_READINGS} readings")
+            proofs = merkle_proofs([READING.pack(*r) for r in rows], picked)
+            out.append(
+                {
+                    "device": to_hex(ab.device),
+                    "seq": ab.seq,
+                    "count": rec.count,
+                    "root": to_hex(rec.root),
+                    "readings": [
+                        {
+                            "index": i,
+                            "timestamp": rows[i][1],
+                            "value": rows[i][2],
+                            "proof": [to_hex(h) for h in proof],
+                        }
+                        for i, proof in zip(picked, proofs, strict=True)
+                    ],
+                }
+            )
+        return out
+
+    return _finalized(ctx, answer)  # type: ignore[no-any-return]
+
+
+def _raw(readings: Any) -> bytes:
+    raw = getattr(readings, "raw", None)
+    if isinstance(raw, bytes):
+        return raw
+    return b"".join(READING.pack(*r) for r in readings)
+
+
+def _check_custodian(store: ArchiveStore, rt: Runtime, twin: int, facility: int | None) -> None:
+    """A twin's readings are in its own facility's archive only: send the reader there."""
+    if facility is not None and facility == store.facility:
+        return
+    data: dict[str, Any] = {"reason": "not-custodian", "facility": facility}
+    where = ""
+    if facility is not None:
+        rec = rt.facility.facility(facility)
+        url = getattr(rec, "rpc_url", None) if rec is not None else None
+        if url:
+            data["rpcUrl"] = url
+            where = f" at {url}"
+    raise RpcError(
+        NO_ARCHIVE,
+        f"this node keeps facility {store.facility}'s archive; twin {twin}'s readings are in "
+        f"facility {facility}'s{where}",
+        data,
+    )
+
+
+def _no_right(caller: Caller, twin: int, metric: int, lo: int, hi: int) -> RpcError:
+    return forbidden(
+        f"account {encode_address(caller.account)} may not read metric {metric} of twin "
+        f"{twin} over [{lo}, {hi}]: it needs to own the twin, hold READ_TELEMETRY on it, audit "
+        f"its facility, or have a disclosure of that window",
+        "no-right",
+    )
+
+
+def _too_much(what: str) -> RpcError:
+    return RpcError(
+        OVERSIZED_RESPONSE, "Response is too big", f"{what} in range: ask a shorter range"
+    )
+
+
+METHODS = {"archive_deliver": archive_deliver, "twin_readings": twin_readings}
+
+__all__ = ["MAX_ANSWER_BATCHES", "MAX_ANSWER_READINGS", "METHODS", "merkle_proofs"]
