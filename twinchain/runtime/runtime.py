@@ -45,7 +45,7 @@ from twinchain.storage.abc import StateReader
 
 SPEC_NAME = "twinchain"
 IMPL_NAME = "twinchain-node"
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: Telemetry takes commitments; disclosure policy; Facility.rpc_url
 IMPL_VERSION = 1
 TRANSACTION_VERSION = 1
 
@@ -136,6 +136,7 @@ class Runtime:
             TelemetryConfig(
                 twins=self.equipment,
                 roles=self.roles,
+                facilities=self.facility,
                 # Told of each closed window in this order, all in the close's one layer.
                 window_listeners=(
                     self.benchmark,

@@ -133,9 +133,12 @@ class TwinRegistry(Protocol):
         """Whether the twin exists and is commissioned, active or in maintenance."""
         ...
 
-    def has_right(self, twin: int, who: bytes, right: int, t: TwinInfo | None = None) -> bool:
+    def has_right(
+        self, twin: int, who: bytes, right: int, t: TwinInfo | None = None, now: int | None = None
+    ) -> bool:
         """Whether ``who`` owns the twin or holds an unexpired delegation of ``right``
-        (``t``: the twin's record when the caller has it)."""
+        (``t``: the twin's record when the caller has it; ``now``: the time to check the
+        expiry at, ms, default the block time)."""
         ...
 
 
@@ -174,7 +177,8 @@ class TelemetryReads(Protocol):
         ...
 
     def aggregate(self, twin: int, metric: int, start: int) -> Aggregate | None:
-        """The twin's aggregate of ``metric`` in the window starting at ``start``."""
+        """The twin's aggregate of ``metric`` in the window starting at ``start``; None for
+        a metric the twin keeps private."""
         ...
 
 

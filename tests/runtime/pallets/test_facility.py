@@ -126,6 +126,36 @@ def test_update_by_its_operator_only(blk: Any) -> None:
     assert (info(blk, fid).location, info(blk, fid).capabilities) == ("Hamburg", ["casting"])
 
 
+def test_set_rpc_url_by_its_operator_only(blk: Any) -> None:
+    fid = register(blk)
+    assert info(blk, fid).rpc_url == ""
+    evs = blk.dispatch(signed(OP), "Facility", "set_rpc_url", fid, "https://plant-a.example:9944")
+    assert blk.names(evs) == ["Facility.RpcUrlSet"]
+    assert blk.args(evs[0]) == {"facility": fid, "url": "https://plant-a.example:9944"}
+    assert info(blk, fid).rpc_url == "https://plant-a.example:9944"
+    for who, url, error in [
+        (OP2, "https://x", "NotFacilityOperator"),
+        (NOBODY, "https://x", "NotFacilityOperator"),
+        (OP, "ftp://x", "InvalidRpcUrl"),
+        (OP, "https://x y", "InvalidRpcUrl"),
+    ]:
+        with pytest.raises(DispatchError) as e:
+            blk.dispatch(signed(who), "Facility", "set_rpc_url", fid, url)
+        assert err(e) == f"Facility.{error}"
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(Origin.root(), "Facility", "set_rpc_url", fid, "https://x")
+    assert err(e) == "System.BadOrigin"
+    blk.dispatch(signed(OP), "Facility", "set_rpc_url", fid, "")  # withdrawn
+    assert info(blk, fid).rpc_url == ""
+
+
+def test_genesis_facility_rpc_url(make_chain: Any) -> None:
+    cfg = world() | {
+        "facility": {"facilities": [{"operator": "//Operator", "name": "A", "rpc_url": "wss://a"}]}
+    }
+    assert make_chain(extra=cfg).rt.facility.facility(0).rpc_url == "wss://a"
+
+
 def test_operator_losing_its_role_loses_its_facility_calls(blk: Any) -> None:
     fid = register(blk)
     blk.dispatch(Origin.root(), "Roles", "force_revoke", OP.public, "FacilityOperator")

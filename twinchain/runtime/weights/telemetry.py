@@ -20,8 +20,8 @@ W_SUBMIT_BASE = 50_000
 # a batch: its signature checked, its Merkle root, its records.
 W_PER_BATCH = 200_000
 
-# a reading: checks, aggregates, its share of the state root.
-W_PER_READING = 2_000
+# a public summary of a batch: its checks, its window aggregate, its share of the state root.
+W_PER_SUMMARY = 20_000
 
 # a call reading and writing a few values (devices, metrics, capture settings).
 W_SMALL = 40_000

@@ -46,6 +46,7 @@ from twinchain.runtime.pallets.facility.types import (
     MAX_CERTIFICATIONS,
     MAX_LOCATION,
     MAX_NAME,
+    MAX_RPC_URL,
     MAX_STANDARD,
     REPUTATION_AUDIT_FAILED,
     REPUTATION_AUDIT_PASSED,
@@ -53,6 +54,7 @@ from twinchain.runtime.pallets.facility.types import (
     REPUTATION_MAINTENANCE,
     REPUTATION_MAX,
     REPUTATION_PER_SEVERITY,
+    RPC_URL_SCHEMES,
     Assessment,
     AuditEntry,
     Capabilities,
@@ -132,6 +134,7 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
         FacilitySuspended = (("facility", FacilityId), ("reason", H256))
         FacilityReinstated = (("facility", FacilityId),)
         FacilityRevoked = (("facility", FacilityId), ("reason", H256))
+        RpcUrlSet = (("facility", FacilityId), ("url", Str(MAX_RPC_URL)))
 
     class Error(PalletErrors):
         NotOperator = "the sender does not hold the FacilityOperator role"
@@ -163,6 +166,7 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
         AlreadySuspended = "the facility is already suspended"
         NotSuspended = "the facility is not suspended"
         Overflow = "too many facilities or rule sets"
+        InvalidRpcUrl = "an RPC URL starts with http://, https://, ws:// or wss:// (or is empty)"
 
     # ------------------------------------------------------------------ helpers
     def _get(self, fid: int) -> FacilityInfo:
@@ -243,6 +247,7 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
             REPUTATION_INITIAL,
             self.runtime.block.number,
             None,
+            "",
         )
         self.Facilities.insert(fid, f)
         self.ValidatorOf.insert(validator, fid)
@@ -315,10 +320,27 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
         self._log(facility, "Revoked", None, reason, f.reputation)
         self.deposit(self.Event.FacilityRevoked(facility, reason))
 
+    @call(
+        15,
+        weight=weights.W_SMALL,
+        origin=SIGNED,
+        args=(("facility", FacilityId), ("url", Str(MAX_RPC_URL))),
+    )
+    def set_rpc_url(self, origin: Origin, facility: int, url: str) -> None:
+        """Publish where the facility's node answers authorized reads of its archive (the
+        facility's operator; empty: none)."""
+        who = ensure_signed(origin)
+        f = self._ensure_operator_of(who, facility)
+        if url and (not url.startswith(RPC_URL_SCHEMES) or any(c.isspace() for c in url)):
+            raise self.Error.InvalidRpcUrl()
+        f.rpc_url = url
+        self.Facilities.insert(facility, f)
+        self.deposit(self.Event.RpcUrlSet(facility, url))
+
     # ------------------------------------------------------------------ genesis
     def genesis(self, config: dict[str, Any]) -> None:
         """``facilities``: [{operator, name, location, capabilities, validator,
-        verified_until?}]; ``rule_sets``: [{name, standards, capabilities, ...}]."""
+        verified_until?, rpc_url?}]; ``rule_sets``: [{name, standards, capabilities, ...}]."""
         for i, spec in enumerate(config.get("facilities", [])):
             validator = parse_account(spec.get("validator", spec["operator"]))
             until = int(spec.get("verified_until", 0))
@@ -332,6 +354,7 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
                 REPUTATION_INITIAL,
                 0,
                 Verification(ZERO_HASH, ZERO_HASH, True, 0, until) if until else None,
+                str(spec.get("rpc_url", "")),
             )
             self.Facilities.insert(i, f)
             self.ValidatorOf.insert(validator, i)

@@ -28,6 +28,8 @@ MAX_SCOPE = 128
 MAX_RULES = 16
 MAX_CERTIFICATIONS = 256
 MAX_FAILED = 64
+MAX_RPC_URL = 256
+RPC_URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
 
 REPUTATION_INITIAL = 500
 REPUTATION_MAX = 1000
@@ -95,6 +97,9 @@ class FacilityInfo(Record):
     reputation: int
     registered_at: int
     verification: Verification | None
+    # Where the facility's node answers authorized reads of its archive (a reader in another
+    # facility asks the owner's node); empty until its operator sets it.
+    rpc_url: str
     FIELDS: ClassVar = {
         "operator": AccountId,
         "name": Str(MAX_NAME),
@@ -105,6 +110,7 @@ class FacilityInfo(Record):
         "reputation": U32,
         "registered_at": U64,
         "verification": Option(Verification.wire_type()),
+        "rpc_url": Str(MAX_RPC_URL),
     }
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from twinchain.runtime.pallets.telemetry.types import Aggregate
-    from twinchain.runtime.traits import RoleRegistry, TwinRegistry
+    from twinchain.runtime.traits import FacilityRegistry, RoleRegistry, TwinRegistry
 
 
 class WindowCloseListener(Protocol):
@@ -21,7 +21,8 @@ class WindowCloseListener(Protocol):
         self, twin: int, start: int, window_ms: int, aggs: dict[int, Aggregate]
     ) -> None:
         """The twin's window ``[start, start + window_ms)`` has closed: ``aggs`` maps each
-        metric with readings in it to its aggregate. Runs at the start of a block after the
+        metric the twin makes public with readings in it to its aggregate (a private metric
+        has none on chain). Runs at the start of a block after the
         submission that closed the window (Telemetry's queue), in the listeners' order, all of
         them in one layer per close; it must not raise for business reasons (the whole close
         would be reverted and reported), only record."""
@@ -34,4 +35,5 @@ class Config:
 
     twins: TwinRegistry  # twin records, rights, operating envelopes (Equipment)
     roles: RoleRegistry  # the Gateway role of submitters; the Device role of bound keys (Roles)
+    facilities: FacilityRegistry  # a twin's facility: its operator and auditor (Facility)
     window_listeners: Sequence[WindowCloseListener]  # told of each closed window, in order

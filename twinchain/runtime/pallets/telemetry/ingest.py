@@ -1,9 +1,12 @@
-"""Telemetry's ingestion: one accepted batch into its device's state, its twin's window
+"""Telemetry's ingestion: one accepted commitment into its device's state, its twin's window
 aggregates and the batch logs, and the windows it closes queued for the next blocks.
 
-Per batch the per-reading rules (envelope, capture frequency, age, clock drift, jumps) run in
-``native.readings_scan`` (C, or its Python reference) over the packed readings; Python only
-merges the batch's partial aggregates into the stored windows and writes the records.
+The chain never sees a batch's readings, only its :class:`Commitment`: count, time span,
+Merkle root and the summaries of the metrics the twin makes public. So the checks that need
+no reading run here (a summary outside the operating envelope, a batch from the future or
+stale); the per-reading ones (too fast, implausible jumps) are the facility archive's, which
+holds the readings. A commitment lies in one window (``submit`` checks it), so its summaries
+merge into exactly one window aggregate per public metric.
 """
 
 from __future__ import annotations
@@ -11,21 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from twinchain import native
-from twinchain.native import fallback as native_fallback
 from twinchain.protocol.telemetry import (
     BATCH_CHUNK,
     BATCH_RECORD,
     MAX_FUTURE_DRIFT_MS,
-    READING,
-    Batch,
-    packed_readings,
-    survey_readings,
+    Commitment,
 )
 from twinchain.runtime.pallets.telemetry.types import (
     BATCH_LOG_CHUNK,
+    BATCH_WIDE,
     DEFAULT_CAPTURE,
-    FLAG_BITS,
+    DEFAULT_MAX_AGE_MS,
     Aggregate,
     CaptureConfig,
     DeviceInfo,
@@ -46,16 +45,36 @@ class IngestContext:
     captures: dict[int, dict[int, CaptureConfig]] = field(default_factory=dict)
 
 
+def batch_flags(
+    ctx: IngestContext, envelopes: dict[int, Any], captures: dict[int, CaptureConfig], c: Commitment
+) -> list[tuple[int, str]]:
+    """(metric, flag) of a commitment, in event order: each public summary outside its
+    envelope, then the batch-wide time flags (metric ``BATCH_WIDE``)."""
+    out: list[tuple[int, str]] = []
+    max_age = DEFAULT_MAX_AGE_MS if not c.public else None
+    for s in c.public:
+        env = envelopes.get(s.metric)
+        if env is not None and (s.min < env.min or s.max > env.max):
+            out.append((s.metric, "OutOfRange"))
+        age = captures.get(s.metric, DEFAULT_CAPTURE).max_age_ms
+        max_age = age if max_age is None or age < max_age else max_age
+    if c.last_ts > ctx.now + MAX_FUTURE_DRIFT_MS:
+        out.append((BATCH_WIDE, "FromFuture"))
+    if max_age is not None and c.first_ts + max_age < ctx.now:
+        out.append((BATCH_WIDE, "Stale"))
+    return out
+
+
 def apply_batch(
-    tel: Telemetry, ctx: IngestContext, gateway: bytes, d: DeviceInfo, b: Batch, root: bytes
+    tel: Telemetry, ctx: IngestContext, gateway: bytes, d: DeviceInfo, c: Commitment
 ) -> None:
-    """Apply one batch whose checks passed and signature verified (``root``: its Merkle
-    root): sequence state, flags, window aggregates, batch record and log, events."""
+    """Apply one commitment whose checks passed and signature verified: sequence state,
+    flags, window aggregates, batch record and log, events."""
     twin = d.twin
-    if b.seq > d.next_seq:
-        d.gaps += b.seq - d.next_seq
-        tel.deposit(tel.Event.SequenceGap(b.device, d.next_seq, b.seq))
-    d.next_seq = b.seq + 1
+    if c.seq > d.next_seq:
+        d.gaps += c.seq - d.next_seq
+        tel.deposit(tel.Event.SequenceGap(c.device, d.next_seq, c.seq))
+    d.next_seq = c.seq + 1
     now, window = ctx.now, ctx.window
     envelopes = ctx.envelopes.get(twin)
     if envelopes is None:
@@ -63,88 +82,54 @@ def apply_batch(
     captures = ctx.captures.get(twin)
     if captures is None:
         captures = ctx.captures[twin] = tel.Capture.get_shared(twin) or {}
-    lasts = d.last  # written back with the rest of ``d`` by ``submit``
-    raw = packed_readings(b.readings)
-    metrics, first_ts, last_ts = survey_readings(b.readings)
-    # Per metric, once per batch: its envelope, capture settings and last reading; the
-    # per-reading rules run in native.readings_scan (C, or its Python reference).
-    slots: list[native_fallback.Slot] = []
-    for m in metrics:
-        cap = captures.get(m, DEFAULT_CAPTURE)
-        env = envelopes.get(m)
-        slots.append(
-            (
-                m,
-                None if env is None else (env.min, env.max, env.max_step),
-                cap.min_interval_ms,
-                cap.max_age_ms,
-                lasts.get(m),
-            )
-        )
-    limit = now + MAX_FUTURE_DRIFT_MS
-    flags, partials, new_lasts, newest, flagged = native.readings_scan(
-        raw, slots, now, limit, window, ctx.newest.get(twin, -1)
-    )
-    ctx.newest[twin] = newest  # a reading from the future never closes a window
-    for m, last in zip(metrics, new_lasts, strict=True):
-        if last is not None:
-            lasts[m] = last
-    if flagged:
-        flag_event = tel.Event.ReadingFlagged
-        for i, f in enumerate(flags):
-            if f:
-                m, ts, v = READING.unpack_from(raw, i * READING.size)
-                for bit, name in FLAG_BITS:
-                    if f & bit:
-                        tel.deposit(flag_event(twin, b.device, b.seq, i, m, name, v, ts))
-    # The batch's partial aggregates merged into the stored windows, as if each reading
-    # had been added in order (see Aggregate.add).
-    windows: dict[int, dict[int, Aggregate]] = {}  # window start -> metric -> aggregate
-    for start, m, count, lo, hi, total, last, last_at, nflag in partials:
-        table = windows.get(start)
-        if table is None:
-            table = windows[start] = tel.Aggregates.get(twin, start) or {}
-        agg = table.get(m)
-        if agg is None:
-            table[m] = Aggregate(count, lo, hi, total, last, last_at, nflag)
-            continue
-        if agg.count == 0:
-            agg.min, agg.max, agg.last, agg.last_ts = lo, hi, last, last_at
-        else:
-            if lo < agg.min:
-                agg.min = lo
-            if hi > agg.max:
-                agg.max = hi
-            if last_at >= agg.last_ts:
-                agg.last, agg.last_ts = last, last_at
-        agg.count += count
-        agg.sum += total
-        agg.flagged += nflag
-    for start, table in windows.items():
+    flags = batch_flags(ctx, envelopes, captures, c)
+    for m, flag in flags:
+        tel.deposit(tel.Event.BatchFlagged(twin, c.device, c.seq, m, flag))
+    batch_wide = any(m == BATCH_WIDE for m, _ in flags)
+    flagged_metrics = {m for m, _ in flags}
+    start = c.first_ts - c.first_ts % window
+    if c.first_ts <= now + MAX_FUTURE_DRIFT_MS:  # a batch from the future closes no window
+        ctx.newest[twin] = max(ctx.newest.get(twin, -1), start)
+    flagged = 0
+    if c.public:
+        lasts = d.last  # written back with the rest of ``d`` by ``submit``
+        table: dict[int, Aggregate] = tel.Aggregates.get(twin, start) or {}
+        for s in c.public:
+            nflag = s.count if batch_wide or s.metric in flagged_metrics else 0
+            flagged += nflag
+            agg = table.get(s.metric)
+            if agg is None:
+                table[s.metric] = Aggregate(s.count, s.min, s.max, s.sum, s.last, s.last_ts, nflag)
+            else:
+                agg.merge(s.count, s.min, s.max, s.sum, s.last_ts, s.last, nflag)
+            prev = lasts.get(s.metric)
+            if prev is None or s.last_ts >= prev[0]:
+                lasts[s.metric] = (s.last_ts, s.last)
         tel.Aggregates.insert(twin, start, table)
-    count = len(b.readings)
-    c = b.seq // BATCH_CHUNK
+    if batch_wide:
+        flagged = c.count  # every reading of the batch, private ones too
+    chunk = c.seq // BATCH_CHUNK
     tel.BatchChunks.insert(
-        b.device,
-        c,
-        tel.BatchChunks.get(b.device, c)
+        c.device,
+        chunk,
+        tel.BatchChunks.get(c.device, chunk)
         + BATCH_RECORD.pack(
-            b.seq,
+            c.seq,
             twin,
-            root,
-            count,
-            first_ts,
-            last_ts,
+            c.root,
+            c.count,
+            c.first_ts,
+            c.last_ts,
             gateway,
             tel.runtime.block.number,
             flagged,
         ),
     )
-    log_batch(tel, twin, b.device, b.seq)
+    log_batch(tel, twin, c.device, c.seq)
     d.batches += 1
-    d.readings += count
+    d.readings += c.count
     d.last_seen = now
-    tel.deposit(tel.Event.BatchAccepted(twin, b.device, b.seq, root, count, flagged))
+    tel.deposit(tel.Event.BatchAccepted(twin, c.device, c.seq, c.root, c.count, flagged))
 
 
 def log_batch(tel: Telemetry, twin: int, device: bytes, seq: int) -> None:
@@ -161,12 +146,12 @@ def log_batch(tel: Telemetry, twin: int, device: bytes, seq: int) -> None:
 
 
 def queue_closes(tel: Telemetry, ctx: IngestContext) -> None:
-    """A reading in a later window closes its twin's open one: queue the closes (their hooks
+    """A batch in a later window closes its twin's open one: queue the closes (their hooks
     run in the next blocks' ``on_initialize``, :mod:`.windows`)."""
     closed: list[tuple[int, int, int]] = []
     for twin, newest in sorted(ctx.newest.items()):
         if newest < 0:
-            continue  # only readings from the future: they open no window
+            continue
         open_start: int | None = tel.OpenWindow.get(twin)
         if open_start is not None and newest <= open_start:
             continue

@@ -7,7 +7,6 @@ from typing import Any
 
 from twinchain.primitives.codec import (
     H256,
-    I64,
     U8,
     U16,
     U32,
@@ -23,19 +22,19 @@ from twinchain.primitives.keys import is_valid_public, parse_account
 from twinchain.protocol.telemetry import (
     BATCH_CHUNK,
     DEFAULT_METRICS,
+    DEFAULT_PUBLIC,
     MAX_BATCHES,
     MAX_FUTURE_DRIFT_MS,
     MAX_METRIC_NAME,
+    MAX_PUBLIC,
     MAX_READINGS,
     MAX_UNIT,
-    Batch,
     BatchRecord,
+    Commitment,
     MetricInfo,
     MetricKind,
     Triple,
-    batch_message,
     chunk_record,
-    survey_readings,
     verify_device_signatures,
 )
 from twinchain.runtime.framework import (
@@ -54,7 +53,7 @@ from twinchain.runtime.framework import (
     ensure_root,
     ensure_signed,
 )
-from twinchain.runtime.pallets.equipment.types import OPERATE, TwinId
+from twinchain.runtime.pallets.equipment.types import OPERATE, READ_TELEMETRY, TwinId
 from twinchain.runtime.pallets.roles import DEVICE, GATEWAY
 from twinchain.runtime.pallets.telemetry import ingest, signatures, windows
 from twinchain.runtime.pallets.telemetry.config import Config
@@ -62,18 +61,24 @@ from twinchain.runtime.pallets.telemetry.ingest import IngestContext
 from twinchain.runtime.pallets.telemetry.types import (
     BATCH_LOG_CHUNK,
     BATCH_REF_SIZE,
+    BATCH_WIDE,
     DEFAULT_CAPTURE,
     DEFAULT_MAX_AGE_MS,
     DEFAULT_WINDOW_MS,
     FLAGS,
     MAX_DEVICES_PER_TWIN,
+    MAX_GRANTS,
+    MAX_PUBLIC_METRICS,
     Aggregate,
+    AnchoredResult,
     BatchRecords,
     BatchRefs,
     CaptureConfig,
     CaptureTable,
     DeviceInfo,
+    DisclosureGrant,
     Flag,
+    MetricSet,
     WindowAggregates,
 )
 from twinchain.runtime.weights import telemetry as weights
@@ -131,6 +136,30 @@ class Telemetry(Pallet):
     CloseQueueBounds = StorageValue(
         Tuple(U64, U64), (0, 0), doc="CloseQueue's first position and the next free one."
     )
+    DefaultPublic = StorageValue(
+        MetricSet(),
+        DEFAULT_PUBLIC,
+        doc="The disclosure policy of a twin that set none: its public metrics.",
+    )
+    Disclosure = StorageMap(
+        TwinId, MetricSet(), doc="Each twin's public metrics, once its owner set them."
+    )
+    Grants = StorageDoubleMap(
+        TwinId,
+        U32,
+        DisclosureGrant.wire_type(),
+        doc="Later disclosures of a twin's readings (a metric, a time range, a reader), by id.",
+    )
+    GrantIds = StorageMap(
+        TwinId, Tuple(U32, U32), (0, 0), doc="Each twin's next grant id and live grants."
+    )
+    Anchors = StorageDoubleMap(
+        TwinId,
+        U32,
+        AnchoredResult.wire_type(),
+        doc="Digests of results computed off chain over a twin's data, by id.",
+    )
+    AnchorCount = StorageMap(TwinId, U32, 0, doc="Results anchored per twin.")
 
     class Event(PalletEvents):
         MetricRegistered = (("metric", U16), ("name", Str(MAX_METRIC_NAME)))
@@ -153,15 +182,31 @@ class Telemetry(Pallet):
         SequenceGap = (("device", AccountId), ("expected", U64), ("got", U64))
         WindowClosed = (("twin", TwinId), ("start", U64))
         WindowCloseFailed = (("twin", TwinId), ("start", U64))
-        ReadingFlagged = (
+        BatchFlagged = (
             ("twin", TwinId),
             ("device", AccountId),
             ("seq", U64),
-            ("index", U32),
             ("metric", U16),
             ("flag", Flag),
-            ("value", I64),
-            ("timestamp", U64),
+        )
+        DisclosureChanged = (("twin", TwinId), ("metric", U16), ("public", Bool))
+        WindowDisclosed = (
+            ("twin", TwinId),
+            ("id", U32),
+            ("metric", U16),
+            ("from_ms", U64),
+            ("to_ms", U64),
+            ("reader", Option(AccountId)),
+        )
+        DisclosureWithdrawn = (("twin", TwinId), ("id", U32))
+        ResultAnchored = (
+            ("twin", TwinId),
+            ("id", U32),
+            ("kind", U8),
+            ("from_ms", U64),
+            ("to_ms", U64),
+            ("digest", H256),
+            ("by", AccountId),
         )
 
     class Error(PalletErrors):
@@ -176,8 +221,16 @@ class Telemetry(Pallet):
         UnknownDevice = "the device is not bound (or its Device role was revoked)"
         WrongGateway = "the device is pinned to another gateway"
         EmptyBatch = "no batches, or a batch without readings"
-        UnknownMetric = "a reading names an unregistered metric"
+        UnknownMetric = "the metric is not registered"
         BadDeviceSignature = "a batch's device signature does not verify"
+        SpansWindows = "a batch's time span crosses a window boundary (cut it there)"
+        NotPublic = "a batch summarizes a metric its twin keeps private"
+        BadSummary = "a batch's time span or public summaries are inconsistent"
+        TooManyPublic = "a twin makes at most MAX_PUBLIC metrics public"
+        InvalidRange = "the time range is empty (from_ms > to_ms)"
+        TooManyGrants = "the twin has the maximum number of disclosure grants"
+        UnknownGrant = "the twin has no disclosure grant with this id"
+        NotOwnerOrOperator = "the sender is neither the twin's owner nor its facility's operator"
         DuplicateBatch = "the batch's sequence number was used already (replay)"
         InvalidCaptureConfig = "max_age_ms must be positive"
         MetricExists = "a metric with this id is registered already"
@@ -282,66 +335,216 @@ class Telemetry(Pallet):
         weight=lambda rt, batches: (
             weights.W_SUBMIT_BASE
             + (weights.W_PER_BATCH + weights.W_CLOSE_QUEUE) * len(batches)
-            + weights.W_PER_READING * sum(len(b.readings) for b in batches)
+            + weights.W_PER_SUMMARY * sum(len(b.public) for b in batches)
         ),
         origin=SIGNED,
-        args=(("batches", Vec(Batch.wire_type(), MAX_BATCHES)),),
+        args=(("batches", Vec(Commitment.wire_type(), MAX_BATCHES)),),
     )
-    def submit(self, origin: Origin, batches: list[Batch]) -> None:
-        """Submit device-signed batches (Gateway). Fails whole on any bad device signature,
-        replayed sequence number, unknown device or metric; flags odd readings in events."""
+    def submit(self, origin: Origin, batches: list[Commitment]) -> None:
+        """Submit device-signed batch commitments (Gateway): the readings stay with the
+        facility archive. Fails whole on any bad device signature, replayed sequence number,
+        unknown device or metric, batch across a window boundary, summary of a private
+        metric or inconsistent summary; flags odd batches in events."""
         gateway = ensure_signed(origin)
         roles = self.config.roles
         if not roles.has(gateway, GATEWAY):
             raise self.Error.NotGateway()
         if not batches:
             raise self.Error.EmptyBatch()
-        # 1. Checks and roots, no writes.
+        window = self.WindowMs.get()
+        # 1. Checks, no writes.
         devices: dict[bytes, DeviceInfo] = {}
         expected: dict[bytes, int] = {}
+        public: dict[int, frozenset[int]] = {}  # twin -> its public metrics
         known_metrics: set[int] = set()
-        roots: list[bytes] = []
-        for b in batches:
-            d = devices.get(b.device)
+        for c in batches:
+            d = devices.get(c.device)
             if d is None:
-                d = self.Devices.get(b.device)
-                if d is None or not d.active or not roles.has(b.device, DEVICE):
+                d = self.Devices.get(c.device)
+                if d is None or not d.active or not roles.has(c.device, DEVICE):
                     raise self.Error.UnknownDevice()
                 if not self.config.twins.is_operational(d.twin):
                     raise self.Error.TwinNotOperational()
-                devices[b.device] = d
-                expected[b.device] = d.next_seq
+                devices[c.device] = d
+                expected[c.device] = d.next_seq
             if d.gateway is not None and d.gateway != gateway:
                 raise self.Error.WrongGateway()
-            if not b.readings:
+            if c.count == 0:
                 raise self.Error.EmptyBatch()
-            if b.seq < expected[b.device]:
-                raise self.Error.DuplicateBatch(f"seq {b.seq} < {expected[b.device]}")
-            if b.seq >= U64.max:
+            if c.seq < expected[c.device]:
+                raise self.Error.DuplicateBatch(f"seq {c.seq} < {expected[c.device]}")
+            if c.seq >= U64.max:
                 raise self.Error.Overflow("sequence number exhausted")
-            expected[b.device] = b.seq + 1
-            for m in set(survey_readings(b.readings)[0]) - known_metrics:
-                if not self.Metrics.contains(m):
-                    raise self.Error.UnknownMetric(str(m))
-                known_metrics.add(m)
-            roots.append(signatures.root_of(self, b.readings))
+            expected[c.device] = c.seq + 1
+            if c.first_ts > c.last_ts:
+                raise self.Error.BadSummary("first_ts > last_ts")
+            if c.first_ts // window != c.last_ts // window:
+                raise self.Error.SpansWindows()
+            if c.public:
+                pub = public.get(d.twin)
+                if pub is None:
+                    pub = public[d.twin] = self.public_metrics(d.twin)
+                self._check_summaries(c, pub, known_metrics)
         # 2. Device signatures: one batch verification for what the block did not pre-verify.
         genesis = self.runtime.genesis_hash
-        triples: list[Triple] = []
-        for b, root in zip(batches, roots, strict=True):
-            twin = devices[b.device].twin
-            msg = batch_message(genesis, b.device, twin, b.seq, root, len(b.readings))
-            triples.append((b.device, msg, b.signature))
+        triples: list[Triple] = [
+            (c.device, c.message(genesis, devices[c.device].twin), c.signature) for c in batches
+        ]
         if not signatures.check_submitted(self, triples):
             raise self.Error.BadDeviceSignature()
         # 3. Apply.
-        ctx = IngestContext(self._now(), self.WindowMs.get())
-        for b, root in zip(batches, roots, strict=True):
-            ingest.apply_batch(self, ctx, gateway, devices[b.device], b, root)
+        ctx = IngestContext(self._now(), window)
+        for c in batches:
+            ingest.apply_batch(self, ctx, gateway, devices[c.device], c)
         for dev, d in devices.items():
             self.Devices.insert(dev, d)
-        # 4. Windows: a reading in a later window closes the twin's open one (queued).
+        # 4. Windows: a batch in a later window closes the twin's open one (queued).
         ingest.queue_closes(self, ctx)
+
+    def _check_summaries(self, c: Commitment, pub: frozenset[int], known: set[int]) -> None:
+        """Each summary of a registered, public metric and consistent with the commitment
+        and itself (the device signed it, but a device can be wrong): at most ``count``
+        readings in all, its latest one within the span, ``min <= last <= max`` and a sum
+        that ``count`` readings in ``[min, max]`` can give."""
+        total = 0
+        for s in c.public:
+            if s.metric not in known:
+                if not self.Metrics.contains(s.metric):
+                    raise self.Error.UnknownMetric(str(s.metric))
+                known.add(s.metric)
+            if s.metric not in pub:
+                raise self.Error.NotPublic(str(s.metric))
+            total += s.count
+            if (
+                total > c.count
+                or not c.first_ts <= s.last_ts <= c.last_ts
+                or not s.min <= s.last <= s.max
+                or not s.count * s.min <= s.sum <= s.count * s.max
+            ):
+                raise self.Error.BadSummary(f"metric {s.metric}")
+
+    # ------------------------------------------------------------------ disclosure
+    @call(
+        5,
+        weight=weights.W_SMALL,
+        origin=SIGNED,
+        args=(("twin", TwinId), ("metric", U16), ("public", Bool)),
+    )
+    def set_disclosure(self, origin: Origin, twin: int, metric: int, public: bool) -> None:
+        """Make one of the twin's metrics public or private from now on (the twin's owner).
+        A public metric's batch summaries, window aggregates and latest values are on chain
+        for everyone; a private one's batches leave only their commitment."""
+        who = ensure_signed(origin)
+        self._ensure_owner(twin, who)
+        if not self.Metrics.contains(metric):
+            raise self.Error.UnknownMetric()
+        pub = set(self.public_metrics(twin))
+        if public:
+            pub.add(metric)
+        else:
+            pub.discard(metric)
+        if len(pub) > MAX_PUBLIC_METRICS:
+            raise self.Error.TooManyPublic()
+        self.Disclosure.insert(twin, frozenset(pub))
+        self.deposit(self.Event.DisclosureChanged(twin, metric, public))
+
+    @call(
+        6,
+        weight=weights.W_SMALL,
+        origin=SIGNED,
+        args=(
+            ("twin", TwinId),
+            ("metric", U16),
+            ("from_ms", U64),
+            ("to_ms", U64),
+            ("reader", Option(AccountId)),
+        ),
+    )
+    def disclose(
+        self,
+        origin: Origin,
+        twin: int,
+        metric: int,
+        from_ms: int,
+        to_ms: int,
+        reader: bytes | None,
+    ) -> None:
+        """Let ``reader`` (None: everyone) read the twin's readings of ``metric`` in
+        ``[from_ms, to_ms]`` from the owner's archive, with their proofs (the twin's owner)."""
+        who = ensure_signed(origin)
+        self._ensure_owner(twin, who)
+        if not self.Metrics.contains(metric):
+            raise self.Error.UnknownMetric()
+        if from_ms > to_ms:
+            raise self.Error.InvalidRange()
+        next_id, live = self.GrantIds.get(twin)
+        if live >= MAX_GRANTS:
+            raise self.Error.TooManyGrants()
+        if next_id >= U32.max:
+            raise self.Error.Overflow("grant ids exhausted")
+        self.Grants.insert(
+            twin, next_id, DisclosureGrant(metric, from_ms, to_ms, reader, self._now())
+        )
+        self.GrantIds.insert(twin, (next_id + 1, live + 1))
+        self.deposit(self.Event.WindowDisclosed(twin, next_id, metric, from_ms, to_ms, reader))
+
+    @call(7, weight=weights.W_SMALL, origin=SIGNED, args=(("twin", TwinId), ("id", U32)))
+    def withdraw_disclosure(self, origin: Origin, twin: int, id: int) -> None:
+        """Withdraw a disclosure grant (the twin's owner): later reads need another right
+        (what was read meanwhile stays read)."""
+        who = ensure_signed(origin)
+        self._ensure_owner(twin, who)
+        if not self.Grants.contains(twin, id):
+            raise self.Error.UnknownGrant()
+        self.Grants.remove(twin, id)
+        next_id, live = self.GrantIds.get(twin)
+        self.GrantIds.insert(twin, (next_id, live - 1))
+        self.deposit(self.Event.DisclosureWithdrawn(twin, id))
+
+    @call(
+        8,
+        weight=weights.W_SMALL,
+        origin=SIGNED,
+        args=(
+            ("twin", TwinId),
+            ("kind", U8),
+            ("from_ms", U64),
+            ("to_ms", U64),
+            ("digest", H256),
+        ),
+    )
+    def anchor(
+        self, origin: Origin, twin: int, kind: int, from_ms: int, to_ms: int, digest: bytes
+    ) -> None:
+        """Anchor the digest of a result computed off chain over the twin's data in
+        ``[from_ms, to_ms]`` (``kind``: 0 KPI report, 1 alert, 2 other report; the twin's
+        owner or its facility's operator). A private metric's KPIs and alerts live here."""
+        who = ensure_signed(origin)
+        t = self.config.twins.twin(twin)
+        if t is None:
+            raise self.Error.UnknownTwin()
+        if t.owner != who and not self._is_operator(t.facility, who):
+            raise self.Error.NotOwnerOrOperator()
+        if from_ms > to_ms:
+            raise self.Error.InvalidRange()
+        n = self.AnchorCount.get(twin)
+        if n >= U32.max:
+            raise self.Error.Overflow("anchor ids exhausted")
+        record = AnchoredResult(kind, from_ms, to_ms, digest, who, self.runtime.block.number)
+        self.Anchors.insert(twin, n, record)
+        self.AnchorCount.insert(twin, n + 1)
+        self.deposit(self.Event.ResultAnchored(twin, n, kind, from_ms, to_ms, digest, who))
+
+    def _ensure_owner(self, twin: int, who: bytes) -> None:
+        t = self.config.twins.twin(twin)
+        if t is None:
+            raise self.Error.UnknownTwin()
+        if t.owner != who:
+            raise self.Error.NotOwner()
+
+    def _is_operator(self, fid: int | None, who: bytes) -> bool:
+        f = None if fid is None else self.config.facilities.facility(fid)
+        return f is not None and f.status != "Revoked" and f.operator == who
 
     # ------------------------------------------------------------------ hooks
     def on_initialize(self, number: int) -> int:
@@ -399,6 +602,12 @@ class Telemetry(Pallet):
             self._set_capture(
                 int(twin), int(metric), CaptureConfig(int(min_interval), int(max_age))
             )
+        if "default_public" in config:
+            self.DefaultPublic.put(frozenset(int(m) for m in config["default_public"]))
+        for twin, metrics in config.get("disclosure", []):
+            if self.config.twins.twin(int(twin)) is None:
+                raise ValueError(f"genesis disclosure for unknown twin {twin}")
+            self.Disclosure.insert(int(twin), frozenset(int(m) for m in metrics))
 
     def _set_capture(self, twin: int, metric: int, config: CaptureConfig) -> None:
         table: dict[int, CaptureConfig] = self.Capture.get(twin) or {}
@@ -473,12 +682,61 @@ class Telemetry(Pallet):
         return int(self.WindowMs.get())
 
     def aggregate(self, twin: int, metric: int, start: int) -> Aggregate | None:
+        """The twin's window aggregate of ``metric``; None for a metric it keeps private
+        now (its aggregates from while it was public stay in storage)."""
+        if metric not in self.public_metrics(twin):
+            return None
         return self.window_aggregates(twin, start).get(metric)
 
     def last_readings(self, device: bytes) -> dict[int, tuple[int, int]]:
-        """``{metric: (timestamp ms, value)}`` of the device's latest readings."""
+        """``{metric: (timestamp ms, value)}`` of the device's latest readings of the metrics
+        its twin makes public now."""
         d: DeviceInfo | None = self.Devices.get(device)
-        return {} if d is None else d.last
+        if d is None:
+            return {}
+        pub = self.public_metrics(d.twin)
+        return {m: v for m, v in d.last.items() if m in pub}
+
+    def public_metrics(self, twin: int) -> frozenset[int]:
+        """The metrics the twin makes public (its policy, else the chain's default)."""
+        pub: frozenset[int] | None = self.Disclosure.get_shared(twin)
+        return self.DefaultPublic.get() if pub is None else pub
+
+    def grants(self, twin: int) -> list[tuple[int, DisclosureGrant]]:
+        """The twin's live disclosure grants, by id."""
+        return list(self.Grants.iter_prefix(twin))
+
+    def anchors(self, twin: int) -> list[tuple[int, AnchoredResult]]:
+        """The results anchored for the twin, by id."""
+        return list(self.Anchors.iter_prefix(twin))
+
+    def may_read(
+        self,
+        twin: int,
+        metric: int | None,
+        who: bytes,
+        from_ms: int,
+        to_ms: int,
+        now_ms: int,
+    ) -> bool:
+        """Whether ``who`` may read the twin's raw readings of ``metric`` (None: every
+        metric) in ``[from_ms, to_ms]`` at ``now_ms``: the twin's owner; a holder of an
+        unexpired ``READ_TELEMETRY`` right on it; the auditor of the twin's facility's
+        unexpired verification; or a disclosure grant covering the metric and range, to
+        ``who`` or to everyone. The facility archive asks this before it answers."""
+        eq = self.config.twins
+        t = eq.twin(twin)
+        if t is None:
+            return False
+        if t.owner == who or eq.has_right(twin, who, READ_TELEMETRY, t, now_ms):
+            return True
+        f = None if t.facility is None else self.config.facilities.facility(t.facility)
+        v = None if f is None else f.verification
+        if v is not None and v.auditor == who and v.expires > now_ms and any(who):
+            return True
+        if metric is None:
+            return False
+        return any(g.covers(metric, who, from_ms, to_ms) for _, g in self.grants(twin))
 
     def last_reading(self, device: bytes, metric: int) -> tuple[int, int] | None:
         return self.last_readings(device).get(metric)
@@ -491,5 +749,9 @@ class Telemetry(Pallet):
             "DefaultMaxAgeMs": DEFAULT_MAX_AGE_MS,
             "MaxFutureDriftMs": MAX_FUTURE_DRIFT_MS,
             "Flags": list(FLAGS),
+            "BatchWideMetric": BATCH_WIDE,
+            "MaxPublicSummaries": MAX_PUBLIC,
+            "MaxDisclosureGrants": MAX_GRANTS,
+            "DefaultPublic": sorted(DEFAULT_PUBLIC),
             "ReadingLeaf": "u16 metric ‖ u64 timestamp_ms ‖ i64 value, big-endian",
         }

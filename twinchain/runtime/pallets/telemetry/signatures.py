@@ -1,8 +1,9 @@
 """Telemetry's device signatures on chain: checked once per block where possible, and once
 per process for a batch seen before.
 
-Every batch carries its device's signature (:func:`~twinchain.protocol.telemetry.sign_batch`).
-``submit`` must know each one good before it applies the batch, but verifying them one
+Every commitment carries its device's signature (:func:`~twinchain.protocol.telemetry.sign_batch`,
+over :meth:`~twinchain.protocol.telemetry.Commitment.message`). ``submit`` must know each one
+good before it applies the commitment, but verifying them one
 extrinsic at a time is the slowest way: the executive asks every pallet for the signatures
 its block's calls carry (:meth:`Telemetry.extra_signatures`, which is
 :func:`collect_device_signatures` less those known good) and verifies them with the
@@ -11,7 +12,8 @@ extrinsics' own in ONE ``native.verify_batch`` call; the verdicts come back thro
 (:func:`check_submitted`).
 
 A verdict depends on the three byte strings alone (the message binds chain, device, twin,
-sequence and root), so good ones are also remembered process-wide: pool admission verifies a
+sequence, count, span, root and public summaries), so good ones are also remembered
+process-wide: pool admission verifies a
 batch when its extrinsic arrives, and authoring and import, which are on every reading's path
 to finality, do not again.
 """
@@ -21,14 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from twinchain.protocol.telemetry import (
-    Batch,
-    Triple,
-    batch_message,
-    batch_root,
-    packed_readings,
-    verify_device_signatures,
-)
+from twinchain.protocol.telemetry import Commitment, Triple, verify_device_signatures
 
 if TYPE_CHECKING:
     from twinchain.runtime.framework import CallDef, Pallet
@@ -39,7 +34,6 @@ _GOOD_SIGNATURES: dict[Triple, None] = {}
 _GOOD_SIGNATURES_MAX = 1 << 16
 
 VERIFIED = "telemetry.verified"  # BlockContext.notes: device signatures checked this block
-ROOTS = "telemetry.roots"  # BlockContext.notes: packed readings -> batch root
 
 
 def remember_good_signatures(triples: Iterable[Triple]) -> None:
@@ -54,15 +48,6 @@ def remember_good_signatures(triples: Iterable[Triple]) -> None:
 def forget_good_signatures() -> None:
     """Drop the memo of good device signatures (a fresh process; tests and benchmarks)."""
     _GOOD_SIGNATURES.clear()
-
-
-def root_of(tel: Telemetry, readings: Sequence[tuple[int, int, int]]) -> bytes:
-    """A batch's root, from the block's cache when :func:`collect_device_signatures` computed
-    it already."""
-    # Keyed by the readings' bytes: immune to a list changed in place after it was hashed.
-    raw = packed_readings(readings)
-    root: bytes | None = tel.runtime.block.notes.get(ROOTS, {}).get(raw)
-    return batch_root(readings) if root is None else root
 
 
 def check_submitted(tel: Telemetry, triples: Sequence[Triple]) -> bool:
@@ -80,7 +65,7 @@ def check_submitted(tel: Telemetry, triples: Sequence[Triple]) -> bool:
 
 def _submits(
     tel: Telemetry, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]
-) -> Iterator[list[Batch]]:
+) -> Iterator[list[Commitment]]:
     submit = tel.calls_by_name["submit"]
     for pallet, cd, args in calls:
         if pallet is tel and cd is submit:
@@ -90,14 +75,12 @@ def _submits(
 def collect_device_signatures(
     tel: Telemetry, calls: Iterable[tuple[Pallet, CallDef, list[Any]]]
 ) -> list[Triple]:
-    """(device, message, signature) of every batch in the block's decoded ``calls``,
-    against the state at the start of the block; caches the batch roots for ``submit``.
+    """(device, message, signature) of every commitment in the block's decoded ``calls``,
+    against the state at the start of the block.
 
-    Batches of unknown devices are skipped (their extrinsic fails on its own), and so are
+    Commitments of unknown devices are skipped (their extrinsic fails on its own), and so are
     submits nested in other calls (sudo, multisig): ``submit`` verifies those itself.
     """
-    notes = tel.runtime.block.notes
-    roots: dict[bytes, bytes] = notes.setdefault(ROOTS, {})
     genesis = tel.runtime.genesis_hash
     out: list[Triple] = []
     twins: dict[bytes, int | None] = {}
@@ -107,11 +90,9 @@ def collect_device_signatures(
                 d = tel.Devices.get_shared(b.device)
                 twins[b.device] = None if d is None else d.twin
             twin = twins[b.device]
-            if twin is None or not b.readings:
+            if twin is None or not b.count:
                 continue
-            root = roots[packed_readings(b.readings)] = batch_root(b.readings)
-            msg = batch_message(genesis, b.device, twin, b.seq, root, len(b.readings))
-            out.append((b.device, msg, b.signature))
+            out.append((b.device, b.message(genesis, twin), b.signature))
     return out
 
 

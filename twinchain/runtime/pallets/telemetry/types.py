@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from twinchain.native import fallback as native_fallback
 from twinchain.primitives.codec import (
+    H256,
     I64,
+    U8,
+    U16,
     U32,
     U64,
     AccountId,
@@ -19,7 +22,7 @@ from twinchain.primitives.codec import (
     Record,
     Type,
 )
-from twinchain.protocol.telemetry import BATCH_RECORD, READING
+from twinchain.protocol.telemetry import BATCH_RECORD, MAX_PUBLIC, READING
 from twinchain.runtime.pallets.equipment.types import TwinId
 
 MAX_DEVICES_PER_TWIN = 64
@@ -34,16 +37,23 @@ DEFAULT_MAX_AGE_MS = 86_400_000  # gateways may spool a day of data while offlin
 # work, counted in the weight of the block that runs it; a submit pays for queueing.
 MAX_CLOSES_PER_BLOCK = 48
 
-FLAGS = ("OutOfRange", "TooFast", "Stale", "ImplausibleJump", "FromFuture")
-Flag = Enum("ReadingFlag", FLAGS)
-# native.readings_scan's flag bits, in the order a reading's events are raised.
-FLAG_BITS = (
-    (native_fallback.FLAG_OUT_OF_RANGE, "OutOfRange"),
-    (native_fallback.FLAG_FROM_FUTURE, "FromFuture"),
-    (native_fallback.FLAG_STALE, "Stale"),
-    (native_fallback.FLAG_TOO_FAST, "TooFast"),
-    (native_fallback.FLAG_JUMP, "ImplausibleJump"),
-)
+# What the chain can flag of a batch without its readings (the per-reading rules, too fast
+# and implausible jumps, are the facility archive's): a public summary outside the twin's
+# operating envelope, a batch reaching past the block time plus the clock drift allowed, a
+# batch starting longer ago than the max age. The time flags concern the whole batch: their
+# event names metric BATCH_WIDE.
+FLAGS = ("OutOfRange", "FromFuture", "Stale")
+Flag = Enum("BatchFlag", FLAGS)
+BATCH_WIDE = 0  # the metric a batch-wide flag's event names (no metric has id 0)
+
+# A twin's disclosure policy holds at most this many public metrics (a batch carries at most
+# MAX_PUBLIC summaries); a twin keeps at most MAX_GRANTS live disclosure grants (may_read
+# scans them) and anchors any number of results.
+MAX_PUBLIC_METRICS = MAX_PUBLIC
+MAX_GRANTS = 64
+# Anchored result kinds (u8; others are the facilities' own): a KPI report computed off
+# chain, an alert, any other signed report.
+ANCHOR_KPI, ANCHOR_ALERT, ANCHOR_REPORT = 0, 1, 2
 
 
 class _I128(Type):
@@ -91,7 +101,8 @@ class LastReadings(Type):
 @dataclass
 class DeviceInfo(Record):
     """A device key's binding, its sequence state (kept after unbinding, so that a rebound
-    key can never replay its old batches) and its latest reading of each metric.
+    key can never replay its old batches) and the latest reading of each metric its batches
+    made public (from their summaries: never a private metric).
 
     ``last`` lives here rather than in a map of its own because both are rewritten with every
     batch: one storage key per batch fewer is one trie path fewer to rehash and store."""
@@ -123,7 +134,9 @@ class DeviceInfo(Record):
 @dataclass
 class CaptureConfig(Record):
     """Configured capture frequency of one metric of a twin: readings closer than
-    ``min_interval_ms`` are too fast, older than ``max_age_ms`` at block time are stale."""
+    ``min_interval_ms`` are too fast (checked by the facility archive, which has them), a
+    batch starting more than ``max_age_ms`` before the block time is stale (on chain: the
+    strictest max age of the metrics it makes public)."""
 
     min_interval_ms: int
     max_age_ms: int
@@ -135,8 +148,9 @@ DEFAULT_CAPTURE = CaptureConfig(0, DEFAULT_MAX_AGE_MS)
 
 @dataclass
 class Aggregate(Record):
-    """Per-metric aggregate of one time window; ``last`` is the value of the latest reading
-    (by timestamp; the later-submitted one on a tie)."""
+    """Per-metric aggregate of one time window, merged from the batches' public summaries;
+    ``last`` is the value of the latest reading (by timestamp; the later-submitted one on a
+    tie); ``flagged`` counts the readings of summaries that were flagged."""
 
     count: int
     min: int
@@ -155,17 +169,21 @@ class Aggregate(Record):
         "flagged": U64,
     }
 
-    def add(self, ts: int, value: int, flagged: bool) -> None:
+    def merge(self, count: int, lo: int, hi: int, total: int, last_ts: int, last: int,
+              flagged: int) -> None:  # fmt: skip
+        """Add a batch's summary of this metric (as if its readings were added in order)."""
         if self.count == 0:
-            self.min = self.max = value
+            self.min, self.max, self.last, self.last_ts = lo, hi, last, last_ts
         else:
-            self.min = min(self.min, value)
-            self.max = max(self.max, value)
-        if self.count == 0 or ts >= self.last_ts:
-            self.last, self.last_ts = value, ts
-        self.count += 1
-        self.sum += value
-        self.flagged += int(flagged)
+            if lo < self.min:
+                self.min = lo
+            if hi > self.max:
+                self.max = hi
+            if last_ts >= self.last_ts:
+                self.last, self.last_ts = last, last_ts
+        self.count += count
+        self.sum += total
+        self.flagged += flagged
 
 
 # A twin's window and a device's latest readings are each read and written once per batch,
@@ -304,3 +322,80 @@ class CaptureTable(Type):
             "packed": ["u16 metric", "u32 min_interval_ms", "u64 max_age_ms"],
             "byteorder": "big",
         }
+
+
+class MetricSet(Type):
+    """A set of metric ids (a twin's public metrics), stored as a bin of big-endian u16 in
+    ascending order; decoded, a frozenset."""
+
+    name = "MetricSet"
+
+    def __init__(self, max_len: int = MAX_PUBLIC_METRICS) -> None:
+        self.max_len = max_len
+
+    def to_wire(self, value: Any) -> Any:
+        if not isinstance(value, frozenset | set | list | tuple) or len(value) > self.max_len:
+            raise CodecError(f"MetricSet: expected at most {self.max_len} metric ids")
+        try:
+            return b"".join(m.to_bytes(2, "big") for m in sorted(set(value)))
+        except (OverflowError, AttributeError, TypeError) as exc:
+            raise CodecError(f"MetricSet: {exc}") from None
+
+    def from_wire(self, wire: Any) -> Any:
+        if type(wire) is not bytes or len(wire) % 2 or len(wire) > 2 * self.max_len:
+            raise CodecError(f"MetricSet: expected a bin of at most {self.max_len} u16")
+        ms = [int.from_bytes(wire[i : i + 2], "big") for i in range(0, len(wire), 2)]
+        if any(a >= b for a, b in itertools.pairwise(ms)):
+            raise CodecError("MetricSet: ids not strictly ascending")
+        return frozenset(ms)
+
+    def describe(self) -> Any:
+        return {"packed": ["u16 metric"], "max": self.max_len, "byteorder": "big"}
+
+
+@dataclass
+class DisclosureGrant(Record):
+    """A later disclosure: the owner lets ``reader`` (None: everyone) read the readings of
+    ``metric`` in ``[from_ms, to_ms]`` from the owner's archive, with their proofs."""
+
+    metric: int
+    from_ms: int
+    to_ms: int
+    reader: bytes | None
+    at: int  # the block time it was made (ms)
+    FIELDS: ClassVar = {
+        "metric": U16,
+        "from_ms": U64,
+        "to_ms": U64,
+        "reader": Option(AccountId),
+        "at": U64,
+    }
+
+    def covers(self, metric: int, who: bytes, from_ms: int, to_ms: int) -> bool:
+        return (
+            self.metric == metric
+            and (self.reader is None or self.reader == who)
+            and self.from_ms <= from_ms
+            and to_ms <= self.to_ms
+        )
+
+
+@dataclass
+class AnchoredResult(Record):
+    """A result computed off chain over a twin's data (a KPI report, an alert; ``kind``),
+    anchored by its digest: the signed document itself stays with its facility."""
+
+    kind: int
+    from_ms: int
+    to_ms: int
+    digest: bytes
+    by: bytes
+    block: int
+    FIELDS: ClassVar = {
+        "kind": U8,
+        "from_ms": U64,
+        "to_ms": U64,
+        "digest": H256,
+        "by": AccountId,
+        "block": U64,
+    }

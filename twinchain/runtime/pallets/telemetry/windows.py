@@ -39,8 +39,10 @@ def queued_closes(tel: Telemetry) -> int:
 
 
 def close_window(tel: Telemetry, twin: int, start: int, window_ms: int) -> None:
-    """Hand a closed window's aggregates to the window-close listeners, in order."""
-    aggs = {m: a for m, a in tel.window_aggregates(twin, start).items() if a.count}
+    """Hand a closed window's aggregates of the metrics the twin makes public now to the
+    window-close listeners, in order (a metric made private since gives them nothing)."""
+    public = tel.public_metrics(twin)
+    aggs = {m: a for m, a in tel.window_aggregates(twin, start).items() if a.count and m in public}
     if not aggs:
         return
     tel.deposit(tel.Event.WindowClosed(twin, start))

@@ -111,12 +111,17 @@ class AccessFeature:
         self.deposit(self.Event.CriticalMultisigSet(twin, None))
 
     # ------------------------------------------------------------------ API for other pallets
-    def has_right(self, twin: int, who: bytes, right: int, t: TwinInfo | None = None) -> bool:
-        """Whether ``who`` owns the twin or holds an unexpired delegation of ``right``."""
+    def has_right(
+        self, twin: int, who: bytes, right: int, t: TwinInfo | None = None, now: int | None = None
+    ) -> bool:
+        """Whether ``who`` owns the twin or holds a delegation of ``right`` unexpired at
+        ``now`` (ms; default: the block time)."""
         t = t or self.Twins.get(twin)
         if t is None:
             return False
         if t.owner == who:
             return True
         g: AccessGrant | None = self.Access.get(twin, who)
-        return g is not None and bool(g.rights & right) and g.expires > self._now()
+        if g is None or not g.rights & right:
+            return False
+        return bool(g.expires > (self._now() if now is None else now))
