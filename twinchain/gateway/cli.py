@@ -5,6 +5,8 @@ twinchain gateway init --dir DIR [--machines 3] [--node URL] [--seed N]
                                                        keys, gateway.toml and a dev chain
                                                        spec that knows the devices
 twinchain gateway status --config gateway.toml [--json]
+twinchain gateway refused --config gateway.toml [--export DIR] [--retry]
+                                                       batches the facility archive refused
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ def add_parser(sub: Any) -> None:
     s = gsub.add_parser("status", help="the status a running gateway writes (status.json)")
     s.add_argument("--config", "-c", dest="status_config", type=Path, help="gateway.toml")
     s.add_argument("--json", action="store_true")
+    r = gsub.add_parser(
+        "refused",
+        help="batches the facility archive refused (kept in the spool): list, export, retry",
+    )
+    r.add_argument("--config", "-c", dest="refused_config", type=Path, help="gateway.toml")
+    r.add_argument("--export", type=Path, help="write each as DIR/<device>-<seq>.batch (msgpack)")
+    r.add_argument(
+        "--retry", action="store_true", help="deliver them again (on the gateway's next start)"
+    )
     g.set_defaults(fn=cmd_gateway)
 
 
@@ -49,6 +60,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             return _init(args)
         if args.gateway_cmd == "status":
             return _status(args.status_config or args.config, args.json)
+        if args.gateway_cmd == "refused":
+            return _refused(args.refused_config or args.config, args.export, args.retry)
         if args.config is None:
             raise CliError("--config FILE is required (or: gateway init --dir DIR)")
         cfg = load(args.config)
@@ -82,6 +95,43 @@ def _status(config: Path | None, as_json: bool) -> int:
     return 0
 
 
+def _refused(config: Path | None, export: Path | None, retry: bool) -> int:
+    """The batches the archive refused: a table (device, seq, readings, block, reason); their
+    signed bytes exported for a look or another delivery; or marked for delivery again."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from twinchain.gateway.config import load
+    from twinchain.gateway.spool import Spool
+    from twinchain.primitives.errors import CliError
+
+    if config is None:
+        raise CliError("--config FILE is required")
+    cfg = load(config)
+    if not cfg.spool.exists():
+        raise CliError(f"no spool at {cfg.spool}")
+    sp = Spool(cfg.spool)
+    try:
+        rows = sp.refused()
+        t = Table(title=f"batches the archive refused ({len(rows)})")
+        for col in ("device", "seq", "readings", "final in", "reason"):
+            t.add_column(col)
+        for b in rows:
+            t.add_row(f"0x{b.device.hex()[:16]}…", str(b.seq), str(b.n), f"#{b.final}", b.reason)
+        Console().print(t)
+        if export is not None:
+            export.mkdir(parents=True, exist_ok=True)
+            for b in rows:
+                (export / f"{b.device.hex()}-{b.seq}.batch").write_bytes(b.body)
+            Console().print(f"exported {len(rows)} batches to {export}")
+        if retry:
+            n = sp.retry_refused()
+            Console().print(f"{n} batches will be delivered again when the gateway next starts")
+    finally:
+        sp.close()
+    return 0
+
+
 def _init(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -109,7 +159,8 @@ def _init(args: argparse.Namespace) -> int:
     chain = args.dir / "chain"
     c.print(
         "run:\n"
-        f"  twinchain node --chain {spec_path} --validator --key //Alice --base-path {chain}\n"
+        f"  twinchain node --chain {spec_path} --validator --key //Alice --base-path {chain} "
+        "--archive-facility 0\n"
         f"  twinchain gateway --config {p.config} --live"
     )
     return 0

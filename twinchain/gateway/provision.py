@@ -14,6 +14,8 @@ from twinchain.machines.simulator import MachineConfig
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
 
+VERIFIED_UNTIL_MS = 4_102_444_800_000  # 2100-01-01
+
 
 @dataclass
 class Provisioned:
@@ -127,18 +129,37 @@ def with_gateway(
     window_ms: int = 60_000,
 ) -> dict[str, Any]:
     """A copy of ``spec`` (a chain spec's JSON, as ``twinchain build-spec --dev`` prints it)
-    whose genesis also knows this gateway: Alice makes and owns the twins, and the gateway
-    account holds Gateway, endowed as the spec's richest account (the dev accounts, in a dev
-    spec)."""
+    whose genesis also knows this gateway: Alice makes and owns the twins, which stand in
+    facility 0 (a verified plant operated by Alice, whose node is Alice's validator: run it
+    with ``--archive-facility 0`` to keep the raw readings), and the gateway account holds
+    Gateway, endowed as the spec's richest account (the dev accounts, in a dev spec)."""
     spec = copy.deepcopy(spec)
     g = spec["genesis"]
     gw = "0x" + p.gateway.public.hex()
     balances = g["balances"]["balances"]
     balances.append([gw, max(amount for _, amount in balances)])
-    g["roles"] = {"grants": [["//Alice", "EquipmentManufacturer"], [gw, "Gateway"]]}
+    g["roles"] = {
+        "grants": [
+            ["//Alice", "EquipmentManufacturer"],
+            ["//Alice", "FacilityOperator"],
+            [gw, "Gateway"],
+        ]
+    }
+    g["facility"] = {
+        "facilities": [
+            {
+                "operator": "//Alice",
+                "name": "Dev Plant",
+                "location": "Local",
+                "capabilities": ["machining", "assembly"],
+                "validator": "//Alice",
+                "verified_until": VERIFIED_UNTIL_MS,
+            }
+        ]
+    }
     g["equipment"] = {
         "twins": twin_entries(
-            machines, manufacturer="//Alice", owner="//Alice", facility=None, tick_ms=tick_ms
+            machines, manufacturer="//Alice", owner="//Alice", facility=0, tick_ms=tick_ms
         )
     }
     g["telemetry"] = {"devices": device_entries(p, 0, machines), "window_ms": window_ms}
