@@ -14,6 +14,9 @@ import sys
 from rich.logging import RichHandler
 
 from twinchain import __version__
+from twinchain.archive.cli import ArchiveCommands
+from twinchain.archive.hosting import ArchiveOptions
+from twinchain.client.sync import RpcClient
 from twinchain.devnet import cli as devnet_cli
 from twinchain.explorer import cli as explorer_cli
 from twinchain.gateway import cli as gateway_cli
@@ -28,10 +31,20 @@ from twinchain.rpc.hosting import NodeHostingOptions
 from twinchain.storage.kv import StorageError
 
 #: In the order ``twinchain --help`` lists them, after the node's own.
-COMMANDS = (devnet_cli, gateway_cli, offchain_cli, explorer_cli, simulate_cli)
+COMMANDS = (
+    devnet_cli,
+    gateway_cli,
+    offchain_cli,
+    explorer_cli,
+    simulate_cli,
+    ArchiveCommands(rpc=RpcClient),
+)
+#: The facility archive's flags; its one store is shared by its service and the RPC's.
+ARCHIVE = ArchiveOptions()
 #: What ``twinchain node`` hosts beside the chain, each with its flags: wired here, at the
-#: top, because the node sits below rpc and cannot import it.
-NODE_SERVICES = (NodeHostingOptions(),)
+#: top, because the node sits below rpc and cannot import it. The archive first: it settles
+#: and stores what the RPC service's archive_deliver hands it.
+NODE_SERVICES = (ARCHIVE, NodeHostingOptions())
 
 
 def build_parser() -> argparse.ArgumentParser:

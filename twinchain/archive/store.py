@@ -86,7 +86,6 @@ _U64 = struct.Struct(">Q")
 _SEQ = struct.Struct(">Q")
 _DAY = struct.Struct(">I")
 
-FLUSH_S = 10.0
 FLUSH_ROWS = 1_000_000
 STAGE_TIMEOUT_S = 3600.0
 COMPACT_GRACE_MS = 3_600_000  # a day is finished this long after its end (late batches)

@@ -1,0 +1,165 @@
+"""The archive hosted in a node: :class:`ArchiveService` (a ``NodeService``) and the
+``twinchain node`` flags that ask for it (:class:`ArchiveOptions`).
+
+The node never imports the archive. ``twinchain.cli`` adds :class:`ArchiveOptions` to
+``NODE_SERVICES`` before the RPC options; the RPC service must use the SAME store (it serves
+``archive_deliver`` and ``twin_readings`` from it), so it asks the options for it:
+``archive_options.store_for(args)`` creates the store once and returns it to every caller.
+
+Nothing here blocks the node's event loop: checking staged batches against the finalized
+chain, writing Parquet, compaction and retention all run in worker threads
+(``trio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from twinchain.node.services import NodeService
+
+if TYPE_CHECKING:
+    from twinchain.archive.store import ArchiveStore
+    from twinchain.node.service import Node
+
+log = logging.getLogger("twinchain.archive")
+
+FLUSH_S = 10.0  # readings reach Parquet (and DuckDB's view) this long after archiving
+MAINTAIN_S = 300.0  # compaction and retention: days change slowly
+
+
+@dataclass
+class ArchiveService:
+    """Runs ``store`` beside a node: settles staged batches on each finalized block, flushes
+    to Parquet every ``flush_s`` seconds (sooner when ``store.flush_due()``), compacts and
+    applies retention every ``maintain_s``. Closes the store when the node stops."""
+
+    store: ArchiveStore
+    flush_s: float = FLUSH_S
+    maintain_s: float = MAINTAIN_S
+    name: str = "archive"
+    _finalized: trio.Event = field(default_factory=trio.Event, init=False, repr=False)
+    _flush_now: trio.Event = field(default_factory=trio.Event, init=False, repr=False)
+
+    async def run(self, node: Node, *, task_status: trio.TaskStatus[int]) -> None:
+        from twinchain.archive.chain import BlockchainView
+
+        self.store.bind(BlockchainView(node.chain))
+        listeners = node.chain.finality_listeners
+        listeners.append(self._on_finalized)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._settle_loop)
+                nursery.start_soon(self._flush_loop)
+                log.info("archive of facility %d in %s", self.store.facility, self.store.path)
+                self._finalized.set()  # settle what was staged before a restart
+                task_status.started(0)  # listens on no port
+        finally:
+            listeners.remove(self._on_finalized)
+            # Waits for a worker thread still writing: LevelDB must not close under it.
+            self.store.close()
+
+    def _on_finalized(self, _header: object) -> None:
+        self._finalized.set()  # many blocks finalized while settling: one more pass
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await self._finalized.wait()
+            self._finalized = trio.Event()
+            try:
+                await trio.to_thread.run_sync(self.store.on_finalized)
+            except Exception:  # a state pruned while read, a bug: the next block retries
+                log.exception("archive: settling staged batches failed")
+            if self.store.flush_due():
+                self._flush_now.set()
+
+    async def _flush_loop(self) -> None:
+        next_maintain = trio.current_time()
+        while True:
+            with trio.move_on_after(self.flush_s):
+                await self._flush_now.wait()
+            self._flush_now = trio.Event()
+            try:
+                await trio.to_thread.run_sync(self.store.flush)
+                if trio.current_time() >= next_maintain:
+                    next_maintain = trio.current_time() + self.maintain_s
+                    await trio.to_thread.run_sync(self.store.maintain)
+            except OSError:  # disk full, a file in the way: the rows stay in LevelDB
+                log.exception("archive: writing Parquet failed; retrying later")
+
+
+class ArchiveOptions:
+    """The archive flags of ``twinchain node``; creates the one store both the
+    :class:`ArchiveService` and the RPC service use."""
+
+    def __init__(self) -> None:
+        self._store: ArchiveStore | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def add_arguments(self, n: argparse.ArgumentParser) -> None:
+        n.add_argument(
+            "--archive-facility",
+            type=int,
+            metavar="N",
+            help="keep the raw readings of facility N's twins (its gateways deliver here)",
+        )
+        n.add_argument(
+            "--archive-dir", type=Path, help="the archive's folder (default: BASE_PATH/archive)"
+        )
+        n.add_argument(
+            "--archive-retention-days",
+            type=_positive_int,
+            metavar="DAYS",
+            help="delete day partitions older than this (default: keep all)",
+        )
+        n.add_argument(
+            "--archive-flush-s",
+            type=float,
+            default=FLUSH_S,
+            metavar="S",
+            help=f"write archived readings to Parquet every S seconds (default {FLUSH_S:g})",
+        )
+
+    def store_for(self, args: argparse.Namespace) -> ArchiveStore | None:
+        """The archive store the flags ask for (created on the first call), None without
+        ``--archive-facility``."""
+        if getattr(args, "archive_facility", None) is None:
+            return None
+        if self._store is None:
+            from twinchain.archive.store import ArchiveStore  # pyarrow: only when asked for
+
+            path = args.archive_dir
+            if path is None and args.base_path is not None:
+                path = Path(args.base_path) / "archive"
+            if path is None:  # a --dev node without --base-path: as temporary as its chain
+                self._tmp = tempfile.TemporaryDirectory(prefix="twinchain-archive-")
+                path = Path(self._tmp.name)
+            self._store = ArchiveStore(
+                path, args.archive_facility, retention_days=args.archive_retention_days
+            )
+        return self._store
+
+    def services(self, args: argparse.Namespace) -> list[NodeService]:
+        store = self.store_for(args)
+        if store is None:
+            return []
+        return [ArchiveService(store, flush_s=args.archive_flush_s)]
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("keep at least 1 day")
+    return n
+
+
+__all__ = ["ArchiveOptions", "ArchiveService"]
