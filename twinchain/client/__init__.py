@@ -4,7 +4,10 @@ proofs, events, and head subscriptions.
 
 ``Client`` and ``RpcClient`` block (httpx); ``AsyncClient`` is for asyncio (one WebSocket),
 and ``ReconnectingClient`` keeps one connected. Both kinds run the same plans
-(:mod:`twinchain.client.plans`) for everything that takes more than one call.
+(:mod:`twinchain.client.plans`) for everything that takes more than one call, among them
+the facility archive's: ``readings`` (signed or API-key reads, every reading verified against
+its batch's finalized root) and ``deliver`` (a gateway's batches). https/wss endpoints take
+an optional ``ca_file``.
 """
 
 from twinchain.client.aio import (
@@ -16,23 +19,30 @@ from twinchain.client.aio import (
 from twinchain.client.common import (
     ChainInfo,
     ClientError,
+    Delivery,
     NodeUnavailable,
     ProofMismatch,
+    Reading,
     TxStatus,
     VersionMismatch,
     WatchTimeout,
     is_method_not_found,
+    tls_context,
 )
 from twinchain.client.sync import Client, RpcClient
+from twinchain.protocol.jsonrpc import AccessDenied
 
 __all__ = [
+    "AccessDenied",
     "AsyncClient",
     "ChainInfo",
     "Client",
     "ClientError",
     "ConnectionEvent",
+    "Delivery",
     "NodeUnavailable",
     "ProofMismatch",
+    "Reading",
     "ReconnectingClient",
     "RpcClient",
     "Subscription",
@@ -40,4 +50,5 @@ __all__ = [
     "VersionMismatch",
     "WatchTimeout",
     "is_method_not_found",
+    "tls_context",
 ]

@@ -21,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -33,16 +34,20 @@ from twinchain.client.common import (
     ChainInfo,
     ClientError,
     Codec,
+    Delivery,
     NodeUnavailable,
+    Reading,
     TxStatus,
     batch_results,
     request,
     result_of,
+    tls_context,
     ws_url,
 )
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic, Header
 from twinchain.protocol.jsonrpc import RpcError, from_hex, header_from_json, to_hex
+from twinchain.protocol.telemetry import Batch
 
 log = logging.getLogger("twinchain.client")
 
@@ -136,7 +141,9 @@ class Subscription(Generic[T]):
 class AsyncClient:
     """One WebSocket to a node. ``await connect()`` (NodeUnavailable if the node cannot be
     reached); ``call``, ``batch`` and ``subscribe`` while connected; ``close()`` at the end.
-    A request that gets no reply within ``timeout`` seconds raises NodeUnavailable."""
+    A request that gets no reply within ``timeout`` seconds raises NodeUnavailable. A wss
+    (or https) URL is checked against ``ca_file`` (PEM) if given, else the system's trusted
+    authorities."""
 
     def __init__(
         self,
@@ -144,8 +151,10 @@ class AsyncClient:
         *,
         timeout: float = 15.0,
         connect_timeout: float | None = None,
+        ca_file: str | Path | None = None,
     ) -> None:
         self.url = ws_url(url)
+        self.ca_file = ca_file
         self.timeout = timeout
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.closed = asyncio.Event()
@@ -163,9 +172,15 @@ class AsyncClient:
             # No permessage-deflate: extrinsics are hex of hashes, signatures and packed
             # integers, and deflating hundreds of kB per submission costs both ends more CPU
             # than a gateway spends on the readings in them.
+            tls = {"ssl": tls_context(self.ca_file)} if self.url.startswith("wss://") else {}
             self._ws = await asyncio.wait_for(
                 connect(
-                    self.url, max_size=None, ping_interval=20, ping_timeout=30, compression=None
+                    self.url,
+                    max_size=None,
+                    ping_interval=20,
+                    ping_timeout=30,
+                    compression=None,
+                    **tls,
                 ),
                 self.connect_timeout,
             )
@@ -408,6 +423,28 @@ class AsyncClient:
         """The events of block ``at``, decoded with the local runtime's types."""
         return await self._run(plans.events(self.codec, at))
 
+    # -- the facility archive
+    async def readings(
+        self,
+        twin: int,
+        metric: int,
+        from_ms: int,
+        to_ms: int,
+        *,
+        key: Keypair | None = None,
+        api_key: str | None = None,
+    ) -> list[Reading]:
+        """The twin's raw readings of ``metric`` in ``[from_ms, to_ms]`` from this node's
+        archive, asked as ``key``'s account or with ``api_key``, each verified against its
+        batch's finalized root (see :func:`plans.readings`)."""
+        return await self._run(
+            plans.readings(self.info, twin, metric, from_ms, to_ms, key=key, api_key=api_key)
+        )
+
+    async def deliver(self, batches: list[Batch], gateway_key: Keypair) -> list[Delivery]:
+        """Deliver signed device batches to this node's archive as the gateway."""
+        return await self._run(plans.deliver(self.info, batches, gateway_key))
+
     # -- heads
     def subscribe_new_heads(self) -> AbstractAsyncContextManager[Subscription[Header]]:
         """``async with c.subscribe_new_heads() as heads: async for header in heads`` (the
@@ -465,8 +502,10 @@ class ReconnectingClient:
         call_timeout: float = 10.0,
         connect_timeout: float = 3.0,
         backoff: tuple[float, float] = (0.2, 2.0),
+        ca_file: str | Path | None = None,
     ) -> None:
         self.url = ws_url(url)
+        self.ca_file = ca_file
         self.subscriptions = dict(subscriptions)
         self.call_timeout, self.connect_timeout = call_timeout, connect_timeout
         self.backoff = backoff
@@ -508,7 +547,10 @@ class ReconnectingClient:
         delay = low
         while True:
             client = AsyncClient(
-                self.url, timeout=self.call_timeout, connect_timeout=self.connect_timeout
+                self.url,
+                timeout=self.call_timeout,
+                connect_timeout=self.connect_timeout,
+                ca_file=self.ca_file,
             )
             try:
                 await client.connect()

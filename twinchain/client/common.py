@@ -4,7 +4,9 @@ transaction statuses. Nothing here does I/O."""
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from twinchain.primitives.types import Call, Header
@@ -42,6 +44,49 @@ class ProofMismatch(ClientError):
 
 class WatchTimeout(ClientError):
     """A watched extrinsic did not reach a final status in time."""
+
+
+def tls_context(ca_file: str | Path | None) -> ssl.SSLContext | None:
+    """The TLS context for https/wss endpoints whose certificate ``ca_file`` (PEM) issued;
+    None: the system's trusted authorities."""
+    return None if ca_file is None else ssl.create_default_context(cafile=str(ca_file))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One raw reading a node's archive answered, verified against its batch's finalized root
+    on chain: reading ``index`` of batch ``seq`` of ``device``."""
+
+    device: bytes
+    seq: int
+    index: int
+    metric: int
+    timestamp: int
+    value: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The archive's answer for one delivered batch: ``status`` "staged" (kept until its
+    commitment is final), "archived" (checked against it and stored: the gateway may drop
+    it) or "refused" (``reason`` says why)."""
+
+    device: bytes
+    seq: int
+    status: str
+    reason: str | None = None
+
+    @classmethod
+    def from_json(cls, d: Any) -> Delivery:
+        if not isinstance(d, dict) or type(d.get("seq")) is not int:
+            raise ClientError(f"malformed delivery answer {d!r:.80}")
+        reason = d.get("reason")
+        return cls(
+            from_hex(d.get("device"), "device", 32),
+            d["seq"],
+            str(d.get("status")),
+            None if reason is None else str(reason),
+        )
 
 
 def http_url(url: str) -> str:

@@ -15,12 +15,17 @@ from twinchain.client.common import (
     ChainInfo,
     ClientError,
     Codec,
+    Delivery,
+    ProofMismatch,
+    Reading,
     check_read,
     checked_header,
 )
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic
+from twinchain.protocol.access import sign_request
 from twinchain.protocol.jsonrpc import SERVER_ERROR, RpcError, from_hex, header_from_json, to_hex
+from twinchain.protocol.telemetry import Batch, verify_reading
 
 T = TypeVar("T")
 #: One JSON-RPC call a plan asks for: the method and its positional params.
@@ -119,13 +124,127 @@ def events(codec: Codec, at: bytes) -> Plan[list[dict[str, Any]]]:
     return codec.decode_events(None if raw is None else from_hex(raw, "events"))
 
 
+def auth_for(
+    info: ChainInfo,
+    method: str,
+    params: dict[str, Any],
+    key: Keypair | None,
+    api_key: str | None,
+) -> dict[str, Any]:
+    """The ``auth`` param of an authenticated call: a request signed with ``key`` over
+    ``params`` (the method's other params by name, as the node checks them), or the API key."""
+    if (key is None) == (api_key is None):
+        raise ClientError("give exactly one of key (to sign the request) and api_key")
+    if api_key is not None:
+        return {"apiKey": api_key}
+    assert key is not None
+    return sign_request(key, info.genesis_hash, method, params)
+
+
+def deliver(info: ChainInfo, batches: list[Batch], gateway_key: Keypair) -> Plan[list[Delivery]]:
+    """Deliver signed device batches to the node's archive, the request signed with the
+    gateway's key; one :class:`Delivery` per batch, in order."""
+    wire = [to_hex(b.to_bytes()) for b in batches]
+    auth = auth_for(info, "archive_deliver", {"batches": wire}, gateway_key, None)
+    answer = yield ("archive_deliver", (wire, auth))
+    if not isinstance(answer, list) or len(answer) != len(batches):
+        raise ClientError("archive_deliver did not answer one delivery per batch")
+    try:
+        return [Delivery.from_json(d) for d in answer]
+    except ValueError as exc:
+        raise ClientError(f"malformed delivery answer: {exc}") from None
+
+
+def readings(
+    info: ChainInfo,
+    twin: int,
+    metric: int,
+    from_ms: int,
+    to_ms: int,
+    *,
+    key: Keypair | None = None,
+    api_key: str | None = None,
+) -> Plan[list[Reading]]:
+    """The raw readings of ``metric`` of ``twin`` with ``from_ms <= timestamp <= to_ms`` from
+    the node's archive (its twin's facility's node), asked as ``key``'s account (a signed
+    request) or with ``api_key``. Every reading's Merkle proof is checked against its batch's
+    record on chain at the finalized block (``twin_batchRecord``): ProofMismatch if any
+    fails; AccessDenied (an RpcError) if the node refuses the caller."""
+    params = {"twin": twin, "metric": metric, "from": from_ms, "to": to_ms}
+    auth = auth_for(info, "twin_readings", params, key, api_key)
+    answer = yield ("twin_readings", (twin, metric, from_ms, to_ms, auth))
+    if not isinstance(answer, list):
+        raise ProofMismatch("twin_readings did not answer a list of batches")
+    at = yield from finalized_head()
+    out: list[Reading] = []
+    seen: set[tuple[bytes, int, int]] = set()
+    for batch in answer:
+        try:
+            device = from_hex(batch["device"], "device", 32)
+            seq, items = batch["seq"], batch["readings"]
+            if type(seq) is not int or not isinstance(items, list):
+                raise TypeError("seq or readings malformed")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProofMismatch(f"malformed batch in the answer: {exc}") from None
+        rec = yield ("twin_batchRecord", (to_hex(device), seq, to_hex(at)))
+        root, count = _record(rec, twin, device, seq)
+        for r in items:
+            reading = _checked_reading(r, root, count, metric, from_ms, to_ms, device, seq)
+            ident = (device, seq, reading.index)
+            if ident in seen:
+                raise ProofMismatch(f"reading {reading.index} of batch {seq} answered twice")
+            seen.add(ident)
+            out.append(reading)
+    out.sort(key=lambda r: (r.timestamp, r.device, r.seq, r.index))
+    return out
+
+
+def _record(rec: Any, twin: int, device: bytes, seq: int) -> tuple[bytes, int]:
+    """The root and count of a batch's finalized record, which must be the twin's."""
+    where = f"batch {seq} of device 0x{device.hex()[:16]}"
+    if rec is None:
+        raise ProofMismatch(f"{where} has no record on chain at the finalized block")
+    try:
+        root = from_hex(rec["root"], "root", 32)
+        count = rec["count"]
+        if type(count) is not int:
+            raise ValueError("count must be an integer")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProofMismatch(f"malformed batch record of {where}: {exc}") from None
+    if rec.get("twin") != twin:
+        raise ProofMismatch(f"{where} is not a batch of twin {twin}")
+    return root, count
+
+
+def _checked_reading(
+    r: Any, root: bytes, count: int, metric: int, lo: int, hi: int, device: bytes, seq: int
+) -> Reading:
+    try:
+        index, ts, value = r["index"], r["timestamp"], r["value"]
+        proof = [from_hex(h, "proof hash", 32) for h in r["proof"]]
+        if not all(type(x) is int for x in (index, ts, value)):
+            raise TypeError("index, timestamp and value must be integers")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProofMismatch(f"malformed reading in batch {seq}: {exc}") from None
+    if not lo <= ts <= hi:
+        raise ProofMismatch(f"reading {index} of batch {seq} is outside the range asked")
+    if not verify_reading(root, (metric, ts, value), index, count, proof):
+        raise ProofMismatch(
+            f"reading {index} of batch {seq} does not verify against the root on chain"
+        )
+    return Reading(device, seq, index, metric, ts, value)
+
+
 __all__ = [
     "Plan",
     "Request",
+    "auth_for",
     "chain_info",
+    "deliver",
     "events",
     "finalized_head",
     "read_storage",
+    "readings",
     "run",
     "run_async",
     "sign",

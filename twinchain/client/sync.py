@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -26,27 +27,35 @@ from twinchain.client.common import (
     ChainInfo,
     ClientError,
     Codec,
+    Delivery,
+    Reading,
     TxStatus,
     WatchTimeout,
     batch_results,
     http_url,
     request,
     result_of,
+    tls_context,
 )
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic, Header
 from twinchain.protocol.jsonrpc import SERVER_ERROR, RpcError, from_hex, header_from_json, to_hex
+from twinchain.protocol.telemetry import Batch
 
 
 class RpcClient:
     """JSON-RPC calls over HTTP. ``call`` raises :class:`RpcError` for an error response (and
     for an HTTP error status, with code -32000 and the status in ``data``); a node that cannot
     be reached raises httpx's ``TransportError`` (``ConnectError``, ``ReadTimeout``...) so
-    callers can retry on those."""
+    callers can retry on those. An https URL is checked against ``ca_file`` (PEM) if given,
+    else the system's trusted authorities."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, timeout: float = 10.0, ca_file: str | Path | None = None
+    ) -> None:
         self.url = http_url(url)
-        self._http = httpx.Client(timeout=timeout)
+        ctx = tls_context(ca_file)
+        self._http = httpx.Client(timeout=timeout, verify=True if ctx is None else ctx)
         self._ids = itertools.count(1)
 
     def close(self) -> None:
@@ -126,11 +135,15 @@ class RpcClient:
 
 
 class Client:
-    """Connects on construction: fetches and caches metadata, genesis hash and version."""
+    """Connects on construction: fetches and caches metadata, genesis hash and version.
+    ``ca_file``: the PEM authority of an https/wss node's certificate."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
-        self.rpc = RpcClient(url, timeout=timeout)
+    def __init__(
+        self, url: str = DEFAULT_URL, *, timeout: float = 10.0, ca_file: str | Path | None = None
+    ) -> None:
+        self.rpc = RpcClient(url, timeout=timeout, ca_file=ca_file)
         self.url = self.rpc.url
+        self.ca_file = ca_file
         self.codec = Codec(self._run(plans.chain_info()))
 
     def close(self) -> None:
@@ -200,7 +213,7 @@ class Client:
         else:
             xt = self.sign(call, keypair, tip=tip, era=era)
         try:
-            return asyncio.run(_collect_statuses(self.url, xt, timeout))
+            return asyncio.run(_collect_statuses(self.url, xt, timeout, self.ca_file))
         except TimeoutError:
             raise WatchTimeout(f"no final status within {timeout}s") from None
 
@@ -218,12 +231,37 @@ class Client:
         found: list[dict[str, Any]] = self._run(plans.events(self.codec, at))
         return found
 
+    # -- the facility archive
+    def readings(
+        self,
+        twin: int,
+        metric: int,
+        from_ms: int,
+        to_ms: int,
+        *,
+        key: Keypair | None = None,
+        api_key: str | None = None,
+    ) -> list[Reading]:
+        """The twin's raw readings of ``metric`` in ``[from_ms, to_ms]`` from this node's
+        archive, asked as ``key``'s account or with ``api_key``, each verified against its
+        batch's finalized root (see :func:`plans.readings`)."""
+        plan = plans.readings(self.info, twin, metric, from_ms, to_ms, key=key, api_key=api_key)
+        found: list[Reading] = self._run(plan)
+        return found
 
-async def _collect_statuses(url: str, xt: Extrinsic, timeout: float) -> list[TxStatus]:
+    def deliver(self, batches: list[Batch], gateway_key: Keypair) -> list[Delivery]:
+        """Deliver signed device batches to this node's archive as the gateway."""
+        found: list[Delivery] = self._run(plans.deliver(self.info, batches, gateway_key))
+        return found
+
+
+async def _collect_statuses(
+    url: str, xt: Extrinsic, timeout: float, ca_file: str | Path | None = None
+) -> list[TxStatus]:
     """Submit ``xt`` over a WebSocket and gather its statuses up to a final one."""
     out: list[TxStatus] = []
     async with asyncio.timeout(timeout):
-        client = await AsyncClient(url, timeout=timeout).connect()
+        client = await AsyncClient(url, timeout=timeout, ca_file=ca_file).connect()
         try:
             async with client.submit_and_watch(xt) as statuses:
                 async for status in statuses:
