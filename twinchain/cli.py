@@ -44,7 +44,7 @@ ARCHIVE = ArchiveOptions()
 #: What ``twinchain node`` hosts beside the chain, each with its flags: wired here, at the
 #: top, because the node sits below rpc and cannot import it. The archive first: it settles
 #: and stores what the RPC service's archive_deliver hands it.
-NODE_SERVICES = (ARCHIVE, NodeHostingOptions())
+NODE_SERVICES = (ARCHIVE, NodeHostingOptions(archive=ARCHIVE.store_for))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -10,10 +11,14 @@ import httpx
 import pytest
 import trio
 
+from twinchain.archive.hosting import ArchiveOptions
 from twinchain.cli import build_parser
+from twinchain.node import cli as node_cli
 from twinchain.node.chain_spec import dev_spec
 from twinchain.node.service import Node, NodeConfig
-from twinchain.rpc.hosting import MetricsService, RpcService
+from twinchain.primitives.errors import CliError
+from twinchain.rpc.auth import API_KEYS_FILE
+from twinchain.rpc.hosting import MetricsService, NodeHostingOptions, RpcService
 
 
 async def test_node_hosts_rpc_and_metrics(tmp_path: Path) -> None:
@@ -82,3 +87,35 @@ def test_node_help_lists_the_rpc_flags(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     for flag in ("--rpc-port", "--no-rpc", "--rpc-methods", "--rpc-cors", "--prometheus-port"):
         assert flag in out
+
+
+def test_node_flags_for_tls_api_keys_and_the_archive(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    [rpc] = _services("--no-prometheus", "--rpc-tls-cert", str(cert), "--rpc-tls-key", str(key))
+    assert isinstance(rpc, RpcService)
+    assert (rpc.tls_cert, rpc.tls_key, rpc.archive, rpc.api_keys) == (cert, key, None, None)
+    with pytest.raises(CliError, match="go together"):
+        _services("--rpc-tls-cert", str(cert))
+    with pytest.raises(CliError, match="no such file"):
+        _services("--rpc-tls-cert", str(cert), "--rpc-tls-key", str(tmp_path / "none"))
+    # With --base-path: API keys from there; with --archive-facility: the archive's one store
+    # (options of their own: the CLI's are one per process and keep the store they open).
+    archive_options = ArchiveOptions()
+    parser = argparse.ArgumentParser()
+    node_cli.add_parser(
+        parser.add_subparsers(dest="cmd"),
+        services=(archive_options, NodeHostingOptions(archive=archive_options.store_for)),
+    )
+    args = parser.parse_args(
+        ["node", "--dev", "--base-path", str(tmp_path), "--archive-facility", "3"]
+    )
+    found = [s for options in args.service_options for s in options.services(args)]
+    [archive] = [s for s in found if s.name == "archive"]
+    [rpc] = [s for s in found if isinstance(s, RpcService)]
+    try:
+        assert rpc.archive is archive.store  # type: ignore[attr-defined]
+        assert rpc.api_keys == tmp_path / API_KEYS_FILE
+    finally:
+        archive.store.close()  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,9 +176,15 @@ class MetricsService:
 class NodeHostingOptions:
     """The RPC and Prometheus flags of ``twinchain node``, and the services they ask for.
 
-    The archive service (wired before this one) hands its store over as ``args.rpc_archive``
-    (the store, or a function returning it once open); API keys are read from
-    ``<base-path>/api-keys.json``, managed with ``twinchain node api-key``."""
+    ``archive(args)`` gives the facility archive the RPC methods serve (the store, or a
+    function returning it once open; None: no archive), e.g. the archive options'
+    ``store_for``. API keys are read from ``<base-path>/api-keys.json``, managed with
+    ``twinchain node api-key``."""
+
+    def __init__(
+        self, archive: Callable[[argparse.Namespace], ArchiveSource] | None = None
+    ) -> None:
+        self.archive = archive
 
     def add_arguments(self, n: argparse.ArgumentParser) -> None:
         n.add_argument("--rpc-port", type=int, default=RPC_PORT, help="JSON-RPC port (HTTP+WS)")
@@ -219,7 +226,7 @@ class NodeHostingOptions:
                     port=args.rpc_port,
                     unsafe=args.rpc_methods == "unsafe",
                     cors=[c for c in (args.rpc_cors or "").split(",") if c],
-                    archive=getattr(args, "rpc_archive", None),
+                    archive=None if self.archive is None else self.archive(args),
                     api_keys=None if base is None else Path(base) / API_KEYS_FILE,
                     tls_cert=cert,
                     tls_key=key,
