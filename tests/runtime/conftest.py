@@ -22,6 +22,7 @@ from twinchain.primitives import codec
 from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Call, Era, Extrinsic, Header
+from twinchain.protocol.telemetry import Commitment, sign_batch
 from twinchain.runtime.executive import ApplyOutcome, Executive, decode_events
 from twinchain.runtime.framework import EventRecord, Origin
 from twinchain.runtime.overlay import Overlay
@@ -234,6 +235,27 @@ class Chain:
         if error is not None:
             raise error
         return [ev for _, ev in self.rt.state.events[mark:]]
+
+    # -- telemetry
+    def commitment(
+        self,
+        device: Keypair,
+        twin: int,
+        seq: int,
+        readings: list[tuple[int, int, int]],
+        public: Any = None,
+    ) -> Commitment:
+        """What a gateway submits of a batch ``device`` signed: its commitment, summarizing
+        the metrics the twin makes public in the current state (or ``public``)."""
+        pub = self.rt.telemetry.public_metrics(twin) if public is None else public
+        return sign_batch(device, self.rt.genesis_hash, twin, seq, readings, pub).commitment()
+
+    def make_public(self, twin: int, *metrics: int) -> None:
+        """The twin's owner makes ``metrics`` public (``Telemetry.set_disclosure``) in the
+        open block: a private metric (production, energy...) has no on-chain aggregates."""
+        owner = self.rt.equipment.twin(twin).owner
+        for m in metrics:
+            self.dispatch(Origin.signed(owner), "Telemetry", "set_disclosure", twin, m, True)
 
     def close_windows(self) -> list[EventRecord]:
         """Run the window closes queued so far in the open block (Telemetry's on_initialize,

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from twinchain.primitives.keys import Keypair
-from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.analytics.types import (
     DEFAULT_RULES,
@@ -292,8 +291,21 @@ def test_telemetry_window_close_feeds_analytics(chain: Any) -> None:
     an = chain.rt.analytics
     chain.start_block(700)
     readings = [(RUN, 100_000, 500), (UNITS, 100_000, 9), (GOOD, 200_000, 8), (BAD, 300_000, 1)]
-    b0 = sign_batch(DEV, chain.rt.genesis_hash, 0, 0, readings)
-    b1 = sign_batch(DEV, chain.rt.genesis_hash, 0, 1, [(RUN, 650_000, 60)])  # closes window 0
+    b0 = chain.commitment(DEV, 0, 0, readings)
+    # Production metrics are private by default: no on-chain KPIs come of them.
+    chain.dispatch(signed(GW), "Telemetry", "submit", [b0])
+    chain.dispatch(
+        signed(GW), "Telemetry", "submit", [chain.commitment(DEV, 0, 1, [(RUN, 650_000, 60)])]
+    )
+    chain.close_windows()
+    assert an.Acc.get(0, 0) is None
+    chain.finish_block()
+    # Made public by the owner, they are counted from the next window on.
+    chain.start_block(1_300)
+    chain.make_public(0, RUN, UNITS, GOOD, BAD)
+    readings = [(r[0], r[1] + WINDOW, r[2]) for r in readings]
+    b0 = chain.commitment(DEV, 0, 2, readings)
+    b1 = chain.commitment(DEV, 0, 3, [(RUN, 650_000 + WINDOW, 60)])  # closes window 1
     chain.dispatch(signed(GW), "Telemetry", "submit", [b0])
     chain.dispatch(signed(GW), "Telemetry", "submit", [b1])
     assert an.Acc.get(0, 0) is None  # the close is queued for the next block's start

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from twinchain.primitives.keys import Keypair
-from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.benchmark.arithmetic import bp_of, div_round
 from twinchain.runtime.pallets.benchmark.features import drift
@@ -75,7 +74,8 @@ def blk(make_chain: Any) -> Any:
 
 
 class Feeder:
-    """Submits one batch per window for a twin's device; each batch closes the previous one."""
+    """Submits one batch per window for a twin's device; each batch closes the previous one.
+    The metrics it feeds are made public first (set_disclosure by the twin's owner)."""
 
     def __init__(self, chain: Any, twin: int) -> None:
         self.chain, self.twin, self.seq, self.w = chain, twin, 0, 0
@@ -85,7 +85,11 @@ class Feeder:
         for m, v in values.items():
             vs = v if isinstance(v, list) else [v]
             readings += [(m, self.w * WINDOW + 10 + i, x) for i, x in enumerate(vs)]
-        b = sign_batch(DEV[self.twin], self.chain.rt.genesis_hash, self.twin, self.seq, readings)
+        # Power and energy are private by default: these twins' owners make them public.
+        private = set(values) - self.chain.rt.telemetry.public_metrics(self.twin)
+        if private:
+            self.chain.make_public(self.twin, *sorted(private))
+        b = self.chain.commitment(DEV[self.twin], self.twin, self.seq, readings)
         self.seq += 1
         self.w += 1
         evs = self.chain.dispatch(signed(GW), "Telemetry", "submit", [b])

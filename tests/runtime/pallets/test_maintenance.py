@@ -9,7 +9,6 @@ import pytest
 
 from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
-from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.equipment.types import OPERATE
 from twinchain.runtime.pallets.maintenance import Maintenance
@@ -120,7 +119,7 @@ class Feeder:
 
     def window(self, temp: int) -> list[Any]:
         r = [(TEMP, self.w * WINDOW + 10, temp)]
-        b = sign_batch(DEV[self.twin], self.chain.rt.genesis_hash, self.twin, self.seq, r)
+        b = self.chain.commitment(DEV[self.twin], self.twin, self.seq, r)
         self.seq += 1
         self.w += 1
         evs = self.chain.dispatch(signed(GW), "Telemetry", "submit", [b])

@@ -11,7 +11,6 @@ import pytest
 
 from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
-from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.equipment.types import OPERATE, READ_TELEMETRY
 from twinchain.runtime.weights.simulation import W_CHALLENGE_BASE, W_PER_PATH_STEP
@@ -376,11 +375,10 @@ def test_window_close_synchronizes_twin_state(chain: Any) -> None:
     bench.Ewmas.insert(0, [(1, 1_800)])
     maint.LastAlert.insert(0, 7)
     readings = [(1, 81_000, 50_000), (1, 82_000, 52_001), (4, 83_000, 1_500), (7, 84_000, 3)]
-    chain.dispatch(
-        signed_gw(), "Telemetry", "submit", [sign_batch(DEV, chain.rt.genesis_hash, 0, 0, readings)]
-    )
+    chain.make_public(0, 4, 7)  # power and units produced: private unless the owner says so
+    chain.dispatch(signed_gw(), "Telemetry", "submit", [chain.commitment(DEV, 0, 0, readings)])
     assert sim.twin_state(0) is None  # window still open
-    late = sign_batch(DEV, chain.rt.genesis_hash, 0, 1, [(1, 95_000, 49_000)])
+    late = chain.commitment(DEV, 0, 1, [(1, 95_000, 49_000)])
     evs = chain.dispatch(signed_gw(), "Telemetry", "submit", [late])
     assert sim.twin_state(0) is None  # the close is queued for the next block's start
     evs += chain.close_windows()

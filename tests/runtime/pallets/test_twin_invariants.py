@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.keys import Keypair
-from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.equipment.types import LIFECYCLE, OPERATE, SERVICE, Envelope, Spec
 from twinchain.runtime.pallets.multisig import multi_account_id
@@ -140,7 +139,7 @@ def _as(actor: str, pallet: str, call: str, *args: Any) -> Callable[[Any], None]
 
 def _submit_args(chain: Any) -> tuple[Any, ...]:
     readings = [(1, NOW - 2_000, 20_000), (8, NOW - 1_000, 3)]
-    return ([sign_batch(K["Device1"], chain.rt.genesis_hash, 0, 0, readings)],)
+    return ([chain.commitment(K["Device1"], 0, 0, readings)],)
 
 
 ROOT_ONLY = "System.BadOrigin"
@@ -238,6 +237,17 @@ CASES = [
     ),
     Case("Telemetry", "register_metric", (100, "torque", "N.m", 2, "Gauge"), ("root",)),
     Case("Telemetry", "submit", _submit_args, ("gw",), "Telemetry.NotGateway"),
+    Case("Telemetry", "set_disclosure", (0, 8, True), ("owner",), "Telemetry.NotOwner"),
+    Case(
+        "Telemetry", "disclose", (0, 8, 0, FAR, K["Auditor"].public), ("owner",),
+        "Telemetry.NotOwner",
+    ),
+    Case(
+        "Telemetry", "withdraw_disclosure", (0, 0), ("owner",), "Telemetry.NotOwner",
+        prep=_as("owner", "Telemetry", "disclose", 0, 8, 0, FAR, None),
+    ),
+    Case("Telemetry", "anchor", (0, 0, 0, FAR, H), ("owner", "op"), "Telemetry.NotOwnerOrOperator"),
+    Case("Facility", "set_rpc_url", (0, "https://a"), ("op",), "Facility.NotFacilityOperator"),
 ]  # fmt: skip
 
 
@@ -323,6 +333,7 @@ op = st.one_of(
         st.lists(reading, min_size=1, max_size=6),
         st.booleans(),
     ),
+    st.tuples(st.just("policy"), st.integers(0, 4), st.sampled_from([1, 5, 8]), st.booleans()),
     st.tuples(st.just("block")),
 )
 
@@ -401,6 +412,9 @@ def run_op(chain: Any, shadow: Shadow, o: tuple[Any, ...], serial: list[int]) ->
         who, pallet = caller(chain, o[3], o[1] % n_twins), "Equipment"
         call, extra = TARGETS[o[2]]
         args = (o[1] % n_twins, *extra)
+    elif kind == "policy":  # the owner makes a metric public or private
+        who, pallet, call = caller(chain, "<owner>", o[1] % n_twins), "Telemetry", "set_disclosure"
+        args = (o[1] % n_twins, o[2], o[3])
     elif kind == "delegate":
         who, pallet, call = caller(chain, o[2], o[1] % n_twins), "Equipment", "grant_access"
         args = (o[1] % n_twins, K["Delegate"].public, OPERATE, FAR)
@@ -409,7 +423,7 @@ def run_op(chain: Any, shadow: Shadow, o: tuple[Any, ...], serial: list[int]) ->
         now = chain.rt.timestamp.Now.get()
         readings = [(m, max(0, now + dt), v) for m, dt, v in rel]
         seq = max(0, shadow.next_seq[dev] + delta)
-        b = sign_batch(K[dev], chain.rt.genesis_hash, DEVICES[dev], seq, readings)
+        b = chain.commitment(K[dev], DEVICES[dev], seq, readings)
         if corrupt:
             b.signature = K["Nobody"].sign(b"\x01" * 32)
         who, pallet, call, args = "Gateway", "Telemetry", "submit", ([b],)
@@ -424,7 +438,9 @@ def run_op(chain: Any, shadow: Shadow, o: tuple[Any, ...], serial: list[int]) ->
     if kind == "submit":
         assert not corrupt and seq >= shadow.next_seq[dev]
         shadow.next_seq[dev] = seq + 1
-        shadow.readings.setdefault(DEVICES[dev], []).extend(readings)
+        # Only the public metrics' summaries reach the chain's aggregates.
+        public = chain.rt.telemetry.public_metrics(DEVICES[dev])
+        shadow.readings.setdefault(DEVICES[dev], []).extend(r for r in readings if r[0] in public)
 
 
 @settings(
