@@ -9,6 +9,10 @@ and the escrow is paid. Analytics closes periods whose KPIs match the Delta sums
 reward once; Simulation's twin state follows the windows, and a scenario anchored from it
 survives a challenge while a tampered one is refuted. The same blocks imported by a fresh
 chain give the same state roots.
+
+Production figures are private by default: before the first window the owners make them
+public with ``Telemetry.set_disclosure`` (the second owner keeps its energy use private, so
+its pumps have no on-chain energy figures).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import pytest
 
 from twinchain.primitives.codec import U128
 from twinchain.primitives.keys import Keypair
-from twinchain.protocol.telemetry import sign_batch
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.analytics.types import PPM, treasury_account
 from twinchain.runtime.pallets.maintenance.types import Part
@@ -133,6 +136,11 @@ class Window:
                 RUN: self.run, DOWN: self.down}[m]  # fmt: skip
 
 
+# What each pump's owner makes public beyond the default (condition metrics): Owner's pumps
+# every production figure, Owner2's all but their energy use.
+PUBLISHED = {0: DELTAS, 1: DELTAS, 2: DELTAS[1:], 3: DELTAS[1:]}
+OWNER_OF = {0: OWNER, 1: OWNER, 2: OWNER2, 3: OWNER2}
+
 NORMAL = Window()
 DEGRADED = Window(temp=HOT_T, run=7, down=3, units=7, good=4, bad=3, energy=95)
 STOPPED = Window(temp=BASE_T, run=0, down=10, units=0, good=0, bad=0, energy=2)
@@ -146,6 +154,22 @@ class Story:
     seqs: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     sent: dict[tuple[int, int], Window] = field(default_factory=dict)  # (twin, window) -> data
     last_events: list[dict[str, Any]] = field(default_factory=list)  # of the last block()
+    disclosed: bool = False
+
+    def disclose(self) -> None:
+        """The owners' disclosure policies (``PUBLISHED``), in a block of their own before
+        the first window: signed ``set_disclosure`` extrinsics."""
+        c = self.chain
+        c.start_block(1)
+        nonces: dict[bytes, int] = {}
+        for twin, metrics in PUBLISHED.items():
+            who = OWNER_OF[twin]
+            for m in metrics:
+                n = nonces.setdefault(who.public, c.nonce(who.public))
+                ok(c.apply(c.sign(who, c.call("Telemetry", "set_disclosure", twin, m, True), n)))
+                nonces[who.public] = n + 1
+        c.finish_block()
+        self.disclosed = True
 
     def block(
         self, windows: dict[int, Window], *calls: tuple[Keypair, str, str, tuple[Any, ...]]
@@ -154,10 +178,12 @@ class Story:
         (closing each twin's previous window), then ``calls`` signed by their senders; then
         an empty block, whose start runs the closes the submit queued."""
         c = self.chain
+        if not self.disclosed:
+            self.disclose()
         batches = []
         for twin in sorted(windows):
             rs = windows[twin].readings(self.w)
-            batches.append(sign_batch(DEVS[twin], c.rt.genesis_hash, twin, self.seqs[twin], rs))
+            batches.append(c.commitment(DEVS[twin], twin, self.seqs[twin], rs))
             self.seqs[twin] += 1
             self.sent[(twin, self.w)] = windows[twin]
         slot = self.w * WINDOW // 1000 + 5
@@ -189,7 +215,8 @@ class Story:
 
     def period_sums(self, twin: int, period: int) -> dict[int, int]:
         ws = [d for (t, w), d in self.sent.items() if t == twin and w * WINDOW // PERIOD == period]
-        return {m: sum(d.delta(m) for d in ws) for m in DELTAS} | {0: len(ws)}
+        public = PUBLISHED[twin]  # a private metric has no on-chain sums
+        return {m: sum(d.delta(m) for d in ws) if m in public else 0 for m in DELTAS} | {0: len(ws)}
 
 
 def ok(out: Any) -> None:
@@ -354,6 +381,10 @@ def test_operations_story_end_to_end(make_chain: Any) -> None:
             fails, repairs = (1, 0) if (twin, period) == (0, 2) else (0, 0)
             repairs = 1 if (twin, period) == (0, 3) else repairs
             assert (s_.failures, s_.repairs) == (fails, repairs), (twin, period)
+    # Owner2 kept its energy use private: no aggregate, no sum, no energy KPI of its pumps.
+    assert not [k for k, _ in rt.telemetry.aggregates(2) if k[0] == ENERGY]
+    assert [k for k, _ in rt.telemetry.aggregates(0) if k[0] == ENERGY]
+    assert an.kpis(2, 1).sums.energy_wh == 0 < an.kpis(0, 1).sums.energy_wh
     # MTBF: running seconds of the failure's period per failure; MTTR: start -> verified.
     assert an.kpis(0, 2).mtbf_s == st.period_sums(0, 2)[RUN]
     assert an.kpis(0, 3).mttr_ms == completed_at - started_at > 0
@@ -570,7 +601,7 @@ def test_due_periods_full_never_fails_a_submit(
     future = 1_000 * PERIOD
     for seq in (0, 1):
         rs = [(RUN, future + seq * WINDOW, 5), (TEMP, future + seq * WINDOW, BASE_T)]
-        b = sign_batch(DEVS[0], chain.rt.genesis_hash, 0, seq, rs)
+        b = chain.commitment(DEVS[0], 0, seq, rs)
         [out] = chain.produce(chain.sign(GW, chain.call("Telemetry", "submit", [b])))
         assert out.success, out.error
     chain.produce()  # its start runs the close the second submit queued
@@ -608,7 +639,7 @@ def test_hook_does_not_scan_state_prefixes(make_chain: Any) -> None:
     batches = []
     for twin in range(4):
         rs = NORMAL.readings(st.w)
-        batches.append(sign_batch(DEVS[twin], chain.rt.genesis_hash, twin, st.seqs[twin], rs))
+        batches.append(chain.commitment(DEVS[twin], twin, st.seqs[twin], rs))
     out = chain.apply(chain.sign(GW, chain.call("Telemetry", "submit", batches)))
     assert out.success, out.error
     chain.close_windows()
