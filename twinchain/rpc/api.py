@@ -8,6 +8,7 @@ The JSON shapes both ends share are in :mod:`twinchain.protocol.jsonrpc`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -70,6 +71,16 @@ class NodeHandle(Protocol):
     def submit_extrinsic(self, raw: bytes) -> bytes:
         """Validate and pool ``raw``; return its hash. Raises ``PoolError``."""
         ...
+
+
+@dataclass(frozen=True)
+class InThread:
+    """A method handler's result still to compute: ``fn()`` runs in a worker thread and its
+    return value is the result. For blocking work (the archive's synced writes) after the
+    call's checks ran on the node's thread; never for a subscription, whose id must go out
+    first."""
+
+    fn: Callable[[], Any]
 
 
 class Delivery(Protocol):

@@ -32,6 +32,7 @@ from twinchain.protocol.jsonrpc import (
     to_hex,
 )
 from twinchain.protocol.telemetry import MAX_BATCHES, READING, Batch
+from twinchain.rpc.api import InThread
 from twinchain.rpc.auth import Authenticator, Caller, forbidden
 from twinchain.rpc.errors import invalid_params
 from twinchain.rpc.twin.common import Params, bind_params, int_param, read_at
@@ -100,7 +101,7 @@ def _finalized(ctx: CallContext, fn: Callable[[Runtime], Any]) -> Any:
 # --------------------------------------------------------------------------- methods
 
 
-def archive_deliver(ctx: CallContext, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+def archive_deliver(ctx: CallContext, *args: Any, **kwargs: Any) -> InThread:
     """Stage a gateway's batches in this node's archive; the archive checks that each device
     is this facility's and bound to the gateway, and archives a batch once its commitment is
     final and matches."""
@@ -117,7 +118,8 @@ def archive_deliver(ctx: CallContext, *args: Any, **kwargs: Any) -> list[dict[st
             batches.append(Batch.from_bytes(from_hex(b, f"batches[{i}]")))
         except (ValueError, CodecError) as exc:
             raise invalid_params(f"batches[{i}] is not a batch: {exc}") from None
-    return [_delivery_json(d) for d in store.deliver(caller.account, batches)]
+    # The store is thread-safe and syncs its writes: not on the node's thread.
+    return InThread(lambda: [_delivery_json(d) for d in store.deliver(caller.account, batches)])
 
 
 def _delivery_json(d: Any) -> dict[str, Any]:

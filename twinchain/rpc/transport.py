@@ -41,7 +41,7 @@ from twinchain.protocol.jsonrpc import (
     SERVER_BUSY,
     RpcError,
 )
-from twinchain.rpc.api import ArchiveSource, NodeHandle, archive_getter
+from twinchain.rpc.api import ArchiveSource, InThread, NodeHandle, archive_getter
 from twinchain.rpc.asgi import Receive, Scope, Send, lifespan
 from twinchain.rpc.auth import ApiKeyStore, Authenticator
 from twinchain.rpc.methods import METHODS, CallContext, call_method, health
@@ -213,16 +213,16 @@ class RpcApp:
             for i, item in enumerate(req):
                 if i:
                     await trio.sleep(0)
-                part = self._one(item, ctx)
+                part = await self._one(item, ctx)
                 if part is not None:
                     parts.append(part)
                     size += len(part) + 1
                     if size > self.max_response_bytes:
                         return _error(None, self._too_big()), []
             return ("[" + ",".join(parts) + "]" if parts else None), ctx.after_response
-        return self._one(req, ctx), ctx.after_response
+        return await self._one(req, ctx), ctx.after_response
 
-    def _one(self, item: Any, ctx: CallContext) -> str | None:
+    async def _one(self, item: Any, ctx: CallContext) -> str | None:
         if not isinstance(item, dict):
             return _error(None, RpcError(INVALID_REQUEST))
         is_call = "id" in item
@@ -245,6 +245,10 @@ class RpcApp:
         rpc_call_started(protocol, label)
         try:
             result = call_method(method, params, ctx)
+            if isinstance(result, InThread):
+                # Checked on the node's thread; the blocking rest (synced archive writes)
+                # runs beside it, so that block authoring and gossip do not wait for it.
+                result = await trio.to_thread.run_sync(result.fn)
         except RpcError as err:
             rpc_call_finished(protocol, label, True)
             return _error(rid, err) if is_call else None
