@@ -36,6 +36,7 @@ from twinchain.protocol.jsonrpc import (
     FORBIDDEN,
     INVALID_PARAMS,
     NO_ARCHIVE,
+    OVERSIZED_RESPONSE,
     UNAUTHORIZED,
     RpcError,
     to_hex,
@@ -48,6 +49,7 @@ from twinchain.protocol.telemetry import (
     reading_proof,
     sign_batch,
 )
+from twinchain.rpc import custody
 from twinchain.rpc.auth import API_KEYS_FILE, ApiKeyStore, add_api_key_commands
 from twinchain.rpc.custody import merkle_proofs
 
@@ -346,3 +348,11 @@ def test_merkle_proofs_match_the_one_at_a_time_proofs(n: int) -> None:
     assert merkle_proofs(leaves, list(range(n))) == [merkle_proof(leaves, i) for i in range(n)]
     assert merkle_proofs(leaves, [n - 1]) == [merkle_proof(leaves, n - 1)]
     assert reading_proof(rs, 0) is not None
+
+
+async def test_a_range_too_large_is_refused_not_cut(
+    url: str, node: StubNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(custody, "MAX_ANSWER_READINGS", 5)
+    err = await refused(url, "twin_readings", *signed(node.chain.genesis_hash, ALICE))
+    assert err.code == OVERSIZED_RESPONSE and "ask a shorter range" in str(err.data)

@@ -93,12 +93,14 @@ class Delivery(Protocol):
 
 
 class ArchivedBatch(Protocol):
-    """One archived batch: the device, its sequence number and ALL its readings (a proof of
-    one reading needs the whole batch's leaves)."""
+    """One archived batch: the device, its sequence number, ALL its readings (a proof of one
+    reading needs the whole batch's leaves), its twin and the root of its finalized record."""
 
     device: bytes
     seq: int
     readings: Sequence[tuple[int, int, int]]
+    twin: int
+    root: bytes
 
 
 class ArchiveStore(Protocol):

@@ -132,7 +132,7 @@ def _delivery_json(d: Any) -> dict[str, Any]:
     }
 
 
-def twin_readings(ctx: CallContext, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+def twin_readings(ctx: CallContext, *args: Any, **kwargs: Any) -> InThread:
     """The readings of ``metric`` of ``twin`` in ``[from, to]`` with their proofs, grouped by
     batch (device, seq, count, root), for a caller the chain lets read them."""
     names = ("twin", "metric", "from", "to", "auth")
@@ -150,7 +150,7 @@ def twin_readings(ctx: CallContext, *args: Any, **kwargs: Any) -> list[dict[str,
     if lo > hi:
         raise invalid_params("from must not be later than to")
 
-    def answer(rt: Runtime) -> list[dict[str, Any]]:
+    def check(rt: Runtime) -> None:
         info = rt.equipment.twin(twin)
         if info is None:
             raise invalid_params(f"no twin {twin}")
@@ -158,43 +158,50 @@ def twin_readings(ctx: CallContext, *args: Any, **kwargs: Any) -> list[dict[str,
         # Rights as of the finalized block, expiries against its time.
         if not rt.telemetry.may_read(twin, metric, caller.account, lo, hi, rt.timestamp.Now.get()):
             raise _no_right(caller, twin, metric, lo, hi)
-        archived = store.readings(twin, metric, lo, hi, MAX_ANSWER_BATCHES + 1)
-        if len(archived) > MAX_ANSWER_BATCHES:
-            raise _too_much(f"more than {MAX_ANSWER_BATCHES} batches")
-        out: list[dict[str, Any]] = []
-        total = 0
-        for ab in archived:
-            rec = rt.telemetry.batch(ab.device, ab.seq)
-            if rec is None or rec.twin != twin:
-                continue  # not a final batch of this twin: nothing to prove against
-            rows = list(READING.iter_unpack(_raw(ab.readings)))
-            picked = [i for i, (m, ts, _) in enumerate(rows) if m == metric and lo <= ts <= hi]
-            if not picked:
-                continue
-            total += len(picked)
-            if total > MAX_ANSWER_READINGS:
-                raise _too_much(f"more than {MAX_ANSWER_READINGS} readings")
-            proofs = merkle_proofs([READING.pack(*r) for r in rows], picked)
-            out.append(
-                {
-                    "device": to_hex(ab.device),
-                    "seq": ab.seq,
-                    "count": rec.count,
-                    "root": to_hex(rec.root),
-                    "readings": [
-                        {
-                            "index": i,
-                            "timestamp": rows[i][1],
-                            "value": rows[i][2],
-                            "proof": [to_hex(h) for h in proof],
-                        }
-                        for i, proof in zip(picked, proofs, strict=True)
-                    ],
-                }
-            )
-        return out
 
-    return _finalized(ctx, answer)  # type: ignore[no-any-return]
+    _finalized(ctx, check)
+    # Parquet reads and proofs in a worker thread: the node's thread keeps authoring.
+    return InThread(lambda: _answer(store, twin, metric, lo, hi))
+
+
+def _answer(store: ArchiveStore, twin: int, metric: int, lo: int, hi: int) -> list[dict[str, Any]]:
+    """The archived readings with their proofs. Each batch's root and count are those of its
+    finalized record, which the archive checked the batch against before it archived it
+    (the client checks them on chain again)."""
+    archived = store.readings(twin, metric, lo, hi, MAX_ANSWER_BATCHES + 1)
+    if len(archived) > MAX_ANSWER_BATCHES:
+        raise _too_much(f"more than {MAX_ANSWER_BATCHES} batches")
+    out: list[dict[str, Any]] = []
+    total = 0
+    for ab in archived:
+        if ab.twin != twin:
+            continue
+        rows = list(READING.iter_unpack(_raw(ab.readings)))
+        picked = [i for i, (m, ts, _) in enumerate(rows) if m == metric and lo <= ts <= hi]
+        if not picked:
+            continue
+        total += len(picked)
+        if total > MAX_ANSWER_READINGS:
+            raise _too_much(f"more than {MAX_ANSWER_READINGS} readings")
+        proofs = merkle_proofs([READING.pack(*r) for r in rows], picked)
+        out.append(
+            {
+                "device": to_hex(ab.device),
+                "seq": ab.seq,
+                "count": len(rows),
+                "root": to_hex(ab.root),
+                "readings": [
+                    {
+                        "index": i,
+                        "timestamp": rows[i][1],
+                        "value": rows[i][2],
+                        "proof": [to_hex(h) for h in proof],
+                    }
+                    for i, proof in zip(picked, proofs, strict=True)
+                ],
+            }
+        )
+    return out
 
 
 def _raw(readings: Any) -> bytes:
