@@ -7,7 +7,10 @@ of raw readings to its facility's archive carry an ``auth`` object beside their 
      "signature": "0x<64 bytes>"}
 
 The signature covers :func:`request_message`: the chain (genesis hash), the method, the
-parameters (canonical JSON, ``auth`` left out), the account, the timestamp and the nonce. A
+parameters (canonical JSON, ``auth`` left out), the account, the timestamp and the nonce. The
+parameters are signed as one object by name, whichever way they are sent: every parameter the
+method declares but ``auth`` (``{"twin": .., "metric": .., "from": .., "to": ..}`` for
+``twin_readings``, ``{"batches": [..]}`` for ``archive_deliver``), ``null`` where not given. A
 node accepts it only within ``MAX_SKEW_MS`` of its own clock and only once per (account,
 nonce) (:class:`NonceCache`): a captured request cannot be replayed, moved to another method
 or chain, or have its parameters changed.
