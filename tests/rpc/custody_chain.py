@@ -36,6 +36,7 @@ FAR = 10**13
 SLOT = 1001
 NOW = SLOT * 1000
 TWIN = 0
+RPC_URL = "https://plant-berlin.example:9944"
 SPEC = Spec([(TEMPERATURE, 60_000)], [Envelope(TEMPERATURE, -20_000, 90_000, 0)])
 
 
@@ -80,6 +81,7 @@ def populate(node: StubNode, batches: list[Batch]) -> bytes:
         sudo("Roles", "force_grant", CHARLIE.public, "Gateway"),
         xt(ALICE, "Facility", "register", "Plant", "Berlin", ["milling"], DAVE.public),
         xt(BOB, "Facility", "verify", 0, H, True, FAR),
+        xt(ALICE, "Facility", "set_rpc_url", 0, RPC_URL),
         xt(ALICE, "Equipment", "mint", "mill", "M-1", "SN-1", SPEC, ALICE.public),
         xt(ALICE, "Equipment", "commission", TWIN, 0),
         xt(ALICE, "Equipment", "activate", TWIN),

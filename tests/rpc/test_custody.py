@@ -23,6 +23,7 @@ from custody_chain import (
     EVE,
     FERDIE,
     NOW,
+    RPC_URL,
     TWIN,
     archived_chain,
     readings,
@@ -331,7 +332,11 @@ async def test_another_facilitys_archive_sends_the_reader_on(
         url = await start_server(archive=lambda: other)
         err = await refused(url, "twin_readings", *signed(node.chain.genesis_hash, ALICE))
         assert err.code == NO_ARCHIVE and err.data["reason"] == "not-custodian"
-        assert "facility 7's archive; twin 0's readings are in facility 0's" in err.message
+        assert err.message == (
+            "this node keeps facility 7's archive; twin 0's readings are in facility 0's "
+            f"at {RPC_URL}"
+        )
+        assert err.data == {"reason": "not-custodian", "facility": 0, "rpcUrl": RPC_URL}
     finally:
         other.close()
 
