@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import trustme
 
 from twinchain.archive.hosting import ArchiveOptions
 from twinchain.cli import build_parser
+from twinchain.client import RpcClient
 from twinchain.node import cli as node_cli
 from twinchain.node.chain_spec import dev_spec
 from twinchain.node.service import Node, NodeConfig
@@ -119,3 +121,27 @@ def test_node_flags_for_tls_api_keys_and_the_archive(tmp_path: Path) -> None:
         assert rpc.api_keys == tmp_path / API_KEYS_FILE
     finally:
         archive.store.close()  # type: ignore[attr-defined]
+
+
+async def test_node_serves_rpc_over_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca_file, chain_file, key_file = (tmp_path / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca.cert_pem.write_to_path(str(ca_file))
+    for i, pem in enumerate(cert.cert_chain_pems):
+        pem.write_to_path(str(chain_file), append=i > 0)
+    cert.private_key_pem.write_to_path(str(key_file))
+    rpc = RpcService(port=0, tls_cert=chain_file, tls_key=key_file)
+    node = Node(
+        NodeConfig(spec=dev_spec(), base_path=tmp_path, name="tls", port=None, services=[rpc])
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        url = f"https://127.0.0.1:{node.service_ports['rpc']}"
+
+        def call() -> object:
+            with RpcClient(url, ca_file=ca_file) as c:
+                return c.call("system_name")
+
+        assert await trio.to_thread.run_sync(call) == "tls"
+        nursery.cancel_scope.cancel()
