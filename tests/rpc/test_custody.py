@@ -286,7 +286,7 @@ def test_api_key_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 # --------------------------------------------------------------------------- archive_deliver
 
 
-async def test_archive_deliver(url: str, node: StubNode, archive: Any) -> None:
+async def test_archive_deliver(url: str, node: StubNode, archive: Any, keys: ApiKeyStore) -> None:
     _, batches = archive
     g = node.chain.genesis_hash
     wire = [to_hex(b.to_bytes()) for b in batches]
@@ -307,6 +307,13 @@ async def test_archive_deliver(url: str, node: StubNode, archive: Any) -> None:
     auth = sign_request(CHARLIE, g, "archive_deliver", {"batches": wire})
     [d] = await call(url, "archive_deliver", wire, auth)
     assert (d["seq"], d["status"], d["reason"]) == (2, "staged", None)
+    # A gateway's service account may deliver with an API key of scope "deliver" only.
+    key, _ = keys.create(CHARLIE.public, ["deliver"])
+    [d] = await call(url, "archive_deliver", wire, {"apiKey": key})
+    assert d["status"] == "staged"
+    key, _ = keys.create(CHARLIE.public, ["readings"])
+    err = await refused(url, "archive_deliver", wire, {"apiKey": key})
+    assert err.code == FORBIDDEN and err.data == {"reason": "scope"}
     # Malformed batches.
     auth = sign_request(CHARLIE, g, "archive_deliver", {"batches": ["0x00"]})
     err = await refused(url, "archive_deliver", ["0x00"], auth)
