@@ -191,3 +191,15 @@ def test_readings_by_twin_metric_and_range(plant: Plant, flushed: bool) -> None:
     # at T0 + 5000 (batch 1, index 0: temperature).
     assert [a.seq for a in plant.store.readings(7, TEMPERATURE, T0 + 5_000, T0 + 5_000)] == [1]
     assert plant.store.readings(7, PRESSURE, T0 + 5_000, T0 + 5_000) == []
+
+
+def test_a_refused_copy_does_not_evict_the_staged_batch(plant: Plant) -> None:
+    good = make_batch(plant.dev, 7, 0, T0)
+    assert plant.store.deliver(plant.gw.public, [good])[0].status == "staged"
+    # Another facility's gateway, and the right gateway with a bad copy once it is final.
+    assert plant.store.deliver(plant.gw2.public, [good])[0].reason == NOT_THE_GATEWAY
+    plant.chain.commit(good)
+    rs = list(good.readings)
+    rs[0] = (rs[0][0], rs[0][1], -1)
+    assert plant.store.deliver(plant.gw.public, [replace(good, readings=rs)])[0].status == "refused"
+    assert plant.store.on_finalized()["archived"] == 1

@@ -99,8 +99,7 @@ class ArchiveOptions:
     :class:`ArchiveService` and the RPC service use."""
 
     def __init__(self) -> None:
-        self._store: ArchiveStore | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp: list[tempfile.TemporaryDirectory[str]] = []
 
     def add_arguments(self, n: argparse.ArgumentParser) -> None:
         n.add_argument(
@@ -131,19 +130,23 @@ class ArchiveOptions:
         ``--archive-facility``."""
         if getattr(args, "archive_facility", None) is None:
             return None
-        if self._store is None:
+        # Kept on the parsed flags: one store per node, however many ask.
+        store: ArchiveStore | None = getattr(args, "_archive_store", None)
+        if store is None:
             from twinchain.archive.store import ArchiveStore  # pyarrow: only when asked for
 
             path = args.archive_dir
             if path is None and args.base_path is not None:
                 path = Path(args.base_path) / "archive"
             if path is None:  # a --dev node without --base-path: as temporary as its chain
-                self._tmp = tempfile.TemporaryDirectory(prefix="twinchain-archive-")
-                path = Path(self._tmp.name)
-            self._store = ArchiveStore(
+                tmp = tempfile.TemporaryDirectory(prefix="twinchain-archive-")
+                self._tmp.append(tmp)
+                path = Path(tmp.name)
+            store = ArchiveStore(
                 path, args.archive_facility, retention_days=args.archive_retention_days
             )
-        return self._store
+            args._archive_store = store
+        return store
 
     def services(self, args: argparse.Namespace) -> list[NodeService]:
         store = self.store_for(args)

@@ -294,7 +294,7 @@ class ArchiveStore:
         log.warning(
             "archive: refused batch %d of device 0x%s: %s", batch.seq, batch.device.hex(), reason
         )
-        wb.delete(_STAGED + _key(batch.device, batch.seq))
+        # A staged copy stays: a wrong sender or a bad copy must not evict the good one.
         return Delivery(batch.device, batch.seq, REFUSED, reason)
 
     def _settle(
@@ -360,6 +360,8 @@ class ArchiveStore:
                         d = self._refuse(wb, batch, NEVER_COMMITTED)
                     else:
                         d = Delivery(batch.device, batch.seq, STAGED)
+                if d.status == REFUSED:
+                    wb.delete(k)
                 done[d.status] += 1
             if len(wb):
                 self._put_counters(wb)
@@ -457,11 +459,11 @@ class ArchiveStore:
         return self.retention_days is not None and day < self._today() - self.retention_days
 
     def maintain(self) -> dict[str, int]:
-        """Compact each finished day's part files into one, then delete the day partitions
-        past the retention period. Returns how many partitions were compacted and expired."""
+        """Delete the day partitions past the retention period, then compact each finished
+        day's part files into one. Returns how many partitions were compacted and expired."""
         with self._files_lock:
-            compacted = self._compact()
             expired = self._expire() if self.retention_days is not None else 0
+            compacted = self._compact()
             if compacted or expired:
                 self._write_stats()
             return {"compacted": compacted, "expired": expired}
