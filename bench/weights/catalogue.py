@@ -103,9 +103,11 @@ CATALOGUE: dict[str, list[Weight]] = {
         Weight("W_PER_CAPABILITY", "a declared capability", one("facility_capability"), True),
         Weight(
             "W_SMALL",
-            "a call reading and writing a few values (update, rule sets, validators, suspend)",
+            "a call reading and writing a few values (update, rpc url, rule sets, validators, "
+            "suspend)",
             largest(
                 "Facility.update",
+                "Facility.set_rpc_url",
                 "Facility.revoke_certification",
                 "Facility.create_rule_set",
                 "Facility.propose_validator",
@@ -161,19 +163,28 @@ CATALOGUE: dict[str, list[Weight]] = {
         Weight("W_SUBMIT_BASE", "a submit, on top of its batches", one("telemetry_submit")),
         Weight(
             "W_PER_BATCH",
-            "a batch: its signature checked, its Merkle root, its records",
+            "a batch commitment: its signature checked, its records and its window",
             one("telemetry_batch"),
         ),
         Weight(
-            "W_PER_READING",
-            "a reading: checks, aggregates, its share of the state root",
-            one("telemetry_reading"),
+            "W_PER_SUMMARY",
+            "a public summary of a batch: its checks, its window aggregate, its share of the "
+            "state root",
+            one("telemetry_summary"),
             True,
         ),
         Weight(
             "W_SMALL",
-            "a call reading and writing a few values (devices, metrics, capture settings)",
-            largest("Telemetry.bind_device", "Telemetry.unbind_device"),
+            "a call reading and writing a few values (devices, metrics, capture settings, "
+            "disclosure policies and grants, anchored results)",
+            largest(
+                "Telemetry.bind_device",
+                "Telemetry.unbind_device",
+                "Telemetry.set_disclosure",
+                "Telemetry.disclose",
+                "Telemetry.withdraw_disclosure",
+                "Telemetry.anchor",
+            ),
         ),
         Weight(
             "W_WINDOW_CLOSE",

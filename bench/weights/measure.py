@@ -37,7 +37,7 @@ from twinchain.node.chain_spec import DEV_ENDOWMENT
 from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Header
-from twinchain.protocol.telemetry import sign_batch
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC, sign_batch
 from twinchain.runtime.executive import decode_events
 from twinchain.runtime.framework import Origin
 from twinchain.runtime.runtime import BlockContext
@@ -251,6 +251,8 @@ def _facility(w: World) -> None:
             for i in range(n)], "Facility.register_caps")  # fmt: skip
     w.next([w.xt(OP, "Facility", "update", fac[i], "there", ["cnc", "weld"]) for i in range(n)],
            "Facility.update")  # fmt: skip
+    w.next([w.xt(OP, "Facility", "set_rpc_url", fac[i], f"https://node-{i}.example:9944")
+            for i in range(n)], "Facility.set_rpc_url")  # fmt: skip
     w.next([w.xt(ALICE, "Facility", "verify", fac[i], H[i], True, 10**13) for i in range(n)],
            "Facility.verify")  # fmt: skip
     w.next([w.xt(ALICE, "Facility", "assess_capability", fac[i], "cnc", 80, H[i])
@@ -318,9 +320,16 @@ def _equipment(w: World) -> None:
             for t in twins[n:]], "Equipment.set_critical_multisig")  # fmt: skip
 
 
-def _readings(w0: int, count: int, offset: int = 1_000) -> list[tuple[int, int, int]]:
+# Public by default (DEFAULT_PUBLIC): temperature, vibration, pressure, humidity.
+PUBLIC_METRICS = (1, 2, 3, 14)
+
+
+def _readings(
+    w0: int, count: int, offset: int = 1_000, metrics: int = 1
+) -> list[tuple[int, int, int]]:
+    """``count`` readings in window ``w0``, over the first ``metrics`` public metrics."""
     ts = w0 * WINDOW + offset
-    return [(1, ts + 10 * k, 50_000 + k % 7) for k in range(count)]
+    return [(PUBLIC_METRICS[k % metrics], ts + 10 * k, 50_000 + k % 7) for k in range(count)]
 
 
 def _telemetry_and_friends(w: World) -> None:
@@ -330,9 +339,11 @@ def _telemetry_and_friends(w: World) -> None:
     twins = list(range(n))
     seq = dict.fromkeys(range(w.twins), 0)
 
-    def batch(t: int, w0: int, count: int, offset: int = 1_000) -> Any:
+    def batch(t: int, w0: int, count: int, offset: int = 1_000, metrics: int = 1) -> Any:
+        """The commitment of a device-signed batch (what the chain receives)."""
         dev = Keypair.from_dev_name(f"bench-pump-{t}")
-        b = sign_batch(dev, gh, t, seq[t], _readings(w0, count, offset))
+        rs = _readings(w0, count, offset, metrics)
+        b = sign_batch(dev, gh, t, seq[t], rs, DEFAULT_PUBLIC).commitment()
         seq[t] += 1
         return b
 
@@ -345,7 +356,7 @@ def _telemetry_and_friends(w: World) -> None:
     w0 = w.period * PERIOD // WINDOW
     w.next([submit([batch(t, w0, 2)]) for t in range(w.twins)], at=w0 * WINDOW + 20_000)
     w.next([submit([batch(t, w0, 12, 2_000)]) for t in twins], "submit_12")
-    w.next([submit([batch(t, w0, 100, 4_000)]) for t in twins], "submit_100")
+    w.next([submit([batch(t, w0, 12, 4_000, 4)]) for t in twins], "submit_4_public")
     w.next([submit([batch(t, w0, 12, 6_000 + 200 * k) for k in range(8)]) for t in twins],
            "submit_8x12")  # fmt: skip
     devs = [Keypair.from_dev_name(f"bench-dev-{i}").public for i in range(n)]
@@ -353,6 +364,14 @@ def _telemetry_and_friends(w: World) -> None:
            "Telemetry.bind_device")  # fmt: skip
     w.next([w.xt(OWNER, "Telemetry", "unbind_device", devs[t]) for t in twins],
            "Telemetry.unbind_device")  # fmt: skip
+    w.next([w.xt(OWNER, "Telemetry", "set_disclosure", t, 5, True) for t in twins],
+           "Telemetry.set_disclosure")  # fmt: skip
+    w.next([w.xt(OWNER, "Telemetry", "disclose", t, 5, 0, 10**12, ALICE.public) for t in twins],
+           "Telemetry.disclose")  # fmt: skip
+    w.next([w.xt(OWNER, "Telemetry", "withdraw_disclosure", t, 0) for t in twins],
+           "Telemetry.withdraw_disclosure")  # fmt: skip
+    w.next([w.xt(OWNER, "Telemetry", "anchor", t, 0, 0, 10**12, H[t]) for t in twins],
+           "Telemetry.anchor")  # fmt: skip
     # The next window: each submit closes its twin's window w0 (queued for the next blocks).
     w.next([submit([batch(t, w0 + 1, 12)]) for t in twins], "submit_12_closing",
            at=(w0 + 1) * WINDOW + 20_000)  # fmt: skip
@@ -511,7 +530,9 @@ CALLS = [
     "Equipment.mint", "Equipment.activate", "Equipment.grant_access",
     "Equipment.issue_calibration", "Equipment.add_document", "Equipment.update_location",
     "Equipment.record_service", "Equipment.transfer", "Equipment.set_critical_multisig",
-    "Telemetry.bind_device", "Telemetry.unbind_device", "Benchmark.set_class_spec",
+    "Telemetry.bind_device", "Telemetry.unbind_device", "Telemetry.set_disclosure",
+    "Telemetry.disclose", "Telemetry.withdraw_disclosure", "Telemetry.anchor",
+    "Facility.set_rpc_url", "Benchmark.set_class_spec",
     "Benchmark.set_condition_rules", "Benchmark.set_standard", "Benchmark.reset_baseline",
     "Analytics.set_ideal_rate", "Analytics.set_planned_time", "Analytics.anchor_report",
     "Analytics.claim_data_reward", "Maintenance.set_twin_threshold",
@@ -574,11 +595,12 @@ def world_measurements(n: int, repeat: int, work: tuple[int, int]) -> dict[str, 
     m["equipment_spec_entry"] = (t["Equipment.mint_full"] - t["Equipment.mint"]) / (
         (2 * FULL_SPEC_METRICS - 1) * n
     )
-    reading = (t["submit_100"] - t["submit_12"]) / (88 * n)
-    batch = (t["submit_8x12"] - t["submit_12"]) / (7 * n) - 12 * reading
-    m["telemetry_reading"] = reading
+    # submit_12: one batch, one public summary; submit_4_public: four summaries.
+    summary = (t["submit_4_public"] - t["submit_12"]) / (3 * n)
+    batch = (t["submit_8x12"] - t["submit_12"]) / (7 * n) - summary
+    m["telemetry_summary"] = summary
     m["telemetry_batch"] = batch
-    m["telemetry_submit"] = per_call("submit_12") - batch - 12 * reading
+    m["telemetry_submit"] = per_call("submit_12") - batch - summary
     m["close_queue"] = (t["submit_12_closing"] - t["submit_12"]) / n
     m["simulation_param_byte"] = (
         t["Simulation.register_model_big"] - t["Simulation.register_model"]

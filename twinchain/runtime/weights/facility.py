@@ -20,7 +20,8 @@ W_REGISTER = 80_000
 # a declared capability.
 W_PER_CAPABILITY = 2_000
 
-# a call reading and writing a few values (update, rule sets, validators, suspend).
+# a call reading and writing a few values (update, rpc url, rule sets, validators,
+# suspend).
 W_SMALL = 40_000
 
 # an auditor's act: verify, assess, certify, report an incident.

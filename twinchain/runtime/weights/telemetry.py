@@ -8,8 +8,11 @@ Machine: none: set by hand from bench/telemetry.py and bench/operations.py runs 
 Date: 2026-11-23 (the last hand measurement), carried over on 2026-12-06
 
 These values were carried over from the constants the pallets declared before weights were
-generated, unchanged; the next `make weights` replaces them with measured ones. Regenerating
-them is a runtime change: fees, and so every state root, depend on them. Bump SPEC_VERSION
+generated, unchanged; the next `make weights` replaces them with measured ones. W_PER_SUMMARY
+(2026-12, issue 19: the chain takes commitments, no readings) was set by hand, between
+W_SMALL and W_PER_BATCH: a 46-byte summary's checks and its merge into a window aggregate;
+the disclosure calls and anchor share W_SMALL. Regenerating them is a runtime change: fees,
+and so every state root, depend on them. Bump SPEC_VERSION
 (twinchain/runtime/runtime.py) and re-record the golden chains
 (tests/runtime/test_golden_roots.py, tests/node/test_golden_replay.py) in the same commit.
 """
@@ -17,13 +20,15 @@ them is a runtime change: fees, and so every state root, depend on them. Bump SP
 # a submit, on top of its batches.
 W_SUBMIT_BASE = 50_000
 
-# a batch: its signature checked, its Merkle root, its records.
+# a batch commitment: its signature checked, its records and its window.
 W_PER_BATCH = 200_000
 
-# a public summary of a batch: its checks, its window aggregate, its share of the state root.
+# a public summary of a batch: its checks, its window aggregate, its share of the state
+# root.
 W_PER_SUMMARY = 20_000
 
-# a call reading and writing a few values (devices, metrics, capture settings).
+# a call reading and writing a few values (devices, metrics, capture settings, disclosure
+# policies and grants, anchored results).
 W_SMALL = 40_000
 
 # a twin's window close run by on_initialize: its aggregates handed to Benchmark, Maintenance,
