@@ -250,72 +250,85 @@ class ArchiveStore:
         is already final is checked and archived (or refused) at once; one that is not yet
         is staged. Delivering a batch again is harmless and answers its current state."""
         chain = self._view()
+        # Judged without the lock (chain reads, Merkle roots): settling and other
+        # deliveries go on meanwhile; only the outcome is applied under it.
+        verdicts = [self._judge(chain, gateway, b) for b in batches]
         out: list[Delivery] = []
         with self._lock:
             wb = WriteBatch()
-            for batch in batches:
-                out.append(self._deliver_one(chain, wb, gateway, batch))
-            if len(wb):
+            for batch, (status, reason, record) in zip(batches, verdicts, strict=True):
+                key = _key(batch.device, batch.seq)
+                if self._kv.get(_ARCHIVED + key) is not None or _ARCHIVED + key in wb.ops:
+                    out.append(Delivery(batch.device, batch.seq, ARCHIVED))
+                elif status == REFUSED:
+                    out.append(self._refuse(batch, reason or ""))
+                elif status == ARCHIVED:
+                    assert record is not None
+                    out.append(self._archive(wb, batch, record))
+                else:
+                    wb.put(_STAGED + key, msgpack.packb([batch.to_bytes(), self.clock()]))
+                    out.append(Delivery(batch.device, batch.seq, STAGED))
+            if len(wb) or any(d.status == REFUSED for d in out):
                 self._put_counters(wb)
                 # Synced when something was archived: the answer lets the gateway drop it.
                 self._kv.write(wb, sync=any(d.status == ARCHIVED for d in out))
         return out
 
-    def _deliver_one(
-        self, chain: ChainView, wb: WriteBatch, gateway: bytes, batch: Batch
-    ) -> Delivery:
+    def _judge(
+        self, chain: ChainView, gateway: bytes, batch: Batch
+    ) -> tuple[str, str | None, BatchRecord | None]:
+        """(what to do with a delivered batch, why refused, its final record)."""
         dev, seq = batch.device, batch.seq
-        key = _key(dev, seq)
-        if self._kv.get(_ARCHIVED + key) is not None or wb.pending(_ARCHIVED + key)[1]:
-            return Delivery(dev, seq, ARCHIVED)
+        if self._kv.get(_ARCHIVED + _key(dev, seq)) is not None:
+            return ARCHIVED, None, None  # answered as archived under the lock
         binding = chain.device(dev)
         if binding is None:
-            return self._refuse(wb, batch, UNKNOWN_DEVICE)
+            return REFUSED, UNKNOWN_DEVICE, None
         if chain.twin_facility(binding.twin) != self.facility:
-            return self._refuse(wb, batch, NOT_THIS_FACILITY)
+            return REFUSED, NOT_THIS_FACILITY, None
         if gateway != binding.relay:
-            return self._refuse(wb, batch, NOT_THE_GATEWAY)
+            return REFUSED, NOT_THE_GATEWAY, None
         if not len(batch.readings):
-            return self._refuse(wb, batch, NO_READINGS)
+            return REFUSED, NO_READINGS, None
         _, first_ts, _ = survey_readings(batch.readings)
         if self._expired(day_of(first_ts)):
-            return self._refuse(wb, batch, EXPIRED)
+            return REFUSED, EXPIRED, None
         record = chain.batch_record(dev, seq)
         if record is not None:
-            return self._settle(chain, wb, batch, record)
+            reason = self._check(chain, batch, record)
+            return (REFUSED, reason, None) if reason else (ARCHIVED, None, record)
         if binding.next_seq > seq:
-            return self._refuse(wb, batch, NOT_ON_CHAIN)
-        wb.put(_STAGED + key, msgpack.packb([batch.to_bytes(), self.clock()]))
-        return Delivery(dev, seq, STAGED)
+            return REFUSED, NOT_ON_CHAIN, None
+        return STAGED, None, None
 
-    def _refuse(self, wb: WriteBatch, batch: Batch, reason: str) -> Delivery:
+    def _check(self, chain: ChainView, batch: Batch, record: BatchRecord) -> str | None:
+        """None if ``batch`` is what the finalized ``record`` commits to, else why not."""
+        reason = check_batch(batch, record)
+        if reason is None and chain.twin_facility(record.twin) != self.facility:
+            reason = NOT_THIS_FACILITY  # rebound to another facility's twin meanwhile
+        return reason
+
+    def _refuse(self, batch: Batch, reason: str) -> Delivery:
+        """Count and log a refusal (under the lock). A staged copy stays: a wrong sender or a
+        bad copy must not evict the good one."""
         refused = self._counters.refused
         refused[reason] = refused.get(reason, 0) + 1
         log.warning(
             "archive: refused batch %d of device 0x%s: %s", batch.seq, batch.device.hex(), reason
         )
-        # A staged copy stays: a wrong sender or a bad copy must not evict the good one.
         return Delivery(batch.device, batch.seq, REFUSED, reason)
 
-    def _settle(
-        self, chain: ChainView, wb: WriteBatch, batch: Batch, record: BatchRecord
-    ) -> Delivery:
-        """Archive ``batch`` if it is what the finalized ``record`` commits to, else refuse
-        it."""
-        reason = check_batch(batch, record)
-        if reason is None and chain.twin_facility(record.twin) != self.facility:
-            reason = NOT_THIS_FACILITY  # rebound to another facility's twin meanwhile
-        if reason is not None:
-            return self._refuse(wb, batch, reason)
+    def _archive(self, wb: WriteBatch, batch: Batch, record: BatchRecord) -> Delivery:
+        """Archive a checked batch (under the lock): its rows pending the next flush, its
+        record in the indexes by time and by day."""
         dev, seq, key = batch.device, batch.seq, _key(batch.device, batch.seq)
         day = day_of(record.first_ts)
         info = _Info(
             record.twin, day, record.count, record.first_ts, record.last_ts, record.root, None
         )
-        raw = packed_readings(batch.readings)
         wb.delete(_STAGED + key)
         wb.put(_ARCHIVED + key, info.pack())
-        wb.put(_PENDING + key, raw)
+        wb.put(_PENDING + key, packed_readings(batch.readings))
         wb.put(
             _BY_TIME + struct.pack(">QQ", record.twin, record.first_ts) + key,
             _U64.pack(record.last_ts),
@@ -339,30 +352,44 @@ class ArchiveStore:
         chain = self._view()
         now = self.clock()
         done = {ARCHIVED: 0, REFUSED: 0, STAGED: 0}
+        # Judged outside the lock, as deliveries are; applied only to what is still staged
+        # as it was judged (a re-delivery meanwhile is judged at the next block).
+        judged: list[tuple[bytes, bytes, Batch, str, str | None, BatchRecord | None]] = []
+        for k, v in list(self._kv.iterate(_STAGED)):
+            raw, received = msgpack.unpackb(v)
+            try:
+                batch = Batch.from_bytes(raw)
+            except CodecError as exc:  # we wrote it: only a damaged database does this
+                log.error("archive: staged batch %s undecodable: %s", k[1:].hex(), exc)
+                continue
+            record = chain.batch_record(batch.device, batch.seq)
+            if record is not None:
+                reason = self._check(chain, batch, record)
+                verdict = (REFUSED, reason, None) if reason else (ARCHIVED, None, record)
+            else:
+                binding = chain.device(batch.device)
+                if binding is not None and binding.next_seq > batch.seq:
+                    verdict = (REFUSED, NOT_ON_CHAIN, None)
+                elif now - received > self.stage_timeout_ms:
+                    verdict = (REFUSED, NEVER_COMMITTED, None)
+                else:
+                    verdict = (STAGED, None, None)
+            judged.append((k, v, batch, *verdict))
         with self._lock:
             wb = WriteBatch()
-            for k, v in list(self._kv.iterate(_STAGED)):
-                raw, received = msgpack.unpackb(v)
-                try:
-                    batch = Batch.from_bytes(raw)
-                except CodecError as exc:  # we wrote it: only a damaged database does this
-                    log.error("archive: staged batch %s undecodable: %s", k[1:].hex(), exc)
-                    wb.delete(k)
+            for k, v, batch, status, reason, record in judged:
+                if status == STAGED:
+                    done[STAGED] += 1
                     continue
-                record = chain.batch_record(batch.device, batch.seq)
-                if record is not None:
-                    d = self._settle(chain, wb, batch, record)
-                else:
-                    binding = chain.device(batch.device)
-                    if binding is not None and binding.next_seq > batch.seq:
-                        d = self._refuse(wb, batch, NOT_ON_CHAIN)
-                    elif now - received > self.stage_timeout_ms:
-                        d = self._refuse(wb, batch, NEVER_COMMITTED)
-                    else:
-                        d = Delivery(batch.device, batch.seq, STAGED)
-                if d.status == REFUSED:
+                if self._kv.get(k) != v:
+                    continue  # delivered again meanwhile: judged again next time
+                if status == REFUSED:
+                    self._refuse(batch, reason or "")
                     wb.delete(k)
-                done[d.status] += 1
+                else:
+                    assert record is not None
+                    self._archive(wb, batch, record)
+                done[status] += 1
             if len(wb):
                 self._put_counters(wb)
                 self._kv.write(wb, sync=True)
