@@ -1,7 +1,8 @@
 """The clients' authorized reads and deliveries against a live node with a real archive:
-``readings`` verifies every reading's proof against its batch's finalized record (a tampered
-answer fails), refusals arrive as AccessDenied; ``deliver`` as the gateway; and the same over
-TLS (https and wss, trustme's CA), where a client without the CA is refused."""
+``readings`` verifies every reading's proof against its batch's finalized record, read with a
+state proof (a tampered answer or record fails), and refusals arrive as AccessDenied;
+``deliver`` as the gateway; the same over TLS (https and wss, trustme's CA), where a client
+without the CA is refused."""
 
 from __future__ import annotations
 
@@ -129,19 +130,22 @@ def _tamper(kind: str) -> Callable[[str, Any], Any]:
 
     def change(method: str, result: Any) -> Any:
         result = copy.deepcopy(result)
-        if method == "twin_readings" and kind not in ("record-twin", "record-root"):
+        if method == "twin_readings" and kind not in ("record", "read-proof"):
             readings(result)
-        elif method == "twin_batchRecord" and kind == "record-twin":
-            result["twin"] = TWIN + 1
-        elif method == "twin_batchRecord" and kind == "record-root":
-            result["root"] = to_hex(b"\x11" * 32)
+        elif method == "state_getStorage" and kind == "record":
+            # The batch record's root, as the node serves it from state, changed.
+            raw = bytearray.fromhex(result[2:])
+            raw[20] ^= 1
+            result = to_hex(bytes(raw))
+        elif method == "state_getReadProof" and kind == "read-proof":
+            result["proof"] = result["proof"][:-1]
         return result
 
     return change
 
 
 KINDS = ["value", "timestamp", "index", "proof", "injected", "duplicate", "out-of-range",
-         "record-twin", "record-root"]  # fmt: skip
+         "record", "read-proof"]  # fmt: skip
 
 
 async def test_a_tampered_answer_fails_verification(served: Any) -> None:
@@ -156,18 +160,19 @@ async def test_a_tampered_answer_fails_verification(served: Any) -> None:
                 def call(method: str, *params: Any, change: Any = change) -> Any:
                     return change(method, c.call(method, *params))
 
-                plan = plans.readings(c.info, TWIN, TEMPERATURE, LO, HI, key=ALICE)
+                plan = plans.readings(c.codec, TWIN, TEMPERATURE, LO, HI, key=ALICE)
                 with pytest.raises(ProofMismatch) as info:
                     plans.run(plan, call)
                 out[kind] = str(info.value)
             # Untouched, the same path verifies.
-            plan = plans.readings(c.info, TWIN, TEMPERATURE, LO, HI, key=ALICE)
+            plan = plans.readings(c.codec, TWIN, TEMPERATURE, LO, HI, key=ALICE)
             assert len(plans.run(plan, c.call)) == len(temperatures(batches, LO, HI))
         return out
 
     why = await trio.to_thread.run_sync(main)
     assert "does not verify" in why["value"] and "outside the range" in why["out-of-range"]
-    assert "answered twice" in why["duplicate"] and "not a batch of twin" in why["record-twin"]
+    assert "answered twice" in why["duplicate"]
+    assert "served value differs" in why["record"] and "read proof refused" in why["read-proof"]
 
 
 async def test_deliver_as_the_gateway(served: Any, chain: StubNode) -> None:

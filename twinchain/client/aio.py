@@ -436,9 +436,9 @@ class AsyncClient:
     ) -> list[Reading]:
         """The twin's raw readings of ``metric`` in ``[from_ms, to_ms]`` from this node's
         archive, asked as ``key``'s account or with ``api_key``, each verified against its
-        batch's finalized root (see :func:`plans.readings`)."""
+        batch's finalized record, read with a state proof (see :func:`plans.readings`)."""
         return await self._run(
-            plans.readings(self.info, twin, metric, from_ms, to_ms, key=key, api_key=api_key)
+            plans.readings(self.codec, twin, metric, from_ms, to_ms, key=key, api_key=api_key)
         )
 
     async def deliver(self, batches: list[Batch], gateway_key: Keypair) -> list[Delivery]:

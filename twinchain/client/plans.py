@@ -25,7 +25,13 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic
 from twinchain.protocol.access import sign_request
 from twinchain.protocol.jsonrpc import SERVER_ERROR, RpcError, from_hex, header_from_json, to_hex
-from twinchain.protocol.telemetry import Batch, verify_reading
+from twinchain.protocol.telemetry import (
+    BATCH_CHUNK,
+    Batch,
+    BatchRecord,
+    chunk_record,
+    verify_reading,
+)
 
 T = TypeVar("T")
 #: One JSON-RPC call a plan asks for: the method and its positional params.
@@ -155,8 +161,27 @@ def deliver(info: ChainInfo, batches: list[Batch], gateway_key: Keypair) -> Plan
         raise ClientError(f"malformed delivery answer: {exc}") from None
 
 
+def batch_record(
+    codec: Codec,
+    device: bytes,
+    seq: int,
+    at: bytes,
+    chunks: dict[tuple[bytes, int], bytes] | None = None,
+) -> Plan[BatchRecord | None]:
+    """The chain's record of batch ``seq`` of ``device`` at block ``at``, read from state with
+    a read proof against that block's state root (``Telemetry.BatchChunks``: one proof per
+    chunk of ``BATCH_CHUNK`` sequence numbers, kept in ``chunks``)."""
+    where = (device, seq // BATCH_CHUNK)
+    chunk = None if chunks is None else chunks.get(where)
+    if chunk is None:
+        chunk = yield from read_storage(codec, "Telemetry", "BatchChunks", where, at=at)
+        if chunks is not None:
+            chunks[where] = chunk
+    return chunk_record(chunk or b"", seq)
+
+
 def readings(
-    info: ChainInfo,
+    codec: Codec,
     twin: int,
     metric: int,
     from_ms: int,
@@ -168,16 +193,18 @@ def readings(
     """The raw readings of ``metric`` of ``twin`` with ``from_ms <= timestamp <= to_ms`` from
     the node's archive (its twin's facility's node), asked as ``key``'s account (a signed
     request) or with ``api_key``. Every reading's Merkle proof is checked against its batch's
-    record on chain at the finalized block (``twin_batchRecord``): ProofMismatch if any
-    fails; AccessDenied (an RpcError) if the node refuses the caller."""
+    record on chain at the finalized block, itself read with a state read proof
+    (:func:`batch_record`): ProofMismatch if anything fails; AccessDenied (an RpcError) if
+    the node refuses the caller."""
     params = {"twin": twin, "metric": metric, "from": from_ms, "to": to_ms}
-    auth = auth_for(info, "twin_readings", params, key, api_key)
+    auth = auth_for(codec.info, "twin_readings", params, key, api_key)
     answer = yield ("twin_readings", (twin, metric, from_ms, to_ms, auth))
     if not isinstance(answer, list):
         raise ProofMismatch("twin_readings did not answer a list of batches")
     at = yield from finalized_head()
     out: list[Reading] = []
     seen: set[tuple[bytes, int, int]] = set()
+    chunks: dict[tuple[bytes, int], bytes] = {}
     for batch in answer:
         try:
             device = from_hex(batch["device"], "device", 32)
@@ -186,10 +213,14 @@ def readings(
                 raise TypeError("seq or readings malformed")
         except (KeyError, TypeError, ValueError) as exc:
             raise ProofMismatch(f"malformed batch in the answer: {exc}") from None
-        rec = yield ("twin_batchRecord", (to_hex(device), seq, to_hex(at)))
-        root, count = _record(rec, twin, device, seq)
+        rec = yield from batch_record(codec, device, seq, at, chunks)
+        where = f"batch {seq} of device 0x{device.hex()[:16]}"
+        if rec is None:
+            raise ProofMismatch(f"{where} has no record on chain at the finalized block")
+        if rec.twin != twin:
+            raise ProofMismatch(f"{where} is not a batch of twin {twin}")
         for r in items:
-            reading = _checked_reading(r, root, count, metric, from_ms, to_ms, device, seq)
+            reading = _checked_reading(r, rec.root, rec.count, metric, from_ms, to_ms, device, seq)
             ident = (device, seq, reading.index)
             if ident in seen:
                 raise ProofMismatch(f"reading {reading.index} of batch {seq} answered twice")
@@ -197,23 +228,6 @@ def readings(
             out.append(reading)
     out.sort(key=lambda r: (r.timestamp, r.device, r.seq, r.index))
     return out
-
-
-def _record(rec: Any, twin: int, device: bytes, seq: int) -> tuple[bytes, int]:
-    """The root and count of a batch's finalized record, which must be the twin's."""
-    where = f"batch {seq} of device 0x{device.hex()[:16]}"
-    if rec is None:
-        raise ProofMismatch(f"{where} has no record on chain at the finalized block")
-    try:
-        root = from_hex(rec["root"], "root", 32)
-        count = rec["count"]
-        if type(count) is not int:
-            raise ValueError("count must be an integer")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProofMismatch(f"malformed batch record of {where}: {exc}") from None
-    if rec.get("twin") != twin:
-        raise ProofMismatch(f"{where} is not a batch of twin {twin}")
-    return root, count
 
 
 def _checked_reading(
@@ -239,6 +253,7 @@ __all__ = [
     "Plan",
     "Request",
     "auth_for",
+    "batch_record",
     "chain_info",
     "deliver",
     "events",

@@ -244,8 +244,8 @@ class Client:
     ) -> list[Reading]:
         """The twin's raw readings of ``metric`` in ``[from_ms, to_ms]`` from this node's
         archive, asked as ``key``'s account or with ``api_key``, each verified against its
-        batch's finalized root (see :func:`plans.readings`)."""
-        plan = plans.readings(self.info, twin, metric, from_ms, to_ms, key=key, api_key=api_key)
+        batch's finalized record, read with a state proof (see :func:`plans.readings`)."""
+        plan = plans.readings(self.codec, twin, metric, from_ms, to_ms, key=key, api_key=api_key)
         found: list[Reading] = self._run(plan)
         return found
 
