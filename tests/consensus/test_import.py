@@ -13,6 +13,7 @@ from twinchain.node.chain_spec import dev_spec, local_spec
 from twinchain.primitives.finality import PRECOMMIT, SignedVote
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
+from twinchain.runtime.runtime import SPEC_VERSION
 
 ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
 CHARLIE = Keypair.from_dev_name("Charlie")
@@ -21,7 +22,7 @@ CHARLIE = Keypair.from_dev_name("Charlie")
 def _transfers(chain: Blockchain, n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
     call = chain.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
     return [
-        (b"", Extrinsic.sign(call, ALICE, start + i, chain.genesis_hash, 1).encode())
+        (b"", Extrinsic.sign(call, ALICE, start + i, chain.genesis_hash, SPEC_VERSION).encode())
         for i in range(n)
     ]
 
@@ -178,7 +179,7 @@ def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on(
     # second of two submits for one twin got another weight (so fee), and every other node
     # rejected the block with a state root mismatch. (Its weight no longer depends on the
     # state; here it depends on the closes queued so far, as a call's weight may.)
-    from twinchain.protocol.telemetry import sign_batch
+    from twinchain.protocol.telemetry import DEFAULT_PUBLIC, sign_batch
     from twinchain.runtime.weights.telemetry import W_SUBMIT_BASE
 
     spec = dev_spec()
@@ -200,7 +201,7 @@ def test_state_dependent_weight_is_weighed_on_the_state_the_extrinsic_runs_on(
     )
 
     def submit(seq: int, ts: int) -> tuple[bytes, bytes]:
-        batch = sign_batch(dev, gh, 0, seq, [(1, ts, 20_000)])
+        batch = sign_batch(dev, gh, 0, seq, [(1, ts, 20_000)], DEFAULT_PUBLIC).commitment()
         call = rt.call_by_name("Telemetry", "submit", [batch])
         return b"", Extrinsic.sign(call, gw, seq, gh, rt.spec_version).encode()
 

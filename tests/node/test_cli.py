@@ -21,6 +21,7 @@ from twinchain.primitives.keys import Keypair, decode_address
 from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.log import TRACE
 from twinchain.primitives.types import Extrinsic
+from twinchain.runtime.runtime import SPEC_VERSION
 
 
 def twinchain(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -104,7 +105,9 @@ def _make_chain(base: Path, blocks: int) -> Blockchain:
     for i in range(blocks):
         xts = []
         for _ in range(5):
-            xts.append((b"", Extrinsic.sign(call, alice, nonce, chain.genesis_hash, 1).encode()))
+            xts.append(
+                (b"", Extrinsic.sign(call, alice, nonce, chain.genesis_hash, SPEC_VERSION).encode())
+            )
             nonce += 1
         _, res = chain.propose(alice, 100 + i, (100 + i) * 1000, xts)
         chain.self_finalize(alice, res.hash)

@@ -13,6 +13,7 @@ from twinchain.node.service import Node, NodeConfig
 from twinchain.p2p.abc import Verdict
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Era, Extrinsic
+from twinchain.runtime.runtime import SPEC_VERSION
 
 ALICE, BOB = Keypair.from_dev_name("Alice"), Keypair.from_dev_name("Bob")
 
@@ -27,7 +28,7 @@ def node(tmp_path: Path) -> Node:
 def _transfers(node: Node, signer: Keypair, count: int, start: int = 0) -> list[bytes]:
     call = node.chain.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
     g = node.chain.genesis_hash
-    return [Extrinsic.sign(call, signer, start + i, g, 1).encode() for i in range(count)]
+    return [Extrinsic.sign(call, signer, start + i, g, SPEC_VERSION).encode() for i in range(count)]
 
 
 def test_one_verify_batch_per_gossip_message(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,7 +61,13 @@ def test_an_expired_transaction_is_not_the_senders_fault(node: Node) -> None:
     call = node.chain.runtime.call_by_name("Balances", "transfer", BOB.public, 10**12)
     # Born at block 5 of a chain that is still at genesis: not valid yet, but well formed.
     early = Extrinsic.sign(
-        call, ALICE, 0, node.chain.genesis_hash, 1, era=Era.mortal(8, 13), birth_hash=b"\x01" * 32
+        call,
+        ALICE,
+        0,
+        node.chain.genesis_hash,
+        SPEC_VERSION,
+        era=Era.mortal(8, 13),
+        birth_hash=b"\x01" * 32,
     ).encode()
     assert node.on_transactions("peer", [early]) is Verdict.ACCEPT
     assert node.pool.ready_count == 0

@@ -13,6 +13,7 @@ from twinchain.node.service import Node, NodeConfig
 from twinchain.p2p.abc import Verdict
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Extrinsic
+from twinchain.runtime.runtime import SPEC_VERSION
 
 
 async def test_dev_node_authors_finalizes_and_includes_transfers(tmp_path: Path) -> None:
@@ -28,7 +29,9 @@ async def test_dev_node_authors_finalizes_and_includes_transfers(tmp_path: Path)
     )
     call = node.chain.runtime.call_by_name("Balances", "transfer", bob.public, 10**12)
     hashes = [
-        node.submit_extrinsic(Extrinsic.sign(call, alice, n, node.chain.genesis_hash, 1).encode())
+        node.submit_extrinsic(
+            Extrinsic.sign(call, alice, n, node.chain.genesis_hash, SPEC_VERSION).encode()
+        )
         for n in range(3)
     ]
     assert node.pool.ready_count == 3

@@ -13,7 +13,7 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, to_hex
-from twinchain.protocol.telemetry import batch_root, reading_proof, sign_batch
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC, batch_root, reading_proof, sign_batch
 from twinchain.rpc import methods, twin
 from twinchain.rpc.twin import registry, telemetry
 from twinchain.runtime.pallets.equipment.types import Envelope, Spec
@@ -27,6 +27,7 @@ H = b"\x05" * 32
 FAR = 10**13
 SLOT = 1001
 NOW = SLOT * 1000
+# Temperature (public by default; one reading beyond the envelope) and good units (private).
 READINGS = [(1, NOW - 3_000, 20_000), (1, NOW - 2_000, 95_000), (8, NOW - 1_000, 5)]
 SPEC = Spec([(1, 60_000)], [Envelope(1, -20_000, 90_000, 0)])
 
@@ -48,7 +49,7 @@ def populate(node: StubNode) -> bytes:
     def sudo(pallet: str, name: str, *args: Any) -> tuple[bytes, bytes]:
         return xt(ALICE, "Sudo", "sudo", list(rt.call_by_name(pallet, name, *args).to_wire()))
 
-    batch = sign_batch(DEVICE, client.genesis_hash, 0, 0, READINGS)
+    batch = sign_batch(DEVICE, client.genesis_hash, 0, 0, READINGS, DEFAULT_PUBLIC).commitment()
     ready = [
         sudo("Roles", "force_grant", ALICE.public, "FacilityOperator"),
         sudo("Roles", "force_grant", BOB.public, "CertifiedAuditor"),
@@ -130,29 +131,84 @@ def test_device_batches_and_aggregates(chain: StubNode) -> None:
     c = chain.chain
     d = telemetry.device(c, [to_hex(DEVICE.public)])
     assert (d["twin"], d["nextSeq"], d["batches"], d["readings"], d["active"]) == (0, 1, 1, 3, True)
-    assert d["lastReadings"] == [
-        {"metric": 1, "timestamp": NOW - 2_000, "value": 95_000},
-        {"metric": 8, "timestamp": NOW - 1_000, "value": 5},
-    ]
+    # Good units are private: no latest value, no aggregate.
+    assert d["lastReadings"] == [{"metric": 1, "timestamp": NOW - 2_000, "value": 95_000}]
     page = telemetry.telemetry_batches(c, [0])
     assert page["total"] == 1
     [b] = page["batches"]
-    assert (b["device"], b["seq"], b["count"], b["flagged"]) == (to_hex(DEVICE.public), 0, 3, 1)
+    # The temperature summary is out of range: its two readings are flagged.
+    assert (b["device"], b["seq"], b["count"], b["flagged"]) == (to_hex(DEVICE.public), 0, 3, 2)
     assert b["root"] == to_hex(batch_root(READINGS))
     assert b["gateway"] == to_hex(CHARLIE.public)
     assert telemetry.telemetry_batches(c, [0, 1, 10])["batches"] == []
     aggs = telemetry.telemetry_aggregates(c, [0])
     assert [(a["metric"], a["count"], a["min"], a["max"], a["sum"], a["last"]) for a in aggs] == [
-        (1, 2, 20_000, 95_000, 115_000, 95_000), (8, 1, 5, 5, 5, 5)
+        (1, 2, 20_000, 95_000, 115_000, 95_000)
     ]  # fmt: skip
-    assert aggs[0]["flagged"] == 1 and aggs[0]["windowMs"] == 3_600_000
-    assert [a["metric"] for a in telemetry.telemetry_aggregates(c, {"twin": 0, "metric": 8})] == [8]
+    assert aggs[0]["flagged"] == 2 and aggs[0]["windowMs"] == 3_600_000
+    assert telemetry.telemetry_aggregates(c, {"twin": 0, "metric": 8}) == []
     start = aggs[0]["windowStart"]
-    assert len(telemetry.telemetry_aggregates(c, {"twin": 0, "since": start})) == 2
+    assert len(telemetry.telemetry_aggregates(c, {"twin": 0, "since": start})) == 1
     assert telemetry.telemetry_aggregates(c, {"twin": 0, "since": start + 1}) == []
     with pytest.raises(RpcError):
         telemetry.telemetry_aggregates(c, {"twin": 0, "since": -1})
     assert telemetry.device(c, [to_hex(BOB.public)]) is None
+
+
+def test_batch_record(chain: StubNode) -> None:
+    c = chain.chain
+    dev = to_hex(DEVICE.public)
+    rec = telemetry.batch_record(c, [dev, 0])
+    assert rec == {
+        "device": dev, "seq": 0, "twin": 0, "root": to_hex(batch_root(READINGS)), "count": 3,
+        "firstTs": NOW - 3_000, "lastTs": NOW - 1_000, "gateway": to_hex(CHARLIE.public),
+        "block": 1, "flagged": 2,
+    }  # fmt: skip
+    assert telemetry.batch_record(c, {"device": dev, "seq": 1}) is None
+    assert telemetry.batch_record(c, [to_hex(BOB.public), 0]) is None
+    genesis = to_hex(c.genesis_hash)
+    assert telemetry.batch_record(c, [dev, 0, genesis]) is None  # not yet at genesis
+    json.dumps(rec)
+
+
+def test_disclosure_policy_and_what_it_shows(chain: StubNode) -> None:
+    """The policy is the twin's, read at any block; a metric made public shows its latest
+    values and aggregates, and made private again hides them from then on."""
+    c = chain.chain
+    rt = c.runtime
+    first = c.best.hash
+    assert telemetry.disclosure(c, [0]) == {"twin": 0, "public": sorted(DEFAULT_PUBLIC)}
+    assert telemetry.disclosure(c, {"twin": 7}) == {"twin": 7, "public": sorted(DEFAULT_PUBLIC)}
+
+    later = [(8, (SLOT + 1) * 1000 - 500, 7), (1, (SLOT + 1) * 1000 - 400, 21_000)]
+    on = rt.call_by_name("Telemetry", "set_disclosure", 0, 8, True)
+    x = Extrinsic.sign(on, ALICE, _nonce(c, ALICE), c.genesis_hash, rt.spec_version)
+    _, res = c.propose(ALICE, SLOT + 1, (SLOT + 1) * 1000, [(b"", x.encode())])
+    assert all(o.success for o in res.outcomes)
+    assert telemetry.disclosure(c, [0])["public"] == sorted(DEFAULT_PUBLIC | {8})
+    assert telemetry.disclosure(c, [0, to_hex(first)])["public"] == sorted(DEFAULT_PUBLIC)
+    public = DEFAULT_PUBLIC | {8}
+    b1 = sign_batch(DEVICE, c.genesis_hash, 0, 1, later, public).commitment()
+    submit = rt.call_by_name("Telemetry", "submit", [b1])
+    x = Extrinsic.sign(submit, CHARLIE, _nonce(c, CHARLIE), c.genesis_hash, rt.spec_version)
+    _, res = c.propose(ALICE, SLOT + 2, (SLOT + 2) * 1000, [(b"", x.encode())])
+    assert all(o.success for o in res.outcomes), [o.error for o in res.outcomes]
+    d = telemetry.device(c, [to_hex(DEVICE.public)])
+    assert [r["metric"] for r in d["lastReadings"]] == [1, 8]
+    assert 8 in [a["metric"] for a in telemetry.telemetry_aggregates(c, [0])]
+    off = rt.call_by_name("Telemetry", "set_disclosure", 0, 8, False)
+    x = Extrinsic.sign(off, ALICE, _nonce(c, ALICE), c.genesis_hash, rt.spec_version)
+    _, res = c.propose(ALICE, SLOT + 3, (SLOT + 3) * 1000, [(b"", x.encode())])
+    assert all(o.success for o in res.outcomes)
+    d = telemetry.device(c, [to_hex(DEVICE.public)])
+    assert [r["metric"] for r in d["lastReadings"]] == [1]
+    assert 8 not in [a["metric"] for a in telemetry.telemetry_aggregates(c, [0])]
+
+
+def _nonce(c: Any, who: Keypair) -> int:
+    from twinchain.rpc.twin.common import runtime_at
+
+    return int(runtime_at(c, None).system.nonce(who.public))
 
 
 def test_verify_reading(chain: StubNode) -> None:
@@ -205,6 +261,12 @@ def test_reads_at_an_older_block(node: StubNode) -> None:
         ),
         (telemetry.verify_reading_proof, [to_hex(H), 0, [1, 2, 3], 0, "x"], jsonrpc.INVALID_PARAMS),
         (telemetry.metrics, "x", jsonrpc.INVALID_PARAMS),
+        (telemetry.batch_record, [to_hex(H)], jsonrpc.INVALID_PARAMS),
+        (telemetry.batch_record, [to_hex(H), -1], jsonrpc.INVALID_PARAMS),
+        (telemetry.batch_record, ["nope", 0], jsonrpc.INVALID_PARAMS),
+        (telemetry.disclosure, [], jsonrpc.INVALID_PARAMS),
+        (telemetry.disclosure, ["0"], jsonrpc.INVALID_PARAMS),
+        (telemetry.disclosure, [0, "0x" + "ab" * 32], jsonrpc.STATE_UNAVAILABLE),
     ],
 )
 def test_bad_params(node: StubNode, fn: Any, params: Any, code: int) -> None:
@@ -245,5 +307,9 @@ async def test_over_the_server(chain: StubNode, server: str) -> None:
     with pytest.raises(RpcError) as info:
         await call(server, "twin_facility", [])
     assert info.value.code == jsonrpc.INVALID_PARAMS
+    pol = await call(server, "twin_disclosure", [0])
+    assert pol == {"twin": 0, "public": sorted(DEFAULT_PUBLIC)}
+    rec = await call(server, "twin_batchRecord", [to_hex(DEVICE.public), 0])
+    assert rec["root"] == to_hex(batch_root(READINGS)) and rec["count"] == 3
     names = (await call(server, "rpc_methods", None))["methods"]
     assert set(twin.all_methods()) <= set(names)

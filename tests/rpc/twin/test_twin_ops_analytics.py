@@ -14,7 +14,7 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, to_hex
-from twinchain.protocol.telemetry import sign_batch
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC, Commitment, sign_batch
 from twinchain.rpc import methods, twin
 from twinchain.rpc.twin import analytics as twin_analytics
 from twinchain.rpc.twin import simulation as twin_simulation
@@ -54,7 +54,9 @@ class Author:
         n = self.nonces.get(who.public, 0)
         self.nonces[who.public] = n + 1
         call = self.rt.call_by_name(pallet, name, *args)
-        return b"", Extrinsic.sign(call, who, n, self.chain.genesis_hash, 1).encode()
+        return b"", Extrinsic.sign(
+            call, who, n, self.chain.genesis_hash, self.rt.spec_version
+        ).encode()
 
     def sudo(self, pallet: str, name: str, *args: Any) -> tuple[bytes, bytes]:
         inner = list(self.rt.call_by_name(pallet, name, *args).to_wire())
@@ -65,6 +67,15 @@ class Author:
         assert all(o.success for o in result.outcomes), [o.error for o in result.outcomes]
         self.node.slot = slot
         return result.hash
+
+
+PUBLISHED = (5, 7, 8, 9, 11)  # energy, units, good, bad, run time
+
+
+def commit(gen: bytes, seq: int, readings: list[tuple[int, int, int]]) -> Commitment:
+    """The commitment of the device's batch, with the summaries of the published metrics."""
+    public = DEFAULT_PUBLIC | set(PUBLISHED)
+    return sign_batch(DEVICE, gen, 0, seq, readings, public).commitment()
 
 
 def scenario_args(seed: int = SEED, tamper: bool = False) -> list[Any]:
@@ -98,11 +109,13 @@ def populate(node: StubNode) -> dict[str, bytes]:
         a.xt(ALICE, "Equipment", "commission", 0, 0),
         a.xt(ALICE, "Equipment", "activate", 0),
         a.xt(ALICE, "Telemetry", "bind_device", 0, DEVICE.public, None),
-        a.xt(CHARLIE, "Telemetry", "submit", [sign_batch(DEVICE, gen, 0, 0, w0)]),
+        # Production, run time and energy are private by default: the owner publishes them.
+        *(a.xt(ALICE, "Telemetry", "set_disclosure", 0, m, True) for m in PUBLISHED),
+        a.xt(CHARLIE, "Telemetry", "submit", [commit(gen, 0, w0)]),
         a.xt(ALICE, "Simulation", "register_model", MODEL, "pump", "degradation", PARAMS, 1),
         a.xt(ALICE, "Balances", "transfer", treasury_account(), 100 * UNIT),
     )
-    late = sign_batch(DEVICE, gen, 0, 1, [(1, 89_990_000, 51_000)])  # closes window 0
+    late = commit(gen, 1, [(1, 89_990_000, 51_000)])  # closes window 0
     b2 = a.block(
         90_000,
         a.xt(CHARLIE, "Telemetry", "submit", [late]),

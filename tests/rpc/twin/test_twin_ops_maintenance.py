@@ -20,7 +20,7 @@ from twinchain.primitives.keystore import Keystore
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, to_hex
-from twinchain.protocol.telemetry import sign_batch
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC, sign_batch
 from twinchain.rpc import methods
 from twinchain.rpc.twin import benchmark as twin_benchmark
 from twinchain.rpc.twin import maintenance as twin_maintenance
@@ -102,7 +102,10 @@ class Author:
         return b"", Extrinsic.sign(call, who, n, self.chain.genesis_hash, rt.spec_version).encode()
 
     def reading(self, ts: int, temp: int) -> tuple[bytes, bytes]:
-        b = sign_batch(DEVICE, self.chain.genesis_hash, 0, self.seq, [(TEMP, ts, temp)])
+        rs = [(TEMP, ts, temp)]  # temperature: public by default
+        b = sign_batch(
+            DEVICE, self.chain.genesis_hash, 0, self.seq, rs, DEFAULT_PUBLIC
+        ).commitment()
         self.seq += 1
         return self.xt(GW, "Telemetry", "submit", [b])
 

@@ -1,8 +1,16 @@
-"""``twin_*`` reads of the Telemetry pallet: devices, batch roots, aggregates, metrics, and
-the check of a disclosed reading against its batch root.
+"""``twin_*`` reads of the Telemetry pallet: devices, batch records, public aggregates,
+disclosure policies, metrics, and the check of a disclosed reading against its batch root.
 
-    twin_device(device, [at])                  a device key's binding and sequence state
+The chain holds only commitments and what each twin makes public, so these answer anyone:
+the latest readings and aggregates they show are those of the twin's public metrics. Raw
+readings are the facility archive's (``twin_readings``, authorized).
+
+    twin_device(device, [at])                  a device key's binding and sequence state,
+                                               its latest readings of public metrics
     twin_telemetryBatches(twin, [start, count, at])   batch roots of a twin, oldest first
+    twin_batchRecord(device, seq, [at])        one batch's record (root, count, span, twin,
+                                               block...), null if none
+    twin_disclosure(twin, [at])                the twin's public metrics
     twin_telemetryAggregates(twin, [metric, at, since])
                                                per-window aggregates of a twin (windows
                                                starting at or after ``since`` ms)
@@ -44,6 +52,7 @@ def device(client: Blockchain, params: Params) -> dict[str, Any] | None:
         d = rt.telemetry.device(dev)
         if d is None:
             return None
+        # Only the metrics its twin makes public now (last_readings filters).
         last = [
             {"metric": m, "timestamp": ts, "value": v}
             for m, (ts, v) in sorted(rt.telemetry.last_readings(dev).items())
@@ -51,6 +60,34 @@ def device(client: Blockchain, params: Params) -> dict[str, Any] | None:
         info = to_json(d)
         del info["last"]  # as "lastReadings" below
         return {"device": to_hex(dev), **info, "lastReadings": last}
+
+    return read_at(client, at, read)  # type: ignore[no-any-return]
+
+
+def batch_record(client: Blockchain, params: Params) -> dict[str, Any] | None:
+    """The record the chain keeps of batch ``seq`` of ``device`` (what an archive verifier
+    and a reader check readings against), null if there is none."""
+    dev_v, seq_v, at = bind_params(params, ("device", "seq", "at"), 2)
+    dev = account_param(dev_v, "device")
+    seq = int_param(seq_v, "seq")
+
+    def read(rt: Runtime) -> dict[str, Any] | None:
+        rec = rt.telemetry.batch(dev, seq)
+        if rec is None:
+            return None
+        return {"device": to_hex(dev), "seq": seq, **to_json(rec)}
+
+    return read_at(client, at, read)  # type: ignore[no-any-return]
+
+
+def disclosure(client: Blockchain, params: Params) -> dict[str, Any]:
+    """The twin's disclosure policy: the metrics whose summaries, window aggregates and
+    latest values its batches make public (what a gateway signs summaries of)."""
+    tid_v, at = bind_params(params, ("twin", "at"), 1)
+    tid = int_param(tid_v, "twin id")
+
+    def read(rt: Runtime) -> dict[str, Any]:
+        return {"twin": tid, "public": sorted(rt.telemetry.public_metrics(tid))}
 
     return read_at(client, at, read)  # type: ignore[no-any-return]
 
@@ -82,9 +119,10 @@ def telemetry_aggregates(client: Blockchain, params: Params) -> list[dict[str, A
 
     def read(rt: Runtime) -> list[dict[str, Any]]:
         window = rt.telemetry.WindowMs.get()
+        public = rt.telemetry.public_metrics(tid)  # a metric made private since: not shown
         out = []
         for (m, start), agg in rt.telemetry.aggregates(tid):
-            if (metric is not None and m != metric) or start < since:
+            if (metric is not None and m != metric) or start < since or m not in public:
                 continue
             out.append({"metric": m, "windowStart": start, "windowMs": window, **to_json(agg)})
         return out
@@ -141,6 +179,8 @@ def metrics(client: Blockchain, params: Params) -> list[dict[str, Any]]:
 METHODS: dict[str, TwinMethod] = {
     "twin_device": device,
     "twin_telemetryBatches": telemetry_batches,
+    "twin_batchRecord": batch_record,
+    "twin_disclosure": disclosure,
     "twin_telemetryAggregates": telemetry_aggregates,
     "twin_verifyReading": verify_reading_proof,
     "twin_metrics": metrics,
