@@ -105,3 +105,52 @@ def test_process_killed_mid_flush(plant: Plant, tmp_path: Path) -> None:
     assert store.stats()["archived_batches"] == 4
     assert store.flush() == 200
     assert rows(plant) == (200, 200)
+
+
+def test_concurrent_deliveries_settling_and_flushes_archive_each_batch_once(
+    plant: Plant,
+) -> None:
+    """Gateways deliver (twice each, some before and some after finality) from threads while
+    the node's settling and flushing run in others: every batch ends in the files once."""
+    import threading
+
+    from conftest import make_batch
+
+    batches = [make_batch(plant.dev, 7, s, T0 + s * 5_000, 20) for s in range(120)]
+    for b in batches[:60]:
+        plant.chain.commit(b)  # final before delivery: archived at once
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run(fn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            fn()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def gateway(part: list) -> None:  # type: ignore[type-arg]
+        for b in part + part:
+            plant.store.deliver(plant.gw.public, [b])
+
+    def node() -> None:
+        while not stop.is_set():
+            plant.store.on_finalized()
+            plant.store.flush()
+
+    workers = [threading.Thread(target=run, args=(node,))] + [
+        threading.Thread(target=run, args=(lambda p=batches[i::3]: gateway(p),)) for i in range(3)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers[1:]:
+        w.join()
+    for b in batches[60:]:
+        plant.chain.commit(b)
+    stop.set()
+    workers[0].join()
+    assert not errors, errors
+    plant.store.on_finalized()
+    plant.store.flush()
+    assert rows(plant) == (120 * 20, 120 * 20)
+    s = plant.store.stats()
+    assert (s["archived_batches"], s["staged_batches"], s["refused_batches"]) == (120, 0, 0)
