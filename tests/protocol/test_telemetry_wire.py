@@ -1,5 +1,6 @@
-"""Telemetry's protocol: the metric registry, packed readings on the wire, device batch
-signing and verification, reading proofs and the chain's packed batch records."""
+"""Telemetry's protocol: the metric registry, packed readings on the wire, public summaries,
+device batch signing over commitments and verification, the archive's check of a delivered
+batch against its record, reading proofs and the chain's packed batch records."""
 
 from __future__ import annotations
 
@@ -84,9 +85,11 @@ def test_a_signed_batch_keeps_its_readings_packed_once() -> None:
     b = sign_batch(DEV1, b"\x07" * 32, 3, 0, readings)
     assert type(b.readings) is tp.PackedReadings and b.readings == [tuple(r) for r in readings]
     # The encoding reuses the packed bytes and equals the one of the plain list.
-    plain = Batch(b.device, b.seq, [tuple(r) for r in readings], b.signature)
+    plain = Batch(b.device, b.seq, [tuple(r) for r in readings], b.public, b.signature)
     assert Batch.wire_type().encode(b) == Batch.wire_type().encode(plain)
-    msg = tp.batch_message(b"\x07" * 32, DEV1.public, 3, 0, batch_root(plain.readings), 2)
+    msg = tp.commitment_message(
+        b"\x07" * 32, DEV1.public, 3, 0, 2, NOW, NOW + 1, batch_root(plain.readings), ()
+    )
     assert native.verify_batch([DEV1.public], [msg], [b.signature]) == [True]
     # ``+`` gives a list, as the list it stands for did.
     assert b.readings + [(TEMP, NOW + 2, 6)] == [*plain.readings, (TEMP, NOW + 2, 6)]  # noqa: RUF005
@@ -100,11 +103,12 @@ def test_a_signed_batch_keeps_its_readings_packed_once() -> None:
 
 
 def test_device_signatures_verify_in_one_call_bound_to_chain_twin_and_seq() -> None:
-    b = sign_batch(DEV1, GENESIS, 3, 5, [(TEMP, NOW, 1), (GOOD, NOW, 2)])
-    root = batch_root(b.readings)
+    b = sign_batch(DEV1, GENESIS, 3, 5, [(TEMP, NOW, 1), (GOOD, NOW, 2)], tp.DEFAULT_PUBLIC)
+    c = b.commitment()
 
     def check(genesis: bytes, device: bytes, twin: int, seq: int) -> tp.Triple:
-        return (device, tp.batch_message(genesis, device, twin, seq, root, 2), b.signature)
+        msg = tp.commitment_message(genesis, device, twin, seq, 2, NOW, NOW, c.root, c.public)
+        return (device, msg, b.signature)
 
     triples = [
         check(GENESIS, DEV1.public, 3, 5),
@@ -114,6 +118,58 @@ def test_device_signatures_verify_in_one_call_bound_to_chain_twin_and_seq() -> N
         check(GENESIS, DEV2.public, 3, 5),  # another device
     ]
     assert tp.verify_device_signatures(triples) == [True, False, False, False, False]
+    assert triples[0][1] == c.message(GENESIS, 3)
+
+
+# --------------------------------------------------------------------------- commitments
+
+
+def test_summaries_are_the_public_metrics_and_nothing_else() -> None:
+    readings = [(GOOD, NOW, 7), (TEMP, NOW + 2, 5), (TEMP, NOW + 1, -3), (TEMP, NOW + 2, 9)]
+    assert tp.summarize(readings, {TEMP, tp.PRESSURE}) == (
+        tp.MetricSummary(TEMP, 3, -3, 9, 11, NOW + 2, 9),  # the later of two at NOW + 2
+    )
+    assert tp.summarize(readings, ()) == ()
+    both = tp.summarize(readings, {TEMP, GOOD})
+    assert [s.metric for s in both] == [TEMP, GOOD]  # metric order
+    assert tp.SUMMARIES.from_wire(tp.SUMMARIES.to_wire(both)) == both
+    with pytest.raises(CodecError):
+        tp.summarize([(TEMP, NOW, 2**63 - 1), (TEMP, NOW, 1)], {TEMP})  # sum beyond i64
+    for bad in (both[::-1], (both[0], both[0]), (both[0]._replace(count=0),)):
+        with pytest.raises(CodecError):
+            tp.SUMMARIES.to_wire(bad)
+    with pytest.raises(CodecError):
+        tp.SUMMARIES.from_wire(tp.SUMMARIES.to_wire(both)[::-1][:46])
+
+
+def test_the_commitment_carries_no_reading() -> None:
+    readings = [(GOOD, NOW + i, 1_000_000 + i) for i in range(500)] + [(TEMP, NOW, 20_000)]
+    b = sign_batch(DEV1, GENESIS, 3, 0, readings, tp.DEFAULT_PUBLIC)
+    c = b.commitment()
+    assert (c.count, c.first_ts, c.last_ts, c.root) == (501, NOW, NOW + 499, batch_root(readings))
+    assert c.public == (tp.MetricSummary(TEMP, 1, 20_000, 20_000, 20_000, NOW, 20_000),)
+    wire = c.to_bytes()
+    assert len(wire) < 250 and tp.Commitment.from_bytes(wire) == c
+    for i in range(500):
+        assert (1_000_000 + i).to_bytes(8, "big") not in wire
+    with pytest.raises(CodecError):
+        Batch(DEV1.public, 0, [], (), bytes(64)).commitment()
+
+
+def test_check_batch_refuses_what_the_chain_did_not_accept() -> None:
+    readings = [(TEMP, NOW + i, 20_000 + i) for i in range(5)] + [(GOOD, NOW + 5, 3)]
+    b = sign_batch(DEV1, GENESIS, 3, 0, readings, tp.DEFAULT_PUBLIC)
+    c = b.commitment()
+    rec = tp.BatchRecord(3, c.root, c.count, c.first_ts, c.last_ts, b"\x02" * 32, 9, 0)
+    assert tp.check_batch(b, rec) is None
+    changed = [*readings[:-1], (GOOD, NOW + 5, 4)]
+    other = Batch(b.device, b.seq, changed, b.public, b.signature)
+    assert "Merkle root" in (tp.check_batch(other, rec) or "")
+    lied = Batch(b.device, b.seq, b.readings, (b.public[0]._replace(max=99_999),), b.signature)
+    assert "summaries" in (tp.check_batch(lied, rec) or "")
+    shorter = tp.BatchRecord(3, c.root, 7, c.first_ts, c.last_ts, b"\x02" * 32, 9, 0)
+    assert "count or time span" in (tp.check_batch(b, shorter) or "")
+    assert tp.check_batch(Batch(b.device, 0, [], (), b.signature), rec) == "no readings"
 
 
 # --------------------------------------------------------------------------- reading proofs
