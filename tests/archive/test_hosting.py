@@ -15,7 +15,8 @@ from twinchain.archive.hosting import ArchiveOptions, ArchiveService
 from twinchain.archive.query import ArchiveQuery
 from twinchain.archive.store import NOT_THE_GATEWAY, ArchiveStore
 from twinchain.archive.verify import chain_records, verify_archive
-from twinchain.cli import build_parser
+from twinchain.cli import build_parser, main
+from twinchain.client import Client
 from twinchain.gateway.provision import with_gateway, write_gateway
 from twinchain.machines.simulator import MachineConfig
 from twinchain.node.chain_spec import ChainSpec, dev_spec
@@ -23,6 +24,7 @@ from twinchain.node.service import Node, NodeConfig
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol.telemetry import DEFAULT_PUBLIC, PRESSURE, TEMPERATURE, sign_batch
+from twinchain.rpc.hosting import RpcService
 from twinchain.runtime.runtime import SPEC_VERSION
 
 MACHINES = [MachineConfig("mill-1", "cnc_mill")]
@@ -51,6 +53,7 @@ async def test_node_settles_flushes_and_verifies(tmp_path: Path) -> None:
     spec = ChainSpec.from_json(with_gateway(dev_spec().to_json(), gw, MACHINES))
     store = ArchiveStore(tmp_path / "archive", 0)
     service = ArchiveService(store, flush_s=0.2)
+    rpc = RpcService(port=0, archive=store)
     node = Node(
         NodeConfig(
             spec=spec,
@@ -58,7 +61,7 @@ async def test_node_settles_flushes_and_verifies(tmp_path: Path) -> None:
             validator=True,
             author_key=Keypair.from_dev_name("Alice"),
             port=None,
-            services=[service],
+            services=[service, rpc],
         )
     )
     dev, genesis = gw.devices["mill-1"], node.chain.genesis_hash
@@ -77,8 +80,14 @@ async def test_node_settles_flushes_and_verifies(tmp_path: Path) -> None:
 
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
-        out = await trio.to_thread.run_sync(store.deliver, gw.gateway.public, [good, tampered])
-        assert [d.status for d in out] == ["staged", "staged"]
+        url = f"http://127.0.0.1:{node.service_ports['rpc']}"
+
+        def deliver_over_rpc() -> list[str]:
+            with Client(url) as client:
+                return [d.status for d in client.deliver([good, tampered], gw.gateway)]
+
+        # Through archive_deliver, signed by the gateway key: the same store.
+        assert await trio.to_thread.run_sync(deliver_over_rpc) == ["staged", "staged"]
         (wrong,) = await trio.to_thread.run_sync(store.deliver, dev.public, [good])
         assert (wrong.status, wrong.reason) == ("refused", NOT_THE_GATEWAY)
         call = node.chain.runtime.call_by_name(
@@ -101,6 +110,9 @@ async def test_node_settles_flushes_and_verifies(tmp_path: Path) -> None:
         assert view.twin_facility(0) == 0 and view.device(dev.public).next_seq == 2  # type: ignore[union-attr]
         report = await trio.to_thread.run_sync(verify_archive, store.path, chain_records(view))
         assert report.ok and (report.batches, report.readings) == (1, 40)
+        # The command, over JSON-RPC twin_batchRecord.
+        argv = ["archive", "verify", "--dir", str(store.path), "--rpc", url]
+        assert await trio.to_thread.run_sync(main, argv) == 0
         nursery.cancel_scope.cancel()
     with ArchiveQuery(store.path) as q:
         assert q.rows("SELECT twin, count(*) FROM readings GROUP BY twin")[1] == [(0, 40)]
