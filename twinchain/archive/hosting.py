@@ -86,7 +86,9 @@ class ArchiveService:
                 await self._flush_now.wait()
             self._flush_now = trio.Event()
             try:
-                await trio.to_thread.run_sync(self.store.flush)
+                if not await trio.to_thread.run_sync(self.store.flush):
+                    # Refusals and staging change the counters too: keep stats.json current.
+                    await trio.to_thread.run_sync(self.store.write_stats)
                 if trio.current_time() >= next_maintain:
                     next_maintain = trio.current_time() + self.maintain_s
                     await trio.to_thread.run_sync(self.store.maintain)

@@ -69,9 +69,18 @@ class ArchiveQuery:
         """The relation of ``query`` (run lazily: ``.fetchall()``, ``.arrow()``, ``.df()``)."""
         return self.con.sql(query, params=params)
 
+    def _execute(self, query: str, params: Any = None) -> duckdb.DuckDBPyConnection:
+        try:
+            return self.con.execute(query, params)
+        except duckdb.IOException:
+            # A compaction or retention removed a file between the glob and its read (the
+            # node's archive is live): the views again over the files there now.
+            self.refresh()
+            return self.con.execute(query, params)
+
     def rows(self, query: str, params: Any = None) -> tuple[list[str], list[tuple[Any, ...]]]:
         """(column names, rows) of ``query``."""
-        cur = self.con.execute(query, params)
+        cur = self._execute(query, params)
         return [d[0] for d in cur.description or ()], cur.fetchall()
 
     def export(self, query: str, dest: str | Path, fmt: str = "csv") -> int:
@@ -81,7 +90,7 @@ class ArchiveQuery:
         if fmt not in options:
             raise ValueError(f"export format must be csv or parquet, not {fmt!r}")
         q = query.strip().rstrip(";")
-        cur = self.con.execute(f"COPY ({q}) TO {_literal(str(dest))} ({options[fmt]})")
+        cur = self._execute(f"COPY ({q}) TO {_literal(str(dest))} ({options[fmt]})")
         row = cur.fetchone()
         return int(row[0]) if row else 0
 

@@ -458,7 +458,7 @@ class ArchiveStore:
                 rows += table.num_rows
             if rows:
                 log.info("archive: flushed %d readings in %d files", rows, len(groups))
-                self._write_stats()
+                self.write_stats()
             return rows
 
     def _write_metrics_if_changed(self) -> None:
@@ -492,7 +492,7 @@ class ArchiveStore:
             expired = self._expire() if self.retention_days is not None else 0
             compacted = self._compact()
             if compacted or expired:
-                self._write_stats()
+                self.write_stats()
             return {"compacted": compacted, "expired": expired}
 
     def _compact(self) -> int:
@@ -681,7 +681,7 @@ class ArchiveStore:
                 "retention_days": self.retention_days,
             }
 
-    def _write_stats(self) -> None:
+    def write_stats(self) -> None:
         """``stats.json``: what ``twinchain archive stats`` shows while the node holds the
         database (LevelDB admits one process)."""
         final = self.path / "stats.json"
