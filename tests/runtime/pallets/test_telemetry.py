@@ -742,6 +742,11 @@ def test_anchor(blk: Any) -> None:
     with pytest.raises(DispatchError) as e:
         blk.dispatch(Origin.root(), "Telemetry", "anchor", 0, 0, 0, 1, digest)
     assert err(e) == "System.BadOrigin"
+    # An operator who lost the role no longer speaks for the facility.
+    blk.dispatch(Origin.root(), "Roles", "force_revoke", OPERATOR.public, "FacilityOperator")
+    with pytest.raises(DispatchError) as e:
+        owner_call(blk, "anchor", 0, 0, 0, 1, digest, who=OPERATOR)
+    assert err(e) == "Telemetry.NotOwnerOrOperator"
 
 
 # --------------------------------------------------------------------------- binding & config

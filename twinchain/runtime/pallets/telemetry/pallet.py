@@ -54,7 +54,7 @@ from twinchain.runtime.framework import (
     ensure_signed,
 )
 from twinchain.runtime.pallets.equipment.types import OPERATE, READ_TELEMETRY, TwinId
-from twinchain.runtime.pallets.roles import DEVICE, GATEWAY
+from twinchain.runtime.pallets.roles import DEVICE, FACILITY_OPERATOR, GATEWAY
 from twinchain.runtime.pallets.telemetry import ingest, signatures, windows
 from twinchain.runtime.pallets.telemetry.config import Config
 from twinchain.runtime.pallets.telemetry.ingest import IngestContext
@@ -543,8 +543,12 @@ class Telemetry(Pallet):
             raise self.Error.NotOwner()
 
     def _is_operator(self, fid: int | None, who: bytes) -> bool:
+        """Whether ``who`` operates facility ``fid`` (as Facility's own operator calls
+        check: the record's operator, holding the role, the facility not revoked)."""
         f = None if fid is None else self.config.facilities.facility(fid)
-        return f is not None and f.status != "Revoked" and f.operator == who
+        if f is None or f.status == "Revoked" or f.operator != who:
+            return False
+        return self.config.roles.has(who, FACILITY_OPERATOR)
 
     # ------------------------------------------------------------------ hooks
     def on_initialize(self, number: int) -> int:
