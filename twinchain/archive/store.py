@@ -411,14 +411,14 @@ class ArchiveStore:
         if self.fail_point is not None:
             self.fail_point(step)
 
-    def _next_file(self, twin: int, day: int) -> tuple[str, Path]:
-        """A new part file's relative and absolute path (counter kept in LevelDB: a number
-        that a crash left unused is simply used again, its file having been removed)."""
+    def _next_file(self, twin: int, day: int) -> tuple[str, Path, bytes]:
+        """A new part file's relative and absolute path, and the counter's next value to
+        store with its registration (a number that a crash left unused is simply used
+        again: its file was removed on open)."""
         raw = self._kv.get(_META + b"next_file")
         n = 0 if raw is None else _U64.unpack(raw)[0]
-        self._next_file_n = n + 1
         rel = f"{parquet.partition(twin, day)}/part-{n:08d}.parquet"
-        return rel, self.path / rel
+        return rel, self.path / rel, _U64.pack(n + 1)
 
     def flush(self) -> int:
         """Write every pending batch to Parquet (one new file per twin and day) and mark them
@@ -436,7 +436,7 @@ class ArchiveStore:
                 batches.sort(key=lambda b: (b[0], b[1]))
                 table = parquet.batches_table(batches)
                 with self._lock:
-                    rel, final = self._next_file(twin, day)
+                    rel, final, next_n = self._next_file(twin, day)
                 tmp = parquet.write_tmp(table, final)
                 self._fail("written")
                 parquet.publish(tmp, final)
@@ -444,7 +444,7 @@ class ArchiveStore:
                 with self._lock:
                     wb = WriteBatch()
                     wb.put(_FILES + rel.encode(), msgpack.packb([twin, day, table.num_rows]))
-                    wb.put(_META + b"next_file", _U64.pack(self._next_file_n))
+                    wb.put(_META + b"next_file", next_n)
                     for dev, seq, _ in batches:
                         key = _key(dev, seq)
                         wb.delete(_PENDING + key)
@@ -513,7 +513,7 @@ class ArchiveStore:
                 [("device", "ascending"), ("seq", "ascending"), ("idx", "ascending")]
             )
             with self._lock:
-                rel, final = self._next_file(twin, day)
+                rel, final, next_n = self._next_file(twin, day)
             tmp = parquet.write_tmp(table, final)
             self._fail("written")
             parquet.publish(tmp, final)
@@ -521,7 +521,7 @@ class ArchiveStore:
             with self._lock:
                 wb = WriteBatch()
                 wb.put(_FILES + rel.encode(), msgpack.packb([twin, day, table.num_rows]))
-                wb.put(_META + b"next_file", _U64.pack(self._next_file_n))
+                wb.put(_META + b"next_file", next_n)
                 for r in rels:
                     wb.delete(_FILES + r.encode())
                 prefix = _BY_DAY + _DAY.pack(day) + struct.pack(">Q", twin)
