@@ -11,7 +11,17 @@ import argparse
 
 from rich.console import Console
 
-from bench import block_import, gateway, native, network, operations, rpc, state_root, telemetry
+from bench import (
+    archive,
+    block_import,
+    gateway,
+    native,
+    network,
+    operations,
+    rpc,
+    state_root,
+    telemetry,
+)
 
 
 def main() -> None:
@@ -38,6 +48,8 @@ def main() -> None:
     gateway.main(["--quick"] if args.quick else [])
     console.rule("operations pallets: window-close hooks and heavy calls")
     operations.main(["--twins", "48"] if args.quick else [])
+    console.rule("facility archive: delivery, Parquet, DuckDB, verification")
+    archive.main(["--quick"] if args.quick else [])
     console.rule("predictive maintenance")
     from bench import pdm  # numpy and the simulator load only when this is reached
 
