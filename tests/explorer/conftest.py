@@ -35,7 +35,7 @@ from twinchain.explorer.widgets import Tab
 from twinchain.node.chain_spec import dev_spec
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
-from twinchain.protocol.telemetry import sign_batch
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC, sign_batch
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 DEVICE = Keypair.from_dev_name("Device1")
@@ -212,8 +212,17 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
             readings = [(1, start + i * 2_000, 20_000 + 500 * i) for i in range(30)]
             readings += [(2, start + i * 2_000, 1_000 + 10 * i) for i in range(30)]
             readings.sort(key=lambda r: (r[1], r[0]))
-            batch = sign_batch(DEVICE, c.info.genesis_hash, 0, 0, readings)
-            c.sign_and_submit(c.call_function("Telemetry", "submit", batches=[batch]), CHARLIE)
+            # The chain takes commitments, one per window (a batch never spans two), and
+            # aggregates their public summaries (temperature and vibration are public).
+            by_window: dict[int, list[tuple[int, int, int]]] = {}
+            for r in readings:
+                by_window.setdefault(r[1] // WINDOW_MS, []).append(r)
+            commitments = [
+                sign_batch(DEVICE, c.info.genesis_hash, 0, seq, rs, DEFAULT_PUBLIC).commitment()
+                for seq, (_, rs) in enumerate(sorted(by_window.items()))
+            ]
+            submit = c.call_function("Telemetry", "submit", batches=commitments)
+            c.sign_and_submit(submit, CHARLIE)
 
             def windows() -> int:
                 return len([a for a in c.call("twin_telemetryAggregates", 0, 1) if a["count"]])

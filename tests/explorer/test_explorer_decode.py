@@ -40,12 +40,16 @@ def test_calls_decode_from_metadata_alone(rt: Runtime, meta: Metadata) -> None:
         "validator": ALICE.address,
     }
 
-    # A struct inside a vec (telemetry batches), with its signature as hex.
-    batch = sign_batch(DEVICE, b"\x01" * 32, 0, 7, [(1, 1_000, -5), (2, 2_000, 9)])
-    c = meta.call(list(rt.call_by_name("Telemetry", "submit", [batch]).to_wire()))
+    # A struct inside a vec (telemetry commitments), with its signature as hex and its
+    # packed public summaries as records.
+    batch = sign_batch(DEVICE, b"\x01" * 32, 0, 7, [(1, 1_000, -5), (2, 2_000, 9)], {1})
+    commitment = batch.commitment()
+    c = meta.call(list(rt.call_by_name("Telemetry", "submit", [commitment]).to_wire()))
     [b] = c.args["batches"]
-    assert b["device"] == DEVICE.address and b["seq"] == 7
-    assert b["readings"] == [[1, 1_000, -5], [2, 2_000, 9]]
+    assert b["device"] == DEVICE.address and b["seq"] == 7 and b["count"] == 2
+    assert (b["first_ts"], b["last_ts"]) == (1_000, 2_000)
+    assert b["root"] == "0x" + commitment.root.hex()
+    assert b["public"] == [[1, 1, -5, -5, -5, 1_000, -5]]
     assert b["signature"] == "0x" + batch.signature.hex()
 
     # A call nested in sudo decodes as a call too.
