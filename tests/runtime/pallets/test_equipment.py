@@ -527,6 +527,20 @@ def test_genesis_twins(make_chain: Any) -> None:
     assert eq.provenance(0)[-1].lifecycle == "Active"
 
 
+def test_genesis_access_grants(make_chain: Any) -> None:
+    # The owner's delegations from the start (a facility's maintenance worker reads its
+    # twins' private telemetry with them).
+    twin_cfg = {"manufacturer": "//Maker", "owner": "//Owner", "class": "press", "serial": "A",
+                "access": [["//Service", READ_TELEMETRY, FAR]]}  # fmt: skip
+    chain = make_chain(extra=world() | {"equipment": {"twins": [twin_cfg]}})
+    eq = chain.rt.equipment
+    assert eq.has_right(0, SP.public, READ_TELEMETRY)
+    assert not eq.has_right(0, SP.public, OPERATE) and not eq.has_right(0, NOBODY.public, 1)
+    for bad in (["//Service", 0, FAR], ["//Service", 8, FAR], ["//Owner", READ_TELEMETRY, FAR]):
+        with pytest.raises(ValueError, match="bad access grant"):
+            make_chain(extra=world() | {"equipment": {"twins": [twin_cfg | {"access": [bad]}]}})
+
+
 def test_genesis_rejects_a_duplicate_serial(make_chain: Any) -> None:
     twin = {"manufacturer": "//Maker", "class": "press", "serial": "A"}
     with pytest.raises(ValueError, match="DuplicateSerial"):

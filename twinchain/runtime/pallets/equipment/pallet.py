@@ -54,6 +54,7 @@ from twinchain.runtime.pallets.equipment.features.access import AccessFeature
 from twinchain.runtime.pallets.equipment.features.lifecycle import LifecycleFeature
 from twinchain.runtime.pallets.equipment.features.records import RecordsFeature
 from twinchain.runtime.pallets.equipment.types import (
+    ALL_RIGHTS,
     ARRIVAL,
     LIFECYCLE,
     MAX_DOC_KIND,
@@ -260,7 +261,9 @@ class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
     # ------------------------------------------------------------------ genesis
     def genesis(self, config: dict[str, Any]) -> None:
         """``twins``: [{manufacturer, owner?, class, model, serial, lifecycle?, facility?,
-        rated?: [[metric, value]], envelope?: [[metric, min, max, max_step]]}]."""
+        rated?: [[metric, value]], envelope?: [[metric, min, max, max_step]],
+        access?: [[who, rights, expires ms]]}] (``access``: the owner's delegations from the
+        start, e.g. READ_TELEMETRY for the facility's predictive-maintenance worker)."""
         for spec_cfg in config.get("twins", []):
             maker = parse_account(spec_cfg["manufacturer"])
             owner = parse_account(spec_cfg.get("owner", spec_cfg["manufacturer"]))
@@ -289,6 +292,11 @@ class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
             self.Twins.insert(twin, t)
             if lifecycle in ARRIVAL:
                 self._record(twin, t, ARRIVAL[lifecycle], None)
+            for who_v, rights, expires in spec_cfg.get("access", []):
+                who = parse_account(who_v)
+                if not 0 < int(rights) <= ALL_RIGHTS or who == owner:
+                    raise ValueError(f"genesis twin {spec_cfg['serial']!r}: bad access grant")
+                self.Access.insert(twin, who, AccessGrant(int(rights), int(expires), owner))
 
     # ------------------------------------------------------------------ API for other pallets
     def do_mint(
