@@ -578,7 +578,7 @@ Triple = tuple[bytes, bytes, bytes]  # (device key, message, signature)
 
 
 def verify_device_signatures(triples: Sequence[Triple]) -> list[bool]:
-    """Verify (device key, :func:`batch_message`, signature) triples in ONE native batch
+    """Verify (device key, :func:`commitment_message`, signature) triples in ONE native batch
     verification; one verdict per triple, in order."""
     return native.verify_batch(  # type: ignore[no-any-return]
         [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
