@@ -21,7 +21,7 @@ from twinchain.node.chain_spec import dev_spec
 from twinchain.offchain.cli import TRAINED
 from twinchain.offchain.worker import PdmWorker, load_models
 from twinchain.primitives.keys import Keypair
-from twinchain.protocol.telemetry import MAX_BATCHES, MAX_READINGS, sign_batch
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC, MAX_BATCHES, MAX_READINGS, sign_batch
 
 HOUR = 3_600_000
 TICK_MS = 300_000  # 5 min ticks keep the upload small; features are window means
@@ -39,8 +39,11 @@ def _free_port() -> int:
 def _spec(path: Path) -> None:
     spec = dev_spec()
     pump = class_spec("pump", TICK_MS)
+    # The worker (Bob) reads the pumps' private metrics (power, run and down time, units)
+    # from the facility's archive with the owner's READ_TELEMETRY grant.
     twin = {"manufacturer": "//Eve", "owner": "//Charlie", "class": "pump",
-            "lifecycle": "Active", "facility": 0, **pump}  # fmt: skip
+            "lifecycle": "Active", "facility": 0, **pump,
+            "access": [["//Bob", 1, 10**15]]}  # fmt: skip
     spec.genesis.update(
         {
             "facility": {"facilities": [{"operator": "//Charlie", "name": "Test Plant"}]},
@@ -66,7 +69,7 @@ def node(tmp_path: Path):  # type: ignore[no-untyped-def]
         [sys.executable, "-m", "twinchain", "--log", "warning", "node",
          "--chain", str(tmp_path / "spec.json"), "--base-path", str(tmp_path / "db"),
          "--validator", "--key", "//Alice", "--no-p2p", "--rpc-port", str(port),
-         "--no-prometheus"],
+         "--no-prometheus", "--archive-facility", "0"],
         stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -93,21 +96,31 @@ def node(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _upload(client: Client, sim: FactorySimulator, until_ms: int) -> None:
-    """Every reading until ``until_ms``, device-signed, submitted by the gateway."""
-    per_device: dict[str, list[tuple[int, int, int]]] = {"p0": [], "p1": []}
+    """Every reading until ``until_ms``, device-signed in batches that each stay within one
+    window: their commitments submitted by the gateway, their readings delivered to the
+    facility's archive."""
+    per_device: dict[str, dict[int, list[tuple[int, int, int]]]] = {"p0": {}, "p1": {}}
     while sim.now_ms < until_ms:
         for r in sim.step():
-            per_device[r.machine].append((r.metric, r.ts_ms, r.value))
+            per_device[r.machine].setdefault(r.ts_ms // HOUR, []).append(
+                (r.metric, r.ts_ms, r.value)
+            )
     genesis = client.info.genesis_hash
     batches = []
     for i, name in enumerate(("p0", "p1")):
-        rs = per_device[name]
-        for seq, k in enumerate(range(0, len(rs), MAX_READINGS)):
-            batches.append(sign_batch(DEVICES[i], genesis, i, seq, rs[k : k + MAX_READINGS]))
+        seq = 0
+        for _, rs in sorted(per_device[name].items()):
+            for k in range(0, len(rs), MAX_READINGS):
+                chunk = rs[k : k + MAX_READINGS]
+                batches.append(sign_batch(DEVICES[i], genesis, i, seq, chunk, DEFAULT_PUBLIC))
+                seq += 1
     for k in range(0, len(batches), MAX_BATCHES):
-        call = client.call_function("Telemetry", "submit", batches=batches[k : k + MAX_BATCHES])
+        part = batches[k : k + MAX_BATCHES]
+        call = client.call_function("Telemetry", "submit", batches=[b.commitment() for b in part])
         final = client.submit_and_watch(call, GATEWAY, timeout=60)[-1]
         assert final.kind == "finalized", final
+        # Their commitments are final: the archive checks and keeps them at once.
+        assert {d.status for d in client.deliver(part, GATEWAY)} == {"archived"}
 
 
 def test_worker_alert_lands_on_chain_naming_the_registered_model(node: str) -> None:

@@ -62,7 +62,7 @@ def cmd_pdm(args: argparse.Namespace) -> int:
             models = load_models(folder, args.kind or DEFAULT_KIND)
             worker = PdmWorker(
                 client, keypair, args.facility, models, since_ms=args.since_ms,
-                evidence_dir=args.evidence_dir,
+                evidence_dir=args.evidence_dir, api_key=args.api_key,
             )  # fmt: skip
             for cls, m in sorted(models.items()):
                 log.info("%s: %s 0x%s", cls, m.filename, m.hash.hex())
@@ -107,4 +107,10 @@ def add_parser(sub: Any) -> None:
     w.add_argument("--since-ms", type=int, default=None, help="alert only on windows after")
     w.add_argument("--evidence-dir", type=Path, default=None, help="write evidence here")
     w.add_argument("--once", action="store_true", help="one poll, then exit")
+    w.add_argument(
+        "--api-key",
+        default=None,
+        help="read private telemetry with this API key (issued by the node's operator with "
+        "'twinchain node api-key create'); default: signed requests with --key",
+    )
     w.set_defaults(fn=cmd_pdm)

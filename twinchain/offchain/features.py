@@ -1,9 +1,10 @@
 """Per-twin features from windowed telemetry aggregates.
 
-The chain keeps, per twin, metric and window, an aggregate (count, min, max, sum, last): the
-worker sees exactly that, never raw readings. Each closed window becomes one feature vector,
-normalised by the twin's rated values (its on-chain spec) so that one model serves a whole
-equipment class:
+The chain keeps, per twin, public metric and window, an aggregate (count, min, max, sum,
+last); the worker computes the same aggregate from its own facility's raw readings of the
+metrics the twin keeps private (read from the archive with proofs). Each closed window
+becomes one feature vector, normalised by the twin's rated values (its on-chain spec) so that
+one model serves a whole equipment class:
 
 * gauge means are over the *running* part of the window: stopped readings (set-up, idle) are
   taken out using the window's run fraction and its minimum as the idle level;
@@ -50,6 +51,12 @@ FEATURES: tuple[str, ...] = (
     "temperature_trend",  # slope of "temperature" per window
 )
 N_FEATURES = len(FEATURES)
+# The metrics the features read: a twin keeps most of them private (only their commitments
+# are on chain), so the worker reads those from its facility's archive (see worker.py).
+FEATURE_METRICS: tuple[int, ...] = (
+    TEMPERATURE, VIBRATION, POWER, PRESSURE, SPINDLE_SPEED,
+    UNITS_PRODUCED, BAD_UNITS, RUN_TIME, DOWNTIME,
+)  # fmt: skip
 
 
 class AggLike(Protocol):

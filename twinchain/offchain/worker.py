@@ -6,10 +6,16 @@ Loop (every ``poll_s`` seconds, against one node's JSON-RPC):
 2. (re)discover the facility's twins whose equipment class has a model: twin ids run from 0
    to ``Equipment.NextTwinId`` (read with a verified read proof), each described by
    ``twin_equipment`` at the finalized block;
-3. per twin, ``twin_telemetryAggregates`` at the finalized block; windows are closed once a
-   later window exists (the telemetry pallet closes a window when a reading of a later one
-   arrives); each new closed window, in order, becomes a feature vector and goes through
-   the class model's detector (:class:`~twinchain.offchain.models.DetectorState`);
+3. per twin, ``twin_telemetryAggregates`` at the finalized block for the metrics the twin
+   makes public (``twin_disclosure``); the metrics it keeps private are read raw from the
+   facility's archive (``twin_readings``, as the worker's key, which needs READ_TELEMETRY on
+   the twin, or with an API key; every reading checked against its batch root on chain)
+   and aggregated here exactly as the chain aggregates public ones. Windows are closed once
+   a later window exists (the telemetry pallet closes a window when a reading of a later one
+   arrives) and, when private metrics are read, once the archive has had
+   ``archive_grace_ms`` after the window's end to receive them; each new closed window, in
+   order, becomes a feature vector and goes through the class model's detector
+   (:class:`~twinchain.offchain.models.DetectorState`);
 4. when the model's alert rule fires, ``Maintenance.submit_prediction(twin, probability_bp,
    horizon_ms, model, evidence)`` signed by the worker key, watched to finality; the
    evidence hash commits to the model, the twin, the windows and the features used, and
@@ -34,18 +40,21 @@ from typing import Any
 
 import httpx
 
-from twinchain.client import Client
-from twinchain.offchain.features import Agg, Rated, TwinFeatures
+from twinchain.client import Client, Reading
+from twinchain.offchain.features import FEATURE_METRICS, Agg, Rated, TwinFeatures
 from twinchain.offchain.models import DEFAULT_KIND, KINDS, DetectorState, Model, ModelError
 from twinchain.primitives import codec
 from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import extrinsic_hash
-from twinchain.protocol.jsonrpc import from_hex, to_hex
+from twinchain.protocol.jsonrpc import OVERSIZED_RESPONSE, RpcError, from_hex, to_hex
 
 log = logging.getLogger("twinchain.offchain.pdm")
 
 RESET_AFTER_IDLE = 3
+# A window's private readings reach the archive with their batches' finality (a few
+# seconds); the worker waits this long after a window's end before it scores it.
+ARCHIVE_GRACE_MS = 30_000
 RESCAN_POLLS = 30
 FEATURE_SCALE = 1_000_000  # features are committed as integers (micro-units) in evidence
 
@@ -153,8 +162,12 @@ class PdmWorker:
         evidence_dir: Path | None = None,
         on_alert: Callable[[AlertRecord], None] | None = None,
         watch_timeout: float = 60.0,
+        api_key: str | None = None,
+        archive_grace_ms: int = ARCHIVE_GRACE_MS,
     ) -> None:
         self.client = client
+        self.api_key = api_key
+        self.archive_grace_ms = archive_grace_ms
         self.keypair = keypair
         self.facility = facility
         self.models = dict(models)
@@ -262,6 +275,43 @@ class PdmWorker:
             out += self._follow(self.twins[tid], head)
         return out
 
+    def _readings(self, twin: int, metric: int, lo: int, hi: int) -> list[Reading]:
+        """The twin's verified raw readings of ``metric`` in ``[lo, hi]``, asked in halves
+        while the node finds the range too large for one answer."""
+        try:
+            return self.client.readings(
+                twin, metric, lo, hi, key=None if self.api_key else self.keypair,
+                api_key=self.api_key,
+            )  # fmt: skip
+        except RpcError as exc:
+            if exc.code != OVERSIZED_RESPONSE or hi - lo < 2:
+                raise
+        mid = lo + (hi - lo) // 2
+        return self._readings(twin, metric, lo, mid) + self._readings(twin, metric, mid + 1, hi)
+
+    def _private_windows(
+        self, t: _Twin, head: bytes, since: int, windows: dict[int, dict[int, Agg]]
+    ) -> int | None:
+        """Add the windows' aggregates of the feature metrics the twin keeps private, from
+        the archive; the end of the time they are complete for (None: none are private)."""
+        public = set(self.client.call("twin_disclosure", t.id, to_hex(head))["public"])
+        private = [m for m in FEATURE_METRICS if m not in public]
+        if not private:
+            return None
+        now = int(self.client.read_storage("Timestamp", "Now", at=head))
+        complete = now - self.archive_grace_ms
+        if complete <= since:
+            return complete
+        window_ms = t.model.window_ms
+        for m in private:
+            for r in self._readings(t.id, m, since, complete - 1):
+                w = windows.setdefault(r.timestamp - r.timestamp % window_ms, {})
+                agg = w.get(m)
+                if agg is None:
+                    agg = w[m] = Agg()
+                agg.add(r.value)  # readings come in timestamp order, as the chain's last
+        return complete
+
     def _follow(self, t: _Twin, head: bytes) -> list[AlertRecord]:
         # Only windows after the last one processed: the reply stays small as history grows.
         since = t.last_start + 1 if t.last_start >= 0 else 0
@@ -275,11 +325,19 @@ class PdmWorker:
                     f"{window_ms} ms"
                 )
             windows.setdefault(int(r["windowStart"]), {})[int(r["metric"])] = Agg.from_json(r)
+        # A window's private readings start after the last window processed.
+        lo = t.last_start + window_ms if t.last_start >= 0 else 0
+        complete = self._private_windows(t, head, lo, windows)
         if not windows:
             return []
         newest = max(windows)  # still open
         out = []
-        for start in sorted(s for s in windows if t.last_start < s < newest):
+        ready = sorted(
+            s
+            for s in windows
+            if t.last_start < s < newest and (complete is None or s + window_ms <= complete)
+        )
+        for start in ready:
             t.last_start = start
             x = t.features.update(start, windows[start])
             if x is None:
