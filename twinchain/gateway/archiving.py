@@ -63,7 +63,10 @@ class Archiver:
             else:
                 wait = self.b.archive_retry_s if s.to_archive else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(s.archive_ready.wait(), wait)
+                    # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancellation that
+                    # arrives as the event is set, and the task would never end.
+                    async with asyncio.timeout(wait):
+                        await s.archive_ready.wait()
             s.archive_ready.clear()
             if s.to_archive:
                 await self.deliver_due(rpc)

@@ -69,7 +69,10 @@ class Cutter:
             if self.next_flush_ms:
                 wait = min(tick, max((self.next_flush_ms - now_ms()) / 1000, 0.001))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(s.batch_ready.wait(), wait)
+                # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancellation that
+                # arrives as the event is set, and the task would never end.
+                async with asyncio.timeout(wait):
+                    await s.batch_ready.wait()
             s.batch_ready.clear()
             if s.chain.genesis is None or not s.chain.window_ms:
                 continue  # never connected: a batch needs the chain's genesis and window
