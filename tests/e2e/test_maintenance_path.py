@@ -26,7 +26,7 @@ from twinchain.client import Client
 from twinchain.node.chain_spec import dev_spec
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.jsonrpc import from_hex, to_hex
-from twinchain.protocol.telemetry import sign_batch
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC, sign_batch
 from twinchain.runtime.executive import decode_events
 from twinchain.runtime.pallets.maintenance.types import Part
 from twinchain.runtime.runtime import Runtime
@@ -201,9 +201,10 @@ def test_deviation_alert_order_escrow_verification_and_expiry(node: str) -> None
         """One submit per window (each closes the window before it)."""
         for i, t in enumerate(temps):
             r = [(TEMP, start_ms + i * WINDOW + 100, t)]
-            batch = sign_batch(DEVICES[twin], genesis, twin, seqs[twin], r)
+            batch = sign_batch(DEVICES[twin], genesis, twin, seqs[twin], r, public=DEFAULT_PUBLIC)
             seqs[twin] += 1
-            send(GW, "Telemetry", "submit", batches=[batch])
+            # The chain takes the commitment: temperature's public summary drives the windows.
+            send(GW, "Telemetry", "submit", batches=[batch.commitment()])
 
     def order(oid: int) -> dict[str, Any]:
         return client.call("twin_workOrder", oid)  # type: ignore[no-any-return]

@@ -1,7 +1,8 @@
 """The gateway as a real process between a real MQTT broker (amqtt), a real OPC-UA server
-(asyncua) and a real node process: what is published is what the chain aggregates, exactly
-once, through a SIGKILL of the node and a SIGKILL of the gateway; bad input is refused,
-counted and logged, and the gateway keeps going."""
+(asyncua) and a real node process keeping its facility's archive: what is published is what
+the archive holds and what the chain aggregates of the public metrics, exactly once, through
+a SIGKILL of the node and a SIGKILL of the gateway; the spool drains only as the archive
+takes the batches; bad input is refused, counted and logged, and the gateway keeps going."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from twinchain.client import RpcClient
-from twinchain.devnet.chaos.invariants import twin_totals
+from twinchain.devnet.chaos.invariants import archive_totals, public_only, twin_totals
 from twinchain.gateway.provision import Provisioned, with_gateway, write_gateway
 from twinchain.machines.simulator import MachineConfig
 from twinchain.node.chain_spec import dev_spec
@@ -181,7 +182,7 @@ class Rig:
 
         wait_for(up, 20, "the MQTT broker")
 
-    def start_node(self) -> None:
+    def start_node(self, archive: bool = True) -> None:
         self.procs["node"] = subprocess.Popen(
             [
                 sys.executable,
@@ -201,7 +202,9 @@ class Rig:
                 str(self.rpc_port),
                 "--no-prometheus",
                 "--no-p2p",
-            ],
+            ]
+            # with_gateway's twins stand in facility 0, whose node this is.
+            + (["--archive-facility", "0"] if archive else []),
             stdout=(self.tmp / "node.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
@@ -225,6 +228,21 @@ class Rig:
         p = self.procs.pop(name)
         p.send_signal(signal.SIGKILL)
         p.wait(10)
+
+    def archive(self) -> tuple[dict[tuple[str, int], tuple[int, int]], int]:
+        """(count, sum) per (device name, metric) in the node's archive, and duplicates."""
+        devices = {"0x" + kp.public.hex(): name for name, kp in self.gw.devices.items()}
+        return archive_totals(self.tmp / "chain" / "archive", devices)
+
+    def spool_batches(self) -> int:
+        """Batches still in the gateway's spool (final ones wait there for the archive)."""
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{self.gw.folder / 'spool.sqlite'}?mode=ro", uri=True)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM batches").fetchone()[0])
+        finally:
+            db.close()
 
     def status(self) -> dict[str, Any]:
         return json.loads((self.gw.folder / "status.json").read_text())  # type: ignore[no-any-return]
@@ -372,19 +390,29 @@ def test_mqtt_and_opcua_to_chain_exactly_once_through_kills(rig: Rig) -> None:
         }
         for m, vs in opc_expected.items():
             expected[("comp-1", m)] = (len(vs), sum(vs))
-        wait_for(lambda: chain_totals(rig.rpc) == expected, 45, "the chain to aggregate it all")
+        wait_for(
+            lambda: chain_totals(rig.rpc) == public_only(expected),
+            45,
+            "the chain to aggregate the public metrics",
+        )
+        # The archive writes Parquet every 10 s.
+        wait_for(lambda: rig.archive()[0] == expected, 45, "the archive to hold it all")
     finally:
         pub.close()
 
-    # Exactly once: every reading counted once, no sequence gaps, a record per sequence.
-    totals = chain_totals(rig.rpc)
-    assert totals == expected
-    assert sum(c for c, _ in totals.values()) == published + 18
+    # Exactly once: every reading archived once, the public ones aggregated once on chain, no
+    # sequence gaps, a record per sequence; the spool empties only as the archive takes it.
+    held, dupes = rig.archive()
+    assert held == expected and dupes == 0
+    assert sum(c for c, _ in held.values()) == published + 18
+    assert chain_totals(rig.rpc) == public_only(expected)
+    assert all(m in (1, 2) for _, m in chain_totals(rig.rpc)), "power, units: private"
+    wait_for(lambda: rig.spool_batches() == 0, 20, "the spool to drain")
     for name, kp in rig.gw.devices.items():
         d = rig.rpc.call("twin_device", "0x" + kp.public.hex())
         assert d["gaps"] == 0, name
         assert d["batches"] == d["nextSeq"] > 0, name
-        assert d["readings"] == sum(c for (dev, _), (c, _) in totals.items() if dev == name)
+        assert d["readings"] == sum(c for (dev, _), (c, _) in held.items() if dev == name)
 
     # status.json is a snapshot written every second: the chain can hold the last burst
     # before the snapshot that counts the refusals published just ahead of it.
@@ -400,6 +428,7 @@ def test_mqtt_and_opcua_to_chain_exactly_once_through_kills(rig: Rig) -> None:
     wait_for(refusals_counted, 10, "the status to count every refusal")
     s = rig.running_status()
     assert s["batches_lost"] == 0
+    assert s["archive_refused_kept"] == 0 and s["archive_error"] == ""
     rej = s["rejected"]
     assert rej.get("malformed", 0) >= 2 and rej.get("unknown_device", 0) >= 2, rej
     assert rej.get("out_of_order", 0) >= 1 and rej.get("unknown_metric", 0) >= 1, rej
@@ -410,6 +439,8 @@ def test_mqtt_and_opcua_to_chain_exactly_once_through_kills(rig: Rig) -> None:
     metrics = httpx.get(f"http://127.0.0.1:{rig.metrics_port}/metrics", timeout=5).text
     assert 'twinchain_gateway_readings_rejected_total{reason="malformed"}' in metrics
     assert "twinchain_gateway_readings_finalized_total" in metrics
+    assert "twinchain_gateway_readings_archived_total" in metrics
+    assert "twinchain_gateway_archive_lag_seconds" in metrics
     assert 'twinchain_gateway_spool_readings{stage="pending"}' in metrics
 
 
@@ -464,16 +495,12 @@ def test_simulator_readings_exactly_once_through_sigkills_at_random_moments(
         expected = {k: (c, s) for k, (c, s) in sums.items()}
 
         def totals() -> dict[tuple[str, int], tuple[int, int]]:
-            out = {}
-            for twin, m in enumerate(machines):
-                per: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-                for a in rig.rpc.call("twin_telemetryAggregates", twin):
-                    per[a["metric"]][0] += a["count"]
-                    per[a["metric"]][1] += a["sum"]
-                out.update({(m.name, k): (c, s) for k, (c, s) in per.items()})
-            return out
+            return twin_totals(rig.rpc, [(twin, m.name) for twin, m in enumerate(machines)])
 
-        wait_for(lambda: totals() == expected, 60, "every simulated reading on chain")
+        wait_for(lambda: totals() == public_only(expected), 60, "the public metrics on chain")
+        wait_for(lambda: rig.archive()[0] == expected, 45, "every reading in the archive")
+        assert rig.archive()[1] == 0, "no reading archived twice"
+        wait_for(lambda: rig.spool_batches() == 0, 20, "the spool to drain")
         for name, kp in gw.devices.items():
             d = rig.rpc.call("twin_device", "0x" + kp.public.hex())
             assert d["gaps"] == 0 and d["batches"] == d["nextSeq"], name
@@ -482,6 +509,77 @@ def test_simulator_readings_exactly_once_through_sigkills_at_random_moments(
         resumed = [int(x.split()[0]) for x in log.split("resuming at tick")[1:]]
         assert len(resumed) == 4 and resumed[0] == 0
         assert sum(1 for t in resumed[1:] if 0 < t < ticks) >= 2, resumed
+    finally:
+        for p in rig.procs.values():
+            p.kill()
+            p.wait(10)
+        rig.rpc.close()
+
+
+@pytest.mark.slow
+def test_a_batch_leaves_the_spool_only_once_final_and_archived(tmp_path: Path) -> None:
+    """A node without its archive: the commitments become final, the batches stay in the
+    spool (the status says the archive is unreachable). The node is killed and comes back
+    keeping the archive: the spool drains into it, every reading exactly once."""
+    from twinchain.machines.simulator import FactorySimulator
+
+    machines = [MachineConfig("mill-1", "cnc_mill"), MachineConfig("pump-1", "pump")]
+    ticks = 120
+    rpc_port = free_port()
+    gw = write_gateway(
+        tmp_path / "gw",
+        node=f"http://127.0.0.1:{rpc_port}",
+        machines=machines,
+        first_twin=0,
+        seed=11,
+        realtime=False,
+        batching={"max_delay_ms": 100, "max_readings": 256},
+    )
+    text = gw.config.read_text().replace("realtime = false", f"realtime = false\nticks = {ticks}")
+    gw.config.write_text(text)
+    spec = with_gateway(dev_spec().to_json(), gw, machines)
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    rig = Rig.__new__(Rig)
+    rig.tmp, rig.rpc_port, rig.gw, rig.procs = tmp_path, rpc_port, gw, {}
+    rig.rpc = RpcClient(f"http://127.0.0.1:{rpc_port}", timeout=5)
+    try:
+        rig.start_node(archive=False)
+        rig.start_gateway()
+        wait_for(lambda: rig.running_status()["connected"], 30, "the gateway to connect")
+
+        def all_final_none_archived() -> bool:
+            s = rig.running_status()
+            return (
+                s["backlog"] == s["archive_pending"] > 0
+                and s["spool_pending"] == 0
+                and bool(s["archive_error"])
+                and s["readings_archived"] == 0
+            )
+
+        wait_for(all_final_none_archived, 60, "every batch final, none archived")
+        waiting = rig.spool_batches()
+        assert waiting > 0 and rig.running_status()["batches_final"] == waiting
+        rig.kill("node")
+        rig.start_node(archive=True)
+        wait_for(lambda: rig.spool_batches() == 0, 60, "the spool to drain into the archive")
+        s = rig.running_status()
+        assert s["archive_error"] == "" and s["readings_archived"] == s["readings_final"]
+        wait_for(lambda: sum(c for c, _ in rig.archive()[0].values()) == s["readings_final"],
+                 30, "the archive's Parquet files")  # fmt: skip
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{gw.folder / 'spool.sqlite'}?mode=ro", uri=True)
+        start = int(db.execute("SELECT value FROM meta WHERE key='sim:0:start'").fetchone()[0])
+        db.close()
+        sums: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+        for r in FactorySimulator(11, machines, start_ms=start, tick_ms=1000).run(ticks):
+            sums[(r.machine, r.metric)][0] += 1
+            sums[(r.machine, r.metric)][1] += r.value
+        held, dupes = rig.archive()
+        assert held == {k: (c, v) for k, (c, v) in sums.items()} and dupes == 0
+        for kp in gw.devices.values():
+            d = rig.rpc.call("twin_device", "0x" + kp.public.hex())
+            assert d["gaps"] == 0 and d["batches"] == d["nextSeq"]
     finally:
         for p in rig.procs.values():
             p.kill()

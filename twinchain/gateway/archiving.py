@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twinchain.client import AsyncClient, NodeUnavailable
@@ -44,9 +45,10 @@ ERROR_LOG_EVERY_S = 30.0
 
 
 class Archiver:
-    def __init__(self, state: GatewayState) -> None:
+    def __init__(self, state: GatewayState, on_space: Callable[[], None] = lambda: None) -> None:
         self.state = state
         self.b = state.b
+        self.on_space = on_space  # the backlog shrank: the intake may let the sources go on
         self._backoff = 0.0  # seconds to wait after a failed delivery (0: none failed)
         self._error_logged = -1e9
         # Batch id -> when the archive answered "staged": not sent again (whole readings)
@@ -158,6 +160,8 @@ class Archiver:
                 b.n,
                 reason,
             )
+        if archived or refused:
+            self.on_space()
         return True
 
     def _failed(self, why: str) -> None:

@@ -63,7 +63,7 @@ class Gateway:
         self.finality = FinalityWatch(state)
         self.submitter = Submitter(state, self.finality)
         self.disclosure = Disclosure(state)
-        self.archiver = Archiver(state)
+        self.archiver = Archiver(state, self.intake.update_space)
         self.settler = Settler(
             state,
             intake=self.intake,

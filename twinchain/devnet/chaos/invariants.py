@@ -27,7 +27,7 @@ import threading
 import time
 import tomllib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ import psutil
 from twinchain.client import RpcClient
 from twinchain.devnet.domain import GatewayInfo
 from twinchain.devnet.manager import NodeInfo
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC
 
 log = logging.getLogger("twinchain.chaos")
 
@@ -363,10 +364,49 @@ def expected_readings(gw: GatewayInfo) -> dict[tuple[str, int], tuple[int, int]]
     return {k: (c, s) for k, (c, s) in sums.items()}
 
 
+def public_only(
+    totals: dict[tuple[str, int], tuple[int, int]], public: Collection[int] = DEFAULT_PUBLIC
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """The (count, sum) of the metrics the twins make public: all the chain aggregates."""
+    return {k: v for k, v in totals.items() if k[1] in public}
+
+
+def archive_totals(
+    archive_dir: Path, devices: dict[str, str]
+) -> tuple[dict[tuple[str, int], tuple[int, int]], int]:
+    """(count, sum) per (name, metric) of the readings a facility archive's Parquet files hold
+    for ``devices`` (0x-hex key -> name), and how many (device, seq, idx) rows are there more
+    than once (0: each archived reading once). Only flushed readings count (``flush_s``)."""
+    import pyarrow.parquet as pq
+
+    names = {k.lower().removeprefix("0x"): n for k, n in devices.items()}
+    sums: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+    seen: set[tuple[str, int, int]] = set()
+    dupes = 0
+    for f in sorted((archive_dir / "readings").glob("twin=*/day=*/*.parquet")):
+        cols = pq.read_table(f, columns=["device", "seq", "idx", "metric", "value"]).to_pydict()
+        for dev, seq, idx, metric, value in zip(
+            cols["device"], cols["seq"], cols["idx"], cols["metric"], cols["value"], strict=True
+        ):
+            dev = dev.lower().removeprefix("0x")
+            name = names.get(dev)
+            if name is None:
+                continue
+            if (dev, seq, idx) in seen:
+                dupes += 1
+                continue
+            seen.add((dev, seq, idx))
+            acc = sums[(name, metric)]
+            acc[0] += 1
+            acc[1] += value
+    return {k: (c, v) for k, (c, v) in sums.items()}, dupes
+
+
 def twin_totals(
     rpc: RpcClient, twins: list[tuple[int, str]]
 ) -> dict[tuple[str, int], tuple[int, int]]:
-    """(count, sum) of the readings on chain per (name, metric), for each (twin id, name)."""
+    """(count, sum) of the readings on chain per (name, metric), for each (twin id, name): the
+    public metrics' only (the chain aggregates public summaries, never a private metric)."""
     out: dict[tuple[str, int], tuple[int, int]] = {}
     for twin, name in twins:
         per: dict[int, list[int]] = defaultdict(lambda: [0, 0])
@@ -393,9 +433,11 @@ def chain_readings(
 
 
 def compare_readings(
-    expected: dict[tuple[str, int], tuple[int, int]], got: dict[tuple[str, int], tuple[int, int]]
+    expected: dict[tuple[str, int], tuple[int, int]],
+    got: dict[tuple[str, int], tuple[int, int]],
+    where: str = "on chain",
 ) -> list[str]:
-    """One line for what differs (empty: the chain holds exactly what was simulated)."""
+    """One line for what differs (empty: ``where`` holds exactly what was simulated)."""
     missing = extra = changed = 0
     for key in set(expected) | set(got):
         e, g = expected.get(key, (0, 0)), got.get(key, (0, 0))
@@ -406,7 +448,7 @@ def compare_readings(
         return []
     total = sum(c for c, _ in expected.values())
     return [
-        f"{missing:,} of {total:,} readings missing on chain, {extra:,} too many"
+        f"{missing:,} of {total:,} readings missing {where}, {extra:,} too many"
         + (f", {changed} sums differ" if changed else "")
     ]
 
@@ -416,10 +458,13 @@ def check_telemetry(
     gateways: list[GatewayInfo],
     timeout: float,
     stalled: Callable[[], bool] = lambda: False,
+    archives: list[Path] | None = None,
 ) -> tuple[list[str], int]:
     """Wait (up to ``timeout``, or until finality has ``stalled``) until every gateway's
-    readings are on chain exactly once; returns the differences left (empty: exactly once)
-    and the readings counted."""
+    readings are accounted for exactly once: the public metrics' in the chain's aggregates,
+    every reading in its facility's archive (``archives``: each gateway's node's archive
+    folder; not checked when None); returns the differences left (empty: exactly once) and
+    the readings counted."""
     end = time.monotonic() + timeout
     diffs: list[str] = ["not checked"]
     total = 0
@@ -440,7 +485,14 @@ def check_telemetry(
             except Exception as exc:
                 diffs.append(f"{gw.slug}: {exc}")
                 continue
-            diffs += [f"{gw.slug}: {d}" for d in compare_readings(exp, got) + bad]
+            diffs += [f"{gw.slug}: {d}" for d in compare_readings(public_only(exp), got) + bad]
+            if archives is not None:
+                cfg = tomllib.loads(Path(gw.config).read_text())
+                devices = {d["key"]: d["name"] for d in cfg["devices"]}
+                held, dupes = archive_totals(archives[i], devices)
+                diffs += [f"{gw.slug}: {d}" for d in compare_readings(exp, held, "in the archive")]
+                if dupes:
+                    diffs.append(f"{gw.slug}: {dupes} readings in the archive more than once")
         if not diffs or stalled():
             return diffs, total
         time.sleep(2)

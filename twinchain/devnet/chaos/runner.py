@@ -394,6 +394,8 @@ def run(opts: Options, console: Console | None = None) -> dict[str, Any]:
                 gateways,
                 opts.settle_s + 60,
                 lambda: mon.stalled(60),  # type: ignore[union-attr]
+                # Each gateway's facility node keeps its archive (Parquet every 10 s).
+                [Path(n.base_path) / "archive" for n in nodes],
             )
             for r in rpcs.values():
                 r.close()
