@@ -15,6 +15,7 @@ import pytest
 from twinchain.client import RpcClient
 from twinchain.devnet import manager
 from twinchain.devnet.manager import NodeInfo
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC
 
 SLOT_MS = 1000
 
@@ -175,13 +176,24 @@ def test_devnet_up_streams_simulated_telemetry_from_a_gateway_per_facility(
             return all((r.get("gateway") or {}).get("readings_final") for r in rows)
 
         wait_for(flowing, 90, "finalized readings from every facility's gateway")
+
+        def archived() -> bool:
+            # Each gateway delivers to its own facility's node, which keeps the archive.
+            rows = manager.status(base)
+            return all((r.get("gateway") or {}).get("readings_archived") for r in rows)
+
+        wait_for(archived, 60, "every facility's archive to hold its gateway's readings")
+        for r in manager.status(base):
+            g = r["gateway"]
+            assert not g["archive_error"] and not g["archive_refused_kept"], (r["name"], g)
         domain = json.loads((base / "domain.json").read_text())
         for i, n in enumerate(nodes):
             twins = domain[n.slug]["twins"]
             with devnet_rpc(n) as rpc:
                 for twin in twins.values():
                     assert rpc.call("twin_equipment", twin)["facility"] == i
-                assert any(rpc.call("twin_telemetryAggregates", t) for t in twins.values())
+                aggs = [a for t in twins.values() for a in rpc.call("twin_telemetryAggregates", t)]
+                assert aggs and {a["metric"] for a in aggs} <= DEFAULT_PUBLIC, "public only"
                 assert rpc.call("twin_facility", i)["verifiedNow"] is True
 
         def models_registered() -> bool:

@@ -562,8 +562,13 @@ def test_a_batch_leaves_the_spool_only_once_final_and_archived(tmp_path: Path) -
         rig.kill("node")
         rig.start_node(archive=True)
         wait_for(lambda: rig.spool_batches() == 0, 60, "the spool to drain into the archive")
+
+        def said() -> bool:  # status.json is a snapshot a second old at most
+            s = rig.running_status()
+            return s["archive_error"] == "" and s["readings_archived"] == s["readings_final"]
+
+        wait_for(said, 10, "the status to say the archive holds it all")
         s = rig.running_status()
-        assert s["archive_error"] == "" and s["readings_archived"] == s["readings_final"]
         wait_for(lambda: sum(c for c, _ in rig.archive()[0].values()) == s["readings_final"],
                  30, "the archive's Parquet files")  # fmt: skip
         import sqlite3
