@@ -35,6 +35,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from twinchain.client import RpcClient
 from twinchain.devnet import manager
 
 
@@ -73,6 +74,26 @@ def _pct(hist: list[int], bucket_ms: int, q: float) -> float | None:
     return None
 
 
+def _chain_bytes(node: Any, first: int, last: int) -> tuple[int, int]:
+    """(extrinsic bytes, readings committed) of finalized blocks ``first`` + 1 .. ``last``."""
+    from twinchain.primitives.types import Extrinsic
+    from twinchain.protocol.jsonrpc import from_hex
+
+    total = readings = 0
+    with RpcClient(node.rpc_url, timeout=10) as rpc:
+        for k in range(first + 1, last + 1):
+            block = rpc.call("chain_getBlock", rpc.call("chain_getBlockHash", k))
+            for x in block["block"]["extrinsics"]:
+                raw = from_hex(x, "extrinsic")
+                total += len(raw)
+                call = Extrinsic.decode(raw).call
+                for item in call.args[0] if call.args and isinstance(call.args[0], list) else []:
+                    # A Telemetry.submit commitment: [device, seq, count, ...].
+                    if isinstance(item, list) and len(item) == 8 and isinstance(item[2], int):
+                        readings += item[2]
+    return total, readings
+
+
 def run(
     machines: int,
     tick_ms: int,
@@ -88,7 +109,6 @@ def run(
         batching = {
             "max_delay_ms": max_delay_ms,
             "slot_lead_ms": slot_lead_ms,
-            "max_readings_per_xt": 2048,
             "max_in_flight": 24,
             "high_water": 400_000,
             "low_water": 200_000,
@@ -112,16 +132,22 @@ def run(
             node_pids, gw_pids = [p.pid for p in procs], [g.pid for g in gws]
             c0 = (_cpu_seconds(node_pids), _cpu_seconds(gw_pids))
             s0, t0 = _status(gws), time.monotonic()
+            h0 = manager.node_status(nodes[0]).get("finalized", 0)
             time.sleep(seconds)
             s1, t1 = _status(gws), time.monotonic()
             c1 = (_cpu_seconds(node_pids), _cpu_seconds(gw_pids))
             heights = [manager.node_status(n) for n in nodes]
+            chain_bytes, chain_readings = _chain_bytes(nodes[0], h0, heights[0].get("finalized", 0))
         finally:
             manager.down(base, nodes, gateways=gws)
     dt = t1 - t0
     spooled = sum(b.get("spooled", 0) - a.get("spooled", 0) for a, b in zip(s0, s1, strict=True))
     final = sum(
         b.get("readings_final", 0) - a.get("readings_final", 0) for a, b in zip(s0, s1, strict=True)
+    )
+    archived = sum(
+        b.get("readings_archived", 0) - a.get("readings_archived", 0)
+        for a, b in zip(s0, s1, strict=True)
     )
     bucket = 50
 
@@ -146,6 +172,11 @@ def run(
         "seconds": dt,
         "offered": spooled / dt,
         "finalized": final / dt,
+        "archived": archived / dt,
+        # Extrinsic bytes of the finalized blocks of the run per reading their commitments
+        # stand for (the readings themselves are not on chain).
+        "chain_bytes_per_reading": chain_bytes / chain_readings if chain_readings else None,
+        "archive_lag_s": max((b.get("archive_lag_s") or 0 for b in s1), default=0),
         "p50": _pct(hist, bucket, 0.5),
         "p99": _pct(hist, bucket, 0.99),
         "chain_p50": _pct(chain, bucket, 0.5),
@@ -172,6 +203,8 @@ def _row(t: Table, r: dict[str, Any]) -> None:
         f"{r['machines']} every {r['tick_ms']} ms",
         f"{r['offered']:,.0f}",
         f"[bold]{r['finalized']:,.0f}[/]",
+        f"{r['archived']:,.0f} (lag {r['archive_lag_s']:.1f} s)",
+        s(r["chain_bytes_per_reading"]),
         f"{s(r['p50'])} / {s(r['p99'])}",
         f"{s(r['chain_p50'])} / {s(r['chain_p99'])}",
         f"{r['backlog_start']:,} -> {r['backlog']:,}",
@@ -203,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.machines is None:
         runs = [(4, 5, 250), (4, 20, 100), (4, 40, 100), (4, 42, 40), (1, 120, 50)]
     t = Table(title="gateway: simulated readings to finalized blocks (readings/s)")
-    cols = ("validators", "machines", "offered", "finalized", "p50 / p99 s",
+    cols = ("validators", "machines", "offered", "finalized", "archived",
+            "chain bytes / reading", "p50 / p99 s",
             "submitted: p50 / p99 s", "backlog", "lost",
             "CPU cores: validators / gateways")  # fmt: skip
     for col in cols:
@@ -222,9 +256,12 @@ def main(argv: list[str] | None = None) -> None:
         _row(t, r)
     Console().print(t)
     Console().print(
-        "offered: readings into the gateways' spools; finalized: readings whose batches the "
-        "gateways saw in finalized blocks; latency: reading arrival to that moment (submitted: "
-        "from the extrinsic's submission, the chain's share)."
+        "offered: readings into the gateways' spools; finalized: readings whose batches' "
+        "commitments the gateways saw in finalized blocks; archived: readings their "
+        "facility's archive took (lag: the oldest final batch's wait at the end); chain "
+        "bytes / reading: extrinsic bytes of the run's finalized blocks per reading "
+        "committed; latency: reading arrival to finalized (submitted: from the extrinsic's "
+        "submission, the chain's share)."
     )
 
 
