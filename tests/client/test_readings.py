@@ -240,3 +240,24 @@ async def test_tls_round_trip(
 
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await trio.to_thread.run_sync(untrusted)
+
+
+async def test_readings_command_writes_verified_rows_and_says_why_it_is_refused(
+    served: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from twinchain.cli import main as twinchain
+
+    url, batches, _ = served
+    out = tmp_path / "readings.csv"
+    base = ["readings", "--rpc", url, "--twin", str(TWIN), "--metric", "temperature"]
+    span = ["--from-ms", str(LO), "--to-ms", str(HI)]
+
+    def run(*extra: str) -> int:
+        return twinchain([*base, *span, *extra])
+
+    eve, ferdie = "0x" + EVE.secret.hex(), "0x" + FERDIE.secret.hex()
+    assert await trio.to_thread.run_sync(run, "--key", eve, "--csv", str(out)) == 0
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    assert [(int(ts), int(v)) for ts, v, *_ in rows] == temperatures(batches, LO, HI)
+    assert await trio.to_thread.run_sync(run, "--key", ferdie) == 1
+    assert "may not read" in capsys.readouterr().err.replace("\n", "")

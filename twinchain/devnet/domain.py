@@ -33,6 +33,7 @@ from twinchain.node.chain_spec import DEV_ENDOWMENT
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
 from twinchain.protocol.telemetry import POWER, TEMPERATURE, UNITS_PRODUCED, VIBRATION
+from twinchain.runtime.pallets.equipment.types import READ_TELEMETRY
 
 CLASSES = ("cnc_mill", "pump", "compressor")
 WINDOW_MS = 5_000
@@ -129,9 +130,13 @@ def build(
                 "verified_until": VERIFIED_UNTIL_MS,
             }
         )
-        twins += twin_entries(
+        entries = twin_entries(
             ms, manufacturer=_hex(manufacturer), owner=_hex(owner), facility=i, tick_ms=tick_ms
         )
+        for e in entries:
+            # The facility's PdM worker reads its twins' private metrics from the archive.
+            e["access"] = [[_hex(worker), READ_TELEMETRY, VERIFIED_UNTIL_MS]]
+        twins += entries
         devices += device_entries(p, first, ms)
         for k, m in enumerate(ms):
             rated = dict(map(tuple, class_spec(m.equipment_class, tick_ms)["rated"]))
@@ -157,6 +162,15 @@ def build(
             GatewayInfo(name, slug, str(p.folder), str(p.config), gw,
                         prometheus_ports[i] if i < len(prometheus_ports) else 0)
         )  # fmt: skip
+    if len(gateways) > 1:
+        # A grant between competitors: the first facility lets the second's operator read
+        # the raw telemetry of its first twin (from the first facility's archive node).
+        owner_slug, reader_slug = gateways[0].slug, gateways[1].slug
+        reader = accounts[reader_slug]["operator"]
+        twins[0]["access"].append([reader, READ_TELEMETRY, VERIFIED_UNTIL_MS])
+        accounts[owner_slug]["grants"] = [
+            {"twin": 0, "reader": reader, "reader_facility": reader_slug, "rights": "read"}
+        ]
     (base_dir / "domain.json").write_text(json.dumps(accounts, indent=2))
     genesis: dict[str, Any] = {
         "balances_extra": [[a, DEV_ENDOWMENT] for a in endow],

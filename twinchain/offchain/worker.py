@@ -30,7 +30,6 @@ or in repair) starts afresh: the old baseline and trend no longer apply.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -46,6 +45,7 @@ from twinchain.offchain.models import DEFAULT_KIND, KINDS, DetectorState, Model,
 from twinchain.primitives import codec
 from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import KeystoreError, load_keypair
 from twinchain.primitives.types import extrinsic_hash
 from twinchain.protocol.jsonrpc import OVERSIZED_RESPONSE, RpcError, from_hex, to_hex
 
@@ -128,26 +128,11 @@ def evidence_of(
 
 
 def keypair_from(spec: str) -> Keypair:
-    """``//Name``, a 32-byte hex seed, a key file (JSON with ``seed``, as the node's keystore
-    writes them) or a keystore folder holding exactly one key."""
-    if spec.startswith("//"):
-        return Keypair.from_dev_name(spec)
-    path = Path(spec)
-    if path.is_dir():
-        files = [f for f in sorted(path.iterdir()) if f.is_file()]
-        if len(files) != 1:
-            raise WorkerError(f"keystore {path} must hold exactly one key, has {len(files)}")
-        path = files[0]
-    if path.is_file():
-        try:
-            return Keypair.from_seed(bytes.fromhex(json.loads(path.read_text())["seed"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise WorkerError(f"bad key file {path}: {exc}") from exc
+    """:func:`~twinchain.primitives.keystore.load_keypair`, failing as a WorkerError."""
     try:
-        return Keypair.from_seed(bytes.fromhex(spec.removeprefix("0x")))
-    except ValueError as exc:
-        msg = f"--key must be //Name, a hex seed, a key file or a keystore: {exc}"
-        raise WorkerError(msg) from None
+        return load_keypair(spec)
+    except KeystoreError as exc:
+        raise WorkerError(str(exc)) from None
 
 
 class PdmWorker:

@@ -69,3 +69,28 @@ class Keystore:
             if kp.public == public:
                 return kp
         return None
+
+
+def load_keypair(spec: str) -> Keypair:
+    """A key as a command line names it: ``//Name`` (a dev key), a 32-byte hex seed, a key
+    file (JSON with ``seed``, as :class:`Keystore` writes them) or a keystore folder holding
+    exactly one key (KeystoreError otherwise)."""
+    if spec.startswith("//"):
+        return Keypair.from_dev_name(spec)
+    path = Path(spec)
+    if path.is_dir():
+        files = [f for f in sorted(path.iterdir()) if f.is_file()]
+        if len(files) != 1:
+            raise KeystoreError(f"keystore {path} must hold exactly one key, has {len(files)}")
+        path = files[0]
+    if path.is_file():
+        try:
+            return Keypair.from_seed(bytes.fromhex(json.loads(path.read_text())["seed"]))
+        except (OSError, ValueError, KeyError, TypeError, InvalidKey) as exc:
+            raise KeystoreError(f"bad key file {path}: {exc}") from exc
+    try:
+        return Keypair.from_seed(bytes.fromhex(spec.removeprefix("0x")))
+    except (ValueError, InvalidKey) as exc:
+        raise KeystoreError(
+            f"a key must be //Name, a hex seed, a key file or a keystore: {exc}"
+        ) from None
