@@ -1,7 +1,8 @@
 """A chain recorded from a real 4-validator devnet replays to the same state roots.
 
 The recording (``tests/data/replay``) was exported from a ``make run`` devnet: timestamps,
-device-signed telemetry batches, maintenance and simulation calls, 96 blocks. Re-executing
+device-signed telemetry commitments (the readings went to each facility's archive),
+maintenance and simulation calls, 96 blocks. Re-executing
 it checks each block's state root against the one its author committed to, so any change to
 the runtime's behaviour (weights, fees, storage layout, events) fails here.
 """
