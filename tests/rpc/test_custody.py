@@ -52,7 +52,6 @@ from twinchain.protocol.telemetry import (
 )
 from twinchain.rpc import custody
 from twinchain.rpc.auth import API_KEYS_FILE, ApiKeyStore, add_api_key_commands
-from twinchain.rpc.custody import merkle_proofs
 
 if TYPE_CHECKING:
     from conftest import StartServer
@@ -352,14 +351,18 @@ async def test_another_facilitys_archive_sends_the_reader_on(
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 33])
-def test_merkle_proofs_match_the_one_at_a_time_proofs(n: int) -> None:
-    rs = [(1, i, i * 3) for i in range(n)]
-    leaves = [b"%018d" % i for i in range(n)]
-    from twinchain.native.merkle import merkle_proof
+def test_merkle_proofs_of_many_leaves_verify_against_the_native_root(n: int) -> None:
+    from twinchain.native.merkle import merkle_proofs, merkle_root, verify_merkle_proof
 
-    assert merkle_proofs(leaves, list(range(n))) == [merkle_proof(leaves, i) for i in range(n)]
-    assert merkle_proofs(leaves, [n - 1]) == [merkle_proof(leaves, n - 1)]
-    assert reading_proof(rs, 0) is not None
+    leaves = [b"%018d" % i for i in range(n)]
+    root = merkle_root(leaves)
+    proofs = merkle_proofs(leaves, list(range(n)))
+    assert all(verify_merkle_proof(root, leaves[i], i, n, p) for i, p in enumerate(proofs))
+    assert merkle_proofs(leaves, [n - 1]) == [proofs[-1]]
+    if n > 1:  # a proof is bound to its leaf and position
+        assert not verify_merkle_proof(root, leaves[0], 1, n, proofs[0])
+    with pytest.raises(IndexError):
+        merkle_proofs(leaves, [n])
 
 
 async def test_a_range_too_large_is_refused_not_cut(

@@ -20,20 +20,31 @@ def merkle_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
     """Sibling hashes from the leaf up; a promoted odd node contributes no sibling."""
     if not 0 <= index < len(leaves):
         raise IndexError("leaf index out of range")
+    return merkle_proofs(leaves, [index])[0]
+
+
+def merkle_proofs(leaves: Sequence[bytes], indices: Sequence[int]) -> list[list[bytes]]:
+    """The proofs of several leaves from one pass over the tree (a disclosure of many
+    readings of one batch), each as :func:`merkle_proof` gives it."""
+    if any(not 0 <= i < len(leaves) for i in indices):
+        raise IndexError("leaf index out of range")
     level = [hash_for(Domain.MERKLE_LEAF, x) for x in leaves]
-    proof: list[bytes] = []
+    proofs: list[list[bytes]] = [[] for _ in indices]
+    pos = list(indices)
     while len(level) > 1:
-        sib = index ^ 1
-        if sib < len(level):
-            proof.append(level[sib])
+        for k, i in enumerate(pos):
+            sib = i ^ 1
+            if sib < len(level):
+                proofs[k].append(level[sib])
+            pos[k] = i // 2
         nxt = [
             hash_for(Domain.MERKLE_NODE, level[i] + level[i + 1])
             for i in range(0, len(level) - 1, 2)
         ]
         if len(level) % 2:
             nxt.append(level[-1])
-        level, index = nxt, index // 2
-    return proof
+        level = nxt
+    return proofs
 
 
 def verify_merkle_proof(

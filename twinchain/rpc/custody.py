@@ -18,11 +18,11 @@ archive (or with another facility's) answers NO_ARCHIVE.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from twinchain.native.merkle import merkle_proofs
 from twinchain.primitives.codec import CodecError
-from twinchain.primitives.hashing import Domain, hash_for
 from twinchain.primitives.keys import encode_address
 from twinchain.protocol.jsonrpc import (
     NO_ARCHIVE,
@@ -46,32 +46,6 @@ if TYPE_CHECKING:
 #: range is refused with a clear error rather than cut short.
 MAX_ANSWER_READINGS = 10_000
 MAX_ANSWER_BATCHES = 1_000
-
-
-# --------------------------------------------------------------------------- proofs
-
-
-def merkle_proofs(leaves: Sequence[bytes], indices: Sequence[int]) -> list[list[bytes]]:
-    """The proofs of several leaves from one pass over the tree: the same sibling paths as
-    ``twinchain.native.merkle.merkle_proof`` (a promoted odd node adds no sibling), which
-    rebuilds the whole tree for each leaf."""
-    level = [hash_for(Domain.MERKLE_LEAF, x) for x in leaves]
-    proofs: list[list[bytes]] = [[] for _ in indices]
-    pos = list(indices)
-    while len(level) > 1:
-        for k, i in enumerate(pos):
-            sib = i ^ 1
-            if sib < len(level):
-                proofs[k].append(level[sib])
-            pos[k] = i // 2
-        nxt = [
-            hash_for(Domain.MERKLE_NODE, level[i] + level[i + 1])
-            for i in range(0, len(level) - 1, 2)
-        ]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return proofs
 
 
 # --------------------------------------------------------------------------- helpers
@@ -248,4 +222,4 @@ def _too_much(what: str) -> RpcError:
 
 METHODS = {"archive_deliver": archive_deliver, "twin_readings": twin_readings}
 
-__all__ = ["MAX_ANSWER_BATCHES", "MAX_ANSWER_READINGS", "METHODS", "merkle_proofs"]
+__all__ = ["MAX_ANSWER_BATCHES", "MAX_ANSWER_READINGS", "METHODS"]
