@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import DAY_MS, T0, Plant
+from conftest import DAY_MS, T0, Plant, make_batch
 
 from twinchain.archive.query import ArchiveQuery
 
@@ -113,8 +113,6 @@ def test_concurrent_deliveries_settling_and_flushes_archive_each_batch_once(
     """Gateways deliver (twice each, some before and some after finality) from threads while
     the node's settling and flushing run in others: every batch ends in the files once."""
     import threading
-
-    from conftest import make_batch
 
     batches = [make_batch(plant.dev, 7, s, T0 + s * 5_000, 20) for s in range(120)]
     for b in batches[:60]:

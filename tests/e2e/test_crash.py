@@ -89,9 +89,10 @@ class TransferStream(threading.Thread):
                     if rt_call is None:
                         from twinchain.runtime.runtime import Runtime
 
-                        rt_call = Runtime().call_by_name("Balances", "transfer", dest, 10**12)
+                        rt = Runtime()
+                        rt_call = rt.call_by_name("Balances", "transfer", dest, 10**12)
                     for k in range(5):
-                        xt = Extrinsic.sign(rt_call, kp, nonce + k, self.genesis, 1)
+                        xt = Extrinsic.sign(rt_call, kp, nonce + k, self.genesis, rt.spec_version)
                         self.rpc.call("author_submitExtrinsic", "0x" + xt.encode().hex())
                         self.accepted += 1
                 except Exception:  # node killed mid-request: keep going until stopped

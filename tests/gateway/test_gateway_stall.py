@@ -3,7 +3,7 @@ validating and Bob running as a plain full node, authors blocks that are never f
 (2 of 2 votes are needed). The gateway says how far finality is behind in its status and log,
 does not keep re-sending what the best chain already holds, and once Bob restarts as a
 validator and finality resumes, it settles without help: every simulated reading on chain
-exactly once."""
+exactly once (the public metrics' aggregates on chain, every reading in Alice's archive)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import pytest
 from realnet import wait_for
 
 from twinchain.client import RpcClient
-from twinchain.devnet.chaos.invariants import twin_totals
+from twinchain.devnet.chaos.invariants import archive_totals, public_only, twin_totals
 from twinchain.gateway.provision import with_gateway, write_gateway
 from twinchain.machines.simulator import FactorySimulator, MachineConfig
 from twinchain.node.chain_spec import ChainSpec, dev_spec
@@ -66,6 +66,8 @@ class Chain:
         ]  # fmt: skip
         if validator:
             cmd += ["--validator", "--key", f"//{name.capitalize()}"]
+        if name == "alice":  # the twins' facility (0): its node keeps their raw readings
+            cmd += ["--archive-facility", "0", "--archive-flush-s", "1"]
         if name != "alice":
             cmd += ["--bootnodes", self.alice_addr]
         log = (self.tmp / f"{name}.log").open("ab")
@@ -173,8 +175,11 @@ def test_stalled_finality_is_reported_backed_off_and_settled_exactly_once(tmp_pa
             s = status()
             return s["readings_final"] == total and s["backlog"] == 0
 
-        wait_for(settled, 120, "every reading settled in a finalized block")
-        assert _totals(rpc) == expected
+        wait_for(settled, 120, "every reading settled in a finalized block and archived")
+        assert _totals(rpc) == public_only(expected)
+        devices = {"0x" + kp.public.hex(): name for name, kp in gw.devices.items()}
+        archive = tmp_path / "alice" / "archive"
+        wait_for(lambda: archive_totals(archive, devices) == (expected, 0), 30, "the Parquet files")
         for name, kp in gw.devices.items():
             d = rpc.call("twin_device", "0x" + kp.public.hex())
             assert d["gaps"] == 0 and d["batches"] == d["nextSeq"] > 0, name
