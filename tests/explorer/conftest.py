@@ -95,7 +95,10 @@ def write_spec(path: Path) -> None:
             }
         ]
     }
-    g["telemetry"] = {"window_ms": WINDOW_MS, "devices": [{"device": _hex(DEVICE), "twin": 0}]}
+    g["telemetry"] = {
+        "window_ms": WINDOW_MS,
+        "devices": [{"device": _hex(DEVICE), "twin": 0, "gateway": _hex(CHARLIE)}],
+    }
     path.write_text(json.dumps(spec.to_json()))
 
 
@@ -137,6 +140,8 @@ class NodeProc:
                 str(self.port),
                 "--no-p2p",
                 "--no-prometheus",
+                "--archive-facility",  # twin 0's facility: its node keeps the raw readings
+                "0",
             ],
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -211,18 +216,24 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
             start = (now // WINDOW_MS - 6) * WINDOW_MS
             readings = [(1, start + i * 2_000, 20_000 + 500 * i) for i in range(30)]
             readings += [(2, start + i * 2_000, 1_000 + 10 * i) for i in range(30)]
+            readings += [(4, start + i * 2_000, 5_000 + 100 * i) for i in range(30)]  # private
             readings.sort(key=lambda r: (r[1], r[0]))
             # The chain takes commitments, one per window (a batch never spans two), and
             # aggregates their public summaries (temperature and vibration are public).
             by_window: dict[int, list[tuple[int, int, int]]] = {}
             for r in readings:
                 by_window.setdefault(r[1] // WINDOW_MS, []).append(r)
-            commitments = [
-                sign_batch(DEVICE, c.info.genesis_hash, 0, seq, rs, DEFAULT_PUBLIC).commitment()
+            batches = [
+                sign_batch(DEVICE, c.info.genesis_hash, 0, seq, rs, DEFAULT_PUBLIC)
                 for seq, (_, rs) in enumerate(sorted(by_window.items()))
             ]
-            submit = c.call_function("Telemetry", "submit", batches=commitments)
-            c.sign_and_submit(submit, CHARLIE)
+            submit = c.call_function(
+                "Telemetry", "submit", batches=[b.commitment() for b in batches]
+            )
+            final = c.submit_and_watch(submit, CHARLIE, timeout=30)[-1]
+            assert final.kind == "finalized", final
+            # The readings to the facility's archive, as the gateway delivers them.
+            assert {d.status for d in c.deliver(batches, CHARLIE)} == {"archived"}
 
             def windows() -> int:
                 return len([a for a in c.call("twin_telemetryAggregates", 0, 1) if a["count"]])
@@ -251,9 +262,10 @@ class Explorer:
         self,
         scenario: Callable[[ExplorerApp, Any], Awaitable[None]],
         app_class: type[ExplorerApp] = ExplorerApp,
+        key: Keypair | None = None,
     ) -> None:
         async def main() -> None:
-            app = app_class(self.chain.node.url)
+            app = app_class(self.chain.node.url, key=key)
             async with app.run_test(size=SIZE) as pilot:
                 await scenario(app, pilot)
 

@@ -23,6 +23,7 @@ from twinchain.explorer.data import ChainData, SearchResult
 from twinchain.explorer.screens import AccountScreen, BlockScreen
 from twinchain.explorer.tabs import TABS, BlocksTab, TwinsTab
 from twinchain.explorer.widgets import StatusBar, Tab
+from twinchain.primitives.keys import Keypair
 from twinchain.protocol.jsonrpc import RpcError, header_from_json
 
 STATUS_POLL_S = 2.0
@@ -49,10 +50,14 @@ class ExplorerApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, url: str = DEFAULT_WS_URL) -> None:
+    def __init__(
+        self, url: str = DEFAULT_WS_URL, *, key: Keypair | None = None, api_key: str | None = None
+    ) -> None:
+        """``key`` / ``api_key``: the identity private telemetry is read as (the Twins tab
+        charts a private metric only where the chain lets it read it)."""
         super().__init__()
         self.rpc = ReconnectingClient(url)
-        self.data = ChainData(self.rpc)
+        self.data = ChainData(self.rpc, key=key, api_key=api_key)
         self.connected = False
         self.disconnect_reason = ""
         self.best_number = -1

@@ -17,7 +17,12 @@ def cmd_explorer(args: argparse.Namespace) -> int:
     for h in list(root.handlers):
         root.removeHandler(h)
     root.addHandler(logging.NullHandler())
-    ExplorerApp(args.rpc).run()
+    key = None
+    if args.key:
+        from twinchain.primitives.keystore import load_keypair
+
+        key = load_keypair(args.key)
+    ExplorerApp(args.rpc, key=key, api_key=args.api_key).run()
     return 0
 
 
@@ -29,6 +34,11 @@ def add_parser(sub: Any) -> None:
         default=DEFAULT_RPC,
         help=f"node JSON-RPC URL, ws:// or http:// (default {DEFAULT_RPC})",
     )
+    who = p.add_mutually_exclusive_group()
+    who.add_argument(
+        "--key", help="read private telemetry as this account (//Name, seed, key file)"
+    )
+    who.add_argument("--api-key", help="read private telemetry with an API key of the node's")
     p.set_defaults(fn=cmd_explorer)
 
 

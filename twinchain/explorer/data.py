@@ -13,7 +13,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from twinchain.client import ReconnectingClient, is_method_not_found
+from twinchain.client import (
+    ClientError,
+    NodeUnavailable,
+    ReconnectingClient,
+    is_method_not_found,
+)
 from twinchain.consensus.proofs import GrandpaJustification
 from twinchain.explorer.decode import (
     DecodedEvent,
@@ -104,8 +109,12 @@ class ChainData:
     """Decoded reads over one :class:`ReconnectingClient`; ``refresh()`` after each
     (re)connection."""
 
-    def __init__(self, rpc: ReconnectingClient) -> None:
+    def __init__(
+        self, rpc: ReconnectingClient, *, key: Keypair | None = None, api_key: str | None = None
+    ) -> None:
         self.rpc = rpc
+        # Who the explorer reads private telemetry as (None, None: anyone, public data only).
+        self.key, self.api_key = key, api_key
         self.meta: Metadata | None = None
         self.genesis: bytes | None = None
         self.chain = ""
@@ -434,6 +443,43 @@ class ChainData:
 
     async def metrics(self) -> dict[int, dict[str, Any]]:
         return {m["id"]: m for m in await self.rpc.call("twin_metrics")}
+
+    @property
+    def identity(self) -> str | None:
+        """Whom private reads are asked as, for people (None: no identity given)."""
+        if self.key is not None:
+            return self.label(self.key.public)
+        return "an API key" if self.api_key else None
+
+    async def public_metrics(self, tid: int) -> set[int]:
+        """The metrics the twin's owner makes public (every metric on an older node)."""
+        try:
+            return set((await self.optional("twin_disclosure", tid))["public"])
+        except NotAvailable:
+            return set(await self.metrics())
+
+    async def private_means(
+        self, tid: int, metric: int, window_ms: int, since_ms: int, until_ms: int
+    ) -> list[int]:
+        """Window means of a private metric from the raw readings the node's archive serves
+        to this identity, each verified against its batch root (AccessDenied: the chain does
+        not let it read them; NodeUnavailable: not connected)."""
+        client = self.rpc.client
+        if client is None:
+            raise NodeUnavailable("not connected to the node")
+        try:
+            client.info  # noqa: B018  # the metadata the proofs are checked with
+        except ClientError:
+            await client.refresh()
+        found = await client.readings(
+            tid, metric, since_ms, until_ms, key=self.key, api_key=self.api_key
+        )
+        sums: dict[int, list[int]] = {}
+        for r in found:
+            acc = sums.setdefault(r.timestamp - r.timestamp % window_ms, [0, 0])
+            acc[0] += r.value
+            acc[1] += 1
+        return [total // n for _, (total, n) in sorted(sums.items())]
 
 
 class _suppress_bad_hex:

@@ -10,6 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Sparkline, Static
 
+from twinchain.client import ClientError
 from twinchain.explorer.data import NotAvailable, short_address
 from twinchain.explorer.widgets import (
     RecordTable,
@@ -117,6 +118,10 @@ class TwinsTab(Tab):
             latest[a["metric"]] = a  # sorted by (metric, window): the last one wins
             if a["metric"] == self.metric and a["count"]:
                 series.append(a["sum"] // a["count"])
+        public = await self.data.public_metrics(tid)
+        private_note = ""
+        if self.metric not in public:
+            series, private_note = await self._private_series(tid, aggs)
         self.chart = series[-CHART_POINTS:]
         chart = self.query_one("#twin-chart", Sparkline)
         chart.data = self.chart
@@ -128,6 +133,10 @@ class TwinsTab(Tab):
             f"{tid} {t.get('equipmentClass')} {t.get('model')} {t.get('serial')}"
             f" · chart: {minfo.get('name', self.metric)} (c: next)",
         )
+        names = [str(self.metric_info.get(m, {}).get("name", m)) for m in sorted(public)]
+        rows.add_row("public", ", ".join(names) or "nothing")
+        if private_note:
+            rows.add_row(str(minfo.get("name", self.metric)), private_note)
         rows.add_row(
             "owner",
             f"{account_label(self.data, t.get('owner'))} · lifecycle {t.get('lifecycle')}"
@@ -159,6 +168,27 @@ class TwinsTab(Tab):
             aggt.add_row("no telemetry yet", "", "", "", "", "", "")
         self.text = f"twin {tid} {len(aggs)} aggregates"
         out.update(Group(rows, aggt))
+
+    async def _private_series(self, tid: int, aggs: list[dict[str, Any]]) -> tuple[list[int], str]:
+        """The charted metric is private: its window means from the raw readings the node's
+        archive serves to the explorer's identity, and a note on what it may see."""
+        who = self.data.identity
+        if who is None:
+            return [], "private: run with --key as an account the chain lets read it"
+        windows = [int(a["windowStart"]) for a in aggs]
+        if not windows:
+            return [], "private; no windows yet"
+        window_ms = int(aggs[-1]["windowMs"])
+        since = max(windows) - (CHART_POINTS - 1) * window_ms
+        try:
+            series = await self.data.private_means(
+                tid, self.metric, window_ms, since, max(windows) + window_ms - 1
+            )
+        except RpcError as exc:  # AccessDenied among them: the chain says no
+            return [], f"private: {who} may not read it ({exc.message})"
+        except ClientError as exc:  # a proof that failed, or the node went away
+            return [], f"private: its readings could not be verified ({exc})"
+        return series, f"private: read as {who}, every reading verified"
 
     async def _health_text(self, tid: int) -> str:
         """Health and open alerts from the operations pallets' reads, where the node has them."""
