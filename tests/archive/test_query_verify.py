@@ -194,7 +194,7 @@ def test_verify_over_rpc_answers_and_the_command(plant: Plant, capsys: Any) -> N
 
     archive_cmd = next(c for c in cli.COMMANDS if type(c).__name__ == "ArchiveCommands")
     real = archive_cmd.rpc
-    archive_cmd.rpc = lambda url: FakeRpc(plant.chain)  # type: ignore[attr-defined]
+    archive_cmd.rpc = lambda url, ca_file=None: FakeRpc(plant.chain)  # type: ignore[attr-defined]
     try:
         capsys.readouterr()
         assert main(["archive", "verify", "--dir", str(plant.path), "--json"]) == 0

@@ -23,8 +23,8 @@ from twinchain.primitives.errors import CliError
 if TYPE_CHECKING:
     from twinchain.archive.verify import RpcBatchCaller
 
-#: Opens an RPC client on a URL (``twinchain.client.RpcClient``).
-RpcFactory = Callable[[str], "RpcBatchCaller"]
+#: Opens an RPC client on a URL, with a CA file for https (``twinchain.client.RpcClient``).
+RpcFactory = Callable[..., "RpcBatchCaller"]
 
 
 class ArchiveCommands:
@@ -52,6 +52,7 @@ class ArchiveCommands:
         v = asub.add_parser("verify", help="recompute each batch's root, compare with chain")
         v.add_argument("--dir", type=Path, required=True, help="the archive's folder")
         v.add_argument("--rpc", default="http://127.0.0.1:9944", help="a node's RPC URL")
+        v.add_argument("--ca-file", help="CA bundle for an https:// node")
         v.add_argument("--twin", type=int, help="only this twin")
         v.add_argument("--json", action="store_true", help="the report as JSON")
         v.set_defaults(fn=self.cmd_verify)
@@ -65,7 +66,7 @@ class ArchiveCommands:
         from twinchain.node.cli import console, out
 
         _need_dir(args.dir)
-        client = self.rpc(args.rpc)
+        client = self.rpc(args.rpc, ca_file=args.ca_file)
         try:
             report = verify_archive(args.dir, rpc_records(client), args.twin)
         finally:

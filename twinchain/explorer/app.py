@@ -51,12 +51,17 @@ class ExplorerApp(App[None]):
     ]
 
     def __init__(
-        self, url: str = DEFAULT_WS_URL, *, key: Keypair | None = None, api_key: str | None = None
+        self,
+        url: str = DEFAULT_WS_URL,
+        *,
+        key: Keypair | None = None,
+        api_key: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         """``key`` / ``api_key``: the identity private telemetry is read as (the Twins tab
         charts a private metric only where the chain lets it read it)."""
         super().__init__()
-        self.rpc = ReconnectingClient(url)
+        self.rpc = ReconnectingClient(url, ca_file=ca_file)
         self.data = ChainData(self.rpc, key=key, api_key=api_key)
         self.connected = False
         self.disconnect_reason = ""

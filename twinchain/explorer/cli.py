@@ -22,7 +22,7 @@ def cmd_explorer(args: argparse.Namespace) -> int:
         from twinchain.primitives.keystore import load_keypair
 
         key = load_keypair(args.key)
-    ExplorerApp(args.rpc, key=key, api_key=args.api_key).run()
+    ExplorerApp(args.rpc, key=key, api_key=args.api_key, ca_file=args.ca_file).run()
     return 0
 
 
@@ -34,6 +34,7 @@ def add_parser(sub: Any) -> None:
         default=DEFAULT_RPC,
         help=f"node JSON-RPC URL, ws:// or http:// (default {DEFAULT_RPC})",
     )
+    p.add_argument("--ca-file", help="CA bundle for a wss:// or https:// node")
     who = p.add_mutually_exclusive_group()
     who.add_argument(
         "--key", help="read private telemetry as this account (//Name, seed, key file)"
