@@ -172,7 +172,10 @@ class AsyncClient:
             # No permessage-deflate: extrinsics are hex of hashes, signatures and packed
             # integers, and deflating hundreds of kB per submission costs both ends more CPU
             # than a gateway spends on the readings in them.
-            tls = {"ssl": tls_context(self.ca_file)} if self.url.startswith("wss://") else {}
+            # wss:// without a CA file: websockets' default context (the system's trusted
+            # authorities); passing ssl=None would refuse the URL instead.
+            ctx = tls_context(self.ca_file) if self.url.startswith("wss://") else None
+            tls = {"ssl": ctx} if ctx is not None else {}
             self._ws = await asyncio.wait_for(
                 connect(
                     self.url,
