@@ -2,7 +2,8 @@
 its facility's real ArchiveStore: what the authorized-read tests (server and client) share.
 
 Facility 0 (operator Alice, audited by Bob), twin 0 owned by Alice with one device relayed by
-Charlie (its gateway), Eve granted READ_TELEMETRY, Ferdie with no right at all.
+Charlie (its gateway) and a manual (``MANUAL``) listed on chain, Eve granted READ_TELEMETRY,
+Ferdie with no right at all.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from stub_node import StubNode
 
 from twinchain.archive.chain import BlockchainView
 from twinchain.archive.store import ArchiveStore
+from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Extrinsic
 from twinchain.protocol.telemetry import (
@@ -38,6 +40,8 @@ NOW = SLOT * 1000
 TWIN = 0
 RPC_URL = "https://plant-berlin.example:9944"
 SPEC = Spec([(TEMPERATURE, 60_000)], [Envelope(TEMPERATURE, -20_000, 90_000, 0)])
+# The twin's manual: its hash is on chain (Equipment.add_document), its content in the archive.
+MANUAL = b"Mill M-1 operating manual, rev. C\n" * 200
 
 
 def readings(seq: int, n: int) -> list[tuple[int, int, int]]:
@@ -87,6 +91,7 @@ def populate(node: StubNode, batches: list[Batch]) -> bytes:
         xt(ALICE, "Equipment", "activate", TWIN),
         xt(ALICE, "Telemetry", "bind_device", TWIN, DEVICE.public, CHARLIE.public),
         xt(ALICE, "Equipment", "grant_access", TWIN, EVE.public, READ_TELEMETRY, FAR),
+        xt(ALICE, "Equipment", "add_document", TWIN, "manual", blake3_hash(MANUAL)),
         xt(CHARLIE, "Telemetry", "submit", [b.commitment() for b in batches]),
     ]
     node.slot = SLOT

@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 
 from twinchain.archive import parquet
 from twinchain.archive.chain import ChainView
+from twinchain.archive.documents import DocumentStore
 from twinchain.archive.parquet import DAY_MS, day_of
 from twinchain.primitives.codec import CodecError
 from twinchain.protocol.telemetry import (
@@ -183,6 +184,8 @@ class ArchiveStore:
         self.fail_point: Callable[[str], None] | None = None
         self.path.mkdir(parents=True, exist_ok=True)
         self._kv = LevelDBStore(self.path / "staging")
+        #: The facility's documents by content hash (manuals, certificates, evidence).
+        self.documents = DocumentStore(self.path / "documents")
         self._lock = threading.Lock()  # LevelDB state and counters
         self._files_lock = threading.Lock()  # one file writer at a time (flush, maintain)
         self._metrics_written: dict[int, Any] | None = None

@@ -1,5 +1,6 @@
 """``twinchain readings``: a twin's raw readings from its owner's archive node, as an account
-the chain lets read them, each verified against its batch's finalized root on chain.
+the chain lets read them, each verified against its batch's finalized root on chain; and
+``twinchain document put|get``: a twin's documents in that archive, by content hash.
 
     twinchain readings --rpc URL --key KEY --twin T --metric M [--last-s N | --from-ms A
                        --to-ms B] [--csv FILE] [--ca-file PEM]
@@ -44,6 +45,26 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--ca-file", help="CA bundle for an https:// node")
     r.set_defaults(fn=cmd_readings)
 
+    d = sub.add_parser(
+        "document",
+        help="keep or fetch a twin's document (manual, certificate, report) in its archive",
+    )
+    dsub = d.add_subparsers(dest="document_cmd", required=True)
+    for name, what in (("put", "keep FILE; prints its hash"), ("get", "fetch by hash")):
+        c = dsub.add_parser(name, help=what)
+        c.add_argument("--rpc", default="http://127.0.0.1:9944", help="the twin owner's node")
+        ident = c.add_mutually_exclusive_group(required=True)
+        ident.add_argument("--key", help="sign as this account (//Name, seed, key file)")
+        ident.add_argument("--api-key", help="an API key the node's operator issued")
+        c.add_argument("--twin", type=int, required=True)
+        c.add_argument("--ca-file", help="CA bundle for an https:// node")
+        if name == "put":
+            c.add_argument("file", type=Path)
+        else:
+            c.add_argument("--hash", required=True, help="the document's 0x-hex BLAKE3 hash")
+            c.add_argument("--out", type=Path, required=True, help="write the document here")
+        c.set_defaults(fn=cmd_document)
+
 
 def _metric(client: Client, name: str) -> int:
     if name.isdigit():
@@ -82,4 +103,28 @@ def cmd_readings(args: argparse.Namespace) -> int:
         "its batch root at the finalized block",
         file=sys.stderr,
     )
+    return 0
+
+
+def cmd_document(args: argparse.Namespace) -> int:
+    key = load_keypair(args.key) if args.key else None
+    who = {"key": key, "api_key": args.api_key}
+    try:
+        with Client(args.rpc, timeout=60, ca_file=args.ca_file) as client:
+            if args.document_cmd == "put":
+                digest = client.put_document(args.twin, args.file.read_bytes(), **who)
+                print("0x" + digest.hex())
+                print(
+                    "list it on chain with Equipment.add_document(twin, kind, hash)",
+                    file=sys.stderr,
+                )
+            else:
+                digest = bytes.fromhex(args.hash.removeprefix("0x"))
+                args.out.write_bytes(client.document(args.twin, digest, **who))
+                print(f"{args.out}: content checked against 0x{digest.hex()}", file=sys.stderr)
+    except RpcError as exc:
+        detail = f" ({exc.data})" if exc.data else ""
+        raise CliError(f"the node refused: {exc.message}{detail}") from None
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
     return 0

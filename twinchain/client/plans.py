@@ -21,6 +21,7 @@ from twinchain.client.common import (
     check_read,
     checked_header,
 )
+from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic
 from twinchain.protocol.access import sign_request
@@ -159,6 +160,49 @@ def deliver(info: ChainInfo, batches: list[Batch], gateway_key: Keypair) -> Plan
         return [Delivery.from_json(d) for d in answer]
     except ValueError as exc:
         raise ClientError(f"malformed delivery answer: {exc}") from None
+
+
+def put_document(
+    info: ChainInfo,
+    twin: int,
+    content: bytes,
+    *,
+    key: Keypair | None = None,
+    api_key: str | None = None,
+) -> Plan[bytes]:
+    """Keep a document of ``twin`` in its facility's archive (as its owner or facility
+    operator); its BLAKE3 hash, checked against the content (put it on chain with
+    ``Equipment.add_document``)."""
+    params = {"twin": twin, "content": to_hex(content)}
+    auth = auth_for(info, "archive_putDocument", params, key, api_key)
+    answer = yield ("archive_putDocument", (twin, params["content"], auth))
+    digest = blake3_hash(content)
+    if not isinstance(answer, dict) or answer.get("hash") != to_hex(digest):
+        raise ProofMismatch("archive_putDocument answered another hash than the content's")
+    return digest
+
+
+def document(
+    info: ChainInfo,
+    twin: int,
+    digest: bytes,
+    *,
+    key: Keypair | None = None,
+    api_key: str | None = None,
+) -> Plan[bytes]:
+    """A document of ``twin`` by its hash from the twin's facility archive, checked against
+    the hash (ProofMismatch otherwise); AccessDenied if the chain does not let the caller
+    read the twin."""
+    params = {"twin": twin, "hash": to_hex(digest)}
+    auth = auth_for(info, "archive_getDocument", params, key, api_key)
+    answer = yield ("archive_getDocument", (twin, params["hash"], auth))
+    try:
+        content = from_hex(answer["content"], "content")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProofMismatch(f"malformed document answer: {exc}") from None
+    if blake3_hash(content) != digest:
+        raise ProofMismatch(f"the archive answered other content than document 0x{digest.hex()}")
+    return content
 
 
 def batch_record(

@@ -249,6 +249,25 @@ class Client:
         found: list[Reading] = self._run(plan)
         return found
 
+    def put_document(
+        self, twin: int, content: bytes, *, key: Keypair | None = None, api_key: str | None = None
+    ) -> bytes:
+        """Keep a document of ``twin`` in this node's archive; its hash (see
+        :func:`plans.put_document`)."""
+        digest: bytes = self._run(
+            plans.put_document(self.info, twin, content, key=key, api_key=api_key)
+        )
+        return digest
+
+    def document(
+        self, twin: int, digest: bytes, *, key: Keypair | None = None, api_key: str | None = None
+    ) -> bytes:
+        """A document of ``twin`` by hash, checked against it (see :func:`plans.document`)."""
+        content: bytes = self._run(
+            plans.document(self.info, twin, digest, key=key, api_key=api_key)
+        )
+        return content
+
     def deliver(self, batches: list[Batch], gateway_key: Keypair) -> list[Delivery]:
         """Deliver signed device batches to this node's archive as the gateway."""
         found: list[Delivery] = self._run(plans.deliver(self.info, batches, gateway_key))

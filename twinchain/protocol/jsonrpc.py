@@ -55,6 +55,9 @@ UNAUTHORIZED = 5001
 FORBIDDEN = 5003
 # This node keeps no facility archive, or not the twin's: ask the twin's facility's node.
 NO_ARCHIVE = 5004
+# A document the twin does not list on chain, or that this archive does not hold (or holds
+# damaged): nothing is served.
+NOT_FOUND = 5005
 ACCESS_CODES = frozenset({UNAUTHORIZED, FORBIDDEN})
 
 _MESSAGES = {

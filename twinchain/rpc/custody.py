@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from twinchain.archive.documents import MAX_DOCUMENT, DocumentError
 from twinchain.native.merkle import merkle_proofs
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import encode_address
 from twinchain.protocol.jsonrpc import (
     NO_ARCHIVE,
+    NOT_FOUND,
     OVERSIZED_RESPONSE,
     RpcError,
     from_hex,
@@ -220,6 +222,84 @@ def _too_much(what: str) -> RpcError:
     )
 
 
-METHODS = {"archive_deliver": archive_deliver, "twin_readings": twin_readings}
+def archive_put_document(ctx: CallContext, *args: Any, **kwargs: Any) -> InThread:
+    """Keep a document of ``twin`` (its content as 0x-hex) in this node's archive, for the
+    twin's owner or its facility's operator; answers its BLAKE3 hash, the one
+    ``Equipment.add_document`` puts on chain."""
+    twin_v, content_v, auth = bind_params(_bind(args, kwargs), ("twin", "content", "auth"), 2)
+    store = _archive(ctx)
+    caller = _authenticator(ctx).authenticate(
+        "archive_putDocument", {"twin": twin_v, "content": content_v}, auth, "documents"
+    )
+    twin = int_param(twin_v, "twin id")
+    content = from_hex(content_v, "content")
+    if len(content) > MAX_DOCUMENT:
+        raise invalid_params(f"a document is at most {MAX_DOCUMENT} bytes")
+
+    def check(rt: Runtime) -> None:
+        info = rt.equipment.twin(twin)
+        if info is None:
+            raise invalid_params(f"no twin {twin}")
+        _check_custodian(store, rt, twin, info.facility)
+        fac = None if info.facility is None else rt.facility.facility(info.facility)
+        if caller.account != info.owner and (fac is None or fac.operator != caller.account):
+            raise forbidden(
+                f"account {encode_address(caller.account)} may not store documents of twin "
+                f"{twin}: only its owner or its facility's operator",
+                "no-right",
+            )
+
+    _finalized(ctx, check)
+    return InThread(lambda: {"hash": to_hex(store.documents.put(twin, content))})
+
+
+def archive_get_document(ctx: CallContext, *args: Any, **kwargs: Any) -> InThread:
+    """A document of ``twin`` by its hash, for a caller the chain lets read the twin; the hash
+    must be one of the twin's documents on chain (``Equipment.Documents``) at the finalized
+    block."""
+    twin_v, hash_v, auth = bind_params(_bind(args, kwargs), ("twin", "hash", "auth"), 2)
+    store = _archive(ctx)
+    caller = _authenticator(ctx).authenticate(
+        "archive_getDocument", {"twin": twin_v, "hash": hash_v}, auth, "documents"
+    )
+    twin = int_param(twin_v, "twin id")
+    digest = from_hex(hash_v, "hash", 32)
+
+    def check(rt: Runtime) -> None:
+        info = rt.equipment.twin(twin)
+        if info is None:
+            raise invalid_params(f"no twin {twin}")
+        _check_custodian(store, rt, twin, info.facility)
+        now = rt.timestamp.Now.get()
+        if not rt.telemetry.may_read(twin, None, caller.account, 0, now, now):
+            raise forbidden(
+                f"account {encode_address(caller.account)} may not read twin {twin}'s "
+                "documents: it needs to own the twin, hold READ_TELEMETRY on it or audit its "
+                "facility",
+                "no-right",
+            )
+        if digest not in {h for _, h in rt.equipment.Documents.get(twin) or []}:
+            raise RpcError(NOT_FOUND, f"0x{digest.hex()} is not a document of twin {twin} on chain")
+
+    _finalized(ctx, check)
+
+    def fetch() -> dict[str, Any]:
+        try:
+            content = store.documents.get(twin, digest)
+        except DocumentError as exc:
+            raise RpcError(NOT_FOUND, str(exc)) from None
+        if content is None:
+            raise RpcError(NOT_FOUND, f"this archive does not hold document 0x{digest.hex()}")
+        return {"hash": to_hex(digest), "content": to_hex(content)}
+
+    return InThread(fetch)
+
+
+METHODS = {
+    "archive_deliver": archive_deliver,
+    "twin_readings": twin_readings,
+    "archive_putDocument": archive_put_document,
+    "archive_getDocument": archive_get_document,
+}
 
 __all__ = ["MAX_ANSWER_BATCHES", "MAX_ANSWER_READINGS", "METHODS"]
