@@ -17,6 +17,13 @@ batch, a request signed with the gateway key: ``protocol.access``), in requests 
 
 Delivery is idempotent on (device, seq), so after a crash of the gateway or the node what is
 still in the spool is simply delivered again: every batch lands in the archive exactly once.
+
+A facility may keep its archive on more than one machine: the gateway's
+``archive_replicas`` are further nodes (non-validators, following the chain) run with the
+same ``--archive-facility``. A batch the node archived is delivered to each of them as well,
+and leaves the spool only once every one holds it; a replica that is down or behind keeps
+the batch in the spool (it counts against the high-water mark), so losing one machine loses
+no raw readings.
 An archive that cannot be reached (a node without ``--archive-facility``, a refused
 signature) is retried with back-off, said in the log and the status; meanwhile its batches
 count against the spool's high-water mark.
@@ -48,6 +55,10 @@ class Archiver:
     def __init__(self, state: GatewayState, on_space: Callable[[], None] = lambda: None) -> None:
         self.state = state
         self.b = state.b
+        self.replicas = list(state.cfg.archive_replicas)
+        self._replica_clients: dict[str, AsyncClient | None] = dict.fromkeys(self.replicas)
+        # Replica URL -> ids of the spool's batches it answered "archived" for.
+        self._replicated: dict[str, set[int]] = {url: set() for url in self.replicas}
         self.on_space = on_space  # the backlog shrank: the intake may let the sources go on
         self._backoff = 0.0  # seconds to wait after a failed delivery (0: none failed)
         self._error_logged = -1e9
@@ -59,6 +70,17 @@ class Archiver:
         """The archiver task, for one connection."""
         s = self.state
         s.archive_ready.set()  # what a previous connection or run left
+        try:
+            await self._loop(rpc)
+        finally:
+            for url, client in self._replica_clients.items():
+                if client is not None:
+                    self._replica_clients[url] = None
+                    with contextlib.suppress(Exception):
+                        await client.close()
+
+    async def _loop(self, rpc: AsyncClient) -> None:
+        s = self.state
         while True:
             if self._backoff:  # after a failure, wait it out even if batches keep coming
                 await asyncio.sleep(self._backoff)
@@ -98,11 +120,14 @@ class Archiver:
             if not await self.deliver(rpc, rows):
                 return
 
-    async def deliver(self, rpc: AsyncClient, rows: list[BatchRow]) -> bool:
-        """One ``archive_deliver`` request; act on its answers (False: it failed)."""
+    async def _ask(
+        self, rpc: AsyncClient, rows: list[BatchRow], where: str
+    ) -> dict[tuple[bytes, int], tuple[str, str]] | None:
+        """One ``archive_deliver`` request to one archive node: (status, reason) per batch
+        answered; None if it failed (said in the status and the log)."""
         s = self.state
         genesis = s.chain.genesis
-        assert genesis is not None and s.spool is not None
+        assert genesis is not None
         batches = [to_hex(b.body) for b in rows]
         # Signed over the params by name, as the node checks them (client.plans.deliver's
         # form; the gateway sends the bytes it holds rather than decoding every batch).
@@ -110,35 +135,90 @@ class Archiver:
         s.stats.archive_attempts += 1
         try:
             answers = await rpc.call(METHOD, batches, auth)
-        except NodeUnavailable:
-            return False  # delivered again after the reconnect
+        except NodeUnavailable as exc:
+            if where != "the node":
+                self._failed(f"{where}: {exc}")
+            return None  # the node: delivered again after the reconnect
         except RpcError as exc:
-            self._failed(f"{exc.code}: {exc.message}" + (f" ({exc.data})" if exc.data else ""))
-            return False
+            detail = f" ({exc.data})" if exc.data else ""
+            self._failed(f"{where}: {exc.code}: {exc.message}{detail}")
+            return None
         if not isinstance(answers, list):
-            self._failed(f"{METHOD} answered {str(answers)[:80]!r}, not a list")
+            self._failed(f"{where}: {METHOD} answered {str(answers)[:80]!r}, not a list")
+            return None
+        out: dict[tuple[bytes, int], tuple[str, str]] = {}
+        for a in answers:
+            key = _key(a)
+            if key is not None:
+                out[key] = (str(a.get("status")), str(a.get("reason") or "refused"))
+        return out
+
+    async def _replica(self, url: str) -> AsyncClient | None:
+        """The connection to one replica, opened on first use and again after a failure."""
+        client = self._replica_clients.get(url)
+        if client is not None and not client.closed.is_set():
+            return client
+        try:
+            client = await AsyncClient(url, ca_file=self.state.cfg.ca_file).connect()
+        except (NodeUnavailable, OSError) as exc:
+            self._failed(f"replica {url}: {exc}")
+            return None
+        self._replica_clients[url] = client
+        return client
+
+    async def deliver(self, rpc: AsyncClient, rows: list[BatchRow]) -> bool:
+        """Deliver ``rows`` to the node's archive, then what it archived to every replica;
+        act on the answers (False: the node's request failed)."""
+        s = self.state
+        assert s.spool is not None
+        answers = await self._ask(rpc, rows, "the node")
+        if answers is None:
             return False
-        by_key = {(b.device, b.seq): b for b in rows}
+        replica_failed = False
+        for url in self.replicas:
+            done = self._replicated[url]
+            todo = [
+                b for b in rows
+                if answers.get((b.device, b.seq), ("",))[0] == "archived" and b.id not in done
+            ]  # fmt: skip
+            if not todo:
+                continue
+            client = await self._replica(url)
+            got = None if client is None else await self._ask(client, todo, f"replica {url}")
+            replica_failed |= got is None
+            if got is None and client is not None:
+                self._replica_clients[url] = None
+                with contextlib.suppress(Exception):
+                    await client.close()
+            for b in todo:
+                status, reason = (got or {}).get((b.device, b.seq), ("staged", ""))
+                if status == "archived":
+                    done.add(b.id)
+                elif status == "refused":
+                    answers[(b.device, b.seq)] = ("refused", f"replica {url}: {reason}")
+                else:  # not there yet: the batch waits for every copy
+                    answers[(b.device, b.seq)] = ("staged", "")
         archived: list[BatchRow] = []
         refused: list[tuple[BatchRow, str]] = []
-        for a in answers:
-            b = by_key.get(_key(a))
-            if b is None:
-                continue
-            status = a.get("status")
+        for b in rows:
+            status, reason = answers.get((b.device, b.seq), ("", ""))
             if status == "archived":
                 archived.append(b)
             elif status == "refused":
-                refused.append((b, str(a.get("reason") or "refused")))
-            else:  # staged (or an answer we do not know): kept, delivered again later
+                refused.append((b, reason))
+            elif (b.device, b.seq) in answers:  # staged: kept, delivered again later
                 self._staged_at[b.id] = time.monotonic()
-        self._ok()
+        if not replica_failed:
+            self._ok()
         if archived:
             await s.db(s.spool.archived, [b.id for b in archived])
         if refused:
             await s.db(s.spool.refuse, [(b.id, r) for b, r in refused])
         t = now_ms()
         stats = s.stats
+        for done in self._replicated.values():
+            done.difference_update(b.id for b in archived)
+            done.difference_update(b.id for b, _ in refused)
         for b in archived:
             self._staged_at.pop(b.id, None)
             s.to_archive.pop(b.id, None)

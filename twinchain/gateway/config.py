@@ -5,6 +5,7 @@ Paths in the file are relative to the file's folder. A minimal file::
     [gateway]
     node = "http://127.0.0.1:9944"      # the node's JSON-RPC (http/ws, or https/wss: TLS)
     ca_file = "ca.pem"                  # optional: the CA that issued the node's certificate
+    archive_replicas = []               # optional: more archive nodes of the facility (URLs)
     keystore = "keystore"               # gateway key ("gate") and device keys ("devc")
     spool = "spool.sqlite"
     prometheus_port = 9616              # 0: no metrics endpoint
@@ -99,6 +100,9 @@ class GatewayConfig:
     status_file: Path | None = None
     name: str = "gateway"
     ca_file: Path | None = None
+    #: Further nodes keeping the facility's archive (non-validators): a batch leaves the
+    #: spool only once every one of them, and the node, holds it.
+    archive_replicas: list[str] = field(default_factory=list)
 
     def gateway_keypair(self) -> Keypair:
         ks = Keystore(self.keystore)
@@ -205,7 +209,14 @@ def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
         status_file=None if not status else base / str(status),
         name=str(gw.get("name", "gateway")),
         ca_file=None if gw.get("ca_file") is None else base / str(gw["ca_file"]),
+        archive_replicas=_replicas(gw.get("archive_replicas", [])),
     )
+
+
+def _replicas(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(u, str) and u for u in value):
+        raise ConfigError("gateway.archive_replicas must be a list of node URLs")
+    return list(value)
 
 
 # --------------------------------------------------------------------------- writing
