@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import DAY_MS, T0, Plant, make_batch
+from archive.plant import DAY_MS, T0, Plant, make_batch
 
 from twinchain.archive.query import ArchiveQuery
 
@@ -86,8 +86,8 @@ def test_process_killed_mid_flush(plant: Plant, tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from conftest import Plant
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from archive.plant import Plant
         from pathlib import Path
         plant = Plant(Path({str(plant.path)!r}))
         plant.archive(range(4))

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from conftest import T0, FakeChain, Plant
+from archive.plant import T0, FakeChain, Plant
 
 from twinchain.archive import parquet
 from twinchain.archive.query import ArchiveQuery

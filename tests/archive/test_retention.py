@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import DAY_MS, T0, Plant, make_batch
+from archive.plant import DAY_MS, T0, Plant, make_batch
 
 from twinchain.archive.query import ArchiveQuery
 from twinchain.archive.store import EXPIRED

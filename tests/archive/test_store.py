@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 
 import pytest
-from conftest import T0, Plant, make_batch
+from archive.plant import GENESIS, T0, Plant, make_batch, readings
 
 from twinchain.archive.query import ArchiveQuery
 from twinchain.archive.store import (
@@ -203,3 +203,27 @@ def test_a_refused_copy_does_not_evict_the_staged_batch(plant: Plant) -> None:
     rs[0] = (rs[0][0], rs[0][1], -1)
     assert plant.store.deliver(plant.gw.public, [replace(good, readings=rs)])[0].status == "refused"
     assert plant.store.on_finalized()["archived"] == 1
+
+
+def test_a_batch_missing_a_public_summary_is_kept_and_counted(plant: Plant) -> None:
+    from twinchain.protocol.telemetry import PRESSURE, TEMPERATURE, sign_batch
+
+    full = make_batch(plant.dev, 7, 0, T0)
+    # Signed summarizing temperature only, though pressure is public too.
+    partial = sign_batch(plant.dev, GENESIS, 7, 1, readings(T0 + 10_000, 50), public={TEMPERATURE})
+    for b in (full, partial):
+        plant.chain.commit(b)
+    got = plant.store.deliver(plant.gw.public, [full, partial])
+    assert [d.status for d in got] == ["archived", "archived"]  # what the device signed
+    assert plant.store.stats()["summaries_missing"] == 1
+    # A twin that keeps pressure private: nothing is missing from such a batch.
+    plant.chain.public[7] = frozenset({TEMPERATURE})
+    again = sign_batch(plant.dev, GENESIS, 7, 2, readings(T0 + 20_000, 50), public={TEMPERATURE})
+    plant.chain.commit(again)
+    assert plant.store.deliver(plant.gw.public, [again])[0].status == "archived"
+    assert plant.store.stats()["summaries_missing"] == 1
+    assert PRESSURE not in plant.chain.public[7]
+    # The count survives a reopen.
+    plant.store.close()
+    plant.store = plant.open()
+    assert plant.store.stats()["summaries_missing"] == 1

@@ -57,6 +57,10 @@ class ChainView(Protocol):
         """The registered metrics by id."""
         ...
 
+    def public_metrics(self, twin: int) -> frozenset[int]:
+        """The metrics the twin's owner makes public (its disclosure policy)."""
+        ...
+
 
 class BlockchainView:
     """:class:`ChainView` over a node's chain, read at its finalized block through a runtime
@@ -96,6 +100,9 @@ class BlockchainView:
 
     def metrics(self) -> dict[int, MetricInfo]:
         return dict(self._runtime().telemetry.Metrics.iter())
+
+    def public_metrics(self, twin: int) -> frozenset[int]:
+        return frozenset(self._runtime().telemetry.public_metrics(twin))
 
 
 __all__ = ["BlockchainView", "ChainView", "DeviceBinding"]

@@ -137,6 +137,9 @@ def _key(device: bytes, seq: int) -> bytes:
     return device + _SEQ.pack(seq)
 
 
+_COUNTERS = ("batches", "readings", "expired_batches", "flushed_rows", "summaries_missing")
+
+
 def _split(key: bytes) -> tuple[bytes, int]:
     return key[:32], _SEQ.unpack(key[32:40])[0]
 
@@ -147,6 +150,10 @@ class _Counters:
     readings: int = 0
     expired_batches: int = 0
     flushed_rows: int = 0
+    # Archived batches holding readings of a metric their twin makes public without its
+    # summary: the chain's public aggregates miss them (the device, or its gateway, left
+    # them out). Kept, since the readings are what the device signed; counted and logged.
+    summaries_missing: int = 0
     refused: dict[str, int] = field(default_factory=dict)
 
 
@@ -212,7 +219,7 @@ class ArchiveStore:
 
     def _load_counters(self) -> _Counters:
         c = _Counters()
-        for name in ("batches", "readings", "expired_batches", "flushed_rows"):
+        for name in _COUNTERS:
             raw = self._kv.get(_META + name.encode())
             if raw is not None:
                 setattr(c, name, _U64.unpack(raw)[0])
@@ -221,7 +228,7 @@ class ArchiveStore:
 
     def _put_counters(self, wb: WriteBatch) -> None:
         c = self._counters
-        for name in ("batches", "readings", "expired_batches", "flushed_rows"):
+        for name in _COUNTERS:
             wb.put(_META + name.encode(), _U64.pack(getattr(c, name)))
         for reason, n in c.refused.items():
             wb.put(_REFUSED + reason.encode(), _U64.pack(n))
@@ -344,8 +351,29 @@ class ArchiveStore:
         c = self._counters
         c.batches += 1
         c.readings += record.count
+        missing = self._missing_summaries(batch, record.twin)
+        if missing:
+            c.summaries_missing += 1
+            log.warning(
+                "archive: batch %d of device 0x%s has readings of public metrics %s without "
+                "their summaries: the chain's public aggregates miss them",
+                seq,
+                dev.hex()[:16],
+                missing,
+            )
         self._pending_rows += record.count
         return Delivery(dev, seq, ARCHIVED)
+
+    def _missing_summaries(self, batch: Batch, twin: int) -> list[int]:
+        """Public metrics (by the twin's policy at the finalized block) the batch holds
+        readings of but does not summarize (a policy changed since signing shows here too)."""
+        chain = self.chain
+        if chain is None:
+            return []
+        metrics, _, _ = survey_readings(batch.readings)
+        summarized = {m.metric for m in batch.public}
+        public = chain.public_metrics(twin)
+        return sorted(m for m in metrics if m in public and m not in summarized)
 
     def on_finalized(self) -> dict[str, int]:
         """Settle the staged batches against the finalized chain: archive those whose record
@@ -677,6 +705,7 @@ class ArchiveStore:
                 "archived_readings": c.readings,
                 "flushed_readings": c.flushed_rows,
                 "expired_batches": c.expired_batches,
+                "summaries_missing": c.summaries_missing,
                 "refused": dict(sorted(c.refused.items())),
                 "refused_batches": sum(c.refused.values()),
                 "files": len(files),
