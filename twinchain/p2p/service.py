@@ -39,6 +39,7 @@ from twinchain.p2p.host import (
 from twinchain.p2p.scoring import PeerScores
 from twinchain.p2p.sync import SyncService
 from twinchain.p2p.sync_session import SyncConfig
+from twinchain.p2p.tcp_liveness import tune_connections
 from twinchain.p2p.wire import MAX_GOSSIP_BYTES, GossipKind
 from twinchain.primitives.types import Header
 
@@ -58,9 +59,14 @@ class NetworkConfig:
     #: Score points a penalised peer recovers per second.
     score_recovery_per_second: float = 1.0
     #: Bootnode redial back-off: first pause, cap, and the timeout of one dial.
+    #: Bootnodes are the known validators: a short cap and dial timeout put a fresh SYN on
+    #: the wire within a few seconds of a healed link (a longer one waits on SYN back-off).
     dial_backoff_min: float = 0.5
-    dial_backoff_max: float = 30.0
-    dial_timeout: float = 10.0
+    dial_backoff_max: float = 2.0
+    dial_timeout: float = 4.0
+    #: A connection whose peer's kernel acknowledges nothing this long is closed (TCP
+    #: keep-alive and TCP_USER_TIMEOUT, see p2p/tcp_liveness.py); 0: the OS's defaults.
+    tcp_user_timeout_s: float = 5.0
     #: How long a clean shutdown may take to close connections before giving up.
     close_timeout: float = 5.0
 
@@ -233,6 +239,9 @@ class NetworkService:
         assert self._host is not None
         async for ev in events:
             if ev.connected:
+                if self.config.tcp_user_timeout_s > 0:
+                    conns = self._host.get_network().get_connections(ID.from_base58(ev.peer_id))
+                    tune_connections(list(conns), self.config.tcp_user_timeout_s)
                 if self.scores.is_banned(ev.peer_id):
                     log.debug("refusing banned peer %s", ev.peer_id)
                     self._ban(ev.peer_id)
@@ -302,6 +311,11 @@ class NetworkService:
                 await trio.sleep(max(left, 0.1))
                 continue
             if not is_connected(self._host, peer):
+                # py-libp2p refuses for 60 s to dial a peer all of whose addresses failed
+                # once (its negative cache); our own back-off paces the redials instead.
+                unblock = getattr(self._host.get_network(), "unblock_peer", None)
+                if unblock is not None:
+                    unblock(info.peer_id)
                 try:
                     with trio.fail_after(cfg.dial_timeout):
                         await self._host.connect(info)
