@@ -24,7 +24,7 @@ from twinchain.node.chain_spec import ChainSpec, dev_spec
 from twinchain.p2p.host import load_or_create_identity, peer_id_of
 
 MACHINES = [MachineConfig("pump-1", "pump"), MachineConfig("comp-1", "compressor")]
-TICKS = 40
+TICKS = 80
 
 
 def free_port() -> int:
@@ -87,15 +87,14 @@ def test_every_reading_in_both_archives_and_none_dropped_while_the_replica_is_do
         wait_for(lambda: status()["readings_archived"] > 0, 60, "readings in both archives")
         # The replica goes down hard: final batches wait for it instead of leaving.
         procs.pop("bob").send_signal(signal.SIGKILL)
-        archived = status()["readings_archived"]
+        # Final batches pile up instead of leaving the spool with one copy.
         wait_for(
-            lambda: status()["readings_final"] > archived + 100 and status()["archive_pending"],
+            lambda: status()["readings_final"] - status()["readings_archived"] >= 100,
             60,
             "final batches held for the missing replica",
         )
-        held = status()
-        assert held["readings_final"] - held["readings_archived"] >= 100  # final, not dropped
-        assert "replica" in held["archive_error"], held["archive_error"]
+        assert status()["archive_pending"] > 0
+        assert "replica" in status()["archive_error"], status()["archive_error"]
         start("bob")
 
         def drained() -> bool:
