@@ -24,6 +24,8 @@ from twinchain.runtime.pallets.balances import Balances
 from twinchain.runtime.pallets.balances import Config as BalancesConfig
 from twinchain.runtime.pallets.benchmark import Benchmark
 from twinchain.runtime.pallets.benchmark.config import Config as BenchmarkConfig
+from twinchain.runtime.pallets.council import Config as CouncilConfig
+from twinchain.runtime.pallets.council import Council
 from twinchain.runtime.pallets.equipment import Equipment
 from twinchain.runtime.pallets.equipment.config import Config as EquipmentConfig
 from twinchain.runtime.pallets.facility import Facility
@@ -65,6 +67,8 @@ PALLETS: list[tuple[int, type[Pallet]]] = [
     (15, Maintenance),
     (16, Analytics),
     (17, Simulation),
+    # After Roles and Facility: its genesis reads their founding facilities and operators.
+    (18, Council),
 ]
 
 MAX_NESTED_DISPATCH = 4
@@ -121,6 +125,7 @@ class Runtime:
         self.maintenance: Maintenance = self.by_name["Maintenance"]  # type: ignore[assignment]
         self.analytics: Analytics = self.by_name["Analytics"]  # type: ignore[assignment]
         self.simulation: Simulation = self.by_name["Simulation"]  # type: ignore[assignment]
+        self.council: Council = self.by_name["Council"]  # type: ignore[assignment]
         self._wire()
 
     def _wire(self) -> None:
@@ -170,6 +175,13 @@ class Runtime:
                 roles=self.roles,
                 currency=self.balances,
                 telemetry=self.telemetry,
+            )
+        )
+        self.council.configure(
+            CouncilConfig(
+                roles=self.roles,
+                facilities=self.facility,
+                facility_ids=lambda: range(self.facility.NextFacilityId.get()),
             )
         )
         self.simulation.configure(
