@@ -5,6 +5,8 @@ The node never imports the archive. ``twinchain.cli`` adds :class:`ArchiveOption
 ``NODE_SERVICES`` before the RPC options; the RPC service must use the SAME store (it serves
 ``archive_deliver`` and ``twin_readings`` from it), so it asks the options for it:
 ``archive_options.store_for(args)`` creates the store once and returns it to every caller.
+With ``--archive-report-key`` the node also runs :class:`~twinchain.archive.reports.ReportService`:
+each closed window's KPIs and alerts, computed here, anchored on chain by digest.
 
 Nothing here blocks the node's event loop: checking staged batches against the finalized
 chain, writing Parquet, compaction and retention all run in worker threads
@@ -23,6 +25,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from twinchain.node.services import NodeService
+from twinchain.primitives.errors import CliError
+from twinchain.primitives.keystore import KeystoreError, load_keypair
 
 if TYPE_CHECKING:
     from twinchain.archive.store import ArchiveStore
@@ -32,6 +36,8 @@ log = logging.getLogger("twinchain.archive")
 
 FLUSH_S = 10.0  # readings reach Parquet (and DuckDB's view) this long after archiving
 MAINTAIN_S = 300.0  # compaction and retention: days change slowly
+# A report waits this long past its delay for a window's batches to be archived.
+GRACE_MS = 600_000
 
 
 @dataclass
@@ -126,6 +132,29 @@ class ArchiveOptions:
             metavar="S",
             help=f"write archived readings to Parquet every S seconds (default {FLUSH_S:g})",
         )
+        n.add_argument(
+            "--archive-report-key",
+            metavar="KEY",
+            help="report each closed window's KPIs and per-reading alerts of the facility's "
+            "twins off chain and anchor their digests (Telemetry.anchor) signed by KEY: the "
+            "facility operator's or the twins' owner's (//Name, hex seed, key file or "
+            "keystore folder); without it, no reports",
+        )
+        n.add_argument(
+            "--archive-report-delay-ms",
+            type=_non_negative_int,
+            metavar="MS",
+            help="report a window this long after its end on the finalized chain "
+            "(default: one telemetry window)",
+        )
+        n.add_argument(
+            "--archive-report-grace-ms",
+            type=_non_negative_int,
+            default=GRACE_MS,
+            metavar="MS",
+            help="then wait at most this long for its batches to be archived; the report "
+            f"names those it misses (default {GRACE_MS})",
+        )
 
     def store_for(self, args: argparse.Namespace) -> ArchiveStore | None:
         """The archive store the flags ask for (created on the first call), None without
@@ -153,8 +182,36 @@ class ArchiveOptions:
     def services(self, args: argparse.Namespace) -> list[NodeService]:
         store = self.store_for(args)
         if store is None:
+            if getattr(args, "archive_report_key", None) is not None:
+                raise CliError("--archive-report-key needs --archive-facility")
             return []
-        return [ArchiveService(store, flush_s=args.archive_flush_s)]
+        out: list[NodeService] = [ArchiveService(store, flush_s=args.archive_flush_s)]
+        if args.archive_report_key is not None:
+            from twinchain.archive.reports import ReportService
+
+            try:
+                key = load_keypair(args.archive_report_key)
+            except KeystoreError as exc:
+                raise CliError(f"--archive-report-key: {exc}") from None
+            out.append(
+                ReportService(
+                    store,
+                    key,
+                    delay_ms=args.archive_report_delay_ms,
+                    grace_ms=args.archive_report_grace_ms,
+                )
+            )
+        return out
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return n
 
 
 def _positive_int(value: str) -> int:

@@ -255,8 +255,8 @@ def archive_put_document(ctx: CallContext, *args: Any, **kwargs: Any) -> InThrea
 
 def archive_get_document(ctx: CallContext, *args: Any, **kwargs: Any) -> InThread:
     """A document of ``twin`` by its hash, for a caller the chain lets read the twin; the hash
-    must be one of the twin's documents on chain (``Equipment.Documents``) at the finalized
-    block."""
+    must be one of the twin's documents on chain (``Equipment.Documents``) or a result anchored
+    for it (``Telemetry.Anchors``: a facility's KPI or alert report) at the finalized block."""
     twin_v, hash_v, auth = bind_params(_bind(args, kwargs), ("twin", "hash", "auth"), 2)
     store = _archive(ctx)
     caller = _authenticator(ctx).authenticate(
@@ -278,8 +278,14 @@ def archive_get_document(ctx: CallContext, *args: Any, **kwargs: Any) -> InThrea
                 "facility",
                 "no-right",
             )
-        if digest not in {h for _, h in rt.equipment.Documents.get(twin) or []}:
-            raise RpcError(NOT_FOUND, f"0x{digest.hex()} is not a document of twin {twin} on chain")
+        # A document on chain by hash: the twin's documents, or a result anchored for it (a
+        # facility report, whose KPIs and alerts the chain holds only as this digest).
+        if digest not in {h for _, h in rt.equipment.Documents.get(twin) or []} and not any(
+            a.digest == digest for _, a in rt.telemetry.anchors(twin)
+        ):
+            raise RpcError(
+                NOT_FOUND, f"0x{digest.hex()} is neither a document nor an anchor of twin {twin}"
+            )
 
     _finalized(ctx, check)
 
