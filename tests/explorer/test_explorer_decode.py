@@ -41,7 +41,7 @@ def test_calls_decode_from_metadata_alone(rt: Runtime, meta: Metadata) -> None:
     }
 
     # A struct inside a vec (telemetry commitments), with its signature as hex and its
-    # packed public summaries as records.
+    # public summaries as records (on the wire relative to one base timestamp).
     batch = sign_batch(DEVICE, b"\x01" * 32, 0, 7, [(1, 1_000, -5), (2, 2_000, 9)], {1})
     commitment = batch.commitment()
     c = meta.call(list(rt.call_by_name("Telemetry", "submit", [commitment]).to_wire()))

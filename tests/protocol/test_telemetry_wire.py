@@ -8,6 +8,7 @@ import pytest
 
 from twinchain import native
 from twinchain.native.merkle import merkle_root
+from twinchain.primitives import codec
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol import telemetry as tp
@@ -138,8 +139,33 @@ def test_summaries_are_the_public_metrics_and_nothing_else() -> None:
     for bad in (both[::-1], (both[0], both[0]), (both[0]._replace(count=0),)):
         with pytest.raises(CodecError):
             tp.SUMMARIES.to_wire(bad)
-    with pytest.raises(CodecError):
-        tp.SUMMARIES.from_wire(tp.SUMMARIES.to_wire(both)[::-1][:46])
+    wire = tp.SUMMARIES.to_wire(both)
+    assert wire[0] == NOW + 2 and [wire[1], wire[8]] == [TEMP, GOOD]
+    malformed = (
+        wire[::-1],  # out of order
+        wire[:-1],  # a summary cut short
+        # The same summaries relative to a later base: a second encoding of one value.
+        [wire[0] + 1, *wire[1:6], wire[6] + 1, *wire[7:13], wire[13] + 1, wire[14]],
+        [wire[0], *wire[1:6], -1, *wire[7:]],  # a timestamp after the base
+        [wire[0], *wire[1:3], True, *wire[4:]],  # not an integer
+        [wire[0], *wire[1:4], 2**63, *wire[5:]],  # beyond i64
+        [*wire, *wire[1:8]],  # a metric twice
+        b"".join(x.to_bytes(8, "big", signed=True) for x in wire),  # the old fixed records
+        [0] * (1 + 7 * (tp.MAX_PUBLIC + 1)),  # too many
+    )
+    for bad in malformed:
+        with pytest.raises(CodecError):
+            tp.SUMMARIES.from_wire(bad)
+
+
+def test_a_summary_takes_the_bytes_its_values_need() -> None:
+    # A second of a pump's temperature at 20 ms: about 18 bytes a summary on the wire (a
+    # fixed record took 46), the timestamps relative to one base.
+    readings = [(TEMP, 1_700_000_000_000 + 20 * i, 6_530 + i % 7) for i in range(50)]
+    one = tp.summarize(readings, {TEMP})
+    three = one + tuple(s._replace(metric=s.metric + k) for k in (1, 2) for s in one)
+    sizes = [len(codec.encode(tp.SUMMARIES.to_wire(x))) for x in (one, three)]
+    assert sizes[0] <= 9 + 1 + 20 and (sizes[1] - sizes[0]) / 2 <= 20, sizes
 
 
 def test_the_commitment_carries_no_reading() -> None:

@@ -130,6 +130,8 @@ class Metadata:
             return [self.value(desc["vec"], w) for w in _list(wire, desc)]
         if "packed" in desc:
             return _unpack_records(desc, wire)
+        if "based" in desc:
+            return _based_records(desc, wire)
         if "option" in desc:
             return None if wire is None else self.value(desc["option"], wire)
         if "tuple" in desc:
@@ -248,6 +250,26 @@ def _list(wire: Any, desc: Any) -> list[Any]:
 
 
 _PACKED_SIZES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i64": 8, "u128": 16, "i128": 16}
+
+
+def _based_records(desc: dict[str, Any], wire: Any) -> list[list[int]]:
+    """A flat list of integer records after one base (telemetry summaries: ``[]``, or the
+    base then the records), the ``relative`` field stored as base minus its value."""
+    names = [str(k).split()[-1] for k in desc.get("based", [])]
+    if not names or type(wire) is not list or any(type(v) is not int for v in wire):
+        raise DecodeError("based: expected a list of integers")
+    if not wire:
+        return []
+    if (len(wire) - 1) % len(names):
+        raise DecodeError(f"based: expected a base and {len(names)}-field records")
+    rel = names.index(desc["relative"]) if desc.get("relative") in names else None
+    out = []
+    for at in range(1, len(wire), len(names)):
+        rec = list(wire[at : at + len(names)])
+        if rel is not None:
+            rec[rel] = wire[0] - rec[rel]
+        out.append(rec)
+    return out
 
 
 def _unpack_records(desc: dict[str, Any], wire: Any) -> list[list[int]]:

@@ -325,9 +325,12 @@ def reading_leaf(metric: int, ts: int, value: int) -> bytes:
 # --------------------------------------------------------------------------- summaries
 
 # One public metric's summary of one batch: metric, count, min, max, sum, the latest
-# reading's timestamp and value (46 bytes, big-endian).
-SUMMARY = struct.Struct(">HIqqqQq")
+# reading's timestamp and value. On the wire (see :class:`Summaries`) they are msgpack
+# integers, so each takes the bytes its value needs: ~18 bytes a summary where a fixed
+# record took 46, which is most of a commitment's size after its signature and root.
+_U16_MAX, _U32_MAX, _U64_MAX = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_SUMMARY_FIELDS = 7
 
 
 class MetricSummary(NamedTuple):
@@ -344,50 +347,85 @@ class MetricSummary(NamedTuple):
     last: int
 
 
+def _summary_ok(m: MetricSummary) -> bool:
+    return (
+        all(type(v) is int for v in m)
+        and 0 <= m.metric <= _U16_MAX
+        and 1 <= m.count <= _U32_MAX
+        and _I64_MIN <= m.min <= m.max <= _I64_MAX
+        and _I64_MIN <= m.sum <= _I64_MAX
+        and _I64_MIN <= m.last <= _I64_MAX
+        and 0 <= m.last_ts <= _U64_MAX
+    )
+
+
 class Summaries(Type):
-    """A batch's public summaries on the wire: one bin of ``SUMMARY`` records in strictly
-    ascending metric order, at most ``MAX_PUBLIC``; decoded, a tuple of
-    :class:`MetricSummary`. The bytes are what the device signs (:func:`commitment_message`)."""
+    """A batch's public summaries on the wire, in strictly ascending metric order, at most
+    ``MAX_PUBLIC``; decoded, a tuple of :class:`MetricSummary`.
+
+    The wire is one flat list of integers: ``[]`` for none, else the latest ``last_ts`` of
+    them (``base``) followed by ``metric, count, min, max, sum, base - last_ts, last`` per
+    summary. Timestamps are the one field always 8 bytes wide, so they go relative to a base
+    once per batch. What the device signs is this list's canonical encoding
+    (:func:`commitment_message`)."""
 
     name = "Summaries"
 
     def to_wire(self, value: Any) -> Any:
         if not isinstance(value, tuple | list) or len(value) > MAX_PUBLIC:
             raise CodecError(f"Summaries: expected at most {MAX_PUBLIC} metric summaries")
-        out = []
+        if not value:
+            return []
         previous = -1
-        try:
-            for m in value:
-                if not isinstance(m, MetricSummary):
-                    raise CodecError(f"Summaries: MetricSummary expected, got {m!r:.40}")
-                if m.metric <= previous or m.count < 1 or m.min > m.max:
-                    raise CodecError(f"Summaries: malformed or out of order: {m!r:.60}")
-                previous = m.metric
-                out.append(SUMMARY.pack(*m))
-        except struct.error as exc:
-            raise CodecError(f"Summaries: out of range: {exc}") from None
-        return b"".join(out)
-
-    def from_wire(self, wire: Any) -> Any:
-        size = SUMMARY.size
-        if type(wire) is not bytes or len(wire) % size or len(wire) > MAX_PUBLIC * size:
-            raise CodecError(
-                f"Summaries: expected a bin of at most {MAX_PUBLIC} {size}-byte records"
-            )
-        out = tuple(MetricSummary(*r) for r in SUMMARY.iter_unpack(wire))
-        previous = -1
-        for m in out:
-            if m.metric <= previous or m.count < 1 or m.min > m.max:
-                raise CodecError(f"Summaries: malformed or out of order: {m!r:.60}")
+        for m in value:
+            if not isinstance(m, MetricSummary) or not _summary_ok(m):
+                raise CodecError(f"Summaries: MetricSummary out of range: {m!r:.60}")
+            if m.metric <= previous:
+                raise CodecError(f"Summaries: metrics out of order: {m!r:.60}")
             previous = m.metric
+        base = max(m.last_ts for m in value)
+        out = [base]
+        for m in value:
+            out += (m.metric, m.count, m.min, m.max, m.sum, base - m.last_ts, m.last)
         return out
 
+    def from_wire(self, wire: Any) -> Any:
+        if (
+            type(wire) is not list
+            or (wire and (len(wire) - 1) % _SUMMARY_FIELDS)
+            or len(wire) > 1 + MAX_PUBLIC * _SUMMARY_FIELDS
+        ):
+            raise CodecError(
+                f"Summaries: expected a list of a base and at most {MAX_PUBLIC} summaries"
+            )
+        if not wire:
+            return ()
+        base = wire[0]
+        if type(base) is not int or not 0 <= base <= _U64_MAX:
+            raise CodecError("Summaries: the base timestamp must be a u64")
+        out = []
+        previous = -1
+        for i in range(1, len(wire), _SUMMARY_FIELDS):
+            metric, count, lo, hi, total, back, last = wire[i : i + _SUMMARY_FIELDS]
+            if type(back) is not int or back < 0:
+                raise CodecError("Summaries: a summary's timestamp must not follow the base")
+            m = MetricSummary(metric, count, lo, hi, total, base - back, last)
+            if not _summary_ok(m) or m.metric <= previous:
+                raise CodecError(f"Summaries: malformed or out of order: {m!r:.60}")
+            previous = m.metric
+            out.append(m)
+        if out and max(m.last_ts for m in out) != base:
+            # One encoding per value: the base is the latest timestamp, never an earlier one.
+            raise CodecError("Summaries: the base must be the latest summary timestamp")
+        return tuple(out)
+
     def describe(self) -> Any:
+        # "based": flat records after one base; the "relative" field is base minus it.
         return {
-            "packed": ["u16 metric", "u32 count", "i64 min", "i64 max", "i64 sum",
-                       "u64 last_ts", "i64 last"],
+            "based": ["u16 metric", "u32 count", "i64 min", "i64 max", "i64 sum",
+                      "u64 last_ts", "i64 last"],
+            "relative": "last_ts",
             "max": MAX_PUBLIC,
-            "byteorder": "big",
         }  # fmt: skip
 
 

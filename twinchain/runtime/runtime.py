@@ -47,7 +47,7 @@ from twinchain.storage.abc import StateReader
 
 SPEC_NAME = "twinchain"
 IMPL_NAME = "twinchain-node"
-SPEC_VERSION = 2  # 2: Telemetry takes commitments; disclosure policy; Facility.rpc_url
+SPEC_VERSION = 3  # 2: Telemetry takes commitments, disclosure policy; 3: summaries as varints
 IMPL_VERSION = 1
 TRANSACTION_VERSION = 1
 

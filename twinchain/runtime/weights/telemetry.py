@@ -10,7 +10,7 @@ Date: 2026-11-23 (the last hand measurement), carried over on 2026-12-06
 These values were carried over from the constants the pallets declared before weights were
 generated, unchanged; the next `make weights` replaces them with measured ones. W_PER_SUMMARY
 (2026-12, issue 19: the chain takes commitments, no readings) was set by hand, between
-W_SMALL and W_PER_BATCH: a 46-byte summary's checks and its merge into a window aggregate;
+W_SMALL and W_PER_BATCH: a summary's checks and its merge into a window aggregate;
 the disclosure calls and anchor share W_SMALL. Regenerating them is a runtime change: fees,
 and so every state root, depend on them. Bump SPEC_VERSION
 (twinchain/runtime/runtime.py) and re-record the golden chains
