@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from twinchain.client import RpcClient
 from twinchain.devnet import manager
@@ -46,6 +48,29 @@ def peers(node: NodeInfo) -> int:
             return int(r.call("system_health")["peers"])
     except Exception:
         return -1
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def poll(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.3) -> Any:
+    """Poll ``cond`` until it returns something truthy, and return that (an exception counts
+    as not yet); ``what`` names the failure at the deadline."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            got = cond()
+            if got:
+                return got
+        except Exception:
+            pass
+        if time.monotonic() >= end:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
 
 
 def wait_for(

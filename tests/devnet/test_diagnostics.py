@@ -9,31 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from realnet import poll
 
 from twinchain.client import RpcClient
 from twinchain.devnet import manager
 from twinchain.primitives.keys import encode_address
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            got = cond()
-            if got:
-                return got
-        except Exception:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -58,7 +44,7 @@ def test_debug_targets_round_state_metrics_and_stalled_finality(tmp_path: Path) 
             rows = manager.status(base)
             return all(r.get("finalized", 0) >= 3 and r["finality"] == "ok" for r in rows)
 
-        wait_for(finalizing, 90, "both validators finalizing")
+        poll(finalizing, 90, "both validators finalizing")
 
         # -l sync=debug reached the validators: sync's debug lines, target-prefixed, and no
         # other target's (gossip stays at info); info lines as before.
@@ -92,7 +78,7 @@ def test_debug_targets_round_state_metrics_and_stalled_finality(tmp_path: Path) 
                 row = manager.status(base)[0]
                 return row if row.get("finality") == "stalled" else None
 
-            row = wait_for(stalled, 60, "devnet status to report the stalled finality")
+            row = poll(stalled, 60, "devnet status to report the stalled finality")
             assert row["finality_lag_s"] > manager.STALL_SLOTS
             assert row["finality_lag_blocks"] > 0 and row["best"] > row["finalized"]
             cell = manager.finality_text(row)

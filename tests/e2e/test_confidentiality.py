@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 import plyvel
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from realnet import free_port, poll
 
 from twinchain.archive.query import ArchiveQuery
 from twinchain.client import Client, RpcClient
@@ -54,25 +55,6 @@ WINDOW_MS = 10_000
 PRIVATE_BASE = 0x5EC2_E7A1_0000
 PUBLIC_BASE = 0x0C0A_7E00_0000
 CANARIES = 24  # readings per canary metric, 4 per second
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            got = cond()
-            if got:
-                return got
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Plant:
@@ -132,7 +114,7 @@ class Plant:
             with socket.create_connection(("127.0.0.1", self.mqtt_port), 0.5):
                 return True
 
-        wait_for(broker_up, 20, "the MQTT broker")
+        poll(broker_up, 20, "the MQTT broker")
         self._spawn(
             "node",
             [sys.executable, "-m", "twinchain", "node", "--chain", str(self.tmp / "spec.json"),
@@ -141,7 +123,7 @@ class Plant:
              "--archive-facility", "0", "--archive-flush-s", "1"],
         )  # fmt: skip
         with RpcClient(self.url, timeout=5) as rpc:
-            wait_for(lambda: rpc.call("system_health") is not None, 30, "the node's RPC")
+            poll(lambda: rpc.call("system_health") is not None, 30, "the node's RPC")
         self._spawn(
             "gateway",
             [sys.executable, "-m", "twinchain", "gateway", "--config", str(self.gw.config)],
@@ -221,7 +203,8 @@ def aggregates(readings: Iterable[tuple[int, int]]) -> set[int]:
 
 def encodings(v: int) -> tuple[list[bytes], list[str]]:
     """(binary, text) forms a value could take in storage or in a JSON answer: i64 either
-    way round, i128 (the chain's window sums), decimal and hex."""
+    way round, i128 (the chain's window sums), decimal and hex. The canaries are above 2**32,
+    so msgpack (the chain's codec) writes them as a marker and the same big-endian i64."""
     be, le = v.to_bytes(8, "big", signed=True), v.to_bytes(8, "little", signed=True)
     be16 = v.to_bytes(16, "big", signed=True)
     return [be, le, be16], [str(v), be.hex(), be16.hex(), f"{v:x}"]
@@ -272,7 +255,7 @@ def test_no_private_reading_or_aggregate_leaves_the_owner(plant: Plant) -> None:
     # Once the gateway streams (its MQTT subscription is up: the broker keeps no messages
     # for a session that does not exist yet), the canaries.
     status = plant.gw.folder / "status.json"
-    wait_for(lambda: json.loads(status.read_text())["readings_final"] > 0, 60, "a gateway")
+    poll(lambda: json.loads(status.read_text())["readings_final"] > 0, 60, "a gateway")
     sent = publish_canaries(plant.mqtt_port)
     private = sent[ENERGY] + sent[UNITS_PRODUCED]
     canary_key = plant.gw.devices["canary-1"].public.hex()
@@ -285,12 +268,12 @@ def test_no_private_reading_or_aggregate_leaves_the_owner(plant: Plant) -> None:
         )
         return {int(m): int(n) for m, n in rows} == {m: CANARIES for m in sent}
 
-    wait_for(archived, 60, "every canary reading in the facility archive")
+    poll(archived, 60, "every canary reading in the facility archive")
     with Client(plant.url, timeout=10) as c:
         canary_twin = MACHINES.index(MachineConfig("canary-1", "compressor"))
         public = set(c.call("twin_disclosure", canary_twin)["public"])
         assert public == set(DEFAULT_PUBLIC) and ENERGY not in public
-        wait_for(
+        poll(
             lambda: any(
                 a["metric"] == TEMPERATURE for a in c.call("twin_telemetryAggregates", canary_twin)
             ),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from realnet import free_port
 
 from twinchain.client import RpcClient
 from twinchain.node.blockchain import Blockchain
@@ -25,12 +25,6 @@ from twinchain.protocol.jsonrpc import RpcError
 
 KILLS = 20
 SENDERS = ["Bob", "Charlie", "Dave", "Eve"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_node(base: Path, port: int, log: Path, p2p_port: int) -> subprocess.Popen[bytes]:

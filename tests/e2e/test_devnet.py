@@ -7,10 +7,11 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from realnet import wait_for
 
 from twinchain.client import RpcClient
 from twinchain.devnet import manager
@@ -54,18 +55,6 @@ class Devnet:
             best = int(rpc.call("chain_getHeader")["number"], 16)
             fin = int(rpc.call("chain_getHeader", rpc.call("chain_getFinalizedHead"))["number"], 16)
         return best, fin
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if cond():
-                return
-        except Exception:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

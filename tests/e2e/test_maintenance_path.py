@@ -12,7 +12,6 @@ step is asserted from the blocks' System events.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from realnet import free_port
 
 from twinchain.client import Client
 from twinchain.node.chain_spec import dev_spec
@@ -42,12 +42,6 @@ DEADLINE = 12
 PAY = 25 * 10**12
 H_DESC, H_REPORT = b"\x0d" * 32, b"\x0e" * 32
 BUDGET_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def chain_spec() -> dict[str, Any]:

@@ -16,7 +16,6 @@ import html
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from realnet import wait_for
+from realnet import free_port, wait_for
 
 from twinchain.client import Client
 from twinchain.explorer.app import ExplorerApp
@@ -51,12 +50,6 @@ _running: list[NodeProc] = []
 
 def _hex(k: Keypair) -> str:
     return "0x" + k.public.hex()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_spec(path: Path) -> None:

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import msgpack
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from realnet import free_port, wait_for
 
 from twinchain.client import RpcClient
 from twinchain.devnet.chaos.invariants import archive_totals, public_only, twin_totals
@@ -40,24 +41,6 @@ MACHINES = [
 ]
 MQTT_DEVICES = ("press-1", "pump-1")
 SCALE = {1: 3, 2: 3, 4: 0, 7: 0}  # temperature, vibration, power, units (DEFAULT_METRICS)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if cond():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --------------------------------------------------------------------------- OPC-UA server

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from realnet import wait_for
+from realnet import free_port, wait_for
 
 from twinchain.devnet.chaos.invariants import archive_totals
 from twinchain.gateway.provision import with_gateway, write_gateway
@@ -25,12 +24,6 @@ from twinchain.p2p.host import load_or_create_identity, peer_id_of
 
 MACHINES = [MachineConfig("pump-1", "pump"), MachineConfig("comp-1", "compressor")]
 TICKS = 80
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realnet import wait_for
+from realnet import free_port, wait_for
 
 from twinchain.client import RpcClient
 from twinchain.devnet.chaos.invariants import archive_totals, public_only, twin_totals
@@ -33,12 +32,6 @@ MACHINES = [MachineConfig("mill-1", "cnc_mill"), MachineConfig("comp-1", "compre
 TICKS, SEED = 75, 11
 LAG_ALERT = 4
 RESUBMIT_AFTER_S = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Chain:

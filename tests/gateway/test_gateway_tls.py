@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +14,13 @@ from typing import Any
 
 import pytest
 import trustme
-from realnet import wait_for
+from realnet import free_port, wait_for
 
 from twinchain.gateway.provision import with_gateway, write_gateway
 from twinchain.machines.simulator import MachineConfig
 from twinchain.node.chain_spec import dev_spec
 
 MACHINES = [MachineConfig("pump-1", "pump")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
