@@ -133,6 +133,9 @@ class _Info(NamedTuple):
         return cls(*msgpack.unpackb(raw, raw=False))
 
 
+_Pending = tuple[bytes, int, bytes]  # device, seq, the staged batch's raw readings
+
+
 def _key(device: bytes, seq: int) -> bytes:
     return device + _SEQ.pack(seq)
 
@@ -451,12 +454,34 @@ class ArchiveStore:
         rel = f"{parquet.partition(twin, day)}/part-{n:08d}.parquet"
         return rel, self.path / rel, _U64.pack(n + 1)
 
+    def _write_file(
+        self, twin: int, day: int, table: pa.Table, mark: Callable[[WriteBatch, str], None]
+    ) -> Path:
+        """Write ``table`` as the twin's next part file of ``day``, crash-safe: to a temporary
+        name, fsynced, renamed; then, in one synced LevelDB write, register the file and let
+        ``mark`` record what it holds (under the store's lock). A crash before that write
+        leaves an unregistered file, removed on open. Returns the file's path."""
+        with self._lock:
+            rel, final, next_n = self._next_file(twin, day)
+        tmp = parquet.write_tmp(table, final)
+        self._fail("written")
+        parquet.publish(tmp, final)
+        self._fail("renamed")
+        with self._lock:
+            wb = WriteBatch()
+            wb.put(_FILES + rel.encode(), msgpack.packb([twin, day, table.num_rows]))
+            wb.put(_META + b"next_file", next_n)
+            mark(wb, rel)
+            self._kv.write(wb, sync=True)
+        self._fail("marked")
+        return final
+
     def flush(self) -> int:
         """Write every pending batch to Parquet (one new file per twin and day) and mark them
         flushed; returns the rows written."""
         with self._files_lock:
             with self._lock:
-                groups: dict[tuple[int, int], list[tuple[bytes, int, bytes]]] = {}
+                groups: dict[tuple[int, int], list[_Pending]] = {}
                 for k, raw in self._kv.iterate(_PENDING):
                     info = _Info.unpack(self._kv.get(_ARCHIVED + k[1:]) or b"")
                     dev, seq = _split(k[1:])
@@ -466,26 +491,23 @@ class ArchiveStore:
             for (twin, day), batches in sorted(groups.items()):
                 batches.sort(key=lambda b: (b[0], b[1]))
                 table = parquet.batches_table(batches)
-                with self._lock:
-                    rel, final, next_n = self._next_file(twin, day)
-                tmp = parquet.write_tmp(table, final)
-                self._fail("written")
-                parquet.publish(tmp, final)
-                self._fail("renamed")
-                with self._lock:
-                    wb = WriteBatch()
-                    wb.put(_FILES + rel.encode(), msgpack.packb([twin, day, table.num_rows]))
-                    wb.put(_META + b"next_file", next_n)
+
+                def flushed(
+                    wb: WriteBatch,
+                    rel: str,
+                    batches: list[_Pending] = batches,
+                    n: int = table.num_rows,
+                ) -> None:
                     for dev, seq, _ in batches:
                         key = _key(dev, seq)
                         wb.delete(_PENDING + key)
                         info = _Info.unpack(self._kv.get(_ARCHIVED + key) or b"")
                         wb.put(_ARCHIVED + key, info._replace(file=rel).pack())
-                    self._counters.flushed_rows += table.num_rows
+                    self._counters.flushed_rows += n
                     self._put_counters(wb)
-                    self._kv.write(wb, sync=True)
-                    self._pending_rows -= table.num_rows
-                self._fail("marked")
+                    self._pending_rows -= n
+
+                self._write_file(twin, day, table, flushed)
                 rows += table.num_rows
             if rows:
                 log.info("archive: flushed %d readings in %d files", rows, len(groups))
@@ -543,16 +565,9 @@ class ArchiveStore:
             table = table.sort_by(
                 [("device", "ascending"), ("seq", "ascending"), ("idx", "ascending")]
             )
-            with self._lock:
-                rel, final, next_n = self._next_file(twin, day)
-            tmp = parquet.write_tmp(table, final)
-            self._fail("written")
-            parquet.publish(tmp, final)
-            self._fail("renamed")
-            with self._lock:
-                wb = WriteBatch()
-                wb.put(_FILES + rel.encode(), msgpack.packb([twin, day, table.num_rows]))
-                wb.put(_META + b"next_file", next_n)
+
+            def replaced(wb: WriteBatch, rel: str, rels: list[str] = rels, twin: int = twin,
+                         day: int = day) -> None:  # fmt: skip
                 for r in rels:
                     wb.delete(_FILES + r.encode())
                 prefix = _BY_DAY + _DAY.pack(day) + struct.pack(">Q", twin)
@@ -561,8 +576,8 @@ class ArchiveStore:
                     info = _Info.unpack(self._kv.get(akey) or b"")
                     if info.file in rels:
                         wb.put(akey, info._replace(file=rel).pack())
-                self._kv.write(wb, sync=True)
-            self._fail("marked")
+
+            final = self._write_file(twin, day, table, replaced)
             for r in rels:
                 (self.path / r).unlink(missing_ok=True)
             parquet.fsync_dir(final.parent)
