@@ -238,15 +238,15 @@ class Council(Pallet):
         is at least the call's encoded length (the weight is charged for it). The proposer's
         vote counts as an aye."""
         who = self._ensure_member(origin)
-        try:
-            size = len(codec.encode(call))
-            threshold = threshold_of(self.runtime, call)
-        except CodecError as exc:
-            raise self.Error.InvalidCall(str(exc)) from None
+        size = len(codec.encode(call))
         if size > MAX_PROPOSAL_BYTES:
             raise self.Error.ProposalTooLarge(f"{size} > {MAX_PROPOSAL_BYTES}")
         if size > length_bound:
             raise self.Error.WrongProposalLength(f"{size} > {length_bound}")
+        try:
+            threshold = threshold_of(self.runtime, call)
+        except CodecError as exc:
+            raise self.Error.InvalidCall(str(exc)) from None
         h = motion_hash(call)
         open_ = self.Open.get()
         if any(self.Motions.get(i).hash == h for i in open_):
