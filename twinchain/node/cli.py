@@ -135,6 +135,11 @@ def cmd_node(args: argparse.Namespace) -> int:
         port=None if args.no_p2p else (args.listen_addr[1] or args.port),
         listen_host=args.listen_addr[0],
         bootnodes=args.bootnodes,
+        reserved_nodes=args.reserved_nodes,
+        reserved_only=args.reserved_only,
+        authorized_peers_file=args.authorized_peers_file,
+        max_peers=args.max_peers,
+        max_connections_per_ip=args.max_connections_per_ip,
         double_sign=args.unsafe_double_sign,
         services=[s for options in args.service_options for s in options.services(args)],
         pruning=args.state_pruning,
@@ -364,6 +369,55 @@ class ServiceOptions(Protocol):
         ...
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def _permission_args(n: argparse.ArgumentParser) -> None:
+    """Who may connect, and how many (``twinchain.p2p.permission``, ``p2p.guard``)."""
+    n.add_argument(
+        "--reserved-nodes",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="MULTIADDR",
+        help="peers (multiaddrs with /p2p/<id>) always allowed, dialed and kept connected, "
+        "never counted against --max-peers",
+    )
+    n.add_argument(
+        "--reserved-only",
+        action="store_true",
+        help="refuse every peer but the reserved nodes, in the handshake",
+    )
+    n.add_argument(
+        "--authorized-peers-file",
+        type=Path,
+        metavar="PATH",
+        help="a permissioned network: only these peer ids (one a line, or a multiaddr with "
+        "/p2p/<id>; # comments) and the reserved nodes may connect; others are refused in "
+        "the handshake. Re-read when it changes; removed peers are disconnected",
+    )
+    n.add_argument(
+        "--max-peers",
+        type=_positive,
+        default=50,
+        metavar="N",
+        help="peers connected at once, inbound and outbound, reserved not counted; inbound "
+        "ones beyond it are refused (default 50: Substrate's 25 in + 25 out)",
+    )
+    n.add_argument(
+        "--max-connections-per-ip",
+        type=_positive,
+        default=8,
+        metavar="N",
+        help="inbound connections from one IP, handshaking or established by a peer that is "
+        "not reserved, authorized or a bootnode; more are closed at once (default 8)",
+    )
+
+
 def add_parser(sub: Any, services: Sequence[ServiceOptions] = ()) -> None:
     """The node's own commands: node, key, build-spec, purge-chain, export/import-blocks.
 
@@ -386,6 +440,7 @@ def add_parser(sub: Any, services: Sequence[ServiceOptions] = ()) -> None:
     )
     n.add_argument("--bootnodes", action="append", default=[], help="peer multiaddr (repeatable)")
     n.add_argument("--no-p2p", action="store_true", help="run without networking")
+    _permission_args(n)
     # Test-only: author two different blocks per own slot, to exercise equivocation handling.
     n.add_argument("--unsafe-double-sign", action="store_true", help=argparse.SUPPRESS)
     for options in services:

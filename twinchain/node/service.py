@@ -64,6 +64,16 @@ class NodeConfig:
     #: The p2p listen address (a validator in its own network namespace listens on its IP).
     listen_host: str = "127.0.0.1"
     bootnodes: list[str] = field(default_factory=list)
+    #: Multiaddrs with ``/p2p/<id>``: always allowed, dialed and kept connected.
+    reserved_nodes: list[str] = field(default_factory=list)
+    #: Refuse every peer but the reserved ones.
+    reserved_only: bool = False
+    #: Peer ids allowed to connect (one a line, re-read on change): the network is
+    #: permissioned once given (see ``twinchain.p2p.permission``).
+    authorized_peers_file: Path | None = None
+    #: Peers connected at once (reserved not counted); inbound connections from one IP.
+    max_peers: int = 50
+    max_connections_per_ip: int = 8
     #: Started in the node's nursery, in this order (JSON-RPC, metrics: see
     #: ``twinchain.node.services``); none by default.
     services: list[NodeService] = field(default_factory=list)
@@ -109,7 +119,8 @@ class Node:
             self.author_key = keys[0]
         self.network = None
         if config.port is not None:
-            from twinchain.p2p.service import NetworkService
+            from twinchain.p2p.guard import ConnectionLimits
+            from twinchain.p2p.service import NetworkConfig, NetworkService
 
             self.network = NetworkService(
                 self,
@@ -119,6 +130,15 @@ class Node:
                 listen_port=config.port,
                 bootnodes=config.bootnodes,
                 node_name=config.name,
+                config=NetworkConfig(
+                    connections=ConnectionLimits(
+                        max_peers=config.max_peers,
+                        max_connections_per_ip=config.max_connections_per_ip,
+                    )
+                ),
+                reserved_nodes=config.reserved_nodes,
+                reserved_only=config.reserved_only,
+                authorized_peers_file=config.authorized_peers_file,
             )
         self.equivocations = EquivocationReporter(
             self.chain, self.author_key, self.submit_extrinsic

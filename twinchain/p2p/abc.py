@@ -115,3 +115,29 @@ class PeerView(TypedDict):
     bestHash: str
     finalizedNumber: int
     score: int
+
+
+@runtime_checkable
+class PeerAuthorizer(Protocol):
+    """Who may be connected to this node: Substrate's reserved peers and node authorization.
+
+    The network asks :meth:`allows` once per connection, as soon as the Noise handshake has
+    proved the remote peer's id and before any protocol stream (identify, gossip, sync) is
+    served, and again every second for each connected peer, so a peer dropped from the set
+    is disconnected. Implementations answer from memory: these calls are synchronous and
+    frequent. ``twinchain.p2p.permission.PeerPermissions`` is the node's; the chain's set of
+    authorized node peer ids reaches it through its ``set_authorized``.
+    """
+
+    def allows(self, peer_id: str) -> bool:
+        """May ``peer_id`` (base58) be connected?"""
+        ...
+
+    def is_reserved(self, peer_id: str) -> bool:
+        """A reserved peer: always allowed, kept connected, never counted against the caps."""
+        ...
+
+    def is_authorized(self, peer_id: str) -> bool:
+        """Named in the authorized set (a known node): exempt from the per-IP cap, which
+        otherwise counts its connections (a facility's nodes may share one address)."""
+        ...

@@ -9,7 +9,7 @@ shielded scope) because py-libp2p's own cancellation path leaves its TCP listene
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +22,9 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from twinchain.p2p.abc import NetworkHandler, PeerView, Verdict
+from twinchain.p2p.abc import NetworkHandler, PeerAuthorizer, PeerView, Verdict
 from twinchain.p2p.gossip import GossipLimits, GossipService, Topics
+from twinchain.p2p.guard import ConnectionGuard, ConnectionLimits, report_oversized_rpcs
 from twinchain.p2p.host import (
     ConnectionEvent,
     ConnectionNotifee,
@@ -36,7 +37,8 @@ from twinchain.p2p.host import (
     parse_bootnode,
     peer_id_of,
 )
-from twinchain.p2p.scoring import PeerScores
+from twinchain.p2p.permission import AuthorizedPeersFile, PeerPermissions
+from twinchain.p2p.scoring import PeerScores, Penalty
 from twinchain.p2p.sync import SyncService
 from twinchain.p2p.sync_session import SyncConfig
 from twinchain.p2p.tcp_liveness import tune_connections
@@ -53,6 +55,8 @@ class NetworkConfig:
     gossip: GossipConfig = field(default_factory=GossipConfig)
     limits: GossipLimits = field(default_factory=GossipLimits)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    #: Peer and per-IP caps, handshake and negotiation time limits (``p2p.guard``).
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     #: A peer at or below this score is disconnected and banned for ``ban_seconds``.
     ban_threshold: int = -100
     ban_seconds: float = 300.0
@@ -85,7 +89,17 @@ class NetworkService:
         bootnodes: Sequence[str] = (),
         node_name: str = "",
         config: NetworkConfig | None = None,
+        reserved_nodes: Sequence[str] = (),
+        reserved_only: bool = False,
+        authorized: Iterable[str] | None = None,
+        authorized_peers_file: Path | None = None,
+        authorizer: PeerAuthorizer | None = None,
     ) -> None:
+        """``reserved_nodes``: multiaddrs with ``/p2p/<id>``, always allowed and kept
+        connected; ``reserved_only``: refuse everyone else. ``authorized`` and
+        ``authorized_peers_file`` (re-read when it changes) make the network permissioned:
+        reserved and authorized peers only (their union; an empty set admits reserved peers
+        only). ``authorizer`` replaces all of that with another :class:`PeerAuthorizer`."""
         self.handler = handler
         self.genesis_hash = genesis_hash
         self.node_name = node_name
@@ -100,6 +114,21 @@ class NetworkService:
             f"/{_ip_proto(listen_host)}/{listen_host}/tcp/{listen_port}"
         )
         self._bootnodes: list[PeerInfo] = [parse_bootnode(b) for b in bootnodes]
+        self._reserved: list[PeerInfo] = [parse_bootnode(r) for r in reserved_nodes]
+        self._authorized_file = (
+            None if authorized_peers_file is None else AuthorizedPeersFile(authorized_peers_file)
+        )
+        initial: set[str] | None = None if authorized is None else set(authorized)
+        if self._authorized_file is not None:
+            initial = (initial or set()) | self._authorized_file.load()
+        #: Who may connect; ``set_authorized`` on it replaces the authorized set at runtime.
+        self.permissions = PeerPermissions(
+            (r.peer_id.to_base58() for r in self._reserved),
+            initial,
+            reserved_only=reserved_only,
+        )
+        self.authorizer: PeerAuthorizer = authorizer or self.permissions
+        self._bootnode_ids = frozenset(b.peer_id.to_base58() for b in self._bootnodes)
         self.scores = PeerScores(
             ban_threshold=cfg.ban_threshold,
             ban_seconds=cfg.ban_seconds,
@@ -120,6 +149,12 @@ class NetworkService:
             is_banned=self.scores.is_banned,
             on_block_seen=self._on_block_seen,
             limits=cfg.limits,
+        )
+        self.guard = ConnectionGuard(
+            self.authorizer,
+            cfg.connections,
+            is_banned=self.scores.is_banned,
+            is_bootnode=self._bootnode_ids.__contains__,
         )
         self._host: IHost | None = None
         self._pubsub: Pubsub | None = None
@@ -202,6 +237,11 @@ class NetworkService:
     def banned_peers(self) -> dict[str, float]:
         """Banned peer ids and the seconds left on each ban."""
         return self.scores.banned()
+
+    def refused_connections(self) -> dict[str, int]:
+        """Connections refused since start, by reason ("not authorized", "per-IP cap",
+        "peer slots full", "banned", "too many pending handshakes", "deauthorized")."""
+        return dict(self.guard.refusals)
 
     # ------------------------------------------------------------------ internals
     def _on_block_seen(self, peer: str, header: Header, verdict: Verdict) -> None:
@@ -296,6 +336,23 @@ class NetworkService:
                 if not is_connected(self._host, peer_id):
                     self._peer_gone(peer_id)
             self.scores.forget_clean()
+            self._enforce_authorization()
+
+    def _enforce_authorization(self) -> None:
+        """Follow the authorized peers file, and drop connected peers no longer allowed."""
+        assert self._host is not None
+        if self._authorized_file is not None:
+            changed = self._authorized_file.changed()
+            if changed is not None:
+                self.permissions.set_authorized(changed)
+        for pid in self._host.get_connected_peers():
+            peer = pid.to_base58()
+            if not self.authorizer.allows(peer):
+                self.guard.refused(peer, "", "deauthorized")
+                try:
+                    self._to_disconnect_send.send_nowait(peer)
+                except (trio.WouldBlock, trio.ClosedResourceError):
+                    pass  # retried next second
 
     async def _keep_dialing(self, info: PeerInfo) -> None:
         """Stay connected to a bootnode: dial, and redial with exponential back-off."""
@@ -309,6 +366,10 @@ class NetworkService:
             left = self.scores.banned().get(peer)
             if left is not None:
                 await trio.sleep(max(left, 0.1))
+                continue
+            if not self.authorizer.allows(peer):
+                # It would be refused in the handshake; dial once the set admits it.
+                await trio.sleep(1.0)
                 continue
             if not is_connected(self._host, peer):
                 # py-libp2p refuses for 60 s to dial a peer all of whose addresses failed
@@ -334,6 +395,10 @@ class NetworkService:
         check_port_free(self._listen_host, self._listen_port)
         host, router, pubsub = build_host(self._key_pair, self._listen, self.config.gossip)
         self._host, self._pubsub, self._router = host, pubsub, router
+        self.guard.install(host)
+        unregister = report_oversized_rpcs(
+            self.peer_id, lambda peer: self.report(peer, Penalty.GARBAGE, "oversized pubsub RPC")
+        )
         events_send, events_recv = trio.open_memory_channel[ConnectionEvent](1024)
         host.get_network().register_notifee(ConnectionNotifee(events_send))
         host.set_stream_handler(self.sync.protocol, self.sync.responder.handle_inbound)
@@ -352,8 +417,11 @@ class NetworkService:
                 nursery.start_soon(self._connection_events, events_recv)
                 nursery.start_soon(self._disconnector)
                 nursery.start_soon(self._maintenance)
-                for info in self._bootnodes:
-                    nursery.start_soon(self._keep_dialing, info)
+                dialed: set[str] = set()
+                for info in [*self._reserved, *self._bootnodes]:
+                    if info.peer_id.to_base58() not in dialed:
+                        dialed.add(info.peer_id.to_base58())
+                        nursery.start_soon(self._keep_dialing, info)
                 self.listen_addrs = list(multiaddrs(host))
                 log.info(
                     "🏷  local peer id %s%s, listening on %s",
@@ -361,8 +429,10 @@ class NetworkService:
                     f" ({self.node_name})" if self.node_name else "",
                     ", ".join(self.listen_addrs),
                 )
+                self._log_mode()
                 task_status.started()
         finally:
+            unregister()
             events_send.close()
             self._host = self._pubsub = self._router = None
 
@@ -394,6 +464,19 @@ class NetworkService:
                 scope.deadline = trio.current_time() + self.config.close_timeout
                 await host.close()
             libp2p_scope.cancel()
+
+    def _log_mode(self) -> None:
+        p = self.permissions
+        if self.authorizer is not p:
+            log.info("🔐 permissioned network: admission by %s", type(self.authorizer).__name__)
+        elif p.reserved_only:
+            log.info("🔐 reserved-only network: %d reserved peers", len(p.reserved))
+        elif p.authorized is not None:
+            log.info(
+                "🔐 permissioned network: %d authorized, %d reserved peers",
+                len(p.authorized),
+                len(p.reserved),
+            )
 
 
 def _ip_proto(host: str) -> str:

@@ -22,6 +22,7 @@ from twinchain.p2p.gossip import Reporter, TokenBucket
 from twinchain.p2p.scoring import Penalty
 from twinchain.p2p.sync_session import SyncConfig
 from twinchain.p2p.wire import (
+    MAX_REQUEST_FRAME,
     MAX_RESPONSE_BYTES,
     AncestryRequest,
     CatchUpRequest,
@@ -98,7 +99,7 @@ class SyncResponder:
             self._inbound_send.close()
 
     async def _serve(self, stream: INetStream, done: trio.Event) -> None:
-        framed = FramedStream(stream)
+        framed = FramedStream(stream, MAX_REQUEST_FRAME)
         try:
             peer = stream.muxed_conn.peer_id.to_base58()
         except Exception:  # connection already torn down

@@ -50,6 +50,9 @@ from twinchain.primitives.codec import CodecError
 
 #: Largest frame accepted on a sync stream (a block range answer is kept below it).
 MAX_FRAME = codec.MAX_MESSAGE
+#: Largest frame a sync responder reads: requests are tens of bytes (a status is the largest),
+#: so a peer cannot make it buffer a 16 MiB "request".
+MAX_REQUEST_FRAME = 4096
 #: A responder stops adding blocks to a range answer beyond this many bytes.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 #: Most blocks or headers one request may ask for.
