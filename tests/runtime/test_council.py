@@ -585,3 +585,24 @@ def test_consortium_spec_refuses_bad_founders() -> None:
         consortium_spec("X", "x", dup)
     with pytest.raises(ChainSpecError):
         consortium_spec("X", "x", [FoundingFacility("A", "not-an-address")])
+
+
+def test_open_motions_are_bounded_and_expired_ones_make_room(
+    blk: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from twinchain.runtime.pallets import council
+
+    monkeypatch.setattr(council, "MAX_MOTIONS", 3)
+    for i in range(3):
+        propose(blk, OPS[0], wire(blk, "System", "remark", bytes([i])))
+    with pytest.raises(DispatchError) as e:
+        propose(blk, OPS[0], wire(blk, "System", "remark", b"more"))
+    assert err(e) == "Council.TooManyMotions"
+    for _ in range(DURATION + 1):
+        next_block(blk)
+    more = wire(blk, "System", "remark", b"more")
+    evs = blk.dispatch(signed(OPS[0]), "Council", "propose", more, 100)
+    assert blk.names(evs).count("Council.Expired") == 3
+    assert [i for i, _ in blk.rt.council.open_motions()] == [3]
+    # an expired motion's call may be proposed again
+    propose(blk, OPS[1], wire(blk, "System", "remark", bytes([0])))

@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from twinchain.runtime.traits import FacilityRegistry, RoleRegistry
 
 MAX_MEMBERS = 100
-MAX_MOTIONS = 32
+MAX_MOTIONS = 100
 MAX_PROPOSAL_BYTES = 16 * 1024
 # One day of 1 s slots; a chain spec sets its own (genesis ``council.motion_duration``).
 DEFAULT_MOTION_DURATION = 86_400
@@ -180,6 +180,7 @@ class Council(Pallet):
     )
     MotionCount = StorageValue(U32, 0, doc="Motions ever proposed; the next motion's index.")
     Motions = StorageMap(U32, Motion.wire_type(), doc="Open motions by index.")
+    MotionOf = StorageMap(H256, U32, doc="The open motion carrying each call, by its hash.")
     Open = StorageValue(OpenMotions, [], doc="Indices of the open motions, oldest first.")
     MotionDuration = StorageValue(
         U32, DEFAULT_MOTION_DURATION, doc="Blocks a motion stays open for votes."
@@ -248,9 +249,9 @@ class Council(Pallet):
         except CodecError as exc:
             raise self.Error.InvalidCall(str(exc)) from None
         h = motion_hash(call)
-        open_ = self.Open.get()
-        if any(self.Motions.get(i).hash == h for i in open_):
+        if self.MotionOf.contains(h):
             raise self.Error.DuplicateProposal()
+        open_ = self.Open.get()
         if len(open_) >= MAX_MOTIONS:
             open_ = self._prune_expired(open_)
             if len(open_) >= MAX_MOTIONS:
@@ -259,6 +260,7 @@ class Council(Pallet):
         end = self.runtime.block.number + self.MotionDuration.get()
         weight = self.runtime.weigh_wire(call)
         self.Motions.insert(index, Motion(h, who, call, threshold, [who], [], end, weight))
+        self.MotionOf.insert(h, index)
         self.Open.put([*open_, index])
         self.MotionCount.put(index + 1)
         self.deposit(self.Event.Proposed(who, index, h, threshold, end))
@@ -302,7 +304,7 @@ class Council(Pallet):
         need = required_votes(m.threshold, members)
         yes, no = len(m.ayes), len(m.nays)
         if self.runtime.block.number > m.end:
-            self._drop(motion)
+            self._drop(motion, m)
             self.deposit(self.Event.Expired(motion, m.hash))
             self.deposit(self.Event.Closed(motion, yes, no))
             self.deposit(self.Event.Disapproved(motion, m.hash))
@@ -311,7 +313,7 @@ class Council(Pallet):
             if self.runtime.weigh_wire(m.call) > weight_bound:
                 raise self.Error.WrongProposalWeight()
             # The motion is over whatever its call does: drop it first.
-            self._drop(motion)
+            self._drop(motion, m)
             self.deposit(self.Event.Closed(motion, yes, no))
             self.deposit(self.Event.Approved(motion, m.hash))
             err = self.runtime.dispatch_in_layer(Origin.root(), m.call)
@@ -319,13 +321,20 @@ class Council(Pallet):
             self.deposit(self.Event.Executed(motion, m.hash, ok, error))
             return
         if members - no < need:
-            self._drop(motion)
+            self._drop(motion, m)
             self.deposit(self.Event.Closed(motion, yes, no))
             self.deposit(self.Event.Disapproved(motion, m.hash))
             return
         raise self.Error.TooEarly(f"{yes} of {need} ayes, {no} nays, {members} members")
 
-    @call(3, weight=weights.W_SYNC_MEMBER, origin=SIGNED, args=(("who", AccountId),))
+    @call(
+        3,
+        weight=lambda rt, who: (
+            weights.W_SYNC_MEMBER + weights.W_SYNC_PER_FACILITY * rt.facility.NextFacilityId.get()
+        ),
+        origin=SIGNED,
+        args=(("who", AccountId),),
+    )
     def sync_member(self, origin: Origin, who: bytes) -> None:
         """Re-derive ``who``'s membership from Facility and Roles now (anyone): how a member
         whose facility's verification lapsed by time, which no event announces, leaves."""
@@ -354,8 +363,9 @@ class Council(Pallet):
             raise self.Error.UnknownMotion()
         return m
 
-    def _drop(self, index: int) -> None:
+    def _drop(self, index: int, m: Motion) -> None:
         self.Motions.remove(index)
+        self.MotionOf.remove(m.hash)
         self.Open.put([i for i in self.Open.get() if i != index])
 
     def _prune_expired(self, open_: list[int]) -> list[int]:
@@ -366,6 +376,7 @@ class Council(Pallet):
             m: Motion = self.Motions.get(i)
             if now > m.end:
                 self.Motions.remove(i)
+                self.MotionOf.remove(m.hash)
                 self.deposit(self.Event.Expired(i, m.hash))
                 self.deposit(self.Event.Closed(i, len(m.ayes), len(m.nays)))
                 self.deposit(self.Event.Disapproved(i, m.hash))

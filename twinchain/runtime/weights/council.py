@@ -26,8 +26,12 @@ W_VOTE = 50_000
 # Council.close, on top of the weight bound of the call it may dispatch.
 W_CLOSE = 60_000
 
-# Council.sync_member: the account's facilities scanned, membership and open votes updated.
+# Council.sync_member: membership and the open motions' votes updated, plus
+# W_SYNC_PER_FACILITY a registered facility (each is read to find the account's own).
 W_SYNC_MEMBER = 200_000
+
+# a registered facility read by Council.sync_member.
+W_SYNC_PER_FACILITY = 2_000
 
 # Council.set_motion_duration.
 W_SET_MOTION_DURATION = 20_000
