@@ -926,7 +926,7 @@ class ReportService:
             return
         if again:
             self.stats.resubmitted += 1
-        log.debug("reports: anchor of twin %d window %d kind %d sent", *key)
+        log.info("reports: anchor of twin %d window %d kind %d sent", *key)
 
     def write_index(self) -> None:
         """``reports.json``: the anchored reports, for ``twinchain archive reports`` while the
@@ -974,6 +974,101 @@ def _next_nonce(node: Node, who: bytes, chain_nonce: int) -> int:
     return nonce
 
 
+# --------------------------------------------------------------------------- checking
+
+
+def read_document(path: Path, twin: int, digest: bytes) -> Report | AlertReport:
+    """A report kept in the archive at ``path`` (ReportError if absent or not a report)."""
+    from twinchain.archive.documents import DocumentError, DocumentStore
+
+    try:
+        content = DocumentStore(path / "documents").get(twin, digest)
+    except DocumentError as exc:
+        raise ReportError(str(exc)) from None
+    if content is None:
+        raise ReportError(f"the archive holds no document 0x{digest.hex()} of twin {twin}")
+    return decode_document(content)
+
+
+def _archived_batches(
+    path: Path, twin: int, from_ms: int, to_ms: int, wanted: Sequence[tuple[bytes, int]]
+) -> dict[tuple[bytes, int], bytes]:
+    """The packed readings of ``wanted`` from the twin's Parquet files of the window's days."""
+    from twinchain.archive import parquet
+
+    out: dict[tuple[bytes, int], bytes] = {}
+    for day in range(parquet.day_of(from_ms), parquet.day_of(to_ms) + 1):
+        folder = path / parquet.partition(twin, day)
+        for f in sorted(folder.glob("*.parquet")):
+            out.update(parquet.read_batches(f, [w for w in wanted if w not in out]))
+    return out
+
+
+def verify_report(
+    path: Path,
+    twin: int,
+    digest: bytes,
+    records: Callable[[Sequence[tuple[bytes, int]]], list[Any]] | None = None,
+) -> Report | AlertReport:
+    """Re-check a report kept in the archive at ``path`` from the archived readings alone:
+    each covered batch's readings give the root the report names (and, with ``records``,
+    the root the chain recorded), and recomputing with the report's own rules gives the same
+    bytes, hence ``digest``. An alert document is checked through its KPI report. Returns the
+    document; ReportError says what differs."""
+    from twinchain.protocol.telemetry import batch_root
+
+    doc = read_document(path, twin, digest)
+    if report_digest(doc) != digest:
+        raise ReportError("the document does not have its digest")
+    report = doc if isinstance(doc, Report) else read_document(path, twin, doc.report)
+    if not isinstance(report, Report):
+        raise ReportError("an alert document must name a KPI report")
+    wanted = [(b.device, b.seq) for b in report.batches]
+    raws = _archived_batches(path, twin, report.from_ms, report.to_ms, wanted)
+    chain = records(wanted) if records is not None else [None] * len(wanted)
+    covered = []
+    for b, rec in zip(report.batches, chain, strict=True):
+        raw = raws.get((b.device, b.seq))
+        if raw is None:
+            raise ReportError(f"batch {b.seq} of 0x{b.device.hex()} is not in the archive's files")
+        if batch_root(list(READING.iter_unpack(raw))) != b.root:
+            raise ReportError(f"batch {b.seq} of 0x{b.device.hex()}: readings differ from root")
+        if records is not None and (rec is None or rec.root != b.root):
+            raise ReportError(f"batch {b.seq} of 0x{b.device.hex()}: not the chain's root")
+        covered.append(BatchReadings(b.device, b.seq, b.root, raw))
+    again, alerts = compute(
+        report.genesis,
+        report.facility,
+        report.twin,
+        report.from_ms,
+        report.to_ms,
+        covered,
+        report.missing,
+        report.rules,
+        report.ideal_rate,
+    )
+    if again.to_bytes() != report.to_bytes():
+        raise ReportError("recomputed from the archived readings, the KPI report differs")
+    if isinstance(doc, AlertReport) and (alerts is None or alerts.to_bytes() != doc.to_bytes()):
+        raise ReportError("recomputed from the archived readings, the alerts differ")
+    return doc
+
+
+def anchors_over_rpc(call: Callable[..., Any], twin: int) -> list[tuple[int, Any]]:
+    """The twin's anchors (id, AnchoredResult) as a node answers ``state_getStorage`` at its
+    finalized head."""
+    tel = Runtime().telemetry
+    head = call("chain_getFinalizedHead")
+    raw = call("state_getStorage", "0x" + tel.AnchorCount.key(twin).hex(), head)
+    count = 0 if raw is None else tel.AnchorCount.value_type.decode(bytes.fromhex(raw[2:]))
+    out = []
+    for aid in range(count):
+        raw = call("state_getStorage", "0x" + tel.Anchors.key(twin, aid).hex(), head)
+        if raw is not None:
+            out.append((aid, tel.Anchors.value_type.decode(bytes.fromhex(raw[2:]))))
+    return out
+
+
 def read_index(path: Path) -> dict[str, Any]:
     """``reports.json`` of an archive folder (empty when no report was anchored yet)."""
     f = path / INDEX_FILE
@@ -995,9 +1090,12 @@ __all__ = [
     "ReportError",
     "ReportService",
     "Rule",
+    "anchors_over_rpc",
     "compute",
     "decode_document",
     "document_json",
+    "read_document",
     "read_index",
     "report_digest",
+    "verify_report",
 ]

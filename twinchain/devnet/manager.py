@@ -205,6 +205,21 @@ def plan_all(
     return spec, nodes, gateways
 
 
+def facility_operator_key(base_dir: Path, node: NodeInfo) -> Path | None:
+    """The key file of the node's facility operator (``domain.json`` names the account,
+    ``keys/`` holds it), None on a net without a domain: it signs the facility's report
+    anchors (``--archive-report-key``)."""
+    try:
+        accounts = json.loads((base_dir / "domain.json").read_text())
+    except (OSError, ValueError):
+        return None
+    operator = accounts.get(node.slug, {}).get("operator")
+    if not operator:
+        return None
+    key = base_dir / "keys" / f"acct-{operator.removeprefix('0x')}"
+    return key if key.exists() else None
+
+
 def start_node(
     base_dir: Path,
     node: NodeInfo,
@@ -236,6 +251,9 @@ def start_node(
         cmd.append("--validator")
     if node.facility >= 0:  # the custodian of its facility's raw readings
         cmd += ["--archive-facility", str(node.facility)]
+        report_key = facility_operator_key(base_dir, node)
+        if report_key is not None:  # and of its KPI and alert reports, anchored on chain
+            cmd += ["--archive-report-key", str(report_key)]
     if node.host != "127.0.0.1":  # its own IP: peers and the gateway reach it there
         cmd += ["--listen-addr", node.host, "--rpc-external"]
     for b in bootnodes:
