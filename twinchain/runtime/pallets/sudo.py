@@ -1,5 +1,6 @@
-"""Sudo: one key that may dispatch any call as root. Only dev and local chain specs set a key;
-without one every sudo call fails, so production chains govern through multisig instead."""
+"""Sudo: one key that may dispatch any call as root. Only the dev chain spec sets a key;
+without one every sudo call fails. ``local`` and consortium chains govern through the Council
+pallet instead: a motion its members pass dispatches as root."""
 
 from __future__ import annotations
 
