@@ -422,14 +422,16 @@ class Council(Pallet):
         out: list[bytes] = []
         operator_role = Role.to_wire(FACILITY_OPERATOR)
         for _, ev in events:
-            if not isinstance(ev, EventRecord):
+            # Most blocks hold only other pallets' events (telemetry): skip them cheaply.
+            module = ev.module
+            if (module != "Facility" and module != "Roles") or not isinstance(ev, EventRecord):
                 continue
             who: bytes | None = None
-            if ev.module == "Facility" and ev.name in FACILITY_STATUS_EVENTS:
+            if module == "Facility" and ev.name in FACILITY_STATUS_EVENTS:
                 f = self.config.facilities.facility(int(ev.args[0]))
                 who = None if f is None else f.operator
             elif (
-                ev.module == "Roles"
+                module == "Roles"
                 and ev.name in ("RoleGranted", "RoleRevoked")
                 and ev.args[1] == operator_role
             ):
