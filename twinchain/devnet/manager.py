@@ -39,6 +39,9 @@ FACILITIES = [
 ]
 STATE_FILE = "devnet.json"
 SPEC_ID = "twinchain_devnet"
+#: The validators' libp2p peer ids: ``up`` runs a permissioned network of them
+#: (``--authorized-peers-file``); a node added by hand must be appended to it.
+AUTHORIZED_PEERS = "authorized-peers"
 #: Finality is "stalled" once the finalized block's slot started more than this many slots ago
 #: while the best block is ahead of it: healthy finality trails the head by a slot or two.
 STALL_SLOTS = 10
@@ -193,6 +196,9 @@ def plan_all(
         nodes.append(
             NodeInfo(name, slug, str(base), p2p, rpc, kp.public.hex(), prom, 0, addr, host, i)
         )
+    (base_dir / AUTHORIZED_PEERS).write_text(
+        "".join(f"{n.multiaddr.rsplit('/p2p/', 1)[1]}  # {n.name}\n" for n in nodes)
+    )
     genesis, gateways = domain.build(
         base_dir,
         [(n.name, n.slug, n.rpc_port, n.public_key) for n in nodes],
@@ -318,6 +324,7 @@ def up(
         # All at once, each dialing every other (a full mesh): a validator that starts late
         # authors alone for a while and forks off what the others already finalized.
         extra = ["--log", log] if log else []
+        extra += ["--authorized-peers-file", str(base_dir / AUTHORIZED_PEERS)]
         procs = [
             start_node(base_dir, n, [m.multiaddr for m in nodes if m is not n], extra)
             for n in nodes
