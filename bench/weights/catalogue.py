@@ -319,4 +319,45 @@ CATALOGUE: dict[str, list[Weight]] = {
             True,
         ),
     ],
+    "council": [
+        Weight(
+            "W_PROPOSE",
+            "Council.propose: membership checked, the call decoded and classified, the motion "
+            "stored",
+            one("Council.propose"),
+        ),
+        Weight(
+            "W_PROPOSE_PER_BYTE",
+            "a byte of a proposed call (hashed and stored), per byte of the length bound",
+            one("council_proposal_byte"),
+            True,
+        ),
+        Weight(
+            "W_VOTE",
+            "Council.vote: the motion read and written back with the vote",
+            one("Council.vote"),
+        ),
+        Weight(
+            "W_CLOSE",
+            "Council.close, on top of the weight bound of the call it may dispatch",
+            one("Council.close"),
+        ),
+        Weight(
+            "W_SYNC_MEMBER",
+            "Council.sync_member: membership and the open motions' votes updated, plus "
+            "W_SYNC_PER_FACILITY a registered facility",
+            one("Council.sync_member"),
+        ),
+        Weight(
+            "W_SYNC_PER_FACILITY",
+            "a registered facility read by Council.sync_member",
+            one("council_facility"),
+            True,
+        ),
+        Weight(
+            "W_SET_MOTION_DURATION",
+            "Council.set_motion_duration",
+            one("Council.set_motion_duration"),
+        ),
+    ],
 }

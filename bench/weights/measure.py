@@ -72,6 +72,7 @@ class World(operations.Chain):
         ]
         g["roles"]["grants"] += [
             ["//bench-op", "FacilityOperator"],
+            ["//bench-idle-op", "FacilityOperator"],  # operates nothing: sync_member's worst
             ["//bench-worker", "PredictiveWorker"],
             ["//bench-owner2", "EquipmentOwner"],
         ]
@@ -516,6 +517,34 @@ def _simulation(w: World, work: tuple[int, int]) -> None:
            "Simulation.release_bond")  # fmt: skip
 
 
+def _council(w: World) -> None:
+    """Motions between the council's two members, Alice and bench-op (the operators of the
+    world's verified facilities): proposed, voted, closed (the call, a remark, dispatched as
+    Root stops at its origin check, as sudo's control does)."""
+    n = w.n
+    first = w.view().council.MotionCount.get()
+    small = [w.rt.call_by_name("System", "remark", H[i]).to_wire() for i in range(n)]
+    big = [w.rt.call_by_name("System", "remark", H[n + i] + b"x" * 4064).to_wire()
+           for i in range(n)]  # fmt: skip
+    size = max(len(codec.encode(c)) for c in big)
+    w.next([w.xt(OP, "Council", "propose", c, size) for c in small], "Council.propose")
+    w.next([w.xt(OP, "Council", "propose", c, size) for c in big], "Council.propose_4k")
+    w.next([w.xt(ALICE, "Council", "vote", first + i, True) for i in range(n)], "Council.vote")
+    bound = w.rt.weigh_wire(small[0])
+    w.next([w.xt(OWNER, "Council", "close", first + i, bound) for i in range(n)],
+           "Council.close")  # fmt: skip
+    idle = _account("bench-idle-op")
+    w.next([w.xt(OWNER, "Council", "sync_member", idle) for _ in range(n)],
+           "Council.sync_member")  # fmt: skip
+    w.next([w.sudo("Council", "set_motion_duration", 100 + i) for i in range(n)],
+           "Council.set_motion_duration")  # fmt: skip
+    rt = w.view()
+    facilities = rt.facility.NextFacilityId.get()
+    scan = direct(rt, lambda: rt.council.qualifies(idle), 50)
+    w.direct["council_facility"] = scan / facilities
+    w.direct["council_facilities"] = float(facilities)
+
+
 # --------------------------------------------------------------------------- measurements
 
 
@@ -538,14 +567,15 @@ CALLS = [
     "Analytics.claim_data_reward", "Maintenance.set_twin_threshold",
     "Maintenance.submit_prediction", "Maintenance.dismiss_alert", "Maintenance.cancel",
     "Simulation.register_model", "Simulation.deactivate_model", "Simulation.anchor_scenario",
-    "Simulation.release_bond",
+    "Simulation.release_bond", "Council.propose", "Council.vote", "Council.close",
+    "Council.set_motion_duration",
 ]  # fmt: skip
 # Root calls: measured through sudo, against sudo'd remarks.
 ROOT_CALLS = {
     "System.set_chain_name", "Authority.set_authorities", "Balances.force_transfer",
     "Balances.force_set_balance", "Roles.force_grant", "Facility.create_rule_set",
     "Facility.suspend", "Benchmark.set_class_spec", "Benchmark.set_condition_rules",
-    "Benchmark.set_standard",
+    "Benchmark.set_standard", "Council.set_motion_duration",
 }  # fmt: skip
 
 
@@ -560,6 +590,7 @@ def world_measurements(n: int, repeat: int, work: tuple[int, int]) -> dict[str, 
         _benchmark_analytics(w)
         _maintenance(w)
         _simulation(w, work)
+        _council(w)
         rt = w.view()
         alice = Origin.signed(ALICE.public)
         sysp = rt.system
@@ -602,6 +633,12 @@ def world_measurements(n: int, repeat: int, work: tuple[int, int]) -> dict[str, 
     m["telemetry_batch"] = batch
     m["telemetry_submit"] = per_call("submit_12") - batch - summary
     m["close_queue"] = (t["submit_12_closing"] - t["submit_12"]) / n
+    m["council_proposal_byte"] = max(
+        0.0, (t["Council.propose_4k"] - t["Council.propose"]) / (4064 * n)
+    )
+    m["Council.sync_member"] = max(
+        0.0, per_call("Council.sync_member") - m["council_facility"] * m.pop("council_facilities")
+    )
     m["simulation_param_byte"] = (
         t["Simulation.register_model_big"] - t["Simulation.register_model"]
     ) / (m.pop("param_bytes") * n)
