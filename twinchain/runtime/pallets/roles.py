@@ -1,7 +1,7 @@
 """Roles: on-chain grants of the parties of the twin registry, never assumed.
 
 Seven roles: facility operator, certified auditor, equipment manufacturer, equipment owner,
-service provider, gateway and device. Root (sudo on dev chains, multisig governance later)
+service provider, gateway and device. Root (sudo on dev chains, a council motion elsewhere)
 may grant or revoke any role. Some roles may also be granted by the role that owns them:
 a facility operator onboards the equipment owners, service providers and gateways of its
 site; an equipment owner binds device keys (the telemetry pallet grants ``Device`` through
