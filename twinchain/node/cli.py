@@ -376,6 +376,28 @@ def _positive(value: str) -> int:
     return n
 
 
+def _reserved_node(value: str) -> str:
+    from twinchain.p2p.host import parse_bootnode  # libp2p: imported only when used
+
+    try:
+        parse_bootnode(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected a multiaddr with /p2p/<peer id>"
+        ) from None
+    return value
+
+
+def _authorized_peers_file(value: str) -> Path:
+    from twinchain.p2p.permission import AuthorizedPeersError, AuthorizedPeersFile
+
+    try:
+        AuthorizedPeersFile(Path(value)).load()
+    except AuthorizedPeersError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return Path(value)
+
+
 def _permission_args(n: argparse.ArgumentParser) -> None:
     """Who may connect, and how many (``twinchain.p2p.permission``, ``p2p.guard``)."""
     n.add_argument(
@@ -383,6 +405,7 @@ def _permission_args(n: argparse.ArgumentParser) -> None:
         nargs="+",
         action="extend",
         default=[],
+        type=_reserved_node,
         metavar="MULTIADDR",
         help="peers (multiaddrs with /p2p/<id>) always allowed, dialed and kept connected, "
         "never counted against --max-peers",
@@ -394,7 +417,7 @@ def _permission_args(n: argparse.ArgumentParser) -> None:
     )
     n.add_argument(
         "--authorized-peers-file",
-        type=Path,
+        type=_authorized_peers_file,
         metavar="PATH",
         help="a permissioned network: only these peer ids (one a line, or a multiaddr with "
         "/p2p/<id>; # comments) and the reserved nodes may connect; others are refused in "

@@ -176,6 +176,10 @@ class Node:
     def peers(self) -> list[dict[str, object]]:
         return [] if self.network is None else list(self.network.peers())  # type: ignore[arg-type]
 
+    def refused_connections(self) -> dict[str, int]:
+        """Connections the network refused since start, by reason (for metrics)."""
+        return {} if self.network is None else self.network.refused_connections()
+
     @property
     def local_peer_id(self) -> str:
         return "" if self.network is None else self.network.peer_id

@@ -2,7 +2,7 @@
 
 The author of slot ``s`` is ``authorities[s mod n]``. The set changes only at a session
 boundary (every ``SessionLength`` blocks): ``set_authorities`` (root: sudo on dev chains,
-a council motion elsewhere) queues the next set and it takes effect at the start of the next session.
+a council motion elsewhere) queues the next set; it takes effect at the next session.
 """
 
 from __future__ import annotations
