@@ -23,6 +23,7 @@ from twinchain.archive.reports import (
     AlertReport,
     Report,
     decode_document,
+    read_index,
     report_digest,
     verify_report,
 )
@@ -225,20 +226,20 @@ def test_report_anchored_private_kpis_stay_off_chain(node: Node) -> None:
     with RpcClient(node.url) as rpc:
         for d in (kpi.digest, alert.digest):
             verify_report(node.archive, 0, d, rpc_records(rpc))
-    assert (
-        main(["archive", "reports", "verify", "--dir", str(node.archive), "--rpc", node.url]) == 0
+    index = poll(
+        lambda: len(read_index(node.archive)["reports"]) == 2 and read_index(node.archive),
+        10,
+        "reports.json",
     )
-    argv = [
-        "archive",
-        "reports",
-        "fetch",
-        "--rpc",
-        node.url,
-        "--twin",
-        "0",
-        "0x" + kpi.digest.hex(),
-    ]
-    assert main([*argv, "--key", "//Alice", "--json"]) == 0
+    digests = {"0x" + kpi.digest.hex(), "0x" + alert.digest.hex()}
+    assert {r["digest"] for r in index["reports"]} == digests
+    reports, folder, kpi_hex = ["archive", "reports"], str(node.archive), "0x" + kpi.digest.hex()
+    assert main([*reports, "verify", "--dir", folder, "--rpc", node.url]) == 0
+    assert main([*reports, "list", "--dir", folder]) == 0
+    assert main([*reports, "show", "--dir", folder, "--twin", "0", kpi_hex]) == 0
+    fetch = [*reports, "fetch", "--rpc", node.url, "--twin", "0", kpi_hex]
+    assert main([*fetch, "--key", "//Alice", "--json"]) == 0
+    assert main([*fetch, "--key", "//Bob"]) == 1  # FORBIDDEN, as an error
 
 
 def crawl(url: str) -> str:

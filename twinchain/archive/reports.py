@@ -652,6 +652,9 @@ def _put_pending(wb: WriteBatch, twin: int, start: int, kind: int, p: Pending) -
 
 @dataclass
 class ReportStats:
+    """Since the service started: reports made, alerts in them, batches too late for their
+    window's report, and sends of an anchor extrinsic signed before (taken or not)."""
+
     reports: int = 0
     alerts: int = 0
     late_batches: int = 0
@@ -919,13 +922,13 @@ class ReportService:
 
     def _submit(self, node: Node, key: tuple[int, int, int], xt: bytes, *, again: bool) -> None:
         self._sent[key] = self.clock()
+        if again:
+            self.stats.resubmitted += 1
         try:
             node.submit_extrinsic(xt)
         except Exception as exc:  # PoolError: known, banned a while, full; tried again later
             log.info("reports: anchor of twin %d window %d not taken now: %s", key[0], key[1], exc)
             return
-        if again:
-            self.stats.resubmitted += 1
         log.info("reports: anchor of twin %d window %d kind %d sent", *key)
 
     def write_index(self) -> None:
