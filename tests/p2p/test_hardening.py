@@ -18,7 +18,7 @@ from p2p_helpers import FAST, ChainHandler, make_handlers, same_chain, wait_unti
 
 from twinchain.p2p import NetworkConfig, NetworkService
 from twinchain.p2p.guard import MAX_MULTISTREAM_MESSAGES, ConnectionLimits
-from twinchain.p2p.host import is_connected
+from twinchain.p2p.host import is_connected, load_or_create_identity, peer_id_of
 from twinchain.p2p.wire import MAX_PUBSUB_RPC, FramedStream, encode_uvarint
 
 HEADER = b"/multistream/1.0.0\n"
@@ -32,10 +32,10 @@ async def start(
     nursery: trio.Nursery, handler: ChainHandler, tmp_path: Path, name: str, **kwargs: Any
 ) -> NetworkService:
     kwargs.setdefault("config", FAST)
+    kwargs.setdefault("key_file", tmp_path / name / "network" / "secret_ed25519")
     svc = NetworkService(
         handler,
         genesis_hash=handler.chain.genesis_hash,
-        key_file=tmp_path / name / "network" / "secret_ed25519",
         listen_port=0,
         node_name=name,
         **kwargs,
@@ -117,6 +117,45 @@ async def test_per_ip_cap_closes_excess_inbound_connections_at_once(tmp_path: Pa
             await wait_until(lambda: same_chain(ha, hb), what="b syncs")
             nursery.cancel_scope.cancel()
     await excess.aclose()
+
+
+async def test_per_ip_cap_counts_established_strangers_not_known_nodes_until_they_close(
+    tmp_path: Path,
+) -> None:
+    cap1 = limited(max_connections_per_ip=1)
+    with make_handlers(4) as (ha, hk, ho, hs):
+        async with trio.open_nursery() as nursery:
+            # An authorized node's connection does not count against its IP ...
+            known = peer_id_of(load_or_create_identity(tmp_path / "known" / "network" / "k"))
+            a = await start(nursery, ha, tmp_path, "a", config=cap1, authorized=[known])
+            await start(
+                nursery,
+                hk,
+                tmp_path,
+                "known",
+                bootnodes=(a.listen_addrs[0],),
+                key_file=tmp_path / "known" / "network" / "k",
+            )
+            await wait_until(lambda: len(a.peers()) == 1, what="the known node connects")
+            probe = await trio.open_tcp_stream("127.0.0.1", port_of(a))
+            await read_header(probe)
+            await probe.aclose()
+            # ... an open node's stranger's does, until it closes (py-libp2p's own inbound
+            # handler kept every inbound connection's slot for the node's lifetime).
+            o = await start(nursery, ho, tmp_path, "open", config=cap1)
+            async with trio.open_nursery() as stranger_scope:
+                await start(stranger_scope, hs, tmp_path, "s", bootnodes=(o.listen_addrs[0],))
+                await wait_until(lambda: len(o.peers()) == 1, what="the stranger connects")
+                refused = await trio.open_tcp_stream("127.0.0.1", port_of(o))
+                assert await read_until_eof(refused, 5) == b""
+                assert o.refused_connections() == {"per-IP cap": 1}
+                stranger_scope.cancel_scope.cancel()
+            await wait_until(lambda: not o.guard._established, what="its slot released")
+            admitted = await trio.open_tcp_stream("127.0.0.1", port_of(o))
+            await read_header(admitted)
+            await admitted.aclose()
+            await refused.aclose()
+            nursery.cancel_scope.cancel()
 
 
 async def test_max_peers_refuses_inbound_beyond_the_cap_but_never_reserved(
