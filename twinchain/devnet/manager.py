@@ -235,10 +235,12 @@ def start_node(
     *,
     wrap: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    reports: bool = True,
 ) -> subprocess.Popen[bytes]:
     """Start one node process of the devnet (``extra``: more ``twinchain node`` options;
     ``wrap``: a command prefix such as ``ip netns exec NS``, which execs, so the process's
-    pid is the node's; ``env``: its environment, e.g. libfaketime's)."""
+    pid is the node's; ``env``: its environment, e.g. libfaketime's; ``reports``: a
+    facility's node reports its twins' windows, anchored with its operator's key)."""
     cmd = [
         *wrap,
         sys.executable, "-m", "twinchain", "node",
@@ -257,7 +259,7 @@ def start_node(
         cmd.append("--validator")
     if node.facility >= 0:  # the custodian of its facility's raw readings
         cmd += ["--archive-facility", str(node.facility)]
-        report_key = facility_operator_key(base_dir, node)
+        report_key = facility_operator_key(base_dir, node) if reports else None
         if report_key is not None:  # and of its KPI and alert reports, anchored on chain
             cmd += ["--archive-report-key", str(report_key)]
     if node.host != "127.0.0.1":  # its own IP: peers and the gateway reach it there
