@@ -62,6 +62,7 @@ import msgpack
 import numpy as np
 import trio
 
+from twinchain.archive.documents import MAX_DOCUMENT
 from twinchain.archive.hosting import GRACE_MS
 from twinchain.archive.parquet import LEAF
 from twinchain.primitives.codec import (
@@ -635,9 +636,14 @@ class ReportBook:
             out.append((*_TWSK.unpack(k[1:]), digest, aid, block))
         return out
 
-    def late(self) -> int:
-        raw = self.kv.get(_META + b"late")
+    def meta(self, name: str) -> int:
+        """A counter: ``late`` (batches after their window's report), ``too_large``
+        (windows whose report would exceed a document's size)."""
+        raw = self.kv.get(_META + name.encode())
         return 0 if raw is None else _U64.unpack(raw)[0]
+
+    def late(self) -> int:
+        return self.meta("late")
 
     def write(self, wb: WriteBatch) -> None:
         self.kv.write(wb, sync=True)
@@ -860,11 +866,21 @@ class ReportService:
         docs = [(ANCHOR_KPI, report.to_bytes())]
         if alerts is not None:
             docs.append((ANCHOR_ALERT, alerts.to_bytes()))
+        for dev, seq in refs:
+            wb.delete(_WINDOW + _TWS.pack(twin, start) + dev + _U64.pack(seq))
+        if any(len(c) > MAX_DOCUMENT for _, c in docs):
+            # A report names every batch (~80 bytes each): more than ~50,000 batches in one
+            # window cannot be served as one document. Dropped, counted, never retried.
+            log.error(
+                "reports: twin %d window %d: %d batches make a report over %d bytes; skipped",
+                twin, start, len(refs), MAX_DOCUMENT,
+            )  # fmt: skip
+            wb.put(_META + b"too_large", _U64.pack(self.book.meta("too_large") + 1))
+            self.book.write(wb)
+            return
         for kind, content in docs:
             digest = self.store.documents.put(twin, content)  # durable before it is named
             _put_pending(wb, twin, start, kind, Pending(digest, lo, hi))
-        for dev, seq in refs:
-            wb.delete(_WINDOW + _TWS.pack(twin, start) + dev + _U64.pack(seq))
         self.book.write(wb)
         self.stats.reports += 1
         self.stats.alerts += report.alert_count()
@@ -948,7 +964,12 @@ class ReportService:
         ]
         final = self.store.path / INDEX_FILE
         tmp = final.with_name(f".{final.name}.tmp")
-        tmp.write_text(json.dumps({"reports": rows, "late_batches": self.book.late()}, indent=1))
+        index = {
+            "reports": rows,
+            "late_batches": self.book.late(),
+            "too_large": self.book.meta("too_large"),
+        }
+        tmp.write_text(json.dumps(index, indent=1))
         os.replace(tmp, final)
 
 
