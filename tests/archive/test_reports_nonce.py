@@ -45,7 +45,7 @@ async def test_a_used_nonce_is_replaced_and_the_anchor_made_once(tmp_path: Path)
     stale = Extrinsic.sign(call, alice, 0, b"\x01" * 32, SPEC_VERSION).encode()
     book = ReportBook(store.path / "reports")
     wb = WriteBatch()
-    _put_pending(wb, 0, lo, ANCHOR_KPI, Pending(digest, lo, hi, 0, stale))
+    _put_pending(wb, 0, lo, ANCHOR_KPI, Pending(digest, lo, hi, 0, 0, stale))
     book.write(wb)
     book.close()
 

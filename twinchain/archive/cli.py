@@ -111,7 +111,7 @@ class ArchiveCommands:
     def cmd_reports_verify(self, args: argparse.Namespace) -> int:
         from twinchain.archive.reports import (
             ReportError,
-            anchors_over_rpc,
+            anchor_over_rpc,
             read_index,
             verify_report,
         )
@@ -127,19 +127,17 @@ class ArchiveCommands:
         client = self._client(args.rpc, args.ca_file) if args.rpc else None
         results = []
         try:
-            anchored: dict[int, set[bytes]] = {}
+            head = client.call("chain_getFinalizedHead") if client is not None else None
             for r in rows:
                 twin, digest = r["twin"], bytes.fromhex(r["digest"][2:])
                 reason = None
                 try:
-                    records = rpc_records(client) if client is not None else None
+                    records = rpc_records(client, head) if client is not None else None
                     verify_report(args.dir, twin, digest, records)
                     if client is not None:
-                        if twin not in anchored:
-                            found = anchors_over_rpc(client.call, twin)
-                            anchored[twin] = {a.digest for _, a in found}
-                        if digest not in anchored[twin]:
-                            raise ReportError("the chain has no anchor with this digest")
+                        a = anchor_over_rpc(client.call, twin, r["anchor"], head)
+                        if a is None or a.digest != digest:
+                            raise ReportError(f"anchor #{r['anchor']} on chain is not this digest")
                 except ReportError as exc:
                     reason = str(exc)
                 results.append({**r, "ok": reason is None, "reason": reason})

@@ -552,10 +552,18 @@ def ideal_rate_of(rt: Runtime, twin: int) -> int:
 
 
 def find_anchor(
-    rt: Runtime, twin: int, kind: int, from_ms: int, to_ms: int, by: bytes
+    rt: Runtime, twin: int, kind: int, from_ms: int, to_ms: int, by: bytes, since: int = 0
 ) -> tuple[int, Any] | None:
-    """The twin's anchor of ``kind`` over exactly ``[from_ms, to_ms]`` by ``by``, if any."""
-    for aid, a in rt.telemetry.anchors(twin):
+    """The twin's anchor of ``kind`` over exactly ``[from_ms, to_ms]`` by ``by``, if any,
+    among those anchored after block ``since``. Anchor ids grow with their blocks: the scan
+    goes from the newest back to ``since``, so a twin's long history is not read each time."""
+    tel = rt.telemetry
+    for aid in range(tel.AnchorCount.get(twin) - 1, -1, -1):
+        a = tel.Anchors.get(twin, aid)
+        if a is None:
+            continue
+        if a.block <= since:
+            break
         if a.kind == kind and a.from_ms == from_ms and a.to_ms == to_ms and a.by == by:
             return aid, a
     return None
@@ -576,24 +584,25 @@ _TWSK = struct.Struct(">QQB")
 
 @dataclass
 class Pending:
-    """An anchor decided but not final: its digest and window, then (once signed) its nonce
-    and extrinsic, and how many nonces the chain used without anchoring it."""
+    """An anchor decided but not final: its digest and window, the finalized block it was
+    decided at (it can only be anchored after it), then (once signed) its nonce and
+    extrinsic, and how many nonces the chain used without anchoring it."""
 
     digest: bytes
     from_ms: int
     to_ms: int
+    since: int = 0
     nonce: int | None = None
     xt: bytes | None = None
     attempts: int = 0
 
     def pack(self) -> bytes:
-        fields = [self.digest, self.from_ms, self.to_ms, self.nonce, self.xt, self.attempts]
-        return msgpack.packb(fields, use_bin_type=True)  # type: ignore[no-any-return]
+        fields = [self.digest, self.from_ms, self.to_ms, self.since, self.nonce, self.xt]
+        return msgpack.packb([*fields, self.attempts], use_bin_type=True)  # type: ignore[no-any-return]
 
     @classmethod
     def unpack(cls, raw: bytes) -> Pending:
-        d, lo, hi, nonce, xt, attempts = msgpack.unpackb(raw, raw=False)
-        return cls(d, lo, hi, nonce, xt, attempts)
+        return cls(*msgpack.unpackb(raw, raw=False))
 
 
 class ReportBook:
@@ -745,7 +754,7 @@ class ReportService:
         assert self.book is not None
         wb = WriteBatch()
         for twin, start, kind, p in self.book.pending():
-            found = find_anchor(rt, twin, kind, p.from_ms, p.to_ms, self.key.public)
+            found = find_anchor(rt, twin, kind, p.from_ms, p.to_ms, self.key.public, p.since)
             if found is None:
                 continue
             aid, a = found
@@ -880,7 +889,7 @@ class ReportService:
             return
         for kind, content in docs:
             digest = self.store.documents.put(twin, content)  # durable before it is named
-            _put_pending(wb, twin, start, kind, Pending(digest, lo, hi))
+            _put_pending(wb, twin, start, kind, Pending(digest, lo, hi, rt.system.Number.get()))
         self.book.write(wb)
         self.stats.reports += 1
         self.stats.alerts += report.alert_count()
@@ -903,7 +912,7 @@ class ReportService:
         best_nonce = best.system.nonce(who)
         now = self.clock()
         for twin, start, kind, p in pending:
-            if find_anchor(best, twin, kind, p.from_ms, p.to_ms, who) is not None:
+            if find_anchor(best, twin, kind, p.from_ms, p.to_ms, who, p.since) is not None:
                 continue  # in a block: finality settles it
             key = (twin, start, kind)
             if p.nonce is not None and p.xt is not None and fin_nonce <= p.nonce:
@@ -1078,19 +1087,22 @@ def verify_report(
     return doc
 
 
+def anchor_over_rpc(call: Callable[..., Any], twin: int, aid: int, at: str) -> Any | None:
+    """The twin's anchor ``aid`` (an AnchoredResult) as a node answers ``state_getStorage``
+    at block ``at`` (0x-hex), None if there is none."""
+    item = Runtime().telemetry.Anchors
+    raw = call("state_getStorage", "0x" + item.key(twin, aid).hex(), at)
+    return None if raw is None else item.value_type.decode(bytes.fromhex(raw[2:]))
+
+
 def anchors_over_rpc(call: Callable[..., Any], twin: int) -> list[tuple[int, Any]]:
-    """The twin's anchors (id, AnchoredResult) as a node answers ``state_getStorage`` at its
-    finalized head."""
-    tel = Runtime().telemetry
+    """All the twin's anchors (id, AnchoredResult) at the node's finalized head."""
+    count_item = Runtime().telemetry.AnchorCount
     head = call("chain_getFinalizedHead")
-    raw = call("state_getStorage", "0x" + tel.AnchorCount.key(twin).hex(), head)
-    count = 0 if raw is None else tel.AnchorCount.value_type.decode(bytes.fromhex(raw[2:]))
-    out = []
-    for aid in range(count):
-        raw = call("state_getStorage", "0x" + tel.Anchors.key(twin, aid).hex(), head)
-        if raw is not None:
-            out.append((aid, tel.Anchors.value_type.decode(bytes.fromhex(raw[2:]))))
-    return out
+    raw = call("state_getStorage", "0x" + count_item.key(twin).hex(), head)
+    count = 0 if raw is None else count_item.value_type.decode(bytes.fromhex(raw[2:]))
+    found = ((aid, anchor_over_rpc(call, twin, aid, head)) for aid in range(count))
+    return [(aid, a) for aid, a in found if a is not None]
 
 
 def read_index(path: Path) -> dict[str, Any]:
@@ -1114,6 +1126,7 @@ __all__ = [
     "ReportError",
     "ReportService",
     "Rule",
+    "anchor_over_rpc",
     "anchors_over_rpc",
     "compute",
     "decode_document",
