@@ -41,6 +41,7 @@ class Domain(enum.Enum):
     SEAL = "block seal"
     SIMULATION = "twin simulation"
     REQUEST = "signed rpc request"
+    SESSION_KEYS = "session key ownership"
 
 
 def domain_key(domain: Domain) -> bytes:

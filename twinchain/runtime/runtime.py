@@ -35,6 +35,7 @@ from twinchain.runtime.pallets.maintenance.config import Config as MaintenanceCo
 from twinchain.runtime.pallets.multisig import Config as MultisigConfig
 from twinchain.runtime.pallets.multisig import Multisig
 from twinchain.runtime.pallets.roles import Roles
+from twinchain.runtime.pallets.session import Session
 from twinchain.runtime.pallets.simulation import Config as SimulationConfig
 from twinchain.runtime.pallets.simulation import Simulation
 from twinchain.runtime.pallets.sudo import Sudo
@@ -69,6 +70,7 @@ PALLETS: list[tuple[int, type[Pallet]]] = [
     (17, Simulation),
     # After Roles and Facility: its genesis reads their founding facilities and operators.
     (18, Council),
+    (19, Session),
 ]
 
 MAX_NESTED_DISPATCH = 4
@@ -126,6 +128,7 @@ class Runtime:
         self.analytics: Analytics = self.by_name["Analytics"]  # type: ignore[assignment]
         self.simulation: Simulation = self.by_name["Simulation"]  # type: ignore[assignment]
         self.council: Council = self.by_name["Council"]  # type: ignore[assignment]
+        self.session: Session = self.by_name["Session"]  # type: ignore[assignment]
         self._wire()
 
     def _wire(self) -> None:

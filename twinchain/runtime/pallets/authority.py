@@ -166,6 +166,12 @@ class Authority(Pallet):
         self.CurrentSlot.put(slot)
         if number % self.SessionLength.get() == 0:
             nxt = self.NextAuthorities.get()
+            # Session keys queued by set_keys take their validators' places (Session pallet).
+            keyed, used = self.runtime.session.enact_keys(
+                self.Authorities.get() if nxt is None else nxt
+            )
+            if nxt is not None or keyed != self.Authorities.get():
+                nxt = keyed
             session = self.CurrentSession.get() + 1
             self.CurrentSession.put(session)
             if nxt is not None:
@@ -173,7 +179,7 @@ class Authority(Pallet):
                 self.NextAuthorities.kill()
                 self.SetId.put(self.SetId.get() + 1)
                 self.deposit(self.Event.NewSession(session, nxt))
-            return 20_000
+            return 20_000 + used
         return 5_000
 
     # -- API

@@ -1,0 +1,16 @@
+"""Weights of the Session pallet (FRAME's weights.rs): nanoseconds of block import on one
+core, state root and database write included.
+
+Machine: none: set by hand on 2026-12-06 (not yet measured by ``make weights``), from the
+Authority pallet's measured-by-hand weights: set_keys checks one BIP-340 signature (half an
+equivocation report's two) and writes two map entries.
+"""
+
+# Session.set_keys: one signature verified, the authority sets read, two entries written.
+W_SET_KEYS = 250_000
+
+# Session.purge_keys: one entry read and up to two removed.
+W_PURGE_KEYS = 30_000
+
+# One queued key made active at a session boundary (Authority.on_initialize).
+W_ENACT_KEY = 30_000
