@@ -46,6 +46,7 @@ from twinchain.protocol.telemetry import (
     Batch,
     sign_batch,
 )
+from twinchain.runtime.pallets.equipment.types import READ_TELEMETRY
 from twinchain.runtime.pallets.telemetry.types import ANCHOR_ALERT, ANCHOR_KPI
 
 MACHINES = [MachineConfig("mill-1", "cnc_mill")]
@@ -70,6 +71,8 @@ class Node:
         g["telemetry"]["capture"] = [[0, TEMPERATURE, MIN_INTERVAL_MS, 86_400_000]]
         # A known envelope: temperature only, steps up to 5 degC.
         g["equipment"]["twins"][0]["envelope"] = [[TEMPERATURE, -10_000, 90_000, 5_000]]
+        # Charlie may read twin 0's telemetry (a grantee of the owner); Bob may not.
+        g["equipment"]["twins"][0]["access"] = [["//Charlie", READ_TELEMETRY, 4_102_444_800_000]]
         (tmp / "spec.json").write_text(json.dumps(spec))
         self.archive = tmp / "chain" / "archive"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -208,7 +211,10 @@ def test_report_anchored_private_kpis_stay_off_chain(node: Node) -> None:
         "TooFast", 1, 2, start + 1_250, start + 1_200, MIN_INTERVAL_MS
     )  # fmt: skip
 
-    # Someone the chain does not let read twin 0 gets the typed refusal, not the report.
+    # A READ_TELEMETRY grantee reads it too; someone the chain does not let read twin 0 gets
+    # the typed refusal, not the report.
+    with Client(node.url) as c:
+        assert c.document(0, kpi.digest, key=Keypair.from_dev_name("Charlie")) == content
     with Client(node.url) as c, pytest.raises(AccessDenied):
         c.document(0, kpi.digest, key=Keypair.from_dev_name("Bob"))
 
