@@ -20,6 +20,7 @@ from twinchain.consensus import aura
 from twinchain.node.blockchain import Blockchain, BlockImportError, ImportResult
 from twinchain.node.txpool import SOURCE_NETWORK, TransactionPool
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import SigningKeys
 from twinchain.primitives.types import Block, CompactBlock, Header
 from twinchain.runtime.executive import InvalidBlock, InvalidTransaction
 
@@ -65,11 +66,15 @@ class Authoring:
         after_import: Callable[[Block, ImportResult], None],
         is_syncing: Callable[[], bool],
         double_sign: bool = False,
+        keys: SigningKeys | None = None,
     ) -> None:
         self.chain = chain
         self.pool = pool
         self.network = network
         self.keypair = keypair
+        #: Every key we may author with: each slot's author is looked up in it, so that a
+        #: rotated key takes over at the session boundary that makes it the author.
+        self.keys = keys if keys is not None else SigningKeys(None, *filter(None, [keypair]))
         self.double_sign = double_sign
         self._after_import = after_import
         self._is_syncing = is_syncing
@@ -97,7 +102,8 @@ class Authoring:
             if self._is_syncing():
                 continue
             auths = self.chain.authorities_at(self.chain.best.hash)
-            if aura.slot_author(auths, slot) != self.keypair.public:
+            keypair = self.keys.get(aura.slot_author(auths, slot))
+            if keypair is None:
                 continue
             # As Substrate's slot worker: with other authorities, no peers means no authoring.
             # After a restart our head is stale: a block on it is a fork nobody else ever sees,
@@ -110,7 +116,7 @@ class Authoring:
             # however late in its slot that block was authored (e.g. before a restart).
             try:
                 late_ms = max(aura.now_ms() - slot * duration, 0)
-                self.author_block(slot, slot * duration, late_ms=late_ms)
+                self.author_block(slot, slot * duration, late_ms=late_ms, keypair=keypair)
             except (InvalidBlock, InvalidTransaction, BlockImportError) as exc:
                 log.error("could not author a block in slot %d: %s", slot, exc)
             await trio.sleep(0)
@@ -135,7 +141,9 @@ class Authoring:
         while self.chain.best.slot < slot - 1 and time.monotonic() < give_up:
             await trio.sleep(0.01)
 
-    def author_block(self, slot: int, now_ms: int, late_ms: int = 0) -> Block:
+    def author_block(
+        self, slot: int, now_ms: int, late_ms: int = 0, keypair: Keypair | None = None
+    ) -> Block:
         """Build, import and announce a block for ``slot``.
 
         ``late_ms``: how far into the slot we start. The time to apply transactions is
@@ -143,7 +151,8 @@ class Authoring:
         for its parent builds a smaller block, which its peers import sooner, so the next
         author is not late in turn (counted from our own start, lateness compounded).
         """
-        assert self.keypair is not None
+        keypair = keypair or self.keypair
+        assert keypair is not None
         budget = propose_budget_ms(self.chain.slot_duration(), late_ms)
         deadline = time.monotonic() + budget / 1000
         parent = self.chain.best
@@ -155,7 +164,7 @@ class Authoring:
             invalid.append(h)
 
         block, result = self.chain.propose(
-            self.keypair,
+            keypair,
             slot,
             now_ms,
             ready,
@@ -173,9 +182,7 @@ class Authoring:
             self.network.publish_block(compact.encode())
         if self.double_sign:
             # Test-only equivocation: a second, different block for the same slot.
-            twin, twin_result = self.chain.propose(
-                self.keypair, slot, now_ms + 1, (), parent=parent
-            )
+            twin, twin_result = self.chain.propose(keypair, slot, now_ms + 1, (), parent=parent)
             self._after_import(twin, twin_result)
             if self.network is not None:
                 self.network.publish_block(twin.encode())

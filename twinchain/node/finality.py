@@ -33,6 +33,8 @@ from twinchain.primitives.codec import CodecError
 from twinchain.primitives.faults import crash_point
 from twinchain.primitives.finality import SignedVote
 from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import SigningKeys
+from twinchain.primitives.types import Header
 
 if TYPE_CHECKING:
     from twinchain.p2p.service import NetworkService
@@ -49,8 +51,10 @@ WANTED_RETRY_S = 2.0
 class NodeFinality:
     """The finality voter of one node and the finality messages it exchanges with peers.
 
-    ``keypair``: the voter's key (None: follow finality without voting). ``is_syncing``: a
-    major sync is running (finalizations are then not synced to disk one by one).
+    ``keypair``: the voter's key (None: follow finality without voting); ``keys``: every key
+    it may vote with (default: ``keypair`` alone): each set votes with the key it names, so a
+    rotated session key votes from the set that holds it on. ``is_syncing``: a major sync is
+    running (finalizations are then not synced to disk one by one).
     """
 
     def __init__(
@@ -60,10 +64,12 @@ class NodeFinality:
         keypair: Keypair | None,
         reporter: EquivocationReporter,
         is_syncing: Callable[[], bool],
+        keys: SigningKeys | None = None,
     ) -> None:
         self.chain = chain
         self.network = network
         self.keypair = keypair
+        self.keys = keys if keys is not None else SigningKeys(None, *filter(None, [keypair]))
         self.reporter = reporter
         self._is_syncing = is_syncing
         self.voter = self._new_voter()
@@ -79,14 +85,15 @@ class NodeFinality:
     # ------------------------------------------------------------------ the voter
     def _new_voter(self) -> Voter:
         fin = self.chain.finalized
+        authorities = self.chain.authorities_at(fin.hash)
         return Voter(
             genesis_hash=self.chain.genesis_hash,
-            authorities=self.chain.authorities_at(fin.hash),
+            authorities=authorities,
             set_id=self.chain.set_id_at(fin.hash),
             finalized=(fin.hash, fin.number),
             lookup=self.chain.blocks.header,
             best_chain_containing=self._best_containing,
-            keypair=self.keypair,
+            keypair=None if self.keypair is None else self.keys.first_of(authorities),
             slot_ms=self.chain.slot_duration(),
             now_ms=aura.now_ms(),
             store=KVVoterStore(self.chain.kv),
@@ -117,9 +124,22 @@ class NodeFinality:
     def _best_containing(self, base: tuple[bytes, int]) -> tuple[bytes, int]:
         best = self.chain.best
         anc = self.chain.blocks.header(base[0])
-        if anc is not None and self.chain.descends_from(best, anc):
-            return (best.hash, best.number)
-        return base
+        if anc is None or not self.chain.descends_from(best, anc):
+            return base
+        # GRANDPA's voting limit: a set votes at most up to the block that enacts the next
+        # set (the last block whose parent is in this set). That block is final by this set's
+        # justification, which every node checks against this set; a vote past it would
+        # finalize blocks whose justification names the wrong set, and the next set's voters
+        # (a rotated key among them) would never be asked.
+        head: Header | None = best
+        set_id = self.voter.set_id
+        while (
+            head is not None
+            and head.number > base[1]
+            and self.chain.set_id_at(head.parent_hash) != set_id
+        ):
+            head = self.chain.blocks.header(head.parent_hash)
+        return base if head is None else (head.hash, head.number)
 
     def step(self, now_ms: int) -> None:
         """Tick the voter: send its votes, finalize what it finalized, ask for a catch-up if

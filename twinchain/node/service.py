@@ -37,7 +37,7 @@ from twinchain.p2p.abc import ChainStatus, Verdict
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.finality import describe_vote
 from twinchain.primitives.keys import Keypair
-from twinchain.primitives.keystore import Keystore
+from twinchain.primitives.keystore import Keystore, SigningKeys
 from twinchain.primitives.types import (
     Block,
     CompactBlock,
@@ -116,7 +116,15 @@ class Node:
                 raise SystemExit(
                     "--validator needs an 'aura' key in the keystore (twinchain key insert)"
                 )
-            self.author_key = keys[0]
+            # After a rotation the keystore also holds session keys: the account (a key no
+            # other account registered as its session key) signs the node's extrinsics.
+            owners = self.chain.runtime.session.KeyOwner
+            best = self.chain.state_at()
+            accounts = [k for k in keys if best.get(owners.key(k.public)) is None]
+            self.author_key = (accounts or keys)[0]
+        #: Keys the node signs blocks and votes with: the set in force names which (the
+        #: account's key, or a session key author_rotateKeys put in the keystore).
+        self.signing_keys = SigningKeys(self.keystore, *filter(None, [self.author_key]))
         self.network = None
         if config.port is not None:
             from twinchain.p2p.guard import ConnectionLimits
@@ -149,6 +157,7 @@ class Node:
             self.author_key if config.validator else None,
             self.equivocations,
             is_syncing=lambda: self.is_syncing,
+            keys=self.signing_keys,
         )
         self.authoring = Authoring(
             self.chain,
@@ -158,6 +167,7 @@ class Node:
             after_import=self._after_import,
             is_syncing=lambda: self.is_syncing,
             double_sign=config.double_sign,
+            keys=self.signing_keys,
         )
         self._future: list[tuple[int, Block]] = []
         #: Gossiped compact blocks this node could not rebuild from its pool (fetched by sync).

@@ -94,3 +94,33 @@ def load_keypair(spec: str) -> Keypair:
         raise KeystoreError(
             f"a key must be //Name, a hex seed, a key file or a keystore: {exc}"
         ) from None
+
+
+class SigningKeys:
+    """The keys a validator signs blocks and finality votes with, looked up by the public key
+    the active authority set names: its configured key and every ``aura`` key of its
+    keystore, read from disk the first time the set names it. A key author_rotateKeys adds
+    while the node runs is found this way, so when the set switches to it at a session
+    boundary the node signs with it at once, and with the old key until then."""
+
+    KEY_TYPE = "aura"
+
+    def __init__(self, keystore: Keystore | None, *keys: Keypair) -> None:
+        self.keystore = keystore
+        self._known = {kp.public: kp for kp in keys}
+
+    def get(self, public: bytes) -> Keypair | None:
+        kp = self._known.get(public)
+        if kp is None and self.keystore is not None and self.keystore.has(self.KEY_TYPE, public):
+            kp = self.keystore.get(self.KEY_TYPE, public)
+            if kp is not None:
+                self._known[public] = kp
+        return kp
+
+    def first_of(self, publics: list[bytes]) -> Keypair | None:
+        """Our key among ``publics`` (an authority set), if any."""
+        for p in publics:
+            kp = self.get(p)
+            if kp is not None:
+                return kp
+        return None
