@@ -36,6 +36,7 @@ from twinchain.rpc.auth import Authenticator
 from twinchain.rpc.errors import invalid_params, pool_error
 from twinchain.rpc.twin import register as register_twin_methods
 from twinchain.runtime.executive import InvalidTransaction
+from twinchain.runtime.pallets.session import ownership_message
 from twinchain.storage.abc import StateReader
 from twinchain.storage.blockstore import ChainStoreError
 from twinchain.storage.trie import StateError
@@ -592,6 +593,35 @@ def author_rotate_keys(ctx: CallContext) -> str:
         log.warning("author_rotateKeys failed: %s", exc)
         raise RpcError(UNSUPPORTED_KEY_TYPE, "Keystore error", str(exc)) from None
     return to_hex(b"".join(k.public for k in keys))
+
+
+@rpc("author_rotateKeysWithOwner", unsafe=True)
+def author_rotate_keys_with_owner(ctx: CallContext, owner: Any) -> dict[str, str]:
+    """New session keys, and their proof of ownership for ``Session.set_keys`` signed by
+    ``owner`` (the validator account): each new key's signature over the account. The node
+    signs with a key from the session the chain makes it active (see SigningKeys)."""
+    account = _hex(owner, "owner", 32)
+    try:
+        keys = [ctx.node.keystore.generate(kt) for kt in SESSION_KEY_TYPES]
+    except (KeystoreError, OSError) as exc:
+        log.warning("author_rotateKeysWithOwner failed: %s", exc)
+        raise RpcError(UNSUPPORTED_KEY_TYPE, "Keystore error", str(exc)) from None
+    message = ownership_message(ctx.node.chain.genesis_hash, account)
+    return {
+        "keys": to_hex(b"".join(k.public for k in keys)),
+        "proof": to_hex(b"".join(k.sign(message) for k in keys)),
+    }
+
+
+@rpc("author_hasSessionKeys", unsafe=True)
+def author_has_session_keys(ctx: CallContext, sessionKeys: Any) -> bool:
+    """Whether the keystore holds every key of ``sessionKeys`` (as author_rotateKeys returns
+    them: the public keys concatenated in SESSION_KEY_TYPES order)."""
+    raw = _hex(sessionKeys, "session keys", 32 * len(SESSION_KEY_TYPES))
+    return all(
+        ctx.node.keystore.has(kt, raw[32 * i : 32 * i + 32])
+        for i, kt in enumerate(SESSION_KEY_TYPES)
+    )
 
 
 def new_subscription_id() -> str:
