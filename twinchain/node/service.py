@@ -303,7 +303,8 @@ class Node:
                 if len(self._future) < FUTURE_BLOCKS_MAX:
                     self._future.append((block.header.slot, block))
                 return Verdict.IGNORE
-            if exc.reason in ("known", "stale", "unknown-parent"):
+            # unsupported-runtime: this node stopped at an upgrade; the sender is right.
+            if exc.reason in ("known", "stale", "unknown-parent", "unsupported-runtime"):
                 return Verdict.IGNORE
             log.warning("rejected block #%d: %s", block.header.number, exc)
             return Verdict.REJECT
