@@ -20,6 +20,7 @@ from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.analytics import Analytics
 from twinchain.runtime.pallets.analytics.config import Config as AnalyticsConfig
 from twinchain.runtime.pallets.authority import Authority
+from twinchain.runtime.pallets.authority import Config as AuthorityConfig
 from twinchain.runtime.pallets.balances import Balances
 from twinchain.runtime.pallets.balances import Config as BalancesConfig
 from twinchain.runtime.pallets.benchmark import Benchmark
@@ -139,6 +140,9 @@ class Runtime:
         self.timestamp.configure(TimestampConfig(slots=self.authority))
         self.multisig.configure(MultisigConfig(currency=self.balances))
         self.facility.configure(FacilityConfig(roles=self.roles))
+        self.authority.configure(
+            AuthorityConfig(validators=self.facility, account_of=self.session.account_of)
+        )
         self.equipment.configure(EquipmentConfig(roles=self.roles, facilities=self.facility))
         self.telemetry.configure(
             TelemetryConfig(

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from twinchain.protocol.telemetry import MetricInfo
     from twinchain.runtime.pallets.equipment.types import Envelope, Spec, TwinInfo
     from twinchain.runtime.pallets.facility.types import FacilityInfo
@@ -232,4 +234,22 @@ class ModelRegistry(Protocol):
 
     def model_active(self, model: bytes) -> bool:
         """Whether ``model`` is registered and active."""
+        ...
+
+
+# --------------------------------------------------------------------------- validators
+
+
+class ValidatorSource(Protocol):
+    """Validators joining and leaving at a session boundary (Facility's onboarding)."""
+
+    def validator_changes(
+        self, current: Collection[bytes] = ()
+    ) -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
+        """(to add, to remove) as (facility, validator account) pairs; ``current``: the
+        accounts of the authority set now."""
+        ...
+
+    def validator_applied(self, fid: int) -> None:
+        """The boundary applied this facility's change."""
         ...

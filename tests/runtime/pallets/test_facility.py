@@ -24,6 +24,9 @@ OP, OP2, AUD, AUD2, NOBODY = (
     Keypair.from_dev_name(n) for n in ("Operator", "Operator2", "Auditor", "Auditor2", "Nobody")
 )
 VALIDATOR = Keypair.from_dev_name("Validator")
+# libp2p peer ids (identity multihashes of an Ed25519 key's protobuf): one per test node.
+NODE = bytes([0, 36, 8, 1, 18, 32]) + b"\x01" * 32
+NODE2 = bytes([0, 36, 8, 1, 18, 32]) + b"\x02" * 32
 EVIDENCE = b"\x11" * 32
 DOC = b"\x22" * 32
 FAR = 10**12  # ms: far in the future
@@ -226,7 +229,7 @@ def test_verification_expires(make_chain: Any) -> None:
     assert not chain.rt.facility.is_verified(fid)
     assert info(chain, fid).status == "Verified"  # the record stays; it just stops counting
     with pytest.raises(DispatchError) as e:
-        chain.dispatch(signed(OP), "Facility", "propose_validator", fid)
+        chain.dispatch(signed(OP), "Facility", "propose_validator", fid, NODE)
     assert err(e) == "Facility.NotVerified"
 
 
@@ -441,30 +444,44 @@ def test_validator_proposal_lifecycle(blk: Any) -> None:
     f = blk.rt.facility
     fid = register(blk)
     with pytest.raises(DispatchError) as e:
-        blk.dispatch(signed(OP), "Facility", "propose_validator", fid)
+        blk.dispatch(signed(OP), "Facility", "propose_validator", fid, NODE)
     assert err(e) == "Facility.NotVerified"
     verify(blk, fid)
     with pytest.raises(DispatchError) as e:
-        blk.dispatch(signed(OP2), "Facility", "propose_validator", fid)
+        blk.dispatch(signed(OP2), "Facility", "propose_validator", fid, NODE)
     assert err(e) == "Facility.NotFacilityOperator"
-    evs = blk.dispatch(signed(OP), "Facility", "propose_validator", fid)
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(OP), "Facility", "propose_validator", fid, b"\x00\x05nope")
+    assert err(e) == "Facility.InvalidPeerId"
+    evs = blk.dispatch(signed(OP), "Facility", "propose_validator", fid, NODE)
     assert blk.args(evs[-1]) == {"facility": fid, "validator": VALIDATOR.public}
+    # Pending: the council has not approved it, nothing changes at a boundary.
+    assert f.validator_changes() == ([], []) and f.pending_validators() == []
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(OP), "Facility", "propose_validator", fid, NODE)
+    assert err(e) == "Facility.AlreadyProposed"
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(OP), "Facility", "approve_validator", fid)
+    assert err(e) == "System.BadOrigin"
+    evs = blk.dispatch(Origin.root(), "Facility", "approve_validator", fid)
+    assert blk.names(evs) == ["Facility.NodeAdded", "Facility.ValidatorApproved"]
+    assert f.nodes(fid) == [NODE] and f.authorized_nodes() == [NODE]
     assert f.pending_validators() == [(fid, VALIDATOR.public)]
     assert f.validator_changes() == ([(fid, VALIDATOR.public)], [])
-    with pytest.raises(DispatchError) as e:
-        blk.dispatch(signed(OP), "Facility", "propose_validator", fid)
-    assert err(e) == "Facility.AlreadyProposed"
     # The session code applies it.
     f.validator_applied(fid)
     assert f.ValidatorProposals.get(fid).status == "Active"
     assert f.validator_changes() == ([], []) and f.pending_validators() == []
-    # Suspension removes it at the next session.
+    # Suspension removes it at the next session; its node stays while it is an authority.
     evs = blk.dispatch(Origin.root(), "Facility", "suspend", fid, EVIDENCE)
     assert blk.names(evs) == ["Facility.ValidatorRemoved", "Facility.FacilitySuspended"]
     assert f.validator_changes() == ([], [(fid, VALIDATOR.public)])
+    assert f.authorized_nodes([VALIDATOR.public]) == [NODE] and f.authorized_nodes() == []
     f.validator_applied(fid)
     assert f.ValidatorProposals.get(fid) is None
     assert f.validator_changes() == ([], [])
+    # A key still in the set whose facility is not verified leaves (genesis validators).
+    assert f.validator_changes([VALIDATOR.public]) == ([], [(fid, VALIDATOR.public)])
 
 
 def test_withdraw_and_revoke_remove_proposals(blk: Any) -> None:
@@ -472,8 +489,8 @@ def test_withdraw_and_revoke_remove_proposals(blk: Any) -> None:
     a, b = register(blk), register(blk, OP2, NOBODY)
     for fid in (a, b):
         verify(blk, fid)
-    blk.dispatch(signed(OP), "Facility", "propose_validator", a)
-    blk.dispatch(signed(OP2), "Facility", "propose_validator", b)
+    blk.dispatch(signed(OP), "Facility", "propose_validator", a, NODE)
+    blk.dispatch(signed(OP2), "Facility", "propose_validator", b, NODE2)
     blk.dispatch(signed(OP), "Facility", "withdraw_validator", a)
     with pytest.raises(DispatchError) as e:
         blk.dispatch(signed(OP), "Facility", "withdraw_validator", a)
@@ -481,7 +498,8 @@ def test_withdraw_and_revoke_remove_proposals(blk: Any) -> None:
     blk.dispatch(Origin.root(), "Facility", "revoke", b, EVIDENCE)
     assert f.validator_changes() == ([], sorted([(a, VALIDATOR.public), (b, NOBODY.public)]))
     # A withdrawn proposal can be made again.
-    blk.dispatch(signed(OP), "Facility", "propose_validator", a)
+    blk.dispatch(signed(OP), "Facility", "propose_validator", a, NODE)
+    blk.dispatch(Origin.root(), "Facility", "approve_validator", a)
     assert f.pending_validators() == [(a, VALIDATOR.public)]
 
 
@@ -490,11 +508,13 @@ def test_lapsed_verification_removes_an_active_validator(make_chain: Any) -> Non
     chain.start_block()
     fid = register(chain)
     verify(chain, fid, True, 2 * SLOT_MS)
-    chain.dispatch(signed(OP), "Facility", "propose_validator", fid)
+    chain.dispatch(signed(OP), "Facility", "propose_validator", fid, NODE)
+    chain.dispatch(Origin.root(), "Facility", "approve_validator", fid)
     chain.rt.facility.validator_applied(fid)
     chain.finish_block()
     chain.start_block()
     assert chain.rt.facility.validator_changes() == ([], [(fid, VALIDATOR.public)])
+    assert chain.rt.facility.authorized_nodes() == []
 
 
 # --------------------------------------------------------------------------- governance

@@ -143,6 +143,7 @@ def _submit_args(chain: Any) -> tuple[Any, ...]:
 
 
 ROOT_ONLY = "System.BadOrigin"
+PEER = bytes([0, 36, 8, 1, 18, 32]) + b"\x07" * 32  # a libp2p peer id (an Ed25519 key's)
 NEW = K["Newbie"].public
 CASES = [
     # Roles
@@ -173,10 +174,24 @@ CASES = [
         "Facility", "check_compliance", (0, 0), ("op", "aud"), "Facility.NotOperatorOrAuditor"
     ),
     Case("Facility", "report_incident", (0, 2, H), ("aud",), "Facility.NotAuditor"),
-    Case("Facility", "propose_validator", (0,), ("op",), "Facility.NotFacilityOperator"),
+    Case("Facility", "propose_validator", (0, PEER), ("op",), "Facility.NotFacilityOperator"),
     Case(
         "Facility", "withdraw_validator", (0,), ("op",), "Facility.NotFacilityOperator",
-        prep=_as("op", "Facility", "propose_validator", 0),
+        prep=_as("op", "Facility", "propose_validator", 0, PEER),
+    ),
+    Case(
+        "Facility", "approve_validator", (0,), ("root",),
+        prep=_as("op", "Facility", "propose_validator", 0, PEER),
+    ),
+    Case("Facility", "add_node", (0, PEER), ("op",), "Facility.NotFacilityOperator"),
+    Case(
+        "Facility", "remove_node", (0, PEER), ("op", "root"), "Facility.NotFacilityOperator",
+        prep=_as("op", "Facility", "add_node", 0, PEER),
+    ),
+    Case("Facility", "add_well_known_node", (PEER,), ("root",)),
+    Case(
+        "Facility", "remove_well_known_node", (PEER,), ("root",),
+        prep=_as("root", "Facility", "add_well_known_node", PEER),
     ),
     Case("Facility", "suspend", (0, H), ("root",)),
     Case("Facility", "reinstate", (0,), ("root",), prep=_as("root", "Facility", "suspend", 0, H)),

@@ -2,12 +2,16 @@
 
 The author of slot ``s`` is ``authorities[s mod n]``. The set changes only at a session
 boundary (every ``SessionLength`` blocks): ``set_authorities`` (root: sudo on dev chains,
-a council motion elsewhere) queues the next set; it takes effect at the next session.
+a council motion elsewhere) queues the next set; it takes effect at the next session. At
+the boundary the Facility pallet's validator changes apply too (``Config.validators``):
+council-approved facility validators join, offboarded ones leave.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from twinchain.primitives.codec import U8, U32, U64, AccountId, Bytes, Option, Vec
 from twinchain.primitives.keys import is_valid_public, parse_account, verify
@@ -28,6 +32,9 @@ from twinchain.runtime.framework import (
 )
 from twinchain.runtime.weights import authority as weights
 
+if TYPE_CHECKING:
+    from twinchain.runtime.traits import ValidatorSource
+
 MAX_AUTHORITIES = 100
 AuthorityList = Vec(AccountId, MAX_AUTHORITIES)
 OFFENCE_BLOCK, OFFENCE_VOTE = 0, 1
@@ -35,8 +42,21 @@ OFFENCE_BLOCK, OFFENCE_VOTE = 0, 1
 OffenceRecord = Vec(Bytes(64 * 1024), 2)
 
 
+@dataclass(frozen=True)
+class Config:
+    """What Authority uses of its siblings, wired by the runtime (none: a bare set)."""
+
+    validators: ValidatorSource | None = None  # facility validators joining, leaving (Facility)
+    account_of: Callable[[bytes], bytes] = lambda key: key  # a session key's account (Session)
+
+
+# Weight of one facility validator change at a boundary (two reads, two writes).
+W_VALIDATOR_CHANGE = 5_000
+
+
 class Authority(Pallet):
     name = "Authority"
+    config: Config = Config()
 
     Authorities = StorageValue(AuthorityList, [], doc="The current authority set, in order.")
     NextAuthorities = StorageValue(
@@ -165,7 +185,7 @@ class Authority(Pallet):
             raise BlockRejected(f"slot {slot} does not advance past {self.CurrentSlot.get()}")
         self.CurrentSlot.put(slot)
         if number % self.SessionLength.get() == 0:
-            nxt = self.NextAuthorities.get()
+            nxt, changed = self._facility_validators(self.NextAuthorities.get())
             # Session keys queued by set_keys take their validators' places (Session pallet).
             keyed, used = self.runtime.session.enact_keys(
                 self.Authorities.get() if nxt is None else nxt
@@ -179,8 +199,33 @@ class Authority(Pallet):
                 self.NextAuthorities.kill()
                 self.SetId.put(self.SetId.get() + 1)
                 self.deposit(self.Event.NewSession(session, nxt))
-            return 20_000 + used
+            return 20_000 + used + W_VALIDATOR_CHANGE * changed
         return 5_000
+
+    def _facility_validators(self, queued: list[bytes] | None) -> tuple[list[bytes] | None, int]:
+        """The next set with the facility validators' changes applied (``queued`` as it is if
+        none), and how many changes were read. Facilities name validators by account, the set
+        holds session keys: removals compare accounts. The set never empties."""
+        src = self.config.validators
+        if src is None:
+            return queued, 0
+        base = self.Authorities.get() if queued is None else queued
+        accounts = [self.config.account_of(k) for k in base]
+        add, remove = src.validator_changes(accounts)
+        gone = {key for _, key in remove}
+        new = [k for k, a in zip(base, accounts, strict=True) if a not in gone]
+        applied = [fid for fid, _ in remove]
+        for fid, key in add:
+            if key not in accounts and key not in new:
+                if len(new) >= MAX_AUTHORITIES:
+                    continue  # full: the proposal waits for a later boundary
+                new.append(key)
+            applied.append(fid)
+        if not new:
+            return queued, len(add) + len(remove)
+        for fid in applied:
+            src.validator_applied(fid)
+        return (queued if new == base else new), len(add) + len(remove)
 
     # -- API
     def governance_account(self) -> bytes:

@@ -8,10 +8,12 @@ chain against rule sets that governance configures. A reputation score (0..1000)
 with audits, incidents and verified maintenance, and every one of these acts lands in an
 append-only, hash-chained audit log per facility.
 
-A verified facility may propose its validator key for the authority set. The authority
-pallet's session code reads :meth:`Facility.validator_changes` at a session boundary and
-acknowledges with :meth:`Facility.validator_applied`; suspension, revocation or a lapsed
-verification turn a proposal into a removal there.
+A verified facility may propose its validator key, with the peer id of the node running it;
+the council approves it (Root), the node is authorized on the network at once and the key
+joins the authority set at the next session boundary (the Authority pallet reads
+:meth:`Facility.validator_changes` and acknowledges with :meth:`Facility.validator_applied`).
+Suspension, revocation or a lapsed verification remove it there again, and its nodes from
+the authorized set (``features/validators.py``).
 
 Time is the Timestamp pallet's ``Now`` (milliseconds); all arithmetic is integer.
 """
@@ -46,6 +48,7 @@ from twinchain.runtime.pallets.facility.types import (
     MAX_CERTIFICATIONS,
     MAX_LOCATION,
     MAX_NAME,
+    MAX_NODES,
     MAX_RPC_URL,
     MAX_STANDARD,
     REPUTATION_AUDIT_FAILED,
@@ -62,9 +65,13 @@ from twinchain.runtime.pallets.facility.types import (
     ComplianceRecord,
     FacilityId,
     FacilityInfo,
+    NodeList,
+    PeerId,
     RuleSet,
     ValidatorProposal,
     Verification,
+    WellKnownNodes,
+    parse_peer_id,
 )
 from twinchain.runtime.pallets.roles import FACILITY_OPERATOR
 from twinchain.runtime.pallets.support import chain_entry, found, live
@@ -102,6 +109,13 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
     ValidatorProposals = StorageMap(
         FacilityId, ValidatorProposal.wire_type(), doc="Validator key proposals per facility."
     )
+    Nodes = StorageMap(
+        FacilityId, NodeList, [], doc="Each facility's authorized node peer ids (libp2p)."
+    )
+    NodeOwner = StorageMap(PeerId, FacilityId, doc="The facility of each authorized node.")
+    WellKnown = StorageValue(
+        WellKnownNodes, [], doc="Authorized nodes of no facility (Root), sorted."
+    )
 
     class Event(PalletEvents):
         FacilityRegistered = (("facility", FacilityId), ("operator", AccountId))
@@ -131,6 +145,16 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
         ReputationChanged = (("facility", FacilityId), ("old", U32), ("new", U32))
         ValidatorProposed = (("facility", FacilityId), ("validator", AccountId))
         ValidatorRemoved = (("facility", FacilityId), ("validator", AccountId))
+        ValidatorApproved = (
+            ("facility", FacilityId),
+            ("validator", AccountId),
+            ("node", PeerId),
+        )
+        ValidatorActivated = (("facility", FacilityId), ("validator", AccountId))
+        NodeAdded = (("facility", FacilityId), ("node", PeerId))
+        NodeRemoved = (("facility", FacilityId), ("node", PeerId))
+        WellKnownNodeAdded = (("node", PeerId),)
+        WellKnownNodeRemoved = (("node", PeerId),)
         FacilitySuspended = (("facility", FacilityId), ("reason", H256))
         FacilityReinstated = (("facility", FacilityId),)
         FacilityRevoked = (("facility", FacilityId), ("reason", H256))
@@ -167,6 +191,12 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
         NotSuspended = "the facility is not suspended"
         Overflow = "too many facilities or rule sets"
         InvalidRpcUrl = "an RPC URL starts with http://, https://, ws:// or wss:// (or is empty)"
+        NotPending = "the facility has no validator proposal waiting for approval"
+        InvalidPeerId = "not a libp2p peer id (the multihash of a public key)"
+        NodeInUse = "this peer id is already authorized (for this or another facility)"
+        UnknownNode = "this peer id is not among the authorized nodes"
+        TooManyNodes = "too many authorized nodes"
+        NodeOfValidator = "the node runs the facility's validator: withdraw the validator first"
 
     # ------------------------------------------------------------------ helpers
     def _get(self, fid: int) -> FacilityInfo:
@@ -340,7 +370,9 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
     # ------------------------------------------------------------------ genesis
     def genesis(self, config: dict[str, Any]) -> None:
         """``facilities``: [{operator, name, location, capabilities, validator,
-        verified_until?, rpc_url?}]; ``rule_sets``: [{name, standards, capabilities, ...}]."""
+        verified_until?, rpc_url?, nodes?}] (``nodes``: authorized peer ids, base58 or
+        0x-hex); ``well_known_nodes``: peer ids of no facility; ``rule_sets``: [{name,
+        standards, capabilities, ...}]."""
         for i, spec in enumerate(config.get("facilities", [])):
             validator = parse_account(spec.get("validator", spec["operator"]))
             until = int(spec.get("verified_until", 0))
@@ -360,6 +392,15 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
             self.ValidatorOf.insert(validator, i)
             self._log(i, "Registered", None, ZERO_HASH, f.reputation)
             self.NextFacilityId.put(i + 1)
+            nodes = spec.get("nodes", [])
+            if len(nodes) > MAX_NODES:
+                raise ValueError(f"genesis facility {i}: more than {MAX_NODES} nodes")
+            for n in nodes:
+                pid = self._genesis_peer_id(n)
+                self.NodeOwner.insert(pid, i)
+                self.Nodes.insert(i, [*self.Nodes.get(i), pid])
+        for n in config.get("well_known_nodes", []):
+            self.WellKnown.put(sorted([*self.WellKnown.get(), self._genesis_peer_id(n)]))
         for i, spec in enumerate(config.get("rule_sets", [])):
             rs = RuleSet(
                 str(spec["name"]),
@@ -373,6 +414,13 @@ class Facility(AuditsFeature, ComplianceFeature, ValidatorsFeature, Pallet):
             )
             self.RuleSets.insert(i, rs)
             self.NextRuleSetId.put(i + 1)
+
+    def _genesis_peer_id(self, text: str) -> bytes:
+        """A genesis peer id, listed once in the whole section (ValueError otherwise)."""
+        pid = parse_peer_id(text)
+        if self.NodeOwner.contains(pid) or pid in self.WellKnown.get():
+            raise ValueError(f"genesis peer id {text} listed twice")
+        return pid
 
     # ------------------------------------------------------------------ API for other pallets
     def facility(self, fid: int) -> FacilityInfo | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import base58
+
 from twinchain.primitives.codec import (
     H256,
     U8,
@@ -12,6 +14,7 @@ from twinchain.primitives.codec import (
     U64,
     AccountId,
     Bool,
+    Bytes,
     Enum,
     Option,
     Record,
@@ -30,6 +33,11 @@ MAX_CERTIFICATIONS = 256
 MAX_FAILED = 64
 MAX_RPC_URL = 256
 RPC_URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
+# Authorized nodes (pallet-node-authorization's bounds): a libp2p peer id is a multihash of
+# the node's public key, 34..~42 bytes; a facility runs a few nodes (validator, replicas).
+MAX_PEER_ID = 64
+MAX_NODES = 8
+MAX_WELL_KNOWN_NODES = 64
 
 REPUTATION_INITIAL = 500
 REPUTATION_MAX = 1000
@@ -41,7 +49,9 @@ MAX_SEVERITY = 5
 
 STATUSES = ("Pending", "Verified", "Rejected", "Suspended", "Revoked")
 Status = Enum("FacilityStatus", STATUSES)
-PROPOSAL_STATUSES = ("Pending", "Active", "Removed")
+# Pending: waits for the council; Approved: waits for the session boundary; Active: in the
+# authority set; Removed: leaves it at the next boundary.
+PROPOSAL_STATUSES = ("Pending", "Active", "Removed", "Approved")
 ProposalStatus = Enum("ProposalStatus", PROPOSAL_STATUSES)
 AUDIT_KINDS = (
     "Registered",
@@ -59,6 +69,9 @@ AUDIT_KINDS = (
     "Suspended",
     "Reinstated",
     "Revoked",
+    "ValidatorApproved",
+    "NodeAdded",
+    "NodeRemoved",
 )
 AuditKind = Enum("AuditKind", AUDIT_KINDS)
 
@@ -66,6 +79,39 @@ FacilityId = U32
 Capabilities = Vec(Str(MAX_CAPABILITY), MAX_CAPABILITIES)
 Standards = Vec(Str(MAX_STANDARD), MAX_RULES)
 RequiredCapabilities = Vec(Str(MAX_CAPABILITY), MAX_RULES)
+PeerId = Bytes(MAX_PEER_ID)
+NodeList = Vec(PeerId, MAX_NODES)
+WellKnownNodes = Vec(PeerId, MAX_WELL_KNOWN_NODES)
+
+
+def is_peer_id(raw: bytes) -> bool:
+    """A libp2p peer id's bytes: the multihash of a public key, either inline (identity,
+    code 0: Ed25519 and secp256k1 keys) or its SHA-256 (code 0x12, 32 bytes: larger keys).
+    Checked without libp2p: the runtime cannot import the network layer."""
+    n = len(raw)
+    inline = 4 <= n <= MAX_PEER_ID and raw[0] == 0x00 and raw[1] == n - 2
+    hashed = n == 34 and raw[0] == 0x12 and raw[1] == 0x20
+    return inline or hashed
+
+
+def parse_peer_id(text: str) -> bytes:
+    """A peer id's bytes from its base58 text (as libp2p prints it) or ``0x``-hex; ValueError
+    if it is neither (chain specs and command lines hold text)."""
+    raw = text.strip()
+    if "/p2p/" in raw:  # a multiaddr ending in /p2p/<id>
+        raw = raw.rsplit("/p2p/", 1)[1].split("/", 1)[0]
+    try:
+        pid = bytes.fromhex(raw[2:]) if raw.startswith("0x") else base58.b58decode(raw)
+    except ValueError:
+        raise ValueError(f"not a peer id: {text!r}") from None
+    if not is_peer_id(pid):
+        raise ValueError(f"not a peer id: {text!r}")
+    return pid
+
+
+def peer_id_text(pid: bytes) -> str:
+    """A peer id's base58 text, as libp2p prints it."""
+    return base58.b58encode(pid).decode()
 
 
 @dataclass
@@ -208,7 +254,16 @@ class AuditEntry(Record):
 
 @dataclass
 class ValidatorProposal(Record):
+    """A facility's validator: its key, and the peer id of the node that runs it (authorized
+    on the network once the council approves)."""
+
     validator: bytes
     proposed_at: int
     status: str
-    FIELDS: ClassVar = {"validator": AccountId, "proposed_at": U64, "status": ProposalStatus}
+    node: bytes
+    FIELDS: ClassVar = {
+        "validator": AccountId,
+        "proposed_at": U64,
+        "status": ProposalStatus,
+        "node": PeerId,
+    }
