@@ -24,6 +24,7 @@ from twinchain.primitives.types import (
     extrinsic_hash,
     signing_payload,
 )
+from twinchain.runtime import migrations
 from twinchain.runtime.framework import (
     BlockRejected,
     CallDef,
@@ -71,6 +72,7 @@ class InvalidTransaction(Exception):
         "ExhaustsResources",
         "TooLarge",
         "BadInherent",
+        "UpgradeRequired",
     )
 
     def __init__(self, code: str, detail: str = "") -> None:
@@ -82,6 +84,28 @@ class InvalidTransaction(Exception):
 
 class InvalidBlock(Exception):
     """The block breaks a rule and must not be imported."""
+
+
+class UnsupportedRuntime(InvalidBlock):
+    """The block must run a spec version this software does not execute (a scheduled upgrade
+    it lacks, or a chain that switched before it was installed). Not the block's fault: the
+    node must stop there, neither importing nor authoring, until the operator installs a
+    release with that version (``twinchain.runtime.migrations``)."""
+
+    def __init__(
+        self, spec_version: int, at_block: int, max_spec_version: int, *, in_effect: bool = False
+    ) -> None:
+        # ``in_effect``: the chain switched before this software ran it (the exact block is
+        # not known then, only that this node cannot run ``at_block``).
+        where = "in effect before block" if in_effect else "scheduled at block"
+        super().__init__(
+            f"runtime spec version {spec_version} {where} {at_block}: install "
+            f"twinchain with spec {spec_version} (this node runs spec versions up to "
+            f"{max_spec_version})"
+        )
+        self.spec_version = spec_version
+        self.at_block = at_block
+        self.max_spec_version = max_spec_version
 
 
 @dataclass
@@ -151,6 +175,8 @@ class Executive:
         # bytes fix call, nonce, tip and era, so the message is a pure function of the key.
         # Re-encoding a telemetry call of thousands of readings after every block is not.
         self._messages: dict[tuple[bytes, bytes, int, bytes], bytes] = {}
+        # (best hash, the spec version of the block after it) for pool validation.
+        self._pool_version: tuple[bytes, int] | None = None
 
     # ------------------------------------------------------------------ block lifecycle
     def initialize_block(
@@ -164,14 +190,50 @@ class Executive:
         self.signed_seen = False
         self.outcomes = []
         rt.state.phase = (PHASE_INIT, 0)
+        upgrade = self._enter_version(number)
         # The author comes from the parent's authority set, before any session change.
         rt.block.author = rt.authority.author_for_slot(slot)
         rt.system.initialize(number, parent_hash)
+        if upgrade is not None:
+            # Before every hook, as FRAME's executive: the block's hooks and extrinsics see
+            # the new layouts only. Mandatory weight, charged to this block.
+            self.block_weight += migrations.on_runtime_upgrade(rt, rt.spec_version, upgrade)
         try:
             for _, p in sorted(rt.pallets.items()):
                 self.block_weight += p.on_initialize(number)
         except BlockRejected as exc:
             raise InvalidBlock(str(exc)) from exc
+
+    def _enter_version(self, number: int) -> int | None:
+        """Set the runtime to the version in effect before block ``number``; return the
+        version the block upgrades to, if it is the scheduled block. UnsupportedRuntime if
+        this software cannot run the block."""
+        rt = self.rt
+        active = rt.system.spec_version()
+        due = rt.system.upgrade_due(number)
+        if due is not None and not rt.knows(due.spec_version):
+            raise UnsupportedRuntime(due.spec_version, due.at_block, rt.max_spec_version)
+        if not rt.knows(active):
+            raise UnsupportedRuntime(active, number, rt.max_spec_version, in_effect=True)
+        rt.spec_version = active
+        return None if due is None else int(due.spec_version)
+
+    def _pool_spec_version(self, best_hash: bytes, number: int) -> None:
+        """Pool validation: the version the block after ``best_hash`` (``number``) runs
+        with, which the signing payload names; cached per best block (two reads, for every
+        transaction after every block otherwise)."""
+        rt = self.rt
+        cached = self._pool_version
+        if cached is None or cached[0] != best_hash:
+            due = rt.system.upgrade_due(number)
+            version = rt.system.spec_version() if due is None else int(due.spec_version)
+            cached = self._pool_version = (best_hash, version)
+        if not rt.knows(cached[1]):
+            raise InvalidTransaction(
+                "UpgradeRequired",
+                str(UnsupportedRuntime(cached[1], number, rt.max_spec_version)),
+            )
+        rt.spec_version = cached[1]
 
     def finalize_block(self) -> dict[bytes, bytes | None]:
         rt = self.rt
@@ -307,7 +369,9 @@ class Executive:
 
     def _apply_checked(self, c: _Checked, verified: bool) -> ApplyOutcome:
         rt = self.rt
-        if self.block_weight + c.weight > MAX_BLOCK_WEIGHT:
+        # Inherents are mandatory (FRAME's DispatchClass::Mandatory): an upgrade's migrations
+        # may fill the block, and the block still needs its timestamp.
+        if self.block_weight + c.weight > MAX_BLOCK_WEIGHT and c.xt.signed is not None:
             raise InvalidTransaction("ExhaustsResources", "block weight limit reached")
         if self.block_length + len(c.raw) > MAX_BLOCK_LENGTH:
             raise InvalidTransaction("ExhaustsResources", "block length limit reached")
@@ -444,11 +508,15 @@ class Executive:
         here: its extrinsic fails on chain, as before."""
         self.rt.state = Overlay(base)
         self.rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
+        oks: list[bool | None] = [False] * len(raws)
+        try:
+            self._pool_spec_version(best_hash, best_number + 1)
+        except InvalidTransaction:
+            return [None] * len(raws)  # this node stops at the upgrade: nobody's fault
         triples: list[tuple[bytes, bytes, bytes]] = []
         index: list[int] = []
         hashes: list[bytes] = []
         calls: list[DecodedCall] = []
-        oks: list[bool | None] = [False] * len(raws)
         for i, raw in enumerate(raws):
             try:
                 c = self._check(raw, cached=True)
@@ -537,6 +605,7 @@ class Executive:
         rt = self.rt
         rt.state = Overlay(base)
         rt.block = BlockContext(number=best_number + 1, parent_hash=best_hash)
+        self._pool_spec_version(best_hash, best_number + 1)
         c = self._check(raw, cached=True, tx_hash=tx_hash)
         s = c.xt.signed
         if s is None:

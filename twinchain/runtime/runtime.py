@@ -8,6 +8,7 @@ from typing import Any
 from twinchain.primitives.codec import CodecError
 from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.types import Call
+from twinchain.runtime import migrations
 from twinchain.runtime.framework import (
     CallDef,
     DispatchError,
@@ -49,7 +50,10 @@ from twinchain.storage.abc import StateReader
 
 SPEC_NAME = "twinchain"
 IMPL_NAME = "twinchain-node"
-SPEC_VERSION = 3  # 2: Telemetry takes commitments, disclosure policy; 3: summaries as varints
+# 2: Telemetry takes commitments, disclosure policy; 3: summaries as varints; 4: System.ChainInfo.
+# A new version is an entry in runtime/migrations (VERSIONS), with its migrations, and its
+# behaviour gated on ``Runtime.spec_version``: chains switch to it at a scheduled block.
+SPEC_VERSION = 4
 IMPL_VERSION = 1
 TRANSACTION_VERSION = 1
 
@@ -99,13 +103,28 @@ class _EmptyState(StateReader):
 
 
 class Runtime:
-    """One instance per node; ``state`` and ``block`` are set by the executive per block."""
+    """One instance per node; ``state``, ``block`` and ``spec_version`` are set by the
+    executive per block (the version the block runs with, from state: see
+    ``twinchain.runtime.migrations``).
+
+    ``max_spec_version``: the newest version this process executes (default: this
+    software's, or ``TWINCHAIN_MAX_SPEC_VERSION``'s); ``spec_version``: the version to start
+    at (default: that one; a client sets the node's)."""
 
     spec_name = SPEC_NAME
-    spec_version = SPEC_VERSION
 
-    def __init__(self, genesis_hash: bytes = ZERO_HASH) -> None:
+    def __init__(
+        self,
+        genesis_hash: bytes = ZERO_HASH,
+        *,
+        spec_version: int | None = None,
+        max_spec_version: int | None = None,
+    ) -> None:
         self.genesis_hash = genesis_hash
+        self.max_spec_version = (
+            migrations.software_max_spec_version() if max_spec_version is None else max_spec_version
+        )
+        self.spec_version = self.max_spec_version if spec_version is None else spec_version
         self.state: Overlay = Overlay(_EmptyState())
         self.block = BlockContext()
         self.pallets: dict[int, Pallet] = {}
@@ -282,7 +301,7 @@ class Runtime:
         return {
             "version": 1,
             "spec_name": SPEC_NAME,
-            "spec_version": SPEC_VERSION,
+            "spec_version": self.spec_version,
             "pallets": [p.metadata() for _, p in sorted(self.pallets.items())],
             "extrinsic": {
                 "version": 1,
@@ -293,11 +312,16 @@ class Runtime:
             },
         }
 
-    def version(self) -> dict[str, Any]:
+    def knows(self, spec_version: int) -> bool:
+        """Whether this process executes ``spec_version``."""
+        return migrations.knows(spec_version, self.max_spec_version)
+
+    def version(self, spec_version: int | None = None) -> dict[str, Any]:
+        """Substrate's RuntimeVersion, of ``spec_version`` (default: the current one)."""
         return {
             "specName": SPEC_NAME,
             "implName": IMPL_NAME,
-            "specVersion": SPEC_VERSION,
+            "specVersion": self.spec_version if spec_version is None else spec_version,
             "implVersion": IMPL_VERSION,
             "transactionVersion": TRANSACTION_VERSION,
         }

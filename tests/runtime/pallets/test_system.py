@@ -49,7 +49,7 @@ def _long(chain: Any) -> Any:
 
 
 def test_set_chain_name_is_root_only(block: Any) -> None:
-    assert block.rt.system.ChainName.get() == "test"
+    assert block.rt.system.chain_name() == "test"
     with pytest.raises(DispatchError) as e:
         block.dispatch(Origin.signed(BOB.public), "System", "set_chain_name", "mine")
     assert err(e) == "System.BadOrigin"
@@ -57,7 +57,7 @@ def test_set_chain_name_is_root_only(block: Any) -> None:
         block.rt.system.set_chain_name(Origin.signed(BOB.public), "mine")
     assert err(e) == "System.BadOrigin"
     block.dispatch(Origin.root(), "System", "set_chain_name", "factory-net")
-    assert block.rt.system.ChainName.get() == "factory-net"
+    assert block.rt.system.chain_name() == "factory-net"
 
 
 def test_block_number_parent_and_hashes(chain: Any) -> None:
