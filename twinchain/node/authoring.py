@@ -101,6 +101,9 @@ class Authoring:
             last_slot = slot
             if self._is_syncing():
                 continue
+            halt = self.chain.upgrade_required
+            if halt is not None and self.chain.best.number + 1 >= halt.at_block:
+                continue  # a block we cannot run: authoring it would fork (the chain logs why)
             auths = self.chain.authorities_at(self.chain.best.hash)
             keypair = self.keys.get(aura.slot_author(auths, slot))
             if keypair is None:

@@ -29,8 +29,11 @@ from twinchain.runtime.executive import (
     Executive,
     InvalidBlock,
     InvalidTransaction,
+    UnsupportedRuntime,
     ValidTransaction,
 )
+from twinchain.runtime.migrations import LEGACY_SPEC_VERSION
+from twinchain.runtime.pallets.system import UpgradeSchedule
 from twinchain.runtime.runtime import Runtime
 from twinchain.storage.abc import KeyValueStore, StateReader, WriteBatch
 from twinchain.storage.blockstore import BlockStore, ChainStoreError
@@ -40,11 +43,14 @@ from twinchain.storage.trie import StateError
 
 log = logging.getLogger("twinchain.chain")
 
+HALT_REMINDER_S = 60.0
+
 
 class BlockImportError(Exception):
     """A block was not imported; ``reason``: known, stale (at or below the finalized height, or
-    off the finalized chain), unknown-parent, future or invalid (only this one blames the
-    sender)."""
+    off the finalized chain), unknown-parent, future, unsupported-runtime (the block runs a
+    spec version this software lacks: this node stops there) or invalid (only this one blames
+    the sender)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -112,6 +118,13 @@ class Blockchain:
         self._pool_best: tuple[bytes, int, StateReader] | None = None
         self.import_listeners: list[Callable[[ImportResult, Block], None]] = []
         self.finality_listeners: list[Callable[[Header], None]] = []
+        #: Set once this node meets a block it cannot run (a spec version its software
+        #: lacks): from that block on it neither imports nor authors, and says what to
+        #: install (``upgrade_required``); it still serves the chain before it.
+        self.upgrade_required: UnsupportedRuntime | None = None
+        self._warned_schedule: UpgradeSchedule | None = None
+        self._reminded = 0.0
+        self._check_upgrade(self.best)
 
     def close(self) -> None:
         self.kv.close()
@@ -160,6 +173,58 @@ class Blockchain:
 
     def slot_duration(self) -> int:
         return self.spec.slot_duration_ms
+
+    # -- runtime versions
+    def spec_version_at(self, block_hash: bytes) -> int:
+        """The spec version ``block_hash`` ran with (its post-state's System.SpecVersion)."""
+        item = self.runtime.system.SpecVersion
+        raw = self.state_at(block_hash).get(item.key())
+        return LEGACY_SPEC_VERSION if raw is None else int(item.value_type.decode(raw))
+
+    def scheduled_upgrade_at(self, block_hash: bytes) -> UpgradeSchedule | None:
+        """The upgrade scheduled after ``block_hash``, if any."""
+        item = self.runtime.system.ScheduledUpgrade
+        raw = self.state_at(block_hash).get(item.key())
+        return None if raw is None else item.value_type.decode(raw)  # type: ignore[no-any-return]
+
+    def _check_upgrade(self, head: Header) -> None:
+        """Warn, once per schedule, that this node will stop at a scheduled upgrade its
+        software lacks; stop now if the chain already runs a version it lacks."""
+        if self.upgrade_required is not None:
+            return
+        version = self.spec_version_at(head.hash)
+        if not self.runtime.knows(version):
+            self._halt(
+                UnsupportedRuntime(
+                    version, head.number + 1, self.runtime.max_spec_version, in_effect=True
+                )
+            )
+            return
+        due = self.scheduled_upgrade_at(head.hash)
+        if due is None or self.runtime.knows(due.spec_version) or due == self._warned_schedule:
+            return
+        self._warned_schedule = due
+        log.warning(
+            "runtime spec version %d scheduled at block %d: install twinchain with spec %d "
+            "before then; this node runs spec versions up to %d and will stop at block %d",
+            due.spec_version,
+            due.at_block,
+            due.spec_version,
+            self.runtime.max_spec_version,
+            due.at_block,
+        )
+
+    def _halt(self, exc: UnsupportedRuntime) -> None:
+        if self.upgrade_required is None:
+            self.upgrade_required = exc
+            self._reminded = time.monotonic()
+            log.error("⛔ stopped: %s", exc)
+
+    def _remind(self) -> None:
+        # Peers keep offering the blocks past the stop: say why again, once a minute.
+        if time.monotonic() - self._reminded >= HALT_REMINDER_S:
+            self._reminded = time.monotonic()
+            log.error("⛔ stopped: %s", self.upgrade_required)
 
     # -- transactions
     def _pool_context(self) -> tuple[bytes, int, StateReader]:
@@ -219,7 +284,11 @@ class Blockchain:
         parent = parent or self.best
         t0 = time.perf_counter()
         ex = self.executive
-        ex.initialize_block(self.state_at(parent.hash), parent.number + 1, parent.hash, slot)
+        try:
+            ex.initialize_block(self.state_at(parent.hash), parent.number + 1, parent.hash, slot)
+        except UnsupportedRuntime as exc:
+            self._halt(exc)
+            raise
         extrinsics: list[bytes] = []
         for raw in ex.inherents(now_ms):
             ex.apply_extrinsic(raw)
@@ -270,6 +339,10 @@ class Blockchain:
         h = header.hash
         if self.blocks.header(h) is not None:
             raise BlockImportError("known", f"block #{header.number} already imported")
+        halt = self.upgrade_required
+        if halt is not None and header.number >= halt.at_block:
+            self._remind()
+            raise BlockImportError("unsupported-runtime", str(halt))
         # A block at or below our finalized height, or on a fork that finality has left
         # behind, can no longer matter; it is not evidence of misbehaviour either (an honest
         # author that had not yet seen the finality, a validator that started late and
@@ -298,6 +371,9 @@ class Blockchain:
             result = self.executive.execute_block(parent_state, block, verified)
         except aura.FutureBlock as exc:
             raise BlockImportError("future", str(exc)) from None
+        except UnsupportedRuntime as exc:
+            self._halt(exc)
+            raise BlockImportError("unsupported-runtime", str(exc)) from None
         except (aura.BadSeal, InvalidBlock, CodecError) as exc:
             raise BlockImportError("invalid", str(exc)) from None
         except StateError as exc:
@@ -327,6 +403,8 @@ class Blockchain:
         # either way, so catch-up sync skips the wait per block.
         self.blocks.commit(batch, sync=durable)
         result = ImportResult(h, header.number, is_best, False, outcomes, time.perf_counter() - t0)
+        if is_best:
+            self._check_upgrade(header)
         for listener in self.import_listeners:
             listener(result, block)
         return result
