@@ -57,6 +57,7 @@ NOTIFICATIONS = {
     "finalizedHeads": "chain_finalizedHead",
     "extrinsic": "author_extrinsicUpdate",
     "storage": "state_storage",
+    "runtimeVersion": "state_runtimeVersion",
 }
 MAX_STORAGE_SUBSCRIPTION_KEYS = 1000
 
@@ -236,6 +237,8 @@ def health(node: NodeHandle) -> dict[str, Any]:
         "isSyncing": node.is_syncing,
         # A development chain runs alone; any other chain is expected to have peers.
         "shouldHavePeers": node.chain.spec.chain_type != "Development",
+        # Only once the node stopped at a runtime upgrade its software lacks: what to install.
+        **({"upgradeRequired": str(halt)} if (halt := node.chain.upgrade_required) else {}),
     }
 
 
@@ -465,8 +468,29 @@ def state_get_metadata(ctx: CallContext, at: Any = None) -> dict[str, Any]:
 
 @rpc("state_getRuntimeVersion", "chain_getRuntimeVersion")
 def state_get_runtime_version(ctx: CallContext, at: Any = None) -> dict[str, Any]:
-    _block_hash(ctx, at)
-    return {**ctx.node.chain.runtime.version(), "apis": []}
+    """The version block ``at`` (default: best) ran with; a scheduled upgrade shows from
+    its block on."""
+    return runtime_version(ctx.node, _block_hash(ctx, at))
+
+
+def runtime_version(node: NodeHandle, block_hash: bytes) -> dict[str, Any]:
+    chain = node.chain
+    try:
+        version = chain.spec_version_at(block_hash)
+    except (ChainStoreError, StateError) as exc:
+        raise RpcError(STATE_UNAVAILABLE, "State unavailable", str(exc)) from None
+    return {**chain.runtime.version(version), "apis": []}
+
+
+@rpc("state_subscribeRuntimeVersion", "chain_subscribeRuntimeVersion")
+def state_subscribe_runtime_version(ctx: CallContext) -> str:
+    """The best block's version now, then each time a new best block runs another one."""
+    return _subscribe(ctx, "runtimeVersion")
+
+
+@rpc("state_unsubscribeRuntimeVersion", "chain_unsubscribeRuntimeVersion")
+def state_unsubscribe_runtime_version(ctx: CallContext, subscription: Any) -> bool:
+    return _unsubscribe(ctx, "runtimeVersion", subscription)
 
 
 # --------------------------------------------------------------------------- grandpa

@@ -3,9 +3,10 @@
 :class:`ChainEvents` hears the chain (imports, finalizations) and the pool (transaction
 status) while :meth:`ChainEvents.attached` holds, and notifies each subscriber on its
 :class:`WsConnection`: new, all and finalized heads, extrinsic watches
-(author_submitAndWatchExtrinsic) and storage watches (state_subscribeStorage). A subscription
-is live only once its id has been sent; a client that does not read its notifications is
-disconnected rather than buffered without end.
+(author_submitAndWatchExtrinsic), storage watches (state_subscribeStorage) and runtime
+version watches (chain_subscribeRuntimeVersion). A subscription is live only once its id has
+been sent; a client that does not read its notifications is disconnected rather than buffered
+without end.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from twinchain.primitives.types import Block, Header, extrinsic_hash
 from twinchain.protocol.jsonrpc import TOO_MANY_SUBSCRIPTIONS, RpcError, header_to_json, to_hex
 from twinchain.rpc.api import NodeHandle
 from twinchain.rpc.asgi import Send
-from twinchain.rpc.methods import NOTIFICATIONS, CallContext, new_subscription_id
+from twinchain.rpc.methods import NOTIFICATIONS, CallContext, new_subscription_id, runtime_version
 from twinchain.storage.trie import StateError
 
 log = logging.getLogger("twinchain.rpc")
@@ -168,6 +169,7 @@ class ChainEvents:
         self.tx_watches: dict[bytes, dict[str, TxWatch]] = {}  # tx hash -> sid -> watch
         self.watch_of: dict[str, TxWatch] = {}
         self.storage: dict[str, StorageWatch] = {}
+        self.versions: dict[str, int] = {}  # runtimeVersion subscription -> spec version sent
 
     def has(self, sid: str) -> bool:
         return sid in self.kind_of
@@ -198,6 +200,10 @@ class ChainEvents:
             best = self.node.chain.best
             self._storage_send(sw, best, everything=True)
             return
+        if kind == "runtimeVersion":
+            self.subs[kind][sid] = conn
+            self._version_send(sid, conn, self.node.chain.best.hash)
+            return
         if kind == "finalizedHeads":
             self._check_finality()  # flush pending finality first: no duplicate for newcomers
         self.subs[kind][sid] = conn
@@ -218,6 +224,20 @@ class ChainEvents:
             if not same:
                 self.tx_watches.pop(w.tx_hash, None)
         self.storage.pop(sid, None)
+        self.versions.pop(sid, None)
+
+    # -- runtime version watches
+    def _version_send(self, sid: str, conn: WsConnection, at: bytes) -> None:
+        """Notify ``sid`` of the version block ``at`` ran with, unless it was the last sent
+        (a re-org back across an upgrade block notifies the old version again)."""
+        try:
+            version = runtime_version(self.node, at)
+        except RpcError:
+            log.debug("rpc: state of 0x%s gone before version notification", at.hex())
+            return
+        if self.versions.get(sid) != version["specVersion"]:
+            self.versions[sid] = version["specVersion"]
+            conn.notify(sid, "runtimeVersion", dumps(version))
 
     # -- extrinsic watches
     def _tx_update(self, tx_hash: bytes, result: Any, final: bool) -> None:
@@ -361,6 +381,8 @@ class ChainEvents:
                 for sw in list(self.storage.values()):
                     if sw.live:
                         self._storage_send(sw, block.header, everything=False)
+                for sid, conn in list(self.subs["runtimeVersion"].items()):
+                    self._version_send(sid, conn, block.header.hash)
         except Exception:  # a subscriber problem must never fail a block import
             log.exception("rpc: head notification failed")
         self._wake.set()
