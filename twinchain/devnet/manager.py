@@ -127,10 +127,14 @@ def free_ports(n: int) -> list[int]:
 
 
 def devnet_spec(
-    keys: list[Keypair], slot_ms: int, domain: dict[str, Any] | None = None
+    keys: list[Keypair],
+    slot_ms: int,
+    domain: dict[str, Any] | None = None,
+    session_length: int = 600,
 ) -> ChainSpec:
     """The devnet's spec: ``keys`` are the facility validators; ``domain`` the genesis sections
-    of :func:`twinchain.devnet.domain.build` (facilities, twins, devices, gateways...)."""
+    of :func:`twinchain.devnet.domain.build` (facilities, twins, devices, gateways...);
+    ``session_length``: blocks between authority set changes."""
     domain = dict(domain or {})
     extra = domain.pop("balances_extra", [])
     return ChainSpec(
@@ -142,7 +146,7 @@ def devnet_spec(
             "authority": {
                 "authorities": ["0x" + k.public.hex() for k in keys],
                 "slot_duration_ms": slot_ms,
-                "session_length": 600,
+                "session_length": session_length,
             },
             "balances": {
                 "balances": [[f"//{n}", DEV_ENDOWMENT] for n in DEV_NAMES]
@@ -167,11 +171,17 @@ def plan_all(
     validators: int,
     slot_ms: int,
     hosts: Sequence[str] | None = None,
+    *,
+    session_length: int = 600,
+    nodes_on_chain: bool = False,
     **domain_options: Any,
 ) -> tuple[ChainSpec, list[NodeInfo], list[GatewayInfo]]:
     """:func:`plan` with the facilities' domain and their gateways' folders
     (``domain_options``: see :func:`twinchain.devnet.domain.build`); ``hosts``: each node's
-    IP (default 127.0.0.1; the chaos suite gives each its own network namespace)."""
+    IP (default 127.0.0.1; the chaos suite gives each its own network namespace).
+    ``nodes_on_chain``: genesis lists each facility's validator node as its authorized node,
+    so the nodes admit one another only (``twinchain.node.authorization``); without it a
+    test's extra nodes connect freely."""
     from twinchain.p2p.host import load_or_create_identity, peer_id_of  # libp2p: heavy
 
     if not 1 <= validators <= len(FACILITIES):
@@ -206,7 +216,10 @@ def plan_all(
         node_hosts=[n.host for n in nodes],
         **domain_options,
     )
-    spec = devnet_spec(keys, slot_ms, genesis)
+    if nodes_on_chain:
+        for entry, n in zip(genesis["facility"]["facilities"], nodes, strict=True):
+            entry["nodes"] = [n.multiaddr.rsplit("/p2p/", 1)[1]]
+    spec = devnet_spec(keys, slot_ms, genesis, session_length)
     (base_dir / "spec.json").write_text(json.dumps(spec.to_json(), indent=2))
     return spec, nodes, gateways
 
@@ -320,7 +333,8 @@ def up(
         or any(_alive(w.pid) for w in load_workers(base_dir))
     ):
         raise DevnetError(f"a devnet is already running in {base_dir} (devnet down first)")
-    _, nodes, gws = plan_all(base_dir, validators, slot_ms)
+    # Permissioned by chain: a node joins when governance authorizes it (README: Consortium).
+    _, nodes, gws = plan_all(base_dir, validators, slot_ms, nodes_on_chain=True)
     try:
         save(base_dir, nodes, gws)
         # All at once, each dialing every other (a full mesh): a validator that starts late

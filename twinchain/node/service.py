@@ -27,6 +27,7 @@ from twinchain import __version__
 from twinchain.consensus import aura
 from twinchain.consensus.grandpa import Voter
 from twinchain.node.authoring import Authoring
+from twinchain.node.authorization import ChainAuthorization, ChainAuthorizer
 from twinchain.node.blockchain import Blockchain, BlockImportError, ImportResult
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.node.equivocation import EquivocationReporter
@@ -126,10 +127,13 @@ class Node:
         #: account's key, or a session key author_rotateKeys put in the keystore).
         self.signing_keys = SigningKeys(self.keystore, *filter(None, [self.author_key]))
         self.network = None
+        #: The chain's authorized nodes fed to the network (``twinchain.node.authorization``).
+        self.authorization: ChainAuthorization | None = None
         if config.port is not None:
             from twinchain.p2p.guard import ConnectionLimits
             from twinchain.p2p.service import NetworkConfig, NetworkService
 
+            authorizer = ChainAuthorizer()
             self.network = NetworkService(
                 self,
                 genesis_hash=self.chain.genesis_hash,
@@ -147,7 +151,10 @@ class Node:
                 reserved_nodes=config.reserved_nodes,
                 reserved_only=config.reserved_only,
                 authorized_peers_file=config.authorized_peers_file,
+                authorizer=authorizer,
             )
+            authorizer.attach(self.network.permissions)
+            self.authorization = ChainAuthorization(self.chain, authorizer)
         self.equivocations = EquivocationReporter(
             self.chain, self.author_key, self.submit_extrinsic
         )
