@@ -184,6 +184,10 @@ class Codec:
     def __init__(self, info: ChainInfo) -> None:
         self.info = info
         self.runtime = Runtime(info.genesis_hash)
+        # A chain before its scheduled upgrade runs an older version this software may still
+        # have: encode for that one (check_version refuses a version it lacks).
+        if self.runtime.knows(info.spec_version):
+            self.runtime.spec_version = info.spec_version
         self.pallets = {p["name"]: p for p in info.metadata.get("pallets", [])}
 
     def check_version(self) -> None:
