@@ -121,7 +121,12 @@ def cmd_node(args: argparse.Namespace) -> int:
 
     from twinchain.node.service import Node, NodeConfig
     from twinchain.primitives.process import tune_gc
+    from twinchain.runtime.migrations import SpecVersionKnobError, software_max_spec_version
 
+    try:
+        software_max_spec_version()  # a bad test knob is a usage error, not a traceback
+    except SpecVersionKnobError as exc:
+        raise CliError(str(exc)) from None
     spec = _spec(args)
     dev = args.dev or args.chain == "dev"
     validator = args.validator or dev
@@ -148,7 +153,9 @@ def cmd_node(args: argparse.Namespace) -> int:
     node = Node(cfg)
     console.print(
         f"[bold]twinchain {__version__}[/] · chain [cyan]{spec.name}[/] · "
-        f"genesis 0x{node.chain.genesis_hash.hex()[:16]}… · base {node.base_path}"
+        f"genesis 0x{node.chain.genesis_hash.hex()[:16]}… · base {node.base_path} · "
+        f"runtime spec {node.chain.spec_version_at(node.chain.best.hash)} "
+        f"(this node runs up to {node.chain.runtime.max_spec_version})"
     )
     tune_gc()
     trio.run(node.run)
@@ -446,7 +453,16 @@ def add_parser(sub: Any, services: Sequence[ServiceOptions] = ()) -> None:
 
     ``services``: what ``twinchain node`` may host beside the chain (JSON-RPC, metrics), each
     with its flags."""
-    n = sub.add_parser("node", help="run a node")
+    n = sub.add_parser(
+        "node",
+        help="run a node",
+        epilog="Runtime upgrades: a chain switches to a new spec version at the block the "
+        "council scheduled (System.schedule_upgrade). A node whose release lacks that version "
+        "stops there (no import, no authoring, no fork), logs and reports in system_health "
+        "which version to install, and serves RPC meanwhile; restarted with that release it "
+        "goes on. TWINCHAIN_MAX_SPEC_VERSION=N (rehearsals, tests) makes this release run "
+        "spec versions up to N only, as an older release would.",
+    )
     _chain_args(n)
     n.add_argument("--validator", action="store_true", help="author blocks with the aura key")
     n.add_argument("--key", help="author key as //Name or hex seed (instead of the keystore)")
