@@ -126,6 +126,7 @@ def test_metadata_describes_every_pallet(chain: Any) -> None:
         16: "Analytics",
         17: "Simulation",
         18: "Council",
+        19: "Session",
     }
     system = meta["pallets"][0]
     assert {s["name"] for s in system["storage"]} >= {"Account", "BlockHash", "Events"}
