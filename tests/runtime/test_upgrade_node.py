@@ -88,9 +88,13 @@ def test_old_software_stops_at_the_upgrade_block_and_new_software_goes_on(
     with pytest.raises(UnsupportedRuntime):
         old.propose(ALICE, 99, 99_000)
     assert old.best.hash == blocks[-2].hash
-    # Later blocks are refused without being run.
+    # Later blocks never run: their parent is the block it refused.
     with pytest.raises(BlockImportError) as e:
         old.import_block(alice.block(), check_time=False)
+    assert e.value.reason == "unknown-parent"
+    # Offered again (sync retries), the block is refused again, and said again once a minute.
+    with pytest.raises(BlockImportError) as e:
+        old.import_block(blocks[-1], check_time=False)
     assert e.value.reason == "unsupported-runtime"
 
     # The operator installs the new release and restarts on the same database.
@@ -115,3 +119,14 @@ def test_a_node_restarted_with_old_software_after_the_switch_stops_at_once(
         "runtime spec version 4 in effect before block 3: install twinchain with spec 4 "
         "(this node runs spec versions up to 3)"
     )
+
+
+def test_a_stop_met_on_a_branch_that_loses_is_lifted_by_the_winning_one() -> None:
+    """The schedule rode on a fork; the best chain that wins passes H without it: the node
+    runs that chain's block at H and is no longer stopped."""
+    chain = Blockchain(spec_at_3(), None)
+    alice = Author(chain)
+    alice.block()
+    chain.upgrade_required = UnsupportedRuntime(4, 2, 3)  # as a fork's block 2 left it
+    alice.block()
+    assert chain.best.number == 2 and chain.upgrade_required is None

@@ -22,7 +22,7 @@ from twinchain.node.txpool import SOURCE_NETWORK, TransactionPool
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import SigningKeys
 from twinchain.primitives.types import Block, CompactBlock, Header
-from twinchain.runtime.executive import InvalidBlock, InvalidTransaction
+from twinchain.runtime.executive import InvalidBlock, InvalidTransaction, UnsupportedRuntime
 
 if TYPE_CHECKING:
     from twinchain.p2p.service import NetworkService
@@ -101,9 +101,6 @@ class Authoring:
             last_slot = slot
             if self._is_syncing():
                 continue
-            halt = self.chain.upgrade_required
-            if halt is not None and self.chain.best.number + 1 >= halt.at_block:
-                continue  # a block we cannot run: authoring it would fork (the chain logs why)
             auths = self.chain.authorities_at(self.chain.best.hash)
             keypair = self.keys.get(aura.slot_author(auths, slot))
             if keypair is None:
@@ -120,6 +117,8 @@ class Authoring:
             try:
                 late_ms = max(aura.now_ms() - slot * duration, 0)
                 self.author_block(slot, slot * duration, late_ms=late_ms, keypair=keypair)
+            except UnsupportedRuntime:
+                pass  # a block this release cannot run: none is authored (the chain says why)
             except (InvalidBlock, InvalidTransaction, BlockImportError) as exc:
                 log.error("could not author a block in slot %d: %s", slot, exc)
             await trio.sleep(0)

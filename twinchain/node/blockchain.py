@@ -119,8 +119,8 @@ class Blockchain:
         self.import_listeners: list[Callable[[ImportResult, Block], None]] = []
         self.finality_listeners: list[Callable[[Header], None]] = []
         #: Set once this node meets a block it cannot run (a spec version its software
-        #: lacks): from that block on it neither imports nor authors, and says what to
-        #: install (``upgrade_required``); it still serves the chain before it.
+        #: lacks): it imports and authors nothing there (nor after: their parent is
+        #: missing), and says what to install; it still serves the chain before it.
         self.upgrade_required: UnsupportedRuntime | None = None
         self._warned_schedule: UpgradeSchedule | None = None
         self._reminded = 0.0
@@ -215,16 +215,12 @@ class Blockchain:
         )
 
     def _halt(self, exc: UnsupportedRuntime) -> None:
-        if self.upgrade_required is None:
-            self.upgrade_required = exc
+        # Peers keep offering the block: say why at once, then again once a minute.
+        first = self.upgrade_required is None
+        self.upgrade_required = exc
+        if first or time.monotonic() - self._reminded >= HALT_REMINDER_S:
             self._reminded = time.monotonic()
             log.error("⛔ stopped: %s", exc)
-
-    def _remind(self) -> None:
-        # Peers keep offering the blocks past the stop: say why again, once a minute.
-        if time.monotonic() - self._reminded >= HALT_REMINDER_S:
-            self._reminded = time.monotonic()
-            log.error("⛔ stopped: %s", self.upgrade_required)
 
     # -- transactions
     def _pool_context(self) -> tuple[bytes, int, StateReader]:
@@ -339,10 +335,6 @@ class Blockchain:
         h = header.hash
         if self.blocks.header(h) is not None:
             raise BlockImportError("known", f"block #{header.number} already imported")
-        halt = self.upgrade_required
-        if halt is not None and header.number >= halt.at_block:
-            self._remind()
-            raise BlockImportError("unsupported-runtime", str(halt))
         # A block at or below our finalized height, or on a fork that finality has left
         # behind, can no longer matter; it is not evidence of misbehaviour either (an honest
         # author that had not yet seen the finality, a validator that started late and
@@ -372,6 +364,7 @@ class Blockchain:
         except aura.FutureBlock as exc:
             raise BlockImportError("future", str(exc)) from None
         except UnsupportedRuntime as exc:
+            # Its descendants never get here: their parent is unknown (no fork, no work).
             self._halt(exc)
             raise BlockImportError("unsupported-runtime", str(exc)) from None
         except (aura.BadSeal, InvalidBlock, CodecError) as exc:
@@ -404,6 +397,9 @@ class Blockchain:
         self.blocks.commit(batch, sync=durable)
         result = ImportResult(h, header.number, is_best, False, outcomes, time.perf_counter() - t0)
         if is_best:
+            halt = self.upgrade_required
+            if halt is not None and header.number >= halt.at_block:
+                self.upgrade_required = None  # past it on a branch that never scheduled it
             self._check_upgrade(header)
         for listener in self.import_listeners:
             listener(result, block)
