@@ -238,3 +238,28 @@ def test_a_node_process_with_a_fresh_key_is_refused_until_authorized(tmp_path: P
             p.terminate()
         for p in procs:
             p.wait(20)
+
+
+def test_authorized_set_is_the_union_of_its_sources_and_fails_closed(tmp_path: Path) -> None:
+    ids = [key_id(tmp_path, n) for n in ("x", "y", "z")]
+    path = tmp_path / "authorized"
+    path.write_text(f"{ids[1]}\n")
+    with make_handlers(1) as (h,):
+        svc = NetworkService(
+            h,
+            genesis_hash=h.chain.genesis_hash,
+            key_file=tmp_path / "svc" / "key",
+            authorized=[ids[0]],
+            authorized_peers_file=path,
+        )
+        assert svc.permissions.authorized == {ids[0], ids[1]}
+        svc.set_authorized_peers("chain", [ids[2], "not-a-peer-id"])  # the bad one skipped
+        assert svc.permissions.authorized == set(ids)
+        for source in ("config", "file", "chain"):
+            svc.set_authorized_peers(source, None)
+        assert svc.permissions.authorized == frozenset()  # permissioned, nobody: fail closed
+        assert svc.permissions.permissioned and not svc.permissions.allows(ids[0])
+        open_svc = NetworkService(
+            h, genesis_hash=h.chain.genesis_hash, key_file=tmp_path / "open" / "key"
+        )
+        assert not open_svc.permissions.permissioned

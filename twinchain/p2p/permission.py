@@ -5,8 +5,8 @@ Modes, as Substrate's ``--reserved-nodes`` / ``--reserved-only`` and pallet-node
 - open (no authorized set, not reserved-only): every peer is allowed; the default, so a plain
   ``twinchain node --dev`` and ad-hoc test networks keep working;
 - permissioned (an authorized set was given, even an empty one): reserved and authorized peers
-  only; the set can be replaced at runtime (:meth:`PeerPermissions.set_authorized`: the
-  ``--authorized-peers-file`` watcher today, the chain's node authorizations later);
+  only; the set can be replaced at runtime (``NetworkService.set_authorized_peers``: the
+  ``--authorized-peers-file`` watcher, and the node's chain source at each finalized block);
 - reserved-only: reserved peers only, whatever the authorized set says.
 """
 
@@ -80,11 +80,10 @@ class PeerPermissions:
         return self._authorized
 
     def set_authorized(self, peers: Iterable[str]) -> None:
-        """Replace the authorized set (the node makes the network permissioned this way, too).
-
-        The seam for the chain: call it with the authorized node peer ids of the state at
-        each finalized block. Connected peers outside the new set are dropped within a
-        second by the network service."""
+        """Replace the whole authorized set (which makes the network permissioned). The
+        network service composes it from its sources (``NetworkService.set_authorized_peers``:
+        the file, the chain); connected peers outside the new set are dropped within a
+        second."""
         new = frozenset(parse_peer_id(p) for p in peers)
         if new != self._authorized:
             old = self._authorized or frozenset()

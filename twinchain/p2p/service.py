@@ -37,7 +37,12 @@ from twinchain.p2p.host import (
     parse_bootnode,
     peer_id_of,
 )
-from twinchain.p2p.permission import AuthorizedPeersFile, PeerPermissions
+from twinchain.p2p.permission import (
+    AuthorizedPeersFile,
+    PeerIdError,
+    PeerPermissions,
+    parse_peer_id,
+)
 from twinchain.p2p.scoring import PeerScores, Penalty
 from twinchain.p2p.sync import SyncService
 from twinchain.p2p.sync_session import SyncConfig
@@ -118,13 +123,16 @@ class NetworkService:
         self._authorized_file = (
             None if authorized_peers_file is None else AuthorizedPeersFile(authorized_peers_file)
         )
-        initial: set[str] | None = None if authorized is None else set(authorized)
+        # The authorized set is the union of its sources' parts (set_authorized_peers).
+        self._authorized_parts: dict[str, frozenset[str]] = {}
+        if authorized is not None:
+            self._authorized_parts["config"] = frozenset(map(parse_peer_id, authorized))
         if self._authorized_file is not None:
-            initial = (initial or set()) | self._authorized_file.load()
-        #: Who may connect; ``set_authorized`` on it replaces the authorized set at runtime.
+            self._authorized_parts["file"] = self._authorized_file.load()
+        #: Who may connect (see :meth:`set_authorized_peers`).
         self.permissions = PeerPermissions(
             (r.peer_id.to_base58() for r in self._reserved),
-            initial,
+            self._authorized_union(),
             reserved_only=reserved_only,
         )
         self.authorizer: PeerAuthorizer = authorizer or self.permissions
@@ -238,6 +246,29 @@ class NetworkService:
         """Banned peer ids and the seconds left on each ban."""
         return self.scores.banned()
 
+    def set_authorized_peers(self, source: str, peers: Iterable[str] | None) -> None:
+        """Replace ``source``'s part of the authorized set, which is the union of every
+        source's part: "config" (the constructor's), "file" (``--authorized-peers-file``),
+        "chain" (the node's finalized state). The first part makes the network permissioned;
+        None withdraws a part, and a network that lost its last part stays permissioned with
+        an empty set (fail closed). A malformed peer id is skipped with a warning. Connected
+        peers no longer allowed are dropped within a second."""
+        if peers is None:
+            self._authorized_parts.pop(source, None)
+        else:
+            part = set()
+            for p in peers:
+                try:
+                    part.add(parse_peer_id(p))
+                except PeerIdError as exc:
+                    log.warning("authorized peers from %s: skipping %s", source, exc)
+            self._authorized_parts[source] = frozenset(part)
+        self.permissions.set_authorized(self._authorized_union() or frozenset())
+
+    def _authorized_union(self) -> frozenset[str] | None:
+        parts = self._authorized_parts.values()
+        return frozenset().union(*parts) if parts else None
+
     def refused_connections(self) -> dict[str, int]:
         """Connections refused since start, by reason ("not authorized", "per-IP cap",
         "peer slots full", "banned", "too many pending handshakes", "deauthorized")."""
@@ -344,7 +375,7 @@ class NetworkService:
         if self._authorized_file is not None:
             changed = self._authorized_file.changed()
             if changed is not None:
-                self.permissions.set_authorized(changed)
+                self.set_authorized_peers("file", changed)
         for pid in self._host.get_connected_peers():
             peer = pid.to_base58()
             if not self.authorizer.allows(peer):
