@@ -253,3 +253,63 @@ def test_queued_keys_apply_to_a_set_queued_by_governance(two: Any) -> None:
     two.produce()  # 3
     assert two.rt.authority.authorities() == [BOB.public, NEW.public, CHARLIE.public]
     assert two.rt.authority.SetId.get() == 1
+
+
+def test_a_rotated_facility_validator_is_offboarded_by_its_account(make_chain: Any) -> None:
+    """The facility names its validator by account; the set holds the session key. Revoking
+    the facility removes the rotated key at the next boundary all the same."""
+    vals = [Keypair.from_dev_name(f"Validator{i}") for i in range(3)]
+    chain = make_chain(
+        extra={
+            "authority": {
+                "authorities": ["0x" + v.public.hex() for v in vals],
+                "slot_duration_ms": 1000,
+                "session_length": 3,
+            },
+            "roles": {"grants": [[f"//Operator{i}", "FacilityOperator"] for i in range(3)]},
+            "facility": {
+                "facilities": [
+                    {
+                        "operator": f"//Operator{i}",
+                        "name": f"Plant {i}",
+                        "validator": "0x" + vals[i].public.hex(),
+                        "verified_until": 10**13,
+                    }
+                    for i in range(3)
+                ]
+            },
+        }
+    )
+    chain.start_block()
+    set_keys(chain, vals[2], NEW)
+    chain.finish_block()
+    chain.produce()
+    chain.produce()  # 3: NEW in Validator2's place
+    auth = chain.rt.authority
+    assert auth.authorities() == [vals[0].public, vals[1].public, NEW.public]
+    chain.start_block()
+    chain.dispatch(Origin.root(), "Facility", "revoke", 2, b"\x11" * 32)
+    chain.finish_block()
+    chain.produce()
+    chain.produce()  # 6
+    assert auth.authorities() == [vals[0].public, vals[1].public]
+
+
+def test_a_validator_joining_after_it_rotated_joins_with_its_session_key(two: Any) -> None:
+    """Governance names validators by account (as facilities do): a set that names Charlie
+    after Charlie rotated holds Charlie's session key, not the account."""
+    two.dispatch(Origin.root(), "Authority", "set_authorities", [ALICE.public, CHARLIE.public])
+    set_keys(two, CHARLIE, NEW)
+    two.finish_block()
+    two.produce()
+    two.produce()  # 3: Charlie joins with NEW
+    assert two.rt.authority.authorities() == [ALICE.public, NEW.public]
+    two.start_block()
+    # Governance names validators by account: Bob comes back, Charlie stays by its account.
+    two.dispatch(
+        Origin.root(), "Authority", "set_authorities", [ALICE.public, CHARLIE.public, BOB.public]
+    )
+    two.finish_block()
+    two.produce()
+    two.produce()  # 6
+    assert two.rt.authority.authorities() == [ALICE.public, NEW.public, BOB.public]

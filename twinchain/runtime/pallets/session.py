@@ -150,21 +150,22 @@ class Session(Pallet):
         return None
 
     def enact_keys(self, authorities: list[bytes]) -> tuple[list[bytes], int]:
-        """At a session boundary: make every queued key active and put it in place of its
-        validator's entry in ``authorities`` (the set the session starts with). Returns the
-        set and the weight used. Called by the Authority pallet's boundary code."""
+        """At a session boundary: make every queued key active, and return ``authorities``
+        (the set the session starts with) with each validator's entry as its active session
+        key, and the weight used. Called by the Authority pallet's boundary code. An entry may
+        name a validator by its account (a facility validator joining after it rotated): it
+        becomes the account's session key too."""
+        owners = [self.account_of(a) for a in authorities]  # before keys change hands
         queued = list(self.QueuedKeys.iter())
-        swap: dict[bytes, bytes] = {}
         for who, key in queued:
             old = self.key_of(who)
-            if old != key:
-                swap[old] = key
-                if old != who:
-                    self.KeyOwner.remove(old)
+            if old not in (key, who):
+                self.KeyOwner.remove(old)
             if key == who:
                 self.Keys.remove(who)
             else:
                 self.Keys.insert(who, key)
             self.QueuedKeys.remove(who)
             self.deposit(self.Event.KeysActivated(who, old, key))
-        return [swap.get(a, a) for a in authorities], weights.W_ENACT_KEY * len(queued)
+        weight = weights.W_ENACT_KEY * len(queued) + weights.W_READ_KEY * len(authorities)
+        return [self.key_of(o) for o in owners], weight

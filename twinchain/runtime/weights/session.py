@@ -14,3 +14,6 @@ W_PURGE_KEYS = 30_000
 
 # One queued key made active at a session boundary (Authority.on_initialize).
 W_ENACT_KEY = 30_000
+
+# One authority's entry read at a session boundary (its account, then its session key).
+W_READ_KEY = 2_000
