@@ -235,7 +235,7 @@ def test_report_anchored_private_kpis_stay_off_chain(node: Node) -> None:
     index = poll(
         lambda: len(read_index(node.archive)["reports"]) == 2 and read_index(node.archive),
         10,
-        "reports.json",
+        "reports.jsonl",
     )
     digests = {"0x" + kpi.digest.hex(), "0x" + alert.digest.hex()}
     assert {r["digest"] for r in index["reports"]} == digests

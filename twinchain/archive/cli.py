@@ -9,7 +9,7 @@ twinchain archive reports verify --dir D [--rpc URL] [--twin T] [--json]
 twinchain archive reports fetch --rpc URL --twin T DIGEST --key KEY [--out F] [--json]
 
 All of them read only the Parquet files, the documents and ``stats.json`` /
-``reports.json``, never the archive's LevelDB, so they run beside the node that writes the
+``reports.jsonl``, never the archive's LevelDB, so they run beside the node that writes the
 archive. ``reports verify`` recomputes each anchored report from the archived readings and
 compares it with the digest anchored on chain; ``reports fetch`` asks a facility's node for
 a report as a reader the chain lets read the twin (``archive_getDocument``, a signed

@@ -156,6 +156,13 @@ class ArchiveOptions:
             "(default: one telemetry window)",
         )
         n.add_argument(
+            "--archive-report-windows",
+            type=_window_count,
+            default=1,
+            metavar="N",
+            help="one report (and anchor) per N telemetry windows of a twin (default 1)",
+        )
+        n.add_argument(
             "--archive-report-grace-ms",
             type=_non_negative_int,
             default=GRACE_MS,
@@ -207,6 +214,7 @@ class ArchiveOptions:
                     key,
                     delay_ms=args.archive_report_delay_ms,
                     grace_ms=args.archive_report_grace_ms,
+                    windows=args.archive_report_windows,
                 )
             )
         return out
@@ -219,6 +227,16 @@ def _non_negative_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected milliseconds, got {value!r}") from None
     if n < 0:
         raise argparse.ArgumentTypeError("must not be negative")
+    return n
+
+
+def _window_count(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of windows, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("a report covers at least 1 window")
     return n
 
 

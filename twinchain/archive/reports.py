@@ -8,8 +8,10 @@ readings. The facility's node does, for each closed window of each of its twins:
    (``Telemetry.TwinBatchLog``); a batch lies in one window (``submit`` refuses one that
    spans two). :class:`ReportBook` keeps a cursor per twin and the batches of each window not
    yet reported, in the archive's folder (``reports/``, LevelDB).
-2. **When.** A window ``[start, start + window_ms)`` is reported once the finalized chain's
-   time is ``delay_ms`` past its end and every batch the finalized chain lists for it is
+2. **When.** A report covers a period of ``windows`` telemetry windows (1 by default; a
+   batch lies in one window, hence in one period; "window" below means the period). A
+   window ``[start, start + window_ms)`` is reported once the finalized chain's time is
+   ``delay_ms`` past its end and every batch the finalized chain lists for it is
    archived here, or, failing that, ``grace_ms`` later: the report then names the batches it
    covers and those it misses. A batch the chain accepts for a window already reported (a
    gateway that was offline longer than the delay) is counted as late and not reported again:
@@ -110,9 +112,13 @@ ALERTS_FORMAT = "twinchain-alerts/1"
 PPM = 1_000_000
 MAX_LISTED_ALERTS = 10_000  # ~100 bytes each: the alert document stays under 1 MiB
 RESUBMIT_S = 6.0  # an anchor neither in the pool nor in a block this long is sent again
+# Reports made in one pass (one finalized block): all twins' periods end together, and a
+# burst of Parquet reads and hashing would hold the node's interpreter for a while.
+MAX_REPORTS_PER_PASS = 8
 MAX_NONCE_ATTEMPTS = 5  # anchors whose nonce the chain used without anchoring: then give up
 KIND_NAMES = {ANCHOR_KPI: "kpi", ANCHOR_ALERT: "alert"}
-INDEX_FILE = "reports.json"
+INDEX_FILE = "reports.jsonl"
+COUNTERS_FILE = "reports-counters.json"
 
 AlertKind = Enum("AlertKind", ("TooFast", "ImplausibleJump", "OutOfRange"))
 ALERT_KINDS = ("TooFast", "ImplausibleJump", "OutOfRange")
@@ -654,8 +660,8 @@ class ReportBook:
     def late(self) -> int:
         return self.meta("late")
 
-    def write(self, wb: WriteBatch) -> None:
-        self.kv.write(wb, sync=True)
+    def write(self, wb: WriteBatch, *, sync: bool = True) -> None:
+        self.kv.write(wb, sync=sync)
 
 
 def _put_pending(wb: WriteBatch, twin: int, start: int, kind: int, p: Pending) -> None:
@@ -679,7 +685,8 @@ class ReportStats:
 class ReportService:
     """Makes and anchors the reports of ``store``'s facility (a ``NodeService``, hosted with
     the archive: ``--archive-report-key``). ``delay_ms`` (default: one window) after a
-    window's end on the finalized chain it reports the window; see the module docstring."""
+    report period's end on the finalized chain it reports the period: ``windows``
+    consecutive telemetry windows (default 1); see the module docstring."""
 
     name = "reports"
 
@@ -690,6 +697,7 @@ class ReportService:
         *,
         delay_ms: int | None = None,
         grace_ms: int = GRACE_MS,
+        windows: int = 1,
         resubmit_s: float = RESUBMIT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -697,16 +705,24 @@ class ReportService:
         self.key = key
         self.delay_ms = delay_ms
         self.grace_ms = grace_ms
+        if windows < 1:
+            raise ValueError("a report covers at least one window")
+        self.windows = windows
         self.resubmit_s = resubmit_s
         self.clock = clock
         self.stats = ReportStats()
         self.book: ReportBook | None = None
         self._wake = trio.Event()
         self._sent: dict[tuple[int, int, int], float] = {}
+        # The batches of windows not reported yet (twin, start) -> refs; LevelDB's copy read
+        # once at start.
+        self._windows: dict[tuple[int, int], list[tuple[bytes, int]]] = {}
         self._skipped: set[int] = set()
 
     async def run(self, node: Node, *, task_status: trio.TaskStatus[int]) -> None:
         self.book = ReportBook(self.store.path / "reports")
+        self._windows = self.book.windows()
+        await trio.to_thread.run_sync(self.write_index)
         listeners = node.chain.finality_listeners
         listeners.append(self._on_finalized)
         try:
@@ -732,6 +748,11 @@ class ReportService:
     def _on_finalized(self, _header: object) -> None:
         self._wake.set()
 
+    def period(self, rt: Runtime) -> int:
+        """What one report covers: ``windows`` telemetry windows, aligned as windows are (a
+        batch lies in one window, hence in one period)."""
+        return rt.telemetry.window_ms() * self.windows
+
     async def step(self, node: Node) -> None:
         """One pass: settle what is final, report the windows now due (in a worker thread:
         Parquet reads, hashing), then send what waits for the chain (on the node's thread:
@@ -753,6 +774,7 @@ class ReportService:
         """Pending anchors found in finalized state are done."""
         assert self.book is not None
         wb = WriteBatch()
+        settled: list[tuple[int, int, int, bytes, int, int]] = []
         for twin, start, kind, p in self.book.pending():
             found = find_anchor(rt, twin, kind, p.from_ms, p.to_ms, self.key.public, p.since)
             if found is None:
@@ -766,6 +788,7 @@ class ReportService:
             key = _TWSK.pack(twin, start, kind)
             wb.delete(_PENDING + key)
             wb.put(_DONE + key, msgpack.packb([a.digest, aid, a.block], use_bin_type=True))
+            settled.append((twin, start, kind, a.digest, aid, a.block))
             self._sent.pop((twin, start, kind), None)
             log.info(
                 "reports: twin %d window %d %s report 0x%s anchored (#%d, block %d)",
@@ -773,7 +796,7 @@ class ReportService:
             )  # fmt: skip
         if len(wb):
             self.book.write(wb)
-            self.write_index()
+            self.append_index(settled)
 
     def _twins(self, rt: Runtime) -> list[int]:
         """The facility's twins that the key may anchor for (owner or facility operator)."""
@@ -796,43 +819,49 @@ class ReportService:
         return out
 
     def _sort_batches(self, rt: Runtime) -> None:
-        """Put the batches the chain accepted since the last pass into their windows."""
+        """Put the batches the chain accepted since the last pass into their windows: one
+        write for all twins, not synced (the cursor moves with the entries, atomically; a
+        crash loses both and the next pass reads those batches again)."""
         assert self.book is not None
-        window = rt.telemetry.window_ms()
+        window = self.period(rt)
         tel = rt.telemetry
+        wb = WriteBatch()
+        late = 0
         for twin in self._twins(rt):
             n, count = self.book.cursor(twin), tel.twin_batch_count(twin)
             if n >= count:
                 continue
-            wb = WriteBatch()
-            late = 0
             for i in range(n, count):
                 ref = tel.twin_batch(twin, i)
                 rec = None if ref is None else tel.batch(*ref)
                 if ref is None or rec is None:
                     continue
                 start = rec.first_ts // window * window
-                if self.book.decided(twin, start):
+                if (twin, start) not in self._windows and self.book.decided(twin, start):
                     late += 1
                     continue
+                self._windows.setdefault((twin, start), []).append(ref)
                 wb.put(_WINDOW + _TWS.pack(twin, start) + ref[0] + _U64.pack(ref[1]), b"")
             wb.put(_CURSOR + _U64.pack(twin), _U64.pack(count))
-            if late:
-                self.stats.late_batches += late
-                wb.put(_META + b"late", _U64.pack(self.book.late() + late))
-                log.warning(
-                    "reports: %d batches of twin %d arrived after their window was reported",
-                    late, twin,
-                )  # fmt: skip
-            self.book.write(wb)
+        if late:
+            self.stats.late_batches += late
+            wb.put(_META + b"late", _U64.pack(self.book.late() + late))
+            log.warning("reports: %d batches arrived after their window was reported", late)
+        if len(wb):
+            self.book.write(wb, sync=False)
+        if late:
+            self.write_counters()
 
     def _prepare(self, rt: Runtime, genesis: bytes) -> None:
         """Report each due window: documents stored, digests pending, in one write."""
         assert self.book is not None
-        window = rt.telemetry.window_ms()
-        delay = window if self.delay_ms is None else self.delay_ms
+        window = self.period(rt)
+        delay = rt.telemetry.window_ms() if self.delay_ms is None else self.delay_ms
         now = rt.timestamp.Now.get()
-        for (twin, start), refs in sorted(self.book.windows().items()):
+        made = 0
+        for (twin, start), refs in sorted(self._windows.items()):
+            if made >= MAX_REPORTS_PER_PASS:
+                break  # the rest at the next block: twins' periods end together
             end = start + window
             if now < end + delay:
                 continue
@@ -840,6 +869,7 @@ class ReportService:
             if len(archived) < len(refs) and now < end + delay + self.grace_ms:
                 continue
             self._report(rt, genesis, twin, start, window, refs, archived)
+            made += 1
 
     def _report(
         self,
@@ -877,6 +907,7 @@ class ReportService:
             docs.append((ANCHOR_ALERT, alerts.to_bytes()))
         for dev, seq in refs:
             wb.delete(_WINDOW + _TWS.pack(twin, start) + dev + _U64.pack(seq))
+        del self._windows[(twin, start)]
         if any(len(c) > MAX_DOCUMENT for _, c in docs):
             # A report names every batch (~80 bytes each): more than ~50,000 batches in one
             # window cannot be served as one document. Dropped, counted, never retried.
@@ -886,6 +917,7 @@ class ReportService:
             )  # fmt: skip
             wb.put(_META + b"too_large", _U64.pack(self.book.meta("too_large") + 1))
             self.book.write(wb)
+            self.write_counters()
             return
         for kind, content in docs:
             digest = self.store.documents.put(twin, content)  # durable before it is named
@@ -910,6 +942,11 @@ class ReportService:
         best = runtime_at(chain, chain.best.hash)
         fin_nonce = runtime_at(chain, chain.finalized.hash).system.nonce(who)
         best_nonce = best.system.nonce(who)
+        # Our own unincluded nonces, not the pool's (decoding every pooled extrinsic on the
+        # node's thread would stall it): another extrinsic of the key taking one of them is
+        # what the nonce rule below recovers from.
+        taken = [p.nonce for *_, p in pending if p.nonce is not None and p.nonce >= best_nonce]
+        next_nonce = max([best_nonce, *(n + 1 for n in taken)])
         now = self.clock()
         for twin, start, kind, p in pending:
             if find_anchor(best, twin, kind, p.from_ms, p.to_ms, who, p.since) is not None:
@@ -934,7 +971,7 @@ class ReportService:
                     wb.delete(_PENDING + _TWSK.pack(*key))
                     self.book.write(wb)
                     continue
-            p.nonce = _next_nonce(node, who, best_nonce)
+            p.nonce, next_nonce = next_nonce, next_nonce + 1
             call = best.call_by_name(
                 "Telemetry", "anchor", twin, kind, p.from_ms, p.to_ms, p.digest
             )
@@ -957,29 +994,39 @@ class ReportService:
         log.info("reports: anchor of twin %d window %d kind %d sent", *key)
 
     def write_index(self) -> None:
-        """``reports.json``: the anchored reports, for ``twinchain archive reports`` while the
-        node holds the LevelDB."""
+        """``reports.jsonl`` (one anchored report a line) and ``reports-counters.json``,
+        rewritten whole from LevelDB when the service starts, then appended to: what
+        ``twinchain archive reports`` reads while the node holds the LevelDB."""
         assert self.book is not None
-        rows = [
-            {
-                "twin": twin,
-                "from_ms": start,
-                "kind": KIND_NAMES.get(kind, str(kind)),
-                "digest": "0x" + digest.hex(),
-                "anchor": aid,
-                "block": block,
-            }
-            for twin, start, kind, digest, aid, block in self.book.done()
-        ]
         final = self.store.path / INDEX_FILE
         tmp = final.with_name(f".{final.name}.tmp")
-        index = {
-            "reports": rows,
-            "late_batches": self.book.late(),
-            "too_large": self.book.meta("too_large"),
-        }
-        tmp.write_text(json.dumps(index, indent=1))
+        tmp.write_text("".join(_index_line(*row) for row in self.book.done()))
         os.replace(tmp, final)
+        self.write_counters()
+
+    def append_index(self, rows: Sequence[tuple[int, int, int, bytes, int, int]]) -> None:
+        with open(self.store.path / INDEX_FILE, "a") as fh:
+            fh.write("".join(_index_line(*row) for row in rows))
+
+    def write_counters(self) -> None:
+        assert self.book is not None
+        final = self.store.path / COUNTERS_FILE
+        tmp = final.with_name(f".{final.name}.tmp")
+        counters = {"late_batches": self.book.late(), "too_large": self.book.meta("too_large")}
+        tmp.write_text(json.dumps(counters))
+        os.replace(tmp, final)
+
+
+def _index_line(twin: int, start: int, kind: int, digest: bytes, aid: int, block: int) -> str:
+    row = {
+        "twin": twin,
+        "from_ms": start,
+        "kind": KIND_NAMES.get(kind, str(kind)),
+        "digest": "0x" + digest.hex(),
+        "anchor": aid,
+        "block": block,
+    }
+    return json.dumps(row) + "\n"
 
 
 def _sign(call: Any, key: Keypair, nonce: int, genesis: bytes) -> bytes:
@@ -988,23 +1035,6 @@ def _sign(call: Any, key: Keypair, nonce: int, genesis: bytes) -> bytes:
 
 def _xt_hash(xt: bytes) -> bytes:
     return extrinsic_hash(xt)
-
-
-def _next_nonce(node: Node, who: bytes, chain_nonce: int) -> int:
-    """The best chain's nonce, past the consecutive ones the pool holds for ``who`` (as
-    ``system_accountNextIndex``)."""
-    pooled: set[int] = set()
-    for raw in node.pool.pending():
-        try:
-            s = Extrinsic.decode(raw).signed
-        except CodecError:
-            continue
-        if s is not None and s.signer == who and s.nonce >= chain_nonce:
-            pooled.add(s.nonce)
-    nonce = chain_nonce
-    while nonce in pooled:
-        nonce += 1
-    return nonce
 
 
 # --------------------------------------------------------------------------- checking
@@ -1106,11 +1136,24 @@ def anchors_over_rpc(call: Callable[..., Any], twin: int) -> list[tuple[int, Any
 
 
 def read_index(path: Path) -> dict[str, Any]:
-    """``reports.json`` of an archive folder (empty when no report was anchored yet)."""
-    f = path / INDEX_FILE
-    if not f.exists():
-        return {"reports": [], "late_batches": 0}
-    return json.loads(f.read_text())  # type: ignore[no-any-return]
+    """The anchored reports of an archive folder and its counters: ``{"reports": [...],
+    "late_batches": n, "too_large": n}`` (empty before the first report)."""
+    out: dict[str, Any] = {"reports": [], "late_batches": 0, "too_large": 0}
+    try:
+        lines = (path / INDEX_FILE).read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    # A line cut short by a crash while appending is skipped (the next start rewrites it).
+    for line in lines:
+        try:
+            out["reports"].append(json.loads(line))
+        except ValueError:
+            continue
+    try:
+        out.update(json.loads((path / COUNTERS_FILE).read_text()))
+    except (FileNotFoundError, ValueError):
+        pass
+    return out
 
 
 __all__ = [

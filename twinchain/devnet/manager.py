@@ -274,7 +274,9 @@ def start_node(
         cmd += ["--archive-facility", str(node.facility)]
         report_key = facility_operator_key(base_dir, node) if reports else None
         if report_key is not None:  # and of its KPI and alert reports, anchored on chain
-            cmd += ["--archive-report-key", str(report_key)]
+            # One report a twin a minute (12 windows of 5 s: the devnet's analytics period):
+            # an anchor every window would add an extrinsic per twin every 5 s.
+            cmd += ["--archive-report-key", str(report_key), "--archive-report-windows", "12"]
     if node.host != "127.0.0.1":  # its own IP: peers and the gateway reach it there
         cmd += ["--listen-addr", node.host, "--rpc-external"]
     for b in bootnodes:
