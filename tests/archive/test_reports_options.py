@@ -27,15 +27,17 @@ def test_report_flags(tmp_path: Path) -> None:
     archive, reports = parse(
         tmp_path, "--archive-facility", "0", "--archive-report-key", "//Alice",
         "--archive-report-delay-ms", "0", "--archive-report-grace-ms", "5000",
+        "--archive-report-windows", "12",
     )  # fmt: skip
     assert isinstance(archive, ArchiveService) and isinstance(reports, ReportService)
     assert reports.store is archive.store
     assert reports.key.public == Keypair.from_dev_name("Alice").public
-    assert (reports.delay_ms, reports.grace_ms) == (0, 5000)
+    assert (reports.delay_ms, reports.grace_ms, reports.windows) == (0, 5000, 12)
     (archive,) = parse(tmp_path / "b", "--archive-facility", "0")  # no key: no reports
     _, reports = parse(tmp_path / "c", "--archive-facility", "0", "--archive-report-key", "//A")
     assert isinstance(reports, ReportService)
-    assert (reports.delay_ms, reports.grace_ms) == (None, GRACE_MS)  # one window, 10 min
+    # A report a window, one window after its end, waiting 10 min at most for its batches.
+    assert (reports.delay_ms, reports.grace_ms, reports.windows) == (None, GRACE_MS, 1)
 
 
 def test_report_flags_refused(tmp_path: Path) -> None:
@@ -43,3 +45,5 @@ def test_report_flags_refused(tmp_path: Path) -> None:
         parse(tmp_path, "--archive-report-key", "//Alice")
     with pytest.raises(CliError, match="--archive-report-key"):
         parse(tmp_path / "b", "--archive-facility", "0", "--archive-report-key", "nonsense")
+    with pytest.raises(SystemExit):  # argparse: a report covers at least one window
+        parse(tmp_path / "c", "--archive-facility", "0", "--archive-report-windows", "0")

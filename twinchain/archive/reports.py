@@ -40,7 +40,8 @@ readings. The facility's node does, for each closed window of each of its twins:
    anchored report to those the chain lets read the twin.
 
 Exactly once per (twin, window, kind): the digest is written to LevelDB (pending) before
-anything is submitted, then the nonce and the signed extrinsic, then it is submitted. An
+anything is submitted, then the nonce (the best chain's, past those of the service's own
+anchors not yet in it) and the signed extrinsic, then it is submitted. An
 anchor found in finalized state (same twin, kind and window, by the report key) settles it.
 Until then, the same signed extrinsic is resubmitted while its nonce is unused; only once the
 finalized chain has used that nonce without anchoring (another extrinsic of the key took it,
