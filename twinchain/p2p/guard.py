@@ -78,7 +78,7 @@ class PeerRefused(SecurityUpgradeFailure):
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    """Caps and time limits on connections (``NetworkConfig.limits_in``)."""
+    """Caps and time limits on connections (``NetworkConfig.connections``)."""
 
     #: Peers connected at once, inbound and outbound, reserved peers not counted (Substrate
     #: defaults to 25 in + 25 out). Only inbound connections are refused beyond it: our own
@@ -228,10 +228,11 @@ class ConnectionGuard:
         a = self.authorizer
         if not a.allows(peer_id):
             return "not authorized"
-        if a.is_reserved(peer_id):
-            return None
+        # A ban holds for reserved peers too: the service would drop them on connecting.
         if self._is_banned(peer_id):
             return "banned"
+        if a.is_reserved(peer_id):
+            return None
         if inbound and self._host is not None:
             pid = ID.from_base58(peer_id)
             network = self._host.get_network()
