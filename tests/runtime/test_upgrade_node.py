@@ -65,7 +65,11 @@ def test_old_software_stops_at_the_upgrade_block_and_new_software_goes_on(
     alice = Author(upgraded)
     h = 4
     blocks = [alice.block(alice.sudo("System", "schedule_upgrade", 4, h))]
-    blocks += [alice.block() for _ in range(h - 1)]  # up to h
+    nexts = [upgraded.next_spec_version()]
+    for _ in range(h - 1):  # up to h
+        blocks.append(alice.block())
+        nexts.append(upgraded.next_spec_version())
+    assert nexts == [3, 3, 4, 4], "what a transaction signed after each block names"
     assert upgraded.best.number == h
     assert [upgraded.spec_version_at(b.hash) for b in blocks] == [3, 3, 3, 4]
 

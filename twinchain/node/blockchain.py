@@ -187,6 +187,15 @@ class Blockchain:
         raw = self.state_at(block_hash).get(item.key())
         return None if raw is None else item.value_type.decode(raw)  # type: ignore[no-any-return]
 
+    def next_spec_version(self) -> int:
+        """The version the block after the best one runs with: the one a transaction signed
+        now must name (the node's own signers: equivocation reports, archive anchors)."""
+        best = self.best
+        due = self.scheduled_upgrade_at(best.hash)
+        if due is not None and best.number + 1 >= due.at_block:
+            return int(due.spec_version)
+        return self.spec_version_at(best.hash)
+
     def _check_upgrade(self, head: Header) -> None:
         """Warn, once per schedule, that this node will stop at a scheduled upgrade its
         software lacks; stop now if the chain already runs a version it lacks."""
