@@ -18,6 +18,7 @@ from twinchain.archive.cli import ArchiveCommands
 from twinchain.archive.hosting import ArchiveOptions
 from twinchain.client import cli as readings_cli
 from twinchain.client import consortium as consortium_cli
+from twinchain.client import facility as facility_cli
 from twinchain.client import session as session_cli
 from twinchain.client.sync import RpcClient
 from twinchain.devnet import cli as devnet_cli
@@ -43,6 +44,7 @@ COMMANDS = (
     ArchiveCommands(rpc=RpcClient),
     readings_cli,
     consortium_cli,
+    facility_cli,
     session_cli,
 )
 #: The facility archive's flags; its one store is shared by its service and the RPC's.
