@@ -163,7 +163,7 @@ def test_a_passed_motion_dispatches_its_call_as_root(blk: Any) -> None:
     assert names[:2] == ["Council.Closed", "Council.Approved"]
     assert names[-1] == "Council.Executed"
     assert executed(blk, evs) == {"motion": motion, "hash": m.hash, "ok": "ok", "error": ""}
-    assert blk.rt.system.ChainName.get() == "Consortium"
+    assert blk.rt.system.chain_name() == "Consortium"
     assert blk.rt.council.open_motions() == []
     with pytest.raises(DispatchError) as e:
         close(blk, motion)  # closed once, for good
