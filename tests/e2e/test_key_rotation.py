@@ -20,7 +20,7 @@ from twinchain.client import RpcClient
 from twinchain.consensus.proofs import GrandpaJustification
 from twinchain.devnet import manager
 from twinchain.devnet.manager import SPEC_ID
-from twinchain.primitives.keys import verify
+from twinchain.primitives.keys import encode_address, verify
 from twinchain.primitives.types import Header
 from twinchain.protocol.jsonrpc import from_hex, header_from_json
 
@@ -137,6 +137,13 @@ def test_rotate_a_running_validators_key(net: Net) -> None:
         f"session {sealed_old}, by the new key after it {sealed_new}; longest finality gap "
         f"{max(gaps):.1f} s"
     )
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "twinchain", "session", "keys", "--rpc", b.rpc_url],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert f"{encode_address(old)} key 0x{new.hex()}" in listed, listed
+    assert "4 authorities" in listed
 
     # The rotated node still runs, keeps both keys, and every node agrees on the chain.
     assert all(p.poll() is None for p in net.procs)
