@@ -9,6 +9,7 @@ and that a node killed while anchoring anchors each (twin, window, kind) exactly
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -90,6 +91,7 @@ class Node:
              "--archive-facility", "0", "--archive-flush-s", "0.5",
              "--archive-report-key", "//Alice", "--archive-report-delay-ms", "0"],
             stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "200"},  # one log record a line: the test greps it
         )  # fmt: skip
         with RpcClient(self.url, timeout=5) as rpc:
             poll(lambda: rpc.call("system_health") is not None, 30, "the node's RPC")
