@@ -97,7 +97,7 @@ from twinchain.protocol.telemetry import (
 )
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.telemetry.types import ANCHOR_ALERT, ANCHOR_KPI, I128
-from twinchain.runtime.runtime import SPEC_VERSION, Runtime
+from twinchain.runtime.runtime import Runtime
 from twinchain.storage.abc import WriteBatch
 from twinchain.storage.kv import LevelDBStore
 
@@ -976,7 +976,7 @@ class ReportService:
             call = best.call_by_name(
                 "Telemetry", "anchor", twin, kind, p.from_ms, p.to_ms, p.digest
             )
-            xt = _sign(call, self.key, p.nonce, chain.genesis_hash)
+            xt = _sign(call, self.key, p.nonce, chain.genesis_hash, chain.next_spec_version())
             p.xt = xt
             wb = WriteBatch()
             _put_pending(wb, twin, start, kind, p)
@@ -1030,8 +1030,8 @@ def _index_line(twin: int, start: int, kind: int, digest: bytes, aid: int, block
     return json.dumps(row) + "\n"
 
 
-def _sign(call: Any, key: Keypair, nonce: int, genesis: bytes) -> bytes:
-    return Extrinsic.sign(call, key, nonce, genesis, SPEC_VERSION).encode()
+def _sign(call: Any, key: Keypair, nonce: int, genesis: bytes, spec_version: int) -> bytes:
+    return Extrinsic.sign(call, key, nonce, genesis, spec_version).encode()
 
 
 def _xt_hash(xt: bytes) -> bytes:
