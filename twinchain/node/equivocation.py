@@ -65,8 +65,10 @@ class EquivocationReporter:
         raw_info = state.get(rt.system.Account.key(self.keypair.public))
         nonce = 0 if raw_info is None else rt.system.Account.value_type.decode(raw_info).nonce
         for n in range(nonce, nonce + 16):
+            # The version the next block runs (a scheduled upgrade's from its block on):
+            # the pool checks the signature against it.
             xt = Extrinsic.sign(
-                call, self.keypair, n, self.chain.genesis_hash, rt.spec_version
+                call, self.keypair, n, self.chain.genesis_hash, self.chain.next_spec_version()
             ).encode()
             try:
                 self._submit_extrinsic(xt)
