@@ -106,8 +106,11 @@ def test_rotate_a_running_validators_key(net: Net) -> None:
         fin, _ = finalized(b)
         # The set in force from the boundary has the new key in the rotated validator's place.
         sealed_old = sealed_new = 0
+        new_slots: list[int] = []  # slots of the blocks the new key sealed
         for n in range(boundary - SESSION + 1, fin + 1):
             h = header(rpc, n)
+            if n == boundary:
+                boundary_slot = h.slot
             msg = h.seal_message()
             by_old, by_new = verify(old, msg, h.seal), verify(new, msg, h.seal)
             if n <= boundary:  # authored under the old set (the boundary block's parent's)
@@ -116,7 +119,13 @@ def test_rotate_a_running_validators_key(net: Net) -> None:
             else:
                 assert not by_old, f"#{n} sealed by the old key after the boundary"
                 sealed_new += by_new
+                if by_new:
+                    new_slots.append(h.slot)
         assert sealed_old >= 1 and sealed_new >= 1, (sealed_old, sealed_new)
+        # No missed slot at the switch: the rotated validator (first of the set: its slots
+        # are the multiples of 4) authored its first slot after the boundary with the new key.
+        first = boundary_slot + 4 - boundary_slot % 4
+        assert new_slots and new_slots[0] == first, (boundary_slot, new_slots)
 
         # The boundary block is final by the old set; later blocks by the new one, whose
         # precommits include the new key's and never the old key's.
