@@ -3,13 +3,14 @@ with their proof of ownership for Session.set_keys; unsafe (loopback only unless
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from twinchain.primitives.keys import Keypair, verify
-from twinchain.primitives.keystore import SigningKeys
+from twinchain.primitives.keystore import Keystore, SigningKeys
 from twinchain.protocol import jsonrpc
 from twinchain.protocol.jsonrpc import RpcError, from_hex, to_hex
 from twinchain.rpc.transport import RpcApp
@@ -77,3 +78,18 @@ async def test_rotate_with_owner_is_unsafe(node: StubNode) -> None:
             )
         assert ("error" in r.json()) is refused, (unsafe, peer, r.json())
     assert len(node.keystore.keys("aura")) == 2
+
+
+def test_an_unusable_key_file_is_skipped_not_raised(tmp_path: Path) -> None:
+    """A broken file for the key the set names leaves the node without that key (logged):
+    the slot worker and the voter must not crash on it."""
+    ks = Keystore(tmp_path / "ks")
+    good = ks.generate("aura")
+    bad = Keypair.from_seed(b"\x09" * 32)
+    (ks.path / f"aura-{bad.public.hex()}").write_text("{not json")
+    other = Keypair.from_seed(b"\x0a" * 32)
+    (ks.path / f"aura-{other.public.hex()}").write_text(f'{{"seed": "{good.secret.hex()}"}}')
+    signing = SigningKeys(ks)
+    assert signing.get(bad.public) is None
+    assert signing.get(other.public) is None  # a file named for one key, holding another
+    assert signing.get(good.public) == good

@@ -7,10 +7,13 @@ Substrate's keystore names its files by key type and public key.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 from twinchain.primitives.keys import InvalidKey, Keypair
+
+log = logging.getLogger("twinchain.keystore")
 
 KEY_TYPES = ("aura", "gran", "gate", "devc", "acct", "work")
 
@@ -111,10 +114,19 @@ class SigningKeys:
 
     def get(self, public: bytes) -> Keypair | None:
         kp = self._known.get(public)
-        if kp is None and self.keystore is not None and self.keystore.has(self.KEY_TYPE, public):
-            kp = self.keystore.get(self.KEY_TYPE, public)
-            if kp is not None:
-                self._known[public] = kp
+        ks = self.keystore
+        if kp is None and ks is not None and ks.has(self.KEY_TYPE, public):
+            f = ks.path / f"{self.KEY_TYPE}-{public.hex()}"
+            try:
+                kp = Keypair.from_seed(bytes.fromhex(json.loads(f.read_text())["seed"]))
+            except (OSError, ValueError, KeyError, TypeError, InvalidKey) as exc:
+                # Logged, not raised: the slot worker and the voter go on (without this key).
+                log.error("session key file %s unusable: %s", f, exc)
+                return None
+            if kp.public != public:
+                log.error("session key file %s holds another key", f)
+                return None
+            self._known[public] = kp
         return kp
 
     def first_of(self, publics: list[bytes]) -> Keypair | None:
