@@ -44,6 +44,16 @@ CATALOGUE: dict[str, list[Weight]] = {
         Weight("W_REMARK", "System.remark, plus W_REMARK_PER_BYTE a byte", one("System.remark")),
         Weight("W_REMARK_PER_BYTE", "a byte of a remark (hashed)", one("remark_byte"), True),
         Weight("W_SET_CHAIN_NAME", "System.set_chain_name", one("System.set_chain_name")),
+        Weight(
+            "W_SCHEDULE_UPGRADE",
+            "System.schedule_upgrade: the version and the schedule read, the schedule written",
+            one("System.schedule_upgrade"),
+        ),
+        Weight(
+            "W_CANCEL_UPGRADE",
+            "System.cancel_upgrade: the schedule read and removed",
+            one("System.cancel_upgrade"),
+        ),
     ],
     "timestamp": [
         Weight("W_SET", "the Timestamp.set inherent of every block", one("Timestamp.set")),

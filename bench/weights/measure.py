@@ -545,6 +545,35 @@ def _council(w: World) -> None:
     w.direct["council_facilities"] = float(facilities)
 
 
+def _upgrades(w: World) -> None:
+    """System.schedule_upgrade and cancel_upgrade (Root, through sudo). One upgrade can be
+    pending at a time, so a block holds ``n`` pairs (schedule, then cancel) against a control
+    of ``2n`` sudo'd remarks; the pair's cost is split between the two calls in the ratio of
+    their dispatch times, timed directly on the state (the same reads and writes in both)."""
+    n = w.n
+    far = 10**9  # a block the chain never reaches: nothing switches
+    w.next([w.sudo("System", "remark", b"") for _ in range(2 * n)], "sudo_remarks_x2",
+           inner_fails=True)  # fmt: skip
+    pairs: list[bytes] = []
+    for i in range(n):
+        pairs += [w.sudo("System", "schedule_upgrade", 100 + i, far),
+                  w.sudo("System", "cancel_upgrade")]  # fmt: skip
+    w.next(pairs, "System.upgrade_pairs")
+    rt = w.view()
+    root, sysp = Origin.root(), rt.system
+    sched, cancel = sysp.calls_by_name["schedule_upgrade"], sysp.calls_by_name["cancel_upgrade"]
+
+    def schedule() -> None:
+        rt.dispatch(root, sysp, sched, [100, far])
+
+    def pair() -> None:
+        schedule()
+        rt.dispatch(root, sysp, cancel, [])
+
+    w.direct["upgrade_schedule_direct"] = direct(rt, schedule, 200)
+    w.direct["upgrade_pair_direct"] = direct(rt, pair, 200)
+
+
 # --------------------------------------------------------------------------- measurements
 
 
@@ -591,6 +620,7 @@ def world_measurements(n: int, repeat: int, work: tuple[int, int]) -> dict[str, 
         _maintenance(w)
         _simulation(w, work)
         _council(w)
+        _upgrades(w)
         rt = w.view()
         alice = Origin.signed(ALICE.public)
         sysp = rt.system
@@ -639,6 +669,10 @@ def world_measurements(n: int, repeat: int, work: tuple[int, int]) -> dict[str, 
     m["Council.sync_member"] = max(
         0.0, per_call("Council.sync_member") - m["council_facility"] * m.pop("council_facilities")
     )
+    upgrade_pair = max(0.0, (t["System.upgrade_pairs"] - t["sudo_remarks_x2"]) / n)
+    sched_share = min(1.0, m.pop("upgrade_schedule_direct") / m.pop("upgrade_pair_direct"))
+    m["System.schedule_upgrade"] = upgrade_pair * sched_share
+    m["System.cancel_upgrade"] = upgrade_pair - m["System.schedule_upgrade"]
     m["simulation_param_byte"] = (
         t["Simulation.register_model_big"] - t["Simulation.register_model"]
     ) / (m.pop("param_bytes") * n)

@@ -30,13 +30,6 @@ MAX_BLOCK_WEIGHT = 2_000_000_000
 
 PHASE_INIT, PHASE_APPLY, PHASE_FINAL = 0, 1, 2
 
-# Hand-set beside W_SET_CHAIN_NAME (one write): schedule_upgrade reads the version and the
-# schedule and writes it; cancel_upgrade reads and removes it. `make weights` does not measure
-# them yet (bench/weights/catalogue.py has no entry): they move to weights/system.py when it
-# does.
-W_SCHEDULE_UPGRADE = 30_000
-W_CANCEL_UPGRADE = 25_000
-
 
 @dataclass
 class AccountInfo(Record):
@@ -137,7 +130,7 @@ class System(Pallet):
 
     @call(
         2,
-        weight=W_SCHEDULE_UPGRADE,
+        weight=weights.W_SCHEDULE_UPGRADE,
         origin=ROOT,
         args=(("spec_version", U32), ("at_block", U64)),
     )
@@ -159,7 +152,7 @@ class System(Pallet):
         self.ScheduledUpgrade.put(UpgradeSchedule(spec_version, at_block))
         self.deposit(self.Event.UpgradeScheduled(spec_version, at_block))
 
-    @call(3, weight=W_CANCEL_UPGRADE, origin=ROOT)
+    @call(3, weight=weights.W_CANCEL_UPGRADE, origin=ROOT)
     def cancel_upgrade(self, origin: Origin) -> None:
         """Drop the scheduled upgrade (root: a council motion)."""
         ensure_root(origin)

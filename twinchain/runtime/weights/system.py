@@ -25,3 +25,9 @@ W_REMARK_PER_BYTE = 1
 
 # System.set_chain_name.
 W_SET_CHAIN_NAME = 20_000
+
+# System.schedule_upgrade: the version and the schedule read, the schedule written.
+W_SCHEDULE_UPGRADE = 30_000
+
+# System.cancel_upgrade: the schedule read and removed.
+W_CANCEL_UPGRADE = 25_000
