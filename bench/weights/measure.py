@@ -268,8 +268,9 @@ def _facility(w: World) -> None:
            "Facility.check_compliance")  # fmt: skip
     w.next([w.xt(ALICE, "Facility", "report_incident", fac[i], 1, H[i]) for i in range(n)],
            "Facility.report_incident")  # fmt: skip
-    w.next([w.xt(OP, "Facility", "propose_validator", fac[n + i]) for i in range(n)],
-           "Facility.propose_validator")  # fmt: skip
+    # Each with its node's peer id (a SHA-256 multihash; distinct: one facility a node).
+    w.next([w.xt(OP, "Facility", "propose_validator", fac[n + i], b"\x12\x20" + H[i])
+            for i in range(n)], "Facility.propose_validator")  # fmt: skip
     w.next([w.sudo("Facility", "suspend", fac[2 * n + i], H[i]) for i in range(n)],
            "Facility.suspend")  # fmt: skip
     # A facility holding many certifications, for the per-certification cost of a check.
