@@ -28,6 +28,7 @@ from twinchain.runtime.framework import (
 )
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.balances import FEE_AUTHOR_PERCENT, Balances
+from twinchain.runtime.pallets.session import ownership_message
 from twinchain.runtime.pallets.system import MAX_BLOCK_WEIGHT
 from twinchain.runtime.runtime import Runtime
 from twinchain.runtime.weights.balances import W_TRANSFER
@@ -587,3 +588,23 @@ def test_validate_transaction_trusts_a_given_hash(chain: Any) -> None:
     assert pool_validate(ex, chain, raw, tx_hash=h) == pool_validate(
         pool_executive(chain), chain, raw
     )
+
+
+def test_the_fee_share_goes_to_the_validator_account_not_its_session_key(
+    make_chain: Any,
+) -> None:
+    chain = make_chain(session_length=2)
+    session_key = Keypair.from_seed(b"\x05" * 32)
+    proof = session_key.sign(ownership_message(chain.rt.genesis_hash, ALICE.public))
+    (out,) = chain.produce(
+        chain.sign(ALICE, chain.call("Session", "set_keys", session_key.public, proof))
+    )
+    assert out.success
+    while chain.rt.authority.authorities() != [session_key.public]:
+        chain.produce()
+    raw = chain.sign(BOB, chain.call("Balances", "transfer", CHARLIE.public, UNIT))
+    before = chain.free(ALICE.public)
+    (out,) = chain.produce(raw)
+    assert out.success
+    assert chain.free(ALICE.public) == before + out.fee * FEE_AUTHOR_PERCENT // 100
+    assert chain.free(session_key.public) == 0

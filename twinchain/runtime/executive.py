@@ -395,7 +395,9 @@ class Executive:
             raise InvalidTransaction("Payment", "cannot pay fee")
         rt.system.inc_nonce(s.signer)
         error = self.dispatch(Origin.signed(s.signer), c.pallet, c.call, c.args)
-        rt.balances.distribute_fee(c.fee, rt.block.author)
+        # The author's share goes to the validator's account, not the session key sealing.
+        author = rt.block.author
+        rt.balances.distribute_fee(c.fee, None if author is None else rt.session.account_of(author))
         rt.balances.deposit(rt.balances.Event.FeePaid(s.signer, c.fee, s.tip))
         return self._record(c, error)
 
