@@ -31,6 +31,8 @@ from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import DEV_NAMES, InvalidKey, Keypair, encode_address, parse_account
 from twinchain.primitives.types import Header
 from twinchain.protocol.jsonrpc import RpcError, from_hex, header_from_json, to_hex
+from twinchain.runtime.pallets.council import required_votes
+from twinchain.runtime.pallets.facility.types import peer_id_text
 
 SEARCH_DEPTH = 512  # blocks scanned back for an extrinsic hash (the node keeps no index)
 CACHE_BLOCKS = 256
@@ -424,6 +426,33 @@ class ChainData:
 
     async def facility(self, fid: int) -> dict[str, Any] | None:
         return await self.rpc.call("twin_facility", fid)  # type: ignore[no-any-return]
+
+    async def onboarding(self, fid: int) -> dict[str, Any]:
+        """A facility's way onto the network: its validator proposal (status Pending: the
+        council has not approved; Approved: joins at the next session), its authorized nodes
+        (base58 peer ids) and whether its validator key is in the authority set now."""
+        proposal = await self.storage("Facility", "ValidatorProposals", fid)
+        nodes = await self.storage("Facility", "Nodes", fid) or []
+        auths = await self.storage("Authority", "Authorities") or []
+        f = await self.rpc.call("twin_facility", fid)
+        key = None if f is None else encode_address(from_hex(f["validator"], "validator", 32))
+        return {
+            "proposal": proposal,
+            "nodes": [peer_id_text(from_hex(n, "peer id")) for n in nodes],
+            "authority": key in auths,
+        }
+
+    async def motions(self) -> list[dict[str, Any]]:
+        """The council's open motions (decoded: call name, ayes, nays, threshold, end) with
+        the ayes each needs among the members now."""
+        members = await self.storage("Council", "Members") or []
+        out = []
+        for i in await self.storage("Council", "Open") or []:
+            m = await self.storage("Council", "Motions", i)
+            if m is not None:
+                need = required_votes(m["threshold"], len(members))
+                out.append({"index": i, "need": need, **m})
+        return out
 
     async def twins(self, limit: int = 200) -> list[dict[str, Any]]:
         count = await self.storage("Equipment", "NextTwinId")

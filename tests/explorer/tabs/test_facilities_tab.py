@@ -17,5 +17,10 @@ def test_facility_list_and_detail(chain: Chain, explorer: Explorer) -> None:
         tab = await explorer.show(app, pilot, FacilitiesTab)
         assert tab.text == f"{chain.facility} Verified"
         await explorer.shows(app, pilot, (chain.facility, "Aachen", "stamping", "Certifications"))
+        # Onboarding: the genesis validator has no proposal and is an authority; no node of
+        # it is on chain (the test chain is open); the council has no open motion.
+        await explorer.shows(
+            app, pilot, ("no validator proposal · in the authority set ✓", "Council motions")
+        )
 
     explorer.run(scenario)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group
 from rich.text import Text
 from textual import on, work
@@ -90,6 +92,9 @@ class FacilitiesTab(Tab):
         rows.add_row("reputation", str(f.get("reputation")))
         rows.add_row("operator", account_label(self.data, f.get("operator")))
         rows.add_row("validator", account_label(self.data, f.get("validator")))
+        on = await self.data.onboarding(fid)
+        rows.add_row("onboarding", _onboarding_text(on))
+        rows.add_row("nodes", "\n".join(on["nodes"]) or "- (not on the network)")
         rows.add_row("capabilities", ", ".join(f.get("capabilities") or []) or "-")
         certs = titled_table("Certifications", "standard", "scope", "valid until", "counts")
         for c in f.get("certifications") or []:
@@ -102,8 +107,37 @@ class FacilitiesTab(Tab):
         log_lines = [
             f"{e.get('kind')} rep {e.get('reputation', '')}" for e in (f.get("auditLog") or [])[-4:]
         ]
+        motions = titled_table("Council motions", "#", "call", "ayes", "nays", "open until")
+        for m in await self.data.motions():
+            call = m.get("call")
+            name = call.get("call") if isinstance(call, dict) else str(call)
+            motions.add_row(
+                str(m["index"]),
+                f"{name} {_args_text(call)}",
+                f"{len(m.get('ayes') or [])}/{m['need']} ({m.get('threshold')})",
+                str(len(m.get("nays") or [])),
+                f"#{m.get('end')}",
+            )
         self.text = f"{f.get('name')} {f.get('status')}"
-        out.update(Group(rows, certs, Text("audit: " + " · ".join(log_lines))))
+        out.update(Group(rows, certs, motions, Text("audit: " + " · ".join(log_lines))))
+
+
+def _onboarding_text(on: dict[str, Any]) -> str:
+    """Where the facility's validator stands, in words."""
+    p = on.get("proposal")
+    status = None if p is None else p.get("status")
+    where = {
+        "Pending": "proposed · waits for the council's approval",
+        "Approved": "approved · joins the authority set at the next session",
+        "Active": "active validator",
+        "Removed": "removed · leaves the authority set at the next session",
+    }.get(str(status), "no validator proposal")
+    return f"{where} · in the authority set {check(on.get('authority'))}"
+
+
+def _args_text(call: Any) -> str:
+    args = call.get("args") if isinstance(call, dict) else None
+    return ", ".join(f"{k}={v}" for k, v in (args or {}).items())[:60]
 
 
 __all__ = ["FacilitiesTab"]
