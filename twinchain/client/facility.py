@@ -11,6 +11,7 @@
     twinchain facility withdraw-validator --key OPERATOR FACILITY
     twinchain facility add-node           --key OPERATOR FACILITY PEER_ID
     twinchain facility remove-node        --key OPERATOR FACILITY PEER_ID
+    twinchain facility peer-id            PEER_ID
 
 Onboarding: the operator (an account with the FacilityOperator role) registers the facility
 with the key its validator will sign with; a certified auditor audits it; the operator
@@ -18,7 +19,9 @@ proposes the validator with the libp2p peer id of the node that runs it (the nod
 it at start, and answers ``system_localPeerId``); the council approves with
 ``twinchain consortium propose Facility.approve_validator facility=N`` and its votes. The
 node is admitted by the network once the approval is final, and its key authors and votes
-from the next session boundary on. ``nodes`` lists what every node admits.
+from the next session boundary on. ``nodes`` lists what every node admits; ``peer-id``
+prints a peer id as the ``0x`` hex a council motion takes (``twinchain consortium propose
+Facility.add_well_known_node node=0x…``).
 
 Reads are verified against the finalized block's state root; every command that submits
 waits for finality and prints the Facility events, or the call's error.
@@ -81,6 +84,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--node", required=True, help="the node's libp2p peer id (or multiaddr)")
     p = command("withdraw-validator", "take the validator out (operator)", True)
     p.add_argument("facility", type=int)
+    p = fsub.add_parser("peer-id", help="a peer id (or multiaddr) as 0x hex, for motions")
+    p.add_argument("node")
+    p.set_defaults(fn=cmd_peer_id)
     for name, what in (("add-node", "authorize"), ("remove-node", "stop authorizing")):
         p = command(name, f"{what} one of the facility's nodes (operator)", True)
         p.add_argument("facility", type=int)
@@ -113,6 +119,11 @@ def _verified(info: Any, now: int) -> bool:
 
 
 # --------------------------------------------------------------------------- commands
+
+
+def cmd_peer_id(args: argparse.Namespace) -> int:
+    print("0x" + _peer(args.node).hex())
+    return 0
 
 
 def cmd_facility(args: argparse.Namespace) -> int:
