@@ -26,6 +26,7 @@ from twinchain.client.common import (
     TxStatus,
     VersionMismatch,
     WatchTimeout,
+    is_bad_proof,
     is_method_not_found,
     tls_context,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "TxStatus",
     "VersionMismatch",
     "WatchTimeout",
+    "is_bad_proof",
     "is_method_not_found",
     "tls_context",
 ]

@@ -39,6 +39,7 @@ from twinchain.client.common import (
     Reading,
     TxStatus,
     batch_results,
+    is_bad_proof,
     request,
     result_of,
     tls_context,
@@ -349,6 +350,28 @@ class AsyncClient:
         self._codec = Codec(await self._run(plans.chain_info()))
         return self._codec.info
 
+    async def refresh_version(self) -> bool:
+        """Re-read the runtime version (after ``Invalid:BadProof``, or a
+        ``chain_subscribeRuntimeVersion`` notification): the metadata again if the best
+        block runs another version than the one cached, and the version the next block runs,
+        which what this client signs from now on names. True if that changed (said once in
+        the log)."""
+        before = self.info.signing_version
+        current, upcoming = await self._run(plans.next_spec_version(self.codec))
+        if current != self.info.spec_version:
+            await self.refresh()
+        self.info.next_spec_version = upcoming
+        if upcoming == before:
+            return False
+        log.warning(
+            "runtime upgrade: the chain's next block runs spec version %d (was %d); "
+            "signing for %d from now on",
+            upcoming,
+            before,
+            upcoming,
+        )
+        return True
+
     async def _run(self, plan: plans.Plan[T]) -> T:
         return await plans.run_async(plan, self.call)
 
@@ -381,7 +404,13 @@ class AsyncClient:
     async def sign_and_submit(
         self, call: Call, keypair: Keypair, *, tip: int = 0, era: Era | None = None
     ) -> bytes:
-        """Sign and submit; returns the extrinsic hash."""
+        """Sign and submit; returns the extrinsic hash. Refused as ``Invalid:BadProof``
+        after a runtime upgrade changed the version to sign, it is signed again once."""
+        try:
+            return await self.submit(await self.sign(call, keypair, tip=tip, era=era))
+        except RpcError as exc:
+            if not (is_bad_proof(exc) and await self.refresh_version()):
+                raise
         return await self.submit(await self.sign(call, keypair, tip=tip, era=era))
 
     @asynccontextmanager
@@ -395,21 +424,36 @@ class AsyncClient:
     ) -> AsyncIterator[Subscription[TxStatus]]:
         """Submit (signing ``call`` with ``keypair`` unless it is an Extrinsic already) and
         yield its statuses, which end after a final one (finalized, invalid, dropped,
-        usurped)."""
+        usurped). A Call refused as ``Invalid:BadProof`` after a runtime upgrade changed the
+        version to sign is signed again once; a signed Extrinsic's refusal is raised (its
+        signer calls :meth:`refresh_version`)."""
         if isinstance(call, Extrinsic):
             xt = call
         elif keypair is None:
             raise ClientError("a Call needs a keypair to sign it")
         else:
             xt = await self.sign(call, keypair, tip=tip, era=era)
-        async with self.subscription(
+        try:
+            sub = await self._watch(xt)
+        except RpcError as exc:
+            if isinstance(call, Extrinsic) or keypair is None or not is_bad_proof(exc):
+                raise
+            if not await self.refresh_version():
+                raise
+            sub = await self._watch(await self.sign(call, keypair, tip=tip, era=era))
+        try:
+            yield sub
+        finally:
+            await sub.close()
+
+    async def _watch(self, xt: Extrinsic) -> Subscription[TxStatus]:
+        return await self.subscribe(
             "author_submitAndWatchExtrinsic",
             to_hex(xt.encode()),
             convert=TxStatus.from_json,
             is_final=_final,
             unsubscribe="author_unwatchExtrinsic",
-        ) as sub:
-            yield sub
+        )
 
     # -- storage and events
     async def read_storage(

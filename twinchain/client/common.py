@@ -134,6 +134,23 @@ def is_method_not_found(exc: BaseException) -> bool:
     return isinstance(exc, RpcError) and exc.code == METHOD_NOT_FOUND
 
 
+def is_bad_proof(exc: BaseException) -> bool:
+    """Whether ``exc`` is the pool's ``Invalid:BadProof``: the signature does not check out,
+    most often because it covers another spec version than the one the next block runs (a
+    runtime upgrade since the signer read it)."""
+    data = exc.data if isinstance(exc, RpcError) else None
+    return isinstance(data, dict) and data.get("code") == "Invalid:BadProof"
+
+
+def upcoming_version(version: int, number: int, scheduled: Any) -> int:
+    """The spec version the block after block ``number`` runs with, given the version
+    ``number`` ran (``version``) and the upgrade its state schedules (None: none): what a
+    transaction signed now must name (the node's ``Blockchain.next_spec_version``)."""
+    if scheduled is not None and number + 1 >= int(scheduled.at_block):
+        return int(scheduled.spec_version)
+    return version
+
+
 # Pool / chain statuses after which a watch ends (as the server closes the subscription).
 FINAL_STATUSES = frozenset({"finalized", "invalid", "dropped", "usurped"})
 
@@ -166,15 +183,24 @@ class TxStatus:
 
 @dataclass
 class ChainInfo:
-    """What a client caches on connect."""
+    """What a client caches on connect. ``next_spec_version``: the version the next block
+    runs with, once the client read it (a scheduled upgrade's from the block before its
+    height on; see ``refresh_version``); until then the best block's."""
 
     genesis_hash: bytes
     version: dict[str, Any]
     metadata: dict[str, Any]
+    next_spec_version: int | None = None
 
     @property
     def spec_version(self) -> int:
+        """The best block's spec version when this was read (the metadata's)."""
         return int(self.version["specVersion"])
+
+    @property
+    def signing_version(self) -> int:
+        """The spec version a transaction signed now names."""
+        return self.spec_version if self.next_spec_version is None else self.next_spec_version
 
 
 class Codec:

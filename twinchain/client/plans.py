@@ -20,6 +20,7 @@ from twinchain.client.common import (
     Reading,
     check_read,
     checked_header,
+    upcoming_version,
 )
 from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import Keypair
@@ -70,6 +71,23 @@ def chain_info() -> Plan[ChainInfo]:
     return ChainInfo(genesis, version, metadata)
 
 
+def next_spec_version(codec: Codec) -> Plan[tuple[int, int]]:
+    """(the best block's spec version, the version the block after it runs with): the
+    second is what a transaction signed now must name; it differs from the first from the
+    block before a scheduled upgrade's height until that block is the best."""
+    head = yield ("chain_getHeader", ())
+    if head is None:
+        raise ClientError("the node has no best header")
+    header = header_from_json(head)
+    at = to_hex(header.hash)
+    version = yield ("state_getRuntimeVersion", (at,))
+    item = codec.runtime.system.ScheduledUpgrade
+    raw = yield ("state_getStorage", (to_hex(item.key()), at))
+    scheduled = None if raw is None else item.value_type.decode(from_hex(raw, "storage value"))
+    current = int(version["specVersion"])
+    return current, upcoming_version(current, header.number, scheduled)
+
+
 def sign(
     info: ChainInfo, call: Call, keypair: Keypair, *, tip: int = 0, era: Era | None = None
 ) -> Plan[Extrinsic]:
@@ -89,7 +107,7 @@ def sign(
         keypair,
         nonce,
         info.genesis_hash,
-        info.spec_version,
+        info.signing_version,
         tip=tip,
         era=era,
         birth_hash=birth_hash,

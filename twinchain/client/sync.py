@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +34,7 @@ from twinchain.client.common import (
     WatchTimeout,
     batch_results,
     http_url,
+    is_bad_proof,
     request,
     result_of,
     tls_context,
@@ -41,6 +43,8 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic, Header
 from twinchain.protocol.jsonrpc import SERVER_ERROR, RpcError, from_hex, header_from_json, to_hex
 from twinchain.protocol.telemetry import Batch
+
+log = logging.getLogger("twinchain.client")
 
 
 class RpcClient:
@@ -171,6 +175,27 @@ class Client:
         self.codec = Codec(self._run(plans.chain_info()))
         return self.codec.info
 
+    def refresh_version(self) -> bool:
+        """Re-read the runtime version (after ``Invalid:BadProof``, or when told of an
+        upgrade): the metadata again if the best block runs another version than the one
+        cached, and the version the next block runs, which what this client signs from now
+        on names. True if that changed (said once in the log)."""
+        before = self.info.signing_version
+        current, upcoming = self._run(plans.next_spec_version(self.codec))
+        if current != self.info.spec_version:
+            self.refresh()
+        self.info.next_spec_version = upcoming
+        if upcoming == before:
+            return False
+        log.warning(
+            "runtime upgrade: the chain's next block runs spec version %d (was %d); "
+            "signing for %d from now on",
+            upcoming,
+            before,
+            upcoming,
+        )
+        return True
+
     @property
     def info(self) -> ChainInfo:
         return self.codec.info
@@ -192,8 +217,35 @@ class Client:
     def sign_and_submit(
         self, call: Call, keypair: Keypair, *, tip: int = 0, era: Era | None = None
     ) -> bytes:
-        """Sign and submit; returns the extrinsic hash."""
+        """Sign and submit; returns the extrinsic hash. Refused as ``Invalid:BadProof``
+        after a runtime upgrade changed the version to sign, it is signed again once."""
+        try:
+            return self.rpc.submit(self.sign(call, keypair, tip=tip, era=era).encode())
+        except RpcError as exc:
+            if not (is_bad_proof(exc) and self.refresh_version()):
+                raise
         return self.rpc.submit(self.sign(call, keypair, tip=tip, era=era).encode())
+
+    def sign_and_watch(
+        self,
+        call: Call,
+        keypair: Keypair,
+        *,
+        tip: int = 0,
+        era: Era | None = None,
+        timeout: float = 60.0,
+    ) -> tuple[Extrinsic, list[TxStatus]]:
+        """Sign, submit and block until a final status: the extrinsic sent and every status
+        seen. Refused as ``Invalid:BadProof`` after a runtime upgrade changed the version to
+        sign, it is signed again (for the new version, with the nonce then next) once."""
+        xt = self.sign(call, keypair, tip=tip, era=era)
+        try:
+            return xt, self._watch(xt, timeout)
+        except RpcError as exc:
+            if not (is_bad_proof(exc) and self.refresh_version()):
+                raise
+        xt = self.sign(call, keypair, tip=tip, era=era)
+        return xt, self._watch(xt, timeout)
 
     def submit_and_watch(
         self,
@@ -205,13 +257,22 @@ class Client:
         timeout: float = 60.0,
     ) -> list[TxStatus]:
         """Submit and block until a final status (or WatchTimeout after ``timeout`` seconds);
-        returns every status seen, the final one last."""
-        if isinstance(call, Extrinsic):
-            xt = call
-        elif keypair is None:
-            raise ClientError("a Call needs a keypair to sign it")
-        else:
-            xt = self.sign(call, keypair, tip=tip, era=era)
+        returns every status seen, the final one last. A Call (signed here) refused as
+        ``Invalid:BadProof`` after a runtime upgrade is signed again once (see
+        :meth:`sign_and_watch`); a signed Extrinsic's refusal is raised, the version to sign
+        re-read first."""
+        if not isinstance(call, Extrinsic):
+            if keypair is None:
+                raise ClientError("a Call needs a keypair to sign it")
+            return self.sign_and_watch(call, keypair, tip=tip, era=era, timeout=timeout)[1]
+        try:
+            return self._watch(call, timeout)
+        except RpcError as exc:
+            if is_bad_proof(exc):
+                self.refresh_version()  # what is signed next names the right version
+            raise
+
+    def _watch(self, xt: Extrinsic, timeout: float) -> list[TxStatus]:
         try:
             return asyncio.run(_collect_statuses(self.url, xt, timeout, self.ca_file))
         except TimeoutError:

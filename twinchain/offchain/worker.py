@@ -169,9 +169,14 @@ class PdmWorker:
 
     # ------------------------------------------------------------------ chain helpers
     def _submit(self, pallet: str, call: str, **args: Any) -> bytes:
-        """Sign, submit, watch to finality; the block hash, or WorkerError with the reason."""
-        xt = self.client.sign(self.client.call_function(pallet, call, **args), self.keypair)
-        statuses = self.client.submit_and_watch(xt, timeout=self.watch_timeout)
+        """Sign, submit, watch to finality; the block hash, or WorkerError with the reason.
+        Signed for the version the next block runs: refused as ``Invalid:BadProof`` after a
+        runtime upgrade, the client re-reads the version and signs it again, once."""
+        xt, statuses = self.client.sign_and_watch(
+            self.client.call_function(pallet, call, **args),
+            self.keypair,
+            timeout=self.watch_timeout,
+        )
         final = statuses[-1]
         if final.kind != "finalized" or final.block is None:
             raise WorkerError(f"{pallet}.{call} ended {final.kind}: {final.raw!r}")
