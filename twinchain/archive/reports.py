@@ -592,8 +592,9 @@ _TWSK = struct.Struct(">QQB")
 @dataclass
 class Pending:
     """An anchor decided but not final: its digest and window, the finalized block it was
-    decided at (it can only be anchored after it), then (once signed) its nonce and
-    extrinsic, and how many nonces the chain used without anchoring it."""
+    decided at (it can only be anchored after it), then (once signed) its nonce, extrinsic
+    and the runtime version it was signed for, and how many nonces the chain used without
+    anchoring it."""
 
     digest: bytes
     from_ms: int
@@ -601,11 +602,12 @@ class Pending:
     since: int = 0
     nonce: int | None = None
     xt: bytes | None = None
+    spec: int = 0
     attempts: int = 0
 
     def pack(self) -> bytes:
         fields = [self.digest, self.from_ms, self.to_ms, self.since, self.nonce, self.xt]
-        return msgpack.packb([*fields, self.attempts], use_bin_type=True)  # type: ignore[no-any-return]
+        return msgpack.packb([*fields, self.spec, self.attempts], use_bin_type=True)  # type: ignore[no-any-return]
 
     @classmethod
     def unpack(cls, raw: bytes) -> Pending:
@@ -943,6 +945,7 @@ class ReportService:
         best = runtime_at(chain, chain.best.hash)
         fin_nonce = runtime_at(chain, chain.finalized.hash).system.nonce(who)
         best_nonce = best.system.nonce(who)
+        spec = chain.next_spec_version()  # what the next block checks signatures against
         # Our own unincluded nonces, not the pool's (decoding every pooled extrinsic on the
         # node's thread would stall it): another extrinsic of the key taking one of them is
         # what the nonce rule below recovers from.
@@ -958,6 +961,10 @@ class ReportService:
                     continue  # waiting for a block, or for finality to say who used it
                 if now - self._sent.get(key, -1e9) < self.resubmit_s:
                     continue
+                if p.spec != spec:
+                    # Signed for a runtime version the chain no longer runs (an upgrade):
+                    # signed again with the SAME nonce, so still only one can be included.
+                    self._sign_and_keep(best, chain.genesis_hash, spec, key, p)
                 self._submit(node, key, p.xt, again=True)
                 continue
             if p.nonce is not None:
@@ -973,17 +980,26 @@ class ReportService:
                     self.book.write(wb)
                     continue
             p.nonce, next_nonce = next_nonce, next_nonce + 1
-            call = best.call_by_name(
-                "Telemetry", "anchor", twin, kind, p.from_ms, p.to_ms, p.digest
-            )
-            xt = _sign(call, self.key, p.nonce, chain.genesis_hash, chain.next_spec_version())
-            p.xt = xt
-            wb = WriteBatch()
-            _put_pending(wb, twin, start, kind, p)
-            self.book.write(wb)  # the nonce and extrinsic are kept before they leave
-            self._submit(node, key, xt, again=False)
+            self._sign_and_keep(best, chain.genesis_hash, spec, key, p)
+            self._submit(node, key, p.xt, again=False)
 
-    def _submit(self, node: Node, key: tuple[int, int, int], xt: bytes, *, again: bool) -> None:
+    def _sign_and_keep(
+        self, rt: Runtime, genesis: bytes, spec: int, key: tuple[int, int, int], p: Pending
+    ) -> None:
+        """Sign ``p``'s anchor with its nonce for runtime version ``spec``, and keep the
+        extrinsic before it leaves."""
+        assert self.book is not None and p.nonce is not None
+        twin, _, kind = key
+        call = rt.call_by_name("Telemetry", "anchor", twin, kind, p.from_ms, p.to_ms, p.digest)
+        p.xt, p.spec = _sign(call, self.key, p.nonce, genesis, spec), spec
+        wb = WriteBatch()
+        _put_pending(wb, *key, p)
+        self.book.write(wb)
+
+    def _submit(
+        self, node: Node, key: tuple[int, int, int], xt: bytes | None, *, again: bool
+    ) -> None:
+        assert xt is not None
         self._sent[key] = self.clock()
         if again:
             self.stats.resubmitted += 1
