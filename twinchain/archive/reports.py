@@ -43,10 +43,15 @@ Exactly once per (twin, window, kind): the digest is written to LevelDB (pending
 anything is submitted, then the nonce (the best chain's, past those of the service's own
 anchors not yet in it) and the signed extrinsic, then it is submitted. An
 anchor found in finalized state (same twin, kind and window, by the report key) settles it.
-Until then, the same signed extrinsic is resubmitted while its nonce is unused; only once the
-finalized chain has used that nonce without anchoring (another extrinsic of the key took it,
-or the anchor failed) is it signed again with a new nonce. Two extrinsics of one anchor never
-hold different free nonces, so a reorg cannot include both.
+Until then, the same signed extrinsic is resubmitted while its nonce is unused (signed again
+with that same nonce only if the runtime version it names is no longer the chain's); only
+once the finalized chain has used that nonce without anchoring (another extrinsic of the key
+took it, or the anchor failed) is it signed again with a new nonce. Two extrinsics of one
+anchor never hold different free nonces, so a reorg cannot include both.
+
+Reports cost the node little between periods: one pass a finalized block sorts the new
+batches (one chain read each) and checks what is pending; at most ``MAX_REPORTS_PER_PASS``
+reports are made a pass, in a worker thread.
 """
 
 from __future__ import annotations
