@@ -280,8 +280,8 @@ def archive_get_document(ctx: CallContext, *args: Any, **kwargs: Any) -> InThrea
             )
         # A document on chain by hash: the twin's documents, or a result anchored for it (a
         # facility report, whose KPIs and alerts the chain holds only as this digest).
-        if digest not in {h for _, h in rt.equipment.Documents.get(twin) or []} and not any(
-            a.digest == digest for _, a in rt.telemetry.anchors(twin)
+        if digest not in {h for _, h in rt.equipment.Documents.get(twin) or []} and not (
+            _anchored(rt, twin, digest)
         ):
             raise RpcError(
                 NOT_FOUND, f"0x{digest.hex()} is neither a document nor an anchor of twin {twin}"
@@ -299,6 +299,17 @@ def archive_get_document(ctx: CallContext, *args: Any, **kwargs: Any) -> InThrea
         return {"hash": to_hex(digest), "content": to_hex(content)}
 
     return InThread(fetch)
+
+
+def _anchored(rt: Runtime, twin: int, digest: bytes) -> bool:
+    """Whether ``digest`` is anchored for ``twin``, newest anchors first: a report is mostly
+    fetched soon after it was anchored (a twin gains one or two anchors a report period)."""
+    tel = rt.telemetry
+    for aid in range(tel.AnchorCount.get(twin) - 1, -1, -1):
+        a = tel.Anchors.get(twin, aid)
+        if a is not None and a.digest == digest:
+            return True
+    return False
 
 
 METHODS = {
