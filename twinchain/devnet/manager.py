@@ -42,6 +42,9 @@ SPEC_ID = "twinchain_devnet"
 #: The validators' libp2p peer ids: ``up`` runs a permissioned network of them
 #: (``--authorized-peers-file``); a node added by hand must be appended to it.
 AUTHORIZED_PEERS = "authorized-peers"
+#: Blocks a session lasts on a devnet `up` starts: a validator the council approved (or a key
+#: rotated) takes effect within a minute of 1 s slots.
+SESSION_LENGTH = 60
 #: Finality is "stalled" once the finalized block's slot started more than this many slots ago
 #: while the best block is ahead of it: healthy finality trails the head by a slot or two.
 STALL_SLOTS = 10
@@ -336,7 +339,9 @@ def up(
     ):
         raise DevnetError(f"a devnet is already running in {base_dir} (devnet down first)")
     # Permissioned by chain: a node joins when governance authorizes it (README: Consortium).
-    _, nodes, gws = plan_all(base_dir, validators, slot_ms, nodes_on_chain=True)
+    _, nodes, gws = plan_all(
+        base_dir, validators, slot_ms, session_length=SESSION_LENGTH, nodes_on_chain=True
+    )
     try:
         save(base_dir, nodes, gws)
         # All at once, each dialing every other (a full mesh): a validator that starts late
