@@ -341,6 +341,8 @@ def test_thresholds_by_kind_of_call(blk: Any) -> None:
     assert t("Facility", "suspend", 0, b"\x00" * 32) == TWO_THIRDS
     assert t("Facility", "reinstate", 0) == TWO_THIRDS
     assert t("Facility", "revoke", 0, b"\x00" * 32) == TWO_THIRDS
+    assert t("Facility", "approve_validator", 0) == TWO_THIRDS
+    assert t("Facility", "add_well_known_node", b"\x00" * 38) == TWO_THIRDS
     assert t("Authority", "set_authorities", [acct]) == TWO_THIRDS
     assert t("System", "set_chain_name", "x") == TWO_THIRDS
     assert t("Council", "set_motion_duration", 100) == TWO_THIRDS

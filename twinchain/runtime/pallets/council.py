@@ -98,6 +98,10 @@ TWO_THIRDS_CALLS = (
     ("Facility", "suspend"),
     ("Facility", "reinstate"),
     ("Facility", "revoke"),
+    # Who validates and which nodes the network admits change the authority set: two thirds.
+    ("Facility", "approve_validator"),
+    ("Facility", "add_well_known_node"),
+    ("Facility", "remove_well_known_node"),
 )
 # Facility events after which the facility's operator's membership is re-derived.
 FACILITY_STATUS_EVENTS = (
