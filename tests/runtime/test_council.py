@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from twinchain.node.chain_spec import (
+    ChainSpecError,
     FoundingFacility,
     add_consortium_args,
     consortium_from_args,
@@ -38,6 +39,7 @@ from twinchain.runtime.pallets.council import (
     required_votes,
     threshold_of,
 )
+from twinchain.runtime.pallets.facility.types import parse_peer_id, peer_id_text
 from twinchain.runtime.runtime import Runtime
 
 OPS = [Keypair.from_dev_name(f"Operator{i}") for i in range(1, 6)]
@@ -578,7 +580,6 @@ def test_consortium_spec_from_build_spec_flags() -> None:
 
 
 def test_consortium_spec_refuses_bad_founders() -> None:
-    from twinchain.node.chain_spec import ChainSpecError
 
     with pytest.raises(ChainSpecError):
         consortium_spec("X", "x", [])
@@ -608,3 +609,27 @@ def test_open_motions_are_bounded_and_expired_ones_make_room(
     assert [i for i, _ in blk.rt.council.open_motions()] == [3]
     # an expired motion's call may be proposed again
     propose(blk, OPS[1], wire(blk, "System", "remark", bytes([0])))
+
+
+def test_consortium_spec_lists_founding_nodes_and_peer_id_boot_nodes() -> None:
+    # The founders' nodes and the boot nodes are admitted: the network is permissioned.
+    node, boot = (peer_id_text(bytes([0, 36, 8, 1, 18, 32]) + bytes([i]) * 32) for i in (1, 2))
+    p = argparse.ArgumentParser()
+    p.add_argument("--chain")
+    add_consortium_args(p)
+    args = p.parse_args(
+        [
+            "--chain", "consortium", "--facility", f"Plant A,//Operator1,,{node}",
+            "--facility", "Plant B,//Operator2",
+            "--bootnode", f"/ip4/10.0.0.1/tcp/30333/p2p/{boot}",
+        ]
+    )  # fmt: skip
+    spec = consortium_from_args(args)
+    assert spec is not None
+    assert spec.genesis["authority"]["authorities"] == ["//Operator1", "//Operator2"]
+    rt = Runtime()
+    rt.build_genesis(spec.genesis)
+    assert set(rt.facility.authorized_nodes()) == {parse_peer_id(node), parse_peer_id(boot)}
+    for bad in ("Plant A,//Operator1,,not-a-peer-id", "Plant A,//Operator1,,"):
+        with pytest.raises(ChainSpecError):
+            consortium_from_args(p.parse_args(["--chain", "consortium", "--facility", bad]))

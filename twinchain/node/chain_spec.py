@@ -19,6 +19,7 @@ from twinchain.primitives.keys import DEV_NAMES, Keypair, parse_account
 from twinchain.primitives.types import Block, Header
 from twinchain.runtime.pallets.balances import TOKEN_DECIMALS, TOKEN_SYMBOL
 from twinchain.runtime.pallets.council import MIN_MOTION_DURATION
+from twinchain.runtime.pallets.facility.types import parse_peer_id
 from twinchain.runtime.pallets.roles import CERTIFIED_AUDITOR, FACILITY_OPERATOR
 from twinchain.runtime.runtime import Runtime
 from twinchain.storage.trie import build_from_scratch
@@ -160,6 +161,7 @@ class FoundingFacility:
     validator: str | None = None  # its validator key; default: the operator's
     location: str = ""
     capabilities: tuple[str, ...] = ()
+    node: str | None = None  # the libp2p peer id of its validator's node (base58)
 
     @property
     def validator_key(self) -> str:
@@ -167,11 +169,24 @@ class FoundingFacility:
 
 
 def parse_founding(text: str) -> FoundingFacility:
-    """``NAME,OPERATOR[,VALIDATOR]`` (the ``--facility`` flag of ``build-spec``)."""
+    """``NAME,OPERATOR[,VALIDATOR[,NODE]]`` (the ``--facility`` flag of ``build-spec``; an
+    empty VALIDATOR is the operator's key, NODE is its node's libp2p peer id)."""
     parts = [p.strip() for p in text.split(",")]
-    if len(parts) not in (2, 3) or not all(parts):
-        raise ChainSpecError(f"--facility takes NAME,OPERATOR[,VALIDATOR], not {text!r}")
-    return FoundingFacility(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+    if len(parts) not in (2, 3, 4) or not all(parts[:2]) or (len(parts) == 4 and not parts[3]):
+        raise ChainSpecError(f"--facility takes NAME,OPERATOR[,VALIDATOR[,NODE]], not {text!r}")
+    validator = parts[2] if len(parts) >= 3 and parts[2] else None
+    node = parts[3] if len(parts) == 4 else None
+    if node is not None:
+        _peer_id(node, f"facility {parts[0]!r}'s node")
+    return FoundingFacility(parts[0], parts[1], validator, node=node)
+
+
+def _peer_id(text: str, what: str) -> str:
+    try:
+        parse_peer_id(text)
+    except ValueError as exc:
+        raise ChainSpecError(f"{what}: {exc}") from None
+    return text
 
 
 def _account(who: str, what: str) -> str:
@@ -239,9 +254,16 @@ def consortium_spec(
                         "location": f.location,
                         "capabilities": list(f.capabilities),
                         "verified_until": FOUNDING_VERIFIED_UNTIL_MS,
+                        "nodes": [f.node] if f.node else [],
                     }
                     for f in facilities
-                ]
+                ],
+                # Boot nodes that name their peer id are admitted as nodes of no facility.
+                "well_known_nodes": [
+                    _peer_id(b.rsplit("/p2p/", 1)[1], f"boot node {b!r}")
+                    for b in boot_nodes or []
+                    if "/p2p/" in b
+                ],
             },
             "council": {"motion_duration": motion_duration},
             "timestamp": {},
@@ -256,9 +278,11 @@ def add_consortium_args(p: argparse.ArgumentParser) -> None:
         "--facility",
         action="append",
         default=[],
-        metavar="NAME,OPERATOR[,VALIDATOR]",
+        metavar="NAME,OPERATOR[,VALIDATOR[,NODE]]",
         help="a founding facility: its operator sits on the council, its validator key "
-        "(default: the operator's) is an authority; repeat for each",
+        "(default: the operator's) is an authority, its validator's node (a libp2p peer id) "
+        "is admitted to the network; repeat for each. With any node or --bootnode peer id "
+        "in the spec the network is permissioned by the chain",
     )
     g.add_argument(
         "--auditor", action="append", default=[], help="an account granted CertifiedAuditor"
