@@ -25,7 +25,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from twinchain import __version__
 from twinchain.node import logspec
-from twinchain.node.chain_spec import ChainSpec, ChainSpecError, resolve
+from twinchain.node.chain_spec import (
+    ChainSpec,
+    ChainSpecError,
+    add_consortium_args,
+    consortium_from_args,
+    resolve,
+)
 from twinchain.node.services import NodeService
 from twinchain.primitives.errors import CliError
 from twinchain.primitives.keys import InvalidKey, Keypair, decode_address, encode_address
@@ -218,7 +224,11 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_build_spec(args: argparse.Namespace) -> int:
-    spec = _spec(args)
+    try:
+        consortium = consortium_from_args(args)
+    except ChainSpecError as exc:
+        raise CliError(str(exc)) from None
+    spec = consortium or _spec(args)
     data: dict[str, Any] = spec.to_json()
     if args.raw:
         data["genesisHash"] = "0x" + spec.genesis_block().hash.hex()
@@ -515,6 +525,7 @@ def add_parser(sub: Any, services: Sequence[ServiceOptions] = ()) -> None:
 
     b = sub.add_parser("build-spec", help="print a chain spec as JSON")
     _chain_args(b)
+    add_consortium_args(b)
     b.add_argument("--raw", action="store_true", help="include the genesis storage and hash")
     b.set_defaults(fn=cmd_build_spec)
 
