@@ -17,7 +17,9 @@ each in its own module over the state they share (:mod:`.state`):
 * :mod:`.settlement`: extrinsics settled from finalized state, and their batches found
   (final), given back (signed again if the policy changed) or counted lost;
 * :mod:`.archiving`: final batches delivered to the facility archive until it holds them;
-* :mod:`.finality`: how far finality is behind the best block (log and status).
+* :mod:`.finality`: how far finality is behind the best block (log and status);
+* :mod:`.versions`: the runtime spec version signed for, across runtime upgrades (what was
+  signed for the old one and is not in a block yet is signed again, same nonce and batches).
 
 Exactly once: a batch's sequence number is fixed when it is signed, and after any restart the
 stored extrinsic bytes are sent again unchanged: the chain refuses a used nonce and a used
@@ -49,6 +51,7 @@ from twinchain.gateway.settlement import Settler
 from twinchain.gateway.spool import Spool, SpoolError, unpack
 from twinchain.gateway.state import LATENCY_BUCKET_MS, GatewayState, InFlight
 from twinchain.gateway.submission import Submitter
+from twinchain.gateway.versions import VersionWatch
 from twinchain.protocol.jsonrpc import RpcError, to_hex
 
 log = logging.getLogger("twinchain.gateway")
@@ -62,6 +65,8 @@ class Gateway:
         self.cutter = Cutter(state)
         self.finality = FinalityWatch(state)
         self.submitter = Submitter(state, self.finality)
+        self.versions = VersionWatch(state, self.submitter)
+        self.finality.on_best = self.versions.on_best
         self.disclosure = Disclosure(state)
         self.archiver = Archiver(state, self.intake.update_space)
         self.settler = Settler(
@@ -204,6 +209,7 @@ class Gateway:
                     asyncio.create_task(self.submitter.run_packer(rpc)),
                     asyncio.create_task(self.submitter.run_resubmitter(rpc)),
                     asyncio.create_task(self.archiver.run(rpc)),
+                    asyncio.create_task(self.versions.run(rpc)),
                 ]
                 try:
                     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -236,7 +242,8 @@ class Gateway:
 
     async def _on_connect(self, rpc: AsyncClient) -> None:
         """Learn the chain (and refuse another chain than the spool's), its metrics, whether
-        the gateway and its devices are registered, and the next nonce."""
+        the gateway and its devices are registered, the next nonce and the runtime version
+        to sign for."""
         s = self.state
         chain = s.chain
         assert s.spool is not None
@@ -250,7 +257,6 @@ class Gateway:
         chain.codec = rpc.codec
         probe = chain.codec.build_call("Telemetry", "submit", {"batches": []})
         chain.submit_index = (probe.pallet, probe.index)
-        chain.spec_version = info.spec_version
         slot = await rpc.call("state_getStorage", chain.key("Authority", "SlotDuration"))
         chain.slot_ms = int(chain.decode("Authority", "SlotDuration", slot))
         window = await rpc.call("state_getStorage", chain.key("Telemetry", "WindowMs"))
@@ -260,7 +266,6 @@ class Gateway:
         metrics = await rpc.call("twin_metrics")
         s.metrics = Metrics({m["id"]: (m["name"], m["scale"]) for m in metrics})
         await s.db(s.spool.set_meta, "genesis", genesis)
-        await s.db(s.spool.set_meta, "spec_version", str(chain.spec_version).encode())
         await s.db(
             s.spool.set_meta,
             "metrics",
@@ -290,6 +295,9 @@ class Gateway:
         chain_next = int(await rpc.call("system_accountNextIndex", me))
         top = max(s.inflight, default=-1)
         self.submitter.next_nonce = max(chain_next, top + 1)
+        # The version the next block runs (kept in the spool): what the spool's unsettled
+        # extrinsics were signed for before a restart across an upgrade is signed again.
+        await self.versions.check(rpc, send=False)  # sent with the rest once connected
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
@@ -330,6 +338,11 @@ class Gateway:
             "batches_requeued": stats.batches_requeued,
             "batches_lost": stats.batches_lost,
             "batches_resigned": stats.batches_resigned,
+            "spec_version": s.chain.spec_version,
+            "xts_resigned": stats.xts_resigned,
+            "runtime_upgrades": [
+                {"from": a, "to": b, "best_block": n} for a, b, n in self.versions.upgrades
+            ],
             "readings_final": stats.readings_final,
             "archive_pending": s.archive_n,
             "archive_pending_batches": len(s.to_archive),

@@ -28,7 +28,7 @@ import msgpack
 
 from twinchain.primitives import codec
 from twinchain.primitives.hashing import Domain, hash_for
-from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keys import Keypair, verify
 from twinchain.primitives.types import (
     EXTRINSIC_VERSION,
     Call,
@@ -166,4 +166,19 @@ class XtBuilder:
         return Extrinsic(call, signed).encode() == raw
 
 
-__all__ = ["CachedKeypair", "XtBuilder", "encode_batch", "encode_commitment"]
+def signed_for(raw: bytes, genesis: bytes, spec_version: int) -> bool:
+    """Whether the immortal extrinsic ``raw`` is signed for ``spec_version`` (the signature
+    covers it; the bytes do not carry it): a spool's extrinsics signed before a restart
+    across a runtime upgrade are told apart this way."""
+    try:
+        xt = Extrinsic.decode(raw)
+    except Exception:  # undecodable: not signed for anything
+        return False
+    s = xt.signed
+    if s is None:
+        return False
+    msg = signing_payload(xt.call, s.nonce, s.tip, s.era, genesis, spec_version, genesis)
+    return verify(s.signer, msg, s.signature)
+
+
+__all__ = ["CachedKeypair", "XtBuilder", "encode_batch", "encode_commitment", "signed_for"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twinchain.client import Subscription
@@ -33,6 +34,7 @@ class FinalityWatch:
         self.stalled_since: float | None = None  # finality lag above finality_lag_alert
         self.stall_ended = -1e9
         self.lag_logged = -1e9
+        self.on_best: Callable[[Any], None] | None = None  # each new best head (JSON)
 
     async def follow_best(self, heads: Subscription[Any]) -> None:
         """The head follower task: track the node's best block."""
@@ -42,6 +44,8 @@ class FinalityWatch:
                 return  # connection closed
             self.best_number = int(head["number"], 16)
             self.check()
+            if self.on_best is not None:
+                self.on_best(head)
 
     def finalized(self, number: int) -> None:
         """Block ``number`` is final (as the settler sees it)."""

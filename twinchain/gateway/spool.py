@@ -452,6 +452,23 @@ class Spool:
             cur.execute("ROLLBACK")
             raise
 
+    def replace_xts(self, rows: Sequence[XtRow]) -> None:
+        """The bytes of unsettled extrinsics signed again (same nonce, same batches, for a
+        new runtime spec version), in one durable transaction; one settled meanwhile stays
+        deleted."""
+        self._sync(True)
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany(
+                "UPDATE xts SET hash=?, raw=? WHERE nonce=?",
+                [(x.hash, x.raw, x.nonce) for x in rows],
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
     def xts(self) -> list[XtRow]:
         rows = self.db.execute(
             "SELECT nonce, hash, raw, created_ms, batches, readings FROM xts ORDER BY nonce"

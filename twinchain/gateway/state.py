@@ -63,6 +63,9 @@ class InFlight:
     tries: int = 0  # submissions since it was signed (or since finality last resumed)
     due_at: float = 0.0  # when to send it again (or check it, while ``on_best``)
     on_best: bool = False  # its nonce is used on the best chain: finality settles it
+    # The runtime spec version its signature names (None: not known yet, as for extrinsics
+    # reloaded from the spool: checked against the signature when it matters).
+    spec_version: int | None = None
 
 
 class Stats:
@@ -81,6 +84,7 @@ class Stats:
         self.batches_lost = 0
         self.batches_requeued = 0
         self.batches_resigned = 0  # signed again with the twin's current disclosure policy
+        self.xts_resigned = 0  # extrinsics signed again for a new runtime spec version
         self.batches_archived = 0
         self.readings_archived = 0
         self.archive_refused: dict[str, int] = {}  # by reason

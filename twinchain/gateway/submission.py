@@ -13,7 +13,12 @@ they settle (the readings themselves never go to the chain: see :mod:`.archiving
   nonce).
 
 The stored bytes are what is sent, every time: the chain refuses a used nonce and a used
-sequence number, so nothing is applied twice.
+sequence number, so nothing is applied twice. The one exception is a runtime upgrade: the
+signature covers the spec version, so from the block before the upgrade's height on, the
+pool refuses what was signed for the old one (``Invalid:BadProof``). Those extrinsics whose
+nonce the best chain has not used are signed again for the new version (:meth:`resign_stale`,
+told by :mod:`.versions`) with the same nonce and the same batches, and the new bytes replace
+the old in the spool before they are sent: two signings of one nonce can never both apply.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 
 from twinchain.client import AsyncClient, NodeUnavailable
-from twinchain.gateway.encoding import XtBuilder
+from twinchain.gateway.encoding import XtBuilder, signed_for
 from twinchain.gateway.finality import FinalityWatch
 from twinchain.gateway.spool import BatchRow, XtRow
 from twinchain.gateway.state import GatewayState, InFlight, now_ms
@@ -45,6 +51,8 @@ class Submitter:
         self.next_nonce = 0
         self._xt_builder: XtBuilder | None = None
         self._submits: set[asyncio.Task[bool]] = set()
+        # Called on an Invalid:BadProof refusal: the runtime version may have changed.
+        self.on_bad_proof: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ packing
     def _make_xt(self, batches: list[BatchRow], nonce: int) -> XtRow:
@@ -109,13 +117,15 @@ class Submitter:
             grow = len(latencies) if self._slow_start else len(latencies) / self.window
             self.window = min(float(self.b.max_in_flight), self.window + grow)
 
-    def _sign_and_store(self, groups: list[list[BatchRow]], first: int) -> list[XtRow]:
-        """Sign the extrinsics and store them, in one transaction (in the spool's thread)."""
+    def _sign_and_store(self, groups: list[list[BatchRow]], first: int) -> tuple[list[XtRow], int]:
+        """Sign the extrinsics and store them, in one transaction (in the spool's thread);
+        the spec version they are signed for."""
         spool = self.state.spool
         assert spool is not None
+        version = self.state.chain.spec_version
         xts = [self._make_xt(g, first + i) for i, g in enumerate(groups)]
         spool.store_xts([(x, [b.id for b in g]) for x, g in zip(xts, groups, strict=True)])
-        return xts
+        return xts, version
 
     async def run_packer(self, rpc: AsyncClient) -> None:
         """The packer task, for one connection."""
@@ -136,12 +146,12 @@ class Submitter:
                 continue
             first = self.next_nonce
 
-            xts = await s.db(self._sign_and_store, groups, first)
+            xts, version = await s.db(self._sign_and_store, groups, first)
             self.next_nonce = first + len(xts)
             for xt, g in zip(xts, groups, strict=True):
                 for b in g:
                     b.xt = xt.nonce
-                f = s.inflight[xt.nonce] = InFlight(xt, g)
+                f = s.inflight[xt.nonce] = InFlight(xt, g, spec_version=version)
                 s.unpacked_n -= xt.readings
                 # Not awaited: the requests leave in nonce order on the one connection, and
                 # the next extrinsics are packed while the node validates these.
@@ -187,6 +197,11 @@ class Submitter:
                         reason,
                     )
                 self.hold_on_best(f)
+            elif kind == "Invalid:BadProof":
+                # Signed for a spec version the next block does not run (an upgrade): the
+                # version watch re-reads it and signs what needs it again, saying so once.
+                if self.on_bad_proof is not None:
+                    self.on_bad_proof()
             # Already in the pool or on chain: the settler will see it. Anything else is
             # retried with the same bytes later, backing off.
             elif exc.code not in (1013, 1012):
@@ -256,6 +271,53 @@ class Submitter:
         for f in send:
             if inflight.get(f.row.nonce) is f:
                 await self.submit(rpc, f)
+
+    def signed_for(self, f: InFlight, version: int) -> bool:
+        """Whether ``f``'s bytes are signed for ``version`` (checked against the signature
+        once when not known: an extrinsic reloaded from the spool)."""
+        if f.spec_version is None:
+            genesis = self.state.chain.genesis
+            assert genesis is not None
+            f.spec_version = version if signed_for(f.row.raw, genesis, version) else 0
+        return f.spec_version == version  # 0: signed for a version not known here
+
+    def _resign(self, stale: list[InFlight]) -> list[XtRow]:
+        """New bytes for ``stale`` (same nonces, same batches, the current spec version),
+        stored in place of the old in one durable transaction (in the spool's thread)."""
+        spool = self.state.spool
+        assert spool is not None
+        rows = [self._make_xt(f.batches, f.row.nonce) for f in stale]
+        for old, new in zip(stale, rows, strict=True):
+            new.created_ms = old.row.created_ms
+        spool.replace_xts(rows)
+        return rows
+
+    async def resign_stale(self, rpc: AsyncClient, *, send: bool = True) -> list[InFlight]:
+        """Sign again, for the chain's current spec version, the unsettled extrinsics signed
+        for another one whose nonce the best chain has not used (those it has are in a block:
+        finality settles them), store them and (``send``) send them at once, in nonce order.
+        The extrinsics signed again."""
+        s = self.state
+        version = s.chain.spec_version
+        other = [f for _, f in sorted(s.inflight.items()) if not self.signed_for(f, version)]
+        if not other:
+            return []
+        used = await self.best_nonce(rpc)
+        stale = [f for f in other if f.row.nonce >= used]
+        if not stale:
+            return []
+        rows = await s.db(self._resign, stale)
+        done: list[InFlight] = []
+        for f, row in zip(stale, rows, strict=True):
+            if s.inflight.get(f.row.nonce) is not f:
+                continue  # settled meanwhile (its stored row is gone: nothing was revived)
+            f.row, f.spec_version, f.on_best, f.tries = row, version, False, 0
+            done.append(f)
+        s.stats.xts_resigned += len(done)
+        for f in done if send else ():
+            if s.inflight.get(f.row.nonce) is f:
+                await self.submit(rpc, f)
+        return done
 
     async def run_resubmitter(self, rpc: AsyncClient) -> None:
         """The resubmitter task, for one connection (it also keeps the lag status fresh)."""
