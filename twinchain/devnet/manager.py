@@ -156,7 +156,8 @@ def devnet_spec(
                 + [["0x" + k.public.hex(), DEV_ENDOWMENT] for k in keys]
                 + extra
             },
-            "sudo": {"key": "//Alice"},
+            # No sudo: like every consortium chain, the devnet is governed by its council
+            # (its verified facilities' operators).
             "timestamp": {},
             **domain,
         },
