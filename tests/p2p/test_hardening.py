@@ -4,6 +4,7 @@ py-libp2p hosts against a node's network service on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
+import struct
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -11,9 +12,15 @@ from typing import Any
 
 import pytest
 import trio
+from libp2p.custom_types import TProtocol
 from libp2p.io.trio import TrioTCPStream
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
+from libp2p.stream_muxer.yamux.yamux import (
+    MAX_MESSAGE_SIZE,
+    TYPE_DATA,
+    YAMUX_HEADER_FORMAT,
+)
 from p2p_helpers import FAST, ChainHandler, make_handlers, same_chain, wait_until
 
 from twinchain.p2p import NetworkConfig, NetworkService
@@ -292,4 +299,39 @@ async def test_oversized_pubsub_rpc_is_refused_and_its_sender_banned(tmp_path: P
             stream = await b.host.new_stream(ID.from_base58(a.peer_id), [PROTOCOL_ID_V11])
             await stream.write(encode_uvarint(MAX_PUBSUB_RPC + 1) + b"\x00" * 64)
             await wait_until(lambda: b.peer_id in a.banned_peers(), what="b banned")
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_overrunning_a_yamux_receive_window_is_not_buffered(tmp_path: Path) -> None:
+    """py-libp2p alone logs the overrun and buffers it all (8.4 MB here, without limit)."""
+    flood_protocol = TProtocol("/twinchain-test/flood/1")
+    with make_handlers(2) as (ha, hb):
+        async with trio.open_nursery() as nursery:
+            a = await start(nursery, ha, tmp_path, "a")
+            b = await start(nursery, hb, tmp_path, "b", bootnodes=(a.listen_addrs[0],))
+            await wait_until(lambda: b.peer_id in {p["peerId"] for p in a.peers()})
+            flooded = trio.Event()
+
+            async def flood(stream: Any) -> None:
+                # Raw DATA frames, twice the largest window a grants (it never reads anyway).
+                conn, sid = stream.muxed_conn, stream.muxed_stream.stream_id
+                chunk = b"\0" * 60_000
+                for _ in range(140):
+                    header = struct.pack(YAMUX_HEADER_FORMAT, 0, TYPE_DATA, 0, sid, len(chunk))
+                    await conn._write_frame(header + chunk)
+                flooded.set()
+                await trio.sleep_forever()
+
+            assert a.host is not None and b.host is not None
+            b.host.set_stream_handler(flood_protocol, flood)
+            # a opens a stream and never reads from it.
+            stream: Any = await a.host.new_stream(ID.from_base58(b.peer_id), [flood_protocol])
+            with trio.fail_after(20):
+                await flooded.wait()
+            conn, sid = stream.muxed_conn, stream.muxed_stream.stream_id
+            await wait_until(lambda: conn.streams[sid].recv_closed, what="the stream cut off")
+            window = conn.streams[sid].target_recv_window
+            assert 140 * 60_000 >= 2 * window  # the flood overran the window
+            assert len(conn.stream_buffers[sid]) <= window + MAX_MESSAGE_SIZE
+            assert is_connected(a.host, b.peer_id)  # the connection's other streams go on
             nursery.cancel_scope.cancel()

@@ -45,6 +45,8 @@ from libp2p.peer.id import ID
 from libp2p.protocol_muxer import generic_selector
 from libp2p.protocol_muxer.exceptions import MultiselectCommunicatorError
 from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
+from libp2p.stream_muxer import muxer_multistream
+from libp2p.stream_muxer.yamux import yamux as yamux_mod
 from libp2p.transport.exceptions import SecurityUpgradeFailure
 from libp2p.transport.upgrader import TransportUpgrader
 from multiaddr import Multiaddr
@@ -329,6 +331,68 @@ async def _close_quietly(conn: Any) -> None:
             await conn.close()
         except Exception:  # already closed
             pass
+
+
+# --------------------------------------------------------------------------- yamux
+
+
+class YamuxWindowExceeded(BaseLibp2pError):
+    """A peer sent a Yamux stream more data than the receive window we granted it."""
+
+
+class _WindowedBuffer(bytearray):
+    """A Yamux stream's receive buffer, refusing data past the window granted.
+
+    py-libp2p 0.8.1 only logs a peer that overruns a stream's receive window and buffers the
+    data anyway, so a peer could fill memory through a stream nobody reads. An honest peer
+    never has more than the stream's target window (at most 16 MiB) unread here; we allow
+    one frame more. The library catches our error, marks the stream closed for reading and
+    drops the frame (and every later one: the buffer stays full)."""
+
+    def __init__(self, conn: Any, stream_id: int) -> None:
+        super().__init__()
+        self._conn = conn
+        self._stream_id = stream_id
+
+    def extend(self, data: Any) -> None:
+        stream = self._conn.streams.get(self._stream_id)
+        window = getattr(stream, "target_recv_window", yamux_mod.DEFAULT_WINDOW_SIZE)
+        if len(self) + len(data) > window + yamux_mod.MAX_MESSAGE_SIZE:
+            raise YamuxWindowExceeded(
+                f"stream {self._stream_id}: {len(self) + len(data)} bytes unread, window {window}"
+            )
+        super().extend(data)
+
+
+class _StreamBuffers(dict[int, bytearray]):
+    def __init__(self, conn: Any) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def __setitem__(self, stream_id: int, value: bytearray) -> None:
+        if type(value) is bytearray:  # the library makes a stream's buffer as bytearray()
+            buffer = _WindowedBuffer(self._conn, stream_id)
+            bytearray.extend(buffer, value)
+            value = buffer
+        super().__setitem__(stream_id, value)
+
+
+class BoundedYamux(yamux_mod.Yamux):
+    """py-libp2p's Yamux with receive windows enforced (see :class:`_WindowedBuffer`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        buffers = _StreamBuffers(self)
+        for stream_id, buffer in self.stream_buffers.items():
+            buffers[stream_id] = buffer
+        self.stream_buffers = buffers
+
+
+def enforce_yamux_windows() -> None:
+    """Make py-libp2p build :class:`BoundedYamux` connections. Its muxer negotiation builds
+    ``Yamux`` by name for the Yamux protocol, whatever class the host was given, so the
+    module's name is pointed at ours. Idempotent; process-wide."""
+    muxer_multistream.Yamux = BoundedYamux  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- pubsub frames

@@ -1,8 +1,9 @@
 """The libp2p host: identity, transport stack, GossipSub router, connection events.
 
 The stack is the standard one any libp2p implementation speaks: TCP, Noise (XX) for security,
-Yamux for stream multiplexing, Identify and Ping (py-libp2p's defaults), and GossipSub
-(``/meshsub/1.2.0``, ``1.1.0``, ``1.0.0``) with strict message signing. TLS, SECIO, plaintext
+Yamux for stream multiplexing (its receive windows enforced: ``guard.BoundedYamux``), Identify
+and Ping (py-libp2p's defaults), and GossipSub (``/meshsub/1.2.0``, ``1.1.0``, ``1.0.0``) with
+strict message signing. TLS, SECIO, plaintext
 and mplex are deliberately not offered: plaintext is insecure, SECIO is deprecated, and a
 single security/muxer choice keeps negotiation predictable.
 
@@ -42,8 +43,8 @@ from libp2p.pubsub.rpc_queue import OutBoundQueueSize, RpcQueue
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
-from libp2p.stream_muxer.yamux.yamux import Yamux
 
+from twinchain.p2p.guard import BoundedYamux, enforce_yamux_windows
 from twinchain.p2p.wire import MAX_PUBSUB_RPC
 
 log = logging.getLogger("twinchain.p2p.host")
@@ -149,11 +150,12 @@ def build_host(
 ) -> tuple[IHost, GossipSub, Pubsub]:
     """A host (TCP+Noise+Yamux, identify, ping) with a GossipSub router attached."""
     batch_yamux_window_updates()
+    enforce_yamux_windows()
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     host = new_host(
         key_pair=key_pair,
         sec_opt={NOISE_PROTOCOL_ID: noise},
-        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): BoundedYamux},
         listen_addrs=[listen_addr],
     )
     router = GossipSub(
