@@ -19,6 +19,11 @@ Installed into the py-libp2p host by :meth:`ConnectionGuard.install` (the servic
   :data:`MAX_MULTISTREAM_MESSAGES` in one negotiation; the whole inbound handshake and each
   inbound stream's negotiation are time-limited.
 
+- **Yamux receive windows.** py-libp2p only logs a peer that overruns a stream's window;
+  :class:`BoundedYamux` refuses the data (see :class:`_WindowedBuffer`).
+- **Pubsub frames.** An RPC over the size limit, which py-libp2p refuses unread, now also
+  scores its sender (:func:`report_oversized_rpcs`).
+
 Also fixed here: the swarm's inbound handler waits for the swarm to finish, not for its
 connection to close, so every inbound connection ever accepted kept a task and a slot of its
 inbound limiter (250) for the node's lifetime; ours returns when the connection closes.
