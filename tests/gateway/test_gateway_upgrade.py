@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,7 @@ def test_extrinsics_held_for_the_old_version_are_signed_again_exactly_once(
         h = rig.schedule_upgrade(ahead=8)
         wait_for(lambda: rig.best() >= h - 6, 15, "the upgrade scheduled")
         rig.signal("node", signal.SIGSTOP)  # it takes the gateway's requests, answers none
+        time.sleep(1.5)  # status.json is a snapshot a second old at most
         seen = rig.status()["submit_attempts"]
         wait_for(lambda: rig.status()["submit_attempts"] >= seen + 2, 15, "submissions unseen")
         rig.signal("gateway", signal.SIGSTOP)
