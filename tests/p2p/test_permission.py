@@ -253,9 +253,9 @@ def test_authorized_set_is_the_union_of_its_sources_and_fails_closed(tmp_path: P
             authorized_peers_file=path,
         )
         assert svc.permissions.authorized == {ids[0], ids[1]}
-        svc.set_authorized_peers("chain", [ids[2], "not-a-peer-id"])  # the bad one skipped
+        svc.set_authorized_peers("extra", [ids[2], "not-a-peer-id"])  # the bad one skipped
         assert svc.permissions.authorized == set(ids)
-        for source in ("config", "file", "chain"):
+        for source in ("config", "file", "extra"):
             svc.set_authorized_peers(source, None)
         assert svc.permissions.authorized == frozenset()  # permissioned, nobody: fail closed
         assert svc.permissions.permissioned and not svc.permissions.allows(ids[0])

@@ -125,9 +125,10 @@ class PeerAuthorizer(Protocol):
     proved the remote peer's id and before any protocol stream (identify, gossip, sync) is
     served, and again every second for each connected peer, so a peer dropped from the set
     is disconnected. Implementations answer from memory: these calls are synchronous and
-    frequent. ``twinchain.p2p.permission.PeerPermissions`` is the node's; its authorized set
-    is composed by ``NetworkService.set_authorized_peers`` from the ``--authorized-peers-file``
-    and the chain (``twinchain.node.peer_authorization``, at each finalized block).
+    frequent. ``twinchain.p2p.permission.PeerPermissions`` answers from the node's own
+    configuration (reserved peers, ``--authorized-peers-file``); the node's
+    ``twinchain.node.authorization.ChainAuthorizer`` unites it with the peers the chain
+    authorizes at each finalized block.
     """
 
     def allows(self, peer_id: str) -> bool:

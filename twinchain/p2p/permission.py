@@ -6,7 +6,8 @@ Modes, as Substrate's ``--reserved-nodes`` / ``--reserved-only`` and pallet-node
   ``twinchain node --dev`` and ad-hoc test networks keep working;
 - permissioned (an authorized set was given, even an empty one): reserved and authorized peers
   only; the set can be replaced at runtime (``NetworkService.set_authorized_peers``: the
-  ``--authorized-peers-file`` watcher, and the node's chain source at each finalized block);
+  ``--authorized-peers-file`` watcher; the chain's set is united with it by the node's
+  ``twinchain.node.authorization.ChainAuthorizer``);
 - reserved-only: reserved peers only, whatever the authorized set says.
 """
 

@@ -249,7 +249,7 @@ class NetworkService:
     def set_authorized_peers(self, source: str, peers: Iterable[str] | None) -> None:
         """Replace ``source``'s part of the authorized set, which is the union of every
         source's part: "config" (the constructor's), "file" (``--authorized-peers-file``),
-        "chain" (the node's finalized state). The first part makes the network permissioned;
+        or any other a caller names. The first part makes the network permissioned;
         None withdraws a part, and a network that lost its last part stays permissioned with
         an empty set (fail closed). A malformed peer id is skipped with a warning. Connected
         peers no longer allowed are dropped within a second."""
