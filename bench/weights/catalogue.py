@@ -329,6 +329,31 @@ CATALOGUE: dict[str, list[Weight]] = {
             True,
         ),
     ],
+    "session": [
+        Weight(
+            "W_SET_KEYS",
+            "Session.set_keys: one signature verified, the authority sets read, two entries "
+            "written",
+            one("Session.set_keys"),
+        ),
+        Weight(
+            "W_PURGE_KEYS",
+            "Session.purge_keys: one entry read and up to two removed",
+            one("Session.purge_keys"),
+        ),
+        Weight(
+            "W_ENACT_KEY",
+            "One queued key made active at a session boundary (Authority.on_initialize)",
+            one("session_enact_key"),
+            True,
+        ),
+        Weight(
+            "W_READ_KEY",
+            "One authority's entry read at a session boundary (its account, then its session key)",
+            one("session_read_key"),
+            True,
+        ),
+    ],
     "council": [
         Weight(
             "W_PROPOSE",

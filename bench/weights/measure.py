@@ -575,6 +575,40 @@ def _upgrades(w: World) -> None:
     w.direct["upgrade_pair_direct"] = direct(rt, pair, 200)
 
 
+def _session(w: World) -> None:
+    """Session.set_keys (Alice, the authority, queues a new key each time: every call after
+    the first also frees the key it replaces) and purge_keys (a block of n (set_keys,
+    purge_keys) pairs over the block of n set_keys); a session boundary's costs per queued key
+    made active and per authority entry read, timed on the state by calling enact_keys."""
+    from twinchain.runtime.pallets.session import ownership_message
+
+    n = w.n
+    gh = w.chain.genesis_hash
+    keys = [Keypair.from_dev_name(f"bench-session-{i}") for i in range(3 * n)]
+
+    def set_keys(k: Keypair) -> bytes:
+        return w.xt(ALICE, "Session", "set_keys", k.public,
+                    k.sign(ownership_message(gh, ALICE.public)))  # fmt: skip
+
+    w.next([set_keys(keys[i]) for i in range(n)], "Session.set_keys")
+    pairs: list[bytes] = []
+    for i in range(n):
+        pairs += [set_keys(keys[n + i]), w.xt(ALICE, "Session", "purge_keys")]
+    w.next(pairs, "session_set_and_purge")
+    rt = w.view()
+    sess = rt.session
+    queued = 64
+    for i in range(queued):  # validators with a queued key each, as a boundary meets them
+        sess.QueuedKeys.insert(_account(f"bench-session-v{i}"), _account(f"bench-session-k{i}"))
+    enact = direct(rt, lambda: sess.enact_keys([]), 50)
+    for i in range(queued):
+        sess.QueuedKeys.remove(_account(f"bench-session-v{i}"))
+    entries = [_account(f"bench-session-a{i}") for i in range(queued)]
+    read = direct(rt, lambda: sess.enact_keys(entries), 50)
+    w.direct["session_enact_key"] = enact / queued
+    w.direct["session_read_key"] = read / queued
+
+
 # --------------------------------------------------------------------------- measurements
 
 
@@ -598,7 +632,7 @@ CALLS = [
     "Maintenance.submit_prediction", "Maintenance.dismiss_alert", "Maintenance.cancel",
     "Simulation.register_model", "Simulation.deactivate_model", "Simulation.anchor_scenario",
     "Simulation.release_bond", "Council.propose", "Council.vote", "Council.close",
-    "Council.set_motion_duration",
+    "Council.set_motion_duration", "Session.set_keys",
 ]  # fmt: skip
 # Root calls: measured through sudo, against sudo'd remarks.
 ROOT_CALLS = {
@@ -622,6 +656,7 @@ def world_measurements(n: int, repeat: int, work: tuple[int, int]) -> dict[str, 
         _simulation(w, work)
         _council(w)
         _upgrades(w)
+        _session(w)
         rt = w.view()
         alice = Origin.signed(ALICE.public)
         sysp = rt.system
@@ -670,6 +705,8 @@ def world_measurements(n: int, repeat: int, work: tuple[int, int]) -> dict[str, 
     m["Council.sync_member"] = max(
         0.0, per_call("Council.sync_member") - m["council_facility"] * m.pop("council_facilities")
     )
+    purge_xt = (t["session_set_and_purge"] - t["Session.set_keys"]) / n
+    m["Session.purge_keys"] = purge_xt - m["extrinsic_base"]
     upgrade_pair = max(0.0, (t["System.upgrade_pairs"] - t["sudo_remarks_x2"]) / n)
     sched_share = min(1.0, m.pop("upgrade_schedule_direct") / m.pop("upgrade_pair_direct"))
     m["System.schedule_upgrade"] = upgrade_pair * sched_share
