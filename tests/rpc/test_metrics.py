@@ -112,3 +112,12 @@ async def test_finality_metrics(node: StubNode, nursery: trio.Nursery) -> None:
     assert 19 * slot_ms / 1000 <= m[("substrate_finality_lag_seconds", ())] < 29 * slot_ms / 1000
     if hasattr(voter, "rounds_completed"):  # the voter's own counters
         assert m[("substrate_finality_grandpa_rounds_completed_total", ())] == 0
+
+
+async def test_refused_connections_by_reason(node: StubNode, nursery: trio.Nursery) -> None:
+    port = await nursery.start(partial(serve_metrics, node, "127.0.0.1", 0))
+    refused = {"not-authorized": 3, "per-ip": 1}
+    node.refused_connections = lambda: refused  # type: ignore[attr-defined]
+    got = await scrape(f"127.0.0.1:{port}")
+    for reason, n in refused.items():
+        assert got[("twinchain_p2p_connections_refused_total", (("reason", reason),))] == n

@@ -70,6 +70,16 @@ class _NodeCollector(Collector):
             "Number of connected peers",
             value=len(self.node.peers),
         )
+        refused = getattr(self.node, "refused_connections", None)
+        if callable(refused):  # p2p nodes: connections refused in the handshake or by a cap
+            family = CounterMetricFamily(
+                "twinchain_p2p_connections_refused",
+                "Connections the network refused, by reason",
+                labels=["reason"],
+            )
+            for reason, count in sorted(refused().items()):
+                family.add_metric([reason], count)
+            yield family
         yield from self._finality()
 
     def _finality(self) -> Iterable[Metric]:
