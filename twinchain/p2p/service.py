@@ -497,10 +497,10 @@ class NetworkService:
             libp2p_scope.cancel()
 
     def _log_mode(self) -> None:
+        # The local configuration's mode; an outside authorizer (the node's chain-fed one)
+        # logs what it adds itself.
         p = self.permissions
-        if self.authorizer is not p:
-            log.info("🔐 permissioned network: admission by %s", type(self.authorizer).__name__)
-        elif p.reserved_only:
+        if p.reserved_only:
             log.info("🔐 reserved-only network: %d reserved peers", len(p.reserved))
         elif p.authorized is not None:
             log.info(
