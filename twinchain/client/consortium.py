@@ -22,7 +22,7 @@ import argparse
 import json
 from typing import Any
 
-from twinchain.client.common import ClientError
+from twinchain.client.commands import command_adder, run_connected, show_event, submit_finalized
 from twinchain.client.sync import Client
 from twinchain.primitives import codec
 from twinchain.primitives.codec import (
@@ -41,11 +41,8 @@ from twinchain.primitives.codec import (
 from twinchain.primitives.errors import CliError
 from twinchain.primitives.keys import InvalidKey, encode_address, parse_account
 from twinchain.primitives.keystore import KeystoreError, load_keypair
-from twinchain.primitives.types import Call, extrinsic_hash
-from twinchain.protocol.jsonrpc import RpcError, from_hex, to_hex
+from twinchain.primitives.types import Call
 from twinchain.runtime.pallets.council import required_votes
-
-DEFAULT_RPC = "http://127.0.0.1:9944"
 
 
 def add_parser(sub: Any) -> None:
@@ -57,15 +54,7 @@ def add_parser(sub: Any) -> None:
     )
     csub = c.add_subparsers(dest="consortium_cmd", required=True)
 
-    def command(name: str, help_: str, signs: bool) -> argparse.ArgumentParser:
-        p = csub.add_parser(name, help=help_)
-        p.add_argument("--rpc", default=DEFAULT_RPC, help="a node of the chain")
-        p.add_argument("--ca-file", help="CA bundle for an https:// node")
-        if signs:
-            p.add_argument("--key", required=True, help="sign as this account (//Name, seed, file)")
-            p.add_argument("--timeout", type=float, default=120.0, help="seconds to finality")
-        p.set_defaults(fn=cmd_consortium)
-        return p
+    command = command_adder(csub, cmd_consortium)
 
     command("members", "the council's members", False)
     command("motions", "the open motions, their votes and thresholds", False)
@@ -167,44 +156,8 @@ def _call_name(client: Client, wire: Any) -> str:
         return f"<call {wire[0]}.{wire[1]}>"
 
 
-def _submit(client: Client, key: Any, call: Call, timeout: float) -> list[dict[str, Any]]:
-    """Sign, submit, wait for finality; the block's Council events of this extrinsic, or
-    CliError with the dispatch error."""
-    xt = client.sign(call, key)
-    final = client.submit_and_watch(xt, timeout=timeout)[-1]
-    if final.kind != "finalized" or final.block is None:
-        raise CliError(f"the extrinsic ended {final.kind}: {final.raw!r}")
-    data = client.call("chain_getBlock", to_hex(final.block))
-    raws = [from_hex(x, "extrinsic") for x in data["block"]["extrinsics"]]
-    mine = extrinsic_hash(xt.encode())
-    index = next(i for i, r in enumerate(raws) if extrinsic_hash(r) == mine)
-    events = [e for e in client.events(final.block) if e["extrinsic"] == index]
-    for e in events:
-        if e["event"] == "ExtrinsicFailed":
-            raise CliError(f"failed on chain: {e['args']['module']}.{e['args']['error']}")
-    return [e for e in events if e["pallet"] != "System" and e["phase"] == "apply"]
-
-
-def _show_event(e: dict[str, Any]) -> str:
-    args = {
-        k: (_addr(v) if isinstance(v, bytes) and len(v) == 32 and k == "who" else v)
-        for k, v in e["args"].items()
-    }
-    shown = ", ".join(
-        f"{k}={'0x' + v.hex() if isinstance(v, bytes) else v}" for k, v in args.items()
-    )
-    return f"{e['pallet']}.{e['event']}({shown})"
-
-
 def cmd_consortium(args: argparse.Namespace) -> int:
-    try:
-        with Client(args.rpc, timeout=30, ca_file=args.ca_file) as client:
-            return _run(client, args)
-    except RpcError as exc:
-        detail = f" ({exc.data})" if exc.data else ""
-        raise CliError(f"the node refused: {exc.message}{detail}") from None
-    except ClientError as exc:
-        raise CliError(str(exc)) from None
+    return run_connected(args, lambda client: _run(client, args))
 
 
 def _run(client: Client, args: argparse.Namespace) -> int:
@@ -258,6 +211,6 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         except InvalidKey as exc:
             raise CliError(f"not an account: {exc}") from None
         call = client.call_function("Council", "sync_member", who=who)
-    for e in _submit(client, key, call, args.timeout):
-        print(_show_event(e))
+    for e in submit_finalized(client, key, call, args.timeout):
+        print(show_event(e))
     return 0

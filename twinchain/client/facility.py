@@ -34,14 +34,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twinchain.client.common import ClientError
-from twinchain.client.consortium import DEFAULT_RPC, _show_event, _submit
+from twinchain.client.commands import command_adder, run_connected, show_event, submit_finalized
 from twinchain.client.sync import Client
 from twinchain.primitives.errors import CliError
 from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import InvalidKey, encode_address, parse_account
 from twinchain.primitives.keystore import KeystoreError, load_keypair
-from twinchain.protocol.jsonrpc import RpcError
 from twinchain.runtime.pallets.facility.types import parse_peer_id, peer_id_text
 
 DAY_MS = 86_400_000
@@ -56,15 +54,7 @@ def add_parser(sub: Any) -> None:
     )
     fsub = f.add_subparsers(dest="facility_cmd", required=True)
 
-    def command(name: str, help_: str, signs: bool) -> argparse.ArgumentParser:
-        p = fsub.add_parser(name, help=help_)
-        p.add_argument("--rpc", default=DEFAULT_RPC, help="a node of the chain")
-        p.add_argument("--ca-file", help="CA bundle for an https:// node")
-        if signs:
-            p.add_argument("--key", required=True, help="sign as this account (//Name, seed, file)")
-            p.add_argument("--timeout", type=float, default=120.0, help="seconds to finality")
-        p.set_defaults(fn=cmd_facility)
-        return p
+    command = command_adder(fsub, cmd_facility)
 
     command("list", "every facility: status, validator, nodes", False)
     command("show", "one facility", False).add_argument("facility", type=int)
@@ -127,14 +117,7 @@ def cmd_peer_id(args: argparse.Namespace) -> int:
 
 
 def cmd_facility(args: argparse.Namespace) -> int:
-    try:
-        with Client(args.rpc, timeout=30, ca_file=args.ca_file) as client:
-            return _run(client, args)
-    except RpcError as exc:
-        detail = f" ({exc.data})" if exc.data else ""
-        raise CliError(f"the node refused: {exc.message}{detail}") from None
-    except ClientError as exc:
-        raise CliError(str(exc)) from None
+    return run_connected(args, lambda client: _run(client, args))
 
 
 def _facilities(client: Client) -> list[tuple[int, Any]]:
@@ -225,8 +208,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
     else:  # add-node, remove-node
         name = cmd.replace("-", "_")
         call = client.call_function("Facility", name, facility=args.facility, node=_peer(args.node))
-    for e in _submit(client, key, call, args.timeout):
+    for e in submit_finalized(client, key, call, args.timeout):
         if e["pallet"] == "Facility" and "node" in e["args"]:
             e = {**e, "args": {**e["args"], "node": peer_id_text(e["args"]["node"])}}
-        print(_show_event(e))
+        print(show_event(e))
     return 0

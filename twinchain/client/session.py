@@ -20,15 +20,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from twinchain.client.common import ClientError
+from twinchain.client.commands import DEFAULT_RPC, run_connected, submit_to_block
 from twinchain.client.sync import Client
 from twinchain.primitives.errors import CliError
 from twinchain.primitives.keys import encode_address
 from twinchain.primitives.keystore import KeystoreError, load_keypair
-from twinchain.primitives.types import extrinsic_hash
-from twinchain.protocol.jsonrpc import RpcError, from_hex, number_from_json, to_hex
-
-DEFAULT_RPC = "http://127.0.0.1:9944"
+from twinchain.protocol.jsonrpc import from_hex, number_from_json, to_hex
 
 
 def add_parser(sub: Any) -> None:
@@ -51,14 +48,9 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_session(args: argparse.Namespace) -> int:
-    try:
-        with Client(args.rpc, timeout=30, ca_file=args.ca_file) as client:
-            return rotate(client, args) if args.session_cmd == "rotate" else keys(client)
-    except RpcError as exc:
-        detail = f" ({exc.data})" if exc.data else ""
-        raise CliError(f"the node refused: {exc.message}{detail}") from None
-    except ClientError as exc:
-        raise CliError(str(exc)) from None
+    return run_connected(
+        args, lambda client: rotate(client, args) if args.session_cmd == "rotate" else keys(client)
+    )
 
 
 def rotate(client: Client, args: argparse.Namespace) -> int:
@@ -70,18 +62,8 @@ def rotate(client: Client, args: argparse.Namespace) -> int:
     key, proof = from_hex(got["keys"], "keys", 32), from_hex(got["proof"], "proof", 64)
     print(f"new session key 0x{key.hex()} in the node's keystore", flush=True)
     call = client.call_function("Session", "set_keys", key=key, proof=proof)
-    xt = client.sign(call, account)
-    final = client.submit_and_watch(xt, timeout=args.timeout)[-1]
-    if final.kind != "finalized" or final.block is None:
-        raise CliError(f"set_keys ended {final.kind}: {final.raw!r}")
-    data = client.call("chain_getBlock", to_hex(final.block))
-    raws = [from_hex(x, "extrinsic") for x in data["block"]["extrinsics"]]
-    mine = extrinsic_hash(xt.encode())
-    index = next(i for i, r in enumerate(raws) if extrinsic_hash(r) == mine)
-    for e in client.events(final.block):
-        if e["extrinsic"] == index and e["event"] == "ExtrinsicFailed":
-            raise CliError(f"set_keys failed on chain: {e['args']['module']}.{e['args']['error']}")
-    number = number_from_json(client.call("chain_getHeader", to_hex(final.block))["number"])
+    block, _ = submit_to_block(client, account, call, args.timeout)
+    number = number_from_json(client.call("chain_getHeader", to_hex(block))["number"])
     length = client.read_storage("Authority", "SessionLength")
     boundary = (number // length + 1) * length
     print(
