@@ -23,11 +23,11 @@ import asyncio
 import logging
 from typing import Any
 
-from twinchain.client import AsyncClient
+from twinchain.client import AsyncClient, ClientError, is_method_not_found
 from twinchain.client.common import upcoming_version
 from twinchain.gateway.state import GatewayState
 from twinchain.gateway.submission import Submitter
-from twinchain.protocol.jsonrpc import header_from_json, to_hex
+from twinchain.protocol.jsonrpc import RpcError, header_from_json, to_hex
 
 log = logging.getLogger("twinchain.gateway")
 
@@ -53,11 +53,13 @@ class VersionWatch:
         header = header_from_json(head)
         at = to_hex(header.hash)
         chain = self.state.chain
+        try:
+            key = chain.key("System", "ScheduledUpgrade")
+        except ClientError:  # a runtime from before upgrades could be scheduled
+            version = await rpc.call("state_getRuntimeVersion", at)
+            return header.number, int(version["specVersion"]), int(version["specVersion"])
         version, raw = await rpc.batch(
-            [
-                ("state_getRuntimeVersion", [at]),
-                ("state_getStorage", [chain.key("System", "ScheduledUpgrade"), at]),
-            ]
+            [("state_getRuntimeVersion", [at]), ("state_getStorage", [key, at])]
         )
         current = int(version["specVersion"])
         scheduled = chain.decode("System", "ScheduledUpgrade", raw)
@@ -104,11 +106,15 @@ class VersionWatch:
 
     async def run(self, rpc: AsyncClient) -> None:
         """The version watch task, for one connection."""
-        await rpc.subscribe(
-            "chain_subscribeRuntimeVersion",
-            sink=lambda _: self.recheck.set(),
-            unsubscribe="chain_unsubscribeRuntimeVersion",
-        )
+        try:
+            await rpc.subscribe(
+                "chain_subscribeRuntimeVersion",
+                sink=lambda _: self.recheck.set(),
+                unsubscribe="chain_unsubscribeRuntimeVersion",
+            )
+        except RpcError as exc:  # a node from before runtime upgrades: best heads will do
+            if not is_method_not_found(exc):
+                raise
         while True:
             await self.recheck.wait()
             self.recheck.clear()
