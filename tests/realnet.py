@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twinchain.client import RpcClient
+from twinchain.client import Client, RpcClient
 from twinchain.devnet import manager
 from twinchain.devnet.manager import NodeInfo
 
@@ -149,3 +149,23 @@ def finality_advances(nodes: list[NodeInfo], what: str, slots: int, slot_s: floa
         lambda: f"finality past #{ref} on every node {what}: {table(nodes)}",
         interval=0.1,
     )
+
+
+def public_chain(c: Client) -> list[Any]:
+    """What anyone may read of a chain over RPC: every block to the best one with its
+    events, and every storage key and value at the finalized head (leak searches)."""
+    out: list[Any] = []
+    head = c.call("chain_getFinalizedHead")
+    best = int(c.call("chain_getHeader")["number"], 16)
+    for n in range(best + 1):
+        h = c.call("chain_getBlockHash", n)
+        out.append(c.call("chain_getBlock", h))
+        out.append(c.events(bytes.fromhex(h[2:])))
+    start = None
+    while True:
+        keys = c.call("state_getKeysPaged", "0x", 1000, start, head)
+        out += [[k, c.call("state_getStorage", k, head)] for k in keys]
+        if len(keys) < 1000:
+            break
+        start = keys[-1]
+    return out

@@ -22,13 +22,12 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import plyvel
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from realnet import free_port, poll
+from realnet import free_port, poll, public_chain
 
 from twinchain.archive.query import ArchiveQuery
 from twinchain.client import Client, RpcClient
@@ -213,22 +212,8 @@ def encodings(v: int) -> tuple[list[bytes], list[str]]:
 def crawl_rpc(url: str, twins: int, devices: list[bytes]) -> str:
     """Every public answer about the chain: blocks, their events, the whole state at the
     finalized head, and the twin_* reads of every twin and device."""
-    out: list[Any] = []
     with Client(url, timeout=30) as c:
-        head = c.call("chain_getFinalizedHead")
-        best = int(c.call("chain_getHeader")["number"], 16)
-        for n in range(best + 1):
-            h = c.call("chain_getBlockHash", n)
-            out.append(c.call("chain_getBlock", h))
-            out.append(c.events(bytes.fromhex(h[2:])))
-        start = None
-        while True:
-            keys = c.call("state_getKeysPaged", "0x", 1000, start, head)
-            for k in keys:
-                out.append([k, c.call("state_getStorage", k, head)])
-            if len(keys) < 1000:
-                break
-            start = keys[-1]
+        out = public_chain(c)
         for t in range(twins):
             for method in ("twin_equipment", "twin_telemetryAggregates", "twin_telemetryBatches",
                            "twin_disclosure"):  # fmt: skip

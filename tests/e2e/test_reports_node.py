@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from realnet import free_port, poll
+from realnet import free_port, poll, public_chain
 
 from twinchain.archive.reports import (
     AlertReport,
@@ -252,21 +252,8 @@ def test_report_anchored_private_kpis_stay_off_chain(node: Node) -> None:
 
 def crawl(url: str) -> str:
     """Every block, its events and the whole finalized state, as hex JSON."""
-    out: list[Any] = []
     with Client(url, timeout=30) as c:
-        head = c.call("chain_getFinalizedHead")
-        best = int(c.call("chain_getHeader")["number"], 16)
-        for n in range(best + 1):
-            h = c.call("chain_getBlockHash", n)
-            out.append(c.call("chain_getBlock", h))
-            out.append(c.events(bytes.fromhex(h[2:])))
-        begin = None
-        while True:
-            keys = c.call("state_getKeysPaged", "0x", 1000, begin, head)
-            out += [[k, c.call("state_getStorage", k, head)] for k in keys]
-            if len(keys) < 1000:
-                break
-            begin = keys[-1]
+        out = public_chain(c)
     return json.dumps(out, default=lambda v: v.hex() if isinstance(v, bytes) else str(v))
 
 
