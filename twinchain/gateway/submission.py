@@ -24,10 +24,12 @@ the old in the spool before they are sent: two signings of one nonce can never b
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from twinchain.client import AsyncClient, NodeUnavailable
 from twinchain.gateway.encoding import XtBuilder, signed_for
@@ -144,20 +146,38 @@ class Submitter:
                 s.pack_ready.clear()
                 await s.pack_ready.wait()
                 continue
+            # The spool's thread finishes the job even if this task is cancelled meanwhile (the
+            # connection dropped): what it stored is put in flight when it is done, whatever
+            # becomes of this task, or its nonces would be handed out again (a UNIQUE error
+            # on every reconnect) and its batches wait for a restart.
             first = self.next_nonce
-
-            xts, version = await s.db(self._sign_and_store, groups, first)
-            self.next_nonce = first + len(xts)
-            for xt, g in zip(xts, groups, strict=True):
-                for b in g:
-                    b.xt = xt.nonce
-                f = s.inflight[xt.nonce] = InFlight(xt, g, spec_version=version)
-                s.unpacked_n -= xt.readings
+            job = asyncio.ensure_future(s.db(self._sign_and_store, groups, first))
+            job.add_done_callback(functools.partial(self._stored, groups, first))
+            xts, _ = await asyncio.shield(job)
+            for f in self._in_flight(xts):
                 # Not awaited: the requests leave in nonce order on the one connection, and
                 # the next extrinsics are packed while the node validates these.
                 t = asyncio.create_task(self.submit(rpc, f))
                 self._submits.add(t)
                 t.add_done_callback(self._submits.discard)
+
+    def _stored(self, groups: list[list[BatchRow]], first: int, job: asyncio.Future[Any]) -> None:
+        """The packer's extrinsics are in the spool: in flight in memory too (run by the loop
+        as soon as the spool's thread is done, before the packer resumes)."""
+        if job.cancelled() or job.exception() is not None:
+            return
+        s = self.state
+        xts, version = job.result()
+        self.next_nonce = max(self.next_nonce, first + len(xts))
+        for xt, g in zip(xts, groups, strict=True):
+            for b in g:
+                b.xt = xt.nonce
+            s.inflight[xt.nonce] = InFlight(xt, g, spec_version=version)
+            s.unpacked_n -= xt.readings
+
+    def _in_flight(self, xts: list[XtRow]) -> list[InFlight]:
+        inflight = self.state.inflight
+        return [inflight[x.nonce] for x in xts if x.nonce in inflight]
 
     # ------------------------------------------------------------------ sending
     def backoff(self, tries: int) -> float:
