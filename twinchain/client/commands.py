@@ -60,9 +60,10 @@ def submit_finalized(client: Client, key: Any, call: Call, timeout: float) -> li
 def submit_to_block(
     client: Client, key: Any, call: Call, timeout: float
 ) -> tuple[bytes, list[dict[str, Any]]]:
-    """:func:`submit_finalized` with the hash of the finalized block holding it."""
-    xt = client.sign(call, key)
-    final = client.submit_and_watch(xt, timeout=timeout)[-1]
+    """:func:`submit_finalized` with the hash of the finalized block holding it (signed
+    again once if a runtime upgrade since connecting made the pool refuse it: BadProof)."""
+    xt, statuses = client.sign_and_watch(call, key, timeout=timeout)
+    final = statuses[-1]
     if final.kind != "finalized" or final.block is None:
         raise CliError(f"the extrinsic ended {final.kind}: {final.raw!r}")
     data = client.call("chain_getBlock", to_hex(final.block))
