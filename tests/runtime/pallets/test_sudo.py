@@ -10,6 +10,7 @@ from twinchain.primitives.keys import Keypair
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.balances import EXISTENTIAL_DEPOSIT as ED
 from twinchain.runtime.weights.sudo import SUDO_OVERHEAD
+from twinchain.runtime.weights.system import EXTRINSIC_BASE_WEIGHT
 
 ALICE, BOB, CHARLIE, DAVE = (Keypair.from_dev_name(n) for n in ("Alice", "Bob", "Charlie", "Dave"))
 UNIT = 10**12
@@ -139,7 +140,7 @@ def test_sudo_through_an_extrinsic_weighs_the_inner_call(chain: Any) -> None:
     call = chain.call("Sudo", "sudo", inner)
     (out,) = chain.produce(chain.sign(ALICE, call))
     assert out.success
-    assert out.weight == 40_000 + SUDO_OVERHEAD + chain.rt.weigh_wire(inner)
+    assert out.weight == EXTRINSIC_BASE_WEIGHT + SUDO_OVERHEAD + chain.rt.weigh_wire(inner)
     assert chain.free(DAVE.public) == UNIT
     assert chain.issuance() == chain.total_balance()
 

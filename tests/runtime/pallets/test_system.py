@@ -12,7 +12,7 @@ from twinchain.primitives.keys import Keypair
 from twinchain.runtime.executive import InvalidTransaction
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets import system as system_mod
-from twinchain.runtime.weights.system import EXTRINSIC_BASE_WEIGHT
+from twinchain.runtime.weights.system import EXTRINSIC_BASE_WEIGHT, W_REMARK, W_REMARK_PER_BYTE
 
 BOB = Keypair.from_dev_name("Bob")
 
@@ -24,7 +24,7 @@ def err(e: pytest.ExceptionInfo[DispatchError]) -> str:
 def test_remark_emits_its_hash(chain: Any) -> None:
     (out,) = chain.produce(chain.sign(BOB, chain.call("System", "remark", b"hello twin")))
     assert out.success
-    assert out.weight == EXTRINSIC_BASE_WEIGHT + 10_000 + len(b"hello twin")
+    assert out.weight == EXTRINSIC_BASE_WEIGHT + W_REMARK + W_REMARK_PER_BYTE * len(b"hello twin")
     (ev,) = [e for e in chain.events() if e["event"] == "Remarked"]
     assert ev["args"] == {
         "sender": BOB.public,
