@@ -103,6 +103,7 @@ def run(
     keep: Path | None = None,
     max_delay_ms: int = 1000,
     slot_lead_ms: int = 300,
+    reports: bool = True,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="twinchain-gwbench-") as tmp:
         base = keep or Path(tmp)
@@ -119,7 +120,9 @@ def run(
         )  # fmt: skip
         try:
             procs = [
-                manager.start_node(base, n, [m.multiaddr for m in nodes if m is not n])
+                manager.start_node(
+                    base, n, [m.multiaddr for m in nodes if m is not n], reports=reports
+                )
                 for n in nodes
             ]
             for node, proc in zip(nodes, procs, strict=True):
@@ -226,6 +229,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=float, default=15)
     ap.add_argument("--quick", action="store_true", help="one short, small run")
     ap.add_argument("--keep", type=Path, help="run in this folder and keep it (logs)")
+    ap.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="validators without facility reports (make run has them: a comparison)",
+    )
     args = ap.parse_args(argv)
     # (validators, machines per gateway, tick ms): the 4-validator devnet at four loads (the
     # last ~50,000 readings/s, the goal's scale), and one validator alone (the gateway and
@@ -252,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             keep=args.keep,
             max_delay_ms=args.max_delay_ms,
             slot_lead_ms=args.slot_lead_ms,
+            reports=not args.no_reports,
         )
         _row(t, r)
     Console().print(t)

@@ -16,7 +16,7 @@ from twinchain.archive.store import (
     NOT_THIS_FACILITY,
     UNKNOWN_DEVICE,
     ArchiveStore,
-    flush_share,
+    twin_share,
 )
 from twinchain.primitives.keys import Keypair
 from twinchain.protocol.telemetry import (
@@ -230,19 +230,19 @@ def test_a_batch_missing_a_public_summary_is_kept_and_counted(plant: Plant) -> N
     assert plant.store.stats()["summaries_missing"] == 1
 
 
-def test_a_flush_share_writes_only_its_twins(plant: Plant) -> None:
+def test_a_twin_share_writes_only_its_twins(plant: Plant) -> None:
     b = make_batch(plant.dev, 7, 0, T0)
     plant.chain.commit(b)
     plant.store.deliver(plant.gw.public, [b])
-    mine = flush_share(7, 10)
+    mine = twin_share(7, 10)
     assert all(plant.store.flush(((mine + k) % 10, 10)) == 0 for k in range(1, 10))
     assert plant.store.flush((mine, 10)) == 50 and count_rows(plant) == 50
 
 
-def test_flush_shares_spread_a_facilitys_twins() -> None:
+def test_twin_shares_spread_a_facilitys_twins() -> None:
     # Twins of one facility of four are often every 4th id: each share still gets a tenth.
     for step in (1, 4, 10):
         per_share = [0] * 10
         for twin in range(0, 1000 * step, step):
-            per_share[flush_share(twin, 10)] += 1
+            per_share[twin_share(twin, 10)] += 1
         assert min(per_share) >= 80 and max(per_share) <= 120, (step, per_share)

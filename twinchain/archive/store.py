@@ -133,9 +133,9 @@ class _Info(NamedTuple):
         return cls(*msgpack.unpackb(raw, raw=False))
 
 
-def flush_share(twin: int, shares: int) -> int:
-    """Which of ``shares`` flush shares ``twin`` belongs to: a multiplicative hash, so that
-    a facility's twins (often every n-th id) spread over all shares."""
+def twin_share(twin: int, shares: int) -> int:
+    """Which of ``shares`` shares ``twin`` belongs to (flushes, reports): a multiplicative
+    hash, so that a facility's twins (often every n-th id) spread over all shares."""
     return ((twin * 0x9E3779B1) & 0xFFFFFFFF) * shares >> 32
 
 
@@ -485,14 +485,14 @@ class ArchiveStore:
     def flush(self, share: tuple[int, int] | None = None) -> int:
         """Write every pending batch to Parquet (one new file per twin and day) and mark them
         flushed; returns the rows written. ``share`` ``(k, n)``: only the twins of the k-th of
-        ``n`` shares (:func:`flush_share`), so that a service flushing one share at a time
+        ``n`` shares (:func:`twin_share`), so that a service flushing one share at a time
         spreads the work instead of stalling its node once per period."""
         with self._files_lock:
             with self._lock:
                 groups: dict[tuple[int, int], list[_Pending]] = {}
                 for k, raw in self._kv.iterate(_PENDING):
                     info = _Info.unpack(self._kv.get(_ARCHIVED + k[1:]) or b"")
-                    if share is not None and flush_share(info.twin, share[1]) != share[0]:
+                    if share is not None and twin_share(info.twin, share[1]) != share[0]:
                         continue
                     dev, seq = _split(k[1:])
                     groups.setdefault((info.twin, info.day), []).append((dev, seq, raw))
