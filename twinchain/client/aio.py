@@ -360,17 +360,7 @@ class AsyncClient:
         current, upcoming = await self._run(plans.next_spec_version(self.codec))
         if current != self.info.spec_version:
             await self.refresh()
-        self.info.next_spec_version = upcoming
-        if upcoming == before:
-            return False
-        log.warning(
-            "runtime upgrade: the chain's next block runs spec version %d (was %d); "
-            "signing for %d from now on",
-            upcoming,
-            before,
-            upcoming,
-        )
-        return True
+        return self.info.adopt_next_version(upcoming, before)
 
     async def _run(self, plan: plans.Plan[T]) -> T:
         return await plans.run_async(plan, self.call)

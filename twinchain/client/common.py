@@ -4,6 +4,7 @@ transaction statuses. Nothing here does I/O."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from twinchain.runtime.runtime import Runtime
 from twinchain.storage.proof import ProofError, verify_read_proof
 
 DEFAULT_URL = "127.0.0.1:9944"
+
+log = logging.getLogger("twinchain.client")
 
 
 class ClientError(Exception):
@@ -201,6 +204,21 @@ class ChainInfo:
     def signing_version(self) -> int:
         """The spec version a transaction signed now names."""
         return self.spec_version if self.next_spec_version is None else self.next_spec_version
+
+    def adopt_next_version(self, upcoming: int, before: int) -> bool:
+        """Sign for ``upcoming`` from now on; True (and one warning) if that is not
+        ``before``, the version signed for until now."""
+        self.next_spec_version = upcoming
+        if upcoming == before:
+            return False
+        log.warning(
+            "runtime upgrade: the chain's next block runs spec version %d (was %d); "
+            "signing for %d from now on",
+            upcoming,
+            before,
+            upcoming,
+        )
+        return True
 
 
 class Codec:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -43,8 +42,6 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Call, Era, Extrinsic, Header
 from twinchain.protocol.jsonrpc import SERVER_ERROR, RpcError, from_hex, header_from_json, to_hex
 from twinchain.protocol.telemetry import Batch
-
-log = logging.getLogger("twinchain.client")
 
 
 class RpcClient:
@@ -184,17 +181,7 @@ class Client:
         current, upcoming = self._run(plans.next_spec_version(self.codec))
         if current != self.info.spec_version:
             self.refresh()
-        self.info.next_spec_version = upcoming
-        if upcoming == before:
-            return False
-        log.warning(
-            "runtime upgrade: the chain's next block runs spec version %d (was %d); "
-            "signing for %d from now on",
-            upcoming,
-            before,
-            upcoming,
-        )
-        return True
+        return self.info.adopt_next_version(upcoming, before)
 
     @property
     def info(self) -> ChainInfo:
