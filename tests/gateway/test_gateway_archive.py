@@ -10,12 +10,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from twinchain.gateway import config as gwconfig
+from gateway.offline import offline_gateway
+
 from twinchain.gateway.core import Gateway
 from twinchain.gateway.cutting import by_window
-from twinchain.gateway.provision import write_gateway
 from twinchain.gateway.state import now_ms
-from twinchain.machines.simulator import MachineConfig
 from twinchain.primitives import codec
 from twinchain.primitives.keys import verify
 from twinchain.protocol.access import Auth, NonceCache, check_request
@@ -36,17 +35,7 @@ GENESIS = os.urandom(32)
 
 
 def _gateway(tmp: Path, **batching: Any) -> Gateway:
-    machines = [MachineConfig("m1", "cnc_mill"), MachineConfig("m2", "pump")]
-    p = write_gateway(
-        tmp,
-        node="http://127.0.0.1:9",
-        machines=machines,
-        first_twin=4,
-        realtime=False,
-        batching=batching or None,
-    )
-    gw = Gateway(gwconfig.load(p.config))
-    return gw
+    return offline_gateway(tmp, first_twin=4, **batching)
 
 
 def _connected(gw: Gateway) -> None:

@@ -10,10 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from twinchain.gateway import config as gwconfig
-from twinchain.gateway.core import Gateway
+from gateway.offline import offline_gateway
+
 from twinchain.gateway.encoding import encode_commitment
-from twinchain.gateway.provision import write_gateway
 from twinchain.gateway.spool import BatchRow
 from twinchain.machines.simulator import MachineConfig
 from twinchain.primitives.keys import Keypair
@@ -23,14 +22,7 @@ GENESIS = os.urandom(32)
 
 
 def test_extrinsics_stored_while_the_packer_is_cancelled_are_in_flight(tmp_path: Path) -> None:
-    p = write_gateway(
-        tmp_path,
-        node="http://127.0.0.1:9",
-        machines=[MachineConfig("m1", "cnc_mill")],
-        first_twin=0,
-        realtime=False,
-    )
-    gw = Gateway(gwconfig.load(p.config))
+    gw = offline_gateway(tmp_path, [MachineConfig("m1", "cnc_mill")])
     s, sub = gw.state, gw.submitter
     device = Keypair.generate()
     readings = [(1, 1_750_000_000_000 + i, i) for i in range(3)]

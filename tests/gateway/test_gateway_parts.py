@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from gateway.offline import offline_gateway
 
 from twinchain.devnet import manager
 from twinchain.gateway import config as gwconfig
@@ -16,9 +17,7 @@ from twinchain.gateway import sources
 from twinchain.gateway.core import Gateway
 from twinchain.gateway.cutting import take
 from twinchain.gateway.payloads import Metrics, Rejected, decode_body, parse_message
-from twinchain.gateway.provision import write_gateway
 from twinchain.gateway.spool import Spool, XtRow
-from twinchain.machines.simulator import MachineConfig
 from twinchain.node.chain_spec import ChainSpec
 from twinchain.protocol.telemetry import DEFAULT_METRICS
 
@@ -112,16 +111,7 @@ def test_spool_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
 
 
 def _gateway(tmp: Path, **batching: int) -> Gateway:
-    machines = [MachineConfig("m1", "cnc_mill"), MachineConfig("m2", "pump")]
-    p = write_gateway(
-        tmp,
-        node="http://127.0.0.1:9",  # nothing listens: the gateway spools while offline
-        machines=machines,
-        first_twin=0,
-        realtime=False,
-        batching=batching or None,
-    )
-    return Gateway(gwconfig.load(p.config))
+    return offline_gateway(tmp, **batching)
 
 
 def test_back_pressure_bounds_the_spool_while_the_node_is_down(tmp_path: Path) -> None:

@@ -10,10 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from twinchain.gateway import config as gwconfig
-from twinchain.gateway.core import Gateway
+from gateway.offline import offline_gateway
+
 from twinchain.gateway.encoding import XtBuilder, encode_commitment, signed_for
-from twinchain.gateway.provision import write_gateway
 from twinchain.gateway.spool import BatchRow
 from twinchain.gateway.state import InFlight
 from twinchain.machines.simulator import MachineConfig
@@ -45,14 +44,7 @@ def test_signed_for_tells_the_version_a_signature_names() -> None:
 
 
 def test_held_extrinsics_are_signed_again_for_the_new_version_in_place(tmp_path: Path) -> None:
-    p = write_gateway(
-        tmp_path,
-        node="http://127.0.0.1:9",
-        machines=[MachineConfig("m1", "cnc_mill")],
-        first_twin=0,
-        realtime=False,
-    )
-    gw = Gateway(gwconfig.load(p.config))
+    gw = offline_gateway(tmp_path, [MachineConfig("m1", "cnc_mill")])
     s, sub = gw.state, gw.submitter
     bodies = commitments(3)
     sent: list[int] = []
