@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from realnet import wait_for
 
-from twinchain.client import RpcClient
+from twinchain.client import AccessDenied, Client, RpcClient
 from twinchain.devnet import manager
 from twinchain.devnet.manager import NodeInfo
-from twinchain.protocol.telemetry import DEFAULT_PUBLIC
+from twinchain.primitives.keys import Keypair
+from twinchain.primitives.keystore import load_keypair
+from twinchain.protocol.telemetry import DEFAULT_PUBLIC, POWER
 
 SLOT_MS = 1000
 
@@ -184,6 +186,22 @@ def test_devnet_up_streams_simulated_telemetry_from_a_gateway_per_facility(
                 aggs = [a for t in twins.values() for a in rpc.call("twin_telemetryAggregates", t)]
                 assert aggs and {a["metric"] for a in aggs} <= DEFAULT_PUBLIC, "public only"
                 assert rpc.call("twin_facility", i)["verifiedNow"] is True
+
+        # The grant between competitors: the second facility's auditor reads the first
+        # facility's first twin, raw and proven, from the first facility's node; the second
+        # facility's operator, without a grant, is refused.
+        owner, reader = gateways[0].slug, gateways[1].slug
+        (grant,) = domain[owner]["grants"]
+        assert grant["reader"] == domain[reader]["auditor"] and grant["twin"] == 0
+
+        def key(account: str) -> Keypair:
+            return load_keypair(str(base / "keys" / f"acct-{account[2:]}"))
+
+        with Client(nodes[0].rpc_url, timeout=30) as c:
+            got = c.readings(0, POWER, 0, 2**62, key=key(grant["reader"]))
+            assert got and all(r.metric == POWER for r in got)
+            with pytest.raises(AccessDenied):
+                c.readings(0, POWER, 0, 2**62, key=key(domain[reader]["operator"]))
 
         def models_registered() -> bool:
             # The workers register their detector models (the genesis has degradation ones).

@@ -163,10 +163,11 @@ def build(
                         prometheus_ports[i] if i < len(prometheus_ports) else 0)
         )  # fmt: skip
     if len(gateways) > 1:
-        # A grant between competitors: the first facility lets the second's operator read
+        # A grant between competitors: the first facility lets the second's auditor read
         # the raw telemetry of its first twin (from the first facility's archive node).
         owner_slug, reader_slug = gateways[0].slug, gateways[1].slug
-        reader = accounts[reader_slug]["operator"]
+        reader = _hex(keys.generate("acct"))
+        accounts[reader_slug]["auditor"] = reader
         twins[0]["access"].append([reader, READ_TELEMETRY, VERIFIED_UNTIL_MS])
         accounts[owner_slug]["grants"] = [
             {"twin": 0, "reader": reader, "reader_facility": reader_slug, "rights": "read"}
