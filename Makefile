@@ -49,6 +49,7 @@ chaos-prereqs:
 		else echo "without them those faults are skipped"; fi; }
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 # Re-measure every pallet's call weights into twinchain/runtime/weights/ (a runtime change:
