@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run dev test bench weights lint venv clean chaos chaos-prereqs
+.PHONY: run dev test bench weights lint venv clean chaos chaos-prereqs browser-prereqs
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ dev: $(STAMP)
 
 # The suite's 2-minute chaos run uses libfaketime for its clock-skew fault (see chaos-prereqs).
 # The import contract (pyproject.toml, [tool.importlinter]) first: an upward import fails here.
-test: $(STAMP) chaos-prereqs
+test: $(STAMP) chaos-prereqs browser-prereqs
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
@@ -35,6 +35,18 @@ CHAOS_SEED ?= 1
 chaos: $(STAMP) chaos-prereqs
 	$(BIN)/twinchain devnet chaos --seed $(CHAOS_SEED) --minutes 10 --faults 40 \
 		--json chaos-result.json
+
+# Chromium and chromedriver for the dashboard's browser tests: installed here when root and
+# missing; without them those tests skip and say why.
+browser-prereqs:
+	@scripts/check-prereqs.sh --browser || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium and chromium-driver for the dashboard's browser tests"; \
+			apt-get install -y -q chromium chromium-driver >/dev/null || \
+				{ apt-get update -q >/dev/null && \
+				  apt-get install -y -q chromium chromium-driver >/dev/null; } || \
+				echo "could not install them: the browser tests will be skipped"; \
+		else echo "without them the browser tests are skipped"; fi; }
 
 # libfaketime (clock-skew faults) and nftables (link loss on kernels without netem) are
 # optional: installed here when root and missing.

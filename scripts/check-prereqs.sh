@@ -22,6 +22,20 @@ if [ "${1:-}" = "--chaos" ]; then
   fi
   exit 0
 fi
+# --browser: the dashboard's browser tests need Chromium and its WebDriver (exit 1 if missing).
+if [ "${1:-}" = "--browser" ]; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+    || missing+=("chromium (the dashboard's browser tests)")
+  command -v chromedriver >/dev/null 2>&1 || missing+=("chromium-driver (Selenium's WebDriver for it)")
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "browser tests: prerequisites missing:" >&2
+    for m in "${missing[@]}"; do echo "  - $m" >&2; done
+    echo "On Debian/Ubuntu: apt-get install chromium chromium-driver" >&2
+    exit 1
+  fi
+  exit 0
+fi
 PY=${1:-python3}
 missing=()
 command -v "$PY" >/dev/null 2>&1 || missing+=("python3 (Python 3.11 or newer)")
