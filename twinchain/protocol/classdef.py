@@ -1,0 +1,579 @@
+"""Equipment classes as data: the TOML class file, its checks, and its fixed-point wire record.
+
+A class file names a kind of machine's metrics (unit, decimal scale, gauge or delta, sensor
+precision, the manufacturer's rated value, the operating envelope, the default disclosure)
+and its failure modes (the metric that degrades, which way, the value at which the unit
+counts as failed, the horizon a failure probability is reported for)::
+
+    [class]
+    name = "gearbox"
+    window_s = 60
+
+    [[metrics]]
+    name = "oil_temperature"
+    unit = "degC"
+    scale = 2
+    kind = "gauge"
+    rated = 65.0
+    min = -20.0
+    max = 120.0
+
+    [[failure_modes]]
+    name = "overheating"
+    metric = "oil_temperature"
+    direction = "up"
+    limit = 105.0
+    horizon_s = 172800
+
+:func:`load_class` reads and checks one (a path, or a built-in class's name:
+:data:`BUILTIN_CLASSES`, shipped in ``twinchain/protocol/classes``); every fault raises
+:class:`ClassDefError` naming the offending key. :func:`dump_class` writes one back.
+
+Values are engineering units (floats) in the file and in :class:`EquipmentClass`; the chain
+sees only integers: :func:`class_record` turns a class into its :class:`ClassDef` wire record,
+every value fixed-point at its metric's scale (:meth:`EquipmentClass.to_fixed`), which is what
+``Equipment.register_class`` takes. :func:`class_hash` is the BLAKE3 hash of that record with
+the metric ids left out: it names what the class means (models are bound to it), not which
+ids a chain gave its metrics, so a file and the class registered from it hash the same.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import tomli_w
+from blake3 import blake3
+
+from twinchain.primitives.codec import (
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool,
+    Enum,
+    Option,
+    Record,
+    Str,
+    Vec,
+)
+from twinchain.protocol.telemetry import MAX_METRIC_NAME, MAX_UNIT, MetricKind
+
+__all__ = [
+    "BUILTIN_CLASSES",
+    "DIRECTIONS",
+    "KINDS",
+    "MAX_CLASS_NAME",
+    "MAX_DESCRIPTION",
+    "MAX_FAILURE_MODES",
+    "MAX_HORIZON_S",
+    "MAX_MODE_NAME",
+    "MAX_SCALE",
+    "MAX_WINDOW_S",
+    "ClassDef",
+    "ClassDefError",
+    "ClassMetric",
+    "Direction",
+    "EquipmentClass",
+    "FailureMode",
+    "FailureModeDef",
+    "MetricDef",
+    "class_from_record",
+    "class_hash",
+    "class_record",
+    "dump_class",
+    "load_class",
+    "parse_class",
+]
+
+BUILTIN_CLASSES: tuple[str, ...] = ("cnc_mill", "pump", "compressor")
+
+MAX_CLASS_NAME = 48  # the equipment pallet's class field
+MAX_MODE_NAME = 32
+MAX_DESCRIPTION = 256  # bytes
+MAX_METRICS = 32
+MAX_FAILURE_MODES = 16
+MAX_SCALE = 18  # 10**18 still fits an i64 value of 1..9 units
+MAX_WINDOW_S = 7 * 86_400
+MAX_HORIZON_S = 10 * 365 * 86_400
+KINDS = ("gauge", "delta")
+DIRECTIONS = ("up", "down")
+
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+_NAME = re.compile(r"[a-z0-9_]+")
+_CLASS_KEYS = frozenset({"name", "description", "window_s"})
+_METRIC_KEYS = frozenset(
+    {"name", "unit", "scale", "kind", "precision", "rated", "min", "max", "max_step"}
+    | {"public", "id"}
+)
+_MODE_KEYS = frozenset({"name", "metric", "direction", "limit", "horizon_s", "description"})
+_HASH_CONTEXT = "twinchain 2026-11 equipment class"
+
+
+class ClassDefError(ValueError):
+    """A class file or class that breaks a rule; ``key`` names the offending key
+    (``metrics[2].scale``, ``failure_modes[0].limit``, ``class.name``, ...)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+# --------------------------------------------------------------------------- the class
+
+
+@dataclass(frozen=True)
+class ClassMetric:
+    """One metric of a class, in engineering units. ``min``/``max`` are the operating
+    envelope (both or neither), ``max_step`` the largest plausible change between two
+    readings; ``id`` binds the metric to an existing chain metric id."""
+
+    name: str
+    unit: str
+    scale: int
+    kind: str = "gauge"
+    precision: float | None = None
+    rated: float | None = None
+    min: float | None = None
+    max: float | None = None
+    max_step: float | None = None
+    public: bool = False
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class FailureMode:
+    """A way a unit of the class fails: ``metric`` moves ``direction`` (up or down) and the
+    unit counts as failed at ``limit``; probabilities are reported within ``horizon_s``."""
+
+    name: str
+    metric: str
+    direction: str
+    limit: float
+    horizon_s: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EquipmentClass:
+    """A checked equipment class (see the module's docstring)."""
+
+    name: str
+    metrics: tuple[ClassMetric, ...]
+    failure_modes: tuple[FailureMode, ...] = ()
+    description: str = ""
+    window_s: int | None = None
+    _by_name: dict[str, ClassMetric] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {m.name: m for m in self.metrics})
+
+    def metric(self, name: str) -> ClassMetric:
+        """The metric called ``name`` (ClassDefError if the class has none)."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ClassDefError("metrics", f"class {self.name!r} has no metric {name!r}") from None
+
+    def failure_mode(self, name: str) -> FailureMode:
+        """The failure mode called ``name`` (ClassDefError if the class has none)."""
+        for mode in self.failure_modes:
+            if mode.name == name:
+                return mode
+        raise ClassDefError("failure_modes", f"class {self.name!r} has no mode {name!r}")
+
+    def to_fixed(self, metric: str | ClassMetric, value: float) -> int:
+        """``value`` (engineering units) as the chain's fixed-point integer at the metric's
+        scale, rounded half to even (``42.15`` at scale 2 is ``4215``)."""
+        m = metric if isinstance(metric, ClassMetric) else self.metric(metric)
+        return _fixed(value, m.scale, f"metrics.{m.name}")
+
+    def from_fixed(self, metric: str | ClassMetric, value: int) -> float:
+        """The engineering value of a fixed-point integer of ``metric``."""
+        m = metric if isinstance(metric, ClassMetric) else self.metric(metric)
+        return float(Decimal(value).scaleb(-m.scale))
+
+
+def _fixed(value: float, scale: int, key: str) -> int:
+    # Decimal of the shortest repr: 12.301 at scale 3 is exactly 12301 (no binary residue).
+    try:
+        d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        out = int(d.scaleb(scale).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    except (InvalidOperation, ValueError, OverflowError):
+        raise ClassDefError(key, f"{value!r} is not a finite number") from None
+    if not I64_MIN <= out <= I64_MAX:
+        raise ClassDefError(key, f"{value!r} does not fit a 64-bit value at scale {scale}")
+    return out
+
+
+# --------------------------------------------------------------------------- wire records
+
+Direction = Enum("Direction", ("Up", "Down"))
+
+
+@dataclass
+class MetricDef(Record):
+    """A class metric on the wire: every value fixed-point at ``scale``."""
+
+    name: str
+    unit: str
+    scale: int
+    kind: str  # MetricKind: Gauge | Delta
+    id: int | None
+    precision: int | None
+    rated: int | None
+    min: int | None
+    max: int | None
+    max_step: int | None
+    public: bool
+    FIELDS: ClassVar = {
+        "name": Str(MAX_METRIC_NAME),
+        "unit": Str(MAX_UNIT),
+        "scale": U8,
+        "kind": MetricKind,
+        "id": Option(U16),
+        "precision": Option(I64),
+        "rated": Option(I64),
+        "min": Option(I64),
+        "max": Option(I64),
+        "max_step": Option(I64),
+        "public": Bool,
+    }
+
+
+@dataclass
+class FailureModeDef(Record):
+    """A failure mode on the wire: ``limit`` fixed-point at its metric's scale."""
+
+    name: str
+    metric: str
+    direction: str  # Direction: Up | Down
+    limit: int
+    horizon_s: int
+    description: str
+    FIELDS: ClassVar = {
+        "name": Str(MAX_MODE_NAME),
+        "metric": Str(MAX_METRIC_NAME),
+        "direction": Direction,
+        "limit": I64,
+        "horizon_s": U64,
+        "description": Str(MAX_DESCRIPTION),
+    }
+
+
+@dataclass
+class ClassDef(Record):
+    """A class as ``Equipment.register_class`` takes it (integers only)."""
+
+    name: str
+    description: str
+    window_s: int | None
+    metrics: list[MetricDef]
+    failure_modes: list[FailureModeDef]
+    FIELDS: ClassVar = {
+        "name": Str(MAX_CLASS_NAME),
+        "description": Str(MAX_DESCRIPTION),
+        "window_s": Option(U32),
+        "metrics": Vec(MetricDef.wire_type(), MAX_METRICS),
+        "failure_modes": Vec(FailureModeDef.wire_type(), MAX_FAILURE_MODES),
+    }
+
+
+def class_record(cls: EquipmentClass) -> ClassDef:
+    """``cls`` as its fixed-point wire record."""
+
+    def opt(m: ClassMetric, v: float | None, key: str) -> int | None:
+        return None if v is None else _fixed(v, m.scale, f"metrics.{m.name}.{key}")
+
+    metrics = [
+        MetricDef(
+            m.name,
+            m.unit,
+            m.scale,
+            m.kind.capitalize(),
+            m.id,
+            opt(m, m.precision, "precision"),
+            opt(m, m.rated, "rated"),
+            opt(m, m.min, "min"),
+            opt(m, m.max, "max"),
+            opt(m, m.max_step, "max_step"),
+            m.public,
+        )
+        for m in cls.metrics
+    ]
+    modes = [
+        FailureModeDef(
+            f.name,
+            f.metric,
+            f.direction.capitalize(),
+            cls.to_fixed(f.metric, f.limit),
+            f.horizon_s,
+            f.description,
+        )
+        for f in cls.failure_modes
+    ]
+    return ClassDef(cls.name, cls.description, cls.window_s, metrics, modes)
+
+
+def class_from_record(rec: ClassDef) -> EquipmentClass:
+    """The class a wire record describes (values back in engineering units), checked."""
+
+    def eng(v: int | None, scale: int) -> float | None:
+        return None if v is None else float(Decimal(v).scaleb(-scale))
+
+    scales = {m.name: m.scale for m in rec.metrics}
+    doc: dict[str, Any] = {
+        "class": {"name": rec.name, "description": rec.description},
+        "metrics": [],
+        "failure_modes": [],
+    }
+    if rec.window_s is not None:
+        doc["class"]["window_s"] = rec.window_s
+    for m in rec.metrics:
+        entry: dict[str, Any] = {
+            "name": m.name,
+            "unit": m.unit,
+            "scale": m.scale,
+            "kind": m.kind.lower(),
+            "public": m.public,
+        }
+        for key in ("precision", "rated", "min", "max", "max_step"):
+            v = eng(getattr(m, key), m.scale)
+            if v is not None:
+                entry[key] = v
+        if m.id is not None:
+            entry["id"] = m.id
+        doc["metrics"].append(entry)
+    for f in rec.failure_modes:
+        doc["failure_modes"].append(
+            {
+                "name": f.name,
+                "metric": f.metric,
+                "direction": f.direction.lower(),
+                "limit": eng(f.limit, scales.get(f.metric, 0)),
+                "horizon_s": f.horizon_s,
+                "description": f.description,
+            }
+        )
+    return parse_class(doc)
+
+
+def class_hash(cls: EquipmentClass | ClassDef) -> bytes:
+    """BLAKE3 (domain-separated) of the class's canonical wire record, metric ids left out."""
+    rec = class_record(cls) if isinstance(cls, EquipmentClass) else cls
+    unbound = replace(rec, metrics=[replace(m, id=None) for m in rec.metrics])
+    return blake3(unbound.to_bytes(), derive_key_context=_HASH_CONTEXT).digest()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_class(source: str | Path) -> EquipmentClass:
+    """Read and check a class file: a path, or the name of a built-in class."""
+    if isinstance(source, str) and source in BUILTIN_CLASSES:
+        data = resources.files("twinchain.protocol").joinpath(f"classes/{source}.toml")
+        text = data.read_text(encoding="utf-8")
+    else:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ClassDefError("file", f"cannot read {source}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ClassDefError("file", f"{source} is not UTF-8 text") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ClassDefError("file", f"not valid TOML: {exc}") from None
+    return parse_class(doc)
+
+
+def dump_class(cls: EquipmentClass) -> str:
+    """``cls`` as class-file TOML (keys left at their defaults are omitted)."""
+    head: dict[str, Any] = {"name": cls.name}
+    if cls.description:
+        head["description"] = cls.description
+    if cls.window_s is not None:
+        head["window_s"] = cls.window_s
+    metrics = []
+    for m in cls.metrics:
+        entry: dict[str, Any] = {"name": m.name, "unit": m.unit, "scale": m.scale, "kind": m.kind}
+        for key in ("precision", "rated", "min", "max", "max_step"):
+            if getattr(m, key) is not None:
+                entry[key] = getattr(m, key)
+        if m.public:
+            entry["public"] = True
+        if m.id is not None:
+            entry["id"] = m.id
+        metrics.append(entry)
+    doc: dict[str, Any] = {"class": head, "metrics": metrics}
+    if cls.failure_modes:
+        modes = []
+        for f in cls.failure_modes:
+            entry = {
+                "name": f.name,
+                "metric": f.metric,
+                "direction": f.direction,
+                "limit": f.limit,
+                "horizon_s": f.horizon_s,
+            }
+            if f.description:
+                entry["description"] = f.description
+            modes.append(entry)
+        doc["failure_modes"] = modes
+    return tomli_w.dumps(doc)
+
+
+def parse_class(doc: dict[str, Any]) -> EquipmentClass:
+    """Check a parsed class file (a dict as tomllib returns it) and build the class."""
+    if not isinstance(doc, dict):
+        raise ClassDefError("file", "expected a table")
+    _no_extra(doc, frozenset({"class", "metrics", "failure_modes"}), "")
+    head = doc.get("class")
+    if not isinstance(head, dict):
+        raise ClassDefError("class", "missing [class] table")
+    _no_extra(head, _CLASS_KEYS, "class.")
+    name = _name(head.get("name"), "class.name", MAX_CLASS_NAME)
+    description = _text(head.get("description", ""), "class.description")
+    window_s = head.get("window_s")
+    if window_s is not None:
+        window_s = _int(window_s, "class.window_s", 1, MAX_WINDOW_S)
+
+    raw_metrics = doc.get("metrics")
+    if not isinstance(raw_metrics, list) or not raw_metrics:
+        raise ClassDefError("metrics", "at least one [[metrics]] table is required")
+    if len(raw_metrics) > MAX_METRICS:
+        raise ClassDefError("metrics", f"at most {MAX_METRICS} metrics")
+    metrics = [_metric(m, f"metrics[{i}]") for i, m in enumerate(raw_metrics)]
+    seen: set[Any] = set()
+    for i, m in enumerate(metrics):
+        if m.name in seen:
+            raise ClassDefError(f"metrics[{i}].name", f"metric {m.name!r} appears twice")
+        seen.add(m.name)
+    ids = [m.id for m in metrics if m.id is not None]
+    if len(set(ids)) != len(ids):
+        raise ClassDefError("metrics", "two metrics bind the same id")
+    cls = EquipmentClass(name, tuple(metrics), (), description, window_s)
+
+    raw_modes = doc.get("failure_modes", [])
+    if not isinstance(raw_modes, list):
+        raise ClassDefError("failure_modes", "expected [[failure_modes]] tables")
+    if len(raw_modes) > MAX_FAILURE_MODES:
+        raise ClassDefError("failure_modes", f"at most {MAX_FAILURE_MODES} failure modes")
+    modes = [_mode(cls, f, f"failure_modes[{i}]") for i, f in enumerate(raw_modes)]
+    names = [f.name for f in modes]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise ClassDefError(f"failure_modes[{i}].name", f"mode {n!r} appears twice")
+    return replace(cls, failure_modes=tuple(modes))
+
+
+def _metric(raw: Any, key: str) -> ClassMetric:
+    if not isinstance(raw, dict):
+        raise ClassDefError(key, "expected a table")
+    _no_extra(raw, _METRIC_KEYS, f"{key}.")
+    name = _name(raw.get("name"), f"{key}.name", MAX_METRIC_NAME)
+    unit = raw.get("unit")
+    if not isinstance(unit, str) or len(unit.encode()) > MAX_UNIT:
+        raise ClassDefError(f"{key}.unit", f"a text of at most {MAX_UNIT} bytes is required")
+    scale = _int(raw.get("scale"), f"{key}.scale", 0, MAX_SCALE)
+    kind = raw.get("kind", "gauge")
+    if kind not in KINDS:
+        raise ClassDefError(f"{key}.kind", f"{kind!r} is not one of {', '.join(KINDS)}")
+    values: dict[str, Any] = {}
+    for k in ("precision", "rated", "min", "max", "max_step"):
+        if k in raw:
+            values[k] = _number(raw[k], f"{key}.{k}")
+            _fixed(values[k], scale, f"{key}.{k}")
+    lo, hi = values.get("min"), values.get("max")
+    if (lo is None) != (hi is None):
+        raise ClassDefError(f"{key}.{'max' if hi is None else 'min'}", "give both min and max")
+    if lo is not None and not _fixed(lo, scale, key) < _fixed(hi, scale, key):
+        raise ClassDefError(f"{key}.max", f"the envelope needs min < max ({lo} >= {hi})")
+    precision = values.get("precision")
+    if precision is not None and _fixed(precision, scale, key) <= 0:
+        raise ClassDefError(
+            f"{key}.precision", f"{precision} is not positive at scale {scale} (finer than it)"
+        )
+    step = values.get("max_step")
+    if step is not None and _fixed(step, scale, key) <= 0:
+        raise ClassDefError(f"{key}.max_step", "must be positive")
+    rated = values.get("rated")
+    if kind == "gauge" and rated is not None and lo is not None and not lo <= rated <= hi:
+        raise ClassDefError(f"{key}.rated", f"{rated} lies outside the envelope [{lo}, {hi}]")
+    public = raw.get("public", False)
+    if type(public) is not bool:
+        raise ClassDefError(f"{key}.public", "true or false")
+    mid = raw.get("id")
+    if mid is not None:
+        mid = _int(mid, f"{key}.id", 1, 65_535)
+    return ClassMetric(name, unit, scale, kind, public=public, id=mid, **values)
+
+
+def _mode(cls: EquipmentClass, raw: Any, key: str) -> FailureMode:
+    if not isinstance(raw, dict):
+        raise ClassDefError(key, "expected a table")
+    _no_extra(raw, _MODE_KEYS, f"{key}.")
+    name = _name(raw.get("name"), f"{key}.name", MAX_MODE_NAME)
+    metric_name = raw.get("metric")
+    m = next((m for m in cls.metrics if m.name == metric_name), None)
+    if m is None:
+        raise ClassDefError(f"{key}.metric", f"{metric_name!r} is not a metric of the class")
+    direction = raw.get("direction")
+    if direction not in DIRECTIONS:
+        raise ClassDefError(f"{key}.direction", f"{direction!r} is not up or down")
+    if "limit" not in raw:
+        raise ClassDefError(f"{key}.limit", "required")
+    limit = _number(raw["limit"], f"{key}.limit")
+    _fixed(limit, m.scale, f"{key}.limit")
+    # Sane: a limit the envelope allows to be seen, on the failing side of the rated value.
+    if m.min is not None and not m.min <= limit <= m.max:  # type: ignore[operator]
+        raise ClassDefError(f"{key}.limit", f"{limit} lies outside [{m.min}, {m.max}]")
+    if m.rated is not None and m.kind == "gauge":
+        if (direction == "up" and limit <= m.rated) or (direction == "down" and limit >= m.rated):
+            raise ClassDefError(
+                f"{key}.limit", f"{limit} is not {direction} from the rated {m.rated}"
+            )
+    horizon = _int(raw.get("horizon_s"), f"{key}.horizon_s", 1, MAX_HORIZON_S)
+    description = _text(raw.get("description", ""), f"{key}.description")
+    return FailureMode(name, m.name, direction, limit, horizon, description)
+
+
+def _no_extra(table: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
+    for k in table:
+        if k not in allowed:
+            raise ClassDefError(f"{prefix}{k}", "unknown key")
+
+
+def _name(v: Any, key: str, max_len: int) -> str:
+    if not isinstance(v, str) or not v:
+        raise ClassDefError(key, "a name is required")
+    if len(v) > max_len or not _NAME.fullmatch(v):
+        raise ClassDefError(key, f"{v!r}: use a-z, 0-9 and _, at most {max_len} characters")
+    return v
+
+
+def _text(v: Any, key: str) -> str:
+    if not isinstance(v, str) or len(v.encode()) > MAX_DESCRIPTION:
+        raise ClassDefError(key, f"a text of at most {MAX_DESCRIPTION} bytes")
+    return v
+
+
+def _int(v: Any, key: str, lo: int, hi: int) -> int:
+    if type(v) is not int:
+        raise ClassDefError(key, f"an integer is required, got {v!r}")
+    if not lo <= v <= hi:
+        raise ClassDefError(key, f"{v} is outside {lo}..{hi}")
+    return v
+
+
+def _number(v: Any, key: str) -> float:
+    if type(v) not in (int, float) or v != v or v in (float("inf"), float("-inf")):
+        raise ClassDefError(key, f"a finite number is required, got {v!r}")
+    return v  # type: ignore[no-any-return]
