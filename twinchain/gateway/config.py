@@ -34,7 +34,8 @@ Paths in the file are relative to the file's folder. A minimal file::
     topic = "factory/press-1"           # optional: MQTT topic naming this device
 
     [[sources]]
-    type = "simulator"                  # or "mqtt", "opcua" (see the sources module)
+    type = "simulator"                  # or "mqtt", "opcua" (the sources module),
+                                        # "historian", "modbus" (their modules)
     seed = 7
 """
 
@@ -187,9 +188,7 @@ def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
     sources = data.get("sources", [])
     if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
         raise ConfigError("[[sources]] must be an array of tables")
-    for s in sources:
-        if s.get("type") not in ("simulator", "mqtt", "opcua"):
-            raise ConfigError(f"unknown source type {s.get('type')!r} (simulator, mqtt, opcua)")
+    sources = [_source(i, s, base, seen) for i, s in enumerate(sources)]
     gkey = gw.get("key")
     try:
         gateway_key = None if gkey is None else parse_account(str(gkey))
@@ -211,6 +210,29 @@ def parse(data: dict[str, Any], base: Path) -> GatewayConfig:
         ca_file=None if gw.get("ca_file") is None else base / str(gw["ca_file"]),
         archive_replicas=_replicas(gw.get("archive_replicas", [])),
     )
+
+
+SOURCE_TYPES = ("simulator", "mqtt", "opcua", "historian", "modbus")
+
+
+def _source(index: int, s: dict[str, Any], base: Path, devices: set[str]) -> dict[str, Any]:
+    """A ``[[sources]]`` table, checked; historian and Modbus tables are normalized (their
+    paths made absolute) by their modules."""
+    kind = s.get("type")
+    if kind not in SOURCE_TYPES:
+        raise ConfigError(f"unknown source type {kind!r} ({', '.join(SOURCE_TYPES)})")
+    try:
+        if kind == "historian":
+            from twinchain.gateway.historian import normalized
+
+            return normalized(s, base)
+        if kind == "modbus":
+            from twinchain.gateway.modbus import normalized as modbus_normalized
+
+            return modbus_normalized(s, base, devices)
+    except ValueError as exc:
+        raise ConfigError(f"[[sources]] {index}: {exc}") from None
+    return s
 
 
 def _replicas(value: Any) -> list[str]:

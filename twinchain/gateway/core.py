@@ -318,6 +318,7 @@ class Gateway:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "received": dict(stats.received),
             "rejected": dict(stats.rejected),
+            "sources": json.loads(json.dumps(s.sources)),  # a snapshot
             "spooled": stats.spooled,
             "rate_in": round(rin, 1),
             "rate_final": round(rfin, 1),

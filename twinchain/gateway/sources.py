@@ -1,4 +1,6 @@
-"""Where readings come from: the built-in factory simulator, MQTT and OPC-UA.
+"""Where readings come from: the built-in factory simulator, MQTT and OPC-UA here; a
+plant's recorded history (``historian``, :mod:`.historian`) and Modbus TCP registers
+(``modbus``, :mod:`.modbus`) in their own modules.
 
 Each source is an ``async def run(gateway)`` built from its ``[[sources]]`` table by
 :func:`build`. Sources hand readings to the gateway's intake (:meth:`Intake.accept
@@ -56,6 +58,14 @@ def build(index: int, cfg: dict[str, Any]) -> Source:
         return lambda gw: run_mqtt(gw, cfg)
     if kind == "opcua":
         return lambda gw: run_opcua(gw, cfg)
+    if kind == "historian":
+        from twinchain.gateway.historian import run_historian
+
+        return lambda gw: run_historian(gw, index, cfg)
+    if kind == "modbus":
+        from twinchain.gateway.modbus import run_modbus
+
+        return lambda gw: run_modbus(gw, index, cfg)
     raise ValueError(f"unknown source type {kind!r}")
 
 

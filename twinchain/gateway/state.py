@@ -179,6 +179,8 @@ class GatewayState:
         self.unpacked_n = 0  # readings in batches not yet packed
         self.last_final: tuple[bytes, int, int] | None = None  # (device, seq, block)
         self.connected = False  # to the node
+        # Source name -> what it reports (plain JSON: position, refusals by reason, error).
+        self.sources: dict[str, dict[str, Any]] = {}
         self.batch_ready = asyncio.Event()
         self.pack_ready = asyncio.Event()
 

@@ -153,6 +153,24 @@ def _n(v: float | int | None, unit: str = "") -> str:
     return f"{v:,}{unit}"
 
 
+def _source_line(src: dict[str, Any]) -> str:
+    """One source's report: where it is, what it refused, its error."""
+    parts = []
+    if src.get("type") == "historian":
+        where = f"{src.get('file') or '-'} row {_n(src.get('row', 0))}"
+        done = " (done)" if src.get("done") else ""
+        parts.append(f"{where}, {_n(src.get('rows', 0))} rows read{done}")
+    elif src.get("type") == "modbus":
+        state = "[green]connected[/]" if src.get("connected") else "[red]not connected[/]"
+        parts.append(f"{src.get('endpoint', '')} {state}, {_n(src.get('polls', 0))} polls")
+    refused = src.get("refused") or {}
+    if refused:
+        parts.append("refused " + ", ".join(f"{k} {v}" for k, v in sorted(refused.items())))
+    if src.get("error"):
+        parts.append(f"[red]{str(src['error'])[:80]}[/]")
+    return "; ".join(parts)
+
+
 def table(s: dict[str, Any]) -> Table:
     t = Table(title=f"twinchain gateway {s['name']}", show_header=False, expand=False)
     t.add_column("what", style="bold")
@@ -204,6 +222,8 @@ def table(s: dict[str, Any]) -> Table:
     )
     rej = ", ".join(f"{k} {v}" for k, v in sorted(s["rejected"].items())) or "none"
     t.add_row("rejected", rej)
+    for name, src in s.get("sources", {}).items():  # absent in an older gateway's status
+        t.add_row(name, _source_line(src))
     if s["submit_errors"]:
         t.add_row("submit errors", ", ".join(f"{k} {v}" for k, v in s["submit_errors"].items()))
     if s["batches_lost"]:
