@@ -21,6 +21,7 @@ from twinchain.client import consortium as consortium_cli
 from twinchain.client import facility as facility_cli
 from twinchain.client import session as session_cli
 from twinchain.client.sync import RpcClient
+from twinchain.dashboard import cli as dashboard_cli
 from twinchain.devnet import cli as devnet_cli
 from twinchain.explorer import cli as explorer_cli
 from twinchain.gateway import cli as gateway_cli
@@ -40,6 +41,7 @@ COMMANDS = (
     gateway_cli,
     offchain_cli,
     explorer_cli,
+    dashboard_cli,
     simulate_cli,
     ArchiveCommands(rpc=RpcClient),
     readings_cli,
