@@ -27,11 +27,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from twinchain.primitives import codec
+from twinchain.primitives.codec import CodecError
 from twinchain.primitives.keys import Keypair, verify
 from twinchain.primitives.types import Call, Era, Extrinsic, SignedPart, signing_payload
 
 ACTION_TTL_MS = 10 * 60_000
 REQUEST_KIND = "twinchain-dashboard-action/1"
+MAX_CALL_BYTES = 64 * 1024
 
 
 class ActionError(ValueError):
@@ -106,11 +109,11 @@ def sign_request(key: Keypair, req: dict[str, Any]) -> str:
     fields (its ``digest`` must agree), so the description and call shown are what is signed.
     Returns the signature as 0x hex."""
     try:
-        call = Call.decode(_hex(req["call"], "call"))
+        call = Call.from_wire(codec.decode(_hex(req["call"], "call"), MAX_CALL_BYTES))
         nonce, spec = req["nonce"], req["specVersion"]
         genesis = _hex(req["genesis"], "genesis", 32)
         signer = _hex(req["signer"], "signer", 32)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, CodecError) as exc:
         raise ActionError(f"malformed signing request: {exc}") from None
     if type(nonce) is not int or type(spec) is not int or nonce < 0 or spec < 0:
         raise ActionError("nonce and specVersion must be non-negative integers")

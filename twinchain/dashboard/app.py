@@ -100,7 +100,8 @@ def page_html(
     )
     head = (
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta name="csrf" content="{csrf}"><title>{title} · twinchain</title>'
+        f'<meta name="csrf" content="{csrf}"><link rel="icon" href="data:,">'
+        f"<title>{title} · twinchain</title>"
         '<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css">'
         '<link rel="stylesheet" href="/static/app.css">'
         '<link rel="stylesheet" href="/static/print.css" media="print">'

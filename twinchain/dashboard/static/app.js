@@ -5,6 +5,7 @@
 const $ = (sel, root = document) => root.querySelector(sel);
 const csrf = () => $('meta[name="csrf"]')?.content || "";
 const main = () => $("#main");
+const put = (root, ...kids) => root.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
 
 function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
@@ -76,7 +77,7 @@ function table(cols, rows, rowAttrs = () => ({})) {
 }
 
 function showError(where, e) {
-  where.replaceChildren(el("p", { class: "error", role: "alert" }, `⚠ ${e.message}`));
+  put(where, el("p", { class: "error", role: "alert" }, `⚠ ${e.message}`));
 }
 
 // -------------------------------------------------------------------------- live updates
@@ -115,7 +116,7 @@ async function pageLogin(root) {
       status.className = "error";
     }
   };
-  root.replaceChildren(
+  put(root, 
     el("h1", {}, "Sign in"),
     el("section", { class: "card" },
       el("h2", {}, "With your key"),
@@ -156,12 +157,12 @@ async function pageOverview(root) {
         (!state.status || m.status === state.status),
     );
     const count = (s) => data.machines.filter((m) => m.status === s).length;
-    tiles.replaceChildren(
+    put(tiles, 
       ...["OK", "WARNING", "ALARM", "MAINTENANCE"].map((s) =>
         el("div", { class: `tile ${STATUS[s][1]}` }, el("div", { class: "big" }, count(s)), badge(s)),
       ),
     );
-    list.replaceChildren(
+    put(list, 
       table(
         [
           ["Machine", (m) => el("a", { href: `/machine/${m.id}` }, m.name)],
@@ -189,7 +190,7 @@ async function pageOverview(root) {
     el("option", { value: "" }, "every status"), ...["OK", "WARNING", "ALARM", "MAINTENANCE"].map((s) => el("option", { value: s }, s)));
   const scope = el("select", { id: "scope", onchange: (e) => { state.scope = e.target.value; load(); } },
     el("option", { value: fac || "all" }, fac ? "this facility" : "every facility"), el("option", { value: "all" }, "every facility"));
-  root.replaceChildren(el("h1", {}, "Plant overview"), tiles, el("div", { class: "filters" }, filter, status, scope), list);
+  put(root, el("h1", {}, "Plant overview"), tiles, el("div", { class: "filters" }, filter, status, scope), list);
   performance.mark("overview-start");
   await load();
   performance.mark("overview-drawn");
@@ -271,7 +272,7 @@ async function pageMachine(root) {
           badge(a.state));
       })
     : [el("p", { class: "ok-text" }, "✔ no open alarm: no failure predicted")];
-  root.replaceChildren(
+  put(root, 
     el("h1", {}, m.name, " ", badge(m.status)),
     el("div", { class: "tiles" },
       el("div", { class: "tile" }, el("div", { class: "big" }, m.health == null ? "–" : `${m.health.toFixed(0)} %`), "health"),
@@ -371,7 +372,7 @@ async function pageAlarms(root) {
       return showError(list, e);
     }
     const can = new Set(d.actions);
-    list.replaceChildren(
+    put(list, 
       d.alarms.length === 0 ? el("p", { class: "ok-text" }, "✔ no alarms") :
       table(
         [
@@ -396,7 +397,7 @@ async function pageAlarms(root) {
     );
   };
   stateSel.addEventListener("change", load);
-  root.replaceChildren(el("h1", {}, "Alarms"), el("div", { class: "filters" }, stateSel), list);
+  put(root, el("h1", {}, "Alarms"), el("div", { class: "filters" }, stateSel), list);
   await load();
   let pending = false;
   onHead(() => { if (!pending && !$("#sign-dialog")) { pending = true; setTimeout(async () => { pending = false; await load(); }, 200); } });
@@ -411,7 +412,7 @@ async function pageOrders(root) {
   const load = async () => {
     try {
       const d = await api(`/api/orders?facility=${fac || "all"}`);
-      list.replaceChildren(d.orders.length === 0 ? el("p", {}, "no work orders yet: create one from an alarm") :
+      put(list, d.orders.length === 0 ? el("p", {}, "no work orders yet: create one from an alarm") :
         table(
           [
             ["#", (o) => o.id],
@@ -430,7 +431,7 @@ async function pageOrders(root) {
       showError(list, e);
     }
   };
-  root.replaceChildren(el("h1", {}, "Work orders"), list);
+  put(root, el("h1", {}, "Work orders"), list);
   await load();
   onHead(load);
   connectLive(null);
@@ -442,7 +443,7 @@ async function pageReports(root) {
   const d = await api(`/api/reports?facility=${fac || "all"}`);
   const cols = [["Machine", (r) => r.machine], ["Period", (r) => r.period], ["OEE", (r) => pct(r.oee)], ["Availability", (r) => pct(r.availability)],
     ["Performance", (r) => pct(r.performance)], ["Quality", (r) => pct(r.quality)], ["Energy / good unit (mWh)", (r) => r.energyPerGood ?? "–"], ["MTBF", (r) => fmtDur(r.mtbf)], ["MTTR", (r) => fmtDur(r.mttr)]];
-  root.replaceChildren(
+  put(root, 
     el("h1", {}, "KPI report"),
     el("div", { class: "row no-print" },
       el("a", { id: "csv", class: "button", href: `/api/reports.csv?facility=${fac || "all"}`, download: "kpi-report.csv" }, "⬇ CSV"),
@@ -458,7 +459,7 @@ async function pageReports(root) {
 async function pageNetwork(root) {
   const load = async () => {
     const d = await api("/api/network");
-    root.replaceChildren(
+    put(root, 
       el("h1", {}, "Network"),
       el("div", { class: "tiles" },
         el("div", { class: "tile" }, el("div", { class: "big" }, `#${d.best}`), "best block"),
