@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> None:
         "--no-gateways", action="store_true", help="validators only: no simulating gateways"
     )
     du.add_argument("--no-workers", action="store_true", help="no predictive-maintenance workers")
+    du.add_argument("--no-dashboards", action="store_true", help="no web dashboards")
     du.add_argument(*LOG_FLAGS, dest="sub_log", **{**LOG_OPTIONS, "help": "passed to validators"})
     ds = dsub.add_parser("status", help="best/finalized height and peers of every node")
     ds.add_argument("--json", action="store_true")
@@ -53,10 +54,23 @@ def cmd_devnet(args: argparse.Namespace) -> int:
                 args.slot_ms,
                 gateways=not args.no_gateways,
                 workers=not (args.no_workers or args.no_gateways),
+                dashboards=not args.no_dashboards,
                 log=",".join(log_values(args)) or None,
             )
             for n in nodes:
                 console.print(f"  [green]●[/] {n.name}: {n.rpc_url}  {n.multiaddr}")
+            dbs = manager.load_dashboards(base)
+            for d in dbs:
+                console.print(f"  [cyan]▣[/] dashboard of {d.facility}: {d.url}")
+            if dbs:
+                console.print(
+                    "  sign in as a facility's owner (acts on its alarms) or operator: "
+                    "twinchain dashboard login --url URL --key KEY_FILE, e.g.\n"
+                    f"    .venv/bin/twinchain dashboard login --url {dbs[0].url} "
+                    f"--key {dbs[0].owner_key}\n"
+                    "  (keys: the owner_key and operator_key of each dashboard in "
+                    f"{base}/devnet.json); sign its actions with twinchain dashboard sign --key …"
+                )
             if args.detach:
                 console.print("detached; stop with: twinchain devnet down --base-dir " + str(base))
                 return 0

@@ -115,6 +115,60 @@ def start_worker(w: WorkerInfo) -> subprocess.Popen[bytes]:
     )
 
 
+@dataclass
+class DashboardInfo:
+    """A facility's web dashboard (``twinchain dashboard``) beside its validator."""
+
+    facility: str
+    facility_id: int
+    rpc_url: str
+    url: str
+    folder: str
+    archive_dir: str
+    api_keys: str
+    #: Key files of the facility's operator and owner (who signs in to act on alarms).
+    operator_key: str = ""
+    owner_key: str = ""
+    pid: int = 0
+
+
+def plan_dashboards(base_dir: Path, nodes: list[NodeInfo]) -> list[DashboardInfo]:
+    """One dashboard per facility on a free loopback port, reading its node's archive files."""
+    accounts = json.loads((base_dir / "domain.json").read_text())
+    ports = free_ports(len(nodes))
+    out = []
+    for n, port in zip(nodes, ports, strict=True):
+        a = accounts[n.slug]
+        folder = Path(n.base_path) / "dashboard"
+        folder.mkdir(parents=True, exist_ok=True)
+        key = base_dir / "keys"
+        out.append(
+            DashboardInfo(
+                n.name, a["facility"], n.rpc_url.replace("http://", "ws://"),
+                f"http://127.0.0.1:{port}", str(folder), str(Path(n.base_path) / "archive"),
+                str(Path(n.base_path) / "api-keys.json"),
+                str(key / f"acct-{a['operator'].removeprefix('0x')}"),
+                str(key / f"acct-{a['owner'].removeprefix('0x')}"),
+            )
+        )  # fmt: skip
+    return out
+
+
+def start_dashboard(d: DashboardInfo) -> subprocess.Popen[bytes]:
+    """Start one facility's dashboard (log: ``<facility>/dashboard/dashboard.log``)."""
+    cmd = [
+        sys.executable, "-m", "twinchain", "dashboard",
+        "--rpc", d.rpc_url, "--listen", d.url.removeprefix("http://"),
+        "--facility", str(d.facility_id), "--archive-dir", d.archive_dir,
+        "--api-keys", d.api_keys,
+    ]  # fmt: skip
+    log = open(Path(d.folder) / "dashboard.log", "ab")
+    env = dict(os.environ, COLUMNS="160")
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
+
+
 def free_ports(n: int) -> list[int]:
     socks, ports = [], []
     try:
@@ -327,9 +381,11 @@ def up(
     *,
     gateways: bool = True,
     workers: bool = True,
+    dashboards: bool = False,
     log: str | None = None,
 ) -> list[NodeInfo]:
-    """Start the devnet, then one gateway and one predictive-maintenance worker per facility;
+    """Start the devnet, then one gateway and one predictive-maintenance worker per facility
+    (and with ``dashboards``, as ``make run`` asks, a web dashboard each);
     returns the running nodes (nodes, gateways and workers are also in devnet.json). ``log``:
     the validators' ``-l`` value (e.g. ``grandpa=debug,sync=debug``)."""
     state = base_dir / STATE_FILE
@@ -337,6 +393,7 @@ def up(
         any(_alive(n.pid) for n in load(base_dir))
         or any(_alive(g.pid) for g in load_gateways(base_dir))
         or any(_alive(w.pid) for w in load_workers(base_dir))
+        or any(_alive(d.pid) for d in load_dashboards(base_dir))
     ):
         raise DevnetError(f"a devnet is already running in {base_dir} (devnet down first)")
     # Permissioned by chain: a node joins when governance authorizes it (README: Consortium).
@@ -367,6 +424,11 @@ def up(
             for w in wks:
                 w.pid = start_worker(w).pid
             save(base_dir, nodes, gws, wks)
+        if dashboards:
+            dbs = plan_dashboards(base_dir, nodes)
+            for d in dbs:
+                d.pid = start_dashboard(d).pid
+            save(base_dir, nodes, gws, dashboards=dbs)
     except BaseException:
         down(base_dir, nodes, gateways=gws)
         raise
@@ -378,7 +440,11 @@ def save(
     nodes: list[NodeInfo],
     gateways: list[GatewayInfo] | None = None,
     workers: list[WorkerInfo] | None = None,
+    *,
+    dashboards: list[DashboardInfo] | None = None,
 ) -> None:
+    if dashboards is None:
+        dashboards = load_dashboards(base_dir)
     if gateways is None:
         gateways = load_gateways(base_dir)
     if workers is None:
@@ -388,6 +454,7 @@ def save(
         "nodes": [asdict(n) for n in nodes],
         "gateways": [asdict(g) for g in gateways],
         "workers": [asdict(w) for w in workers],
+        "dashboards": [asdict(d) for d in dashboards],
     }
     tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(base_dir / STATE_FILE)
@@ -415,6 +482,15 @@ def load_workers(base_dir: Path) -> list[WorkerInfo]:
     try:
         data = json.loads((base_dir / STATE_FILE).read_text())
         return [WorkerInfo(**w) for w in data.get("workers", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def load_dashboards(base_dir: Path) -> list[DashboardInfo]:
+    """The devnet's dashboards (none if it was started without)."""
+    try:
+        data = json.loads((base_dir / STATE_FILE).read_text())
+        return [DashboardInfo(**d) for d in data.get("dashboards", [])]
     except (OSError, ValueError, KeyError, TypeError):
         return []
 
@@ -462,12 +538,15 @@ def down(
     nodes = load(base_dir) if nodes is None else nodes
     gateways = load_gateways(base_dir) if gateways is None else gateways
     workers = load_workers(base_dir)
-    _stop([w.pid for w in workers] + [g.pid for g in gateways], timeout)
+    dashboards = load_dashboards(base_dir)
+    _stop(
+        [d.pid for d in dashboards] + [w.pid for w in workers] + [g.pid for g in gateways], timeout
+    )
     stopped = _stop([n.pid for n in nodes], timeout)
-    for item in (*nodes, *gateways, *workers):
+    for item in (*nodes, *gateways, *workers, *dashboards):
         item.pid = 0
     if (base_dir / STATE_FILE).exists():
-        save(base_dir, nodes, gateways, workers)
+        save(base_dir, nodes, gateways, workers, dashboards=dashboards)
     return stopped
 
 
