@@ -318,6 +318,27 @@ def _open(path: Path, fmt: str | None) -> _Table:
     return _ParquetTable(path) if kind == "parquet" else _CsvTable(path)
 
 
+def survey(path: Path, unit_column: str, fmt: str | None = None) -> tuple[list[str], list[str]]:
+    """A history file's columns and its units, in the order they first appear (for
+    provisioning a replay); ``ValueError`` if it cannot be read or has no such column."""
+    try:
+        t = _open(path, fmt)
+    except _Unreadable as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    try:
+        if unit_column not in t.header:
+            raise ValueError(f"{path} has no column {unit_column!r} (columns: {t.header})")
+        units: dict[str, None] = {}
+        for row in t.rows(0, [unit_column]):
+            if isinstance(row, Sequence) and row[0] not in (None, ""):
+                units[str(row[0]).strip()] = None
+        return t.header, list(units)
+    except _Unreadable as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    finally:
+        t.close()
+
+
 # --------------------------------------------------------------------------- time
 
 
@@ -721,5 +742,6 @@ __all__ = [
     "normalized",
     "parse_config",
     "run_historian",
+    "survey",
     "time_parser",
 ]

@@ -1,9 +1,12 @@
 """Provisioning: a gateway folder (keystore with the gateway and device keys, gateway.toml)
-and the chain-spec genesis entries that make its devices known on chain."""
+and the chain-spec genesis entries that make its devices known on chain: for the built-in
+simulator's machines, or for the units of a plant's history replayed against a class file
+(``gateway init --class FILE --from-csv FILE``)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,8 @@ from twinchain.machines.classes import class_spec
 from twinchain.machines.simulator import MachineConfig
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
+from twinchain.protocol.classdef import EquipmentClass
+from twinchain.protocol.telemetry import DEFAULT_METRICS
 
 VERIFIED_UNTIL_MS = 4_102_444_800_000  # 2100-01-01
 
@@ -43,10 +48,49 @@ def write_gateway(
     topics: dict[str, str] | None = None,
 ) -> Provisioned:
     """Keys and ``gateway.toml`` for a gateway whose machine ``i`` is twin ``first_twin + i``."""
+    sources: list[dict[str, Any]] = []
+    if simulator:
+        sim: dict[str, Any] = {
+            "type": "simulator",
+            "seed": seed,
+            "tick_ms": tick_ms,
+            "realtime": realtime,
+            "machines": [{"name": m.name, "class": m.equipment_class} for m in machines],
+        }
+        if faults:
+            sim["faults"] = faults
+        sources.append(sim)
+    return write_devices(
+        folder,
+        node=node,
+        devices=[m.name for m in machines],
+        first_twin=first_twin,
+        sources=sources + (extra_sources or []),
+        prometheus_port=prometheus_port,
+        name=name,
+        batching=batching,
+        topics=topics,
+    )
+
+
+def write_devices(
+    folder: Path,
+    *,
+    node: str,
+    devices: list[str],
+    first_twin: int,
+    sources: list[dict[str, Any]],
+    prometheus_port: int = 0,
+    name: str = "gateway",
+    batching: dict[str, Any] | None = None,
+    topics: dict[str, str] | None = None,
+) -> Provisioned:
+    """Keys and ``gateway.toml`` for a gateway whose device ``devices[i]`` reports for twin
+    ``first_twin + i``, reading ``sources``."""
     folder.mkdir(parents=True, exist_ok=True)
     ks = Keystore(folder / "keystore")
     gw = ks.generate("gate")
-    devices = {m.name: ks.generate("devc") for m in machines}
+    keys = {d: ks.generate("devc") for d in devices}
     data: dict[str, Any] = {
         "gateway": {
             "name": name,
@@ -59,27 +103,15 @@ def write_gateway(
         },
         "batching": batching or {},
         "devices": [
-            {"name": m.name, "key": "0x" + devices[m.name].public.hex(), "twin": first_twin + i}
-            | ({"topic": topics[m.name]} if topics and m.name in topics else {})
-            for i, m in enumerate(machines)
+            {"name": d, "key": "0x" + keys[d].public.hex(), "twin": first_twin + i}
+            | ({"topic": topics[d]} if topics and d in topics else {})
+            for i, d in enumerate(devices)
         ],
-        "sources": [],
+        "sources": sources,
     }
-    if simulator:
-        sim: dict[str, Any] = {
-            "type": "simulator",
-            "seed": seed,
-            "tick_ms": tick_ms,
-            "realtime": realtime,
-            "machines": [{"name": m.name, "class": m.equipment_class} for m in machines],
-        }
-        if faults:
-            sim["faults"] = faults
-        data["sources"].append(sim)
-    data["sources"] += extra_sources or []
     path = folder / "gateway.toml"
     path.write_text(dump(data))
-    return Provisioned(folder, path, gw, devices)
+    return Provisioned(folder, path, gw, keys)
 
 
 def twin_entries(
@@ -110,13 +142,16 @@ def twin_entries(
     return out
 
 
-def device_entries(p: Provisioned, first_twin: int, machines: list[MachineConfig]) -> list[dict]:
-    """``telemetry.devices`` genesis entries: each device bound to its twin, pinned to the
-    gateway."""
+def device_entries(
+    p: Provisioned, first_twin: int, machines: list[MachineConfig] | list[str]
+) -> list[dict]:
+    """``telemetry.devices`` genesis entries: each device (a machine, or a device name) bound
+    to its twin, pinned to the gateway."""
     gw = "0x" + p.gateway.public.hex()
+    names = [m if isinstance(m, str) else m.name for m in machines]
     return [
-        {"device": "0x" + p.devices[m.name].public.hex(), "twin": first_twin + i, "gateway": gw}
-        for i, m in enumerate(machines)
+        {"device": "0x" + p.devices[n].public.hex(), "twin": first_twin + i, "gateway": gw}
+        for i, n in enumerate(names)
     ]
 
 
@@ -133,6 +168,22 @@ def with_gateway(
     facility 0 (a verified plant operated by Alice, whose node is Alice's validator: run it
     with ``--archive-facility 0`` to keep the raw readings), and the gateway account holds
     Gateway, endowed as the spec's richest account (the dev accounts, in a dev spec)."""
+    twins = twin_entries(
+        machines, manufacturer="//Alice", owner="//Alice", facility=0, tick_ms=tick_ms
+    )
+    spec = _with_plant(spec, p, twins)
+    spec["genesis"]["telemetry"] = {
+        "devices": device_entries(p, 0, machines),
+        "window_ms": window_ms,
+    }
+    return spec
+
+
+def _with_plant(
+    spec: dict[str, Any], p: Provisioned, twins: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``spec`` with Alice's verified facility 0 holding ``twins``, and the gateway's role
+    and endowment (see :func:`with_gateway`)."""
     spec = copy.deepcopy(spec)
     g = spec["genesis"]
     gw = "0x" + p.gateway.public.hex()
@@ -157,10 +208,105 @@ def with_gateway(
             }
         ]
     }
-    g["equipment"] = {
-        "twins": twin_entries(
-            machines, manufacturer="//Alice", owner="//Alice", facility=0, tick_ms=tick_ms
-        )
+    g["equipment"] = {"twins": twins}
+    return spec
+
+
+# --------------------------------------------------------------------------- a class's replay
+
+
+def class_metric_ids(
+    cls: EquipmentClass, registry: Sequence[Sequence[Any]] = DEFAULT_METRICS
+) -> tuple[dict[str, int], list[list[Any]]]:
+    """The chain metric id of each of the class's metrics, and the registry entries
+    ``[id, name, unit, scale, kind]`` to add for those the registry lacks: a metric binds
+    the registry's metric of its name (same unit, scale and kind, else ``ValueError``), or
+    its own ``id``, or the next id after the highest one taken (in the class's order)."""
+    by_name = {str(e[1]): e for e in registry}
+    taken = {int(e[0]) for e in registry}
+    ids: dict[str, int] = {}
+    new: list[list[Any]] = []
+    for m in cls.metrics:
+        kind = m.kind.capitalize()
+        e = by_name.get(m.name)
+        if e is not None:
+            if (str(e[2]), int(e[3]), str(e[4])) != (m.unit, m.scale, kind):
+                raise ValueError(
+                    f"metric {m.name!r}: the chain has it in {e[2]} at scale {e[3]} ({e[4]}), "
+                    f"the class in {m.unit} at scale {m.scale} ({kind})"
+                )
+            if m.id is not None and m.id != int(e[0]):
+                raise ValueError(f"metric {m.name!r}: the chain's id is {e[0]}, not {m.id}")
+            ids[m.name] = int(e[0])
+            continue
+        mid = m.id if m.id is not None else max(taken, default=0) + 1
+        if mid in taken:
+            raise ValueError(f"metric {m.name!r}: id {mid} is another metric's")
+        taken.add(mid)
+        ids[m.name] = mid
+        new.append([mid, m.name, m.unit, m.scale, kind])
+    return ids, new
+
+
+def class_twin_entries(
+    cls: EquipmentClass,
+    serials: list[str],
+    ids: dict[str, int],
+    *,
+    manufacturer: str,
+    owner: str,
+    facility: int | None,
+) -> list[dict[str, Any]]:
+    """``equipment.twins`` genesis entries, one Active twin of ``cls`` per serial, with the
+    class's rated values and envelope in the chain's fixed point."""
+    rated = [[ids[m.name], cls.to_fixed(m, m.rated)] for m in cls.metrics if m.rated is not None]
+    envelope = [
+        [
+            ids[m.name],
+            cls.to_fixed(m, m.min),
+            cls.to_fixed(m, m.max),
+            0 if m.max_step is None else cls.to_fixed(m, m.max_step),
+        ]
+        for m in cls.metrics
+        if m.min is not None and m.max is not None
+    ]
+    out = []
+    for serial in serials:
+        e: dict[str, Any] = {
+            "manufacturer": manufacturer,
+            "owner": owner,
+            "class": cls.name,
+            "model": cls.name,
+            "serial": serial,
+            "lifecycle": "Active",
+            "rated": rated,
+            "envelope": envelope,
+        }
+        if facility is not None:
+            e["facility"] = facility
+        out.append(e)
+    return out
+
+
+def with_class_gateway(
+    spec: dict[str, Any],
+    p: Provisioned,
+    cls: EquipmentClass,
+    units: list[str],
+    *,
+    window_ms: int = 60_000,
+) -> dict[str, Any]:
+    """:func:`with_gateway` for the units of a replay: one twin of ``cls`` per unit (its
+    serial the unit's name, its device the gateway's device of that name); the class's
+    metrics the chain lacks registered in genesis, and the class's public metrics the
+    twins' default disclosure."""
+    ids, new = class_metric_ids(cls)
+    twins = class_twin_entries(cls, units, ids, manufacturer="//Alice", owner="//Alice", facility=0)
+    spec = _with_plant(spec, p, twins)
+    spec["genesis"]["telemetry"] = {
+        "devices": device_entries(p, 0, units),
+        "window_ms": window_ms,
+        "metrics": [list(m) for m in DEFAULT_METRICS] + new,
+        "default_public": sorted(ids[m.name] for m in cls.metrics if m.public),
     }
-    g["telemetry"] = {"devices": device_entries(p, 0, machines), "window_ms": window_ms}
     return spec
