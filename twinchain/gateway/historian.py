@@ -479,7 +479,7 @@ class Replay:
             "historian %s: %d files, resuming at %s row %d (offset %+d ms, time in %s)",
             self.report.name,
             len(files),
-            self.pos.file or names[:1],
+            Path(self.pos.file or (names[0] if names else "-")).name,
             self.pos.row,
             self.pos.offset_ms,
             self.pos.time_unit,
@@ -725,7 +725,7 @@ class Replay:
             readings=p.readings,
             offset_ms=p.offset_ms,
             time_unit=p.time_unit,
-            done=p.done,
+            done=p.done and not self._inflight,  # the last chunk durable too
         )
 
 

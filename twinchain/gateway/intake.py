@@ -170,7 +170,11 @@ class Intake:
         for a in items:
             meta.update(a.meta or {})
         try:
-            ids = await s.db(s.spool.ingest, groups, None, meta)
+            # Shielded: a stop that cancels the committer here must not cancel the write
+            # while it waits for the spool's thread (it would be dropped unwritten, with the
+            # position a simulator or historian keeps in ``meta``); it is written before the
+            # spool closes (one thread, in order), and only its futures stay unresolved.
+            ids = await asyncio.shield(s.db(s.spool.ingest, groups, None, meta))
         except Exception as exc:
             for a in items:
                 if not a.future.done():

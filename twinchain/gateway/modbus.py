@@ -378,9 +378,9 @@ class Poller:
         info = self.report.info
         info["polls"] += 1
         if groups:
-            info["readings"] += sum(len(rs) for _, rs in groups.values())
             # Durable before the next poll is read (nothing to acknowledge to the server).
-            await self.gw.intake.accept_many(list(groups.values()), "modbus", received=ts)
+            fut = self.gw.intake.accept_many(list(groups.values()), "modbus", received=ts)
+            info["readings"] += await fut  # what the intake kept (all, unless out of order)
 
     def _reading(self, r: Register, words: Sequence[int], ts: int) -> tuple[Device, ReadingT]:
         ch = self.channels[r]
