@@ -205,3 +205,18 @@ def test_whole_file_errors(tmp_path: Path) -> None:
         with pytest.raises(ClassDefError) as e:
             load_class(source)
         assert e.value.key == "file"
+
+
+@pytest.mark.parametrize("name", BUILTIN_CLASSES)
+def test_builtin_files_are_what_the_simulator_puts_on_chain(name: str) -> None:
+    """The simulator's class_spec takes rated values and gauge envelopes from the file and
+    derives delta limits per tick from its rates: at one reading a second those are the
+    file's own delta limits, so the file describes the whole envelope."""
+    from twinchain.machines.classes import class_spec
+
+    cls = load_class(name)
+    rec = class_record(cls)
+    spec = class_spec(name, 1000)
+    assert spec["rated"] == [[m.id, m.rated] for m in rec.metrics if m.rated is not None]
+    envelope = [[m.id, m.min, m.max, m.max_step or 0] for m in rec.metrics if m.min is not None]
+    assert spec["envelope"] == sorted(envelope)

@@ -1,10 +1,12 @@
 """The simulated equipment classes: how a healthy machine of each class behaves, what each
 fault kind does to it, and the rated values and operating envelope a class's twins get on
-chain (:func:`class_spec`). Plain data and formulas, so that a later step can load them from
-data files; :mod:`twinchain.machines.simulator` runs machines of these classes.
+chain (:func:`class_spec`); :mod:`twinchain.machines.simulator` runs machines of these classes.
 
-Readings use the telemetry protocol's metric ids and fixed-point scales
-(:data:`twinchain.protocol.telemetry.DEFAULT_METRICS`).
+What a class *is* comes from its class file (``twinchain/protocol/classes/<name>.toml``, read
+with :func:`twinchain.protocol.classdef.load_class`): its metrics, their rated values and
+envelopes. What only the simulator needs (jobs, loads, scrap, set-ups, the physics of wear
+and faults) stays here. Readings use the telemetry protocol's metric ids and fixed-point scales
+(:data:`twinchain.protocol.telemetry.DEFAULT_METRICS`), which the class files bind.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from twinchain.protocol.classdef import BUILTIN_CLASSES, EquipmentClass, load_class
 from twinchain.protocol.telemetry import (
     BAD_UNITS,
     CO2_EMITTED,
-    CURRENT,
     DOWNTIME,
     ENERGY,
     GOOD_UNITS,
@@ -30,7 +32,7 @@ from twinchain.protocol.telemetry import (
     VIBRATION,
 )
 
-EQUIPMENT_CLASSES = ("cnc_mill", "pump", "compressor")
+EQUIPMENT_CLASSES = BUILTIN_CLASSES
 FAULT_KINDS = ("bearing_wear", "overheating", "misalignment")
 
 AMBIENT_C = 22.0
@@ -64,82 +66,65 @@ class ClassProfile:
     metrics: tuple[int, ...]  # emitted by default
 
 
-# Pumps and compressors report pressure; both report the same set.
-_FLUID_METRICS = (
-    TEMPERATURE,
-    VIBRATION,
-    PRESSURE,
-    POWER,
-    ENERGY,
-    SPINDLE_SPEED,
-    UNITS_PRODUCED,
-    GOOD_UNITS,
-    BAD_UNITS,
-    RUN_TIME,
-    DOWNTIME,
-    CURRENT,
-)
+@dataclass(frozen=True)
+class _Behaviour:
+    """What only the simulator knows about a class: its jobs, losses and set-ups."""
 
-PROFILES: dict[str, ClassProfile] = {
-    "cnc_mill": ClassProfile(
-        temperature_c=42.0,
-        vibration_mm_s=1.6,
-        speed_rpm=12_000.0,
-        power_w=7_500.0,
-        pressure_kpa=None,
-        units_per_hour=24.0,
-        scrap_rate=0.015,
-        material_g_per_unit=850.0,
-        variable_speed=True,
-        setup_chance=0.3,
-        job_minutes=45.0,
-        load_range=(0.55, 1.0),
-        metrics=(
-            TEMPERATURE,
-            VIBRATION,
-            POWER,
-            ENERGY,
-            SPINDLE_SPEED,
-            UNITS_PRODUCED,
-            GOOD_UNITS,
-            BAD_UNITS,
-            MATERIAL_USED,
-            RUN_TIME,
-            DOWNTIME,
-            CURRENT,
-        ),
-    ),
-    "pump": ClassProfile(
-        temperature_c=55.0,
-        vibration_mm_s=2.2,
-        speed_rpm=2_950.0,
-        power_w=15_000.0,
-        pressure_kpa=400.0,
-        units_per_hour=60.0,  # cubic metres delivered
-        scrap_rate=0.002,
-        material_g_per_unit=0.0,
-        variable_speed=False,
-        setup_chance=0.02,
-        job_minutes=120.0,
-        load_range=(0.7, 1.0),
-        metrics=_FLUID_METRICS,
-    ),
-    "compressor": ClassProfile(
-        temperature_c=78.0,
-        vibration_mm_s=2.8,
-        speed_rpm=1_480.0,
-        power_w=22_000.0,
-        pressure_kpa=800.0,
-        units_per_hour=90.0,  # receiver fills
-        scrap_rate=0.005,
-        material_g_per_unit=0.0,
-        variable_speed=False,
-        setup_chance=0.05,
-        job_minutes=90.0,
-        load_range=(0.6, 1.0),
-        metrics=_FLUID_METRICS,
-    ),
+    scrap_rate: float  # fraction of bad units when healthy
+    material_g_per_unit: float
+    variable_speed: bool  # CNC spindles change speed with the job; pumps do not
+    setup_chance: float  # chance of a set-up stop between two jobs
+    job_minutes: float  # mean job length
+    load_range: tuple[float, float]
+
+
+BEHAVIOUR: dict[str, _Behaviour] = {
+    "cnc_mill": _Behaviour(0.015, 850.0, True, 0.3, 45.0, (0.55, 1.0)),
+    "pump": _Behaviour(0.002, 0.0, False, 0.02, 120.0, (0.7, 1.0)),  # units: m3 delivered
+    "compressor": _Behaviour(0.005, 0.0, False, 0.05, 90.0, (0.6, 1.0)),  # units: fills
 }
+
+# Metrics of the class files that a simulated machine emits only when asked to (its
+# MachineConfig.metrics): the hall's humidity and the CO2 its energy stands for.
+ON_REQUEST = frozenset({CO2_EMITTED, HUMIDITY})
+
+CLASSES: dict[str, EquipmentClass] = {name: load_class(name) for name in EQUIPMENT_CLASSES}
+
+
+def _rated(cls: EquipmentClass, metric: int) -> float | None:
+    m = next((m for m in cls.metrics if m.id == metric), None)
+    return None if m is None or m.rated is None else float(m.rated)
+
+
+def _profile(name: str) -> ClassProfile:
+    cls, b = CLASSES[name], BEHAVIOUR[name]
+
+    def rated(metric: int) -> float:
+        v = _rated(cls, metric)
+        if v is None:
+            raise SimulatorError(f"class file {name!r} has no rated value for metric {metric}")
+        return v
+
+    return ClassProfile(
+        temperature_c=rated(TEMPERATURE),
+        vibration_mm_s=rated(VIBRATION),
+        speed_rpm=rated(SPINDLE_SPEED),
+        power_w=rated(POWER),
+        pressure_kpa=_rated(cls, PRESSURE),
+        units_per_hour=rated(UNITS_PRODUCED),
+        scrap_rate=b.scrap_rate,
+        material_g_per_unit=b.material_g_per_unit,
+        variable_speed=b.variable_speed,
+        setup_chance=b.setup_chance,
+        job_minutes=b.job_minutes,
+        load_range=b.load_range,
+        metrics=tuple(
+            sorted(m.id for m in cls.metrics if m.id is not None and m.id not in ON_REQUEST)
+        ),
+    )
+
+
+PROFILES: dict[str, ClassProfile] = {name: _profile(name) for name in EQUIPMENT_CLASSES}
 
 
 @dataclass(frozen=True)
@@ -172,50 +157,45 @@ DEFAULT_WEAR_PER_DAY = 0.003  # of running time: ~330 running days to worn out
 def class_spec(equipment_class: str, tick_ms: int = 1000) -> dict[str, list[list[int]]]:
     """Rated values and operating envelope of a class, in telemetry fixed-point scales, as
     the equipment pallet's genesis takes them: ``{"rated": [[metric, value]], "envelope":
-    [[metric, min, max, max_step]]}``. The envelope holds a healthy machine of any wear
-    below 1 at any load (and stops/starts); a fault near failure leaves it. Delta limits
-    are per reading, so they depend on ``tick_ms``."""
+    [[metric, min, max, max_step]]}``, from the class file (rated values in its order,
+    gauges' envelopes). The envelope holds a healthy machine of any wear below 1 at any load
+    (and stops/starts); a fault near failure leaves it. Delta limits are per reading, so
+    they depend on ``tick_ms``: the class files give them for one reading a second, and the
+    simulator's rates give them for any tick."""
     p = profile(equipment_class)
     if tick_ms <= 0:
         raise SimulatorError("tick_ms must be positive")
+    cls = CLASSES[equipment_class]
     tick_s = tick_ms / 1000.0
-    amps = current_a(p.power_w)
-    rated: list[list[int]] = [
-        [TEMPERATURE, round(p.temperature_c * 1000)],
-        [VIBRATION, round(p.vibration_mm_s * 1000)],
-        [POWER, round(p.power_w)],
-        [SPINDLE_SPEED, round(p.speed_rpm)],
-        [CURRENT, round(amps * 1000)],
-        [UNITS_PRODUCED, round(p.units_per_hour)],  # ideal rate at full load, per hour
-    ]
-    if p.pressure_kpa is not None:
-        rated.insert(2, [PRESSURE, round(p.pressure_kpa * 1000)])
+    rated: list[list[int]] = []
+    envelope: list[list[int]] = []
+    for m in cls.metrics:
+        assert m.id is not None  # the built-in files bind every metric
+        if m.rated is not None:
+            rated.append([m.id, cls.to_fixed(m, m.rated)])
+        if m.kind == "gauge" and m.min is not None and m.max is not None:
+            step = 0 if m.max_step is None else cls.to_fixed(m, m.max_step)
+            envelope.append([m.id, cls.to_fixed(m, m.min), cls.to_fixed(m, m.max), step])
 
     def per_tick(per_hour: float) -> int:
         return math.ceil(per_hour * tick_s / 3600.0 * 1.5) + 2
 
+    # Delta metrics: what can accrue in one tick at the machine's rates, with headroom.
+    units = per_tick(p.units_per_hour)
     energy_max = per_tick(p.power_w * 1.3)
-    envelope: list[list[int]] = [
-        [TEMPERATURE, -10_000, round((p.temperature_c + 25.0) * 1000), 5_000],
-        [VIBRATION, 0, round(p.vibration_mm_s * 4000), round(p.vibration_mm_s * 2500)],
-        [POWER, 0, round(p.power_w * 1.3), round(p.power_w * 1.3)],
-        [ENERGY, 0, energy_max, 0],
-        [SPINDLE_SPEED, 0, round(p.speed_rpm * 1.1), round(p.speed_rpm * 1.1)],
-        [UNITS_PRODUCED, 0, per_tick(p.units_per_hour), 0],
-        [GOOD_UNITS, 0, per_tick(p.units_per_hour), 0],
-        [BAD_UNITS, 0, per_tick(p.units_per_hour), 0],
-        [RUN_TIME, 0, math.ceil(tick_s) + 1, 0],
-        [DOWNTIME, 0, math.ceil(tick_s) + 1, 0],
-        [CURRENT, 0, round(amps * 1.3 * 1000), round(amps * 1.3 * 1000)],
-    ]
-    if p.pressure_kpa is not None:
-        kpa = p.pressure_kpa
-        envelope.append([PRESSURE, 0, round(kpa * 1.25 * 1000), round(kpa * 1.25 * 1000)])
-    if p.material_g_per_unit:
-        grams = per_tick(p.units_per_hour) * math.ceil(p.material_g_per_unit)
-        envelope.append([MATERIAL_USED, 0, grams, 0])
-    envelope.append([CO2_EMITTED, 0, math.ceil(energy_max * GRID_CO2_G_PER_WH) + 2, 0])
-    envelope.append([HUMIDITY, 0, 10_000, 2_000])
+    deltas = {
+        ENERGY: energy_max,
+        UNITS_PRODUCED: units,
+        GOOD_UNITS: units,
+        BAD_UNITS: units,
+        RUN_TIME: math.ceil(tick_s) + 1,
+        DOWNTIME: math.ceil(tick_s) + 1,
+        MATERIAL_USED: units * math.ceil(p.material_g_per_unit),
+        CO2_EMITTED: math.ceil(energy_max * GRID_CO2_G_PER_WH) + 2,
+    }
+    for m in cls.metrics:
+        if m.kind == "delta" and m.id in deltas:
+            envelope.append([m.id, 0, deltas[m.id], 0])
     envelope.sort()
     return {"rated": rated, "envelope": envelope}
 
@@ -237,9 +217,12 @@ def current_a(power_w: float) -> float:
 
 
 __all__ = [
+    "BEHAVIOUR",
+    "CLASSES",
     "EQUIPMENT_CLASSES",
     "FAULT_EFFECTS",
     "FAULT_KINDS",
+    "ON_REQUEST",
     "PROFILES",
     "ClassProfile",
     "FaultEffect",
