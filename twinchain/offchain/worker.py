@@ -21,6 +21,16 @@ Loop (every ``poll_s`` seconds, against one node's JSON-RPC):
    evidence hash commits to the model, the twin, the windows and the features used, and
    the evidence itself is written to ``evidence_dir`` for disclosure.
 
+Twins of a class with a ``prognostic`` model (:mod:`twinchain.offchain.prognostics`, any
+class) are served by that engine instead: the class's metrics are bound to the chain's ids
+by name, the model's windows are built by :func:`twinchain.offchain.chainread.read_windows`
+(public aggregates, merged when the model's window is a multiple of the chain's; private
+metrics from the archive), each complete window goes through the twin's
+:class:`~twinchain.offchain.prognostics.UnitState`, and an alert is
+``Maintenance.submit_prognosis(twin, mode, probability_bp, horizon_ms, rul_p10_ms,
+rul_p50_ms, rul_p90_ms, model, evidence)``, submitted again while the alarm lasts when the
+prognosis moves (another mode, 10 points of probability, a quarter of the RUL).
+
 Before the loop, each model's hash is registered with ``Simulation.register_model`` (unless
 it already is; an inactive one is an error). Windows that ended before ``since_ms`` (default:
 the chain time at start minus two windows) only warm the detectors up: a restarted worker does
@@ -40,13 +50,28 @@ from typing import Any
 import httpx
 
 from twinchain.client import Client, Reading
+from twinchain.offchain.chainread import (
+    Binding,
+    ChainReadError,
+    archive_readings,
+    bind,
+    read_windows,
+)
 from twinchain.offchain.features import FEATURE_METRICS, Agg, Rated, TwinFeatures
 from twinchain.offchain.models import DEFAULT_KIND, KINDS, DetectorState, Model, ModelError
+from twinchain.offchain.prognostics import FORMAT as PROGNOSTIC_FORMAT
+from twinchain.offchain.prognostics import ModeEstimate, PrognosticModel, UnitState
 from twinchain.primitives import codec
 from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import KeystoreError, load_keypair
 from twinchain.primitives.types import extrinsic_hash
+from twinchain.protocol.classdef import (
+    BUILTIN_CLASSES,
+    ClassDefError,
+    EquipmentClass,
+    load_class,
+)
 from twinchain.protocol.jsonrpc import OVERSIZED_RESPONSE, RpcError, from_hex, to_hex
 
 log = logging.getLogger("twinchain.offchain.pdm")
@@ -72,6 +97,8 @@ class AlertRecord:
     model: bytes
     evidence: bytes
     block: bytes | None = None
+    mode: str | None = None
+    rul_ms: tuple[int | None, int | None, int | None] | None = None  # P10, P50, P90
 
 
 @dataclass
@@ -86,28 +113,86 @@ class _Twin:
     recent: list[tuple[int, list[float]]] = field(default_factory=list)
 
 
+@dataclass
+class _ProgTwin:
+    """A twin served by a prognostic model."""
+
+    id: int
+    equipment_class: str
+    model: PrognosticModel
+    binding: Binding
+    state: UnitState
+    next_start: int = 0  # the first model window not processed yet
+    recent: list[tuple[int, list[float]]] = field(default_factory=list)
+    submitted: ModeEstimate | None = None  # the last prognosis on chain (while alarmed)
+    submitted_at: int = 0  # window index of that submission
+    windows: int = 0
+
+
+AnyModel = Model | PrognosticModel
+UPDATE_PROBABILITY = 0.1  # a prognosis is submitted again when P moves this much ...
+UPDATE_RUL = 0.25  # ... or the RUL P50 by this share, or the mode changes
+
+
 def _duration(ms: int) -> str:
     """A horizon for people: hours when it is at least one, else seconds."""
     return f"{ms / 3_600_000:g} h" if ms >= 3_600_000 else f"{ms / 1000:g} s"
 
 
-def load_models(folder: Path, kind: str = DEFAULT_KIND) -> dict[str, Model]:
-    """The newest version of each class's model of ``kind`` in ``folder`` (``*.json``)."""
+def load_models(folder: Path, kind: str = DEFAULT_KIND) -> dict[str, AnyModel]:
+    """Per class, its newest ``prognostic`` model in ``folder`` (``*.json``), else its
+    newest simulator model of ``kind``."""
     if kind not in KINDS:
         raise WorkerError(f"unknown model kind {kind!r} (one of {', '.join(KINDS)})")
     best: dict[str, Model] = {}
+    prog: dict[str, PrognosticModel] = {}
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     for f in files:
         try:
-            m = Model.load(f)
+            data = f.read_bytes()
+            if PROGNOSTIC_FORMAT.encode() in data[:4096] and b'"prognostic"' in data:
+                p = PrognosticModel.from_bytes(data)
+                cur_p = prog.get(p.equipment_class)
+                if cur_p is None or p.version > cur_p.version:
+                    prog[p.equipment_class] = p
+                continue
+            m = Model.from_bytes(data)
+        except OSError as exc:
+            raise WorkerError(f"cannot read model file {f}: {exc}") from exc
         except ModelError as exc:
-            raise WorkerError(str(exc)) from exc
+            raise WorkerError(f"{f.name}: {exc}") from exc
         cur = best.get(m.equipment_class)
         if m.kind == kind and (cur is None or m.version > cur.version):
             best[m.equipment_class] = m
-    if not best:
-        raise WorkerError(f"no {kind} model files in {folder}")
-    return best
+    out: dict[str, AnyModel] = {**best, **prog}
+    if not out:
+        raise WorkerError(f"no {kind} or prognostic model files in {folder}")
+    return out
+
+
+def class_of_twin(client: Client, twin: int, at: bytes, spec: str | None = None) -> EquipmentClass:
+    """The class of ``twin``: ``spec`` (a class file or built-in name) when given, else the
+    twin's class as registered on chain, else the built-in class of that name."""
+    try:
+        if spec is not None:
+            return load_class(spec)
+        eq = client.call("twin_equipment", twin, to_hex(at))
+        if eq is None:
+            raise WorkerError(f"no twin {twin}")
+        name = str(eq.get("equipmentClass"))
+        try:
+            rec = client.read_storage("Equipment", "Classes", name, at=at)
+        except (KeyError, ValueError, RpcError):
+            rec = None  # a runtime without registered classes
+        if rec is not None:
+            from twinchain.protocol.classdef import class_from_record
+
+            return class_from_record(rec)
+        if name in BUILTIN_CLASSES:
+            return load_class(name)
+    except ClassDefError as exc:
+        raise WorkerError(f"class of twin {twin}: {exc}") from exc
+    raise WorkerError(f"twin {twin}'s class {name!r} is not on chain: give its class file")
 
 
 def evidence_of(
@@ -127,6 +212,34 @@ def evidence_of(
     return blake3_hash(body), body
 
 
+def prognosis_evidence(
+    model: bytes,
+    twin: int,
+    estimate: ModeEstimate,
+    probability_bp: int,
+    rul_ms: tuple[int | None, int | None, int | None],
+    windows: list[tuple[int, list[float]]],
+) -> tuple[bytes, bytes]:
+    """(evidence hash, evidence bytes) of a prognosis: canonical msgpack of the model id, the
+    twin, the mode, the probability, the RUL quantiles (ms, None beyond sight) and each recent
+    window's start with its signal values in micro-units (None: no reading)."""
+    body = codec.encode(
+        [
+            "twinchain-pdm-evidence/2",
+            model,
+            twin,
+            estimate.mode,
+            probability_bp,
+            list(rul_ms),
+            [
+                [start, [None if v != v else round(v * FEATURE_SCALE) for v in x]]
+                for start, x in windows
+            ],
+        ]
+    )
+    return blake3_hash(body), body
+
+
 def keypair_from(spec: str) -> Keypair:
     """:func:`~twinchain.primitives.keystore.load_keypair`, failing as a WorkerError."""
     try:
@@ -141,7 +254,7 @@ class PdmWorker:
         client: Client,
         keypair: Keypair,
         facility: int,
-        models: Mapping[str, Model],
+        models: Mapping[str, AnyModel],
         *,
         since_ms: int | None = None,
         evidence_dir: Path | None = None,
@@ -161,6 +274,8 @@ class PdmWorker:
         self.on_alert = on_alert
         self.watch_timeout = watch_timeout
         self.twins: dict[int, _Twin] = {}
+        self.prog_twins: dict[int, _ProgTwin] = {}
+        self._bindings: dict[str, Binding] = {}
         self.alerts: list[AlertRecord] = []
         self._last_head: bytes | None = None
         self._next_twin = 0
@@ -236,6 +351,9 @@ class PdmWorker:
             if eq is None or eq.get("facility") != self.facility or model is None:
                 self._skipped.add(tid)
                 continue
+            if isinstance(model, PrognosticModel):
+                self._follow_prognostic_twin(tid, eq["equipmentClass"], model, at)
+                continue
             try:
                 rated = Rated.from_pairs((eq.get("spec") or {}).get("rated", []))
             except ValueError as exc:
@@ -248,6 +366,21 @@ class PdmWorker:
                 tid, cls, model, TwinFeatures(rated, model.window_ms), model.new_state()
             )
             log.info("following twin %d (%s)", tid, cls)
+
+    def _follow_prognostic_twin(
+        self, tid: int, cls: str, model: PrognosticModel, at: bytes
+    ) -> None:
+        binding = self._bindings.get(cls)
+        if binding is None:
+            try:
+                binding = self._bindings[cls] = bind(self.client, model.metrics, at)
+            except ChainReadError as exc:
+                log.warning("twin %d: cannot score it: %s", tid, exc)
+                self._skipped.add(tid)
+                return
+        self._skipped.discard(tid)
+        self.prog_twins[tid] = _ProgTwin(tid, cls, model, binding, model.new_state())
+        log.info("following twin %d (%s, prognostic)", tid, cls)
 
     # ------------------------------------------------------------------ the loop
     def poll_once(self) -> list[AlertRecord]:
@@ -263,6 +396,8 @@ class PdmWorker:
         out = []
         for tid in sorted(self.twins):
             out += self._follow(self.twins[tid], head)
+        for tid in sorted(self.prog_twins):
+            out += self._follow_prognostic(self.prog_twins[tid], head)
         return out
 
     def _readings(self, twin: int, metric: int, lo: int, hi: int) -> list[Reading]:
@@ -343,6 +478,111 @@ class PdmWorker:
             if fire and start + window_ms >= (self.since_ms or 0):
                 out.append(self._alert(t, start, p))
         return out
+
+    def _follow_prognostic(self, t: _ProgTwin, head: bytes) -> list[AlertRecord]:
+        """Every complete model window since the last one, through the twin's engine."""
+        m = t.model
+        w = m.window_ms
+        now = int(self.client.read_storage("Timestamp", "Now", at=head))
+        public = set(self.client.call("twin_disclosure", t.id, to_hex(head))["public"])
+        private = any(mid not in public for mid in t.binding.ids)
+        from_chain = w % t.binding.chain_window_ms == 0
+        reader = archive_readings(
+            self.client, key=None if self.api_key else self.keypair, api_key=self.api_key
+        )
+        # Complete: the chain has moved past the window (its aggregates close when a later
+        # window's reading arrives) and the archive has had its grace for private readings.
+        complete = now - self.archive_grace_ms if private or not from_chain else now
+        table = read_windows(
+            self.client, t.id, t.binding, w, t.next_start, complete, head, reader, public
+        )
+        if from_chain and not private:
+            newest = self.client.call("twin_telemetryAggregates", t.id, None, to_hex(head), 0)
+            chain_newest = max((int(r["windowStart"]) for r in newest), default=0)
+            complete = min(complete, chain_newest)
+        out = []
+        x = m.signal_values(table)
+        for i, start in enumerate(table.starts.tolist()):
+            if start + w > complete:
+                break
+            t.next_start = start + w
+            t.windows += 1
+            r = t.state.update(int(start), x[i])
+            t.recent = [*t.recent, (int(start), x[i].tolist())][-m.confirm - 2 :]
+            live = start + w >= (self.since_ms or 0)
+            if r.alert and live and r.best is not None:
+                out.append(self._alert_prognostic(t, start, r.best))
+            elif t.state.above > m.confirm and live and t.submitted is not None:
+                if t.windows - t.submitted_at >= m.confirm:
+                    est = self._moved(t)
+                    if est is not None:
+                        out.append(self._alert_prognostic(t, start, est))
+            if t.state.above == 0:
+                t.submitted = None
+        return out
+
+    @staticmethod
+    def _moved(t: _ProgTwin) -> ModeEstimate | None:
+        """The prognosis now, if it moved enough from the one on chain to submit again."""
+        est = t.state.prognosis()
+        best = max(est, key=lambda e: (e.probability, -(e.rul_p50_s or float("inf"))))
+        old = t.submitted
+        assert old is not None
+        if best.mode != old.mode or abs(best.probability - old.probability) >= UPDATE_PROBABILITY:
+            return best
+        a, b = best.rul_p50_s, old.rul_p50_s
+        if (a is None) != (b is None):
+            return best
+        if a is not None and b is not None and abs(a - b) > UPDATE_RUL * max(b, 1.0):
+            return best
+        return None
+
+    def _alert_prognostic(self, t: _ProgTwin, start: int, est: ModeEstimate) -> AlertRecord:
+        m = t.model
+        bp = min(10_000, max(0, round(est.probability * 10_000)))
+        rul = tuple(
+            None if v is None else round(v * 1000)
+            for v in (est.rul_p10_s, est.rul_p50_s, est.rul_p90_s)
+        )
+        mode = next(md for md in m.modes if md.name == est.mode)
+        ev_hash, body = prognosis_evidence(m.hash, t.id, est, bp, rul, t.recent)  # type: ignore[arg-type]
+        if self.evidence_dir is not None:
+            self.evidence_dir.mkdir(parents=True, exist_ok=True)
+            (self.evidence_dir / f"{ev_hash.hex()}.msgpack").write_bytes(body)
+        block = self._submit(
+            "Maintenance",
+            "submit_prognosis",
+            twin=t.id,
+            mode=est.mode,
+            probability_bp=bp,
+            horizon_ms=mode.horizon_ms,
+            rul_p10_ms=rul[0],
+            rul_p50_ms=rul[1],
+            rul_p90_ms=rul[2],
+            model=m.hash,
+            evidence=ev_hash,
+        )
+        rec = AlertRecord(
+            t.id,
+            start,
+            bp,
+            mode.horizon_ms,
+            m.hash,
+            ev_hash,
+            block,
+            est.mode,
+            rul,  # type: ignore[arg-type]
+        )
+        p50 = "-" if rul[1] is None else _duration(rul[1])
+        log.info(
+            "twin %d: %s, P(failure within %s) = %.2f %%, RUL P50 %s -> block 0x%s",
+            t.id, est.mode, _duration(mode.horizon_ms), bp / 100, p50, block.hex()[:16],
+        )  # fmt: skip
+        t.submitted, t.submitted_at = est, t.windows
+        self.alerts.append(rec)
+        if self.on_alert is not None:
+            self.on_alert(rec)
+        return rec
 
     def _alert(self, t: _Twin, start: int, p: float) -> AlertRecord:
         bp = min(10_000, max(0, round(p * 10_000)))
