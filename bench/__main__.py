@@ -54,6 +54,10 @@ def main() -> None:
     from bench import pdm  # numpy and the simulator load only when this is reached
 
     pdm.main(["--quick"] if args.quick else [])
+    console.rule("prognostics for any class: ProgPy fleets (tuning, held out) and the simulator")
+    from bench import prognostics
+
+    prognostics.main(["--quick"] if args.quick else [])
 
 
 if __name__ == "__main__":

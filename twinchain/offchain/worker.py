@@ -60,7 +60,12 @@ from twinchain.offchain.chainread import (
 from twinchain.offchain.features import FEATURE_METRICS, Agg, Rated, TwinFeatures
 from twinchain.offchain.models import DEFAULT_KIND, KINDS, DetectorState, Model, ModelError
 from twinchain.offchain.prognostics import FORMAT as PROGNOSTIC_FORMAT
-from twinchain.offchain.prognostics import ModeEstimate, PrognosticModel, UnitState
+from twinchain.offchain.prognostics import (
+    RUL_HORIZONS,
+    ModeEstimate,
+    PrognosticModel,
+    UnitState,
+)
 from twinchain.primitives import codec
 from twinchain.primitives.hashing import blake3_hash
 from twinchain.primitives.keys import Keypair
@@ -98,7 +103,7 @@ class AlertRecord:
     evidence: bytes
     block: bytes | None = None
     mode: str | None = None
-    rul_ms: tuple[int | None, int | None, int | None] | None = None  # P10, P50, P90
+    rul_ms: tuple[int, int, int] | None = None  # P10, P50, P90
 
 
 @dataclass
@@ -217,11 +222,11 @@ def prognosis_evidence(
     twin: int,
     estimate: ModeEstimate,
     probability_bp: int,
-    rul_ms: tuple[int | None, int | None, int | None],
+    rul_ms: tuple[int, int, int],
     windows: list[tuple[int, list[float]]],
 ) -> tuple[bytes, bytes]:
     """(evidence hash, evidence bytes) of a prognosis: canonical msgpack of the model id, the
-    twin, the mode, the probability, the RUL quantiles (ms, None beyond sight) and each recent
+    twin, the mode, the probability, the RUL quantiles (ms) and each recent
     window's start with its signal values in micro-units (None: no reading)."""
     body = codec.encode(
         [
@@ -540,12 +545,16 @@ class PdmWorker:
     def _alert_prognostic(self, t: _ProgTwin, start: int, est: ModeEstimate) -> AlertRecord:
         m = t.model
         bp = min(10_000, max(0, round(est.probability * 10_000)))
-        rul = tuple(
-            None if v is None else round(v * 1000)
+        mode = next(md for md in m.modes if md.name == est.mode)
+        # A quantile beyond the model's sight (RUL_HORIZONS horizons) goes on chain as that
+        # many horizons: the chain keeps integers, and p10 <= p50 <= p90 still holds.
+        far = RUL_HORIZONS * mode.horizon_ms
+        p10, p50, p90 = (
+            far if v is None else min(far, round(v * 1000))
             for v in (est.rul_p10_s, est.rul_p50_s, est.rul_p90_s)
         )
-        mode = next(md for md in m.modes if md.name == est.mode)
-        ev_hash, body = prognosis_evidence(m.hash, t.id, est, bp, rul, t.recent)  # type: ignore[arg-type]
+        rul = (p10, p50, p90)
+        ev_hash, body = prognosis_evidence(m.hash, t.id, est, bp, rul, t.recent)
         if self.evidence_dir is not None:
             self.evidence_dir.mkdir(parents=True, exist_ok=True)
             (self.evidence_dir / f"{ev_hash.hex()}.msgpack").write_bytes(body)
@@ -573,7 +582,7 @@ class PdmWorker:
             est.mode,
             rul,  # type: ignore[arg-type]
         )
-        p50 = "-" if rul[1] is None else _duration(rul[1])
+        p50 = _duration(rul[1])
         log.info(
             "twin %d: %s, P(failure within %s) = %.2f %%, RUL P50 %s -> block 0x%s",
             t.id, est.mode, _duration(mode.horizon_ms), bp / 100, p50, block.hex()[:16],
