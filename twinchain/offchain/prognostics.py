@@ -61,6 +61,8 @@ RULES = ("anomaly", "probability", "either", "both")
 MAX_CONFIRM = 8  # the training records the healthy peaks for confirm = 1..8
 _GRID = 256  # points of the RUL grid
 _ONSETS = 48  # onset candidates a trend fit tries
+# trend shapes after an onset, as powers of the time since it: a + c h, a + c h + q h^2
+SHAPES: tuple[tuple[int, ...] | float, ...] = ((0, 1), (0, 1, 2))
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,13 @@ class Settings:
 # ----------------------------------------------------------------------------- signals
 
 
-FEATURES = ("mean", "spread", "rate")
+FEATURES = ("mean", "spread", "rate", "count")
 
 
 @dataclass(frozen=True)
 class Signal:
     metric: str
-    feature: str  # "mean" | "spread" | "rate"
+    feature: str  # "mean" | "spread" | "rate" | "count"
 
     @property
     def name(self) -> str:
@@ -122,12 +124,16 @@ class Signal:
 
 
 def class_signals(cls: EquipmentClass) -> list[Signal]:
+    """Every signal the engine can read from a class's windows (training keeps those that
+    move in healthy data): gauges' mean and spread, deltas' rate, and each metric's reading
+    count (which carries an event's duration where readings come only during events)."""
     out = []
     for m in cls.metrics:
         if m.kind == "delta":
             out.append(Signal(m.name, "rate"))
         else:
             out += [Signal(m.name, "mean"), Signal(m.name, "spread")]
+        out.append(Signal(m.name, "count"))
     return out
 
 
@@ -149,6 +155,8 @@ def signal_values(
                 v = table.sum[:, j] / np.maximum(n, 1) * scale[s.metric]
             elif s.feature == "spread":
                 v = (table.max[:, j] - table.min[:, j]) * scale[s.metric]
+            elif s.feature == "count":
+                v = n.astype(np.float64)
             else:
                 v = table.sum[:, j] * scale[s.metric] / window_s
             out[:, k] = np.where(has, v, np.nan)
@@ -481,8 +489,9 @@ def trend_forecast(
 ) -> tuple[float, list[float | None]]:
     """The degradation trend of levels ``y`` at times ``t`` (windows; the last is now),
     extrapolated to ``limit``. A trend is flat until an onset, then straight or bending
-    towards the limit (quadratic): ``y = a + c h + q h^2`` with ``h = max(t - onset, 0)``.
-    Every onset and shape is fitted by least squares and the forecasts are averaged with
+    towards the limit: ``y = a + c h``, ``a + q h^2`` or ``a + c h + q h^2`` with
+    ``h = max(t - onset, 0)`` (bends and slopes away from the limit are no wear-out and left
+    out). Every onset and shape is fitted by least squares and the forecasts are averaged with
     weights exp(-BIC / 2) (Bayesian model averaging), the information criterion taken on the
     effective number of readings, n (1 - rho) / (1 + rho), and each fit's covariance widened
     by (1 + rho) / (1 - rho), for the autocorrelation ``rho`` of healthy levels. Returns
@@ -505,8 +514,14 @@ def trend_forecast(
     h = np.maximum(u[None, :] - onset[:, None], 0.0)  # (C, n)
     r = np.r_[0.0, np.geomspace(horizon / 1000.0, RUL_HORIZONS * horizon, _GRID - 1)]
     fits = []  # (bic, mean (C, R), sd (C, R)) per shape
-    for p in (2, 3):
-        x = np.stack([np.ones_like(h), h, h * h][:p], axis=2)  # (C, n, p)
+    # shapes after the onset: straight; bending from flat (a + q h^2); straight and bending
+    for shape in SHAPES:
+        if isinstance(shape, float):  # a + b (exp(lambda h) - 1): growth at rate lambda
+            p, extra = 2, 1
+            x = np.stack([np.ones_like(h), np.expm1(shape * h)], axis=2)
+        else:
+            p, extra = len(shape), 0
+            x = np.stack([h**e for e in shape], axis=2)  # (C, n, p)
         xtx = np.einsum("cni,cnj->cij", x, x)
         ok = np.abs(np.linalg.det(xtx)) > 1e-12
         if not ok.any():
@@ -516,14 +531,20 @@ def trend_forecast(
         beta = np.linalg.solve(xtx, xty[..., None])[..., 0]
         res = y[None, :] - np.einsum("cni,ci->cn", x, beta)
         sse = np.maximum(np.einsum("cn,cn->c", res, res), 1e-300)
-        k = p + (cand > 0)  # the onset is a parameter too, but for a trend over all
+        k = p + extra + (cand > 0)  # the onset is a parameter too, but for a trend over all
         bic = n_eff * np.log(sse / n) + k * math.log(n_eff)
         bic = np.where(ok, bic, np.inf)
-        if p == 3:
-            bic = np.where(direction * beta[:, 2] > 0, bic, np.inf)  # bends away: no
+        if extra or 2 in shape:  # type: ignore[operator]  # bending away from the limit, or starting away: no wear-out
+            bad = direction * beta[:, -1] <= 0
+            if p == 3:
+                bad |= direction * beta[:, 1] < 0
+            bic = np.where(bad, np.inf, bic)
         cov = np.linalg.inv(xtx) * (sse / max(n - p - 1, 1) * infl)[:, None, None]
         hr = r[None, :] / span - onset[:, None]  # (C, R): the future is past the onset
-        xr = np.stack([np.ones_like(hr), hr, hr * hr][:p], axis=2)  # (C, R, p)
+        if extra:
+            xr = np.stack([np.ones_like(hr), np.expm1(np.minimum(shape * hr, 50.0))], axis=2)
+        else:
+            xr = np.stack([hr**e for e in shape], axis=2)  # (C, R, p)
         mean = np.einsum("crp,cp->cr", xr, beta)
         var = np.einsum("cri,cij,crj->cr", xr, cov, xr)
         fits.append((bic, mean, np.sqrt(np.maximum(var, 1e-300))))
@@ -782,6 +803,24 @@ def _run_healthy(model: PrognosticModel, tables: Sequence[WindowTable]) -> _Pass
     return out
 
 
+def _distinct(dev: np.ndarray, keep: list[int], protected: set[int]) -> list[int]:
+    """``keep`` without signals whose healthy deviations repeat an earlier kept one's
+    (|correlation| > 0.995: current and power, counts of metrics read together); each
+    repeat would only add noise to the largest-deviation statistic."""
+    x = dev[:, keep]
+    ok = ~np.isnan(x)
+    xc = np.where(ok, x - np.nanmean(np.where(ok, x, np.nan), axis=0), 0.0)
+    norm = np.sqrt((xc * xc).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = (xc.T @ xc) / np.outer(norm, norm)
+    out: list[int] = []
+    for a, i in enumerate(keep):
+        dup = any(abs(corr[a, keep.index(j)]) > 0.995 for j in out)
+        if not dup or i in protected:
+            out.append(i)
+    return out
+
+
 def _held_peak(stats: Sequence[np.ndarray], k: int, reference: int, q: float) -> float | None:
     """The alarm level for ``confirm = k``: the statistic held for k windows in a row that
     a healthy unit exceeds with probability ``q`` over ``reference`` windows. Block maxima
@@ -838,6 +877,8 @@ def _lag1(parts: Sequence[np.ndarray]) -> float:
 
 
 def _resolution(m: ClassMetric, feature: str, window_s: float) -> float:
+    if feature == "count":
+        return 1.0
     step = m.precision if m.precision else 10.0 ** (-m.scale)
     return step / window_s if feature == "rate" else step
 
@@ -949,6 +990,9 @@ def train_tables(
             keep.append(i)
     if not keep:
         raise TrainingError("no metric varies in the healthy history: nothing to learn")
+    keep = _distinct(
+        np.vstack(first.dev), keep, {i for i, s in enumerate(signals) if s.name in mode_means}
+    )
     model.signals = [signals[i] for i in keep]
     sig = sigma[keep]
     dev = [d[:, keep] for d in first.dev]
@@ -975,7 +1019,9 @@ def train_tables(
     model.ewma_sd = [float(v) if math.isfinite(v) and v > 0 else 1.0 for v in ew]
     fourth = _run_healthy(model, usable)
     # the alarm level for each confirm = 1..8
-    ref, q = settings.reference_windows, settings.false_alarm
+    # a healthy unit in operation may run longer than any training unit
+    ref = max(settings.reference_windows, 2 * max(len(t) for t in usable))
+    q = settings.false_alarm
     held = [_held_peak(fourth.stat, k, ref, q) for k in range(1, MAX_CONFIRM + 1)]
     peak = held[settings.confirm - 1] if settings.confirm <= MAX_CONFIRM else None
     if peak is None:

@@ -75,6 +75,7 @@ from twinchain.protocol.classdef import (
     BUILTIN_CLASSES,
     ClassDefError,
     EquipmentClass,
+    class_from_record,
     load_class,
 )
 from twinchain.protocol.jsonrpc import OVERSIZED_RESPONSE, RpcError, from_hex, to_hex
@@ -190,9 +191,7 @@ def class_of_twin(client: Client, twin: int, at: bytes, spec: str | None = None)
         except (KeyError, ValueError, RpcError):
             rec = None  # a runtime without registered classes
         if rec is not None:
-            from twinchain.protocol.classdef import class_from_record
-
-            return class_from_record(rec)
+            return class_from_record(rec.definition)
         if name in BUILTIN_CLASSES:
             return load_class(name)
     except ClassDefError as exc:
@@ -383,6 +382,17 @@ class PdmWorker:
                 log.warning("twin %d: cannot score it: %s", tid, exc)
                 self._skipped.add(tid)
                 return
+        try:
+            rec = self.client.read_storage("Equipment", "Classes", cls, at=at)
+        except (KeyError, ValueError, RpcError):
+            rec = None  # a runtime without registered classes
+        if rec is not None and bytes(rec.hash) != model.class_hash:
+            log.warning(
+                "twin %d: model %s was trained for another version of class %s",
+                tid, model.filename, cls,
+            )  # fmt: skip
+            self._skipped.add(tid)
+            return
         self._skipped.discard(tid)
         self.prog_twins[tid] = _ProgTwin(tid, cls, model, binding, model.new_state())
         log.info("following twin %d (%s, prognostic)", tid, cls)
