@@ -109,7 +109,8 @@ def page_html(
     user = (
         ""
         if session is None
-        else f'<span class="who" title="signed-in account">👤 <code id="who">{who}</code></span>'
+        else '<span class="who" title="signed-in account">signed in as '
+        f'<code id="who">{who}</code></span>'
         '<button id="logout" class="ghost">Sign out</button>'
     )
     return (
@@ -135,6 +136,7 @@ class Dashboard:
         self.api_keys = api_keys
         self.sessions: Sessions | None = None
         self.actions = Actions()
+        self._latest_cache: dict[tuple[Any, ...], Any] = {}
         self.app = Starlette(routes=self.routes(), lifespan=self.lifespan, exception_handlers={})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -326,7 +328,14 @@ class Dashboard:
         return await views.overview(self.view, self._facility(request))
 
     async def machine(self, request: Request, s: Session) -> Any:
-        return await views.machine(self.view, request.path_params["twin"], s.account)
+        tid = request.path_params["twin"]
+        out = await views.machine(self.view, tid, s.account)
+        if out["mayReadPrivate"] or s.api_key is not None:
+            try:
+                out["facilityReports"] = await views.facility_reports(self.view, tid, s.api_key)
+            except Forbidden:
+                out["facilityReports"] = []
+        return out
 
     async def series(self, request: Request, s: Session) -> Any:
         """A metric of a twin over ``[from, to]`` (ms), downsampled for ``width`` pixels:
@@ -409,6 +418,10 @@ class Dashboard:
             raise HttpError(400, "bad-request", "digest must be 32 bytes")
         if s.api_key is None and not await self.view.may_read(tid, s.account):
             raise Forbidden(f"the chain does not let {s.address} read twin {tid}'s documents")
+        t = await self.view.at_head("twin_equipment", tid)
+        listed = {d.get("hash") for d in (t or {}).get("documents") or []}
+        if "0x" + digest.hex() not in listed:
+            raise NotFound(f"twin {tid} lists no document 0x{digest.hex()}")
         content = await self.view.document(tid, digest, api_key=s.api_key)
         return Response(
             content,
@@ -477,26 +490,30 @@ class Dashboard:
         )
 
     async def _latest(self, twin: int, last_seen: dict[int, int]) -> list[dict[str, Any]]:
-        """The latest public value per metric in the twin's newest finalized batches (the
-        devices sign these summaries; the chain keeps them)."""
-        got = await self.view.at_head("twin_telemetryBatches", twin, 0, 0)
-        total = int(got.get("total", 0))
-        if total == 0:
+        """The latest public reading per metric of the twin that this finalized block holds
+        and the stream has not sent yet: each window aggregate keeps its latest reading
+        (``last``, ``lastTs``), merged from the summaries the devices signed."""
+        head = self.view.head
+        if head is None:
             return []
-        page = await self.view.at_head("twin_telemetryBatches", twin, max(0, total - 8), 8)
+        since = int(time.time() * 1000) - 30_000
+        key = ("latest", twin, head.hash)
+        rows = self._latest_cache.get(key)
+        if rows is None:
+            rows = await self.view.call("twin_telemetryAggregates", twin, None, head.hash, since)
+            self._latest_cache = {key: rows}  # one read per head, shared by every stream
+        newest: dict[int, tuple[int, int]] = {}
+        for r in rows:
+            m, ts, val = r.get("metric"), r.get("lastTs"), r.get("last")
+            if m is None or ts is None or val is None:
+                continue
+            if ts > last_seen.get(m, -1) and ts > newest.get(m, (-1, 0))[0]:
+                newest[m] = (ts, val)
         out = []
-        for b in page.get("batches", []):
-            for sm in b.get("summaries", []) or []:
-                m = sm.get("metric")
-                ts = sm.get("latestTs", sm.get("lastTs"))
-                val = sm.get("latest", sm.get("last"))
-                if m is None or ts is None or val is None:
-                    continue
-                if ts <= last_seen.get(m, -1):
-                    continue
-                last_seen[m] = ts
-                scale = int(self.view.metrics.get(m, {}).get("scale", 0))
-                out.append({"metric": m, "t": ts / 1000, "v": val / 10.0**scale})
+        for m, (ts, val) in sorted(newest.items()):
+            last_seen[m] = ts
+            scale = int(self.view.metrics.get(m, {}).get("scale", 0))
+            out.append({"metric": m, "t": ts / 1000, "v": val / 10.0**scale})
         return out
 
     # -- actions

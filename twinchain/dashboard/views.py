@@ -160,7 +160,8 @@ async def machine(view: ChainView, tid: int, account: bytes) -> dict[str, Any]:
     public = await view.public_metrics(tid)
     readable = await view.may_read(tid, account)
     spec = t.get("spec") or {}
-    spec_metrics = [int(m) for m in g(spec, "metrics", default=[]) or []] or sorted(public)
+    spec_metrics = [int(r[0]) for r in spec.get("rated") or []]
+    spec_metrics += [int(e["metric"]) for e in spec.get("envelope") or []]
     metrics = []
     for mid in sorted(set(spec_metrics) | public):
         m = view.metrics.get(mid, {})
@@ -197,10 +198,59 @@ async def machine(view: ChainView, tid: int, account: bytes) -> dict[str, Any]:
         "provenanceHead": t.get("provenanceHead"),
         "calibrations": t.get("calibrations") or [],
         "documents": (t.get("documents") or []) if readable else [],
+        "facilityReports": [],
         "documentsHidden": 0 if readable else len(t.get("documents") or []),
         "head": _head(view),
     }
     return out
+
+
+ANCHOR_KPI = 0  # Telemetry anchor kind of a facility's KPI report (runtime telemetry types)
+
+
+async def facility_reports(
+    view: ChainView, tid: int, api_key: str | None, limit: int = 6
+) -> list[dict[str, Any]]:
+    """The newest KPI reports the twin's facility anchored (from its private readings), read
+    from the archive and checked against their anchored digest. The caller has checked that
+    the account may read the twin."""
+    from twinchain.archive.reports import ReportError, decode_document, document_json
+
+    client = view.rpc.client
+    if client is None:
+        return []
+    count = int(await client.read_storage("Telemetry", "AnchorCount", tid, verify=False) or 0)
+    out: list[dict[str, Any]] = []
+    for n in range(count - 1, max(-1, count - 4 * limit - 1), -1):
+        rec = await client.read_storage("Telemetry", "Anchors", tid, n, verify=False)
+        if rec is None or rec.kind != ANCHOR_KPI:
+            continue
+        try:
+            doc = document_json(
+                decode_document(await view.document(tid, rec.digest, api_key=api_key))
+            )
+        except (ReportError, NotFound):
+            continue
+        k = doc.get("kpis") or {}
+        out.append(
+            {
+                "from": rec.from_ms,
+                "to": rec.to_ms,
+                "digest": "0x" + rec.digest.hex(),
+                "block": rec.block,
+                "oee": _pct(k.get("oee_ppm")),
+                "availability": _pct(k.get("availability_ppm")),
+                "performance": _pct(k.get("performance_ppm")),
+                "quality": _pct(k.get("quality_ppm")),
+                "scrap": _pct(k.get("scrap_ppm")),
+                "units": k.get("total_units"),
+                "energyPerGood": k.get("energy_per_good_mwh"),
+                "alerts": sum(int(c) for _, c in doc.get("alerts") or []),
+            }
+        )
+        if len(out) >= limit:
+            break
+    return out[::-1]
 
 
 def kpi_rows(k: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -215,7 +265,7 @@ def kpi_rows(k: dict[str, Any] | None) -> list[dict[str, Any]]:
                 "performance": _pct(g(kp, "performancePpm", "performance")),
                 "quality": _pct(g(kp, "qualityPpm", "quality")),
                 "energyPerGood": g(kp, "energyPerGoodMwh", "energyPerGood"),
-                "mtbf": g(kp, "mtbfMs", "mtbf"),
+                "mtbf": None if g(kp, "mtbfS") is None else g(kp, "mtbfS") * 1000,
                 "mttr": g(kp, "mttrMs", "mttr"),
             }
         )
@@ -255,7 +305,7 @@ async def alarms(view: ChainView, state: str | None, facility: int | None) -> di
     if state:
         out = [a for a in out if a["state"] == state]
     if facility is not None:
-        out = [a for a in out if fac.get(int(a["twin"] or -1)) == facility]
+        out = [a for a in out if a["twin"] is not None and fac.get(int(a["twin"])) == facility]
     out.sort(key=lambda a: (a["state"] == CLEARED, -(a["raisedAt"] or 0)))
     return {"alarms": out, "head": _head(view), "actions": await available_actions(view)}
 
@@ -282,7 +332,7 @@ async def orders(view: ChainView, facility: int | None) -> dict[str, Any]:
     fac = {int(t["id"]): t.get("facility") for t in twins}
     out = [order_json(o, nm) for o in await view.at_head("twin_workOrders")]
     if facility is not None:
-        out = [o for o in out if fac.get(int(o["twin"] or -1)) == facility]
+        out = [o for o in out if o["twin"] is not None and fac.get(int(o["twin"])) == facility]
     out.sort(key=lambda o: (not o["open"], -o["id"]))
     return {"orders": out, "head": _head(view)}
 

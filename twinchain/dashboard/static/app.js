@@ -278,12 +278,17 @@ async function pageMachine(root) {
       el("div", { class: "tile" }, el("div", { class: "big" }, m.health == null ? "–" : `${m.health.toFixed(0)} %`), "health"),
       el("div", { class: "tile" }, liveValue, el("span", { id: "live-label" }, "latest reading")),
       el("div", { class: "tile" }, el("div", { class: "big" }, m.alarms.filter((a) => a.state !== "cleared").length), "open alarms"),
-      el("div", { class: "tile" }, el("div", { class: "big" }, m.kpis.length ? pct(m.kpis[m.kpis.length - 1].oee) : "–"), "OEE (last period)"),
+      el("div", { class: "tile" }, el("div", { class: "big", id: "oee" }, m.facilityReports.length ? pct(m.facilityReports[m.facilityReports.length - 1].oee) : m.kpis.length ? pct(m.kpis[m.kpis.length - 1].oee) : "–"), m.facilityReports.length ? "OEE (last facility report)" : "OEE (last period, chain)"),
     ),
     el("section", { class: "card" }, el("h2", {}, "Readings"), el("div", { class: "filters" }, metricSel, rangeSel, sourceSel), chartBox, chartInfo),
     el("section", {}, el("h2", {}, "Failure risk and remaining life"), ...progBox),
     el("section", { class: "card" }, el("h2", {}, "KPI and OEE trend"), el("div", { id: "kpi-chart", class: "chart" }),
       m.kpis.length ? null : el("p", { class: "muted" }, "no closed KPI period yet")),
+    el("section", { class: "card", id: "facility-reports" }, el("h2", {}, "Facility KPI reports (from private readings)"),
+      m.facilityReports.length
+        ? table([["Window", (r) => `${new Date(r.from).toLocaleTimeString()}–${new Date(r.to).toLocaleTimeString()}`], ["OEE", (r) => pct(r.oee)], ["Availability", (r) => pct(r.availability)],
+            ["Performance", (r) => pct(r.performance)], ["Quality", (r) => pct(r.quality)], ["Units", (r) => r.units ?? "–"], ["Energy / good (mWh)", (r) => r.energyPerGood ?? "–"], ["Alerts", (r) => r.alerts]], m.facilityReports)
+        : el("p", { class: "muted" }, m.mayReadPrivate ? "no report anchored yet" : "🔒 the chain does not let you read this machine's facility reports")),
     el("section", { class: "card" }, el("h2", {}, "Maintenance history"),
       table([["Order", (o) => `#${o.id}`], ["Kind", (o) => o.kind], ["Status", (o) => o.status], ["Created", (o) => fmtTime(o.createdAt)], ["Provider", (o) => o.provider || "–"]], m.orders),
       m.serviceHistory.length ? el("pre", {}, JSON.stringify(m.serviceHistory, null, 1)) : null),
@@ -405,7 +410,7 @@ async function pageAlarms(root) {
 }
 
 // -------------------------------------------------------------------------- work orders
-const ORDER_STEPS = ["Created", "Assigned", "Scheduled", "InProgress", "Completed", "Verified"];
+const ORDER_STEPS = ["Created", "Assigned", "Scheduled", "InProgress", "Claimed", "Verified"]; // Claimed: the provider says it is done; Verified: the telemetry or an inspector agrees
 async function pageOrders(root) {
   const fac = document.body.dataset.facility;
   const list = el("div", { id: "orders" });
@@ -485,4 +490,4 @@ const PAGES = { login: pageLogin, overview: pageOverview, machine: pageMachine, 
 document.querySelectorAll("nav a").forEach((a) => { if (a.dataset.nav === document.body.dataset.page) a.setAttribute("aria-current", "page"); });
 $("#logout")?.addEventListener("click", async () => { await api("/api/logout", { body: {} }); location.href = "/login"; });
 const page = PAGES[document.body.dataset.page];
-page(main()).then(() => { document.body.dataset.ready = "1"; }, (e) => { showError(main(), e); document.body.dataset.ready = "error"; });
+page(main()).then(() => { window.__readyMs = performance.now(); document.body.dataset.ready = "1"; }, (e) => { showError(main(), e); document.body.dataset.ready = "error"; });
