@@ -28,6 +28,7 @@ the threshold at nominal current (``qMobile`` itself is not measurable).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -120,6 +121,7 @@ def _discharge(
     return x, samples, ah
 
 
+@functools.cache
 def capacity_limit_ah() -> float:
     """Capacity delivered at nominal current by a cell at the model's end-of-life threshold."""
     m = _model()

@@ -37,6 +37,7 @@ unit that could never reach the model's threshold).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -240,11 +241,13 @@ def _simulate_unit(
         for col in (5, 6):  # stroke times: the indicators' 10 ms timestamps
             arr[:, col] = np.round(arr[:, col], 2)
     truth = {k: float(v) for k, v in rates.items() if k != "wr"}
+    truth.update({f"end_{k}": float(x[k]) for k in ("Aeb", "Aet", "Ai", "k", "r")})
     truth.update(period_s=period, p_supply=p_supply, dp=dp, every=float(every))
     truth["dominant"] = float(DOMINANT.index(dominant)) if dominant else -1.0
     return [tuple(r) for r in arr], fail_t, event, truth
 
 
+@functools.cache
 def modes(horizon_s: int) -> tuple[FailureModeSpec, ...]:
     """Failure modes on the stroke signature, with the limits the model gives at each of its
     thresholds under nominal line and supply pressures."""
