@@ -98,6 +98,7 @@ def tuning_source(kind: str, folder: Path, quick: bool) -> list[Row]:
         _run(f"{kind} (tuning)", "default, odd units", model, cls, _subset(runs, odd),
              failures, t1)
     )  # fmt: skip
+    # tuned on the even units, reported on the odd ones (as the default just above)
     t2 = time.perf_counter()
     tuned, _ = tune(model, cls, _subset(runs, even), failures)
     s = tuned.settings
@@ -110,17 +111,17 @@ def tuning_source(kind: str, folder: Path, quick: bool) -> list[Row]:
     return rows
 
 
-def heldout_source(out: Path) -> list[Row]:
+def heldout_source(quick: bool) -> list[Row]:
     """The held-out kind's fleet with the default detector only (nothing tuned on it)."""
-    from bench.fleets import heldout  # type: ignore[attr-defined]
+    from bench.fleets import heldout
 
-    files = heldout.files(out)
+    files = heldout.files(quick=quick)
     cls = load_class(files.class_toml)
     names = [m.name for m in cls.metrics]
     t0 = time.perf_counter()
     train = read_history(files.train_csv, names)
-    runs = read_history(files.csv, names)
-    failures = read_failures(files.failures)
+    runs = read_history(files.runs_csv, names)
+    failures = read_failures(files.failures_csv)
     model = train_prognostic(cls, train)
     return [_run(f"{cls.name} (held out)", "default", model, cls, runs, failures, t0)]
 
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     out["tuning"] = [r.__dict__ for r in tuning]
     if not args.no_heldout:
         try:
-            held = heldout_source(CACHE / "heldout")
+            held = heldout_source(args.quick)
         except (ImportError, AttributeError) as exc:
             console.print(f"held-out source unavailable: {exc}")
             held = []
