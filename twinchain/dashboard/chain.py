@@ -34,6 +34,7 @@ AT_INDEX = {
     "twin_facilities": 0,
     "twin_metrics": 0,
     "twin_facility": 1,
+    "twin_alert": 1,
     "twin_equipment": 1,
     "twin_disclosure": 1,
     "twin_kpis": 1,

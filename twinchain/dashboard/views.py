@@ -32,10 +32,18 @@ def g(d: dict[str, Any] | None, *names: str, default: Any = None) -> Any:
     return default
 
 
+#: The chain's alert states (spec 5, Maintenance.alert_state) as the pages name them.
+CHAIN_STATES = {"ActiveUnacknowledged": UNACKED, "Acknowledged": ACKED, "Cleared": CLEARED}
+
+
 def alarm_state(a: dict[str, Any]) -> str:
+    """The lifecycle state: the chain's own (spec 5), else from the alert's status (an
+    older chain has no acknowledgement: an open alert is active-unacknowledged)."""
+    if a.get("state") in CHAIN_STATES:
+        return CHAIN_STATES[a["state"]]
     if not a.get("open", g(a, "status") == "Open"):
         return CLEARED
-    return ACKED if g(a, "acknowledgedBy", "acknowledged_by", "ack") else UNACKED
+    return ACKED if a.get("acknowledged") else UNACKED
 
 
 def alarm_json(a: dict[str, Any], names: dict[int, str], metrics: dict[int, Any]) -> dict[str, Any]:
@@ -55,15 +63,27 @@ def alarm_json(a: dict[str, Any], names: dict[int, str], metrics: dict[int, Any]
         "raisedAt": g(a, "raisedAt"),
         "block": a.get("block"),
         "workOrder": g(a, "workOrder"),
-        "acknowledgedBy": _addr(g(a, "acknowledgedBy", "acknowledged_by")),
-        "assignee": _addr(g(a, "assignee")),
+        "acknowledgedBy": _addr(g(a.get("acknowledged"), "by")),
+        "acknowledgedAt": g(a.get("acknowledged"), "at"),
+        "assignee": _addr(g(a.get("assignee"), "assignee")),
+        "commentCount": a.get("comments") if isinstance(a.get("comments"), int) else 0,
         "comments": [
-            {"by": _addr(g(c, "author", "by", "who")), "text": _text(g(c, "text", default=""))}
-            for c in g(a, "comments", default=[]) or []
+            {"by": _addr(g(c, "by")), "at": g(c, "at"), "text": _text(g(c, "text", default=""))}
+            for c in a.get("commentList") or []
             if isinstance(c, dict)
         ],
         "prognosis": prog,
+        "failureBy": _failure_by(a, prog),
     }
+
+
+def _failure_by(a: dict[str, Any], prog: dict[str, Any] | None) -> int | None:
+    """When the machine is expected to fail: the prognosis's median remaining life from its
+    time, else the end of a prediction's horizon; None for a deviation alert."""
+    if prog and g(prog, "rulP50Ms") is not None:
+        return int(g(prog, "at", default=0)) + int(prog["rulP50Ms"])
+    h = g(a, "horizonMs", default=0)
+    return int(g(a, "raisedAt", default=0)) + int(h) if h else None
 
 
 def _addr(h: Any) -> str | None:
@@ -121,13 +141,8 @@ async def overview(view: ChainView, facility: int | None) -> dict[str, Any]:
             if o.get("twin") == tid and o.get("open") and o.get("window"):
                 start = o["window"][0]
                 nxt = start if nxt is None else min(nxt, start)
-        rul = None
-        for a in mine:
-            if a["state"] != CLEARED:
-                p = a.get("prognosis") or {}
-                r = g(p, "rulP50Ms", "rul_p50_ms")
-                cand = (a["raisedAt"] or 0) + (r if r is not None else a["horizonMs"])
-                rul = cand if rul is None else min(rul, cand)
+        due = [a["failureBy"] for a in mine if a["state"] != CLEARED and a["failureBy"]]
+        rul = min(due) if due else None
         out.append(
             {
                 "id": tid,
@@ -301,7 +316,13 @@ async def alarms(view: ChainView, state: str | None, facility: int | None) -> di
     twins = await view.twins()
     nm = {int(t["id"]): twin_name(t) for t in twins}
     fac = {int(t["id"]): t.get("facility") for t in twins}
-    out = [alarm_json(a, nm, view.metrics) for a in await view.at_head("twin_alerts")]
+    raw = await view.at_head("twin_alerts")
+    for i, a in enumerate(raw):
+        if isinstance(a.get("comments"), int) and a["comments"] > 0:
+            full = await view.at_head("twin_alert", a["id"])  # with its comments
+            if full:
+                raw[i] = {**a, "commentList": full.get("commentList") or []}
+    out = [alarm_json(a, nm, view.metrics) for a in raw]
     if state:
         out = [a for a in out if a["state"] == state]
     if facility is not None:
@@ -323,7 +344,9 @@ async def available_actions(view: ChainView) -> list[str]:
     for p in pallets:
         if p.get("name") == "Maintenance":
             calls = {c["name"] for c in p.get("calls", [])}
-    return sorted(calls & {"acknowledge", "assign_alert", "assign", "comment", "create_from_alert"})
+    return sorted(
+        calls & {"acknowledge_alert", "assign_alert", "comment_alert", "create_from_alert"}
+    )
 
 
 async def orders(view: ChainView, facility: int | None) -> dict[str, Any]:

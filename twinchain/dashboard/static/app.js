@@ -49,7 +49,7 @@ const fmtIn = (ms) => {
   const m = Math.round(d / 60000);
   return m < 120 ? `in ${m} min` : `in ${Math.round(m / 60)} h`;
 };
-const fmtDur = (ms) => (ms == null ? "–" : ms < 120000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60000)} min`);
+const fmtDur = (ms) => (ms == null ? "–" : ms < 120000 ? `${Math.round(ms / 1000)} s` : ms < 7200000 ? `${Math.round(ms / 60000)} min` : ms < 172800000 ? `${(ms / 3600000).toFixed(1)} h` : `${(ms / 86400000).toFixed(1)} days`);
 const pct = (v) => (v == null ? "–" : `${v.toFixed(1)} %`);
 
 // Status is text and icon, with colour as a third cue, never the only one.
@@ -268,7 +268,8 @@ async function pageMachine(root) {
         return el("div", { class: "card prog", "data-alarm": a.id },
           el("div", { class: "big" }, `${a.probability.toFixed(0)} %`),
           el("p", {}, `chance of ${a.kind}${a.metric ? ` (${a.metric})` : ""} within ${fmtDur(a.horizonMs)}`),
-          p ? el("p", {}, `RUL P10 ${fmtDur(p.rulP10Ms)} · P50 ${fmtDur(p.rulP50Ms)} · P90 ${fmtDur(p.rulP90Ms)}`) : null,
+          p ? el("p", { class: "big-num" }, `remaining life P10 ${fmtDur(p.rulP10Ms)} · P50 ${fmtDur(p.rulP50Ms)} · P90 ${fmtDur(p.rulP90Ms)}`) : null,
+          p ? el("p", { class: "muted" }, `failure mode ${p.mode}`) : null,
           badge(a.state));
       })
     : [el("p", { class: "ok-text" }, "✔ no open alarm: no failure predicted")];
@@ -387,12 +388,12 @@ async function pageAlarms(root) {
           ["What", (a) => `${a.kind}${a.metric ? ` · ${a.metric}` : ""}${a.probability ? ` · ${a.probability.toFixed(0)} % within ${fmtDur(a.horizonMs)}` : ""}`],
           ["Raised", (a) => fmtTime(a.raisedAt)],
           ["Assignee", (a) => a.assignee || "–"],
-          ["Notes", (a) => [a.acknowledgedBy ? `ack by ${a.acknowledgedBy.slice(0, 10)}…` : "", ...a.comments.map((c) => `💬 ${c.text}`)].filter(Boolean).join(" · ") || "–"],
+          ["Notes", (a) => [a.acknowledgedBy ? `✔ ack by ${a.acknowledgedBy.slice(0, 10)}…` : "", ...a.comments.map((c) => `💬 ${c.text}`)].filter(Boolean).join(" · ") || "–"],
           ["Work order", (a) => (a.workOrder != null ? el("a", { href: "/orders" }, `#${a.workOrder}`) : "–")],
           ["", (a) => el("div", { class: "row" },
-            a.state === "active-unacknowledged" && can.has("acknowledge") ? el("button", { class: "ack", onclick: () => startAction({ kind: "acknowledge", alert: a.id }, load) }, "Acknowledge") : null,
+            a.state === "active-unacknowledged" && can.has("acknowledge_alert") ? el("button", { class: "ack", onclick: () => startAction({ kind: "acknowledge", alert: a.id }, load) }, "Acknowledge") : null,
             a.state !== "cleared" && can.has("assign_alert") ? el("button", { class: "assign ghost", onclick: () => { const who = prompt("Assign to (address)"); if (who) startAction({ kind: "assign", alert: a.id, account: who }, load); } }, "Assign") : null,
-            a.state !== "cleared" && can.has("comment") ? el("button", { class: "comment ghost", onclick: () => { const t = prompt("Comment"); if (t) startAction({ kind: "comment", alert: a.id, text: t }, load); } }, "Comment") : null,
+            a.state !== "cleared" && can.has("comment_alert") ? el("button", { class: "comment ghost", onclick: () => { const t = prompt("Comment"); if (t) startAction({ kind: "comment", alert: a.id, text: t }, load); } }, "Comment") : null,
             a.state !== "cleared" && a.workOrder == null && can.has("create_from_alert") ? el("button", { class: "order ghost", onclick: () => startAction({ kind: "create_order", alert: a.id }, load) }, "Work order") : null,
           )],
         ],
