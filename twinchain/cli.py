@@ -18,7 +18,9 @@ from twinchain.archive.cli import ArchiveCommands
 from twinchain.archive.hosting import ArchiveOptions
 from twinchain.client import cli as readings_cli
 from twinchain.client import consortium as consortium_cli
+from twinchain.client import equipment as equipment_cli
 from twinchain.client import facility as facility_cli
+from twinchain.client import maintenance as maintenance_cli
 from twinchain.client import session as session_cli
 from twinchain.client.sync import RpcClient
 from twinchain.dashboard import cli as dashboard_cli
@@ -48,6 +50,8 @@ COMMANDS = (
     consortium_cli,
     facility_cli,
     session_cli,
+    equipment_cli,
+    maintenance_cli,
 )
 #: The facility archive's flags; its one store is shared by its service and the RPC's.
 ARCHIVE = ArchiveOptions()

@@ -168,6 +168,21 @@ CATALOGUE: dict[str, list[Weight]] = {
         Weight(
             "W_MULTISIG", "Equipment.set_critical_multisig", one("Equipment.set_critical_multisig")
         ),
+        Weight(
+            "W_REGISTER_CLASS",
+            "Equipment.register_class, plus W_PER_CLASS_METRIC a metric and W_PER_FAILURE_MODE "
+            "a mode",
+            one("Equipment.register_class"),
+        ),
+        Weight(
+            "W_PER_CLASS_METRIC",
+            "a metric of the class bound (or registered in Telemetry)",
+            one("equipment_class_metric"),
+            True,
+        ),
+        Weight(
+            "W_PER_FAILURE_MODE", "a failure mode of the class", one("equipment_class_mode"), True
+        ),
     ],
     "telemetry": [
         Weight("W_SUBMIT_BASE", "a submit, on top of its batches", one("telemetry_submit")),
@@ -225,11 +240,15 @@ CATALOGUE: dict[str, list[Weight]] = {
     "maintenance": [
         Weight(
             "W_SMALL",
-            "a call reading and writing a few values (thresholds, dismiss_alert, assign)",
+            "a call reading and writing a few values (thresholds, dismiss_alert, assign, the "
+            "alarm lifecycle)",
             largest(
                 "Maintenance.set_twin_threshold",
                 "Maintenance.dismiss_alert",
                 "Maintenance.assign",
+                "Maintenance.acknowledge_alert",
+                "Maintenance.assign_alert",
+                "Maintenance.comment_alert",
             ),
         ),
         Weight(
@@ -246,6 +265,11 @@ CATALOGUE: dict[str, list[Weight]] = {
             "W_PREDICT",
             "Maintenance.submit_prediction: an alert raised",
             one("Maintenance.submit_prediction"),
+        ),
+        Weight(
+            "W_PROGNOSIS",
+            "Maintenance.submit_prognosis: an alert raised with its prognosis",
+            one("Maintenance.submit_prognosis"),
         ),
         Weight(
             "W_SCHEDULE_BASE",

@@ -37,6 +37,13 @@ from twinchain.node.chain_spec import DEV_ENDOWMENT
 from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.types import Block, Header
+from twinchain.protocol.classdef import (
+    MAX_FAILURE_MODES,
+    ClassDef,
+    FailureModeDef,
+    MetricDef,
+    genesis_classes,
+)
 from twinchain.protocol.telemetry import DEFAULT_PUBLIC, sign_batch
 from twinchain.runtime.executive import decode_events
 from twinchain.runtime.framework import Origin
@@ -88,6 +95,8 @@ class World(operations.Chain):
             for i in range(3 * n)
         ]
         g["simulation"]["challenge_blocks"] = 3
+        # The pumps' class registered (spec 5): mints check it, prognoses name its modes.
+        g["equipment"]["classes"] = genesis_classes((CLS,))
         super().__init__(spec, path)
         self.spec = spec
         self.now = 20_000
@@ -284,23 +293,43 @@ def _facility(w: World) -> None:
     w.direct["facility_cert"] = max(0.0, full - none) / certs
 
 
+def _class(name: str, metrics: int, modes: int) -> ClassDef:
+    """A class of ``metrics`` metrics the chain lacks (each registered: the dearest binding)
+    and ``modes`` failure modes."""
+    ms = [
+        MetricDef(f"{name}_m{k}", "u", 2, "Gauge", None, None, None, None, None, None, False)
+        for k in range(metrics)
+    ]
+    fs = [
+        FailureModeDef(f"mode_{k}", ms[0].name, "Up", 1_000 + k, 172_800, "x" * 64)
+        for k in range(modes)
+    ]
+    return ClassDef(name, "bench", 60, ms, fs)
+
+
 def _equipment(w: World) -> None:
     n = w.n
     from twinchain.runtime.pallets.equipment.types import Envelope, Spec
 
+    # Classes: one new metric; the most metrics; one metric and the most failure modes.
+    w.next([w.xt(MAKER, "Equipment", "register_class", _class(f"c{i}", 1, 0)) for i in range(n)],
+           "Equipment.register_class")  # fmt: skip
+    w.next([w.xt(MAKER, "Equipment", "register_class", _class(f"f{i}", FULL_SPEC_METRICS, 0))
+            for i in range(n)], "Equipment.register_class_full")  # fmt: skip
+    w.next([w.xt(MAKER, "Equipment", "register_class", _class(f"m{i}", 1, MAX_FAILURE_MODES))
+            for i in range(n)], "Equipment.register_class_modes")  # fmt: skip
+    # Twins of registered classes: a mint checks its spec against the class's metrics.
+    full_ids = [m.id for m in w.view().equipment.equipment_class("f0").definition.metrics]
     small = Spec([], [Envelope(1, 0, 500_000, 0)])
-    full = Spec(
-        [(m, 100) for m in range(1, FULL_SPEC_METRICS + 1)],
-        [Envelope(m, 0, 500_000, 0) for m in range(1, FULL_SPEC_METRICS + 1)],
-    )
+    full = Spec([(m, 100) for m in full_ids], [Envelope(m, 0, 500_000, 0) for m in full_ids])
     first = w.next_twin
 
-    def mint(i: int, spec: Spec) -> bytes:
-        return w.xt(MAKER, "Equipment", "mint", CLS, "P", f"M{first + i}", spec, OWNER.public)
+    def mint(i: int, spec: Spec, cls: str = CLS) -> bytes:
+        return w.xt(MAKER, "Equipment", "mint", cls, "P", f"M{first + i}", spec, OWNER.public)
 
     w.next([mint(i, small) for i in range(n)], "Equipment.mint")
     w.next([mint(n + i, small) for i in range(n)])
-    w.next([mint(2 * n + i, full) for i in range(n)], "Equipment.mint_full")
+    w.next([mint(2 * n + i, full, "f0") for i in range(n)], "Equipment.mint_full")
     w.next_twin += 3 * n
     twins = list(range(first, first + 2 * n))
     w.next([w.xt(OWNER, "Equipment", "commission", t, 0) for t in twins])
@@ -451,6 +480,19 @@ def _maintenance(w: World) -> None:
             for t in twins], "Maintenance.submit_prediction")  # fmt: skip
     w.next([w.xt(OWNER, "Maintenance", "dismiss_alert", first_alert + i) for i in range(n)],
            "Maintenance.dismiss_alert")  # fmt: skip
+    # Prognoses per failure mode (the pump class's), and the alarm lifecycle on their alerts.
+    rt = w.view()
+    first_alert = rt.maintenance.NextAlertId.get()
+    w.next([w.xt(WORKER, "Maintenance", "submit_prognosis", t, "bearing_wear", 9_000,
+                 172_800_000, 1_000, 2_000, 3_000, model, H[t]) for t in twins],
+           "Maintenance.submit_prognosis")  # fmt: skip
+    alerts = [first_alert + i for i in range(n)]
+    w.next([w.xt(OWNER, "Maintenance", "acknowledge_alert", a) for a in alerts],
+           "Maintenance.acknowledge_alert")  # fmt: skip
+    w.next([w.xt(OWNER, "Maintenance", "assign_alert", a, SP.public) for a in alerts],
+           "Maintenance.assign_alert")  # fmt: skip
+    w.next([w.xt(OWNER, "Maintenance", "comment_alert", a, "x" * 256) for a in alerts],
+           "Maintenance.comment_alert")  # fmt: skip
     rt = w.view()
     first = rt.maintenance.NextOrderId.get()
     w.next([w.xt(OWNER, "Maintenance", "create", t, "Preventive", H[t], UNIT, "Telemetry")
@@ -630,6 +672,8 @@ CALLS = [
     "Analytics.set_ideal_rate", "Analytics.set_planned_time", "Analytics.anchor_report",
     "Analytics.claim_data_reward", "Maintenance.set_twin_threshold",
     "Maintenance.submit_prediction", "Maintenance.dismiss_alert", "Maintenance.cancel",
+    "Maintenance.submit_prognosis", "Maintenance.acknowledge_alert",
+    "Maintenance.assign_alert", "Maintenance.comment_alert", "Equipment.register_class",
     "Simulation.register_model", "Simulation.deactivate_model", "Simulation.anchor_scenario",
     "Simulation.release_bond", "Council.propose", "Council.vote", "Council.close",
     "Council.set_motion_duration", "Session.set_keys",
@@ -692,6 +736,12 @@ def world_measurements(n: int, repeat: int, work: tuple[int, int]) -> dict[str, 
     m["equipment_spec_entry"] = (t["Equipment.mint_full"] - t["Equipment.mint"]) / (
         (2 * FULL_SPEC_METRICS - 1) * n
     )
+    m["equipment_class_metric"] = (
+        t["Equipment.register_class_full"] - t["Equipment.register_class"]
+    ) / ((FULL_SPEC_METRICS - 1) * n)
+    m["equipment_class_mode"] = max(
+        0.0, t["Equipment.register_class_modes"] - t["Equipment.register_class"]
+    ) / (MAX_FAILURE_MODES * n)
     # submit_12: one batch, one public summary; submit_4_public: four summaries.
     summary = (t["submit_4_public"] - t["submit_12"]) / (3 * n)
     batch = (t["submit_8x12"] - t["submit_12"]) / (7 * n) - summary

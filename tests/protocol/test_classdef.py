@@ -188,7 +188,7 @@ def test_whole_file_errors(tmp_path: Path) -> None:
     d = doc()
     d["metrics"][1]["id"] = 7
     d["metrics"][0]["id"] = 7
-    cases.append((d, "metrics"))
+    cases.append((d, "metrics[1].id"))
     d = doc()
     d["failure_modes"] = [dict(d["failure_modes"][0], name=f"m{i}") for i in range(17)]
     cases.append((d, "failure_modes"))

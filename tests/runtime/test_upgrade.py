@@ -9,11 +9,20 @@ from typing import Any
 import pytest
 
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.classdef import (
+    BUILTIN_CLASSES,
+    class_hash,
+    class_record,
+    genesis_classes,
+    load_class,
+)
 from twinchain.runtime import migrations
 from twinchain.runtime.executive import Executive, InvalidTransaction, UnsupportedRuntime
 from twinchain.runtime.framework import DispatchError, Origin
+from twinchain.runtime.migrations import v5
 from twinchain.runtime.overlay import Overlay
 from twinchain.runtime.pallets.council import TWO_THIRDS, threshold_of
+from twinchain.runtime.pallets.equipment.types import Spec
 from twinchain.runtime.pallets.system import ChainInfoRecord, UpgradeSchedule
 from twinchain.runtime.runtime import SPEC_VERSION, Runtime
 
@@ -40,10 +49,11 @@ def sudo_ok(chain: Any, events: list[dict[str, Any]]) -> None:
 
 
 def test_the_registry_ends_at_spec_version_and_knows_its_storage_versions() -> None:
-    assert migrations.NEWEST_SPEC_VERSION == SPEC_VERSION == 4
+    assert migrations.NEWEST_SPEC_VERSION == SPEC_VERSION == 5
     assert migrations.genesis_storage_versions(3) == {}
     assert migrations.genesis_storage_versions(4) == {"System": 1}
-    assert migrations.software_max_spec_version({}) == 4
+    assert migrations.genesis_storage_versions(5) == {"System": 1, "Equipment": 1, "Telemetry": 1}
+    assert migrations.software_max_spec_version({}) == 5
     assert migrations.software_max_spec_version({migrations.MAX_SPEC_ENV: "3"}) == 3
     for bad in ("9", "2", "four"):
         with pytest.raises(migrations.SpecVersionKnobError):
@@ -208,3 +218,96 @@ def test_a_transaction_names_the_version_of_the_block_it_goes_into(old: Any) -> 
 def test_a_genesis_version_this_software_lacks_is_refused(make_chain: Any) -> None:
     with pytest.raises(ValueError, match="spec_version 9"):
         make_chain(extra={"system": {"spec_version": 9}})
+
+
+# --------------------------------------------------------------------------- spec 5
+
+
+@pytest.fixture
+def at4(make_chain: Any) -> Any:
+    """A chain that starts at spec 4 with a manufacturer, an owner and a pump twin."""
+    chain = make_chain(
+        extra={
+            "system": {"name": "four", "spec_version": 4},
+            "roles": {"grants": [["//Bob", "EquipmentManufacturer"]]},
+            "equipment": {
+                "twins": [{"manufacturer": "//Bob", "class": "pump", "serial": "P1",
+                           "rated": [[1, 55_000]]}],
+                "classes": genesis_classes(),  # ignored before spec 5
+            },
+        }
+    )  # fmt: skip
+    chain.produce()
+    assert chain.rt.spec_version == 4
+    return chain
+
+
+def test_spec_5_calls_do_not_exist_before_it(at4: Any) -> None:
+    """Before the switch this release runs 4 exactly as the release before it: the calls of
+    spec 5 do not decode (the old release cannot decode them either) and genesis ignored
+    the classes; nothing of spec 5's storage exists."""
+    rt = at4.view()
+    assert rt.equipment.equipment_class("pump") is None
+    assert list(rt.telemetry.MetricIds.iter()) == []
+    names = {c["name"] for p in rt.metadata()["pallets"] for c in p["calls"]}
+    assert not names & {"register_class", "submit_prognosis", "acknowledge_alert"}
+    raw = sudo(at4, "Equipment", "register_class", class_record(load_class("pump")))
+    pool = Executive(Runtime(at4.rt.genesis_hash))
+    pool.validate_transaction(at4.state, raw, at4.head_number, at4.head_hash)  # sudo decodes
+    outs = at4.produce(raw)
+    assert outs[0].success  # ... but the nested call does not: Sudid with InvalidCall
+    [sudid] = [e for e in at4.events() if e["event"] == "Sudid"]
+    assert sudid["args"]["error"] == "System.InvalidCall"
+    direct = at4.sign(
+        BOB, at4.call("Equipment", "register_class", class_record(load_class("pump")))
+    )
+    with pytest.raises(InvalidTransaction) as e:
+        pool.validate_transaction(at4.state, direct, at4.head_number, at4.head_hash)
+    assert e.value.code == "Decode"
+
+
+def test_the_upgrade_to_5_registers_the_built_in_classes_and_indexes_metric_names(
+    at4: Any,
+) -> None:
+    h = at4.head_number + 2
+    at4.produce(sudo(at4, "System", "schedule_upgrade", 5, h))
+    at4.produce()  # h
+    rt = at4.view()
+    assert rt.spec_version == 5
+    applied = [e["args"] for e in at4.events() if e["event"] == "MigrationApplied"]
+    assert [(a["pallet"], a["storage_version"]) for a in applied] == [
+        ("Equipment", 1),
+        ("Telemetry", 1),
+    ]
+    for name in BUILTIN_CLASSES:
+        rec = rt.equipment.equipment_class(name)
+        assert rec.version == 1 and rec.registrant is None
+        assert rec.hash == class_hash(load_class(name))
+    assert [rt.telemetry.metric_id(n) for n in ("temperature", "current")] == [1, 15]
+    # The new calls from then on; the existing twin keeps its spec, new ones follow the class.
+    outs = at4.produce(
+        at4.sign(
+            BOB, at4.call("Equipment", "mint", "pump", "P", "P2", Spec([(10, 1)], []), BOB.public)
+        )
+    )
+    failed = [e for e in at4.events() if e["event"] == "ExtrinsicFailed"]
+    assert not outs[0].success and failed[0]["args"]["error"] == "SpecNotOfClass", failed
+    # Exactly once: a replayed hook on this state migrates nothing.
+    rt = at4.view()
+    rt.state = Overlay(at4.state)
+    migrations.on_runtime_upgrade(rt, 4, 5)
+    assert [ev.name for _, ev in rt.state.events] == ["RuntimeUpgraded"]
+    # Another node re-executes the upgrade block to the same changes.
+    fresh = Executive(Runtime(at4.rt.genesis_hash))
+    for block, state in zip(at4.blocks[-2:], at4.pre_states[-2:], strict=True):
+        changes = fresh.execute_block(state, block).changes
+    assert changes == at4.last_changes
+
+
+def test_the_frozen_built_in_classes_are_the_files_of_this_release() -> None:
+    """Spec 5's migration carries the classes as it shipped them; today they are the files.
+    When a class file changes, this fails: leave v5's records as they are (a migration is
+    history), and register the new version through Equipment.register_class."""
+    assert [r.name for r in v5.builtin_records()] == list(BUILTIN_CLASSES)
+    for rec in v5.builtin_records():
+        assert rec == class_record(load_class(rec.name))

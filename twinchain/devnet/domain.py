@@ -32,6 +32,7 @@ from twinchain.machines.simulator import MachineConfig
 from twinchain.node.chain_spec import DEV_ENDOWMENT
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
+from twinchain.protocol.classdef import genesis_classes
 from twinchain.protocol.telemetry import POWER, TEMPERATURE, UNITS_PRODUCED, VIBRATION
 from twinchain.runtime.pallets.equipment.types import READ_TELEMETRY
 
@@ -177,7 +178,8 @@ def build(
         "balances_extra": [[a, DEV_ENDOWMENT] for a in endow],
         "roles": {"grants": grants},
         "facility": {"facilities": fac_entries},
-        "equipment": {"twins": twins},
+        # The built-in classes registered: each twin specifies its class's metrics.
+        "equipment": {"twins": twins, "classes": genesis_classes()},
         "telemetry": {"window_ms": WINDOW_MS, "devices": devices},
         **operations(_hex(manufacturer), ideal),
     }

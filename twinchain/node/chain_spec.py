@@ -17,6 +17,7 @@ from twinchain.native.merkle import merkle_root
 from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.keys import DEV_NAMES, Keypair, parse_account
 from twinchain.primitives.types import Block, Header
+from twinchain.protocol.classdef import genesis_classes
 from twinchain.runtime.pallets.balances import TOKEN_DECIMALS, TOKEN_SYMBOL
 from twinchain.runtime.pallets.council import MIN_MOTION_DURATION
 from twinchain.runtime.pallets.facility.types import parse_peer_id
@@ -126,6 +127,7 @@ def dev_spec() -> ChainSpec:
             "balances": {"balances": [[f"//{n}", DEV_ENDOWMENT] for n in DEV_NAMES]},
             "sudo": {"key": "//Alice"},
             "timestamp": {},
+            "equipment": {"classes": genesis_classes()},
         },
     )
 
@@ -267,6 +269,8 @@ def consortium_spec(
             },
             "council": {"motion_duration": motion_duration},
             "timestamp": {},
+            # The built-in equipment classes (their class files), registered by genesis.
+            "equipment": {"classes": genesis_classes()},
         },
     )
 

@@ -39,6 +39,7 @@ ids a chain gave its metrics, so a file and the class registered from it hash th
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,7 @@ from twinchain.primitives.codec import (
     U32,
     U64,
     Bool,
+    CodecError,
     Enum,
     Option,
     Record,
@@ -68,6 +70,7 @@ from twinchain.protocol.telemetry import MAX_METRIC_NAME, MAX_UNIT, MetricKind
 __all__ = [
     "BUILTIN_CLASSES",
     "DIRECTIONS",
+    "FIRST_CLASS_METRIC_ID",
     "KINDS",
     "MAX_CLASS_NAME",
     "MAX_DESCRIPTION",
@@ -84,16 +87,23 @@ __all__ = [
     "FailureMode",
     "FailureModeDef",
     "MetricDef",
+    "check_record",
     "class_from_record",
     "class_hash",
     "class_record",
     "dump_class",
+    "genesis_classes",
     "load_class",
     "parse_class",
+    "record_from_json",
+    "record_to_json",
 ]
 
 BUILTIN_CLASSES: tuple[str, ...] = ("cnc_mill", "pump", "compressor")
 
+# Metric ids below this are governance's (the well-known set, Telemetry.register_metric);
+# a metric a class brings that the chain lacks gets the next free id from here on.
+FIRST_CLASS_METRIC_ID = 256
 MAX_CLASS_NAME = 48  # the equipment pallet's class field
 MAX_MODE_NAME = 32
 MAX_DESCRIPTION = 256  # bytes
@@ -365,6 +375,33 @@ def class_from_record(rec: ClassDef) -> EquipmentClass:
     return parse_class(doc)
 
 
+def record_to_json(rec: ClassDef) -> dict[str, Any]:
+    """The record as JSON-able data (integers, texts, enum variant names): how a chain spec's
+    genesis (``equipment.classes``) carries a class."""
+    return dataclasses.asdict(rec)
+
+
+def record_from_json(data: Any) -> ClassDef:
+    """A record from :func:`record_to_json`'s form; ClassDefError if it is malformed (a
+    float anywhere included: the chain takes fixed-point integers only)."""
+    try:
+        rec = ClassDef(
+            data["name"],
+            data.get("description", ""),
+            data.get("window_s"),
+            [MetricDef(**m) for m in data["metrics"]],
+            [FailureModeDef(**f) for f in data.get("failure_modes", [])],
+        )
+        return ClassDef.from_bytes(rec.to_bytes())  # every field's type checked
+    except (KeyError, TypeError, AttributeError, CodecError) as exc:
+        raise ClassDefError("record", f"not a class record: {exc}") from None
+
+
+def genesis_classes(names: tuple[str, ...] = BUILTIN_CLASSES) -> list[dict[str, Any]]:
+    """``equipment.classes`` of a chain spec's genesis: the named built-in classes' records."""
+    return [record_to_json(class_record(load_class(n))) for n in names]
+
+
 def class_hash(cls: EquipmentClass | ClassDef) -> bytes:
     """BLAKE3 (domain-separated) of the class's canonical wire record, metric ids left out."""
     rec = class_record(cls) if isinstance(cls, EquipmentClass) else cls
@@ -431,7 +468,9 @@ def dump_class(cls: EquipmentClass) -> str:
 
 
 def parse_class(doc: dict[str, Any]) -> EquipmentClass:
-    """Check a parsed class file (a dict as tomllib returns it) and build the class."""
+    """Check a parsed class file (a dict as tomllib returns it) and build the class: the
+    types here, every other rule on its fixed-point record (:func:`check_record`, the same
+    checks the chain runs)."""
     if not isinstance(doc, dict):
         raise ClassDefError("file", "expected a table")
     _no_extra(doc, frozenset({"class", "metrics", "failure_modes"}), "")
@@ -450,28 +489,86 @@ def parse_class(doc: dict[str, Any]) -> EquipmentClass:
         raise ClassDefError("metrics", "at least one [[metrics]] table is required")
     if len(raw_metrics) > MAX_METRICS:
         raise ClassDefError("metrics", f"at most {MAX_METRICS} metrics")
-    metrics = [_metric(m, f"metrics[{i}]") for i, m in enumerate(raw_metrics)]
-    seen: set[Any] = set()
-    for i, m in enumerate(metrics):
-        if m.name in seen:
-            raise ClassDefError(f"metrics[{i}].name", f"metric {m.name!r} appears twice")
-        seen.add(m.name)
-    ids = [m.id for m in metrics if m.id is not None]
-    if len(set(ids)) != len(ids):
-        raise ClassDefError("metrics", "two metrics bind the same id")
-    cls = EquipmentClass(name, tuple(metrics), (), description, window_s)
+    metrics = tuple(_metric(m, f"metrics[{i}]") for i, m in enumerate(raw_metrics))
+    by_name = {m.name: m for m in metrics}
 
     raw_modes = doc.get("failure_modes", [])
     if not isinstance(raw_modes, list):
         raise ClassDefError("failure_modes", "expected [[failure_modes]] tables")
     if len(raw_modes) > MAX_FAILURE_MODES:
         raise ClassDefError("failure_modes", f"at most {MAX_FAILURE_MODES} failure modes")
-    modes = [_mode(cls, f, f"failure_modes[{i}]") for i, f in enumerate(raw_modes)]
-    names = [f.name for f in modes]
-    for i, n in enumerate(names):
-        if n in names[:i]:
-            raise ClassDefError(f"failure_modes[{i}].name", f"mode {n!r} appears twice")
-    return replace(cls, failure_modes=tuple(modes))
+    modes = tuple(_mode(by_name, f, f"failure_modes[{i}]") for i, f in enumerate(raw_modes))
+    cls = EquipmentClass(name, metrics, modes, description, window_s)
+    check_record(class_record(cls))
+    return cls
+
+
+def check_record(rec: ClassDef) -> None:
+    """Every rule of a class on its fixed-point record (integers only: the runtime runs
+    this on what ``Equipment.register_class`` receives); ClassDefError naming the key."""
+    _name(rec.name, "class.name", MAX_CLASS_NAME)
+    _text(rec.description, "class.description")
+    if rec.window_s is not None:
+        _int(rec.window_s, "class.window_s", 1, MAX_WINDOW_S)
+    if not rec.metrics:
+        raise ClassDefError("metrics", "at least one metric is required")
+    if len(rec.metrics) > MAX_METRICS:
+        raise ClassDefError("metrics", f"at most {MAX_METRICS} metrics")
+    seen: dict[str, MetricDef] = {}
+    ids: set[int] = set()
+    for i, m in enumerate(rec.metrics):
+        key = f"metrics[{i}]"
+        _name(m.name, f"{key}.name", MAX_METRIC_NAME)
+        if m.name in seen:
+            raise ClassDefError(f"{key}.name", f"metric {m.name!r} appears twice")
+        seen[m.name] = m
+        if len(m.unit.encode()) > MAX_UNIT:
+            raise ClassDefError(f"{key}.unit", f"at most {MAX_UNIT} bytes")
+        _int(m.scale, f"{key}.scale", 0, MAX_SCALE)
+        if m.id is not None:
+            _int(m.id, f"{key}.id", 1, 65_535)
+            if m.id in ids:
+                raise ClassDefError(f"{key}.id", f"two metrics bind id {m.id}")
+            ids.add(m.id)
+        if (m.min is None) != (m.max is None):
+            raise ClassDefError(f"{key}.{'max' if m.max is None else 'min'}", "give both")
+        if m.min is not None and not m.min < m.max:  # type: ignore[operator]
+            raise ClassDefError(f"{key}.max", "the envelope needs min < max")
+        if m.precision is not None and m.precision <= 0:
+            raise ClassDefError(f"{key}.precision", f"not positive at scale {m.scale}")
+        if m.max_step is not None and m.max_step <= 0:
+            raise ClassDefError(f"{key}.max_step", "must be positive")
+        if (
+            m.kind == "Gauge"
+            and m.rated is not None
+            and m.min is not None
+            and not m.min <= m.rated <= m.max  # type: ignore[operator]
+        ):
+            raise ClassDefError(f"{key}.rated", "the rated value lies outside the envelope")
+    if len(rec.failure_modes) > MAX_FAILURE_MODES:
+        raise ClassDefError("failure_modes", f"at most {MAX_FAILURE_MODES} failure modes")
+    names: set[str] = set()
+    for i, f in enumerate(rec.failure_modes):
+        key = f"failure_modes[{i}]"
+        _name(f.name, f"{key}.name", MAX_MODE_NAME)
+        if f.name in names:
+            raise ClassDefError(f"{key}.name", f"mode {f.name!r} appears twice")
+        names.add(f.name)
+        m = seen.get(f.metric)
+        if m is None:
+            raise ClassDefError(f"{key}.metric", f"{f.metric!r} is not a metric of the class")
+        # Sane: a limit the envelope lets readings reach, on the failing side of the rating.
+        if m.min is not None and not m.min <= f.limit <= m.max:  # type: ignore[operator]
+            raise ClassDefError(f"{key}.limit", "the limit lies outside the metric's envelope")
+        if m.kind == "Gauge" and m.rated is not None:
+            if (f.direction == "Up" and f.limit <= m.rated) or (
+                f.direction == "Down" and f.limit >= m.rated
+            ):
+                raise ClassDefError(
+                    f"{key}.limit", f"not {f.direction.lower()} from the rated value"
+                )
+        _int(f.horizon_s, f"{key}.horizon_s", 1, MAX_HORIZON_S)
+        _text(f.description, f"{key}.description")
 
 
 def _metric(raw: Any, key: str) -> ClassMetric:
@@ -491,22 +588,8 @@ def _metric(raw: Any, key: str) -> ClassMetric:
         if k in raw:
             values[k] = _number(raw[k], f"{key}.{k}")
             _fixed(values[k], scale, f"{key}.{k}")
-    lo, hi = values.get("min"), values.get("max")
-    if (lo is None) != (hi is None):
-        raise ClassDefError(f"{key}.{'max' if hi is None else 'min'}", "give both min and max")
-    if lo is not None and not _fixed(lo, scale, key) < _fixed(hi, scale, key):
-        raise ClassDefError(f"{key}.max", f"the envelope needs min < max ({lo} >= {hi})")
-    precision = values.get("precision")
-    if precision is not None and _fixed(precision, scale, key) <= 0:
-        raise ClassDefError(
-            f"{key}.precision", f"{precision} is not positive at scale {scale} (finer than it)"
-        )
-    step = values.get("max_step")
-    if step is not None and _fixed(step, scale, key) <= 0:
-        raise ClassDefError(f"{key}.max_step", "must be positive")
-    rated = values.get("rated")
-    if kind == "gauge" and rated is not None and lo is not None and not lo <= rated <= hi:
-        raise ClassDefError(f"{key}.rated", f"{rated} lies outside the envelope [{lo}, {hi}]")
+    if ("min" in values) != ("max" in values):
+        raise ClassDefError(f"{key}.{'min' if 'max' in values else 'max'}", "give both")
     public = raw.get("public", False)
     if type(public) is not bool:
         raise ClassDefError(f"{key}.public", "true or false")
@@ -516,15 +599,14 @@ def _metric(raw: Any, key: str) -> ClassMetric:
     return ClassMetric(name, unit, scale, kind, public=public, id=mid, **values)
 
 
-def _mode(cls: EquipmentClass, raw: Any, key: str) -> FailureMode:
+def _mode(metrics: dict[str, ClassMetric], raw: Any, key: str) -> FailureMode:
     if not isinstance(raw, dict):
         raise ClassDefError(key, "expected a table")
     _no_extra(raw, _MODE_KEYS, f"{key}.")
     name = _name(raw.get("name"), f"{key}.name", MAX_MODE_NAME)
-    metric_name = raw.get("metric")
-    m = next((m for m in cls.metrics if m.name == metric_name), None)
+    m = metrics.get(raw.get("metric"))  # type: ignore[arg-type]
     if m is None:
-        raise ClassDefError(f"{key}.metric", f"{metric_name!r} is not a metric of the class")
+        raise ClassDefError(f"{key}.metric", f"{raw.get('metric')!r} is not a metric of the class")
     direction = raw.get("direction")
     if direction not in DIRECTIONS:
         raise ClassDefError(f"{key}.direction", f"{direction!r} is not up or down")
@@ -532,14 +614,6 @@ def _mode(cls: EquipmentClass, raw: Any, key: str) -> FailureMode:
         raise ClassDefError(f"{key}.limit", "required")
     limit = _number(raw["limit"], f"{key}.limit")
     _fixed(limit, m.scale, f"{key}.limit")
-    # Sane: a limit the envelope allows to be seen, on the failing side of the rated value.
-    if m.min is not None and not m.min <= limit <= m.max:  # type: ignore[operator]
-        raise ClassDefError(f"{key}.limit", f"{limit} lies outside [{m.min}, {m.max}]")
-    if m.rated is not None and m.kind == "gauge":
-        if (direction == "up" and limit <= m.rated) or (direction == "down" and limit >= m.rated):
-            raise ClassDefError(
-                f"{key}.limit", f"{limit} is not {direction} from the rated {m.rated}"
-            )
     horizon = _int(raw.get("horizon_s"), f"{key}.horizon_s", 1, MAX_HORIZON_S)
     description = _text(raw.get("description", ""), f"{key}.description")
     return FailureMode(name, m.name, direction, limit, horizon, description)

@@ -292,6 +292,8 @@ class Executive:
                     self._decoded_bytes -= old[4]
                 self._decoded[h] = (xt, pallet, cd, args, len(raw))
                 self._decoded_bytes += len(raw)
+        if not self.rt.has_call(cd):  # cached when decoded under a later version
+            raise InvalidTransaction("Decode", f"{pallet.name} has no call {cd.name} yet")
         if xt.signed is None and not cd.inherent:
             raise InvalidTransaction("Unsigned", "only inherents may be unsigned")
         if xt.signed is not None and cd.inherent:

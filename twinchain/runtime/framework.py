@@ -236,6 +236,9 @@ class CallDef:
     args: list[tuple[str, Type]]
     doc: str = ""
     inherent: bool = False
+    # The spec version that introduced the call: a chain at an older version does not have
+    # it (it does not decode there, as on a node of the release before it).
+    since: int = 0
 
     def weigh(self, rt: Runtime, args: Sequence[Any]) -> int:
         """Declared weight; a callable weight is called as ``weight(runtime, *args)``."""
@@ -254,12 +257,15 @@ def call(
     origin: str,
     args: Sequence[tuple[str, Type]] = (),
     inherent: bool = False,
+    since: int = 0,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a dispatchable call of a pallet (see the module docstring)."""
+    """Declare a dispatchable call of a pallet (see the module docstring); ``since``: the
+    spec version that introduced it."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        doc = (fn.__doc__ or "").strip()
         fn.__call_def__ = CallDef(  # type: ignore[attr-defined]
-            index, fn.__name__, fn, weight, origin, list(args), (fn.__doc__ or "").strip(), inherent
+            index, fn.__name__, fn, weight, origin, list(args), doc, inherent, since
         )
         return fn
 
@@ -605,6 +611,10 @@ class Pallet:
     def genesis(self, config: dict[str, Any]) -> None:
         """Write initial storage from the chain spec (default: nothing)."""
 
+    def post_genesis(self, config: dict[str, Any]) -> None:
+        """Genesis that needs every pallet's own genesis first (run after all of them, in
+        pallet order, with the same section of the chain spec; default: nothing)."""
+
     def on_initialize(self, number: int) -> int:
         return 0
 
@@ -667,6 +677,7 @@ class Pallet:
                     "doc": c.doc,
                 }
                 for c in sorted(self.calls.values(), key=lambda c: c.index)
+                if c.since <= self.runtime.spec_version
             ],
             "storage": [getattr(self, a).describe() for a in self.storage_items],
             "events": [

@@ -50,10 +50,11 @@ from twinchain.storage.abc import StateReader
 
 SPEC_NAME = "twinchain"
 IMPL_NAME = "twinchain-node"
-# 2: Telemetry takes commitments, disclosure policy; 3: summaries as varints; 4: System.ChainInfo.
+# 2: Telemetry takes commitments, disclosure policy; 3: summaries as varints; 4: System.ChainInfo;
+# 5: equipment classes as data, prognoses and the alarm lifecycle.
 # A new version is an entry in runtime/migrations (VERSIONS), with its migrations, and its
 # behaviour gated on ``Runtime.spec_version``: chains switch to it at a scheduled block.
-SPEC_VERSION = 4
+SPEC_VERSION = 5
 IMPL_VERSION = 1
 TRANSACTION_VERSION = 1
 
@@ -162,7 +163,9 @@ class Runtime:
         self.authority.configure(
             AuthorityConfig(validators=self.facility, account_of=self.session.account_of)
         )
-        self.equipment.configure(EquipmentConfig(roles=self.roles, facilities=self.facility))
+        self.equipment.configure(
+            EquipmentConfig(roles=self.roles, facilities=self.facility, metrics=self.telemetry)
+        )
         self.telemetry.configure(
             TelemetryConfig(
                 twins=self.equipment,
@@ -232,9 +235,14 @@ class Runtime:
         if pallet is None:
             raise CodecError(f"no pallet with index {call.pallet}")
         cd = pallet.calls.get(call.index)
-        if cd is None:
+        if cd is None or not self.has_call(cd):
             raise CodecError(f"{pallet.name} has no call with index {call.index}")
         return pallet, cd, cd.decode_args(call.args)
+
+    def has_call(self, cd: CallDef) -> bool:
+        """Whether the version in effect has the call (one that a later version introduced
+        does not decode before it, as on a node of the release before it)."""
+        return cd.since <= self.spec_version
 
     def dispatch(self, origin: Origin, pallet: Pallet, cd: CallDef, args: list[Any]) -> None:
         """Check the declared origin kind, then run the call (it re-checks roles itself)."""
@@ -295,6 +303,8 @@ class Runtime:
         self.block = BlockContext()
         for _, p in sorted(self.pallets.items()):
             p.genesis(config.get(p.name.lower(), {}))
+        for _, p in sorted(self.pallets.items()):
+            p.post_genesis(config.get(p.name.lower(), {}))
         return self.state.changes()
 
     def metadata(self) -> dict[str, Any]:

@@ -143,6 +143,10 @@ class TwinRegistry(Protocol):
         expiry at, ms, default the block time)."""
         ...
 
+    def failure_modes(self, equipment_class: str) -> frozenset[str] | None:
+        """The failure modes of a registered class; None if the class is not registered."""
+        ...
+
 
 class TwinService(Protocol):
     """What maintenance work does to a twin (Equipment)."""
@@ -181,6 +185,23 @@ class TelemetryReads(Protocol):
     def aggregate(self, twin: int, metric: int, start: int) -> Aggregate | None:
         """The twin's aggregate of ``metric`` in the window starting at ``start``; None for
         a metric the twin keeps private."""
+        ...
+
+
+class MetricRegistry(Protocol):
+    """The metric registry as equipment classes use it (Telemetry): find a metric by id or
+    name, register the new ones a class brings."""
+
+    def metric(self, metric: int) -> MetricInfo | None:
+        """A registered metric, None if unknown."""
+        ...
+
+    def metric_id(self, name: str) -> int | None:
+        """The id of the metric called ``name``, None if there is none."""
+        ...
+
+    def allocate_metric(self, name: str, unit: str, scale: int, kind: str) -> int | None:
+        """Register a new metric under the next free class metric id; None if none is free."""
         ...
 
 

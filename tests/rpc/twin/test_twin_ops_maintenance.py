@@ -156,8 +156,8 @@ def rpc_error(fn: Any, *args: Any) -> RpcError:
 def test_methods_are_registered() -> None:
     names = set(twin_benchmark.METHODS) | set(twin_maintenance.METHODS)
     assert names == {
-        "twin_benchmark", "twin_classBenchmark", "twin_alerts", "twin_workOrders",
-        "twin_workOrder",
+        "twin_benchmark", "twin_classBenchmark", "twin_alerts", "twin_alert",
+        "twin_workOrders", "twin_workOrder",
     }  # fmt: skip
     assert names <= set(methods.METHODS)
 

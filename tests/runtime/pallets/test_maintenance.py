@@ -9,6 +9,7 @@ import pytest
 
 from twinchain.primitives import codec
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.classdef import class_record, load_class
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.equipment.types import OPERATE
 from twinchain.runtime.pallets.maintenance import Maintenance
@@ -567,9 +568,9 @@ PARTIES: dict[str, Origin] = {
     "nobody": signed(NOBODY),
 }
 # Each call runs on a world prepared for it (see ``prepare``): None = allowed.
-NP, NPay, NProv, BO = (
+NP, NPay, NProv, BO, NAH = (
     "Maintenance.NoPermission", "Maintenance.NotPayer", "Maintenance.NotProvider",
-    "System.BadOrigin",
+    "System.BadOrigin", "Maintenance.NotAlertHandler",
 )  # fmt: skip
 MATRIX: dict[str, dict[str, str | None]] = {
     "set_twin_threshold": {"owner": None, "delegate": None, "root": BO, "provider": NP,
@@ -600,6 +601,14 @@ MATRIX: dict[str, dict[str, str | None]] = {
     | {p: "Maintenance.NotInspector" for p in PARTIES if p not in ("auditor", "root")},
     "cancel": {"owner": None, "root": BO}
     | {p: NPay for p in PARTIES if p not in ("owner", "root")},
+    "submit_prognosis": {"worker": None, "root": BO}
+    | {p: "Maintenance.NotPredictiveWorker" for p in PARTIES if p not in ("worker", "root")},
+    # The alarm lifecycle: the twin's owner, an OPERATE delegate or its facility's operator.
+    **{
+        name: {"owner": None, "delegate": None, "operator": None, "root": BO}
+        | {p: NAH for p in ("provider", "provider2", "auditor", "worker", "nobody")}
+        for name in ("acknowledge_alert", "assign_alert", "comment_alert")
+    },
 }  # fmt: skip
 
 
@@ -613,6 +622,13 @@ def prepare(chain: Any, name: str) -> tuple[Any, ...]:
     if name == "submit_prediction":
         register_model(chain)
         return (0, 5_000, 60_000, MODEL, H1)
+    if name == "submit_prognosis":
+        register_model(chain)
+        return (0, "anomaly", 5_000, 60_000, 10, 20, 30, MODEL, H1)
+    if name in ("acknowledge_alert", "assign_alert", "comment_alert"):
+        aid = raise_alert(chain, Feeder(chain, 0))
+        extra = {"acknowledge_alert": (), "assign_alert": (SP.public,), "comment_alert": ("ok",)}
+        return (aid, *extra[name])
     if name in ("dismiss_alert", "create_from_alert"):
         aid = raise_alert(chain, Feeder(chain, 0))
         return (aid,) if name == "dismiss_alert" else (aid, H1, PAY, "Telemetry")
@@ -760,3 +776,169 @@ def test_genesis_twin_thresholds_are_indexed_for_the_hook(make_chain: Any) -> No
     f = Feeder(chain, 1)
     evs = f.windows(55_000, 50_000)  # +10 %: beyond the twin's 9 %, within the class's 20 %
     assert [a["twin"] for a in ev(chain, evs, "AlertRaised")] == [1]
+
+
+# --------------------------------------------------------------------------- spec 5: prognoses
+
+
+def with_pump_class(chain: Any) -> None:
+    """The built-in pump class registered (Root), so that its failure modes are known."""
+    chain.dispatch(ROOT, "Equipment", "register_class", class_record(load_class("pump")))
+
+
+def prognose(chain: Any, mode: str, p: int, rul: tuple[int, int, int], *, twin: int = 0) -> Any:
+    return chain.dispatch(
+        signed(WORKER), "Maintenance", "submit_prognosis", twin, mode, p, 172_800_000, *rul,
+        MODEL, H1,
+    )  # fmt: skip
+
+
+def test_prognoses_per_failure_mode(blk: Any) -> None:
+    register_model(blk)
+    with_pump_class(blk)
+    evs = prognose(blk, "bearing_wear", 9_200, (3_600_000, 7_200_000, 14_400_000))
+    [raised] = ev(blk, evs, "AlertRaised")
+    [prog] = ev(blk, evs, "PrognosisSubmitted")
+    aid = raised["alert"]
+    assert prog == {
+        "alert": aid, "twin": 0, "mode": "bearing_wear", "probability_bp": 9_200,
+        "rul_p10_ms": 3_600_000, "rul_p50_ms": 7_200_000, "rul_p90_ms": 14_400_000,
+    }  # fmt: skip
+    m = blk.rt.maintenance
+    assert m.Prognoses.get(aid).rul_p50_ms == 7_200_000 and m.Prognoses.get(aid).at == NOW
+    assert m.Alerts.get(aid).kind == "Predicted" and m.Alerts.get(aid).probability_bp == 9_200
+    # The same (model, mode) updates its alert; another mode, or a plain prediction of the
+    # same model, has an alert of its own.
+    evs = prognose(blk, "bearing_wear", 9_500, (1_000, 2_000, 3_000))
+    assert [e["alert"] for e in ev(blk, evs, "AlertUpdated")] == [aid]
+    assert m.Prognoses.get(aid).rul_p10_ms == 1_000 and m.Alerts.get(aid).probability_bp == 9_500
+    other = ev(blk, prognose(blk, "overheating", 100, (5, 5, 5)), "AlertRaised")[0]["alert"]
+    anomaly = ev(blk, prognose(blk, "anomaly", 100, (0, 0, 0)), "AlertRaised")[0]["alert"]
+    evs = blk.dispatch(signed(WORKER), "Maintenance", "submit_prediction", 0, 50, 1, MODEL, H1)
+    plain = ev(blk, evs, "AlertRaised")[0]["alert"]
+    assert len({aid, other, anomaly, plain}) == 4 and m.OpenAlertCount.get(0) == 4
+    # Closing a mode's alert frees its slot only: the plain prediction stays open.
+    blk.dispatch(signed(OWNER), "Maintenance", "dismiss_alert", aid)
+    assert m.OpenPrognosis.get(0, (MODEL, "bearing_wear")) is None
+    assert m.OpenPrediction.get(0, MODEL) == plain
+    again = ev(blk, prognose(blk, "bearing_wear", 10, (1, 2, 3)), "AlertRaised")[0]["alert"]
+    assert again not in (aid, other, anomaly, plain)
+
+
+@pytest.mark.parametrize(
+    ("mode", "p", "rul", "error"),
+    [
+        ("bearing_wear", 10_001, (1, 2, 3), "InvalidProbability"),
+        ("bearing_wear", 10, (3, 2, 1), "InvalidRul"),
+        ("bearing_wear", 10, (1, 3, 2), "InvalidRul"),
+        ("cavitation", 10, (1, 2, 3), "UnknownFailureMode"),
+        ("", 10, (1, 2, 3), "UnknownFailureMode"),
+    ],
+)
+def test_prognosis_rejects(
+    blk: Any, mode: str, p: int, rul: tuple[int, int, int], error: str
+) -> None:
+    register_model(blk)
+    with_pump_class(blk)
+    before = snapshot(blk)
+    with pytest.raises(DispatchError) as e:
+        prognose(blk, mode, p, rul)
+    assert err(e) == f"Maintenance.{error}"
+    assert snapshot(blk) == before
+
+
+def test_prognosis_needs_a_registered_class_for_a_named_mode(blk: Any) -> None:
+    register_model(blk)
+    with pytest.raises(DispatchError) as e:
+        prognose(blk, "bearing_wear", 10, (1, 2, 3))
+    assert err(e) == "Maintenance.UnknownFailureMode"
+    # "anomaly" needs no class (the worker, granted at genesis, serves every facility).
+    assert ev(blk, prognose(blk, "anomaly", 10, (1, 2, 3), twin=2), "PrognosisSubmitted")
+
+
+# --------------------------------------------------------------------------- alarm lifecycle
+
+
+def state(chain: Any, aid: int) -> str:
+    return chain.rt.maintenance.alert_state(aid)  # type: ignore[no-any-return]
+
+
+def test_alarm_lifecycle_acknowledge_assign_comment_clear(blk: Any) -> None:
+    blk.dispatch(signed(OWNER), "Equipment", "grant_access", 0, DELEGATE.public, OPERATE, FAR)
+    f = Feeder(blk, 0)
+    aid = raise_alert(blk, f)
+    assert state(blk, aid) == "ActiveUnacknowledged"
+    evs = blk.dispatch(signed(OPR), "Maintenance", "acknowledge_alert", aid)
+    assert ev(blk, evs, "AlertAcknowledged") == [{"alert": aid, "twin": 0, "by": OPR.public}]
+    assert state(blk, aid) == "Acknowledged"
+    assert blk.rt.maintenance.Acknowledged.get(aid).by == OPR.public
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(OWNER), "Maintenance", "acknowledge_alert", aid)
+    assert err(e) == "Maintenance.AlreadyAcknowledged"
+    evs = blk.dispatch(signed(DELEGATE), "Maintenance", "assign_alert", aid, SP.public)
+    assert ev(blk, evs, "AlertAssigned") == [
+        {"alert": aid, "twin": 0, "assignee": SP.public, "by": DELEGATE.public}
+    ]
+    assert blk.rt.maintenance.Assignees.get(aid).assignee == SP.public
+    blk.dispatch(signed(OWNER), "Maintenance", "assign_alert", aid, None)  # taken back
+    assert blk.rt.maintenance.Assignees.get(aid) is None
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(OWNER), "Maintenance", "assign_alert", aid, None)
+    assert err(e) == "Maintenance.NotAssigned"
+    evs = blk.dispatch(signed(OWNER), "Maintenance", "comment_alert", aid, "bearing noise")
+    assert ev(blk, evs, "AlertCommented") == [
+        {"alert": aid, "twin": 0, "index": 0, "by": OWNER.public}
+    ]
+    # Cleared by its telemetry (two windows back within the clear level): comments go on.
+    evs = f.windows(50_000, 50_000, 50_000)
+    assert [e["alert"] for e in ev(blk, evs, "AlertCleared")] == [aid]
+    assert state(blk, aid) == "Cleared"
+    for name, args in (("acknowledge_alert", ()), ("assign_alert", (SP.public,))):
+        with pytest.raises(DispatchError) as e:
+            blk.dispatch(signed(OWNER), "Maintenance", name, aid, *args)
+        assert err(e) == "Maintenance.AlertNotOpen"
+    blk.dispatch(signed(OPR), "Maintenance", "comment_alert", aid, "replaced the bearing")
+    assert [c.text for c in blk.rt.maintenance.comments(aid)] == [
+        "bearing noise", "replaced the bearing",
+    ]  # fmt: skip
+    # The acknowledgement stays as the alert's history.
+    assert blk.rt.maintenance.Acknowledged.get(aid).by == OPR.public
+
+
+def test_alarms_clear_by_dismissal_and_by_a_verified_order(blk: Any) -> None:
+    aid = raise_alert(blk, Feeder(blk, 0))
+    blk.dispatch(signed(OWNER), "Maintenance", "dismiss_alert", aid)
+    assert state(blk, aid) == "Cleared"
+    aid2 = raise_alert(blk, Feeder(blk, 1))
+    oid = int(blk.rt.maintenance.NextOrderId.get())
+    blk.dispatch(signed(OWNER), "Maintenance", "create_from_alert", aid2, H1, PAY, "Inspector")
+    blk.dispatch(signed(OWNER), "Maintenance", "assign", oid, SP.public)
+    blk.dispatch(signed(SP), "Maintenance", "schedule", oid, NOW - 1_000, NOW + 60_000)
+    blk.dispatch(signed(SP), "Maintenance", "start", oid)
+    blk.dispatch(signed(SP), "Maintenance", "claim_completion", oid, H2, [])
+    assert state(blk, aid2) == "ActiveUnacknowledged"
+    blk.dispatch(signed(AUD), "Maintenance", "inspect", oid, True, H1)
+    assert state(blk, aid2) == "Cleared" and blk.rt.maintenance.alert(aid2).status == "Resolved"
+
+
+def test_comments_are_bounded(blk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twinchain.runtime.pallets.maintenance.features import alarms
+
+    aid = raise_alert(blk, Feeder(blk, 0))
+    for bad, error in (("", "EmptyComment"), ("   ", "EmptyComment")):
+        with pytest.raises(DispatchError) as e:
+            blk.dispatch(signed(OWNER), "Maintenance", "comment_alert", aid, bad)
+        assert err(e) == f"Maintenance.{error}"
+    with pytest.raises(codec.CodecError):  # 257 bytes do not even encode
+        blk.dispatch(signed(OWNER), "Maintenance", "comment_alert", aid, "é" * 129)
+    blk.dispatch(signed(OWNER), "Maintenance", "comment_alert", aid, "x" * 256)
+    monkeypatch.setattr(alarms, "MAX_COMMENTS", 2)
+    blk.dispatch(signed(OWNER), "Maintenance", "comment_alert", aid, "second")
+    before = snapshot(blk)
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(OWNER), "Maintenance", "comment_alert", aid, "third")
+    assert err(e) == "Maintenance.TooManyComments"
+    assert snapshot(blk) == before
+    with pytest.raises(DispatchError) as e:
+        blk.dispatch(signed(OWNER), "Maintenance", "acknowledge_alert", 99)
+    assert err(e) == "Maintenance.UnknownAlert"

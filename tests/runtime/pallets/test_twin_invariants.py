@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.keys import Keypair
+from twinchain.protocol.classdef import class_record, load_class
 from twinchain.runtime.framework import DispatchError, Origin
 from twinchain.runtime.pallets.equipment.types import LIFECYCLE, OPERATE, SERVICE, Envelope, Spec
 from twinchain.runtime.pallets.multisig import multi_account_id
@@ -242,6 +243,10 @@ CASES = [
     Case(
         "Equipment", "clear_critical_multisig", (0,), ("multisig",), "Equipment.MultisigRequired",
         prep=_as("owner", "Equipment", "set_critical_multisig", 0, SIGNATORIES, 2),
+    ),
+    Case(
+        "Equipment", "register_class", (class_record(load_class("pump")),), ("root", "maker"),
+        "Equipment.NotManufacturer",
     ),
     # Telemetry
     Case("Telemetry", "bind_device", (0, NEW, None), ("owner",), "Telemetry.NotOwner"),

@@ -1,4 +1,6 @@
-"""The Maintenance tab: open alerts and open work orders across all twins."""
+"""The Maintenance tab: open alerts and open work orders across all twins. An alert shows
+where it stands in the alarm lifecycle, and a prognosis its failure mode, the probability of
+failing within its horizon and the remaining useful life (P50, with P10 to P90)."""
 
 from __future__ import annotations
 
@@ -46,10 +48,56 @@ class MaintenanceTab(Tab):
                 summary.append(f"{title}: {exc.message}")
                 continue
             rows = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+            if method == "twin_alerts":
+                rows = [alert_row(a) for a in rows]
             parts.append(generic_table(f"{title} ({len(rows)})", rows))
             summary.append(f"{title}: {len(rows)}")
         self.text = " · ".join(summary)
         self.query_one("#maint-text", Static).update(Group(*parts))
 
 
-__all__ = ["MaintenanceTab"]
+HOUR_MS = 3_600_000
+STATES = {"ActiveUnacknowledged": "active", "Acknowledged": "acked", "Cleared": "cleared"}
+
+
+def hours(ms: int) -> str:
+    return f"{ms / HOUR_MS:.1f} h"
+
+
+def prognosis_text(a: dict[str, Any]) -> str:
+    """``bearing_wear 92.0 % in 48.0 h, RUL 20.0 h (12.0-30.0 h)`` of an alert with a
+    prognosis; its probability and horizon alone for a prediction; "" otherwise."""
+    if a.get("kind") != "Predicted":
+        return ""
+    text = f"{a['probabilityBp'] / 100:.1f} % in {hours(a['horizonMs'])}"
+    p = a.get("prognosis")
+    if not isinstance(p, dict):
+        return text
+    band = f"{p['rulP10Ms'] / HOUR_MS:.1f}-{p['rulP90Ms'] / HOUR_MS:.1f} h"
+    return f"{p['mode']} {text}, RUL {hours(p['rulP50Ms'])} ({band})"
+
+
+def alert_row(a: dict[str, Any]) -> dict[str, Any]:
+    """An alert of ``twin_alerts`` as the tab's columns."""
+    p = a.get("prognosis") if isinstance(a.get("prognosis"), dict) else None
+    what = p["mode"] if p else (f"metric {a.get('metric')}" if a.get("metric") else a.get("kind"))
+    rul = "-"
+    if p:
+        band = f"{p['rulP10Ms'] / HOUR_MS:.1f}-{p['rulP90Ms'] / HOUR_MS:.1f}"
+        rul = f"{hours(p['rulP50Ms'])} ({band})"
+    risk = "-"
+    if a.get("kind") == "Predicted":
+        risk = f"{a['probabilityBp'] / 100:.1f} %/{hours(a['horizonMs'])}"
+    elif a.get("deviationBp") is not None:
+        risk = f"dev {a['deviationBp'] / 100:+.1f} %"
+    return {
+        "alert": a.get("id"),
+        "twin": a.get("twin"),
+        "state": STATES.get(a.get("state") or "", a.get("status")),
+        "what": what,
+        "P(fail)/dev": risk,
+        "RUL P50 (P10-P90)": rul,
+    }
+
+
+__all__ = ["MaintenanceTab", "alert_row", "prognosis_text"]

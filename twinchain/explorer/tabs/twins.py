@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from twinchain.client import ClientError
 from twinchain.explorer.data import NotAvailable, short_address
+from twinchain.explorer.tabs.maintenance import prognosis_text
 from twinchain.explorer.widgets import (
     RecordTable,
     Tab,
@@ -204,6 +205,11 @@ class TwinsTab(Tab):
         try:
             alerts = await self.data.optional("twin_alerts", tid, True)
             parts.append(f"open alerts {len(alerts or [])}")
+            # The riskiest open prediction: probability within its horizon, RUL band.
+            predicted = [a for a in alerts or [] if isinstance(a, dict) and prognosis_text(a)]
+            if predicted:
+                top = max(predicted, key=lambda a: int(a["probabilityBp"]))
+                parts.append(prognosis_text(top))
         except NotAvailable as exc:
             parts.append(f"alerts: {exc}")
         return " · ".join(parts)

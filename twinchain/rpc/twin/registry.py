@@ -6,13 +6,19 @@ twin_equipment(id, [at])                   an equipment twin: owner, lifecycle, 
                                            provenance, rights, calibrations, service...
 twin_equipmentOf(account, [at])            ids of the twins an account owns
 twin_roles(account, [at])                  the roles an account holds
+twin_classes([at])                         the registered equipment classes, summarised
+twin_class(name, [at])                     one registered class: its version, registrant,
+                                           hash, its record (fixed-point, chain metric ids)
+                                           and the same as a class file (engineering units)
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twinchain.protocol.classdef import class_from_record, dump_class
 from twinchain.protocol.jsonrpc import to_hex
+from twinchain.rpc.errors import invalid_params
 from twinchain.rpc.twin.common import (
     Params,
     TwinMethod,
@@ -129,10 +135,55 @@ def roles(client: Blockchain, params: Params) -> list[dict[str, Any]]:
     return read_at(client, at, read)  # type: ignore[no-any-return]
 
 
+def _class_summary(name: str, rec: Any) -> dict[str, Any]:
+    d = rec.definition
+    return {
+        "name": name,
+        "description": d.description,
+        "version": rec.version,
+        "registrant": None if rec.registrant is None else to_hex(rec.registrant),
+        "hash": to_hex(rec.hash),
+        "registeredAt": rec.registered_at,
+        "updatedAt": rec.updated_at,
+        "metrics": [m.name for m in d.metrics],
+        "failureModes": [f.name for f in d.failure_modes],
+    }
+
+
+def classes(client: Blockchain, params: Params) -> list[dict[str, Any]]:
+    (at,) = bind_params(params, ("at",), 0)
+
+    def read(rt: Runtime) -> list[dict[str, Any]]:
+        return [_class_summary(n, r) for n, r in sorted(rt.equipment.Classes.iter())]
+
+    return read_at(client, at, read)  # type: ignore[no-any-return]
+
+
+def equipment_class(client: Blockchain, params: Params) -> dict[str, Any] | None:
+    """One registered class, null if none has that name: ``record`` as the chain keeps it,
+    ``toml`` the class file it stands for (``classdef.load_class`` reads it back)."""
+    name, at = bind_params(params, ("name", "at"), 1)
+    if not isinstance(name, str) or not name:
+        raise invalid_params("name must be a class name")
+
+    def read(rt: Runtime) -> dict[str, Any] | None:
+        rec = rt.equipment.equipment_class(name)
+        if rec is None:
+            return None
+        out = _class_summary(name, rec)
+        out["record"] = to_json(rec.definition)
+        out["toml"] = dump_class(class_from_record(rec.definition))
+        return out
+
+    return read_at(client, at, read)  # type: ignore[no-any-return]
+
+
 METHODS: dict[str, TwinMethod] = {
     "twin_facilities": facilities,
     "twin_facility": facility,
     "twin_equipment": equipment,
     "twin_equipmentOf": equipment_of,
     "twin_roles": roles,
+    "twin_classes": classes,
+    "twin_class": equipment_class,
 }

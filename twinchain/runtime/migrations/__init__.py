@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from twinchain.runtime.migrations import v4
+from twinchain.runtime.migrations import v4, v5
 
 if TYPE_CHECKING:
     from twinchain.runtime.runtime import Runtime
@@ -64,6 +64,15 @@ VERSIONS: tuple[SpecVersion, ...] = (
         4,
         "System.ChainName becomes System.ChainInfo (the name and the block it was set at)",
         (Migration("System", 1, "ChainName -> ChainInfo", v4.migrate_chain_info),),
+    ),
+    SpecVersion(
+        5,
+        "equipment classes as data (Equipment.register_class, Telemetry.MetricIds), "
+        "prognoses (Maintenance.submit_prognosis) and the alarm lifecycle",
+        (
+            Migration("Equipment", 1, "the built-in classes", v5.register_builtin_classes),
+            Migration("Telemetry", 1, "MetricIds: metric ids by name", v5.index_metric_names),
+        ),
     ),
 )
 _BY_VERSION: dict[int, SpecVersion] = {v.spec_version: v for v in VERSIONS}

@@ -33,3 +33,15 @@ W_TRANSFER = 340_000
 # Equipment.set_critical_multisig.
 # Measured: 156,375 ns; charged x1.5.
 W_MULTISIG = 240_000
+
+# Equipment.register_class, plus W_PER_CLASS_METRIC a metric and W_PER_FAILURE_MODE a mode.
+# Hand-set until measured.
+W_REGISTER_CLASS = 300_000
+
+# a metric of the class bound (or registered in Telemetry).
+# Hand-set until measured.
+W_PER_CLASS_METRIC = 30_000
+
+# a failure mode of the class.
+# Hand-set until measured.
+W_PER_FAILURE_MODE = 5_000

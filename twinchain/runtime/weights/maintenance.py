@@ -49,3 +49,7 @@ W_EXPIRY_READ = 17_000
 # an order expired: escrow returned, provider stats, indexes.
 # Measured: 75,874 ns; charged x1.5.
 W_EXPIRE = 120_000
+
+# Maintenance.submit_prognosis: an alert raised with its prognosis.
+# Hand-set until measured.
+W_PROGNOSIS = 300_000

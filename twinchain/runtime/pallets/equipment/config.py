@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from twinchain.runtime.traits import (
         FacilityRegistry,
+        MetricRegistry,
         RoleRegistry,
     )
 
@@ -18,3 +19,4 @@ class Config:
 
     roles: RoleRegistry  # manufacturers, owners, auditors and service providers (Roles)
     facilities: FacilityRegistry  # where a twin may be commissioned (Facility)
+    metrics: MetricRegistry  # the metrics a registered class binds or brings (Telemetry)

@@ -36,6 +36,7 @@ from twinchain.primitives.codec import (
 )
 from twinchain.primitives.hashing import ZERO_HASH
 from twinchain.primitives.keys import parse_account
+from twinchain.protocol.classdef import FIRST_CLASS_METRIC_ID
 from twinchain.runtime.framework import (
     SIGNED,
     DispatchError,
@@ -51,6 +52,7 @@ from twinchain.runtime.framework import (
 )
 from twinchain.runtime.pallets.equipment.config import Config
 from twinchain.runtime.pallets.equipment.features.access import AccessFeature
+from twinchain.runtime.pallets.equipment.features.classes import ClassesFeature
 from twinchain.runtime.pallets.equipment.features.lifecycle import LifecycleFeature
 from twinchain.runtime.pallets.equipment.features.records import RecordsFeature
 from twinchain.runtime.pallets.equipment.types import (
@@ -68,6 +70,7 @@ from twinchain.runtime.pallets.equipment.types import (
     TRANSITIONS,
     AccessGrant,
     Calibration,
+    ClassRecord,
     Documents,
     Envelope,
     EquipmentClass,
@@ -85,7 +88,7 @@ from twinchain.runtime.pallets.support import chain_entry, found, live
 from twinchain.runtime.weights import equipment as weights
 
 
-class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
+class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, ClassesFeature, Pallet):
     name = "Equipment"
     config: Config
 
@@ -116,6 +119,9 @@ class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
     )
     ProvenanceLen = StorageMap(TwinId, U32, 0, doc="Entries in each twin's history.")
     ProvenanceHead = StorageMap(TwinId, H256, ZERO_HASH, doc="Hash chain head of each history.")
+    Classes = StorageMap(
+        EquipmentClass, ClassRecord.wire_type(), doc="Registered equipment classes (spec 5)."
+    )
 
     class Event(PalletEvents):
         Minted = (
@@ -134,6 +140,12 @@ class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
         DocumentAdded = (("twin", TwinId), ("kind", Str(MAX_DOC_KIND)), ("hash", H256))
         ServiceRecorded = (("twin", TwinId), ("index", U32), ("provider", AccountId))
         CriticalMultisigSet = (("twin", TwinId), ("multisig", Option(AccountId)))
+        ClassRegistered = (
+            ("class", EquipmentClass),
+            ("version", U32),
+            ("by", Option(AccountId)),
+            ("hash", H256),
+        )
 
     class Error(PalletErrors):
         NotManufacturer = "the sender is not an EquipmentManufacturer (or not this twin's)"
@@ -163,6 +175,12 @@ class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
         InvalidMultisig = "signatories must be 2..100 sorted unique accounts, threshold 2..N"
         NoMultisig = "no multisig is configured for this twin"
         Overflow = "too many twins or records"
+        InvalidClass = "the class definition breaks a rule (the detail names the key)"
+        NotClassRegistrant = "only the class's registrant or Root may update it"
+        MetricMismatch = "a metric of the class differs from the chain's metric of its id or name"
+        MetricRemoved = "an update of a class must keep every metric it had"
+        NoFreeMetricId = "no metric id is free for a metric the class brings"
+        SpecNotOfClass = "the specification names a metric its registered class does not have"
 
     # ------------------------------------------------------------------ helpers
     def _get(self, twin: int) -> TwinInfo:
@@ -313,6 +331,7 @@ class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
         if not equipment_class or not model or not serial:
             raise self.Error.EmptyField()
         self._check_spec(spec)
+        self._check_class_spec(equipment_class, spec)
         if self.BySerial.contains((maker, serial)):
             raise self.Error.DuplicateSerial()
         if check_recipient:
@@ -361,4 +380,5 @@ class Equipment(LifecycleFeature, AccessFeature, RecordsFeature, Pallet):
             "Transitions": {k: sorted(v) for k, v in TRANSITIONS.items()},
             "MaxDocuments": MAX_DOCUMENTS,
             "MaxMetrics": MAX_METRICS,
+            "FirstClassMetricId": FIRST_CLASS_METRIC_ID,
         }

@@ -23,6 +23,7 @@ from twinchain.primitives.codec import (
     Tuple,
     Vec,
 )
+from twinchain.protocol.classdef import ClassDef
 
 MAX_CLASS = 48
 MAX_MODEL = 64
@@ -214,3 +215,25 @@ class ProvenanceEntry(Record):
 
 
 Documents = Vec(Tuple(Str(MAX_DOC_KIND), H256), MAX_DOCUMENTS)
+
+
+@dataclass
+class ClassRecord(Record):
+    """A registered equipment class: its definition (fixed-point; every metric bound to its
+    chain id), the hash that names it (``classdef.class_hash``), who registered it (None:
+    Root or genesis), its version (1, then one more per update) and the blocks involved."""
+
+    definition: ClassDef
+    hash: bytes
+    registrant: bytes | None
+    version: int
+    registered_at: int
+    updated_at: int
+    FIELDS: ClassVar = {
+        "definition": ClassDef.wire_type(),
+        "hash": H256,
+        "registrant": Option(AccountId),
+        "version": U32,
+        "registered_at": U64,
+        "updated_at": U64,
+    }

@@ -63,6 +63,7 @@ from twinchain.primitives.codec import (
     AccountId,
     Bool,
     Option,
+    Str,
     Tuple,
     Vec,
 )
@@ -77,24 +78,33 @@ from twinchain.runtime.framework import (
 )
 from twinchain.runtime.pallets.equipment.types import OPERATE, EquipmentClass, TwinId
 from twinchain.runtime.pallets.maintenance.config import Config
+from twinchain.runtime.pallets.maintenance.features.alarms import AlarmsFeature
 from twinchain.runtime.pallets.maintenance.features.alerts import AlertsFeature
 from twinchain.runtime.pallets.maintenance.features.orders import WorkOrdersFeature
 from twinchain.runtime.pallets.maintenance.types import (
+    ALERT_STATES,
     COUNTER_MAX,
     DEFAULT_DEADLINE_BLOCKS,
     DEFAULT_VERIFY_WINDOWS,
+    MAX_COMMENT,
+    MAX_COMMENTS,
     MAX_DOWNTIME_MS,
     MAX_EXPIRIES_PER_BLOCK,
     MAX_LINE_DOWNTIMES,
     MAX_MIN_WINDOWS,
+    MAX_MODE,
     MAX_OPEN_ORDERS,
     MAX_PARTS,
     ORDER_STATUSES,
     Alert,
+    AlertAction,
     AlertKind,
+    Assignment,
+    Comment,
     Costs,
     LineKey,
     PartRecord,
+    Prognosis,
     ProviderStats,
     Threshold,
     WorkOrder,
@@ -105,7 +115,7 @@ if TYPE_CHECKING:
     from twinchain.runtime.pallets.equipment.types import TwinInfo
 
 
-class Maintenance(AlertsFeature, WorkOrdersFeature, Pallet):
+class Maintenance(AlertsFeature, AlarmsFeature, WorkOrdersFeature, Pallet):
     name = "Maintenance"
     config: Config
 
@@ -157,6 +167,15 @@ class Maintenance(AlertsFeature, WorkOrdersFeature, Pallet):
     Providers = StorageMap(
         AccountId, ProviderStats.wire_type(), doc="Completed and expired orders per provider."
     )
+    # Spec 5: prognoses per failure mode, and the alarm lifecycle.
+    OpenPrognosis = StorageDoubleMap(
+        TwinId, Tuple(H256, Str(MAX_MODE)), U64, doc="Open alert per (model, failure mode)."
+    )
+    Prognoses = StorageMap(U64, Prognosis.wire_type(), doc="Each prognosis alert's latest.")
+    Acknowledged = StorageMap(U64, AlertAction.wire_type(), doc="Who acknowledged an alert.")
+    Assignees = StorageMap(U64, Assignment.wire_type(), doc="Each assigned alert's assignee.")
+    Comments = StorageDoubleMap(U64, U8, Comment.wire_type(), doc="Comments on each alert.")
+    CommentCount = StorageMap(U64, U8, 0, doc="Comments on each alert so far.")
 
     class Event(PalletEvents):
         TwinThresholdSet = (
@@ -204,6 +223,23 @@ class Maintenance(AlertsFeature, WorkOrdersFeature, Pallet):
         EscrowReturned = (("order", U64), ("payer", AccountId), ("amount", U128))
         WorkOrderExpired = (("order", U64),)
         WorkOrderCancelled = (("order", U64),)
+        PrognosisSubmitted = (
+            ("alert", U64),
+            ("twin", TwinId),
+            ("mode", Str(MAX_MODE)),
+            ("probability_bp", U16),
+            ("rul_p10_ms", U64),
+            ("rul_p50_ms", U64),
+            ("rul_p90_ms", U64),
+        )
+        AlertAcknowledged = (("alert", U64), ("twin", TwinId), ("by", AccountId))
+        AlertAssigned = (
+            ("alert", U64),
+            ("twin", TwinId),
+            ("assignee", Option(AccountId)),
+            ("by", AccountId),
+        )
+        AlertCommented = (("alert", U64), ("twin", TwinId), ("index", U8), ("by", AccountId))
 
     class Error(PalletErrors):
         UnknownTwin = "no twin with this id"
@@ -238,6 +274,13 @@ class Maintenance(AlertsFeature, WorkOrdersFeature, Pallet):
         LineBusy = "the twin has downtime scheduled on its current line"
         SchedulerFull = "no block near the deadline has room in the expiry queue"
         Overflow = "a counter overflowed"
+        InvalidRul = "the remaining useful life needs rul_p10_ms <= rul_p50_ms <= rul_p90_ms"
+        UnknownFailureMode = "the mode is not a failure mode of the twin's class nor 'anomaly'"
+        NotAlertHandler = "the sender is not the twin's owner, an OPERATE delegate or its operator"
+        AlreadyAcknowledged = "the alert was acknowledged already"
+        NotAssigned = "the alert has no assignee"
+        EmptyComment = "the comment is empty"
+        TooManyComments = "the alert has the maximum number of comments"
 
     # ------------------------------------------------------------------ helpers
     def _live(self, twin: int) -> TwinInfo:
@@ -309,4 +352,7 @@ class Maintenance(AlertsFeature, WorkOrdersFeature, Pallet):
             "MaxDowntimeMs": MAX_DOWNTIME_MS,
             "MaxMinWindows": MAX_MIN_WINDOWS,
             "OrderStatuses": list(ORDER_STATUSES),
+            "AlertStates": list(ALERT_STATES),
+            "MaxComment": MAX_COMMENT,
+            "MaxComments": MAX_COMMENTS,
         }

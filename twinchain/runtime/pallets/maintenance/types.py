@@ -186,3 +186,68 @@ class ProviderStats(Record):
     expired: int
     earned: int
     FIELDS: ClassVar = {"completed": U32, "expired": U32, "earned": U128}
+
+
+# --------------------------------------------------------------------------- spec 5
+
+MAX_MODE = 32  # a failure mode's name (classdef.MAX_MODE_NAME)
+ANOMALY = "anomaly"  # the mode of a prognosis that names no failure mode of the class
+MAX_COMMENT = 256  # bytes of one comment on an alert
+MAX_COMMENTS = 32  # comments on one alert
+# What the alarm lifecycle shows of an alert (derived, not stored): open and not yet
+# acknowledged, open and acknowledged, or closed (cleared by its telemetry, dismissed, or
+# resolved by a verified work order).
+ALERT_STATES = ("ActiveUnacknowledged", "Acknowledged", "Cleared")
+
+
+@dataclass
+class Prognosis(Record):
+    """What a predictive worker estimates for a failure mode of a twin: the probability of
+    failing within ``horizon_ms`` (basis points) and the remaining useful life's P10/P50/P90
+    (ms from ``at``)."""
+
+    mode: str
+    probability_bp: int
+    horizon_ms: int
+    rul_p10_ms: int
+    rul_p50_ms: int
+    rul_p90_ms: int
+    at: int
+    FIELDS: ClassVar = {
+        "mode": Str(MAX_MODE),
+        "probability_bp": U16,
+        "horizon_ms": U64,
+        "rul_p10_ms": U64,
+        "rul_p50_ms": U64,
+        "rul_p90_ms": U64,
+        "at": U64,
+    }
+
+
+@dataclass
+class AlertAction(Record):
+    """Who acknowledged (or assigned) an alert, and when (block time, ms)."""
+
+    by: bytes
+    at: int
+    FIELDS: ClassVar = {"by": AccountId, "at": U64}
+
+
+@dataclass
+class Assignment(Record):
+    """An alert's assignee, who assigned it and when (ms)."""
+
+    assignee: bytes
+    by: bytes
+    at: int
+    FIELDS: ClassVar = {"assignee": AccountId, "by": AccountId, "at": U64}
+
+
+@dataclass
+class Comment(Record):
+    """A comment on an alert: its author, when (ms) and the text."""
+
+    by: bytes
+    at: int
+    text: str
+    FIELDS: ClassVar = {"by": AccountId, "at": U64, "text": Str(MAX_COMMENT)}

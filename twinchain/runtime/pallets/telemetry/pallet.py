@@ -19,6 +19,7 @@ from twinchain.primitives.codec import (
     Vec,
 )
 from twinchain.primitives.keys import is_valid_public, parse_account
+from twinchain.protocol.classdef import FIRST_CLASS_METRIC_ID
 from twinchain.protocol.telemetry import (
     BATCH_CHUNK,
     DEFAULT_METRICS,
@@ -82,6 +83,9 @@ from twinchain.runtime.pallets.telemetry.types import (
     WindowAggregates,
 )
 from twinchain.runtime.weights import telemetry as weights
+
+# Ids a class's new metric skips at most because governance took them (bounds the call).
+MAX_ID_PROBES = 64
 
 
 class Telemetry(Pallet):
@@ -160,6 +164,14 @@ class Telemetry(Pallet):
         doc="Digests of results computed off chain over a twin's data, by id.",
     )
     AnchorCount = StorageMap(TwinId, U32, 0, doc="Results anchored per twin.")
+    # Spec 5: equipment classes name their metrics; a class's metric binds the registered
+    # metric of its name or gets the next free id at or above FIRST_CLASS_METRIC_ID.
+    MetricIds = StorageMap(
+        Str(MAX_METRIC_NAME), U16, doc="Each metric name's id (the lowest, if two share it)."
+    )
+    NextMetricId = StorageValue(
+        U16, FIRST_CLASS_METRIC_ID, doc="Where the next metric a class brings looks for an id."
+    )
 
     class Event(PalletEvents):
         MetricRegistered = (("metric", U16), ("name", Str(MAX_METRIC_NAME)))
@@ -234,6 +246,7 @@ class Telemetry(Pallet):
         DuplicateBatch = "the batch's sequence number was used already (replay)"
         InvalidCaptureConfig = "max_age_ms must be positive"
         MetricExists = "a metric with this id is registered already"
+        MetricNameTaken = "a metric with this name is registered already"
         Overflow = "a counter overflowed"
 
     # ------------------------------------------------------------------ binding
@@ -326,6 +339,10 @@ class Telemetry(Pallet):
         ensure_root(origin)
         if self.Metrics.contains(metric):
             raise self.Error.MetricExists()
+        if self.runtime.spec_version >= 5:  # names are unique from spec 5 on (the index)
+            if self.MetricIds.contains(name):
+                raise self.Error.MetricNameTaken()
+            self.MetricIds.insert(name, metric)
         self.Metrics.insert(metric, MetricInfo(name, unit, scale, kind))
         self.deposit(self.Event.MetricRegistered(metric, name))
 
@@ -589,6 +606,8 @@ class Telemetry(Pallet):
         self.WindowMs.put(window)
         for mid, name, unit, scale, kind in config.get("metrics", DEFAULT_METRICS):
             self.Metrics.insert(int(mid), MetricInfo(str(name), str(unit), int(scale), kind))
+        if self.runtime.spec_version >= 5:
+            self.index_metric_names()
         for spec in config.get("devices", []):
             device = parse_account(spec["device"])
             twin = int(spec["twin"])
@@ -680,6 +699,37 @@ class Telemetry(Pallet):
     def metric(self, metric: int) -> MetricInfo | None:
         """A registered metric, None if unknown."""
         return self.Metrics.get(metric)  # type: ignore[no-any-return]
+
+    def metric_id(self, name: str) -> int | None:
+        """The id of the metric called ``name`` (spec 5's index), None if there is none."""
+        return self.MetricIds.get(name)  # type: ignore[no-any-return]
+
+    def allocate_metric(self, name: str, unit: str, scale: int, kind: str) -> int | None:
+        """Register a new metric under the next free id at or above ``NextMetricId`` (ids
+        that governance took meanwhile are skipped, at most ``MAX_ID_PROBES`` of them);
+        None if there is no free id."""
+        mid = self.NextMetricId.get()
+        for _ in range(MAX_ID_PROBES):
+            if mid > U16.max:
+                return None
+            if not self.Metrics.contains(mid):
+                break
+            mid += 1
+        else:
+            return None
+        self.Metrics.insert(mid, MetricInfo(name, unit, scale, kind))
+        self.MetricIds.insert(name, mid)
+        self.NextMetricId.put(min(mid + 1, U16.max))
+        self.deposit(self.Event.MetricRegistered(mid, name))
+        return mid
+
+    def index_metric_names(self) -> int:
+        """(Re)build the name index from the registered metrics, the lowest id of a name
+        winning; returns the number of metrics read."""
+        metrics = sorted(self.Metrics.iter())
+        for mid, info in reversed(metrics):  # the lowest id written last
+            self.MetricIds.insert(info.name, mid)
+        return len(metrics)
 
     def window_ms(self) -> int:
         """Length of an aggregation window (ms)."""

@@ -1,25 +1,29 @@
 """Maintenance alerts: thresholds per twin or class, deviation alerts with hysteresis raised
-and cleared by window closes, predicted-failure alerts from PredictiveWorkers, dismissal."""
+and cleared by window closes, predicted-failure alerts from PredictiveWorkers (a probability,
+or from spec 5 a prognosis per failure mode with the remaining useful life), dismissal."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twinchain.primitives.codec import H256, U16, U64, Option
+from twinchain.primitives.codec import H256, U16, U64, Option, Str
 from twinchain.runtime.framework import ROOT, SIGNED, Origin, call, ensure_root, ensure_signed
 from twinchain.runtime.pallets.equipment.types import EquipmentClass, TwinId
 from twinchain.runtime.pallets.maintenance.types import (
+    ANOMALY,
     BP,
     COUNTER_MAX,
     MAX_MIN_WINDOWS,
+    MAX_MODE,
     Alert,
+    Prognosis,
     Threshold,
 )
 from twinchain.runtime.pallets.roles import PREDICTIVE_WORKER
 from twinchain.runtime.weights import maintenance as weights
 
 if TYPE_CHECKING:
-    pass
+    from twinchain.runtime.pallets.equipment.types import TwinInfo
 
 
 class AlertsFeature:
@@ -105,21 +109,8 @@ class AlertsFeature:
     ) -> None:
         """Raise (or update) a predicted-failure alert (a PredictiveWorker authorized for the
         twin's facility, running a model active in Simulation)."""
-        who = ensure_signed(origin)
-        grant = self.config.roles.grant_of(who, PREDICTIVE_WORKER)
-        if grant is None:
-            raise self.Error.NotPredictiveWorker()
-        t = self._live(twin)
-        if grant.granted_by is not None:
-            f = None if t.facility is None else self.config.facilities.facility(t.facility)
-            if f is None or f.operator != grant.granted_by:
-                raise self.Error.NotAuthorizedForFacility()
-        if probability_bp > BP:
-            raise self.Error.InvalidProbability()
-        if horizon_ms == 0:
-            raise self.Error.InvalidHorizon()
-        if not self.config.models.model_active(model):
-            raise self.Error.ModelNotActive()
+        who, _ = self._ensure_worker(origin, twin)
+        self._check_forecast(probability_bp, horizon_ms, model)
         now = self._now()
         aid = self.OpenPrediction.get(twin, model)
         if aid is not None:
@@ -135,6 +126,96 @@ class AlertsFeature:
             self.runtime.block.number, "Open", None,
         )  # fmt: skip
         self.OpenPrediction.insert(twin, model, self._new_alert(alert))
+
+    @call(
+        13,
+        weight=weights.W_PROGNOSIS,
+        origin=SIGNED,
+        args=(
+            ("twin", TwinId),
+            ("mode", Str(MAX_MODE)),
+            ("probability_bp", U16),
+            ("horizon_ms", U64),
+            ("rul_p10_ms", U64),
+            ("rul_p50_ms", U64),
+            ("rul_p90_ms", U64),
+            ("model", H256),
+            ("evidence", H256),
+        ),
+        since=5,
+    )
+    def submit_prognosis(
+        self,
+        origin: Origin,
+        twin: int,
+        mode: str,
+        probability_bp: int,
+        horizon_ms: int,
+        rul_p10_ms: int,
+        rul_p50_ms: int,
+        rul_p90_ms: int,
+        model: bytes,
+        evidence: bytes,
+    ) -> None:
+        """Raise (or update) the alert of a failure mode of a twin with its prognosis: the
+        probability of failing within the horizon and the remaining useful life's P10, P50
+        and P90 (ms). As submit_prediction: a PredictiveWorker authorized for the twin's
+        facility, a model active in Simulation. ``mode``: one of the failure modes of the
+        twin's registered class, or "anomaly". One open alert per (twin, model, mode)."""
+        who, t = self._ensure_worker(origin, twin)
+        self._check_forecast(probability_bp, horizon_ms, model)
+        if not rul_p10_ms <= rul_p50_ms <= rul_p90_ms:
+            raise self.Error.InvalidRul()
+        modes = self.config.twins.failure_modes(t.equipment_class)
+        if mode != ANOMALY and (modes is None or mode not in modes):
+            raise self.Error.UnknownFailureMode(mode)
+        now = self._now()
+        prognosis = Prognosis(
+            mode, probability_bp, horizon_ms, rul_p10_ms, rul_p50_ms, rul_p90_ms, now
+        )
+        aid = self.OpenPrognosis.get(twin, (model, mode))
+        if aid is not None:
+            a: Alert = self.Alerts.get(aid)
+            a.probability_bp, a.horizon_ms, a.evidence = probability_bp, horizon_ms, evidence
+            a.raised_by, a.raised_at, a.block = who, now, self.runtime.block.number
+            self.Alerts.insert(aid, a)
+            self.LastAlert.insert(twin, aid)
+            self.deposit(self.Event.AlertUpdated(aid, probability_bp, horizon_ms))
+        else:
+            alert = Alert(
+                twin, "Predicted", None, 0, probability_bp, horizon_ms, model, evidence, who,
+                now, self.runtime.block.number, "Open", None,
+            )  # fmt: skip
+            aid = self._new_alert(alert)
+            self.OpenPrognosis.insert(twin, (model, mode), aid)
+        self.Prognoses.insert(aid, prognosis)
+        self.deposit(
+            self.Event.PrognosisSubmitted(
+                aid, twin, mode, probability_bp, rul_p10_ms, rul_p50_ms, rul_p90_ms
+            )
+        )
+
+    def _ensure_worker(self, origin: Origin, twin: int) -> tuple[bytes, TwinInfo]:
+        """A PredictiveWorker authorized for the twin's facility: granted by its operator,
+        or by governance (serving every facility)."""
+        who = ensure_signed(origin)
+        grant = self.config.roles.grant_of(who, PREDICTIVE_WORKER)
+        if grant is None:
+            raise self.Error.NotPredictiveWorker()
+        t = self._live(twin)
+        if grant.granted_by is not None:
+            f = None if t.facility is None else self.config.facilities.facility(t.facility)
+            if f is None or f.operator != grant.granted_by:
+                raise self.Error.NotAuthorizedForFacility()
+        return who, t
+
+    def _check_forecast(self, probability_bp: int, horizon_ms: int, model: bytes) -> None:
+        if probability_bp > BP:
+            raise self.Error.InvalidProbability()
+        if horizon_ms == 0:
+            raise self.Error.InvalidHorizon()
+        if not self.config.models.model_active(model):
+            raise self.Error.ModelNotActive()
 
     @call(3, weight=weights.W_SMALL, origin=SIGNED, args=(("alert", U64),))
     def dismiss_alert(self, origin: Origin, alert: int) -> None:
@@ -197,7 +278,11 @@ class AlertsFeature:
             if a.kind == "Deviation" and a.metric is not None:
                 self.OpenDeviation.remove(a.twin, a.metric)
             elif a.model is not None:
-                self.OpenPrediction.remove(a.twin, a.model)
+                prognosis: Prognosis | None = self.Prognoses.get(aid)
+                if prognosis is None:
+                    self.OpenPrediction.remove(a.twin, a.model)
+                else:  # a failure mode's alert (spec 5): its own slot
+                    self.OpenPrognosis.remove(a.twin, (a.model, prognosis.mode))
             self.OpenAlertCount.insert(a.twin, max(0, self.OpenAlertCount.get(a.twin) - 1))
         a.status = status
         self.Alerts.insert(aid, a)
