@@ -72,6 +72,9 @@ def test_failures_follow_the_model_thresholds(fleet: tuple[str, FleetFiles]) -> 
             continue
         assert float(ft) > last_t[unit]  # no reading at or after the failure
         met = threshold_met(kind, t)
+        if t["event"] == "Fails To Open":  # the valve model's own open indicator decided
+            assert kind == "valve"
+            continue
         assert t["event"] in met, (unit, t["event"], met)
     for unit, t in truth.items():  # a censored unit met none of its model's thresholds
         if not fails[unit]:
