@@ -35,6 +35,7 @@ from twinchain.gateway.provision import write_gateway
 from twinchain.gateway.spool import Spool
 from twinchain.gateway.status import table
 from twinchain.machines.simulator import MachineConfig
+from twinchain.protocol.classdef import class_hash, load_class
 from twinchain.protocol.telemetry import DEFAULT_METRICS
 
 GEARBOX = """
@@ -166,7 +167,7 @@ def gearbox_history(rows: int = 40) -> History:
 
 
 def _ids() -> dict[str, int]:
-    return {"oil_temperature": 16, "shaft_speed": 17, "vibration_rms": 2}
+    return {"oil_temperature": 256, "shaft_speed": 257, "vibration_rms": 2}
 
 
 def _gateway(tmp: Path, source: dict[str, Any], **batching: int) -> Gateway:
@@ -186,7 +187,7 @@ async def _replay(gw: Gateway, stop_after_rows: int | None = None) -> dict[str, 
     await gw.open()
     gw.state.chain.genesis = b"\x01" * 32
     known = {m[0]: (m[1], m[3]) for m in DEFAULT_METRICS}
-    gw.state.metrics = Metrics(known | {16: ("oil_temperature", 2), 17: ("shaft_speed", 0)})
+    gw.state.metrics = Metrics(known | {256: ("oil_temperature", 2), 257: ("shaft_speed", 0)})
     task = asyncio.create_task(gw.run([sources.build(0, s) for s in gw.cfg.sources]))
     report: dict[str, Any] = {}
     for _ in range(1000):
@@ -362,7 +363,7 @@ def replay_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplayRig]:
 def test_a_replay_lands_on_chain_exactly_once_through_a_kill(replay_rig: ReplayRig) -> None:
     rig = replay_rig
     h = node_history()
-    ids = {"oil_temperature": 16, "shaft_speed": 17, "vibration_rms": 2}
+    ids = {"oil_temperature": 256, "shaft_speed": 257, "vibration_rms": 2}
     per_unit: dict[str, int] = {}
     sums: dict[tuple[str, int], list[int]] = {}
     for u, _, cells in h.good:
@@ -371,6 +372,11 @@ def test_a_replay_lands_on_chain_exactly_once_through_a_kill(replay_rig: ReplayR
             acc = sums.setdefault((u, ids[m]), [0, 0])
             acc[0] += 1
             acc[1] += fixed(v, SCALES[m])
+
+    # init registered the class in genesis, its new metrics under the chain's ids.
+    registered = rig.rpc.call("twin_class", "gearbox")
+    assert {m["name"]: m["id"] for m in registered["record"]["metrics"]} == ids
+    assert registered["hash"] == "0x" + class_hash(load_class(rig.tmp / "gearbox.toml")).hex()
 
     # First life: killed with SIGKILL part-way through the (paced) replay.
     rig.start_gateway()
@@ -400,10 +406,10 @@ def test_a_replay_lands_on_chain_exactly_once_through_a_kill(replay_rig: ReplayR
             acc[0] += a["count"]
             acc[1] += int(a["sum"])
             assert a["windowStart"] % 86_400_000 % a["windowMs"] == 0
-    assert chain == {k: v for k, v in sums.items() if k[1] in (2, 16)}  # the public ones
+    assert chain == {k: v for k, v in sums.items() if k[1] in (2, 256)}  # the public ones
     # t = 0 landed on a midnight UTC (time_offset "now", aligned by a day).
     last = {r["metric"]: r["timestamp"] for r in rig.on_chain()["GB-2"]["lastReadings"]}
-    assert last[16] % 86_400_000 == 2990 * 1000
+    assert last[256] % 86_400_000 == 2990 * 1000
 
     # Refusals: counted once across both lives (kept in the spool with the position).
     s = rig.status()

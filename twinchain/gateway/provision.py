@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,12 @@ from twinchain.machines.classes import class_spec
 from twinchain.machines.simulator import MachineConfig
 from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import Keystore
-from twinchain.protocol.classdef import EquipmentClass
+from twinchain.protocol.classdef import (
+    FIRST_CLASS_METRIC_ID,
+    EquipmentClass,
+    class_record,
+    record_to_json,
+)
 from twinchain.protocol.telemetry import DEFAULT_METRICS
 
 VERIFIED_UNTIL_MS = 4_102_444_800_000  # 2100-01-01
@@ -180,22 +185,31 @@ def with_gateway(
 
 
 def _with_plant(
-    spec: dict[str, Any], p: Provisioned, twins: list[dict[str, Any]]
+    spec: dict[str, Any],
+    p: Provisioned,
+    twins: list[dict[str, Any]],
+    *,
+    classes: list[dict[str, Any]] | None = None,
+    worker: bool = False,
 ) -> dict[str, Any]:
     """``spec`` with Alice's verified facility 0 holding ``twins``, and the gateway's role
-    and endowment (see :func:`with_gateway`)."""
+    and endowment (see :func:`with_gateway`); ``classes``: class records registered in
+    genesis besides the spec's own (one of the same name replaces the spec's); ``worker``:
+    Alice also holds PredictiveWorker (the plant's own prognostics worker runs as the
+    twins' owner, who may read their private metrics)."""
     spec = copy.deepcopy(spec)
     g = spec["genesis"]
     gw = "0x" + p.gateway.public.hex()
     balances = g["balances"]["balances"]
     balances.append([gw, max(amount for _, amount in balances)])
-    g["roles"] = {
-        "grants": [
-            ["//Alice", "EquipmentManufacturer"],
-            ["//Alice", "FacilityOperator"],
-            [gw, "Gateway"],
-        ]
-    }
+    grants = [
+        ["//Alice", "EquipmentManufacturer"],
+        ["//Alice", "FacilityOperator"],
+        [gw, "Gateway"],
+    ]
+    if worker:
+        grants.append(["//Alice", "PredictiveWorker"])
+    g["roles"] = {"grants": grants}
     g["facility"] = {
         "facilities": [
             {
@@ -208,7 +222,11 @@ def _with_plant(
             }
         ]
     }
+    before = g.get("equipment", {}).get("classes", [])
     g["equipment"] = {"twins": twins}
+    if classes is not None:
+        names = {c["name"] for c in classes}
+        g["equipment"]["classes"] = [c for c in before if c["name"] not in names] + classes
     return spec
 
 
@@ -216,12 +234,15 @@ def _with_plant(
 
 
 def class_metric_ids(
-    cls: EquipmentClass, registry: Sequence[Sequence[Any]] = DEFAULT_METRICS
+    cls: EquipmentClass,
+    registry: Sequence[Sequence[Any]] = DEFAULT_METRICS,
+    first_new: int = FIRST_CLASS_METRIC_ID,
 ) -> tuple[dict[str, int], list[list[Any]]]:
     """The chain metric id of each of the class's metrics, and the registry entries
     ``[id, name, unit, scale, kind]`` to add for those the registry lacks: a metric binds
     the registry's metric of its name (same unit, scale and kind, else ``ValueError``), or
-    its own ``id``, or the next id after the highest one taken (in the class's order)."""
+    its own ``id``, or the next free id at or above ``first_new`` (in the class's order:
+    the ids ``Equipment.register_class`` would give them)."""
     by_name = {str(e[1]): e for e in registry}
     taken = {int(e[0]) for e in registry}
     ids: dict[str, int] = {}
@@ -239,7 +260,11 @@ def class_metric_ids(
                 raise ValueError(f"metric {m.name!r}: the chain's id is {e[0]}, not {m.id}")
             ids[m.name] = int(e[0])
             continue
-        mid = m.id if m.id is not None else max(taken, default=0) + 1
+        mid = m.id
+        if mid is None:
+            mid = first_new
+            while mid in taken:
+                mid += 1
         if mid in taken:
             raise ValueError(f"metric {m.name!r}: id {mid} is another metric's")
         taken.add(mid)
@@ -297,12 +322,16 @@ def with_class_gateway(
     window_ms: int = 60_000,
 ) -> dict[str, Any]:
     """:func:`with_gateway` for the units of a replay: one twin of ``cls`` per unit (its
-    serial the unit's name, its device the gateway's device of that name); the class's
-    metrics the chain lacks registered in genesis, and the class's public metrics the
-    twins' default disclosure."""
+    serial the unit's name, its device the gateway's device of that name); the class
+    registered in genesis with its metrics bound (those the chain lacks registered in
+    Telemetry's genesis under the ids the chain would give them), the class's public
+    metrics the twins' default disclosure, and Alice (the twins' owner) a PredictiveWorker
+    too, so that the plant's prognostics worker may raise alerts of the class's modes."""
     ids, new = class_metric_ids(cls)
+    bound = replace(cls, metrics=tuple(replace(m, id=ids[m.name]) for m in cls.metrics))
     twins = class_twin_entries(cls, units, ids, manufacturer="//Alice", owner="//Alice", facility=0)
-    spec = _with_plant(spec, p, twins)
+    record = record_to_json(class_record(bound))
+    spec = _with_plant(spec, p, twins, classes=[record], worker=True)
     spec["genesis"]["telemetry"] = {
         "devices": device_entries(p, 0, units),
         "window_ms": window_ms,
