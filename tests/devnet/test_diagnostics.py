@@ -21,6 +21,10 @@ from twinchain.client import RpcClient
 from twinchain.devnet import manager
 from twinchain.primitives.keys import encode_address
 
+# Half-second slots: a stall (STALL_SLOTS slots) shows in half the time.
+SLOT_MS = 500
+SLOT_S = SLOT_MS / 1000
+
 
 def metrics(port: int) -> dict[str, float]:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -35,7 +39,7 @@ def metrics(port: int) -> dict[str, float]:
 @pytest.mark.slow
 def test_debug_targets_round_state_metrics_and_stalled_finality(tmp_path: Path) -> None:
     base = tmp_path / "devnet"
-    nodes = manager.up(base, 2, gateways=False, workers=False, log="sync=debug")
+    nodes = manager.up(base, 2, SLOT_MS, gateways=False, workers=False, log="sync=debug")
     a, b = nodes
     address = {n.name: encode_address(bytes.fromhex(n.public_key)) for n in nodes}
     try:
@@ -79,7 +83,9 @@ def test_debug_targets_round_state_metrics_and_stalled_finality(tmp_path: Path) 
                 return row if row.get("finality") == "stalled" else None
 
             row = poll(stalled, 60, "devnet status to report the stalled finality")
-            assert row["finality_lag_s"] > manager.STALL_SLOTS
+            # "stalled" means older than STALL_SLOTS slots; the row rounds the age to 0.1 s
+            # (10.04 s is stalled and reads 10.0).
+            assert row["finality_lag_s"] >= manager.STALL_SLOTS * SLOT_S
             assert row["finality_lag_blocks"] > 0 and row["best"] > row["finalized"]
             cell = manager.finality_text(row)
             assert f"(#{row['finalized']}, " in cell and " behind)" in cell
@@ -105,7 +111,7 @@ def test_debug_targets_round_state_metrics_and_stalled_finality(tmp_path: Path) 
             assert address[b.name] in missing
             assert address[a.name] not in best["prevotes"]["missing"]
             m = metrics(a.prometheus_port)
-            assert m["substrate_finality_lag_seconds"] > manager.STALL_SLOTS
+            assert m["substrate_finality_lag_seconds"] > manager.STALL_SLOTS * SLOT_S
             assert m["substrate_finality_lag_blocks"] > 0
         finally:
             os.kill(b.pid, signal.SIGCONT)
