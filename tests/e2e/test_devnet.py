@@ -20,7 +20,7 @@ from twinchain.primitives.keys import Keypair
 from twinchain.primitives.keystore import load_keypair
 from twinchain.protocol.telemetry import DEFAULT_PUBLIC, POWER
 
-SLOT_MS = 1000
+SLOT_MS = 500  # half-second slots: the block and finality counts in half the time
 
 
 class Devnet:

@@ -7,7 +7,7 @@ votes count. Its node is refused until the approval is final, and syncs after; a
 an unknown peer id stays at genesis. A second test suspends the facility: at the next
 boundary it leaves the set and the network.
 
-All nodes run in one devnet for the module (real processes on loopback, 1 s slots,
+All nodes run in one devnet for the module (real processes on loopback, 0.5 s slots,
 sessions of SESSION blocks); the join runs once, in a fixture, so the removal test can
 run alone."""
 
@@ -39,7 +39,7 @@ from twinchain.protocol.jsonrpc import from_hex
 
 pytestmark = pytest.mark.slow
 
-SLOT_MS = 1000
+SLOT_MS = 500  # half-second slots: sessions and finality in half the time
 SESSION = 10  # blocks
 FIFTH = 4  # the fifth facility's id
 OPERATOR = "//Ferdie"  # funded on the devnet, no role: the council grants FacilityOperator
