@@ -81,10 +81,10 @@ def describe(a: dict[str, Any]) -> str:
         )
     p = a.get("prognosis")
     if p is not None:
-        h = 3_600_000
+        hz = int(p["horizonMs"])
         what = (
-            f"{p['mode']}: {what}, RUL {p['rulP50Ms'] / h:.1f} h "
-            f"(P10 {p['rulP10Ms'] / h:.1f}, P90 {p['rulP90Ms'] / h:.1f})"
+            f"{p['mode']}: {what}, RUL {_rul(p['rulP50Ms'], hz)} h "
+            f"(P10 {_rul(p['rulP10Ms'], hz)}, P90 {_rul(p['rulP90Ms'], hz)})"
         )
     state = STATES.get(a.get("state") or "", a["status"])
     if a["status"] != "Open":
@@ -95,6 +95,13 @@ def describe(a: dict[str, Any]) -> str:
     if a.get("comments"):
         extra += f", {a['comments']} comments"
     return f"#{a['id']} twin {a['twin']} [{state}] {what}{extra}"
+
+
+def _rul(ms: int, horizon_ms: int) -> str:
+    """Hours; ">N" where the worker saw no failure within 20 horizons (it submits 20)."""
+    if horizon_ms and ms >= 20 * horizon_ms:
+        return f">{20 * horizon_ms / 3_600_000:.0f}"
+    return f"{ms / 3_600_000:.1f}"
 
 
 def _addr(hex_account: str) -> str:

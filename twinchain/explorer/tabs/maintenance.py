@@ -60,8 +60,20 @@ HOUR_MS = 3_600_000
 STATES = {"ActiveUnacknowledged": "active", "Acknowledged": "acked", "Cleared": "cleared"}
 
 
+# A worker that cannot see a quantile within 20 horizons submits 20 horizons (the quantiles
+# stay ordered): shown as "beyond".
+BEYOND_HORIZONS = 20
+
+
 def hours(ms: int) -> str:
     return f"{ms / HOUR_MS:.1f} h"
+
+
+def rul_hours(ms: int, horizon_ms: int) -> str:
+    """A remaining useful life in hours, ">N" where the worker saw none within 20 horizons."""
+    if horizon_ms and ms >= BEYOND_HORIZONS * horizon_ms:
+        return f">{BEYOND_HORIZONS * horizon_ms / HOUR_MS:.0f}"
+    return f"{ms / HOUR_MS:.1f}"
 
 
 def prognosis_text(a: dict[str, Any]) -> str:
@@ -73,8 +85,9 @@ def prognosis_text(a: dict[str, Any]) -> str:
     p = a.get("prognosis")
     if not isinstance(p, dict):
         return text
-    band = f"{p['rulP10Ms'] / HOUR_MS:.1f}-{p['rulP90Ms'] / HOUR_MS:.1f} h"
-    return f"{p['mode']} {text}, RUL {hours(p['rulP50Ms'])} ({band})"
+    hz = int(p["horizonMs"])
+    band = f"{rul_hours(p['rulP10Ms'], hz)} to {rul_hours(p['rulP90Ms'], hz)} h"
+    return f"{p['mode']} {text}, RUL {rul_hours(p['rulP50Ms'], hz)} h ({band})"
 
 
 def alert_row(a: dict[str, Any]) -> dict[str, Any]:
@@ -83,8 +96,9 @@ def alert_row(a: dict[str, Any]) -> dict[str, Any]:
     what = p["mode"] if p else (f"metric {a.get('metric')}" if a.get("metric") else a.get("kind"))
     rul = "-"
     if p:
-        band = f"{p['rulP10Ms'] / HOUR_MS:.1f}-{p['rulP90Ms'] / HOUR_MS:.1f}"
-        rul = f"{hours(p['rulP50Ms'])} ({band})"
+        hz = int(p["horizonMs"])
+        band = f"{rul_hours(p['rulP10Ms'], hz)} to {rul_hours(p['rulP90Ms'], hz)}"
+        rul = f"{rul_hours(p['rulP50Ms'], hz)} h ({band})"
     risk = "-"
     if a.get("kind") == "Predicted":
         risk = f"{a['probabilityBp'] / 100:.1f} %/{hours(a['horizonMs'])}"
@@ -96,8 +110,8 @@ def alert_row(a: dict[str, Any]) -> dict[str, Any]:
         "state": STATES.get(a.get("state") or "", a.get("status")),
         "what": what,
         "P(fail)/dev": risk,
-        "RUL P50 (P10-P90)": rul,
+        "RUL P50 (P10 to P90)": rul,
     }
 
 
-__all__ = ["MaintenanceTab", "alert_row", "prognosis_text"]
+__all__ = ["MaintenanceTab", "alert_row", "prognosis_text", "rul_hours"]

@@ -12,6 +12,10 @@ of mobile equipment.
 Lifecycle: Manufactured → Commissioned → Active ⇄ Maintenance, and Commissioned, Active or
 Maintenance → Decommissioned (see ``TRANSITIONS``); nothing leaves Decommissioned.
 
+Classes (spec 5): equipment classes registered from class files by a manufacturer or Root,
+versioned; a twin of a registered class specifies only the class's metrics
+(``features/classes.py``).
+
 Critical equipment: the owner may configure an M-of-N multisig account (the Multisig
 pallet's ``multi_account_id``); from then on transfer and decommission must come from that
 account (an ``as_multi`` of the signatories), and only it may change or clear the setting.

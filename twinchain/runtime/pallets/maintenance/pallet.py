@@ -14,6 +14,14 @@ and the worker must be authorized for the twin's facility, i.e. its PredictiveWo
 granted by that facility's operator or by governance (root; such workers serve every facility).
 One open Predicted alert per (twin, model): a new prediction updates it. Owners dismiss alerts.
 
+**Prognoses** (spec 5). ``submit_prognosis`` is a prediction for one failure mode of the twin's
+registered class (or ``anomaly``), with the remaining useful life's P10/P50/P90: one open alert
+per (twin, model, mode), its latest prognosis kept beside it (``Prognoses``).
+
+**Alarm lifecycle** (spec 5). An open alert is active and unacknowledged until the twin's owner,
+an OPERATE delegate or its facility's operator acknowledges it; they may assign it to an account
+and comment on it (``features/alarms.py``); any close (cleared, dismissed, resolved) clears it.
+
 **Work orders.** Created by hand (``create``) or from an open alert (``create_from_alert``: a
 Corrective order; ``Analytics.note_failure`` is told) by the twin's owner or an OPERATE
 delegate, who is the payer: the payment is reserved from its balance (escrow) at once. At most
