@@ -150,7 +150,7 @@ def _pct(v: float | None) -> str:
 def print_table(rows: list[Row], console: Console, title: str) -> None:
     table = Table(title=title)
     for col in ("source", "detector", "window", "caught", "lead median", "lead min",
-                "healthy alarmed", "RUL ok", "RUL error", "s"):  # fmt: skip
+                "healthy alarmed", "RUL ok", "RUL error", "P10-P90 covers", "s"):  # fmt: skip
         table.add_column(col, justify="left" if col in ("source", "detector") else "right")
     for r in rows:
         s = r.summary
@@ -160,7 +160,7 @@ def print_table(rows: list[Row], console: Console, title: str) -> None:
             _pct(s["lead_share_median"]), _pct(s["lead_share_min"]),
             f"{s['healthy_with_alarm']}/{s['healthy_units']}",
             f"{s['rul_within_25pct']}/{s['alerted_before_failure']}",
-            _pct(s["rul_error_median"]), f"{r.seconds:.0f}",
+            _pct(s["rul_error_median"]), _pct(s["rul_band_coverage"]), f"{r.seconds:.0f}",
         )  # fmt: skip
     console.print(table)
 

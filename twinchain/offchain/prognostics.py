@@ -3,28 +3,35 @@ useful life (RUL) from window aggregates, learned from healthy history only.
 
 Per window (:mod:`twinchain.offchain.windows`: count, min, max, sum, last per metric, exactly
 as the chain aggregates) the engine reads **signals**: per gauge its window mean and spread
-(max - min), per delta its rate (sum per second). It then runs, per unit:
+(max - min), per delta its rate (sum per second), per metric its reading count. Training
+keeps those that move in healthy data and do not repeat another. Then, per unit:
 
 1. **Baseline.** The unit's own level of each signal: the mean of its first
    ``baseline_windows`` windows, learning on slowly afterwards (a running mean over at most
    ``baseline_memory`` windows, paused while the unit looks abnormal), so that each unit is
-   compared with itself, not with the fleet.
+   compared with itself, not with the fleet. The failure modes' metrics are corrected for
+   the operating conditions (:class:`Adjustment`: a ridge fit on the metrics no mode names).
 2. **Anomaly statistic.** Each signal's deviation from the baseline in units of the fleet's
-   healthy within-unit spread (``sigma``), clipped at ``z_clip``, smoothed by an EWMA and
-   divided by the healthy spread of that EWMA: ``T`` is the largest such |u| over signals.
-   ``threshold`` is ``margin`` times the largest T the healthy training units ever held for
-   ``confirm`` windows in a row.
+   healthy within-unit spread (``sigma``): its EWMA (the deviation clipped at ``z_clip``, or
+   at twice the EWMA when that is larger, so that a lasting drift is never capped), divided
+   by the healthy spread of that EWMA, and the deviation itself (a combined Shewhart-EWMA
+   chart: small lasting shifts and large sudden ones). Each part's alarm level
+   (``threshold``, ``shewhart``) is extrapolated from the healthy units' block maxima held
+   for ``confirm`` windows (a Gumbel fit) to a ``false_alarm`` chance over
+   ``reference_windows``; the statistic is the larger part over its level.
 3. **Failure modes.** Per mode the class names (metric, direction, limit, horizon): the
-   degradation ``g = direction * (level - baseline)`` of the metric's window mean, from its
-   onset (a one-sided CUSUM of the metric's z: the last window it was zero) to now, fitted
-   with a straight line by least squares; its coefficient covariance is widened for the
-   residuals' lag-1 autocorrelation. The failure time is when the fitted level reaches the
-   limit: ``F(r) = Phi((a + c r - D) / sd(r))`` is P(failed within r), whence RUL P10/P50/P90
-   (where F crosses 0.1, 0.5, 0.9) and P(failure within the horizon) = F(horizon). A class
-   without failure modes (a provisional class derived from a CSV) gets one ``anomaly`` mode:
-   the unclipped anomaly statistic, up, to ``anomaly_limit`` times the threshold.
-4. **Alert.** A window is abnormal when T >= threshold or (rule ``either``) the largest mode
-   probability >= ``probability_bp``; ``confirm`` abnormal windows in a row raise an alert.
+   unit's condition-corrected level of the metric is fitted as flat until an onset, then
+   straight or bending towards the limit (:func:`trend_forecast`: every onset and shape,
+   averaged with BIC weights). The mixture gives ``F(r)`` = P(the level is past the limit
+   within r), whence RUL P10/P50/P90 (where F crosses 0.1, 0.5, 0.9) and P(failure within
+   the horizon) = F(horizon). A class without failure modes (a provisional class derived
+   from a CSV) gets one ``anomaly`` mode: the unclipped EWMA statistic, up, to
+   ``anomaly_limit`` times its alarm level.
+4. **Alert** (rule ``both``, the default): a window is abnormal when the statistic is at its
+   alarm level and a mode is likely to fail within its horizon (``probability_bp``) or its
+   RUL band is narrow ((P90 - P10) / P50 <= ``band``: a confident prognosis, whatever the
+   horizon); ``confirm`` abnormal windows in a row raise an alert. Rules ``anomaly``,
+   ``probability`` and ``either`` use one part or either.
 
 :class:`UnitState` holds one unit's state and takes windows one at a time: the worker feeds it
 what the chain finalizes, the evaluation feeds it a CSV's windows, through the same code.
@@ -69,7 +76,7 @@ SHAPES: tuple[tuple[int, ...] | float, ...] = ((0, 1), (0, 1, 2))
 class Settings:
     """The engine's tunables; the defaults are the detector before any per-class tuning."""
 
-    baseline_windows: int = 12
+    baseline_windows: int = 8
     baseline_memory: int = 240
     ewma_alpha: float = 0.2
     z_clip: float = 4.0
@@ -79,7 +86,7 @@ class Settings:
     confirm: int = 3
     rule: str = "both"  # "anomaly" | "probability" | "either" | "both"
     probability_bp: int = 5000
-    band: float = 0.0  # rule "both": also alert when (P90 - P10) / P50 of the RUL is this narrow
+    band: float = 0.5  # rule "both": also alert when (P90 - P10) / P50 of the RUL is this narrow
     cusum_k: float = 0.5
     min_fit: int = 6
     trend_windows: int = 400
@@ -235,6 +242,7 @@ class PrognosticModel:
     modes: list[Mode]
     settings: Settings
     adjust: list[Adjustment] = field(default_factory=list)
+    shewhart: float = math.inf  # alarm level of the largest single-window |z|
     training: dict[str, Any] = field(default_factory=dict)
     kind: str = KIND
 
@@ -265,6 +273,7 @@ class PrognosticModel:
                 for s, sg, sd in zip(self.signals, self.sigma, self.ewma_sd, strict=True)
             ],
             "threshold": self.threshold,
+            "shewhart": self.shewhart,
             "adjust": [
                 {"signal": a.signal, "on": list(a.on), "coef": list(a.coef)} for a in self.adjust
             ],
@@ -364,6 +373,7 @@ class PrognosticModel:
                 modes,
                 Settings.from_json(dict(obj["settings"])),
                 adjust,
+                float(obj["shewhart"]),
                 dict(obj.get("training", {})),
             )
         except ModelError:
@@ -425,20 +435,18 @@ class PrognosticModel:
         return UnitState(self)
 
     def with_settings(self, **changes: Any) -> PrognosticModel:
-        """The same learned statistics under other alert settings (``margin`` rescales the
-        threshold from the healthy peak the training recorded)."""
+        """The same learned statistics under other alert settings (``margin`` and ``confirm``
+        set the alarm levels from the healthy peaks the training recorded)."""
         settings = replace(self.settings, **changes).check()
         out = replace(self, settings=settings)
-        peak = self.training.get("healthy_peak")
-        peaks = self.training.get("healthy_peaks") or []
-        if settings.confirm <= len(peaks) and peaks[settings.confirm - 1] is not None:
-            peak = peaks[settings.confirm - 1]
-        elif "confirm" in changes:
-            raise ModelError(
-                f"the training recorded no healthy peak for confirm={settings.confirm}"
-            )
-        if ("margin" in changes or "confirm" in changes) and peak is not None:
-            out.threshold = float(settings.margin * peak)
+        if "margin" in changes or "confirm" in changes:
+            t = self.training
+            k = settings.confirm
+            peaks, peaks_z = t.get("healthy_peaks") or [], t.get("healthy_peaks_z") or []
+            if k > min(len(peaks), len(peaks_z)) or peaks[k - 1] is None or peaks_z[k - 1] is None:
+                raise ModelError(f"the training recorded no healthy peak for confirm={k}")
+            out.threshold = float(settings.margin * peaks[k - 1])
+            out.shewhart = float(settings.margin * peaks_z[k - 1])
             out.modes = [
                 replace(m, limit=settings.anomaly_limit * out.threshold) if not m.metric else m
                 for m in out.modes
@@ -604,6 +612,8 @@ class UnitState:
         self.ewma_raw = np.zeros(n)
         self.z = np.zeros(n)  # the last window's standardized deviations
         self.stat_raw = 0.0
+        self.stat_ewma = 0.0
+        self.stat_z = 0.0
         self.windows = 0
         self.index = 0.0  # time in windows since the unit's first window
         self.above = 0
@@ -655,11 +665,20 @@ class UnitState:
             z = np.where(valid, d / self.sigma, 0.0)
         self.z = z
         a = s.ewma_alpha
-        zc = np.clip(z, -s.z_clip, s.z_clip)
+        # A lone wild window moves the EWMA by at most alpha * z_clip; a deviation that
+        # persists widens the clip with it (twice the EWMA), so the statistic cannot stall
+        # below the threshold however far the unit drifts.
+        lim = np.maximum(s.z_clip, 2.0 * np.abs(self.ewma))
+        zc = np.clip(z, -lim, lim)
         self.ewma = np.where(valid, (1 - a) * self.ewma + a * zc, self.ewma)
         self.ewma_raw = np.where(valid, (1 - a) * self.ewma_raw + a * z, self.ewma_raw)
         u = np.abs(self.ewma) / self.ewma_sd
-        stat = float(u.max())
+        self.stat_ewma = float(u.max())
+        self.stat_z = float(np.abs(z).max())
+        # In units of the alarm level: the EWMA's (small, lasting shifts) or a single
+        # window's (large, sudden ones), whichever is further along (a combined
+        # Shewhart-EWMA chart).
+        stat = max(self.stat_ewma / m.threshold, self.stat_z / m.shewhart)
         self.stat_raw = float((np.abs(self.ewma_raw) / self.ewma_sd).max())
         # Each mode's level at this unit's baseline conditions, and where its rise began:
         # a one-sided CUSUM of its standardized deviation, last at zero.
@@ -677,17 +696,17 @@ class UnitState:
                 if self._cusum[i] == 0.0:
                     self._onset[i] = self.index
         # The baseline keeps learning while the unit looks healthy.
-        if not self.learn or stat < 0.5 * m.threshold:
+        if not self.learn or stat < 0.5:
             self.learned[valid] += 1
             step = 1.0 / np.minimum(np.maximum(self.learned, 1.0), s.baseline_memory)
             self.baseline = np.where(valid, b + step * (x - b), b)
-        anomalous = stat >= m.threshold
+        anomalous = stat >= 1.0
         estimates: list[ModeEstimate] = []
         p = 0.0
         if s.rule == "both":
             needs_p = anomalous
         else:
-            needs_p = s.rule != "anomaly" and stat >= 0.5 * m.threshold
+            needs_p = s.rule != "anomaly" and stat >= 0.5
         if full or needs_p:
             estimates = self.prognosis(u)
             p = max(e.probability for e in estimates)
@@ -771,7 +790,8 @@ class _Pass:
 
     dev: list[np.ndarray] = field(default_factory=list)
     ewma: list[np.ndarray] = field(default_factory=list)
-    stat: list[np.ndarray] = field(default_factory=list)
+    stat: list[np.ndarray] = field(default_factory=list)  # the EWMA part
+    stat_z: list[np.ndarray] = field(default_factory=list)  # the single-window part
     stat_raw: list[np.ndarray] = field(default_factory=list)
     prob: list[float] = field(default_factory=list)
 
@@ -781,7 +801,7 @@ def _run_healthy(model: PrognosticModel, tables: Sequence[WindowTable]) -> _Pass
     for table in tables:
         state = UnitState(model, learn=False)
         x = model.signal_values(table)
-        dev, ew, st, sr, pmax = [], [], [], [], 0.0
+        dev, ew, st, sz, sr, pmax = [], [], [], [], [], 0.0
         for i, start in enumerate(table.starts.tolist()):
             r = state.update(int(start), x[i])
             if r.statistic is None:
@@ -791,13 +811,15 @@ def _run_healthy(model: PrognosticModel, tables: Sequence[WindowTable]) -> _Pass
                 d = np.where(np.isnan(x[i]), np.nan, state.z * state.sigma)
             dev.append(d)
             ew.append(state.ewma.copy())
-            st.append(r.statistic)
+            st.append(state.stat_ewma)
+            sz.append(state.stat_z)
             sr.append(state.stat_raw)
             pmax = max(pmax, r.probability)
         if dev:
             out.dev.append(np.vstack(dev))
             out.ewma.append(np.vstack(ew))
             out.stat.append(np.asarray(st))
+            out.stat_z.append(np.asarray(sz))
             out.stat_raw.append(np.asarray(sr))
             out.prob.append(pmax)
     return out
@@ -971,7 +993,7 @@ def train_tables(
     ones = [1.0] * len(signals)
     model = PrognosticModel(
         cls.name, class_hash(cls), version, window_ms, list(cls.metrics), signals, ones, ones,
-        math.inf, provisional, settings, [], training or {},
+        math.inf, provisional, settings, [], math.inf, training or {},
     )  # fmt: skip
     # 1. Deviations from each unit's baseline: their spread per signal. Signals that never
     # move in healthy data (constants, metrics without readings) carry nothing: dropped,
@@ -1022,13 +1044,16 @@ def train_tables(
     # a healthy unit in operation may run longer than any training unit
     ref = max(settings.reference_windows, 2 * max(len(t) for t in usable))
     q = settings.false_alarm
-    held = [_held_peak(fourth.stat, k, ref, q) for k in range(1, MAX_CONFIRM + 1)]
-    peak = held[settings.confirm - 1] if settings.confirm <= MAX_CONFIRM else None
-    if peak is None:
-        peak = _held_peak(fourth.stat, settings.confirm, ref, q)
-    if peak is None:
+    # each part at half the false-alarm probability: together about the whole (Bonferroni)
+    held = [_held_peak(fourth.stat, k, ref, q / 2) for k in range(1, MAX_CONFIRM + 1)]
+    held_z = [_held_peak(fourth.stat_z, k, ref, q / 2) for k in range(1, MAX_CONFIRM + 1)]
+    k = settings.confirm
+    peak = held[k - 1] if k <= MAX_CONFIRM else _held_peak(fourth.stat, k, ref, q / 2)
+    peak_z = held_z[k - 1] if k <= MAX_CONFIRM else _held_peak(fourth.stat_z, k, ref, q / 2)
+    if peak is None or peak_z is None:
         raise TrainingError("no unit has enough windows after its baseline")
     model.threshold = float(settings.margin * peak)
+    model.shewhart = float(settings.margin * peak_z)
     if not modes:
         raw = np.concatenate(fourth.stat_raw)
         centred = [r - raw.mean() for r in fourth.stat_raw]
@@ -1044,8 +1069,8 @@ def train_tables(
         **(training or {}),
         "units": len(usable),
         "windows": int(sum(len(t) for t in usable)),
-        "healthy_peak": peak,
         "healthy_peaks": held,
+        "healthy_peaks_z": held_z,
         "healthy_probability_max": round(max(check.prob, default=0.0), 6),
     }
     return model
@@ -1186,8 +1211,9 @@ def evaluate_unit(model: PrognosticModel, cls: EquipmentClass, unit: UnitHistory
 def summarize(reports: Iterable[UnitReport], failures: dict[str, float | None]) -> dict[str, Any]:
     """The fleet's figures against the failures file (units it does not list are left
     out): failures alerted before they happened, lead time as a share of life, healthy
-    units with any alarm, RUL P50 error at the first alert."""
-    caught, leads, rul_ok, rul_err = 0, [], 0, []
+    units with any alarm, RUL P50 error at the first alert, and how often the true RUL lay
+    between the alert's P10 and P90 (80 % if the band were calibrated)."""
+    caught, leads, rul_ok, rul_err, covered = 0, [], 0, [], 0
     failed = healthy = alarmed = 0
     for r in reports:
         if r.unit not in failures:
@@ -1208,6 +1234,8 @@ def summarize(reports: Iterable[UnitReport], failures: dict[str, float | None]) 
             err = abs(r.rul_s - lead) / lead
             rul_err.append(err)
             rul_ok += err <= 0.25
+        lo, hi = r.rul_p10_s, r.rul_p90_s
+        covered += lo is not None and lo <= lead and (hi is None or lead <= hi)
     return {
         "failed_units": failed,
         "alerted_before_failure": caught,
@@ -1220,6 +1248,7 @@ def summarize(reports: Iterable[UnitReport], failures: dict[str, float | None]) 
         "rul_within_25pct": rul_ok,
         "rul_within_25pct_share": rul_ok / caught if caught else None,
         "rul_error_median": float(np.median(rul_err)) if rul_err else None,
+        "rul_band_coverage": covered / caught if caught else None,
     }
 
 
