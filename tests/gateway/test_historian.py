@@ -219,7 +219,7 @@ def test_a_compromised_history_is_refused_row_by_row_and_resumes_exactly(tmp_pat
     h = gearbox_history()
     (tmp_path / "gearbox.toml").write_text(GEARBOX)
     csv_path = tmp_path / "history.csv"
-    csv_path.write_text("\n".join(h.lines) + "\n")
+    csv_path.write_text("\ufeff" + "\n".join(h.lines) + "\n")  # with a BOM, as Excel writes
     src = {"type": "historian", "class": str(tmp_path / "gearbox.toml"), "time_column": "time",
            "chunk_rows": 7}  # fmt: skip
 

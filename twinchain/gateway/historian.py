@@ -228,7 +228,7 @@ class _CsvTable(_Table):
 
     def __init__(self, path: Path) -> None:
         try:
-            self._f = path.open(newline="", encoding="utf-8", errors="replace")
+            self._f = path.open(newline="", encoding="utf-8-sig", errors="replace")  # BOM: Excel
         except OSError as exc:
             raise _Unreadable(str(exc)) from None
         self._reader = csv.reader(self._f)
