@@ -247,6 +247,13 @@ def test_worker_prognosis_equals_offline_evaluate(node: str, plant: Plant) -> No
         assert all(b.window_start > a.window_start for b in alerts[1:])
         assert client.read_storage("Maintenance", "OpenPrognosis", 1, key) is None
         assert worker.poll_once() == []  # nothing new on the same finalized state
+        # A worker started after the alert's window: the unit is still alarmed, so its first
+        # live window submits the prognosis (updating the open alert), not nothing.
+        since = a.window_start + 4 * model.window_ms
+        late = PdmWorker(client, WORKER, 0, {"gearbox": model}, since_ms=since)
+        first = late.poll_once()[0]
+        assert first.twin == 0 and first.window_start + model.window_ms >= since
+        assert client.read_storage("Maintenance", "OpenPrognosis", 0, key) == aid
 
 
 def test_train_on_a_twins_finalized_history(node: str, plant: Plant, tmp_path: Path) -> None:

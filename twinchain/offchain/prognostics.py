@@ -726,6 +726,11 @@ class UnitState:
         best = _best(estimates, m, u, self._mode_sig)
         return WindowResult(start_ms, end_ms, stat, abnormal, alert, best, estimates)
 
+    def best(self) -> ModeEstimate | None:
+        """The mode to report now, with its RUL quantiles (as on an alert window)."""
+        u = np.abs(self.ewma) / self.ewma_sd
+        return _best(self.prognosis(u), self.model, u, self._mode_sig)
+
     def prognosis(self, u: np.ndarray | None = None) -> list[ModeEstimate]:
         """Every mode's P(failure within its horizon) and RUL quantiles (seconds) now."""
         m, s = self.model, self.model.settings

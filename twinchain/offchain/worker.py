@@ -512,7 +512,9 @@ class PdmWorker:
             self.client, t.id, t.binding, w, t.next_start, complete, head, reader, public
         )
         if from_chain and not private:
-            newest = self.client.call("twin_telemetryAggregates", t.id, None, to_hex(head), 0)
+            newest = self.client.call(
+                "twin_telemetryAggregates", t.id, None, to_hex(head), t.next_start
+            )
             chain_newest = max((int(r["windowStart"]) for r in newest), default=0)
             complete = min(complete, chain_newest)
         out = []
@@ -525,24 +527,26 @@ class PdmWorker:
             r = t.state.update(int(start), x[i])
             t.recent = [*t.recent, (int(start), x[i].tolist())][-m.confirm - 2 :]
             live = start + w >= (self.since_ms or 0)
-            if r.alert and live and r.best is not None:
-                out.append(self._alert_prognostic(t, start, r.best))
-            elif t.state.above > m.confirm and live and t.submitted is not None:
-                if t.windows - t.submitted_at >= m.confirm:
+            if t.state.above == 0:
+                t.submitted = None
+            elif live and t.state.above >= m.confirm:
+                if t.submitted is None:  # the alert (or the first live window of one)
+                    est = r.best if r.alert and r.best is not None else t.state.best()
+                    if est is not None:
+                        out.append(self._alert_prognostic(t, start, est))
+                elif t.windows - t.submitted_at >= m.confirm:
                     est = self._moved(t)
                     if est is not None:
                         out.append(self._alert_prognostic(t, start, est))
-            if t.state.above == 0:
-                t.submitted = None
         return out
 
     @staticmethod
     def _moved(t: _ProgTwin) -> ModeEstimate | None:
         """The prognosis now, if it moved enough from the one on chain to submit again."""
-        est = t.state.prognosis()
-        best = max(est, key=lambda e: (e.probability, -(e.rul_p50_s or float("inf"))))
+        best = t.state.best()
         old = t.submitted
-        assert old is not None
+        if best is None or old is None:
+            return None
         if best.mode != old.mode or abs(best.probability - old.probability) >= UPDATE_PROBABILITY:
             return best
         a, b = best.rul_p50_s, old.rul_p50_s
