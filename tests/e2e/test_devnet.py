@@ -94,7 +94,9 @@ def test_four_facilities_finalize_tolerate_failures_and_sync(devnet: Devnet) -> 
 
     # Two of four down: blocks go on, finality stops...
     devnet.stop(c)
-    time.sleep(2 * SLOT_MS / 1000)
+    # A round the stopped node had already voted in may still complete: its last votes are
+    # handled within a couple of slots, but on a loaded machine not always within 1 s.
+    time.sleep(max(2 * SLOT_MS / 1000, 2.0))
     best1, fin1 = devnet.heights(a)
     time.sleep(6 * SLOT_MS / 1000)
     best2, fin2 = devnet.heights(a)
