@@ -43,16 +43,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--units", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--healthy-fraction", type=float, default=0.3)
-    ap.add_argument("--horizon-s", type=float, default=None, help="observation horizon")
+    ap.add_argument("--horizon-s", type=float, default=None, help="pump, valve: horizon")
+    ap.add_argument("--cycles", type=int, default=None, help="battery: cycles observed")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--kinds", default=",".join(TUNING_KINDS), help="for splits")
     a = ap.parse_args(argv)
     if a.kind == "splits":
         splits(a.out or CACHE / "tuning", tuple(k for k in a.kinds.split(",") if k))
         return
-    kw = {} if a.horizon_s is None else {"horizon_s": a.horizon_s}
+    kw: dict[str, float] = {}
+    if a.horizon_s is not None and a.kind != "battery":
+        kw["horizon_s"] = a.horizon_s
+    if a.cycles is not None and a.kind == "battery":
+        kw["cycles"] = a.cycles
     t0 = time.perf_counter()
-    files = generate(a.kind, a.units, a.seed, a.out or CACHE / a.kind,
+    # the held-out kind never lands beside the tuning data unless asked for
+    default = CACHE / "heldout" / "adhoc" if a.kind == HELDOUT_KIND else CACHE / a.kind
+    files = generate(a.kind, a.units, a.seed, a.out or default,
                      a.healthy_fraction, **kw)  # fmt: skip
     print(f"{files.csv} ({files.csv.stat().st_size / 1e6:.1f} MB) "
           f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip
