@@ -230,6 +230,7 @@ async function pageMachine(root) {
     const lo = from ?? hi - span;
     const width = Math.max(300, chartBox.clientWidth || 800);
     performance.mark("chart-start");
+    window.__chartDone = false;
     try {
       const q = new URLSearchParams({ metric, from: Math.floor(lo), to: Math.ceil(params.get("to") && to == null ? Number(params.get("to")) : hi), width, source: sourceSel.value });
       if (params.get("from") && from == null) q.set("from", params.get("from"));
@@ -248,12 +249,11 @@ async function pageMachine(root) {
       axes: [{ stroke: "#ddd", grid: { stroke: "#333" } }, { stroke: "#ddd", grid: { stroke: "#333" }, size: 70 }],
       series: [{}, { label: `${metric}${info.unit ? ` (${info.unit})` : ""}`, stroke: "#4fc3f7", width: 2 }],
       cursor: { drag: { x: true, y: false } },
-      hooks: { setSelect: [(u) => { if (u.select.width > 4) { const a = u.posToVal(u.select.left, "x"), b = u.posToVal(u.select.left + u.select.width, "x"); draw(a * 1000, b * 1000); } }] },
+      // uPlot draws in a microtask after its constructor: the measure ends in its draw hook.
+      hooks: { draw: [() => { if (!window.__chartDone) { window.__chartDone = true; performance.mark("chart-drawn"); window.__chartMs = performance.measure("chart", "chart-start", "chart-drawn").duration; } }], setSelect: [(u) => { if (u.select.width > 4) { const a = u.posToVal(u.select.left, "x"), b = u.posToVal(u.select.left + u.select.width, "x"); draw(a * 1000, b * 1000); } }] },
     };
     plot?.destroy();
     plot = new uPlot(opts, [series.t, series.v], chartBox);
-    performance.mark("chart-drawn");
-    window.__chartMs = performance.measure("chart", "chart-start", "chart-drawn").duration;
     chartInfo.className = "muted";
     chartInfo.textContent = `${series.total.toLocaleString()} readings, ${series.points.toLocaleString()} drawn · ${series.source} · drag to zoom, double-click to reset`;
     chartBox.dataset.points = series.points;
