@@ -15,12 +15,12 @@ tests/node/test_golden_replay.py) in the same commit.
 """
 
 # Equipment.mint, plus W_PER_SPEC_ENTRY a rated value or envelope entry.
-# Measured: 272,945 ns; charged x1.5.
-W_MINT = 410_000
+# Measured: 248,733 ns; charged x1.5.
+W_MINT = 380_000
 
 # a rated value or envelope entry.
-# Measured: 5,386 ns; charged x1.5.
-W_PER_SPEC_ENTRY = 8_100
+# Measured: 4,645 ns; charged x1.5.
+W_PER_SPEC_ENTRY = 7_000
 
 # a call reading and writing a few values (lifecycle, access, records, location).
 # Measured: 209,574 ns; charged x1.5.
@@ -35,13 +35,13 @@ W_TRANSFER = 340_000
 W_MULTISIG = 240_000
 
 # Equipment.register_class, plus W_PER_CLASS_METRIC a metric and W_PER_FAILURE_MODE a mode.
-# Hand-set until measured.
-W_REGISTER_CLASS = 300_000
+# Measured: 111,910 ns; charged x1.5.
+W_REGISTER_CLASS = 170_000
 
 # a metric of the class bound (or registered in Telemetry).
-# Hand-set until measured.
-W_PER_CLASS_METRIC = 30_000
+# Measured: 61,170 ns; charged x1.5.
+W_PER_CLASS_METRIC = 92_000
 
 # a failure mode of the class.
-# Hand-set until measured.
-W_PER_FAILURE_MODE = 5_000
+# Measured: 13,570 ns; charged x1.5.
+W_PER_FAILURE_MODE = 21_000
