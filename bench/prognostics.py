@@ -102,9 +102,7 @@ def tuning_source(kind: str, folder: Path, quick: bool) -> list[Row]:
     t2 = time.perf_counter()
     tuned, _ = tune(model, cls, _subset(runs, even), failures)
     s = tuned.settings
-    label = (
-        f"tuned on even: {s.rule}, confirm {s.confirm}, margin {s.margin:g}, p {s.probability_bp}"
-    )
+    label = f"tuned: {s.rule}, k={s.confirm}, m={s.margin:g}, p={s.probability_bp / 100:g}%"
     rows.append(
         _run(f"{kind} (tuning)", label, tuned, cls, _subset(runs, odd), failures, t2)
     )  # fmt: skip

@@ -80,10 +80,10 @@ class Settings:
     baseline_memory: int = 240
     ewma_alpha: float = 0.2
     z_clip: float = 4.0
-    margin: float = 1.0
+    margin: float = 1.3
     reference_windows: int = 1000  # the threshold: P(alarm) of a healthy unit over this many
     false_alarm: float = 0.02  # ... windows
-    confirm: int = 3
+    confirm: int = 5
     rule: str = "both"  # "anomaly" | "probability" | "either" | "both"
     probability_bp: int = 5000
     band: float = 0.5  # rule "both": also alert when (P90 - P10) / P50 of the RUL is this narrow
