@@ -26,9 +26,11 @@ dev: $(STAMP)
 
 # The suite's 2-minute chaos run uses libfaketime for its clock-skew fault (see chaos-prereqs).
 # The import contract (pyproject.toml, [tool.importlinter]) first: an upward import fails here.
+# The tests run in lanes (scripts/test-lanes.sh, tests/conftest.py): real-process tests one at a
+# time beside the compute-only ones, then the slot-bounded ones alone.
 test: $(STAMP) chaos-prereqs browser-prereqs
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q
+	TWINCHAIN_TEST_PYTHON=$(BIN)/python scripts/test-lanes.sh
 
 # 10 minutes, 40 seeded faults on validators in network namespaces (root); table + JSON.
 CHAOS_SEED ?= 1
