@@ -8,7 +8,6 @@ set -u
 cd "$(dirname "$0")/.."
 PY=${TWINCHAIN_TEST_PYTHON:-.venv/bin/python}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/twinchain-lanes.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
 nice -n 10 "$PY" -m pytest -q -m "not slow" -p no:cacheprovider --basetemp "$tmp/compute" "$@" \
     >"$tmp/compute.log" 2>&1 &
 compute_pid=$!
@@ -22,4 +21,9 @@ echo "---- solo (slot-bounded real-process tests, alone) ----"
 "$PY" -m pytest -q -m solo -p no:cacheprovider --basetemp "$tmp/solo" "$@"
 solo=$?
 echo "lanes: slow exit $slow, compute exit $compute, solo exit $solo"
-[ "$slow" = 0 ] && [ "$compute" = 0 ] && [ "$solo" = 0 ]
+if [ "$slow" = 0 ] && [ "$compute" = 0 ] && [ "$solo" = 0 ]; then
+  rm -rf "$tmp"
+else
+  echo "kept for a post-mortem (run folders, logs): $tmp"
+  exit 1
+fi
