@@ -8,7 +8,6 @@ probability and RUL that ``offchain evaluate`` finds in the same rows offline.""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from realnet import free_port
 from test_prognostics import GEARBOX, fleet
 
 from twinchain.cli import main
@@ -57,12 +57,6 @@ def _class():  # type: ignore[no-untyped-def]
     return parse_class(doc)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("prognostic-node")
@@ -100,7 +94,7 @@ def node(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
         }
     )
     (tmp / "spec.json").write_text(json.dumps(spec.to_json()))
-    port = _free_port()
+    port = free_port()
     log = tmp / "node.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "twinchain", "--log", "warning", "node",
